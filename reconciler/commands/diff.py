@@ -1,0 +1,47 @@
+"""`reconciler diff BASE HEAD`: what changed between two revisions, field by field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.commands.read import open_source, read_snapshot
+from reconciler.diff import Diff, diff
+
+__all__ = ["run_diff", "diff_text", "diff_json"]
+
+
+def run_diff(repo: str, path: str | None, base: str, head: str) -> tuple[str | None, str | None, Diff]:
+    source = open_source(repo, path)
+    a = read_snapshot(repo, path, base, False, source)
+    b = read_snapshot(repo, path, head, False, source)
+    return a.revision, b.revision, diff(a.resources, b.resources)
+
+
+def _value(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, default=str)
+
+
+def diff_text(d: Diff) -> str:
+    if d.empty:
+        return "no changes"
+    lines = []
+    for r in d.added:
+        lines.append(f"+ {r.key}" + (f"  ({r.origin.file}:{r.origin.line})" if r.origin else ""))
+    for r in d.removed:
+        lines.append(f"- {r.key}" + (f"  ({r.origin.file}:{r.origin.line})" if r.origin else ""))
+    for c in d.changed:
+        lines.append(f"~ {c.key}" + (f"  ({c.new.origin.file}:{c.new.origin.line})" if c.new.origin else ""))
+        for f in c.fields:
+            if f.op == "add":
+                lines.append(f"    {f.pointer}: + {_value(f.new)}")
+            elif f.op == "remove":
+                lines.append(f"    {f.pointer}: - {_value(f.old)}")
+            else:
+                lines.append(f"    {f.pointer}: {_value(f.old)} → {_value(f.new)}")
+    lines.append(f"{len(d.added)} added, {len(d.changed)} changed, {len(d.removed)} removed")
+    return "\n".join(lines)
+
+
+def diff_json(base: str | None, head: str | None, d: Diff) -> str:
+    return json.dumps({"base": base, "head": head, **d.to_json()}, indent=2, ensure_ascii=False, default=str)

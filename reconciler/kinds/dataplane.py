@@ -1,0 +1,9 @@
+"""Dataplane: semantic checks (Kuma v2.14 validator rules) that its JSON Schema cannot express."""
+
+from __future__ import annotations
+
+from reconciler.kinds.base import Kind
+
+__all__ = ["KIND"]
+
+KIND = Kind(name="Dataplane", scope="Mesh", flat=True, short_name="dp")

@@ -1,0 +1,9 @@
+"""ZoneEgress: semantic checks (Kuma v2.14 validator rules) that its JSON Schema cannot express."""
+
+from __future__ import annotations
+
+from reconciler.kinds.base import Kind
+
+__all__ = ["KIND"]
+
+KIND = Kind(name="ZoneEgress", scope="Global", flat=True, short_name="ze")

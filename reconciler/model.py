@@ -1,0 +1,177 @@
+"""The values that flow from git to the validator: resources, where they came from, snapshots.
+
+A `Resource` is the normalized (Kuma Universal) form of one YAML document. Its `origin`
+remembers the file, the document's lines and the form it was written in, so that a problem
+found anywhere downstream can be reported at `file:line` with a pointer into the document
+as the user wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.errors import Path, Problem, Violation, escape_pointer_token
+from reconciler.frozen import FrozenDict, freeze
+from reconciler.types import JSON, ResourceKey
+
+__all__ = ["Origin", "Resource", "Snapshot", "Form", "canonical_json"]
+
+Form = Literal["universal", "kubernetes"]
+
+
+def canonical_json(value: JSON) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a resource was read: file, document index, first line, and each field's line."""
+
+    file: str
+    document: int
+    line: int
+    form: Form = "universal"
+    flat: bool = False
+    lines: Mapping[str, int] = field(default_factory=FrozenDict, repr=False)
+    mesh_in_labels: bool = False
+
+    def file_pointer(self, pointer: str) -> str:
+        """Translate a pointer into the Universal document to one into the file as written."""
+        if self.form == "universal" or not pointer:
+            return pointer
+        head, _, rest = pointer[1:].partition("/")
+        tail = "/" + rest if rest else ""
+        if head == "name":
+            return "/metadata/name"
+        if head == "labels":
+            return "/metadata/labels" + tail
+        if head == "mesh":
+            if self.mesh_in_labels:
+                return "/metadata/labels/" + escape_pointer_token("kuma.io/mesh")
+            return "/mesh"
+        if head in ("type",):
+            return "/kind"
+        if head == "spec" or self.flat:
+            return "/spec" + (tail if head == "spec" else pointer)
+        return pointer
+
+    def line_of(self, pointer: str) -> int:
+        """The line of the field at `pointer`, or of its nearest ancestor that exists."""
+        p = self.file_pointer(pointer)
+        while p:
+            line = self.lines.get(p)
+            if line is not None:
+                return line
+            p = p.rpartition("/")[0]
+        return self.line
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One Kuma resource in Universal form.
+
+    For Kuma's proto kinds (Mesh, Dataplane, MeshGateway, ZoneIngress, ZoneEgress, Secret)
+    `spec` holds the top-level fields beside type/name/mesh, exactly as Universal YAML
+    writes them; for every other kind it is the document's `spec`.
+    """
+
+    key: ResourceKey
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str] = field(default_factory=FrozenDict)
+    flat: bool = False
+    origin: Origin | None = field(default=None, compare=False, repr=False)
+    digest: str = field(default="", compare=False, repr=False)
+
+    @classmethod
+    def create(
+        cls,
+        type: str,
+        name: str,
+        spec: Mapping[str, Any],
+        *,
+        mesh: str = "",
+        labels: Mapping[str, str] | None = None,
+        flat: bool = False,
+        origin: Origin | None = None,
+    ) -> Resource:
+        key = ResourceKey(type, mesh, name)
+        frozen_spec = freeze(spec)
+        frozen_labels = freeze(labels or {})
+        digest = hashlib.sha256(
+            canonical_json([type, mesh, name, frozen_labels, frozen_spec]).encode()
+        ).hexdigest()
+        return cls(key, frozen_spec, frozen_labels, flat, origin, digest)
+
+    @property
+    def type(self) -> str:
+        return self.key.type
+
+    @property
+    def mesh(self) -> str:
+        return self.key.mesh
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    def document(self) -> dict[str, Any]:
+        """The Universal YAML document for this resource."""
+        doc: dict[str, Any] = {"type": self.type, "name": self.name}
+        if self.mesh:
+            doc["mesh"] = self.mesh
+        if self.labels:
+            doc["labels"] = dict(self.labels)
+        if self.flat:
+            doc.update(self.spec)
+        else:
+            doc["spec"] = self.spec
+        return doc
+
+    @property
+    def spec_root(self) -> Path:
+        """Where `spec` lives in the Universal document: `/spec`, or the root for proto kinds."""
+        return Path() if self.flat else Path(("spec",))
+
+    def locate(self, violation: Violation) -> Problem:
+        pointer = violation.path.pointer
+        if self.origin is None:
+            return Problem(None, None, self.key, pointer, violation.message, violation.severity)
+        return Problem(
+            self.origin.file,
+            self.origin.line_of(pointer),
+            self.key,
+            self.origin.file_pointer(pointer),
+            violation.message,
+            violation.severity,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything read from one commit (or work tree): resources in file order and the
+    problems found while reading (YAML, encoding, size, symlinks)."""
+
+    revision: str | None
+    resources: tuple[Resource, ...]
+    problems: tuple[Problem, ...] = ()
+    files: int = 0
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.resources)
+
+    def __len__(self) -> int:
+        return len(self.resources)
+
+    def by_key(self) -> dict[ResourceKey, Resource]:
+        """Resources by identity; on a duplicate the first file wins (validation reports it)."""
+        out: dict[ResourceKey, Resource] = {}
+        for r in self.resources:
+            out.setdefault(r.key, r)
+        return out
+
+    def of_type(self, type_: str) -> Iterator[Resource]:
+        return (r for r in self.resources if r.type == type_)

@@ -1,0 +1,230 @@
+"""Read snapshots from a git repository (pygit2) or from a directory on disk.
+
+Parsing is the expensive part of reading a commit, and consecutive commits share almost all
+of their files. `GitSource` therefore caches what each blob parsed to (keyed by path and blob
+id) and what each subtree contributed (keyed by path and tree id): reading the next commit
+walks only the subtrees that changed and parses only the blobs that changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+
+import pygit2
+
+from reconciler.errors import Problem
+from reconciler.model import Snapshot
+from reconciler.source.loader import MAX_FILE_BYTES, FileResult, is_config_file, load_file, oversized_file
+
+__all__ = [
+    "GitSource",
+    "SourceError",
+    "read_directory",
+    "normalize_subpath",
+    "open_repository",
+]
+
+log = logging.getLogger(__name__)
+
+_FILEMODE_LINK = pygit2.enums.FileMode.LINK if hasattr(pygit2, "enums") else 0o120000
+_FILEMODE_COMMIT = pygit2.enums.FileMode.COMMIT if hasattr(pygit2, "enums") else 0o160000
+
+
+class SourceError(Exception):
+    """The repository, revision or path cannot be read (exit code 2 in the CLI)."""
+
+
+def normalize_subpath(path: str | None) -> str:
+    """`./policies/` → `policies`; empty means the repository root. Refuses `..`."""
+    if not path:
+        return ""
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise SourceError(f"path {path!r} leaves the repository; give a path inside it")
+    return "/".join(parts)
+
+
+def open_repository(location: str | os.PathLike[str]) -> pygit2.Repository:
+    """Open a bare or non-bare repository at `location` (or any directory inside one)."""
+    found = pygit2.discover_repository(str(location))
+    if found is None:
+        raise SourceError(f"{location}: not a git repository (or any parent up to the filesystem root)")
+    try:
+        return pygit2.Repository(found)
+    except pygit2.GitError as e:
+        raise SourceError(f"{location}: cannot open repository: {e}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _TreeResult:
+    files: tuple[FileResult, ...]
+    warnings: tuple[Problem, ...]
+    count: int
+
+
+class _LRU(OrderedDict[tuple[str, str], object]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def remember(self, key: tuple[str, str], value: object) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class GitSource:
+    """A repository to read commits from, with parse caches shared across commits."""
+
+    def __init__(self, repo: pygit2.Repository | str | os.PathLike[str], path: str | None = None, cache_size: int = 50_000) -> None:
+        self.repo = repo if isinstance(repo, pygit2.Repository) else open_repository(repo)
+        self.path = normalize_subpath(path)
+        self._blobs = _LRU(cache_size)
+        self._trees = _LRU(cache_size)
+        self.parsed_blobs = 0
+        """How many blobs were parsed (not served from cache): for tests and benchmarks."""
+
+    # -- revisions -------------------------------------------------------------------
+    def resolve(self, rev: str) -> pygit2.Commit:
+        """A branch, tag, full or short sha, or any rev-parse expression → its commit."""
+        try:
+            obj = self.repo.revparse_single(rev)
+            commit = obj.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as e:
+            raise SourceError(f"revision {rev!r} not found in {self.repo.path}: {e}") from None
+        return commit
+
+    def ref_target(self, ref: str) -> str | None:
+        """The commit id a ref points to, or None when the ref does not exist."""
+        try:
+            return str(self.repo.references[ref].peel(pygit2.Commit).id)
+        except (KeyError, pygit2.GitError, ValueError):
+            return None
+
+    # -- reading ---------------------------------------------------------------------
+    def snapshot(self, rev: str = "HEAD") -> Snapshot:
+        commit = self.resolve(rev)
+        return self.snapshot_of(commit)
+
+    def snapshot_of(self, commit: pygit2.Commit) -> Snapshot:
+        tree = commit.tree
+        if self.path:
+            try:
+                entry = tree[self.path]
+            except KeyError:
+                raise SourceError(f"path {self.path!r} does not exist at commit {str(commit.id)[:12]}") from None
+            obj = self.repo[entry.id]
+            if not isinstance(obj, pygit2.Tree):
+                raise SourceError(f"path {self.path!r} is not a directory at commit {str(commit.id)[:12]}")
+            tree = obj
+        result = self._read_tree(tree, self.path)
+        return _assemble(str(commit.id), result.files, result.warnings, result.count)
+
+    def _read_tree(self, tree: pygit2.Tree, prefix: str) -> _TreeResult:
+        key = (prefix, str(tree.id))
+        cached = self._trees.get(key)
+        if cached is not None:
+            self._trees.move_to_end(key)
+            return cached  # type: ignore[return-value]
+        files: list[FileResult] = []
+        warnings: list[Problem] = []
+        count = 0
+        for entry in sorted(tree, key=lambda e: e.name or ""):
+            name = entry.name or ""
+            path = f"{prefix}/{name}" if prefix else name
+            if name.startswith("."):
+                continue
+            if entry.filemode == _FILEMODE_LINK:
+                if is_config_file(path) or entry.type_str == "blob":
+                    warnings.append(_symlink_warning(path))
+                continue
+            if entry.filemode == _FILEMODE_COMMIT:
+                continue  # submodules are other repositories
+            if entry.type_str == "tree":
+                sub = self._read_tree(self.repo[entry.id], path)  # type: ignore[arg-type]
+                files.extend(sub.files)
+                warnings.extend(sub.warnings)
+                count += sub.count
+            elif entry.type_str == "blob" and is_config_file(path):
+                files.append(self._read_blob(path, entry.id))
+                count += 1
+        result = _TreeResult(tuple(files), tuple(warnings), count)
+        self._trees.remember(key, result)
+        return result
+
+    def _read_blob(self, path: str, oid: pygit2.Oid) -> FileResult:
+        key = (path, str(oid))
+        cached = self._blobs.get(key)
+        if cached is not None:
+            self._blobs.move_to_end(key)
+            return cached  # type: ignore[return-value]
+        blob = self.repo[oid]
+        size: int = blob.size  # type: ignore[attr-defined]
+        # Large blobs are refused by their size, without reading them into memory.
+        result = oversized_file(path, size) if size > MAX_FILE_BYTES else load_file(path, blob.data)  # type: ignore[attr-defined]
+        self.parsed_blobs += 1
+        self._blobs.remember(key, result)
+        return result
+
+
+def _symlink_warning(path: str) -> Problem:
+    return Problem(path, None, None, "", "symbolic link skipped: links are never followed; commit the file itself", "warning")
+
+
+def _assemble(revision: str | None, files: tuple[FileResult, ...] | list[FileResult], warnings: tuple[Problem, ...] | list[Problem], count: int) -> Snapshot:
+    files = sorted(files, key=lambda f: f.path)
+    resources = tuple(r for f in files for r in f.resources)
+    problems = tuple(p for f in files for p in f.problems) + tuple(warnings)
+    return Snapshot(revision, resources, problems, count)
+
+
+def read_directory(root: str | os.PathLike[str], path: str | None = None) -> Snapshot:
+    """Read the files on disk under `root`/`path` (a work tree with uncommitted changes).
+
+    Symbolic links are reported and skipped, never followed, so nothing outside the
+    directory can be read through them.
+    """
+    base = FsPath(root)
+    sub = normalize_subpath(path)
+    top = base / sub if sub else base
+    if not top.is_dir():
+        raise SourceError(f"{top}: not a directory")
+    files: list[FileResult] = []
+    warnings: list[Problem] = []
+    for rel in _walk(top):
+        full = top / rel
+        shown = f"{sub}/{rel}" if sub else rel
+        st = full.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            warnings.append(_symlink_warning(shown))
+            continue
+        if not stat.S_ISREG(st.st_mode) or not is_config_file(shown):
+            continue
+        files.append(oversized_file(shown, st.st_size) if st.st_size > MAX_FILE_BYTES else load_file(shown, full.read_bytes()))
+    return _assemble(None, files, warnings, len(files))
+
+
+def _walk(top: FsPath) -> Iterator[str]:
+    """Relative paths of entries under `top`, sorted, skipping dot-entries, not following links."""
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, top)
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            if os.path.islink(os.path.join(dirpath, d)):
+                yield d if rel_dir == "." else f"{rel_dir}/{d}"
+                continue
+            keep.append(d)
+        dirnames[:] = keep
+        for f in sorted(filenames):
+            if f.startswith("."):
+                continue
+            yield f if rel_dir == "." else f"{rel_dir}/{f}"

@@ -1,0 +1,91 @@
+"""Test helpers: real git repositories in temp dirs, and validation of YAML text."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from reconciler.errors import Problem
+from reconciler.model import Snapshot
+from reconciler.source.loader import load_file
+from reconciler.validate import Report, validate
+
+__all__ = ["GitRepo", "git", "validate_text", "snapshot_of_text", "meshes_for", "problem_dicts"]
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "HOME": "/nonexistent",
+}
+
+
+def git(cwd: Path | str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, text=True, capture_output=True, check=check)
+
+
+class GitRepo:
+    """A real repository with a work tree, driven with the `git` command."""
+
+    def __init__(self, path: Path, *, branch: str = "main") -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        git(path, "init", "-q", "-b", branch)
+        git(path, "config", "commit.gpgsign", "false")
+
+    def write(self, files: Mapping[str, str | bytes | None]) -> None:
+        """Write (or with None, delete) files relative to the work tree."""
+        for rel, content in files.items():
+            target = self.path / rel
+            if content is None:
+                if target.exists() or target.is_symlink():
+                    target.unlink()
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
+
+    def commit(self, files: Mapping[str, str | bytes | None] | None = None, message: str = "change") -> str:
+        if files:
+            self.write(files)
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "--allow-empty", "-m", message)
+        return git(self.path, "rev-parse", "HEAD").stdout.strip()
+
+
+def meshes_for(text: str, snapshot: Snapshot) -> str:
+    """Mesh documents for every mesh the snapshot's resources name but do not define."""
+    defined = {r.name for r in snapshot if r.type == "Mesh"}
+    needed = sorted({r.mesh for r in snapshot if r.mesh} - defined)
+    return "".join(f"---\ntype: Mesh\nname: {m}\n" for m in needed)
+
+
+def snapshot_of_text(text: str, path: str = "input.yaml", add_meshes: bool = True) -> Snapshot:
+    first = load_file(path, text.encode())
+    snap = Snapshot(None, first.resources, first.problems, 1)
+    if add_meshes:
+        extra = meshes_for(text, snap)
+        if extra:
+            more = load_file("meshes.yaml", extra.encode())
+            snap = Snapshot(None, first.resources + more.resources, first.problems + more.problems, 2)
+    return snap
+
+
+def validate_text(text: str, path: str = "input.yaml", add_meshes: bool = True) -> Report:
+    """Validate YAML text as one file of a commit, adding a Mesh for each mesh it names."""
+    return validate(snapshot_of_text(text, path, add_meshes))
+
+
+def problem_dicts(problems: tuple[Problem, ...] | list[Problem]) -> list[dict[str, object]]:
+    return [
+        {"line": p.line, "pointer": p.pointer, "message": p.message}
+        | ({"severity": p.severity} if p.severity != "error" else {})
+        for p in problems
+    ]
