@@ -1,0 +1,56 @@
+"""`reconciler status`: what a running server serves, and how each proxy took it."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from reconciler.commands.errors import RepositoryError
+
+__all__ = ["fetch_json", "status_text"]
+
+
+def fetch_json(server: str, path: str, *, method: str = "GET", body: bytes | None = None, timeout: float = 10.0) -> Any:
+    url = server.rstrip("/") + path
+    if "://" not in url:
+        url = "http://" + url
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode(errors="replace")
+        raise RepositoryError(f"{url}: HTTP {e.code}: {detail.strip()}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise RepositoryError(f"cannot reach the control plane at {url}: {e}") from None
+
+
+def status_text(status: dict[str, Any]) -> str:
+    lines = [
+        f"applied:   {status.get('lastAppliedRevision') or '-'}",
+        f"attempted: {status.get('lastAttemptedRevision') or '-'}",
+    ]
+    for c in status.get("conditions", []):
+        lines.append(f"{c['type']}={c['status']} {c['reason']}: {c['message']}")
+    failure = status.get("lastFailure")
+    if failure and failure.get("errors"):
+        lines.append("errors of the last failure:")
+        for e in failure["errors"]:
+            where = f"{e['file']}:{e['line']}" if e.get("file") else "<repository>"
+            res = e.get("resource") or {}
+            ident = f" {res.get('type')} {res.get('mesh') or ''}/{res.get('name')}" if res else ""
+            lines.append(f"  {where}:{ident} {e.get('pointer', '')}: {e['message']}")
+    proxies = status.get("proxies", {})
+    if proxies:
+        lines.append("")
+        lines.append(f"{'PROXY':<32} {'CONNECTED':<10} {'TYPE':<5} {'ACKED REVISION':<14} NACK")
+        for node, p in proxies.items():
+            for t, s in p.get("types", {}).items():
+                nack = s.get("nack")
+                lines.append(
+                    f"{node:<32} {('yes' if p['connected'] else 'no'):<10} {t:<5} {s.get('ackedRevision', '')[:12]:<14} "
+                    + (f"{nack['revision'][:12]}: {nack['message']}" if nack else "")
+                )
+    return "\n".join(lines)

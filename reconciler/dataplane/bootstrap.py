@@ -1,0 +1,84 @@
+"""Envoy bootstrap for a dataplane: node identity, admin on loopback, ADS to the control plane."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+__all__ = ["bootstrap", "XdsMode"]
+
+XdsMode = Literal["sotw", "delta"]
+
+
+def bootstrap(
+    *,
+    mesh: str,
+    name: str,
+    cp_host: str,
+    cp_port: int,
+    admin_port: int = 9901,
+    admin_address: str = "127.0.0.1",
+    dataplane: str | None = None,
+    token: str | None = None,
+    mode: XdsMode = "sotw",
+    ca_cert: str | None = None,
+    cluster: str | None = None,
+) -> dict[str, Any]:
+    """The bootstrap Envoy starts with; everything else arrives over ADS.
+
+    `dataplane` is the Dataplane resource (YAML or JSON text) of a proxy that registers at
+    connect time; `token` is its dataplane token; `ca_cert` a PEM file to verify the control
+    plane's xDS certificate with (TLS is used when it is given).
+    """
+    metadata: dict[str, Any] = {}
+    if dataplane is not None:
+        metadata["dataplane.resource"] = dataplane
+    if token is not None:
+        metadata["dataplane.token"] = token
+    grpc_service: dict[str, Any] = {"envoy_grpc": {"cluster_name": "ads_cluster"}}
+    ads_cluster: dict[str, Any] = {
+        "name": "ads_cluster",
+        "type": "STRICT_DNS",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {
+                    "connection_keepalive": {"interval": "15s", "timeout": "5s"},
+                }},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": "ads_cluster",
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": cp_host, "port_value": cp_port}}}}]}],
+        },
+    }
+    if ca_cert is not None:
+        ads_cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": cp_host,
+                "common_tls_context": {
+                    "alpn_protocols": ["h2"],
+                    "validation_context": {"trusted_ca": {"filename": ca_cert}, "match_typed_subject_alt_names": [
+                        {"san_type": "DNS", "matcher": {"exact": cp_host}},
+                        {"san_type": "IP_ADDRESS", "matcher": {"exact": cp_host}},
+                    ]},
+                },
+            },
+        }
+    return {
+        "node": {"id": f"{mesh}.{name}", "cluster": cluster or name, "metadata": metadata},
+        "admin": {"address": {"socket_address": {"address": admin_address, "port_value": admin_port}}},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "DELTA_GRPC" if mode == "delta" else "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [grpc_service],
+                "set_node_on_first_message_only": True,
+            },
+            "lds_config": {"ads": {}, "resource_api_version": "V3"},
+            "cds_config": {"ads": {}, "resource_api_version": "V3"},
+        },
+        "static_resources": {"clusters": [ads_cluster]},
+    }

@@ -1,0 +1,39 @@
+"""Logging for the CLI: constant messages with the facts as key=value fields.
+
+Modules log `log.info("config changed", extra={"proxy": ..., "revision": ...})`; this
+formatter prints the extra fields after the message. Only `cli.py` calls `configure`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+__all__ = ["configure"]
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class _FieldsFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        base = super().format(record)
+        fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        if not fields:
+            return base
+        rendered = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
+        first, sep, rest = base.partition("\n")
+        return f"{first} {rendered}{sep}{rest}"
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    return f'"{text}"' if (" " in text or not text) else text
+
+
+def configure(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_FieldsFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("reconciler").setLevel(logging.DEBUG if verbose else logging.INFO)

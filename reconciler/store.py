@@ -1,0 +1,220 @@
+"""The in-memory store: what is served, what was tried, and how each proxy took it.
+
+Status follows Flux's vocabulary: `lastAppliedRevision` is the revision being served,
+`lastAttemptedRevision` the last commit tried (both `<branch>@sha1:<hash>`); `Ready` is
+always present, `Stalled` appears (with the same reason) when the last attempt was rejected,
+and `Reconciling` while a reconcile is running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.errors import Problem
+from reconciler.mesh.model import MeshModel
+from reconciler.model import Resource, Snapshot
+from reconciler.xds.resources import SHORT_NAMES
+
+__all__ = ["Applied", "Attempt", "ProxyStatus", "TypeStatus", "Store", "Outcome"]
+
+Outcome = Literal["applied", "rejected", "unchanged", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The configuration being served."""
+
+    revision: str
+    snapshot: Snapshot
+    model: MeshModel
+    applied_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    revision: str
+    outcome: Outcome
+    message: str
+    errors: tuple[Problem, ...] = ()
+    at: float = field(default_factory=time.time)
+    duration: float = 0.0
+
+    def to_json(self, branch: str) -> dict[str, Any]:
+        return {
+            "revision": revision_string(branch, self.revision),
+            "outcome": self.outcome,
+            "message": self.message,
+            "errors": [p.to_json() for p in self.errors],
+            "at": _iso(self.at),
+            "durationSeconds": round(self.duration, 4),
+        }
+
+
+@dataclass(slots=True)
+class TypeStatus:
+    sent_version: str = ""
+    sent_revision: str = ""
+    acked_version: str = ""
+    acked_revision: str = ""
+    nacked_revision: str = ""
+    nack_message: str = ""
+    nacks: int = 0
+    pushes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "sentRevision": self.sent_revision,
+            "ackedRevision": self.acked_revision,
+            "pushes": self.pushes,
+        }
+        if self.nacked_revision:
+            out["nack"] = {"revision": self.nacked_revision, "message": self.nack_message, "count": self.nacks}
+        return out
+
+
+@dataclass(slots=True)
+class ProxyStatus:
+    node_id: str
+    connected: bool = False
+    streams: int = 0
+    mode: str = ""
+    connected_at: float = 0.0
+    revision: str = ""
+    generation: int = -1
+    """The cache generation (and its revision) this proxy's stream has pushed."""
+    types: dict[str, TypeStatus] = field(default_factory=dict)
+
+    def type(self, type_url: str) -> TypeStatus:
+        status = self.types.get(type_url)
+        if status is None:
+            status = self.types[type_url] = TypeStatus()
+        return status
+
+    def acked_all(self) -> bool:
+        """The last response of every type was ACKed (none pending, none NACKed)."""
+        return bool(self.types) and all(t.acked_version == t.sent_version for t in self.types.values())
+
+    def synced(self, current_generation: int | None) -> bool:
+        """Connected, its stream pushed the node's current config, and the proxy ACKed it all."""
+        return self.connected and current_generation == self.generation and self.acked_all()
+
+    def rejected(self, revision: str) -> list[tuple[str, str]]:
+        return [(SHORT_NAMES.get(u, u), t.nack_message) for u, t in self.types.items() if t.nacked_revision == revision]
+
+    def to_json(self, current_generation: int | None = None) -> dict[str, Any]:
+        return {
+            "node": self.node_id,
+            "connected": self.connected,
+            "mode": self.mode,
+            "revision": self.revision,
+            "synced": self.synced(current_generation),
+            "types": {SHORT_NAMES.get(u, u): t.to_json() for u, t in sorted(self.types.items())},
+        }
+
+
+def revision_string(branch: str, sha: str | None) -> str:
+    return f"{branch}@sha1:{sha}" if sha else ""
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+class Store:
+    """Mutable by the reconcile loop and the xDS callbacks, in the event loop's thread only."""
+
+    def __init__(self, branch: str, history_size: int = 200, current_generation: Callable[[str], int | None] = lambda node: None) -> None:
+        self.branch = branch
+        self.current_generation = current_generation
+        """The generation of a node's config in the xDS cache (to tell whether a proxy is synced)."""
+        self.applied: Applied | None = None
+        self.last_attempt: Attempt | None = None
+        self.last_failure: Attempt | None = None
+        self.history: deque[Attempt] = deque(maxlen=history_size)
+        self.reconciling = False
+        self.registered: dict[str, Resource] = {}
+        self.proxies: dict[str, ProxyStatus] = {}
+
+    # -- reconcile outcomes --------------------------------------------------------------
+    def record(self, attempt: Attempt) -> None:
+        if attempt.outcome == "unchanged":
+            return
+        self.last_attempt = attempt
+        self.history.appendleft(attempt)
+        if attempt.outcome in ("rejected", "failed"):
+            self.last_failure = attempt
+        elif attempt.outcome == "applied":
+            self.last_failure = None
+
+    def apply(self, applied: Applied) -> None:
+        self.applied = applied
+
+    # -- proxies -------------------------------------------------------------------------
+    def proxy(self, node_id: str) -> ProxyStatus:
+        status = self.proxies.get(node_id)
+        if status is None:
+            status = self.proxies[node_id] = ProxyStatus(node_id)
+        return status
+
+    def connected(self) -> list[ProxyStatus]:
+        return [p for p in self.proxies.values() if p.connected]
+
+    # -- status (Flux vocabulary) ---------------------------------------------------------
+    def conditions(self) -> list[dict[str, str]]:
+        out: list[dict[str, str]] = []
+        failure = self.last_failure
+        if failure is not None and self.last_attempt is failure:
+            reason = "ValidationFailed" if failure.outcome == "rejected" else "ReconciliationFailed"
+            served = f"; serving {revision_string(self.branch, self.applied.revision)}" if self.applied else ""
+            out.append({"type": "Ready", "status": "False", "reason": reason, "message": failure.message + served})
+            if failure.outcome == "rejected":
+                out.append({"type": "Stalled", "status": "True", "reason": reason, "message": failure.message})
+        elif self.applied is not None:
+            out.append({
+                "type": "Ready",
+                "status": "True",
+                "reason": "ReconciliationSucceeded",
+                "message": f"Applied revision: {revision_string(self.branch, self.applied.revision)}",
+            })
+        else:
+            out.append({"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "no revision applied yet"})
+        if self.reconciling:
+            out.append({"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "reconciliation in progress"})
+        return out
+
+    def status(self) -> dict[str, Any]:
+        attempt = self.last_attempt
+        return {
+            "branch": self.branch,
+            "lastAppliedRevision": revision_string(self.branch, self.applied.revision if self.applied else None),
+            "lastAttemptedRevision": revision_string(self.branch, attempt.revision if attempt else (self.applied.revision if self.applied else None)),
+            "conditions": self.conditions(),
+            "lastFailure": self.last_failure.to_json(self.branch) if self.last_failure else None,
+            "resources": len(self.applied.snapshot) if self.applied else 0,
+            "proxies": {p.node_id: p.to_json(self.current_generation(p.node_id)) for p in sorted(self.proxies.values(), key=lambda p: p.node_id)},
+        }
+
+    def dataplanes(self) -> list[dict[str, Any]]:
+        model = self.applied.model if self.applied else None
+        out = []
+        names: Mapping[str, Any] = model.dataplanes if model else {}
+        for node_id in sorted(set(names) | set(self.proxies)):
+            dp = names.get(node_id)
+            proxy = self.proxies.get(node_id)
+            out.append({
+                "node": node_id,
+                "mesh": dp.mesh if dp else node_id.partition(".")[0],
+                "name": dp.name if dp else node_id.partition(".")[2],
+                "source": ("registered" if dp.registered else "git") if dp else "unknown",
+                "connected": bool(proxy and proxy.connected),
+                "adminPort": dp.admin_port if dp else None,
+                "inbounds": [{"address": i.address, "port": i.port, "service": i.service, "protocol": i.protocol} for i in dp.inbounds] if dp else [],
+                "outbounds": [{"address": o.address, "port": o.port, "service": o.service or (o.backend_ref[1] if o.backend_ref else "")} for o in dp.outbounds] if dp else [],
+                "synced": bool(proxy and proxy.synced(self.current_generation(node_id))),
+                "xds": proxy.to_json()["types"] if proxy else {},
+            })
+        return out

@@ -1,0 +1,1 @@
+"""Envoy configuration: generation (pure), the per-node cache, and the ADS server."""

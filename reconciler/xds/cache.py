@@ -1,0 +1,90 @@
+"""Per-node resource sets with change notification. Knows nothing about gRPC.
+
+The reconciler `set`s each proxy's resources (tagged with the revision they come from); the
+xDS server `fetch`es them and `wait`s for the node's generation to move. A `set` whose
+content equals what is there (same resource versions) changes nothing and wakes nobody.
+
+Thread-safety: a ConfigCache belongs to one asyncio event loop; call its methods from that
+loop's thread only (the reconciler hands results over with `loop.call_soon_threadsafe`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from reconciler.xds.resources import ProxyResources
+
+__all__ = ["NodeConfig", "ConfigCache", "ConfigWatcher"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    resources: ProxyResources
+    revision: str
+    generation: int
+
+
+class ConfigWatcher(Protocol):
+    """What the xDS server needs from a cache (go-control-plane's ConfigWatcher, in small)."""
+
+    def fetch(self, node_id: str) -> NodeConfig | None: ...
+
+    async def wait(self, node_id: str, after_generation: int) -> NodeConfig | None:
+        """Return once the node changed after `after_generation`: its new config, or None if removed."""
+        ...
+
+
+def _versions(resources: ProxyResources) -> dict[str, dict[str, str]]:
+    return {t: {n: r.version for n, r in m.items()} for t, m in resources.by_type.items()}
+
+
+class ConfigCache:
+    def __init__(self) -> None:
+        self._nodes: dict[str, NodeConfig] = {}
+        self._signatures: dict[str, dict[str, dict[str, str]]] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+        self._generation = 0
+
+    def fetch(self, node_id: str) -> NodeConfig | None:
+        return self._nodes.get(node_id)
+
+    def nodes(self) -> Mapping[str, NodeConfig]:
+        return dict(self._nodes)
+
+    def set(self, node_id: str, resources: ProxyResources, revision: str) -> bool:
+        """Store a node's resources; True when they differ from what it had."""
+        signature = _versions(resources)
+        current = self._nodes.get(node_id)
+        if current is not None and self._signatures.get(node_id) == signature:
+            if current.revision != revision:
+                self._nodes[node_id] = NodeConfig(current.resources, revision, current.generation)
+            return False
+        self._generation += 1
+        self._nodes[node_id] = NodeConfig(resources, revision, self._generation)
+        self._signatures[node_id] = signature
+        self._notify(node_id)
+        return True
+
+    def remove(self, node_id: str) -> None:
+        if self._nodes.pop(node_id, None) is not None:
+            self._signatures.pop(node_id, None)
+            self._notify(node_id)
+
+    def _notify(self, node_id: str) -> None:
+        event = self._changed.pop(node_id, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, node_id: str, after_generation: int) -> NodeConfig | None:
+        """Wait for a change of the node (newer generation, or removal); return its config."""
+        config = self._nodes.get(node_id)
+        if config is not None and config.generation > after_generation:
+            return config
+        event = self._changed.get(node_id)
+        if event is None:
+            event = self._changed[node_id] = asyncio.Event()
+        await event.wait()
+        return self._nodes.get(node_id)

@@ -1,0 +1,25 @@
+"""generate(ProxyView) → ProxyResources: the Envoy config of one sidecar, as Kuma builds it in
+Universal mode without transparent proxying. Pure; pieces shared between proxies are memoized.
+"""
+
+from __future__ import annotations
+
+from reconciler.mesh.model import HTTP_PROTOCOLS
+from reconciler.mesh.proxy import ProxyView
+from reconciler.xds.generate.api_listener import api_listener
+from reconciler.xds.generate.inbound import inbound_resources
+from reconciler.xds.generate.outbound import outbound_resources
+from reconciler.xds.resources import ProxyResources, XdsResource
+
+__all__ = ["generate"]
+
+
+def generate(view: ProxyView) -> ProxyResources:
+    items: list[XdsResource] = []
+    for inbound in view.dataplane.inbounds:
+        items.extend(inbound_resources(inbound))
+    for outbound in view.outbounds:
+        items.extend(outbound_resources(outbound))
+        if outbound.protocol in HTTP_PROTOCOLS:
+            items.append(api_listener(outbound.service_name, outbound.cluster_name))
+    return ProxyResources.build(items)

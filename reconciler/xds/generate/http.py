@@ -1,0 +1,37 @@
+"""HTTP connection manager and TCP proxy network filters shared by inbound and outbound."""
+
+from __future__ import annotations
+
+from envoy.config.listener.v3 import listener_components_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+from reconciler.xds.generate.envoy import ads_source, pack
+
+__all__ = ["http_connection_manager", "hcm_filter", "tcp_proxy_filter"]
+
+HCM = hcm_pb2.HttpConnectionManager
+
+
+def http_connection_manager(stat_prefix: str, route_config_name: str) -> hcm_pb2.HttpConnectionManager:
+    """An HCM that takes its routes over RDS (ADS) and accepts HTTP/1.1 and HTTP/2."""
+    return HCM(
+        stat_prefix=stat_prefix,
+        codec_type=HCM.AUTO,
+        rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route_config_name),
+        http_filters=[
+            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router()))
+        ],
+    )
+
+
+def hcm_filter(hcm: hcm_pb2.HttpConnectionManager) -> listener_components_pb2.Filter:
+    return listener_components_pb2.Filter(name="envoy.filters.network.http_connection_manager", typed_config=pack(hcm))
+
+
+def tcp_proxy_filter(stat_prefix: str, cluster: str) -> listener_components_pb2.Filter:
+    return listener_components_pb2.Filter(
+        name="envoy.filters.network.tcp_proxy",
+        typed_config=pack(tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)),
+    )

@@ -1,0 +1,103 @@
+"""Inbound side of a sidecar: a listener per inbound and a static cluster to the workload."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from google.protobuf import struct_pb2
+
+from reconciler.mesh.model import HTTP_PROTOCOLS, Inbound
+from reconciler.xds.generate import names
+from reconciler.xds.generate.envoy import duration, socket_address, upstream_protocol_options
+from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy_filter
+from reconciler.xds.resources import CLUSTER, LISTENER, ROUTE, XdsResource, resource
+
+__all__ = ["inbound_resources"]
+
+LOCAL_CONNECT_TIMEOUT = 10.0
+"""Kuma's connect timeout to the local workload."""
+
+
+@lru_cache(maxsize=65536)
+def local_cluster(inbound: Inbound) -> XdsResource:
+    name = names.local_cluster(inbound.service_port)
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        alt_stat_name=names.stat_prefix(name),
+        type=cluster_pb2.Cluster.STATIC,
+        connect_timeout=duration(LOCAL_CONNECT_TIMEOUT),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(
+                                address=socket_address(inbound.service_address, inbound.service_port)
+                            )
+                        )
+                    ]
+                )
+            ],
+        ),
+        typed_extension_protocol_options=upstream_protocol_options(inbound.protocol),
+    )
+    return resource(CLUSTER, name, cluster)
+
+
+@lru_cache(maxsize=65536)
+def inbound_route(inbound: Inbound) -> XdsResource:
+    name = names.inbound_listener(inbound.address, inbound.port)
+    cluster = names.local_cluster(inbound.service_port)
+    config = route_pb2.RouteConfiguration(
+        name=name,
+        virtual_hosts=[
+            route_components_pb2.VirtualHost(
+                name=inbound.service or name,
+                domains=["*"],
+                routes=[
+                    route_components_pb2.Route(
+                        match=route_components_pb2.RouteMatch(prefix="/"),
+                        route=route_components_pb2.RouteAction(cluster=cluster, timeout=duration(0)),
+                    )
+                ],
+            )
+        ],
+    )
+    return resource(ROUTE, name, config)
+
+
+@lru_cache(maxsize=65536)
+def inbound_listener(inbound: Inbound) -> XdsResource:
+    name = names.inbound_listener(inbound.address, inbound.port)
+    prefix = names.stat_prefix(name)
+    if inbound.protocol in HTTP_PROTOCOLS:
+        network_filter = hcm_filter(http_connection_manager(prefix, name))
+    else:
+        network_filter = tcp_proxy_filter(prefix, names.local_cluster(inbound.service_port))
+    listener = listener_pb2.Listener(
+        name=name,
+        address=socket_address(inbound.address, inbound.port),
+        traffic_direction=base_pb2.INBOUND,
+        filter_chains=[listener_components_pb2.FilterChain(filters=[network_filter])],
+        metadata=_tags_metadata(inbound),
+    )
+    return resource(LISTENER, name, listener)
+
+
+def _tags_metadata(inbound: Inbound) -> base_pb2.Metadata:
+    tags = struct_pb2.Struct()
+    tags.update(dict(inbound.tags))
+    return base_pb2.Metadata(filter_metadata={"io.kuma.tags": tags})
+
+
+def inbound_resources(inbound: Inbound) -> list[XdsResource]:
+    out = [local_cluster(inbound), inbound_listener(inbound)]
+    if inbound.protocol in HTTP_PROTOCOLS:
+        out.append(inbound_route(inbound))
+    return out

@@ -1,0 +1,109 @@
+"""Outbound side of a sidecar: a listener per outbound, a cluster and endpoints per service."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from google.protobuf import struct_pb2
+
+from reconciler.mesh.model import HTTP_PROTOCOLS, Endpoint
+from reconciler.mesh.proxy import OutboundView
+from reconciler.xds.generate import names
+from reconciler.xds.generate.envoy import ads_source, duration, socket_address, upstream_protocol_options
+from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy_filter
+from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsResource, resource
+
+__all__ = ["outbound_resources", "outbound_cluster", "load_assignment", "outbound_route"]
+
+CONNECT_TIMEOUT = 5.0
+"""Kuma's default connect timeout to other services (its default MeshTimeout)."""
+
+
+@lru_cache(maxsize=65536)
+def outbound_cluster(cluster_name: str, protocol: str) -> XdsResource:
+    cluster = cluster_pb2.Cluster(
+        name=cluster_name,
+        alt_stat_name=names.stat_prefix(cluster_name),
+        type=cluster_pb2.Cluster.EDS,
+        eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ads_source()),
+        connect_timeout=duration(CONNECT_TIMEOUT),
+        typed_extension_protocol_options=upstream_protocol_options(protocol),
+    )
+    return resource(CLUSTER, cluster_name, cluster)
+
+
+def _lb_endpoint(e: Endpoint) -> endpoint_components_pb2.LbEndpoint:
+    tags = struct_pb2.Struct()
+    tags.update(dict(e.tags))
+    return endpoint_components_pb2.LbEndpoint(
+        endpoint=endpoint_components_pb2.Endpoint(address=socket_address(e.address, e.port)),
+        metadata=base_pb2.Metadata(filter_metadata={"envoy.lb": tags}),
+    )
+
+
+@lru_cache(maxsize=65536)
+def load_assignment(cluster_name: str, endpoints: tuple[Endpoint, ...]) -> XdsResource:
+    cla = endpoint_pb2.ClusterLoadAssignment(
+        cluster_name=cluster_name,
+        endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[_lb_endpoint(e) for e in endpoints])]
+        if endpoints
+        else [],
+    )
+    return resource(ENDPOINT, cluster_name, cla)
+
+
+@lru_cache(maxsize=65536)
+def outbound_route(cluster_name: str, service_name: str) -> XdsResource:
+    name = names.outbound_route(cluster_name)
+    config = route_pb2.RouteConfiguration(
+        name=name,
+        virtual_hosts=[
+            route_components_pb2.VirtualHost(
+                name=service_name,
+                domains=["*"],
+                routes=[
+                    route_components_pb2.Route(
+                        match=route_components_pb2.RouteMatch(prefix="/"),
+                        route=route_components_pb2.RouteAction(cluster=cluster_name),
+                    )
+                ],
+            )
+        ],
+    )
+    return resource(ROUTE, name, config)
+
+
+@lru_cache(maxsize=65536)
+def outbound_listener(address: str, port: int, cluster_name: str, protocol: str) -> XdsResource:
+    name = names.outbound_listener(address, port)
+    prefix = names.stat_prefix(cluster_name)
+    if protocol in HTTP_PROTOCOLS:
+        network_filter = hcm_filter(http_connection_manager(prefix, names.outbound_route(cluster_name)))
+    else:
+        network_filter = tcp_proxy_filter(prefix, cluster_name)
+    listener = listener_pb2.Listener(
+        name=name,
+        address=socket_address(address, port),
+        traffic_direction=base_pb2.OUTBOUND,
+        filter_chains=[listener_components_pb2.FilterChain(filters=[network_filter])],
+    )
+    return resource(LISTENER, name, listener)
+
+
+def outbound_resources(view: OutboundView) -> list[XdsResource]:
+    o = view.outbound
+    protocol = view.protocol
+    endpoints = view.service.endpoints if view.service is not None else ()
+    out = [
+        outbound_listener(o.address, o.port, view.cluster_name, protocol),
+        outbound_cluster(view.cluster_name, protocol),
+        load_assignment(view.cluster_name, endpoints),
+    ]
+    if protocol in HTTP_PROTOCOLS:
+        out.append(outbound_route(view.cluster_name, view.service_name))
+    return out

@@ -1,0 +1,136 @@
+"""Envoy resources as content-addressed values.
+
+An `XdsResource` is one Envoy resource serialized once: its name, its type URL, the bytes of
+the message and a version that is the hash of those bytes. Identical resources generated for
+many proxies are the same object (see `intern`), so a thousand proxies that talk to the same
+service share one serialized cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from weakref import WeakValueDictionary
+
+from google.protobuf import any_pb2, json_format
+from google.protobuf.message import Message
+
+__all__ = [
+    "LISTENER",
+    "ROUTE",
+    "CLUSTER",
+    "ENDPOINT",
+    "SECRET",
+    "TYPE_ORDER",
+    "SHORT_NAMES",
+    "XdsResource",
+    "ProxyResources",
+    "resource",
+    "intern",
+    "message_class",
+]
+
+LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+TYPE_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
+"""The order Envoy needs updates in on one ADS stream (make before break)."""
+
+SHORT_NAMES = {CLUSTER: "CDS", ENDPOINT: "EDS", LISTENER: "LDS", ROUTE: "RDS", SECRET: "SDS"}
+
+
+def message_class(type_url: str) -> type[Message]:
+    from envoy.config.cluster.v3 import cluster_pb2
+    from envoy.config.endpoint.v3 import endpoint_pb2
+    from envoy.config.listener.v3 import listener_pb2
+    from envoy.config.route.v3 import route_pb2
+    from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
+
+    return {
+        LISTENER: listener_pb2.Listener,
+        ROUTE: route_pb2.RouteConfiguration,
+        CLUSTER: cluster_pb2.Cluster,
+        ENDPOINT: endpoint_pb2.ClusterLoadAssignment,
+        SECRET: secret_pb2.Secret,
+    }[type_url]
+
+
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
+class XdsResource:
+    type_url: str
+    name: str
+    version: str
+    payload: bytes = field(repr=False)
+    by_name_only: bool = False
+    """Sent only to clients that ask for it by name, never in a wildcard response
+    (gRPC's API listeners, which Envoy itself would reject)."""
+
+    def as_any(self) -> any_pb2.Any:
+        return any_pb2.Any(type_url=self.type_url, value=self.payload)
+
+    def message(self) -> Message:
+        msg = message_class(self.type_url)()
+        msg.ParseFromString(self.payload)
+        return msg
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resource as Envoy's JSON (camelCase), for inspect, plan and golden files."""
+        return json_format.MessageToDict(self.message(), preserving_proto_field_name=False)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, XdsResource) and self.version == other.version and self.name == other.name and self.type_url == other.type_url
+
+    def __hash__(self) -> int:
+        return hash((self.type_url, self.name, self.version))
+
+
+_interned: WeakValueDictionary[tuple[str, str, str, bool], XdsResource] = WeakValueDictionary()
+_lock = threading.Lock()
+
+
+def intern(res: XdsResource) -> XdsResource:
+    """The one shared object for this content (saves memory across proxies)."""
+    key = (res.type_url, res.name, res.version, res.by_name_only)
+    with _lock:
+        existing = _interned.get(key)
+        if existing is not None:
+            return existing
+        _interned[key] = res
+        return res
+
+
+def resource(type_url: str, name: str, message: Message, *, by_name_only: bool = False) -> XdsResource:
+    """Serialize `message` deterministically and version it by content."""
+    payload = message.SerializeToString(deterministic=True)
+    version = hashlib.sha256(payload).hexdigest()[:16]
+    return intern(XdsResource(type_url, name, version, payload, by_name_only))
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyResources:
+    """Everything one proxy is served, by type URL then resource name."""
+
+    by_type: Mapping[str, Mapping[str, XdsResource]]
+
+    @classmethod
+    def build(cls, items: Iterable[XdsResource]) -> ProxyResources:
+        by_type: dict[str, dict[str, XdsResource]] = {t: {} for t in TYPE_ORDER}
+        for r in items:
+            by_type.setdefault(r.type_url, {})[r.name] = r
+        return cls({t: dict(sorted(v.items())) for t, v in by_type.items()})
+
+    def of(self, type_url: str) -> Mapping[str, XdsResource]:
+        return self.by_type.get(type_url, {})
+
+    def __iter__(self) -> Iterator[XdsResource]:
+        for t in TYPE_ORDER:
+            yield from self.of(t).values()
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.by_type.values())

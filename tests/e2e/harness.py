@@ -1,0 +1,287 @@
+"""Real parts for end-to-end tests: the control plane, Envoy sidecars, HTTP workloads and a git
+remote, all as processes and sockets on 127.0.0.1 with free ports. Every wait is bounded and
+every process is stopped by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tests.support import git
+
+__all__ = [
+    "free_port",
+    "wait_until",
+    "http_get",
+    "Workload",
+    "ControlPlaneProcess",
+    "EnvoyProcess",
+    "ConfigRemote",
+    "REPO_ROOT",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as e:  # the thing we wait for may not be up yet
+            last_error = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+def http_get(url: str, headers: Mapping[str, str] | None = None, timeout: float = 5.0) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+class Workload:
+    """An HTTP service on 127.0.0.1 that answers with its name and counts requests."""
+
+    def __init__(self, name: str, port: int | None = None, behaviour: Callable[[http.server.BaseHTTPRequestHandler], bool] | None = None) -> None:
+        self.name = name
+        self.port = port or free_port()
+        self.requests: Counter[str] = Counter()
+        self.headers: list[dict[str, str]] = []
+        workload = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                workload.requests[self.path] += 1
+                workload.headers.append(dict(self.headers))
+                if behaviour is not None and behaviour(self):
+                    return
+                body = f"{workload.name}\n".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Workload:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+class _Process:
+    def __init__(self, args: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> None:
+        self.args = args
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+        return self.proc.returncode
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class ControlPlaneProcess(_Process):
+    """`reconciler serve` on free ports; the same ports across restarts."""
+
+    def __init__(self, repo: Path | str, state_dir: Path, *, extra: Iterable[str] = (), xds_port: int | None = None, api_port: int | None = None) -> None:
+        self.xds_port = xds_port or free_port()
+        self.api_port = api_port or free_port()
+        self.state_dir = state_dir
+        args = [
+            PYTHON, "-m", "reconciler", "-v", "serve",
+            "--repo", str(repo),
+            "--state-dir", str(state_dir),
+            "--address", "127.0.0.1",
+            "--xds-port", str(self.xds_port),
+            "--api-port", str(self.api_port),
+            "--poll-interval", "0.5",
+            *extra,
+        ]
+        state_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(args, state_dir / "control-plane.log")
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def xds(self) -> str:
+        return f"127.0.0.1:{self.xds_port}"
+
+    def start(self, wait: bool = True) -> None:
+        super().start()
+        if wait:
+            wait_until(lambda: self.status() is not None, 30, what=f"control plane API on {self.api}\n{self.output()[-3000:]}")
+
+    def status(self) -> dict[str, Any] | None:
+        if not self.alive():
+            raise AssertionError(f"control plane exited:\n{self.output()[-3000:]}")
+        try:
+            with urllib.request.urlopen(self.api + "/status", timeout=2) as r:
+                return json.loads(r.read())  # type: ignore[no-any-return]
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.api + path, timeout=5) as r:
+            body = r.read()
+            return json.loads(body) if r.headers.get_content_type() == "application/json" else body.decode()
+
+    def wait_applied(self, sha: str, proxies: Iterable[str] = (), timeout: float = 20.0) -> dict[str, Any]:
+        """Until `sha` is applied and each named proxy has pushed and ACKed its config."""
+        wanted = list(proxies)
+
+        def done() -> dict[str, Any] | None:
+            status = self.status()
+            if not status or status["lastAppliedRevision"].rpartition(":")[2] != sha:
+                return None
+            if all(status["proxies"].get(p, {}).get("synced") for p in wanted):
+                return status
+            return None
+
+        return wait_until(done, timeout, what=f"revision {sha[:12]} applied and ACKed by {wanted}")  # type: ignore[no-any-return]
+
+    def wait_attempted(self, sha: str, timeout: float = 20.0) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            status = self.status()
+            return status if status and status["lastAttemptedRevision"].rpartition(":")[2] == sha else None
+
+        return wait_until(done, timeout, what=f"revision {sha[:12]} attempted")  # type: ignore[no-any-return]
+
+
+class EnvoyProcess(_Process):
+    """A sidecar run by `reconciler run-dataplane`."""
+
+    def __init__(self, cp: ControlPlaneProcess, work: Path, *, name: str, mesh: str = "default", admin_port: int | None = None, dataplane_file: Path | None = None, mode: str = "sotw", extra: Iterable[str] = ()) -> None:
+        self.name = name
+        self.admin_port = admin_port or free_port()
+        work.mkdir(parents=True, exist_ok=True)
+        args = [PYTHON, "-m", "reconciler", "run-dataplane", "--cp-address", cp.xds, "--admin-port", str(self.admin_port), "--xds-mode", mode, "--work-dir", str(work / name), "--log-level", "info"]
+        if dataplane_file is not None:
+            args += ["--dataplane-file", str(dataplane_file)]
+        else:
+            args += ["--mesh", mesh, "--name", name]
+        super().__init__(args + list(extra), work / f"{name}.envoy.log")
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self, wait: bool = True) -> None:
+        super().start()
+        if wait:
+            wait_until(self.ready, 30, what=f"envoy {self.name} ready\n{self.output()[-3000:]}")
+
+    def ready(self) -> bool:
+        if not self.alive():
+            raise AssertionError(f"envoy {self.name} exited:\n{self.output()[-3000:]}")
+        try:
+            return http_get(self.admin + "/ready", timeout=1)[1].strip() == "LIVE"
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def config_dump(self) -> dict[str, Any]:
+        return json.loads(http_get(self.admin + "/config_dump")[1])  # type: ignore[no-any-return]
+
+    def stats(self, prefix: str = "") -> dict[str, int]:
+        text = http_get(self.admin + "/stats?filter=" + prefix)[1]
+        out = {}
+        for line in text.splitlines():
+            k, _, v = line.partition(": ")
+            if v.strip().isdigit():
+                out[k] = int(v)
+        return out
+
+
+class ConfigRemote:
+    """A bare repository (what `serve` watches) and a work clone that pushes to it."""
+
+    def __init__(self, root: Path, branch: str = "main") -> None:
+        self.bare = root / "config.git"
+        self.work = root / "work"
+        self.branch = branch
+        git(root, "init", "-q", "--bare", "-b", branch, str(self.bare))
+        git(root, "init", "-q", "-b", branch, str(self.work))
+        git(self.work, "remote", "add", "origin", str(self.bare))
+
+    def push(self, files: Mapping[str, str | None], message: str = "change") -> str:
+        """Write (None deletes) files, commit and `git push`; returns the new commit."""
+        for rel, content in files.items():
+            target = self.work / rel
+            if content is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(content)
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-q", "--allow-empty", "-m", message)
+        result = git(self.work, "push", "-q", "origin", f"HEAD:refs/heads/{self.branch}", check=False)
+        if result.returncode != 0:
+            raise AssertionError(f"git push failed: {result.stderr}")
+        return git(self.work, "rev-parse", "HEAD").stdout.strip()
+
+    def head(self) -> str:
+        return git(self.work, "rev-parse", "HEAD").stdout.strip()

@@ -1,0 +1,414 @@
+"""The ADS server against the xDS protocol, driven directly over a real gRPC stream.
+
+The server runs on its own event loop thread with a real ConfigCache; the test plays the
+client (as Envoy would) and changes the cache between requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import api_listener_pb2, listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.rpc import status_pb2
+
+from reconciler.xds.cache import ConfigCache, NodeConfig
+from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, ProxyResources, XdsResource, resource
+from reconciler.xds.server import AdsServer, add_ads_server
+
+NODE = "default.web"
+
+
+def cluster(name: str, timeout: int = 5) -> XdsResource:
+    msg = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS)
+    msg.connect_timeout.seconds = timeout
+    return resource(CLUSTER, name, msg)
+
+
+def cla(name: str, port: int = 1) -> XdsResource:
+    msg = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
+    msg.endpoints.add().lb_endpoints.add().endpoint.address.socket_address.port_value = port
+    return resource(ENDPOINT, name, msg)
+
+
+def listener(name: str, port: int = 1) -> XdsResource:
+    msg = listener_pb2.Listener(name=name)
+    msg.address.socket_address.address = "127.0.0.1"
+    msg.address.socket_address.port_value = port
+    return resource(LISTENER, name, msg)
+
+
+def route(name: str, cluster_name: str = "a") -> XdsResource:
+    msg = route_pb2.RouteConfiguration(name=name)
+    vh = msg.virtual_hosts.add(name="vh", domains=["*"])
+    vh.routes.add().route.cluster = cluster_name
+    return resource(ROUTE, name, msg)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    async def on_open(self, node: Any, mode: str) -> str:
+        self.events.append(("open", node.id, mode))
+        return str(node.id)
+
+    def on_close(self, node_id: str, mode: str) -> None:
+        self.events.append(("close", node_id))
+
+    def on_sent(self, node_id: str, type_url: str, version: str, revision: str) -> None:
+        self.events.append(("sent", type_url, revision))
+
+    def on_ack(self, node_id: str, type_url: str, version: str, revision: str) -> None:
+        self.events.append(("ack", type_url, revision))
+
+    def on_nack(self, node_id: str, type_url: str, version: str, revision: str, message: str) -> None:
+        self.events.append(("nack", type_url, revision, message))
+
+    def on_config(self, node_id: str, config: NodeConfig) -> None:
+        pass
+
+    def of(self, kind: str) -> list[tuple[Any, ...]]:
+        return [e for e in self.events if e[0] == kind]
+
+
+class Server:
+    """grpc.aio ADS server on a loop in a thread; `set` changes the cache from the test."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.cache = ConfigCache()
+        self.recorder = Recorder()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.port = self.call(self._start())
+
+    async def _start(self) -> int:
+        self.grpc = grpc.aio.server()
+        add_ads_server(self.grpc, AdsServer(self.cache, self.recorder))
+        port = self.grpc.add_insecure_port("127.0.0.1:0")
+        await self.grpc.start()
+        return port
+
+    def call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def set(self, revision: str, *items: XdsResource) -> None:
+        async def update() -> None:
+            self.cache.set(NODE, ProxyResources.build(items), revision)
+
+        self.call(update())
+
+    def stop(self) -> None:
+        self.call(self.grpc.stop(0))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class Client:
+    """One ADS stream, as Envoy would open it."""
+
+    def __init__(self, port: int, delta: bool = False) -> None:
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self.channel)
+        self.requests: queue.Queue[Any] = queue.Queue()
+        self.responses: queue.Queue[Any] = queue.Queue()
+        call = (stub.DeltaAggregatedResources if delta else stub.StreamAggregatedResources)(iter(self.requests.get, None))
+        self.call = call
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for response in self.call:
+                self.responses.put(response)
+        except grpc.RpcError as e:
+            self.responses.put(e)
+
+    def send(self, type_url: str, names: list[str] | None = None, *, version: str = "", nonce: str = "", error: str | None = None, first: bool = False) -> None:
+        req = discovery_pb2.DiscoveryRequest(type_url=type_url, resource_names=names or [], version_info=version, response_nonce=nonce)
+        if first:
+            req.node.id = NODE
+        if error is not None:
+            req.error_detail.CopyFrom(status_pb2.Status(code=3, message=error))
+        self.requests.put(req)
+
+    def send_delta(self, type_url: str, *, subscribe: list[str] | None = None, unsubscribe: list[str] | None = None, nonce: str = "", error: str | None = None, initial: dict[str, str] | None = None, first: bool = False) -> None:
+        req = discovery_pb2.DeltaDiscoveryRequest(
+            type_url=type_url,
+            resource_names_subscribe=subscribe or [],
+            resource_names_unsubscribe=unsubscribe or [],
+            response_nonce=nonce,
+            initial_resource_versions=initial or {},
+        )
+        if first:
+            req.node.id = NODE
+        if error is not None:
+            req.error_detail.CopyFrom(status_pb2.Status(code=3, message=error))
+        self.requests.put(req)
+
+    def recv(self, timeout: float = 3.0) -> Any:
+        response = self.responses.get(timeout=timeout)
+        if isinstance(response, Exception):
+            raise response
+        return response
+
+    def nothing(self, wait: float = 0.4) -> bool:
+        try:
+            response = self.responses.get(timeout=wait)
+        except queue.Empty:
+            return True
+        raise AssertionError(f"unexpected response: {response}")
+
+    def ack(self, response: Any, names: list[str] | None = None) -> None:
+        self.send(response.type_url, names, version=response.version_info, nonce=response.nonce)
+
+    def close(self) -> None:
+        self.requests.put(None)
+        self.channel.close()
+
+
+def names(response: Any) -> list[str]:
+    out = []
+    for any_msg in response.resources:
+        type_url = any_msg.type_url
+        if type_url == CLUSTER:
+            msg: Any = cluster_pb2.Cluster()
+        elif type_url == ENDPOINT:
+            msg = endpoint_pb2.ClusterLoadAssignment()
+        elif type_url == LISTENER:
+            msg = listener_pb2.Listener()
+        else:
+            msg = route_pb2.RouteConfiguration()
+        any_msg.Unpack(msg)
+        out.append(getattr(msg, "name", "") or getattr(msg, "cluster_name", ""))
+    return out
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[Client]:
+    c = Client(server.port)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def delta(server: Server) -> Iterator[Client]:
+    c = Client(server.port, delta=True)
+    yield c
+    c.close()
+
+
+# -- state of the world ------------------------------------------------------------------------
+def test_initial_wildcard_request_is_answered_with_the_full_state(server: Server, client: Client) -> None:
+    server.set("r1", cluster("a"), cluster("b"), cla("a"))
+    client.send(CLUSTER, first=True)
+    response = client.recv()
+    assert response.type_url == CLUSTER
+    assert names(response) == ["a", "b"]
+    assert response.nonce and response.version_info
+
+
+def test_request_before_any_config_waits_for_it(server: Server, client: Client) -> None:
+    client.send(CLUSTER, first=True)
+    assert client.nothing()
+    server.set("r1", cluster("a"))
+    assert names(client.recv()) == ["a"]
+
+
+def test_ack_of_current_content_gets_no_push_and_unchanged_commit_sends_nothing(server: Server, client: Client) -> None:
+    server.set("r1", cluster("a"))
+    client.send(CLUSTER, first=True)
+    first = client.recv()
+    client.ack(first)
+    assert client.nothing()
+    server.set("r2", cluster("a"))  # a new commit that does not change this proxy
+    assert client.nothing()
+    assert server.recorder.of("ack") == [("ack", CLUSTER, "r1")]
+
+
+def test_changed_content_is_pushed_with_a_new_version(server: Server, client: Client) -> None:
+    server.set("r1", cluster("a"))
+    client.send(CLUSTER, first=True)
+    first = client.recv()
+    client.ack(first)
+    server.set("r2", cluster("a", timeout=9))
+    second = client.recv()
+    assert second.version_info != first.version_info and second.nonce != first.nonce
+    client.ack(second)
+    assert client.nothing()
+
+
+def test_stale_nonce_request_is_ignored(server: Server, client: Client) -> None:
+    server.set("r1", cluster("a"), cla("a"), cla("b"))
+    client.send(CLUSTER, first=True)
+    client.ack(client.recv())
+    client.send(ENDPOINT, ["a"])
+    eds = client.recv()
+    server.set("r2", cluster("a"), cla("a", port=2), cla("b"))
+    newer = client.recv()
+    # A request still carrying the older nonce (sent before the client saw `newer`) is stale.
+    client.send(ENDPOINT, ["a", "b"], version=eds.version_info, nonce=eds.nonce)
+    assert client.nothing()
+    # ACKing the latest nonce with the new subscription is answered.
+    client.send(ENDPOINT, ["a", "b"], version=newer.version_info, nonce=newer.nonce)
+    assert names(client.recv()) == ["a", "b"]
+
+
+def test_nack_is_recorded_and_the_rejected_content_is_never_resent(server: Server, client: Client) -> None:
+    server.set("r1", listener("l", 1))
+    client.send(LISTENER, first=True)
+    good = client.recv()
+    client.ack(good)
+    server.set("r2", listener("l", 2))
+    bad = client.recv()
+    client.send(LISTENER, version=good.version_info, nonce=bad.nonce, error="cannot bind")
+    assert client.nothing(0.6)
+    assert server.recorder.of("nack") == [("nack", LISTENER, "r2", "cannot bind")]
+    server.set("r3", listener("l", 2), cluster("unrelated"))  # same listeners: still the rejected set
+    assert client.nothing()
+    server.set("r4", listener("l", 3))
+    fixed = client.recv()
+    assert fixed.version_info not in (good.version_info, bad.version_info)
+
+
+def test_changed_subscription_is_answered_even_when_nothing_changed(server: Server, client: Client) -> None:
+    server.set("r1", cluster("a"), cluster("b"), cla("a"), cla("b"))
+    client.send(ENDPOINT, ["a"], first=True)
+    first = client.recv()
+    assert names(first) == ["a"]
+    client.ack(first, ["a"])
+    assert client.nothing()
+    # After a CDS change Envoy re-requests EDS for the clusters it now has.
+    client.send(ENDPOINT, ["a", "b"], version=first.version_info, nonce=first.nonce)
+    assert names(client.recv()) == ["a", "b"]
+
+
+def test_updates_go_out_cds_eds_lds_rds_and_stale_clusters_are_removed_last(server: Server, client: Client) -> None:
+    server.set("r1", cluster("old"), cla("old"), listener("l"), route("rt", "old"))
+    client.send(CLUSTER, first=True)
+    client.ack(client.recv())
+    client.send(ENDPOINT, ["old"])
+    client.ack(client.recv(), ["old"])
+    client.send(LISTENER)
+    client.ack(client.recv())
+    client.send(ROUTE, ["rt"])
+    client.ack(client.recv(), ["rt"])
+    assert client.nothing()
+
+    server.set("r2", cluster("new"), cla("new"), cla("old"), listener("l", 2), route("rt", "new"))
+    sequence = [client.recv() for _ in range(4)]
+    assert [(r.type_url, names(r)) for r in sequence] == [
+        (CLUSTER, ["new", "old"]),  # new cluster added, old one kept while still referenced
+        (LISTENER, ["l"]),
+        (ROUTE, ["rt"]),
+        (CLUSTER, ["new"]),  # the stale cluster goes last
+    ]
+
+
+def test_api_listeners_are_served_by_name_only(server: Server, client: Client) -> None:
+    hcm_listener = listener_pb2.Listener(name="backend", api_listener=api_listener_pb2.ApiListener())
+    api = resource(LISTENER, "backend", hcm_listener, by_name_only=True)
+    server.set("r1", listener("outbound:127.0.0.1:1"), api)
+    client.send(LISTENER, first=True)
+    assert names(client.recv()) == ["outbound:127.0.0.1:1"]
+    other = Client(server.port)
+    try:
+        other.send(LISTENER, ["backend"], first=True)
+        assert names(other.recv()) == ["backend"]
+    finally:
+        other.close()
+
+
+# -- delta ----------------------------------------------------------------------------------------
+def resource_names(response: Any) -> list[str]:
+    return [r.name for r in response.resources]
+
+
+def test_delta_wildcard_then_removed_resources(server: Server, delta: Client) -> None:
+    server.set("r1", cluster("a"), cluster("b"))
+    delta.send_delta(CLUSTER, first=True)
+    first = delta.recv()
+    assert resource_names(first) == ["a", "b"] and list(first.removed_resources) == []
+    delta.send_delta(CLUSTER, nonce=first.nonce)
+    assert delta.nothing()
+    server.set("r2", cluster("a", timeout=7))
+    second = delta.recv()
+    assert resource_names(second) == ["a"]
+    assert list(second.removed_resources) == ["b"]
+    assert second.system_version_info == "r2"
+
+
+def test_delta_subscription_changes_count_even_with_a_stale_nonce(server: Server, delta: Client) -> None:
+    server.set("r1", cla("a"), cla("b"), cla("c"))
+    delta.send_delta(ENDPOINT, subscribe=["a"], first=True)
+    first = delta.recv()
+    assert resource_names(first) == ["a"]
+    delta.send_delta(ENDPOINT, subscribe=["b"], nonce="stale-nonce")
+    assert resource_names(delta.recv()) == ["b"]
+    delta.send_delta(ENDPOINT, unsubscribe=["a"], nonce="older")
+    assert delta.nothing()
+    server.set("r2", cla("a", port=5), cla("b"), cla("c"))
+    assert delta.nothing()  # `a` changed, but it is no longer subscribed
+
+
+def test_delta_initial_resource_versions_skip_what_a_reconnecting_client_has(server: Server, delta: Client) -> None:
+    a, b = cluster("a"), cluster("b")
+    server.set("r1", a, b)
+    delta.send_delta(CLUSTER, initial={"a": a.version, "b": "outdated", "gone": "x"}, first=True)
+    response = delta.recv()
+    assert resource_names(response) == ["b"]
+    assert list(response.removed_resources) == ["gone"]
+
+
+def test_delta_subscribed_name_that_does_not_exist_is_reported_removed_once(server: Server, delta: Client) -> None:
+    server.set("r1", cla("a"))
+    delta.send_delta(ENDPOINT, subscribe=["a", "missing"], first=True)
+    first = delta.recv()
+    assert resource_names(first) == ["a"] and list(first.removed_resources) == ["missing"]
+    delta.send_delta(ENDPOINT, nonce=first.nonce)
+    assert delta.nothing()
+
+
+def test_delta_nack_is_recorded_and_not_resent(server: Server, delta: Client) -> None:
+    server.set("r1", listener("l", 1))
+    delta.send_delta(LISTENER, first=True)
+    good = delta.recv()
+    delta.send_delta(LISTENER, nonce=good.nonce)
+    server.set("r2", listener("l", 2))
+    bad = delta.recv()
+    delta.send_delta(LISTENER, nonce=bad.nonce, error="cannot bind")
+    assert delta.nothing(0.6)
+    assert [e[:3] for e in server.recorder.of("nack")] == [("nack", LISTENER, "r2")]
+    server.set("r3", listener("l", 3))
+    assert resource_names(delta.recv()) == ["l"]
+
+
+def test_streams_report_open_and_close(server: Server) -> None:
+    server.set("r1", cluster("a"))
+    c = Client(server.port)
+    c.send(CLUSTER, first=True)
+    c.recv()
+    c.close()
+    import time
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not server.recorder.of("close"):
+        time.sleep(0.05)
+    assert server.recorder.of("open") == [("open", NODE, "sotw")]
+    assert server.recorder.of("close") == [("close", NODE)]
