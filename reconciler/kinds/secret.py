@@ -1,9 +1,26 @@
-"""Secret: semantic checks (Kuma v2.14 validator rules) that its JSON Schema cannot express."""
+"""Secret: semantic checks that its JSON Schema cannot express.
+
+A Secret holds one value (a certificate, a key, a token) for a mesh, base64-encoded in
+`data`. Kuma has no validator for it beyond reading `data` as bytes, which fails unless the
+text is standard base64 with padding; that is the one rule here.
+"""
 
 from __future__ import annotations
 
+from reconciler.errors import Path, Violation
 from reconciler.kinds.base import Kind
+from reconciler.kinds.mesh import decode_base64
+from reconciler.model import Resource
+from reconciler.validate.checks import as_map
 
-__all__ = ["KIND"]
+__all__ = ["KIND", "validate"]
 
-KIND = Kind(name="Secret", scope="Mesh", flat=True, short_name="")
+
+def validate(resource: Resource) -> list[Violation]:
+    data = as_map(resource.spec).get("data")
+    if isinstance(data, str) and decode_base64(data) is None:
+        return [Violation(Path.root("data"), "must be base64-encoded (standard alphabet, with = padding), e.g. the output of `base64 -w0 file`")]
+    return []
+
+
+KIND = Kind(name="Secret", scope="Mesh", flat=True, short_name="", validate=validate)

@@ -1,9 +1,151 @@
-"""MeshFaultInjection: semantic checks (Kuma v2.14 validator rules) that its JSON Schema cannot express."""
+"""MeshFaultInjection: semantic checks (Kuma v2.14 validator rules) that its JSON Schema cannot express.
+
+The schema covers shapes and types. This module adds which of rules/from/to may be used with
+which top-level targetRef (gateways take `to`, sidecars take `rules` or the deprecated `from`),
+the targetRef support matrix (by policy role), inbound rule matches, and the faults' values:
+HTTP status 100-599, percentages 0-100, non-negative delays, bandwidth in kbps/Mbps/Gbps.
+
+Kuma reports a fault's problems at `http.abort[i]` although the list is `http[i].abort`; this
+module reports them where they are in the document (`http[i].abort`).
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
+from reconciler.model import Resource
+from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, policy_role, top_level_kind
+from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
 
-__all__ = ["KIND"]
+__all__ = ["KIND", "validate"]
 
-KIND = Kind(name="MeshFaultInjection", policy=True, short_name="mfi")
+_TOP_KINDS_SYSTEM = ("Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset", "Dataplane")
+_TOP_KINDS_OTHER_ROLES = ("Mesh", "MeshSubset", "MeshService", "MeshServiceSubset", "Dataplane")
+_FROM_KINDS = ("Mesh", "MeshSubset", "MeshServiceSubset", "MeshService")
+_TO_KINDS = ("Mesh",)
+_GATEWAY_FROM = (
+    f"{MUST_NOT_BE_DEFINED} when the scope includes a Gateway, select only proxyType Sidecar "
+    "or select only gateways and use spec.to"
+)
+_BANDWIDTH = re.compile(r"^([0-9]*)[\t\n\f\r ]?([GMk]+bps)$")
+# What Kuma's decimal parser (shopspring/decimal) accepts in a string.
+_DECIMAL = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+
+def validate(resource: Resource) -> list[Violation]:
+    """Every Kuma v2.14 MeshFaultInjection rule, with paths rooted at the document."""
+    spec = as_map(resource.spec)
+    root = Path.root("spec")
+    out = Violations()
+    out.extend(_check_top_target_ref(spec.get("targetRef"), root.field("targetRef"), policy_role(resource), affects_inbounds(spec)))
+    rules, from_, to = as_list(spec.get("rules")), as_list(spec.get("from")), as_list(spec.get("to"))
+    if rules and from_:
+        out.add(root, "field 'from' must be empty when 'rules' is defined")
+    for path, rule in enumerate_list(rules, root.field("rules")):
+        for match_path, match in enumerate_list(get(rule, "matches"), path.field("matches")):
+            out.extend(check_match(match, match_path))
+        out.extend(_check_conf(get(rule, "default"), path.field("default")))
+    gateways = _includes_gateways(as_map(spec.get("targetRef")) or {"kind": top_level_kind(spec)})
+    if from_ and gateways:
+        out.add(root.field("from"), _GATEWAY_FROM)
+    else:
+        for path, item in enumerate_list(from_, root.field("from")):
+            out.extend(check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), _FROM_KINDS))
+            out.extend(_check_conf(get(item, "default"), path.field("default")))
+    if to and not gateways:
+        out.add(root.field("to"), f"{MUST_NOT_BE_DEFINED}: only a top-level targetRef that selects gateways takes `to`")
+    else:
+        for path, item in enumerate_list(to, root.field("to")):
+            out.extend(check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), _TO_KINDS))
+            out.extend(_check_conf(get(item, "default"), path.field("default")))
+    out.extend(_deprecations(spec, root))
+    return list(out)
+
+
+def _check_top_target_ref(ref: Any, path: Path, role: str, inbound: bool) -> list[Violation]:
+    if role == "system":
+        return check_target_ref(ref, path, _TOP_KINDS_SYSTEM, gateway_listener_tags_allowed=True, inbound_policy=inbound)
+    return check_target_ref(ref, path, _TOP_KINDS_OTHER_ROLES, inbound_policy=inbound)
+
+
+def _includes_gateways(ref: Any) -> bool:
+    """Whether a top-level targetRef can select gateway proxies (Kuma's IncludesGateways)."""
+    kind = get(ref, "kind")
+    if kind in ("MeshGateway", "MeshHTTPRoute"):
+        return True
+    proxy_types = as_list(get(ref, "proxyTypes"))
+    return kind in ("Mesh", "MeshSubset") and (not proxy_types or "Gateway" in proxy_types)
+
+
+def _check_conf(conf: Any, path: Path) -> list[Violation]:
+    out: list[Violation] = []
+    for fault_path, fault in enumerate_list(get(conf, "http"), path.field("http")):
+        fault = as_map(fault)
+        abort = fault.get("abort")
+        if abort is not None:
+            abort_path = fault_path.field("abort")
+            status = get(abort, "httpStatus")
+            if status is None or (isinstance(status, int) and not isinstance(status, bool) and not 100 <= status <= 599):
+                out.append(Violation(abort_path.field("httpStatus"), "must be in inclusive range [100, 599]"))
+            out += _check_percentage(get(abort, "percentage"), abort_path.field("percentage"))
+        delay = fault.get("delay")
+        if delay is not None:
+            delay_path = fault_path.field("delay")
+            seconds = parse_duration(get(delay, "value"))
+            if seconds is not None and seconds < 0:
+                out.append(Violation(delay_path.field("value"), "must not be negative when defined"))
+            out += _check_percentage(get(delay, "percentage"), delay_path.field("percentage"))
+        bandwidth = fault.get("responseBandwidth")
+        if bandwidth is not None:
+            bandwidth_path = fault_path.field("responseBandwidth")
+            out += _check_bandwidth(get(bandwidth, "limit"), bandwidth_path.field("limit"))
+            out += _check_percentage(get(bandwidth, "percentage"), bandwidth_path.field("percentage"))
+    return out
+
+
+def _check_bandwidth(limit: Any, path: Path) -> list[Violation]:
+    if limit is None or limit == "":
+        return [Violation(path, MUST_BE_DEFINED)]
+    if not isinstance(limit, str) or not _BANDWIDTH.match(limit):
+        return [Violation(path, "must be in kbps/Mbps/Gbps units, e.g. 500kbps or 10Mbps")]
+    return []
+
+
+def _check_percentage(value: Any, path: Path) -> list[Violation]:
+    """A percentage 0-100, as an integer or a decimal string; unset reads as 0 in Kuma."""
+    if value is None:
+        return []
+    number = _decimal(value)
+    if number is None:
+        return [Violation(path, "string must be a valid number")]
+    if not 0 <= number <= 100:
+        return [Violation(path, "must be in inclusive range [0.0, 100.0]")]
+    return []
+
+
+def _decimal(value: Any) -> float | None:
+    """An IntOrString as Kuma reads it: an integer, or a decimal number in a string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, str) and _DECIMAL.match(value):
+        return float(value)
+    return None
+
+
+# -- deprecations (Kuma returns them as warnings) ------------------------------------------------
+def _deprecations(spec: Any, root: Path) -> list[Violation]:
+    out: list[Violation] = []
+    if as_list(spec.get("from")):
+        out.append(Violation(root.field("from"), "'from' field is deprecated, use 'rules' with SPIFFE-based 'matches' instead", "warning"))
+    kind = get(spec, "targetRef", "kind")
+    if kind in ("MeshService", "MeshServiceSubset", "MeshSubset"):
+        out.append(Violation(root.field("targetRef").field("kind"), f"{kind} value for 'targetRef.kind' is deprecated, use Dataplane with labels instead", "warning"))
+    return out
+
+
+KIND = Kind(name="MeshFaultInjection", policy=True, short_name="mfi", validate=validate)

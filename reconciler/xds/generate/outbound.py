@@ -9,7 +9,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
-from google.protobuf import struct_pb2
+from google.protobuf import struct_pb2, wrappers_pb2
 
 from reconciler.mesh.model import HTTP_PROTOCOLS, Endpoint
 from reconciler.mesh.proxy import OutboundView
@@ -50,7 +50,14 @@ def _lb_endpoint(e: Endpoint) -> endpoint_components_pb2.LbEndpoint:
 def load_assignment(cluster_name: str, endpoints: tuple[Endpoint, ...]) -> XdsResource:
     cla = endpoint_pb2.ClusterLoadAssignment(
         cluster_name=cluster_name,
-        endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[_lb_endpoint(e) for e in endpoints])]
+        # gRPC's xDS client rejects endpoints without a locality and ignores unweighted ones.
+        endpoints=[
+            endpoint_components_pb2.LocalityLbEndpoints(
+                locality=base_pb2.Locality(),
+                lb_endpoints=[_lb_endpoint(e) for e in endpoints],
+                load_balancing_weight=wrappers_pb2.UInt32Value(value=1),
+            )
+        ]
         if endpoints
         else [],
     )
