@@ -21,7 +21,8 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 run: $(VENV)/.installed
-	$(BIN)/reconciler validate --repo example-repo --worktree --show-resources
+	$(BIN)/reconciler validate --repo example-repo --worktree
+	$(BIN)/reconciler demo
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/validate_scale.py

@@ -168,6 +168,19 @@ def run_dataplane(cp_address: str, dataplane_file: str | None, mesh: str | None,
     sys.exit(run_envoy(config, work_dir=work_dir, log_level=log_level))
 
 
+@cli.command()
+@click.option("--state-dir", default=".demo", show_default=True, help="Where the demo keeps its repositories, logs and state.")
+@click.option("--example", default="", help="Configuration to seed the repository with (default: the bundled example-repo/).")
+@click.option("--xds-port", default=5678, show_default=True, type=int)
+@click.option("--api-port", default=5681, show_default=True, type=int)
+@click.option("--envoy-log-level", default="warning", show_default=True)
+def demo(state_dir: str, example: str, xds_port: int, api_port: int, envoy_log_level: str) -> None:
+    """A bare repository seeded from example-repo/, the server, Envoys and demo services on loopback."""
+    from reconciler.demo import DemoSettings, run_demo
+
+    sys.exit(run_demo(DemoSettings(state_dir, example, xds_port, api_port, envoy_log_level)))
+
+
 def main() -> None:
     cli(prog_name="reconciler")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -243,6 +244,7 @@ class ControlPlane:
         for node_id in build.removed:
             self.cache.remove(node_id)
         self.engine.commit(build)
+        asyncio.get_running_loop().call_later(2.0, _release_free_memory)
 
     async def rebuild(self, reason: str) -> None:
         """Regenerate from the applied commit after a runtime change (a dataplane came or went)."""
@@ -408,6 +410,21 @@ class ControlPlane:
             "The applied revision (value 1).",
             lambda: [({"revision": self.store.applied.revision}, 1.0)] if self.store.applied else [],
         )
+
+
+def _release_free_memory() -> None:
+    """Hand memory freed after a reconcile back to the OS (glibc keeps it otherwise)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 
 class _Callbacks:

@@ -309,3 +309,28 @@ def test_delta_xds_sidecar_gets_config_and_follows_pushes(mesh: Mesh) -> None:
         envoy.stop()
         mesh.push({"dataplanes/delta.yaml": None}, "remove delta client")
         mesh.reset()
+
+
+def test_status_command_and_metrics_show_what_is_served(mesh: Mesh) -> None:
+    from click.testing import CliRunner
+
+    from reconciler.cli import cli
+
+    sha = mesh.reset()
+    result = CliRunner().invoke(cli, ["status", "--server", mesh.cp.api])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"applied:   main@sha1:{sha}"
+    assert f"Ready=True ReconciliationSucceeded: Applied revision: main@sha1:{sha}" in lines
+    web_rows = [line.split() for line in lines if line.startswith("default.web ")]
+    assert {row[2] for row in web_rows} >= {"CDS", "EDS", "LDS", "RDS"}
+    assert all(row[1] == "yes" for row in web_rows)
+    metrics = mesh.cp.get("/metrics")
+    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line and not line.startswith("#")}
+    assert values["reconciler_connected_proxies"] >= 2
+    assert values['reconciler_xds_pushes_total{type="LDS"}'] >= 2
+    assert values['reconciler_reconciles_total{outcome="applied"}'] >= 1
+    assert f'reconciler_applied_info{{revision="{sha}"}}' in values
+    unreachable = CliRunner().invoke(cli, ["status", "--server", "http://127.0.0.1:9"])
+    assert unreachable.exit_code == 2
+    assert "cannot reach the control plane" in unreachable.output
