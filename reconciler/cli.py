@@ -181,6 +181,29 @@ def demo(state_dir: str, example: str, xds_port: int, api_port: int, envoy_log_l
     sys.exit(run_demo(DemoSettings(state_dir, example, xds_port, api_port, envoy_log_level)))
 
 
+@cli.group()
+def inspect() -> None:
+    """What a proxy is given, and which policies contributed (offline, from a revision)."""
+
+
+@inspect.command("dataplane")
+@click.option("--repo", default=".", show_default=True, help="Repository (bare or not), or a directory with --worktree.")
+@click.option("--path", default="", help="Only read files under this directory of the repository.")
+@click.option("--rev", default=None, help="Revision to read (default HEAD).")
+@click.option("--worktree", is_flag=True, help="Read the files on disk instead of a commit.")
+@click.option("--policies", "show_policies", is_flag=True, default=True, help="Per inbound/outbound, the merged conf of each policy kind and where it came from.")
+@click.option("--config", "show_config", is_flag=True, help="Also print the generated Envoy resources.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.argument("mesh")
+@click.argument("name")
+def inspect_dataplane_command(repo: str, path: str, rev: str | None, worktree: bool, show_policies: bool, show_config: bool, fmt: str, mesh: str, name: str) -> None:
+    """Matched policies per inbound and outbound of dataplane MESH/NAME."""
+    from reconciler.commands.inspect import inspect_dataplane, inspect_text
+
+    doc = inspect_dataplane(repo, path, rev, worktree, mesh, name, config=show_config)
+    click.echo(json.dumps(doc, indent=2) if fmt == "json" else inspect_text(doc))
+
+
 def main() -> None:
     cli(prog_name="reconciler")
 

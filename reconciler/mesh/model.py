@@ -148,6 +148,9 @@ class MeshModel:
     services: Mapping[tuple[str, str], Service]
     """By (mesh, service name) for kuma.io/service; (mesh, "msvc:<name>:<port>") for MeshService ports."""
     policies: tuple[Resource, ...] = ()
+    """targetRef policies committed to git, in snapshot order."""
+    gateways: tuple[Resource, ...] = ()
+    """MeshGateway resources."""
 
     def service_for(self, dp: Dataplane, outbound: Outbound) -> Service | None:
         if outbound.backend_ref is not None:
@@ -291,5 +294,8 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
                 mesh_service=r.name,
                 port=number,
             )
-    policies = tuple(r for r in resources if r.type.startswith("Mesh") and r.type not in ("Mesh", "MeshService", "MeshGateway"))
-    return MeshModel(meshes, dataplanes, services, policies)
+    from reconciler.kinds import get_kind
+
+    policies = tuple(r for r in resources if r.mesh in meshes and (kind := get_kind(r.type)) is not None and kind.policy)
+    gateways = tuple(r for r in resources if r.type == "MeshGateway" and r.mesh in meshes)
+    return MeshModel(meshes, dataplanes, services, policies, gateways)

@@ -3,16 +3,26 @@
 Generation is a pure function of a ProxyView, so two equal views give equal config: the
 reconciler compares a proxy's new view with the previous one and regenerates only when they
 differ, and identical pieces (a service's cluster and endpoints) are generated once for all
-proxies that use them.
+proxies that use them. The view carries, per inbound and outbound, the merged policy confs
+the targetRef engine computed for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from reconciler.mesh.model import Dataplane, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
+from reconciler.frozen import FrozenDict
+from reconciler.mesh.model import Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
+from reconciler.policies.defaults import with_default_policies
+from reconciler.policies.match import Destination, PolicyIndex, inbound_conf, outbound_conf, route_confs, single_conf
+from reconciler.policies.plugin import plugins
 
-__all__ = ["OutboundView", "ProxyView", "proxy_view", "proxy_views"]
+__all__ = ["OutboundView", "InboundView", "ProxyView", "proxy_view", "proxy_views", "policy_indexes", "destination_of"]
+
+Confs = Mapping[str, Mapping[str, Any]]
+"""Policy kind → merged `default` conf."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +32,9 @@ class OutboundView:
     cluster_name: str
     service: Service | None
     """None when nothing in the mesh provides the service yet (the listener still exists)."""
+    confs: Confs = field(default_factory=FrozenDict)
+    route_confs: Mapping[str, Confs] = field(default_factory=FrozenDict)
+    """Per MeshHTTPRoute name: confs of policies whose top-level targetRef is that route."""
 
     @property
     def protocol(self) -> str:
@@ -29,34 +42,85 @@ class OutboundView:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundView:
+    inbound: Inbound
+    confs: Confs = field(default_factory=FrozenDict)
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyView:
     dataplane: Dataplane
     mesh: MeshInfo
     outbounds: tuple[OutboundView, ...]
+    inbounds: tuple[InboundView, ...] = ()
+    confs: Confs = field(default_factory=FrozenDict)
+    """Proxy-wide confs (top-level `default` of single-item policies)."""
 
     @property
     def node_id(self) -> str:
         return self.dataplane.node_id
 
 
-def _outbound_view(model: MeshModel, dp: Dataplane, o: Outbound) -> OutboundView:
+def destination_of(view: OutboundView) -> Destination:
+    if view.service is not None and view.service.mesh_service:
+        return Destination(view.service.mesh_service, "MeshService", view.service.port)
+    if view.outbound.backend_ref is not None:
+        kind, name, port = view.outbound.backend_ref
+        return Destination(name, kind if kind in ("MeshService", "MeshExternalService", "MeshMultiZoneService") else "MeshService", port)  # type: ignore[arg-type]
+    return Destination(view.service_name)
+
+
+def policy_indexes(model: MeshModel) -> dict[str, PolicyIndex]:
+    """One index per mesh: its committed policies plus Kuma's defaults it did not skip."""
+    out = {}
+    for mesh_name, mesh in model.meshes.items():
+        committed = [p for p in model.policies if p.mesh == mesh_name]
+        out[mesh_name] = PolicyIndex.build(with_default_policies(mesh.resource, committed), [g for g in model.gateways if g.mesh == mesh_name])
+    return out
+
+
+def _confs_for(kinds: list[str], compute: Any) -> FrozenDict:
+    out = {}
+    for kind in kinds:
+        conf = compute(kind)
+        if conf is not None:
+            out[kind] = conf.value
+    return FrozenDict(out)
+
+
+def _outbound_view(model: MeshModel, index: PolicyIndex, dp: Dataplane, o: Outbound, kinds: list[str]) -> OutboundView:
     service = model.service_for(dp, o)
     if service is not None:
-        return OutboundView(o, service.name, service.cluster_name, service)
-    if o.backend_ref is not None:
+        base = OutboundView(o, service.name, service.cluster_name, service)
+    elif o.backend_ref is not None:
         _, name, port = o.backend_ref
-        return OutboundView(o, name, mesh_service_cluster_name(dp.mesh, name, port), None)
-    return OutboundView(o, o.service, o.service, None)
+        base = OutboundView(o, name, mesh_service_cluster_name(dp.mesh, name, port), None)
+    else:
+        base = OutboundView(o, o.service, o.service, None)
+    dest = destination_of(base)
+    confs = _confs_for(kinds, lambda k: outbound_conf(k, dp, dest, index))
+    per_route: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        for route, conf in route_confs(kind, dp, dest, index).items():
+            per_route.setdefault(route, {})[kind] = conf.value
+    return OutboundView(base.outbound, base.service_name, base.cluster_name, base.service, confs, FrozenDict({r: FrozenDict(c) for r, c in per_route.items()}))
 
 
-def proxy_view(model: MeshModel, node_id: str) -> ProxyView | None:
+def proxy_view(model: MeshModel, node_id: str, indexes: Mapping[str, PolicyIndex] | None = None) -> ProxyView | None:
     dp = model.dataplanes.get(node_id)
     mesh = model.meshes.get(dp.mesh) if dp is not None else None
     if dp is None or mesh is None:
         return None
-    return ProxyView(dp, mesh, tuple(_outbound_view(model, dp, o) for o in dp.outbounds))
+    index = (indexes or policy_indexes(model))[dp.mesh]
+    outbound_kinds = [p.kind for p in plugins() if p.outbound]
+    inbound_kinds = [p.kind for p in plugins() if p.inbound]
+    outbounds = tuple(_outbound_view(model, index, dp, o, outbound_kinds) for o in dp.outbounds)
+    inbounds = tuple(InboundView(i, _confs_for(inbound_kinds, lambda k, i=i: inbound_conf(k, dp, i, index))) for i in dp.inbounds)
+    confs = _confs_for([p.kind for p in plugins()], lambda k: single_conf(k, dp, index))
+    return ProxyView(dp, mesh, outbounds, inbounds, confs)
 
 
 def proxy_views(model: MeshModel) -> dict[str, ProxyView]:
-    views = (proxy_view(model, node_id) for node_id in model.dataplanes)
+    indexes = policy_indexes(model)
+    views = (proxy_view(model, node_id, indexes) for node_id in model.dataplanes)
     return {v.node_id: v for v in views if v is not None}

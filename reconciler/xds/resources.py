@@ -9,6 +9,7 @@ service share one serialized cluster.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class XdsResource:
 
     def to_dict(self) -> dict[str, Any]:
         """The resource as Envoy's JSON (camelCase), for inspect, plan and golden files."""
-        return json_format.MessageToDict(self.message(), preserving_proto_field_name=False)
+        return json.loads(json_format.MessageToJson(self.message(), preserving_proto_field_name=False))  # type: ignore[no-any-return]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, XdsResource) and self.version == other.version and self.name == other.name and self.type_url == other.type_url

@@ -16,10 +16,11 @@ __all__ = ["generate"]
 
 def generate(view: ProxyView) -> ProxyResources:
     items: list[XdsResource] = []
-    for inbound in view.dataplane.inbounds:
-        items.extend(inbound_resources(inbound))
+    mesh = view.dataplane.mesh
+    for inbound in view.inbounds:
+        items.extend(inbound_resources(inbound, mesh))
     for outbound in view.outbounds:
-        items.extend(outbound_resources(outbound))
+        items.extend(outbound_resources(outbound, mesh))
         if outbound.protocol in HTTP_PROTOCOLS:
             items.append(api_listener(outbound.service_name, outbound.cluster_name))
     return ProxyResources.build(items)

@@ -9,7 +9,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from reconciler.xds.generate.envoy import ads_source, pack
 
-__all__ = ["http_connection_manager", "hcm_filter", "tcp_proxy_filter"]
+__all__ = ["http_connection_manager", "hcm_filter", "tcp_proxy", "tcp_proxy_filter"]
 
 HCM = hcm_pb2.HttpConnectionManager
 
@@ -30,8 +30,9 @@ def hcm_filter(hcm: hcm_pb2.HttpConnectionManager) -> listener_components_pb2.Fi
     return listener_components_pb2.Filter(name="envoy.filters.network.http_connection_manager", typed_config=pack(hcm))
 
 
-def tcp_proxy_filter(stat_prefix: str, cluster: str) -> listener_components_pb2.Filter:
-    return listener_components_pb2.Filter(
-        name="envoy.filters.network.tcp_proxy",
-        typed_config=pack(tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)),
-    )
+def tcp_proxy(stat_prefix: str, cluster: str) -> tcp_proxy_pb2.TcpProxy:
+    return tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
+
+
+def tcp_proxy_filter(proxy: tcp_proxy_pb2.TcpProxy) -> listener_components_pb2.Filter:
+    return listener_components_pb2.Filter(name="envoy.filters.network.tcp_proxy", typed_config=pack(proxy))

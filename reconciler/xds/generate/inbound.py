@@ -12,9 +12,11 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf import struct_pb2
 
 from reconciler.mesh.model import HTTP_PROTOCOLS, Inbound
+from reconciler.mesh.proxy import Confs, InboundView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.envoy import duration, socket_address, upstream_protocol_options
-from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy_filter
+from reconciler.xds.generate.hooks import HookContext, apply_hooks
+from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter
 from reconciler.xds.resources import CLUSTER, LISTENER, ROUTE, XdsResource, resource
 
 __all__ = ["inbound_resources"]
@@ -23,8 +25,12 @@ LOCAL_CONNECT_TIMEOUT = 10.0
 """Kuma's connect timeout to the local workload."""
 
 
+def _ctx(inbound: Inbound, mesh: str) -> HookContext:
+    return HookContext("inbound", inbound.service, names.local_cluster(inbound.service_port), inbound.protocol, mesh)
+
+
 @lru_cache(maxsize=65536)
-def local_cluster(inbound: Inbound) -> XdsResource:
+def local_cluster(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
     name = names.local_cluster(inbound.service_port)
     cluster = cluster_pb2.Cluster(
         name=name,
@@ -47,39 +53,39 @@ def local_cluster(inbound: Inbound) -> XdsResource:
         ),
         typed_extension_protocol_options=upstream_protocol_options(inbound.protocol),
     )
+    apply_hooks("cluster", cluster, confs, _ctx(inbound, mesh))
     return resource(CLUSTER, name, cluster)
 
 
 @lru_cache(maxsize=65536)
-def inbound_route(inbound: Inbound) -> XdsResource:
+def inbound_route(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
     name = names.inbound_listener(inbound.address, inbound.port)
     cluster = names.local_cluster(inbound.service_port)
+    route = route_components_pb2.Route(
+        match=route_components_pb2.RouteMatch(prefix="/"),
+        route=route_components_pb2.RouteAction(cluster=cluster, timeout=duration(0)),
+    )
+    apply_hooks("route", route, confs, _ctx(inbound, mesh))
     config = route_pb2.RouteConfiguration(
         name=name,
-        virtual_hosts=[
-            route_components_pb2.VirtualHost(
-                name=inbound.service or name,
-                domains=["*"],
-                routes=[
-                    route_components_pb2.Route(
-                        match=route_components_pb2.RouteMatch(prefix="/"),
-                        route=route_components_pb2.RouteAction(cluster=cluster, timeout=duration(0)),
-                    )
-                ],
-            )
-        ],
+        virtual_hosts=[route_components_pb2.VirtualHost(name=inbound.service or name, domains=["*"], routes=[route])],
     )
     return resource(ROUTE, name, config)
 
 
 @lru_cache(maxsize=65536)
-def inbound_listener(inbound: Inbound) -> XdsResource:
+def inbound_listener(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
     name = names.inbound_listener(inbound.address, inbound.port)
     prefix = names.stat_prefix(name)
+    ctx = _ctx(inbound, mesh)
     if inbound.protocol in HTTP_PROTOCOLS:
-        network_filter = hcm_filter(http_connection_manager(prefix, name))
+        hcm = http_connection_manager(prefix, name)
+        apply_hooks("http_connection_manager", hcm, confs, ctx)
+        network_filter = hcm_filter(hcm)
     else:
-        network_filter = tcp_proxy_filter(prefix, names.local_cluster(inbound.service_port))
+        proxy = tcp_proxy(prefix, names.local_cluster(inbound.service_port))
+        apply_hooks("tcp_proxy", proxy, confs, ctx)
+        network_filter = tcp_proxy_filter(proxy)
     listener = listener_pb2.Listener(
         name=name,
         address=socket_address(inbound.address, inbound.port),
@@ -87,6 +93,7 @@ def inbound_listener(inbound: Inbound) -> XdsResource:
         filter_chains=[listener_components_pb2.FilterChain(filters=[network_filter])],
         metadata=_tags_metadata(inbound),
     )
+    apply_hooks("listener", listener, confs, ctx)
     return resource(LISTENER, name, listener)
 
 
@@ -96,8 +103,9 @@ def _tags_metadata(inbound: Inbound) -> base_pb2.Metadata:
     return base_pb2.Metadata(filter_metadata={"io.kuma.tags": tags})
 
 
-def inbound_resources(inbound: Inbound) -> list[XdsResource]:
-    out = [local_cluster(inbound), inbound_listener(inbound)]
+def inbound_resources(view: InboundView, mesh: str) -> list[XdsResource]:
+    inbound, confs = view.inbound, view.confs
+    out = [local_cluster(inbound, confs, mesh), inbound_listener(inbound, confs, mesh)]
     if inbound.protocol in HTTP_PROTOCOLS:
-        out.append(inbound_route(inbound))
+        out.append(inbound_route(inbound, confs, mesh))
     return out

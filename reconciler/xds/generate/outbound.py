@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -12,20 +13,21 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf import struct_pb2, wrappers_pb2
 
 from reconciler.mesh.model import HTTP_PROTOCOLS, Endpoint
-from reconciler.mesh.proxy import OutboundView
+from reconciler.mesh.proxy import Confs, OutboundView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.envoy import ads_source, duration, socket_address, upstream_protocol_options
-from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy_filter
+from reconciler.xds.generate.hooks import HookContext, apply_hooks
+from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsResource, resource
 
 __all__ = ["outbound_resources", "outbound_cluster", "load_assignment", "outbound_route"]
 
 CONNECT_TIMEOUT = 5.0
-"""Kuma's default connect timeout to other services (its default MeshTimeout)."""
+"""Envoy's connect timeout to other services when no MeshTimeout sets one (Kuma's default)."""
 
 
 @lru_cache(maxsize=65536)
-def outbound_cluster(cluster_name: str, protocol: str) -> XdsResource:
+def outbound_cluster(cluster_name: str, protocol: str, ctx: HookContext, confs: Confs) -> XdsResource:
     cluster = cluster_pb2.Cluster(
         name=cluster_name,
         alt_stat_name=names.stat_prefix(cluster_name),
@@ -34,6 +36,7 @@ def outbound_cluster(cluster_name: str, protocol: str) -> XdsResource:
         connect_timeout=duration(CONNECT_TIMEOUT),
         typed_extension_protocol_options=upstream_protocol_options(protocol),
     )
+    apply_hooks("cluster", cluster, confs, ctx)
     return resource(CLUSTER, cluster_name, cluster)
 
 
@@ -47,7 +50,7 @@ def _lb_endpoint(e: Endpoint) -> endpoint_components_pb2.LbEndpoint:
 
 
 @lru_cache(maxsize=65536)
-def load_assignment(cluster_name: str, endpoints: tuple[Endpoint, ...]) -> XdsResource:
+def load_assignment(cluster_name: str, endpoints: tuple[Endpoint, ...], ctx: HookContext, confs: Confs) -> XdsResource:
     cla = endpoint_pb2.ClusterLoadAssignment(
         cluster_name=cluster_name,
         # gRPC's xDS client rejects endpoints without a locality and ignores unweighted ones.
@@ -61,56 +64,61 @@ def load_assignment(cluster_name: str, endpoints: tuple[Endpoint, ...]) -> XdsRe
         if endpoints
         else [],
     )
+    apply_hooks("load_assignment", cla, confs, ctx)
     return resource(ENDPOINT, cluster_name, cla)
 
 
 @lru_cache(maxsize=65536)
-def outbound_route(cluster_name: str, service_name: str) -> XdsResource:
+def outbound_route(cluster_name: str, service_name: str, ctx: HookContext, confs: Confs) -> XdsResource:
     name = names.outbound_route(cluster_name)
+    route = route_components_pb2.Route(
+        match=route_components_pb2.RouteMatch(prefix="/"),
+        route=route_components_pb2.RouteAction(cluster=cluster_name),
+    )
+    apply_hooks("route", route, confs, ctx)
     config = route_pb2.RouteConfiguration(
         name=name,
-        virtual_hosts=[
-            route_components_pb2.VirtualHost(
-                name=service_name,
-                domains=["*"],
-                routes=[
-                    route_components_pb2.Route(
-                        match=route_components_pb2.RouteMatch(prefix="/"),
-                        route=route_components_pb2.RouteAction(cluster=cluster_name),
-                    )
-                ],
-            )
-        ],
+        virtual_hosts=[route_components_pb2.VirtualHost(name=service_name, domains=["*"], routes=[route])],
     )
     return resource(ROUTE, name, config)
 
 
 @lru_cache(maxsize=65536)
-def outbound_listener(address: str, port: int, cluster_name: str, protocol: str) -> XdsResource:
+def outbound_listener(address: str, port: int, ctx: HookContext, confs: Confs) -> XdsResource:
     name = names.outbound_listener(address, port)
-    prefix = names.stat_prefix(cluster_name)
-    if protocol in HTTP_PROTOCOLS:
-        network_filter = hcm_filter(http_connection_manager(prefix, names.outbound_route(cluster_name)))
+    prefix = names.stat_prefix(ctx.cluster)
+    if ctx.protocol in HTTP_PROTOCOLS:
+        hcm = http_connection_manager(prefix, names.outbound_route(ctx.cluster))
+        apply_hooks("http_connection_manager", hcm, confs, ctx)
+        network_filter = hcm_filter(hcm)
     else:
-        network_filter = tcp_proxy_filter(prefix, cluster_name)
+        proxy = tcp_proxy(prefix, ctx.cluster)
+        apply_hooks("tcp_proxy", proxy, confs, ctx)
+        network_filter = tcp_proxy_filter(proxy)
     listener = listener_pb2.Listener(
         name=name,
         address=socket_address(address, port),
         traffic_direction=base_pb2.OUTBOUND,
         filter_chains=[listener_components_pb2.FilterChain(filters=[network_filter])],
     )
+    apply_hooks("listener", listener, confs, ctx)
     return resource(LISTENER, name, listener)
 
 
-def outbound_resources(view: OutboundView) -> list[XdsResource]:
+def outbound_context(view: OutboundView, mesh: str) -> HookContext:
+    return HookContext("outbound", view.service_name, view.cluster_name, view.protocol, mesh)
+
+
+def outbound_resources(view: OutboundView, mesh: str) -> list[XdsResource]:
     o = view.outbound
-    protocol = view.protocol
+    ctx = outbound_context(view, mesh)
+    confs: Mapping[str, Mapping[str, object]] = view.confs
     endpoints = view.service.endpoints if view.service is not None else ()
     out = [
-        outbound_listener(o.address, o.port, view.cluster_name, protocol),
-        outbound_cluster(view.cluster_name, protocol),
-        load_assignment(view.cluster_name, endpoints),
+        outbound_listener(o.address, o.port, ctx, confs),
+        outbound_cluster(view.cluster_name, view.protocol, ctx, confs),
+        load_assignment(view.cluster_name, endpoints, ctx, confs),
     ]
-    if protocol in HTTP_PROTOCOLS:
-        out.append(outbound_route(view.cluster_name, view.service_name))
+    if view.protocol in HTTP_PROTOCOLS:
+        out.append(outbound_route(view.cluster_name, view.service_name, ctx, confs))
     return out

@@ -1,0 +1,84 @@
+"""`reconciler inspect dataplane MESH NAME`: what a proxy gets, and from which policies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.commands.errors import InvalidConfig, RepositoryError
+from reconciler.commands.read import read_snapshot
+from reconciler.frozen import thaw
+from reconciler.mesh.model import build_mesh_model
+from reconciler.mesh.proxy import destination_of, policy_indexes, proxy_view
+from reconciler.policies.match import Conf, resolve
+from reconciler.policies.plugin import PLUGIN_ORDER
+from reconciler.validate import validate
+from reconciler.xds.generate import generate
+from reconciler.xds.resources import SHORT_NAMES
+
+__all__ = ["inspect_dataplane", "inspect_text"]
+
+
+def _conf_json(kind: str, conf: Conf | None) -> dict[str, Any] | None:
+    if conf is None:
+        return None
+    return {"kind": kind, "conf": thaw(conf.value), "from": [{"policy": str(c.policy), "pointer": c.pointer} for c in conf.origins]}
+
+
+def inspect_dataplane(repo: str, path: str | None, rev: str | None, worktree: bool, mesh: str, name: str, *, config: bool = False) -> dict[str, Any]:
+    snapshot = read_snapshot(repo, path, rev, worktree)
+    report = validate(snapshot)
+    if not report.valid:
+        raise InvalidConfig("the configuration is invalid; run `reconciler validate` for the errors")
+    model = build_mesh_model(snapshot.resources)
+    node = f"{mesh}.{name}"
+    indexes = policy_indexes(model)
+    view = proxy_view(model, node, indexes)
+    if view is None:
+        raise RepositoryError(f"no Dataplane {mesh}/{name} in {snapshot.revision or 'the work tree'}")
+    index = indexes[mesh]
+    dp = view.dataplane
+    kinds = list(PLUGIN_ORDER)
+    out: dict[str, Any] = {"dataplane": node, "revision": snapshot.revision, "inbounds": [], "outbounds": [], "proxy": []}
+    for i in dp.inbounds:
+        confs = [c for k in kinds if (c := _conf_json(k, resolve(k, dp, i, index))) is not None]
+        out["inbounds"].append({"address": i.address, "port": i.port, "service": i.service, "protocol": i.protocol, "policies": confs})
+    for o in view.outbounds:
+        dest = destination_of(o)
+        confs = [c for k in kinds if (c := _conf_json(k, resolve(k, dp, dest, index))) is not None]
+        out["outbounds"].append({"address": o.outbound.address, "port": o.outbound.port, "service": o.service_name, "protocol": o.protocol, "policies": confs})
+    out["proxy"] = [c for k in kinds if (c := _conf_json(k, resolve(k, dp, None, index))) is not None]
+    if config:
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for r in generate(view):
+            grouped.setdefault(SHORT_NAMES[r.type_url], []).append(r.to_dict())
+        out["envoy"] = grouped
+    return out
+
+
+def _policies_text(policies: list[dict[str, Any]], indent: str) -> list[str]:
+    if not policies:
+        return [f"{indent}(no policy)"]
+    lines = []
+    for p in policies:
+        lines.append(f"{indent}{p['kind']}: {json.dumps(p['conf'], sort_keys=True)}")
+        for origin in p["from"]:
+            lines.append(f"{indent}  from {origin['policy']} {origin['pointer']}")
+    return lines
+
+
+def inspect_text(doc: dict[str, Any]) -> str:
+    lines = [f"Dataplane {doc['dataplane']} at {doc['revision'] or 'work tree'}"]
+    for i in doc["inbounds"]:
+        lines.append(f"inbound {i['address']}:{i['port']} ({i['service']}, {i['protocol']})")
+        lines += _policies_text(i["policies"], "  ")
+    for o in doc["outbounds"]:
+        lines.append(f"outbound {o['address']}:{o['port']} -> {o['service']} ({o['protocol']})")
+        lines += _policies_text(o["policies"], "  ")
+    if doc["proxy"]:
+        lines.append("proxy")
+        lines += _policies_text(doc["proxy"], "  ")
+    if "envoy" in doc:
+        lines.append("")
+        lines.append(json.dumps(doc["envoy"], indent=2))
+    return "\n".join(lines)
