@@ -102,11 +102,8 @@ class ControlPlane:
     async def start(self) -> None:
         Path(self.settings.state_dir).mkdir(parents=True, exist_ok=True)
         self.repo = await asyncio.to_thread(self._open_repository)
-        self.engine = Engine(GitSource(self.repo, self.settings.path))
-        ads = AdsServer(self.cache, _Callbacks(self))
-        self._grpc = grpc.aio.server(options=[("grpc.keepalive_time_ms", 30_000), ("grpc.http2.min_ping_interval_without_data_ms", 10_000)])
-        add_ads_server(self._grpc, ads)
-        self.xds_port = self._grpc.add_insecure_port(f"{self.settings.address}:{self.settings.xds_port}")
+        self.engine = self._make_engine()
+        self._grpc, self.xds_port = self._make_grpc_server()
         self._http = HttpServer(self._routes(), self._prefix_routes())
         # Resume what was served before a restart, then catch up with the branch.
         previous = self._ref(APPLIED_REF)
@@ -117,6 +114,17 @@ class ControlPlane:
         self.api_port = await self._http.start(self.settings.address, self.settings.api_port)
         self._watch.task = asyncio.create_task(self._watch_loop())
         log.info("serving", extra={"xds": f"{self.settings.address}:{self.xds_port}", "api": f"{self.settings.address}:{self.api_port}"})
+
+    def _make_engine(self) -> Engine:
+        assert self.repo is not None
+        return Engine(GitSource(self.repo, self.settings.path))
+
+    def _make_grpc_server(self) -> tuple[grpc.aio.Server, int]:
+        """The xDS gRPC server with ADS registered, bound to the xDS port."""
+        server = grpc.aio.server(options=[("grpc.keepalive_time_ms", 30_000), ("grpc.http2.min_ping_interval_without_data_ms", 10_000)])
+        add_ads_server(server, AdsServer(self.cache, _Callbacks(self)))
+        port = server.add_insecure_port(f"{self.settings.address}:{self.settings.xds_port}")
+        return server, port
 
     async def stop(self) -> None:
         self._stopping.set()
