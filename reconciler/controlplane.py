@@ -26,6 +26,9 @@ from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 
 from reconciler.api.http import HttpServer, Request, Response
+from reconciler.ca.authority import CaError
+from reconciler.ca.provider import CertificateProvider
+from reconciler.ca.store import CaStore
 from reconciler.api.metrics import Metrics
 from reconciler.errors import Problem
 from reconciler.model import Resource
@@ -86,6 +89,7 @@ class ControlPlane:
         self._grpc: grpc.aio.Server | None = None
         self._http: HttpServer | None = None
         self._streams: dict[str, int] = {}
+        self._renewal: asyncio.TimerHandle | None = None
         self.repo: pygit2.Repository | None = None
         self.engine: Engine | None = None
         self.remote = _is_remote(settings.repo)
@@ -117,7 +121,7 @@ class ControlPlane:
 
     def _make_engine(self) -> Engine:
         assert self.repo is not None
-        return Engine(GitSource(self.repo, self.settings.path))
+        return Engine(GitSource(self.repo, self.settings.path), CertificateProvider(CaStore(self.settings.state_dir)))
 
     def _make_grpc_server(self) -> tuple[grpc.aio.Server, int]:
         """The xDS gRPC server with ADS registered, bound to the xDS port."""
@@ -128,6 +132,8 @@ class ControlPlane:
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._renewal is not None:
+            self._renewal.cancel()
         self._watch.wake.set()
         if self._watch.task is not None:
             self._watch.task.cancel()
@@ -219,7 +225,11 @@ class ControlPlane:
                         duration=time.perf_counter() - started,
                     )
                 else:
-                    build = await asyncio.to_thread(self.engine.build, evaluation.snapshot, self.store.registered.values())
+                    try:
+                        build = await asyncio.to_thread(self.engine.build, evaluation.snapshot, list(self.store.registered.values()))
+                    except CaError as e:
+                        attempt = Attempt(evaluation.revision, "rejected", f"mTLS: {e}", (Problem(None, None, None, "", f"mTLS: {e}"),), duration=time.perf_counter() - started)
+                        raise _Rejected(attempt) from None
                     self._publish(build, evaluation.revision)
                     self.store.apply(Applied(evaluation.revision, evaluation.snapshot, build.model, time.time()))
                     await asyncio.to_thread(self._write_ref, APPLIED_REF, evaluation.revision, f"reconciler: applied ({reason})")
@@ -230,6 +240,8 @@ class ControlPlane:
                         evaluation.report.warnings,
                         duration=time.perf_counter() - started,
                     )
+            except _Rejected as rejected:
+                attempt = rejected.attempt
             except (SourceError, pygit2.GitError, KeyError, ValueError, OSError) as e:
                 attempt = Attempt(revision, "failed", f"reconcile failed: {e}", duration=time.perf_counter() - started)
             finally:
@@ -252,7 +264,21 @@ class ControlPlane:
         for node_id in build.removed:
             self.cache.remove(node_id)
         self.engine.commit(build)
-        asyncio.get_running_loop().call_later(2.0, _release_free_memory)
+        loop = asyncio.get_running_loop()
+        loop.call_later(2.0, _release_free_memory)
+        self._schedule_renewal(loop)
+
+    def _schedule_renewal(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Rebuild when the first proxy certificate is due, so it is replaced before it expires."""
+        assert self.engine is not None
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
+        when = self.engine.certs.next_renewal()
+        if when is None or self._stopping.is_set():
+            return
+        delay = max(0.05, when - time.time())
+        self._renewal = loop.call_later(delay, lambda: asyncio.ensure_future(self.rebuild("certificate renewal")))
 
     async def rebuild(self, reason: str) -> None:
         """Regenerate from the applied commit after a runtime change (a dataplane came or went)."""
@@ -261,7 +287,11 @@ class ControlPlane:
             applied = self.store.applied
             if applied is None:
                 return
-            build = await asyncio.to_thread(self.engine.build, applied.snapshot, list(self.store.registered.values()))
+            try:
+                build = await asyncio.to_thread(self.engine.build, applied.snapshot, list(self.store.registered.values()))
+            except CaError as e:
+                log.error("rebuild failed", extra={"reason": reason, "error": str(e)})
+                return
             self._publish(build, applied.revision)
             self.store.apply(Applied(applied.revision, applied.snapshot, build.model, applied.applied_at))
             log.info("rebuilt", extra={"reason": reason, "changed": len(build.changed)})
@@ -433,6 +463,12 @@ def _release_free_memory() -> None:
 
 
 _malloc_trim: Any = None
+
+
+class _Rejected(Exception):
+    def __init__(self, attempt: Attempt) -> None:
+        super().__init__(attempt.message)
+        self.attempt = attempt
 
 
 class _Callbacks:

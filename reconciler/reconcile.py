@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.mesh.proxy import ProxyView, proxy_views
 from reconciler.model import Resource, Snapshot
@@ -42,9 +43,10 @@ class Build:
 
 
 class Engine:
-    def __init__(self, source: GitSource) -> None:
+    def __init__(self, source: GitSource, certs: CertificateProvider | None = None) -> None:
         self.source = source
         self.validator = ResourceValidator()
+        self.certs = certs or CertificateProvider()
         self._views: dict[str, ProxyView] = {}
 
     def evaluate(self, revision: str) -> Evaluation:
@@ -54,9 +56,13 @@ class Engine:
         return Evaluation(str(commit.id), snapshot, validate(snapshot, self.validator))
 
     def build(self, snapshot: Snapshot, registered: Iterable[Resource]) -> Build:
-        """The mesh model and the config of every proxy whose inputs changed."""
+        """The mesh model and the config of every proxy whose inputs changed.
+
+        Raises CaError when a mesh's CA cannot be used (a provided CA that does not load).
+        """
         model = build_mesh_model(snapshot.resources, registered)
-        views = proxy_views(model)
+        views = proxy_views(model, self.certs)
+        self.certs.forget_except({(v.dataplane.mesh, v.dataplane.name) for v in views.values()})
         changed = {node: generate(view) for node, view in views.items() if self._views.get(node) != view}
         removed = frozenset(self._views.keys() - views.keys())
         return Build(model, views, changed, removed)

@@ -36,10 +36,14 @@ def report_text(report: Report) -> str:
     if errors:
         files = len({p.file for p in errors})
         noun = "error" if len(errors) == 1 else "errors"
-        lines.append(f"invalid: {len(errors)} {noun} in {files} file{'s' if files != 1 else ''} ({where}, {report.resources} resources)")
+        lines.append(f"invalid: {len(errors)} {noun} in {files} file{'s' if files != 1 else ''} ({where}, {_resources(report.resources)})")
     else:
-        lines.append(f"valid: {report.resources} resources ({where})")
+        lines.append(f"valid: {_resources(report.resources)} ({where})")
     return "\n".join(lines)
+
+
+def _resources(n: int) -> str:
+    return f"{n} resource" if n == 1 else f"{n} resources"
 
 
 def resources_text(snapshot: Snapshot) -> str:

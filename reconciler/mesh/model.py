@@ -151,6 +151,11 @@ class MeshModel:
     """targetRef policies committed to git, in snapshot order."""
     gateways: tuple[Resource, ...] = ()
     """MeshGateway resources."""
+    secrets: Mapping[tuple[str, str], Resource] = field(default_factory=dict)
+    """Secret resources by (mesh, name)."""
+
+    def secrets_of(self, mesh: str) -> dict[str, Resource]:
+        return {name: r for (m, name), r in self.secrets.items() if m == mesh}
 
     def service_for(self, dp: Dataplane, outbound: Outbound) -> Service | None:
         if outbound.backend_ref is not None:
@@ -298,4 +303,5 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
 
     policies = tuple(r for r in resources if r.mesh in meshes and (kind := get_kind(r.type)) is not None and kind.policy)
     gateways = tuple(r for r in resources if r.type == "MeshGateway" and r.mesh in meshes)
-    return MeshModel(meshes, dataplanes, services, policies, gateways)
+    secrets = {(r.mesh, r.name): r for r in resources if r.type == "Secret" and r.mesh in meshes}
+    return MeshModel(meshes, dataplanes, services, policies, gateways, secrets)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.ca.provider import CertificateProvider, MeshTls, ProxyTls
 from reconciler.frozen import FrozenDict
 from reconciler.mesh.model import Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
 from reconciler.policies.defaults import with_default_policies
@@ -55,6 +56,8 @@ class ProxyView:
     inbounds: tuple[InboundView, ...] = ()
     confs: Confs = field(default_factory=FrozenDict)
     """Proxy-wide confs (top-level `default` of single-item policies)."""
+    tls: ProxyTls | None = None
+    """mTLS material when the mesh has mTLS enabled."""
 
     @property
     def node_id(self) -> str:
@@ -106,21 +109,53 @@ def _outbound_view(model: MeshModel, index: PolicyIndex, dp: Dataplane, o: Outbo
     return OutboundView(base.outbound, base.service_name, base.cluster_name, base.service, confs, FrozenDict({r: FrozenDict(c) for r, c in per_route.items()}))
 
 
-def proxy_view(model: MeshModel, node_id: str, indexes: Mapping[str, PolicyIndex] | None = None) -> ProxyView | None:
+def mesh_tls(model: MeshModel, certs: CertificateProvider) -> dict[str, MeshTls | None]:
+    """The CA each mesh signs with (None: mTLS off). Raises CaError for an unusable CA."""
+    return {name: certs.mesh_tls(mesh.resource, model.secrets_of(name)) for name, mesh in model.meshes.items()}
+
+
+def proxy_view(
+    model: MeshModel,
+    node_id: str,
+    indexes: Mapping[str, PolicyIndex] | None = None,
+    certs: CertificateProvider | None = None,
+    tls: Mapping[str, MeshTls | None] | None = None,
+) -> ProxyView | None:
     dp = model.dataplanes.get(node_id)
     mesh = model.meshes.get(dp.mesh) if dp is not None else None
     if dp is None or mesh is None:
         return None
     index = (indexes or policy_indexes(model))[dp.mesh]
+    certs = certs or CertificateProvider()
+    mesh_ca = (tls if tls is not None else mesh_tls(model, certs)).get(dp.mesh)
+    proxy_tls = certs.for_dataplane(mesh_ca, dp) if mesh_ca is not None else None
     outbound_kinds = [p.kind for p in plugins() if p.outbound]
     inbound_kinds = [p.kind for p in plugins() if p.inbound]
     outbounds = tuple(_outbound_view(model, index, dp, o, outbound_kinds) for o in dp.outbounds)
-    inbounds = tuple(InboundView(i, _confs_for(inbound_kinds, lambda k, i=i: inbound_conf(k, dp, i, index))) for i in dp.inbounds)
+    inbounds = tuple(InboundView(i, _inbound_confs(dp, i, index, inbound_kinds, proxy_tls is not None)) for i in dp.inbounds)
     confs = _confs_for([p.kind for p in plugins()], lambda k: single_conf(k, dp, index))
-    return ProxyView(dp, mesh, outbounds, inbounds, confs)
+    return ProxyView(dp, mesh, outbounds, inbounds, confs, proxy_tls)
 
 
-def proxy_views(model: MeshModel) -> dict[str, ProxyView]:
+def _inbound_confs(dp: Dataplane, inbound: Inbound, index: PolicyIndex, kinds: list[str], mtls: bool) -> FrozenDict:
+    out = {}
+    for plugin in plugins():
+        if plugin.kind not in kinds:
+            continue
+        if plugin.inbound_conf is not None:
+            value = plugin.inbound_conf(dp, inbound, index, mtls)
+        else:
+            conf = inbound_conf(plugin.kind, dp, inbound, index)
+            value = conf.value if conf is not None else None
+        if value is not None:
+            out[plugin.kind] = value
+    return FrozenDict(out)
+
+
+def proxy_views(model: MeshModel, certs: CertificateProvider | None = None) -> dict[str, ProxyView]:
+    """Every proxy's view. Certificates come from `certs` (a throwaway in-memory CA if None)."""
     indexes = policy_indexes(model)
-    views = (proxy_view(model, node_id, indexes) for node_id in model.dataplanes)
+    certs = certs or CertificateProvider()
+    tls = mesh_tls(model, certs)
+    views = (proxy_view(model, node_id, indexes, certs, tls) for node_id in model.dataplanes)
     return {v.node_id: v for v in views if v is not None}

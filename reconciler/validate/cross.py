@@ -38,10 +38,14 @@ def duplicate_problems(resources: Iterable[Resource]) -> list[Problem]:
     return out
 
 
-def missing_mesh_problems(resources: Iterable[Resource]) -> list[Problem]:
-    """A mesh-scoped resource whose mesh has no `Mesh` resource in the same snapshot."""
+def missing_mesh_problems(resources: Iterable[Resource], declared: Iterable[str] = ()) -> list[Problem]:
+    """A mesh-scoped resource whose mesh has no `Mesh` resource in the same snapshot.
+
+    `declared` names Meshes that are there but could not be read (their own errors are
+    reported); resources in them are not blamed for it.
+    """
     resources = list(resources)
-    meshes = {r.name for r in resources if r.type == "Mesh"}
+    meshes = {r.name for r in resources if r.type == "Mesh"} | set(declared)
     out: list[Problem] = []
     for r in resources:
         if r.mesh and r.mesh not in meshes:

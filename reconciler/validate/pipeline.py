@@ -118,6 +118,7 @@ def validate(snapshot: Snapshot, resource_validator: ResourceValidator | None = 
     for resource in snapshot.resources:
         problems.extend(check(resource))
     problems.extend(duplicate_problems(snapshot.resources))
-    problems.extend(missing_mesh_problems(snapshot.resources))
+    unreadable_meshes = {p.resource.name for p in snapshot.problems if p.resource is not None and p.resource.type == "Mesh"}
+    problems.extend(missing_mesh_problems(snapshot.resources, unreadable_meshes))
     ordered = sorted(problems, key=lambda p: (p.file or "", p.line or 0, p.pointer, p.message))
     return Report(snapshot.revision, len(snapshot.resources), tuple(ordered))

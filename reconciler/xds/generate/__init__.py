@@ -9,6 +9,7 @@ from reconciler.mesh.proxy import ProxyView
 from reconciler.xds.generate.api_listener import api_listener
 from reconciler.xds.generate.inbound import inbound_resources
 from reconciler.xds.generate.outbound import outbound_resources
+from reconciler.xds.generate.tls import secrets
 from reconciler.xds.resources import ProxyResources, XdsResource
 
 __all__ = ["generate"]
@@ -17,10 +18,13 @@ __all__ = ["generate"]
 def generate(view: ProxyView) -> ProxyResources:
     items: list[XdsResource] = []
     mesh = view.dataplane.mesh
+    mode = view.tls.mode if view.tls is not None else None
     for inbound in view.inbounds:
-        items.extend(inbound_resources(inbound, mesh))
+        items.extend(inbound_resources(inbound, mesh, mode))
     for outbound in view.outbounds:
-        items.extend(outbound_resources(outbound, mesh))
+        items.extend(outbound_resources(outbound, mesh, view.tls is not None))
         if outbound.protocol in HTTP_PROTOCOLS:
             items.append(api_listener(outbound.service_name, outbound.cluster_name))
+    if view.tls is not None:
+        items.extend(secrets(view.tls))
     return ProxyResources.build(items)

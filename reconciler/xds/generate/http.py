@@ -9,7 +9,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from reconciler.xds.generate.envoy import ads_source, pack
 
-__all__ = ["http_connection_manager", "hcm_filter", "tcp_proxy", "tcp_proxy_filter"]
+__all__ = ["http_connection_manager", "hcm_filter", "tcp_proxy", "tcp_proxy_filter", "tls_inspector"]
 
 HCM = hcm_pb2.HttpConnectionManager
 
@@ -36,3 +36,9 @@ def tcp_proxy(stat_prefix: str, cluster: str) -> tcp_proxy_pb2.TcpProxy:
 
 def tcp_proxy_filter(proxy: tcp_proxy_pb2.TcpProxy) -> listener_components_pb2.Filter:
     return listener_components_pb2.Filter(name="envoy.filters.network.tcp_proxy", typed_config=pack(proxy))
+
+
+def tls_inspector() -> listener_components_pb2.ListenerFilter:
+    from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+
+    return listener_components_pb2.ListenerFilter(name="envoy.filters.listener.tls_inspector", typed_config=pack(tls_inspector_pb2.TlsInspector()))

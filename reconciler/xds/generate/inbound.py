@@ -16,7 +16,8 @@ from reconciler.mesh.proxy import Confs, InboundView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.envoy import duration, socket_address, upstream_protocol_options
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
-from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter
+from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector
+from reconciler.xds.generate.tls import downstream_tls
 from reconciler.xds.resources import CLUSTER, LISTENER, ROUTE, XdsResource, resource
 
 __all__ = ["inbound_resources"]
@@ -74,12 +75,18 @@ def inbound_route(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
 
 
 @lru_cache(maxsize=65536)
-def inbound_listener(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
+def inbound_listener(inbound: Inbound, confs: Confs, mesh: str, tls_mode: str | None) -> XdsResource:
+    """The inbound listener; with mTLS, STRICT takes only TLS from the mesh, PERMISSIVE
+    also plaintext (a TLS inspector picks the filter chain)."""
     name = names.inbound_listener(inbound.address, inbound.port)
     prefix = names.stat_prefix(name)
     ctx = _ctx(inbound, mesh)
     if inbound.protocol in HTTP_PROTOCOLS:
         hcm = http_connection_manager(prefix, name)
+        if tls_mode is not None:
+            # The workload learns the caller's identity from X-Forwarded-Client-Cert.
+            hcm.forward_client_cert_details = hcm.SANITIZE_SET
+            hcm.set_current_client_cert_details.uri = True
         apply_hooks("http_connection_manager", hcm, confs, ctx)
         network_filter = hcm_filter(hcm)
     else:
@@ -90,9 +97,27 @@ def inbound_listener(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
         name=name,
         address=socket_address(inbound.address, inbound.port),
         traffic_direction=base_pb2.INBOUND,
-        filter_chains=[listener_components_pb2.FilterChain(filters=[network_filter])],
         metadata=_tags_metadata(inbound),
     )
+    if tls_mode is None:
+        listener.filter_chains.append(listener_components_pb2.FilterChain(filters=[network_filter]))
+    elif tls_mode == "STRICT":
+        listener.filter_chains.append(listener_components_pb2.FilterChain(filters=[network_filter], transport_socket=downstream_tls(mesh)))
+    else:
+        listener.listener_filters.append(tls_inspector())
+        listener.filter_chains.append(
+            listener_components_pb2.FilterChain(
+                filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="tls"),
+                filters=[network_filter],
+                transport_socket=downstream_tls(mesh),
+            )
+        )
+        listener.filter_chains.append(
+            listener_components_pb2.FilterChain(
+                filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="raw_buffer"),
+                filters=[network_filter],
+            )
+        )
     apply_hooks("listener", listener, confs, ctx)
     return resource(LISTENER, name, listener)
 
@@ -103,9 +128,17 @@ def _tags_metadata(inbound: Inbound) -> base_pb2.Metadata:
     return base_pb2.Metadata(filter_metadata={"io.kuma.tags": tags})
 
 
-def inbound_resources(view: InboundView, mesh: str) -> list[XdsResource]:
+def inbound_tls_mode(view: InboundView, mesh_mode: str | None) -> str | None:
+    """The mesh's mode, unless a MeshTLS sets this inbound's (Strict/Permissive)."""
+    if mesh_mode is None:
+        return None
+    override = str((view.confs.get("MeshTLS") or {}).get("mode") or "")
+    return override.upper() if override.upper() in ("STRICT", "PERMISSIVE") else mesh_mode
+
+
+def inbound_resources(view: InboundView, mesh: str, mesh_mode: str | None = None) -> list[XdsResource]:
     inbound, confs = view.inbound, view.confs
-    out = [local_cluster(inbound, confs, mesh), inbound_listener(inbound, confs, mesh)]
+    out = [local_cluster(inbound, confs, mesh), inbound_listener(inbound, confs, mesh, inbound_tls_mode(view, mesh_mode))]
     if inbound.protocol in HTTP_PROTOCOLS:
         out.append(inbound_route(inbound, confs, mesh))
     return out

@@ -12,12 +12,13 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf import struct_pb2, wrappers_pb2
 
-from reconciler.mesh.model import HTTP_PROTOCOLS, Endpoint
+from reconciler.mesh.model import HTTP_PROTOCOLS, SERVICE_TAG, Endpoint
 from reconciler.mesh.proxy import Confs, OutboundView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.envoy import ads_source, duration, socket_address, upstream_protocol_options
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter
+from reconciler.xds.generate.tls import upstream_tls
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsResource, resource
 
 __all__ = ["outbound_resources", "outbound_cluster", "load_assignment", "outbound_route"]
@@ -27,7 +28,8 @@ CONNECT_TIMEOUT = 5.0
 
 
 @lru_cache(maxsize=65536)
-def outbound_cluster(cluster_name: str, protocol: str, ctx: HookContext, confs: Confs) -> XdsResource:
+def outbound_cluster(cluster_name: str, protocol: str, ctx: HookContext, confs: Confs, identities: tuple[str, ...] | None) -> XdsResource:
+    """The EDS cluster of a destination; with mTLS (`identities` given) it verifies them."""
     cluster = cluster_pb2.Cluster(
         name=cluster_name,
         alt_stat_name=names.stat_prefix(cluster_name),
@@ -36,6 +38,8 @@ def outbound_cluster(cluster_name: str, protocol: str, ctx: HookContext, confs: 
         connect_timeout=duration(CONNECT_TIMEOUT),
         typed_extension_protocol_options=upstream_protocol_options(protocol),
     )
+    if identities is not None:
+        cluster.transport_socket.CopyFrom(upstream_tls(ctx.mesh, ctx.service, identities))
     apply_hooks("cluster", cluster, confs, ctx)
     return resource(CLUSTER, cluster_name, cluster)
 
@@ -109,14 +113,22 @@ def outbound_context(view: OutboundView, mesh: str) -> HookContext:
     return HookContext("outbound", view.service_name, view.cluster_name, view.protocol, mesh)
 
 
-def outbound_resources(view: OutboundView, mesh: str) -> list[XdsResource]:
+def _identities(view: OutboundView) -> tuple[str, ...]:
+    """The `kuma.io/service` identities a destination's endpoints present."""
+    if view.service is None or not view.service.mesh_service:
+        return (view.service_name,)
+    found = sorted({e.tags.get(SERVICE_TAG, "") for e in view.service.endpoints} - {""})
+    return tuple(found) or (view.service_name,)
+
+
+def outbound_resources(view: OutboundView, mesh: str, mtls: bool = False) -> list[XdsResource]:
     o = view.outbound
     ctx = outbound_context(view, mesh)
     confs: Mapping[str, Mapping[str, object]] = view.confs
     endpoints = view.service.endpoints if view.service is not None else ()
     out = [
         outbound_listener(o.address, o.port, ctx, confs),
-        outbound_cluster(view.cluster_name, view.protocol, ctx, confs),
+        outbound_cluster(view.cluster_name, view.protocol, ctx, confs, _identities(view) if mtls else None),
         load_assignment(view.cluster_name, endpoints, ctx, confs),
     ]
     if view.protocol in HTTP_PROTOCOLS:

@@ -1,0 +1,170 @@
+"""Certificate authorities and the workload certificates they sign, with `cryptography`.
+
+A mesh CA is an RSA root (Kuma's builtin CA; `RSAbits`, default 2048, and `expiration`,
+default 10 years) or a certificate and key the user provides. Workload certificates carry the
+proxy's SPIFFE ids (`spiffe://<mesh>/<service>`, one per inbound service) and Kuma's tag
+URIs (`kuma://<tag>/<value>`) as URI SANs, and an ECDSA P-256 key: cheap to make for
+thousands of proxies and short lifetimes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "Authority",
+    "WorkloadCertificate",
+    "generate_root",
+    "load_authority",
+    "issue_workload",
+    "parse_kuma_duration",
+    "CaError",
+]
+
+_KUMA_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w|y)$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+class CaError(Exception):
+    """A CA cannot be created or loaded (bad PEM, key does not match the certificate, ...)."""
+
+
+def parse_kuma_duration(value: str | None, default: float) -> float:
+    """Seconds in Kuma's certificate lifetimes (`24h`, `30d`, `1y`); `default` when unset."""
+    if not value:
+        return default
+    m = _KUMA_DURATION.match(str(value))
+    if m is None:
+        raise CaError(f"{value!r} is not a duration like 24h, 30d or 1y")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """A CA that can sign: its certificate (PEM) and private key."""
+
+    name: str
+    cert_pem: bytes
+    key: CertificateIssuerPrivateKeyTypes = field(repr=False, compare=False)
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.cert_pem)
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.cert_pem).hexdigest()[:16]
+
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadCertificate:
+    cert_pem: bytes
+    key_pem: bytes = field(repr=False)
+    not_before: float
+    not_after: float
+    spiffe_ids: tuple[str, ...]
+    issuer: str
+    """Fingerprint of the signing CA."""
+
+    def renew_at(self, fraction: float = 0.8) -> float:
+        """When to replace it: after `fraction` of its lifetime (Kuma renews before expiry)."""
+        return self.not_before + (self.not_after - self.not_before) * fraction
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def generate_root(mesh: str, backend: str, *, rsa_bits: int = 2048, validity: float = 10 * 365 * 86400) -> Authority:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mesh-reconciler"), x509.NameAttribute(NameOID.COMMON_NAME, f"{mesh} {backend} CA")])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(seconds=validity))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(f"spiffe://{mesh}")]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Authority(backend, cert.public_bytes(serialization.Encoding.PEM), key)
+
+
+def load_authority(name: str, cert_pem: bytes, key_pem: bytes) -> Authority:
+    """A provided CA: checks it is a CA certificate whose key matches."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except ValueError as e:
+        raise CaError(f"CA {name!r}: cannot read certificate or key: {e}") from None
+    try:
+        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        if not basic.ca:
+            raise CaError(f"CA {name!r}: the certificate is not a CA (basicConstraints CA:FALSE)")
+    except x509.ExtensionNotFound:
+        raise CaError(f"CA {name!r}: the certificate has no basicConstraints; it must be a CA") from None
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if public != cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
+        raise CaError(f"CA {name!r}: the private key does not match the certificate")
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise CaError(f"CA {name!r}: only RSA and ECDSA keys are supported")
+    return Authority(name, cert.public_bytes(serialization.Encoding.PEM), key)
+
+
+def issue_workload(ca: Authority, spiffe_ids: Sequence[str], tag_uris: Iterable[str], validity: float, *, now: float | None = None) -> WorkloadCertificate:
+    """A certificate for one proxy, valid for `validity` seconds from now."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = dt.datetime.fromtimestamp(now, dt.timezone.utc) if now is not None else _now()
+    # Backdate a little: clocks of other hosts may lag.
+    not_before = start - dt.timedelta(seconds=min(60.0, validity / 10))
+    not_after = start + dt.timedelta(seconds=validity)
+    uris = [x509.UniformResourceIdentifier(u) for u in list(spiffe_ids) + sorted(set(tag_uris))]
+    issuer_cert = ca.certificate
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mesh-reconciler")]))
+        .issuer_name(issuer_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True, data_encipherment=False, key_agreement=True, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(uris), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)  # type: ignore[arg-type]
+        .sign(ca.key, hashes.SHA256())
+    )
+    return WorkloadCertificate(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        not_before=not_before.timestamp(),
+        not_after=not_after.timestamp(),
+        spiffe_ids=tuple(spiffe_ids),
+        issuer=ca.fingerprint,
+    )

@@ -1,0 +1,146 @@
+"""Per-proxy mTLS material: which CA a mesh signs with, what it trusts, each proxy's certificate.
+
+`Mesh.spec.mtls` as Kuma documents it: `enabledBackend` names one of `backends`, each
+`builtin` (generated, kept in the CA store) or `provided` (certificate and key from data
+sources: a mesh Secret, inline bytes, an inline string or a file). mTLS is off when
+`enabledBackend` is empty. `mode` is STRICT (default) or PERMISSIVE; `dpCert.rotation.expiration`
+sets the certificates' lifetime (default 24h).
+
+Certificates are issued once per proxy identity and reused until 80% of their lifetime has
+passed; `next_renewal()` tells the control plane when to rebuild so they are replaced before
+they expire. When the enabled CA changes, the previous CA stays trusted for one certificate
+lifetime, so proxies on old and new certificates keep talking during the switch.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.ca.authority import Authority, CaError, WorkloadCertificate, issue_workload, load_authority, parse_kuma_duration
+from reconciler.ca.store import CaStore
+from reconciler.mesh.model import SERVICE_TAG, Dataplane
+from reconciler.model import Resource
+
+__all__ = ["ProxyTls", "MeshTls", "CertificateProvider", "DEFAULT_CERT_VALIDITY", "spiffe_id"]
+
+DEFAULT_CERT_VALIDITY = 24 * 3600.0
+DEFAULT_CA_VALIDITY = 10 * 365 * 86400.0
+RENEW_FRACTION = 0.8
+
+
+def spiffe_id(mesh: str, service: str) -> str:
+    return f"spiffe://{mesh}/{service}"
+
+
+@dataclass(frozen=True, slots=True)
+class MeshTls:
+    mesh: str
+    mode: str
+    authority: Authority
+    trust_pem: bytes
+    validity: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyTls:
+    """What one proxy needs for mTLS: its certificate and key, and the CAs it trusts."""
+
+    mesh: str
+    mode: str
+    trust_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes = field(repr=False)
+    spiffe_ids: tuple[str, ...]
+    not_after: float
+
+
+def _data_source(source: Mapping[str, Any] | None, secrets: Mapping[str, Resource], what: str) -> bytes:
+    if not isinstance(source, Mapping):
+        raise CaError(f"{what} is not set")
+    if source.get("secret"):
+        secret = secrets.get(source["secret"])
+        if secret is None:
+            raise CaError(f'{what}: Secret "{source["secret"]}" does not exist in the mesh')
+        return base64.b64decode(str(secret.spec.get("data") or ""))
+    if source.get("inline"):
+        return base64.b64decode(str(source["inline"]))
+    if source.get("inlineString"):
+        return str(source["inlineString"]).encode()
+    if source.get("file"):
+        try:
+            return Path(source["file"]).read_bytes()
+        except OSError as e:
+            raise CaError(f"{what}: cannot read {source['file']}: {e.strerror}") from None
+    raise CaError(f"{what} has no source")
+
+
+class CertificateProvider:
+    """Issues and caches proxy certificates; the only part of generation with a clock."""
+
+    def __init__(self, store: CaStore | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.store = store or CaStore()
+        self.clock = clock
+        self._certs: dict[tuple[Any, ...], WorkloadCertificate] = {}
+        self._lock = threading.Lock()
+
+    def mesh_tls(self, mesh: Resource, secrets: Mapping[str, Resource]) -> MeshTls | None:
+        mtls = mesh.spec.get("mtls") or {}
+        enabled = mtls.get("enabledBackend")
+        if not enabled:
+            return None
+        backend = next((b for b in mtls.get("backends") or () if b.get("name") == enabled), None)
+        if backend is None:
+            raise CaError(f'mesh {mesh.name}: enabledBackend "{enabled}" is not among mtls.backends')
+        conf = backend.get("conf") or {}
+        if backend.get("type") == "provided":
+            authority = load_authority(
+                enabled,
+                _data_source(conf.get("cert"), secrets, f"mesh {mesh.name} CA {enabled} cert"),
+                _data_source(conf.get("key"), secrets, f"mesh {mesh.name} CA {enabled} key"),
+            )
+        else:
+            ca_cert = conf.get("caCert") or {}
+            authority = self.store.builtin(
+                mesh.name,
+                enabled,
+                rsa_bits=int(ca_cert.get("RSAbits") or 2048),
+                validity=parse_kuma_duration(ca_cert.get("expiration"), DEFAULT_CA_VALIDITY),
+            )
+        validity = parse_kuma_duration(((backend.get("dpCert") or {}).get("rotation") or {}).get("expiration"), DEFAULT_CERT_VALIDITY)
+        now = self.clock()
+        self.store.activate(mesh.name, authority, now)
+        trusted = [authority.cert_pem] + [r.cert_pem for r in self.store.retired(mesh.name) if r.retired_at > now - validity and r.fingerprint != authority.fingerprint]
+        mode = str(backend.get("mode") or "STRICT")
+        if mode in ("0", "1"):
+            mode = ("STRICT", "PERMISSIVE")[int(mode)]
+        return MeshTls(mesh.name, mode, authority, b"".join(trusted), validity)
+
+    def for_dataplane(self, mesh_tls: MeshTls, dp: Dataplane) -> ProxyTls:
+        services = sorted({i.service for i in dp.inbounds if i.service} | ({(dp.gateway or {}).get("tags", {}).get(SERVICE_TAG)} - {None}))
+        ids = tuple(spiffe_id(dp.mesh, s) for s in services)
+        tag_uris = tuple(sorted({f"kuma://{k}/{v}" for i in dp.inbounds for k, v in i.tags.items() if k != SERVICE_TAG}))
+        key = (dp.mesh, dp.name, ids, tag_uris, mesh_tls.authority.fingerprint, mesh_tls.validity)
+        now = self.clock()
+        with self._lock:
+            cert = self._certs.get(key)
+            if cert is None or now >= cert.renew_at(RENEW_FRACTION):
+                cert = issue_workload(mesh_tls.authority, ids, tag_uris, mesh_tls.validity, now=now)
+                self._certs = {k: v for k, v in self._certs.items() if k[:2] != key[:2]}
+                self._certs[key] = cert
+        return ProxyTls(dp.mesh, mesh_tls.mode, mesh_tls.trust_pem, cert.cert_pem, cert.key_pem, ids, cert.not_after)
+
+    def forget_except(self, nodes: set[tuple[str, str]]) -> None:
+        """Drop cached certificates of proxies that are gone."""
+        with self._lock:
+            self._certs = {k: v for k, v in self._certs.items() if k[:2] in nodes}
+
+    def next_renewal(self) -> float | None:
+        with self._lock:
+            times = [c.renew_at(RENEW_FRACTION) for c in self._certs.values()]
+        return min(times) if times else None
