@@ -7,6 +7,9 @@ absent): only system policies may target a MeshGateway or a MeshHTTPRoute.
 
 Kuma reports the conf errors under a `conf` segment that does not exist in the document
 (`spec.to[0].default.conf.http`); we point at the field as written (`/spec/to/0/default/http`).
+
+`PLUGIN` (end of this module) is its effect on Envoy and Kuma's default policies: see
+_meshretry_envoy and docs/policies/meshretry.md.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
+from reconciler.policies import _meshretry_envoy as _envoy
+from reconciler.policies.plugin import Plugin
 from reconciler.policies.targetref import check_target_ref, policy_role, top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, as_map, enumerate_list, get, parse_duration
 
@@ -31,6 +36,7 @@ __all__ = [
     "HTTP_RETRY_ON",
     "GRPC_RETRY_ON",
     "HTTP_STATUS_CODES",
+    "PLUGIN",
 ]
 
 SPEC = Path.root("spec")
@@ -218,3 +224,14 @@ def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
 
 
 KIND = Kind(name="MeshRetry", policy=True, short_name="mr", validate=validate)
+
+# -- Envoy ------------------------------------------------------------------------------------
+# Which conf field lands on which Envoy field, and Kuma's default policy: see _meshretry_envoy.
+PLUGIN = Plugin(
+    kind="MeshRetry",
+    route=_envoy.configure_route,
+    tcp_proxy=_envoy.configure_tcp_proxy,
+    inbound=False,  # retries are the caller's business: Kuma's MeshRetry has only `to`
+    outbound=True,
+    defaults=_envoy.default_policies,
+)

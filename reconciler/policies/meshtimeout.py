@@ -5,6 +5,9 @@ inbound traffic (`rules[]`, optionally matched by the client's SPIFFE ID or SNI)
 the deprecated `from[]` list. Which top-level targetRef kinds are allowed depends on the
 policy's role (`kuma.io/policy-role`, `system` when absent): only system policies may target
 a MeshGateway or a MeshHTTPRoute.
+
+`PLUGIN` (end of this module) is its effect on Envoy and Kuma's default policies: see
+_meshtimeout_envoy and docs/policies/meshtimeout.md.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
+from reconciler.policies import _meshtimeout_envoy as _envoy
+from reconciler.policies.plugin import Plugin
 from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, policy_role, top_level_kind
 from reconciler.validate.checks import MUST_NOT_BE_DEFINED, as_list, as_map, check_duration, enumerate_list, get, parse_duration
 
@@ -26,6 +31,7 @@ __all__ = [
     "FROM_KINDS",
     "TO_KINDS",
     "GATEWAY_TO_KINDS",
+    "PLUGIN",
 ]
 
 SPEC = Path.root("spec")
@@ -164,3 +170,16 @@ def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
 
 
 KIND = Kind(name="MeshTimeout", policy=True, short_name="mt", validate=validate)
+
+# -- Envoy ------------------------------------------------------------------------------------
+# Which conf field lands on which Envoy field, and Kuma's defaults: see _meshtimeout_envoy.
+PLUGIN = Plugin(
+    kind="MeshTimeout",
+    cluster=_envoy.configure_cluster,
+    http_connection_manager=_envoy.configure_http_connection_manager,
+    tcp_proxy=_envoy.configure_tcp_proxy,
+    route=_envoy.configure_route,
+    inbound=True,
+    outbound=True,
+    defaults=_envoy.default_policies,
+)

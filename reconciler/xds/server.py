@@ -33,13 +33,18 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from reconciler.xds.cache import ConfigWatcher, NodeConfig
-from reconciler.xds.resources import CLUSTER, LISTENER, SHORT_NAMES, TYPE_ORDER, XdsResource
+from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SHORT_NAMES, TYPE_ORDER, XdsResource
 
 __all__ = ["AdsServer", "StreamCallbacks", "XdsRejected", "NoCallbacks", "add_ads_server"]
 
 log = logging.getLogger(__name__)
 
 WILDCARD_TYPES = frozenset({LISTENER, CLUSTER})
+
+DEPENDENTS = {CLUSTER: (ENDPOINT, SECRET), LISTENER: (ROUTE, SECRET)}
+"""A changed cluster or listener is rebuilt and warms until Envoy has its endpoints, routes
+and secrets again; it asks for them with an unchanged subscription, so they are sent again
+after every CDS/LDS update even when their versions did not change."""
 
 
 class XdsRejected(Exception):
@@ -128,9 +133,12 @@ class _SotwStream:
         self.types: dict[str, _SotwType] = {}
         self.nonces = itertools.count(1)
         self.config: NodeConfig | None = server.watcher.fetch(node_id)
+        self.rewarm: set[str] = set()
 
     async def send(self, type_url: str, resources: list[XdsResource], *, record: bool = True) -> None:
         state = self.types[type_url]
+        self.rewarm.update(DEPENDENTS.get(type_url, ()))
+        self.rewarm.discard(type_url)
         version = _set_version(resources)
         nonce = str(next(self.nonces))
         response = discovery_pb2.DiscoveryResponse(
@@ -176,7 +184,7 @@ class _SotwStream:
         else:
             state.acked_version = req.version_info
             self.server.callbacks.on_ack(self.node_id, type_url, req.version_info, state.sent_revision)
-        if names != state.names:
+        if names != state.names or (type_url in self.rewarm and self.config is not None):
             state.names = names
             resources = _select(self.config, type_url, names)
             if not req.HasField("error_detail") or _set_version(resources) != state.nacked_version:
@@ -194,7 +202,7 @@ class _SotwStream:
                 continue
             resources = _select(config, type_url, state.names)
             version = _set_version(resources)
-            if version in (state.sent_version, state.nacked_version):
+            if version == state.nacked_version or (version == state.sent_version and type_url not in self.rewarm):
                 continue
             if type_url == CLUSTER:
                 names = {r.name for r in resources}
@@ -205,6 +213,8 @@ class _SotwStream:
             await self.send(type_url, resources)
         if final_cds is not None:
             await self.send(CLUSTER, final_cds)
+            # Removing clusters rebuilds none: nothing to warm again.
+            self.rewarm.difference_update(DEPENDENTS[CLUSTER])
 
 
 # -- delta ----------------------------------------------------------------------------------
@@ -318,9 +328,17 @@ class _DeltaStream:
         self.config = config
         if config is None:
             return
+        rewarm: set[str] = set()
         for type_url in TYPE_ORDER:
-            if type_url in self.types:
-                await self.push(type_url)
+            state = self.types.get(type_url)
+            if state is None:
+                continue
+            if type_url in rewarm:
+                state.known.clear()  # resend what warming clusters and listeners need
+            nonce = state.nonce
+            await self.push(type_url)
+            if state.nonce != nonce:
+                rewarm.update(DEPENDENTS.get(type_url, ()))
 
 
 # -- the service ------------------------------------------------------------------------------

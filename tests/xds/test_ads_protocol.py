@@ -312,13 +312,35 @@ def test_updates_go_out_cds_eds_lds_rds_and_stale_clusters_are_removed_last(serv
     assert client.nothing()
 
     server.set("r2", cluster("new"), cla("new"), cla("old"), listener("l", 2), route("rt", "new"))
-    sequence = [client.recv() for _ in range(4)]
+    sequence = [client.recv() for _ in range(5)]
     assert [(r.type_url, names(r)) for r in sequence] == [
         (CLUSTER, ["new", "old"]),  # new cluster added, old one kept while still referenced
+        (ENDPOINT, ["old"]),  # the subscription as it stands; Envoy asks for `new` next
         (LISTENER, ["l"]),
         (ROUTE, ["rt"]),
         (CLUSTER, ["new"]),  # the stale cluster goes last
     ]
+
+
+def test_a_changed_cluster_gets_its_unchanged_endpoints_again(server: Server, client: Client) -> None:
+    server.set("r1", cluster("a"), cla("a"))
+    client.send(CLUSTER, first=True)
+    cds = client.recv()
+    client.ack(cds)
+    client.send(ENDPOINT, ["a"])
+    eds = client.recv()
+    client.ack(eds, ["a"])
+    assert client.nothing()
+    # The cluster changes (not its endpoints): Envoy rebuilds it, and the rebuilt cluster warms
+    # until it has endpoints again. Without them Envoy waits 15 s.
+    server.set("r2", cluster("a", timeout=9), cla("a"))
+    new_cds = client.recv()
+    assert new_cds.type_url == CLUSTER
+    again = client.recv()
+    assert (again.type_url, names(again)) == (ENDPOINT, ["a"])
+    client.ack(new_cds)
+    client.ack(again, ["a"])
+    assert client.nothing()
 
 
 def test_api_listeners_are_served_by_name_only(server: Server, client: Client) -> None:

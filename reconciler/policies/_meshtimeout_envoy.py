@@ -1,0 +1,196 @@
+"""MeshTimeout → Envoy: which merged conf field lands on which Envoy field (Kuma v2.14).
+
+Kuma's plugin (pkg/plugins/policies/meshtimeout/plugin/xds/configurer.go) sets, on a sidecar,
+inbound (`rules`/`from`) and outbound (`to`) alike:
+
+| conf field                   | Envoy field                                                              | when unset |
+| ---------------------------- | ------------------------------------------------------------------------ | ---------- |
+| `connectionTimeout`          | cluster `connect_timeout`                                                | 5s         |
+| `idleTimeout`                | cluster `HttpProtocolOptions.common_http_protocol_options.idle_timeout` (HTTP, HTTP/2); TcpProxy `idle_timeout` (TCP) | 1h |
+| `http.maxStreamDuration`     | cluster `…common_http_protocol_options.max_stream_duration` (HTTP, HTTP/2) | 0s (off)   |
+| `http.maxConnectionDuration` | cluster `…common_http_protocol_options.max_connection_duration` (HTTP, HTTP/2) | 0s (off) |
+| `http.requestHeadersTimeout` | HCM `request_headers_timeout`                                            | 0s (off)   |
+| `http.requestTimeout`        | route `route.timeout`                                                    | 15s        |
+| `http.streamIdleTimeout`     | route `route.idle_timeout`                                               | 30m        |
+
+and always turns the HCM's downstream `common_http_protocol_options.idle_timeout` off (0s): the
+idle timeout of a MeshTimeout is the upstream connection's, set on the cluster. A gRPC cluster
+gets only `connect_timeout`, as in Kuma (its cluster configurer handles HTTP and HTTP/2 only).
+
+The "when unset" values are Kuma's `pkg/plugins/policies/core/defaults` and apply to any field
+the merged conf leaves out; Kuma's default policies (`mesh-timeout-all-<mesh>`,
+`mesh-gateways-timeout-all-<mesh>`, see `default_policies`) set most fields explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+
+from reconciler.model import Resource
+from reconciler.policies.plugin import HookContext
+from reconciler.source.loader import load_file
+from reconciler.validate.checks import parse_duration
+from reconciler.xds.generate.envoy import HTTP_OPTIONS_KEY, duration, pack
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_STREAM_IDLE_TIMEOUT",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "DEFAULT_REQUEST_HEADERS_TIMEOUT",
+    "DEFAULT_MAX_STREAM_DURATION",
+    "DEFAULT_MAX_CONNECTION_DURATION",
+    "configure_cluster",
+    "configure_http_connection_manager",
+    "configure_tcp_proxy",
+    "configure_route",
+    "default_policies",
+]
+
+# Kuma's pkg/plugins/policies/core/defaults (seconds).
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_IDLE_TIMEOUT = 3600.0
+DEFAULT_STREAM_IDLE_TIMEOUT = 1800.0
+DEFAULT_REQUEST_TIMEOUT = 15.0
+DEFAULT_REQUEST_HEADERS_TIMEOUT = 0.0
+DEFAULT_MAX_STREAM_DURATION = 0.0
+DEFAULT_MAX_CONNECTION_DURATION = 0.0
+
+_CLUSTER_HTTP_PROTOCOLS = ("http", "http2")
+"""Protocols whose cluster gets the HTTP timeouts (Kuma's ClusterConfigurer: not gRPC)."""
+
+
+def _seconds(value: Any, default: float) -> float:
+    seconds = parse_duration(value)
+    return default if seconds is None else seconds
+
+
+def _http(conf: Mapping[str, Any]) -> Mapping[str, Any]:
+    http = conf.get("http")
+    return http if isinstance(http, Mapping) else {}
+
+
+def configure_cluster(cluster: cluster_pb2.Cluster, conf: Mapping[str, Any], ctx: HookContext) -> None:
+    """Outbound cluster or the inbound's local cluster: connect timeout, upstream HTTP timeouts."""
+    cluster.connect_timeout.CopyFrom(duration(_seconds(conf.get("connectionTimeout"), DEFAULT_CONNECT_TIMEOUT)))
+    if ctx.protocol not in _CLUSTER_HTTP_PROTOCOLS:
+        return
+    http = _http(conf)
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    existing = cluster.typed_extension_protocol_options.get(HTTP_OPTIONS_KEY)
+    if existing is not None:
+        existing.Unpack(options)
+    common = options.common_http_protocol_options
+    common.idle_timeout.CopyFrom(duration(_seconds(conf.get("idleTimeout"), DEFAULT_IDLE_TIMEOUT)))
+    common.max_stream_duration.CopyFrom(duration(_seconds(http.get("maxStreamDuration"), DEFAULT_MAX_STREAM_DURATION)))
+    common.max_connection_duration.CopyFrom(duration(_seconds(http.get("maxConnectionDuration"), DEFAULT_MAX_CONNECTION_DURATION)))
+    cluster.typed_extension_protocol_options[HTTP_OPTIONS_KEY].CopyFrom(pack(options))
+
+
+def configure_http_connection_manager(hcm: hcm_pb2.HttpConnectionManager, conf: Mapping[str, Any], ctx: HookContext) -> None:
+    """HCM of an HTTP listener: request headers timeout; downstream idle timeout off."""
+    hcm.request_headers_timeout.CopyFrom(duration(_seconds(_http(conf).get("requestHeadersTimeout"), DEFAULT_REQUEST_HEADERS_TIMEOUT)))
+    # Kuma's old Timeout policy put idleTimeout on the listener; MeshTimeout puts it on the cluster.
+    hcm.common_http_protocol_options.idle_timeout.CopyFrom(duration(0))
+
+
+def configure_tcp_proxy(proxy: tcp_proxy_pb2.TcpProxy, conf: Mapping[str, Any], ctx: HookContext) -> None:
+    """TcpProxy of a TCP listener: idle timeout of the proxied connection."""
+    proxy.idle_timeout.CopyFrom(duration(_seconds(conf.get("idleTimeout"), DEFAULT_IDLE_TIMEOUT)))
+
+
+def configure_route(route: route_components_pb2.Route, conf: Mapping[str, Any], ctx: HookContext) -> None:
+    """A route forwarding to a cluster: request timeout and stream idle timeout (Kuma's
+    ConfigureRouteAction). A redirect or direct response has no RouteAction to configure."""
+    if not route.HasField("route"):
+        return
+    action = route.route
+    http = _http(conf)
+    action.timeout.CopyFrom(duration(_seconds(http.get("requestTimeout"), DEFAULT_REQUEST_TIMEOUT)))
+    stream_idle = http.get("streamIdleTimeout")
+    if stream_idle is not None:
+        action.idle_timeout.CopyFrom(duration(_seconds(stream_idle, DEFAULT_STREAM_IDLE_TIMEOUT)))
+    elif not action.HasField("idle_timeout"):
+        # A route idle timeout set earlier (by a route filter) is kept; otherwise Kuma's default.
+        action.idle_timeout.CopyFrom(duration(DEFAULT_STREAM_IDLE_TIMEOUT))
+
+
+# Kuma's pkg/defaults/mesh/meshtimeout.go. The inbound side (`from`) doubles the outbound
+# timeouts or disables them, so that the caller's timeout fires first.
+_SIDECAR_DEFAULT = """\
+type: MeshTimeout
+name: mesh-timeout-all-{mesh}
+mesh: {mesh}
+spec:
+  targetRef:
+    kind: Mesh
+    proxyTypes: [Sidecar]
+  from:
+    - targetRef:
+        kind: Mesh
+      default:
+        connectionTimeout: 10s
+        idleTimeout: 2h
+        http:
+          requestTimeout: 0s
+          streamIdleTimeout: 1h
+          maxStreamDuration: 0s
+  to:
+    - targetRef:
+        kind: Mesh
+      default:
+        connectionTimeout: 5s
+        idleTimeout: 1h
+        http:
+          requestTimeout: 15s
+          streamIdleTimeout: 30m
+"""
+
+_GATEWAY_DEFAULT = """\
+type: MeshTimeout
+name: mesh-gateways-timeout-all-{mesh}
+mesh: {mesh}
+spec:
+  targetRef:
+    kind: Mesh
+    proxyTypes: [Gateway]
+  from:
+    - targetRef:
+        kind: Mesh
+      default:
+        idleTimeout: 5m
+        http:
+          streamIdleTimeout: 5s
+          requestHeadersTimeout: 500ms
+  to:
+    - targetRef:
+        kind: Mesh
+      default:
+        idleTimeout: 1h
+        http:
+          streamIdleTimeout: 5s
+"""
+
+
+def default_policies(mesh: str) -> list[Resource]:
+    """`mesh-timeout-all-<mesh>` (sidecars) and `mesh-gateways-timeout-all-<mesh>` (gateways)."""
+    return list(_default_policies(mesh))
+
+
+@cache
+def _default_policies(mesh: str) -> tuple[Resource, ...]:
+    out: list[Resource] = []
+    for template in (_SIDECAR_DEFAULT, _GATEWAY_DEFAULT):
+        result = load_file(f"<default MeshTimeout of mesh {mesh}>", template.format(mesh=mesh).encode())
+        if result.problems:  # only a mesh name that breaks YAML could cause this
+            raise ValueError(f"cannot build the default MeshTimeout of mesh {mesh!r}: {result.problems[0].message}")
+        out.extend(result.resources)
+    return tuple(out)
