@@ -17,12 +17,13 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.ca.authority import Authority, CaError, WorkloadCertificate, issue_workload, load_authority, parse_kuma_duration
+from reconciler.ca.identity import Identity, identity_authority, trusted_bundles
 from reconciler.ca.store import CaStore
 from reconciler.mesh.model import SERVICE_TAG, Dataplane
 from reconciler.model import Resource
@@ -40,11 +41,15 @@ def spiffe_id(mesh: str, service: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MeshTls:
+    """A mesh's signing and trust: its CA (None when only MeshIdentities give certificates),
+    what every proxy trusts, and the CA of each Bundled MeshIdentity."""
+
     mesh: str
     mode: str
-    authority: Authority
+    authority: Authority | None
     trust_pem: bytes
     validity: float
+    identity_cas: Mapping[str, tuple[Authority, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,8 @@ class ProxyTls:
     key_pem: bytes = field(repr=False)
     spiffe_ids: tuple[str, ...]
     not_after: float
+    trust_domains: tuple[str, ...] = ()
+    """SPIFFE trust domains whose clients an inbound accepts (the mesh's, MeshIdentities', MeshTrusts')."""
 
 
 def _data_source(source: Mapping[str, Any] | None, secrets: Mapping[str, Resource], what: str) -> bytes:
@@ -89,11 +96,17 @@ class CertificateProvider:
         self._certs: dict[tuple[Any, ...], WorkloadCertificate] = {}
         self._lock = threading.Lock()
 
-    def mesh_tls(self, mesh: Resource, secrets: Mapping[str, Resource]) -> MeshTls | None:
+    def mesh_tls(self, mesh: Resource, secrets: Mapping[str, Resource], identities: Iterable[Resource] = (), trusts: Iterable[Resource] = ()) -> MeshTls | None:
+        """The mesh's CA and trust bundle; None when neither mTLS nor a MeshIdentity is on."""
+        identity_cas = {i.name: identity_authority(i, self.store, secrets) for i in identities if i.mesh == mesh.name}
+        extra_trust = [ca.cert_pem for ca, _ in identity_cas.values()] + trusted_bundles(trusts, mesh.name)
         mtls = mesh.spec.get("mtls") or {}
         enabled = mtls.get("enabledBackend")
         if not enabled:
-            return None
+            if not identity_cas:
+                return None
+            # Proxies with a workload identity use mTLS; plaintext clients still get in.
+            return MeshTls(mesh.name, "PERMISSIVE", None, b"".join(extra_trust), DEFAULT_CERT_VALIDITY, identity_cas)
         backend = next((b for b in mtls.get("backends") or () if b.get("name") == enabled), None)
         if backend is None:
             raise CaError(f'mesh {mesh.name}: enabledBackend "{enabled}" is not among mtls.backends')
@@ -119,21 +132,29 @@ class CertificateProvider:
         mode = str(backend.get("mode") or "STRICT")
         if mode in ("0", "1"):
             mode = ("STRICT", "PERMISSIVE")[int(mode)]
-        return MeshTls(mesh.name, mode, authority, b"".join(trusted), validity)
+        return MeshTls(mesh.name, mode, authority, b"".join(trusted + extra_trust), validity, identity_cas)
 
-    def for_dataplane(self, mesh_tls: MeshTls, dp: Dataplane) -> ProxyTls:
-        services = sorted({i.service for i in dp.inbounds if i.service} | ({(dp.gateway or {}).get("tags", {}).get(SERVICE_TAG)} - {None}))
-        ids = tuple(spiffe_id(dp.mesh, s) for s in services)
+    def for_dataplane(self, mesh_tls: MeshTls, dp: Dataplane, identity: Identity | None = None, trust_domains: tuple[str, ...] = ()) -> ProxyTls | None:
+        """The proxy's certificate: from its MeshIdentity if one selects it, else the mesh CA."""
         tag_uris = tuple(sorted({f"kuma://{k}/{v}" for i in dp.inbounds for k, v in i.tags.items() if k != SERVICE_TAG}))
-        key = (dp.mesh, dp.name, ids, tag_uris, mesh_tls.authority.fingerprint, mesh_tls.validity)
+        if identity is not None and identity.resource.name in mesh_tls.identity_cas:
+            authority, validity = mesh_tls.identity_cas[identity.resource.name]
+            ids: tuple[str, ...] = (identity.spiffe_id,)
+        elif mesh_tls.authority is not None:
+            authority, validity = mesh_tls.authority, mesh_tls.validity
+            services = sorted({i.service for i in dp.inbounds if i.service} | ({(dp.gateway or {}).get("tags", {}).get(SERVICE_TAG)} - {None}))
+            ids = tuple(spiffe_id(dp.mesh, s) for s in services)
+        else:
+            return None
+        key = (dp.mesh, dp.name, ids, tag_uris, authority.fingerprint, validity)
         now = self.clock()
         with self._lock:
             cert = self._certs.get(key)
             if cert is None or now >= cert.renew_at(RENEW_FRACTION):
-                cert = issue_workload(mesh_tls.authority, ids, tag_uris, mesh_tls.validity, now=now)
+                cert = issue_workload(authority, ids, tag_uris, validity, now=now)
                 self._certs = {k: v for k, v in self._certs.items() if k[:2] != key[:2]}
                 self._certs[key] = cert
-        return ProxyTls(dp.mesh, mesh_tls.mode, mesh_tls.trust_pem, cert.cert_pem, cert.key_pem, ids, cert.not_after)
+        return ProxyTls(dp.mesh, mesh_tls.mode, mesh_tls.trust_pem, cert.cert_pem, cert.key_pem, ids, cert.not_after, trust_domains or (dp.mesh,))
 
     def forget_except(self, nodes: set[tuple[str, str]]) -> None:
         """Drop cached certificates of proxies that are gone."""

@@ -153,6 +153,16 @@ class MeshModel:
     """MeshGateway resources."""
     secrets: Mapping[tuple[str, str], Resource] = field(default_factory=dict)
     """Secret resources by (mesh, name)."""
+    identities: tuple[Resource, ...] = ()
+    """MeshIdentity resources."""
+    trusts: tuple[Resource, ...] = ()
+    """MeshTrust resources."""
+
+    externals: tuple[Resource, ...] = ()
+    """MeshExternalService resources."""
+
+    def external_specs(self, mesh: str) -> dict[str, Mapping[str, Any]]:
+        return {r.name: r.spec for r in self.externals if r.mesh == mesh}
 
     def secrets_of(self, mesh: str) -> dict[str, Resource]:
         return {name: r for (m, name), r in self.secrets.items() if m == mesh}
@@ -304,4 +314,7 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
     policies = tuple(r for r in resources if r.mesh in meshes and (kind := get_kind(r.type)) is not None and kind.policy)
     gateways = tuple(r for r in resources if r.type == "MeshGateway" and r.mesh in meshes)
     secrets = {(r.mesh, r.name): r for r in resources if r.type == "Secret" and r.mesh in meshes}
-    return MeshModel(meshes, dataplanes, services, policies, gateways, secrets)
+    identities = tuple(r for r in resources if r.type == "MeshIdentity" and r.mesh in meshes)
+    trusts = tuple(r for r in resources if r.type == "MeshTrust" and r.mesh in meshes)
+    externals = tuple(r for r in resources if r.type == "MeshExternalService" and r.mesh in meshes)
+    return MeshModel(meshes, dataplanes, services, policies, gateways, secrets, identities, trusts, externals)

@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.ca.provider import CertificateProvider, MeshTls, ProxyTls
+from reconciler.ca.identity import Identity, identity_for
+from reconciler.ca.provider import CertificateProvider, MeshTls, ProxyTls, spiffe_id
 from reconciler.frozen import FrozenDict
-from reconciler.mesh.model import Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
+from reconciler.mesh.model import HTTP_PROTOCOLS, Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
+from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, resolve_backend
+from reconciler.policies._meshhttproute_rules import http_routes, tcp_backends
 from reconciler.policies.defaults import with_default_policies
-from reconciler.policies.match import Destination, PolicyIndex, inbound_conf, outbound_conf, route_confs, single_conf
+from reconciler.policies.match import Destination, PolicyIndex, inbound_conf, merge_confs, outbound_conf, route_confs, single_conf
 from reconciler.policies.plugin import plugins
 
 __all__ = ["OutboundView", "InboundView", "ProxyView", "proxy_view", "proxy_views", "policy_indexes", "destination_of"]
@@ -36,6 +39,14 @@ class OutboundView:
     confs: Confs = field(default_factory=FrozenDict)
     route_confs: Mapping[str, Confs] = field(default_factory=FrozenDict)
     """Per MeshHTTPRoute name: confs of policies whose top-level targetRef is that route."""
+    identities: tuple[str, ...] = ()
+    """SPIFFE ids the destination's proxies present (checked when mTLS is on)."""
+    routes: tuple[RouteView, ...] = ()
+    """HTTP routes (MeshHTTPRoute rules, then the catch-all to the destination)."""
+    tcp_split: tuple[WeightedCluster, ...] = ()
+    """MeshTCPRoute backends of a TCP outbound (empty: the destination itself)."""
+    backends: tuple[BackendCluster, ...] = ()
+    """Other clusters the routes send or mirror to."""
 
     @property
     def protocol(self) -> str:
@@ -82,6 +93,11 @@ def policy_indexes(model: MeshModel) -> dict[str, PolicyIndex]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Value:
+    value: Mapping[str, Any]
+
+
 def _confs_for(kinds: list[str], compute: Any) -> FrozenDict:
     out = {}
     for kind in kinds:
@@ -91,7 +107,7 @@ def _confs_for(kinds: list[str], compute: Any) -> FrozenDict:
     return FrozenDict(out)
 
 
-def _outbound_view(model: MeshModel, index: PolicyIndex, dp: Dataplane, o: Outbound, kinds: list[str]) -> OutboundView:
+def _outbound_view(model: MeshModel, index: PolicyIndex, dp: Dataplane, o: Outbound, kinds: list[str], ids: Mapping[tuple[str, str], tuple[str, ...]]) -> OutboundView:
     service = model.service_for(dp, o)
     if service is not None:
         base = OutboundView(o, service.name, service.cluster_name, service)
@@ -101,17 +117,91 @@ def _outbound_view(model: MeshModel, index: PolicyIndex, dp: Dataplane, o: Outbo
     else:
         base = OutboundView(o, o.service, o.service, None)
     dest = destination_of(base)
-    confs = _confs_for(kinds, lambda k: outbound_conf(k, dp, dest, index))
+    overrides = {p.kind: p.outbound_conf for p in plugins() if p.outbound_conf is not None}
+
+    def conf_of(kind: str) -> Any:
+        if kind in overrides:
+            value = overrides[kind](dp, dest, index)
+            return _Value(value) if value is not None else None
+        return outbound_conf(kind, dp, dest, index)
+
+    confs = _confs_for(kinds, conf_of)
     per_route: dict[str, dict[str, Any]] = {}
     for kind in kinds:
         for route, conf in route_confs(kind, dp, dest, index).items():
             per_route.setdefault(route, {})[kind] = conf.value
-    return OutboundView(base.outbound, base.service_name, base.cluster_name, base.service, confs, FrozenDict({r: FrozenDict(c) for r, c in per_route.items()}))
+    identities = ids.get((dp.mesh, base.cluster_name)) or (spiffe_id(dp.mesh, base.service_name),)
+
+    def confs_for(service: str) -> Confs:
+        return confs if service == base.service_name else _confs_for(kinds, lambda k: outbound_conf(k, dp, Destination(service), index))
+
+    def identities_for(service: str, endpoints: tuple[Any, ...]) -> tuple[str, ...]:
+        return ids.get((dp.mesh, service)) or (spiffe_id(dp.mesh, service),)
+
+    backends: dict[str, BackendCluster] = {}
+
+    def cluster_for(ref: Mapping[str, Any]) -> str:
+        name, extra = resolve_backend(model, dp.mesh, ref, confs_for, identities_for, model.external_specs(dp.mesh))
+        if extra is not None and name != base.cluster_name:
+            backends.setdefault(name, extra)
+        return name
+
+    routes: list[RouteView] = []
+    split: tuple[WeightedCluster, ...] = ()
+    if base.protocol in HTTP_PROTOCOLS:
+        for route in http_routes(dp, dest, index):
+            clusters = tuple(WeightedCluster(cluster_for(ref), int(ref.get("weight", 1))) for ref in route.backend_refs) or (WeightedCluster(base.cluster_name, 1),)
+            mirrors = tuple(
+                (cluster_for(f["requestMirror"]["backendRef"]), float(f["requestMirror"].get("percentage", 100) or 100))
+                for f in route.filters
+                if f.get("type") == "RequestMirror" and f.get("requestMirror", {}).get("backendRef")
+            )
+            route_confs_value = confs
+            if route.origin in per_route:
+                route_confs_value = FrozenDict({k: merge_confs([confs.get(k) or {}, v]) for k, v in {**{k: {} for k in confs}, **per_route[route.origin]}.items()})
+            routes.append(RouteView(route.name, route.match, route.filters, clusters, route_confs_value, route.origin, mirrors))
+    else:
+        split = tuple(WeightedCluster(cluster_for(ref), int(ref.get("weight", 1))) for ref in tcp_backends(dp, dest, index))
+    return OutboundView(
+        base.outbound, base.service_name, base.cluster_name, base.service, confs,
+        FrozenDict({r: FrozenDict(c) for r, c in per_route.items()}), identities, tuple(routes), split, tuple(backends.values()),
+    )
 
 
 def mesh_tls(model: MeshModel, certs: CertificateProvider) -> dict[str, MeshTls | None]:
     """The CA each mesh signs with (None: mTLS off). Raises CaError for an unusable CA."""
-    return {name: certs.mesh_tls(mesh.resource, model.secrets_of(name)) for name, mesh in model.meshes.items()}
+    return {name: certs.mesh_tls(mesh.resource, model.secrets_of(name), model.identities, model.trusts) for name, mesh in model.meshes.items()}
+
+
+def workload_identities(model: MeshModel) -> dict[str, Identity]:
+    """Dataplanes (by node id) that a MeshIdentity gives their SPIFFE id."""
+    out = {}
+    for node_id, dp in model.dataplanes.items():
+        identity = identity_for(dp, model.identities)
+        if identity is not None:
+            out[node_id] = identity
+    return out
+
+
+def trust_domains(model: MeshModel, identities: Mapping[str, Identity], mesh: str) -> tuple[str, ...]:
+    """The mesh's own trust domain, its MeshIdentities' and its MeshTrusts'."""
+    domains = {mesh} | {i.trust_domain for n, i in identities.items() if n.startswith(mesh + ".")}
+    domains |= {str(t.spec.get("trustDomain")) for t in model.trusts if t.mesh == mesh and t.spec.get("trustDomain")}
+    return tuple(sorted(domains))
+
+
+def service_identities(model: MeshModel, identities: Mapping[str, Identity]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Per service (mesh, cluster name): the SPIFFE ids its endpoints present."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for service in model.services.values():
+        ids = out.setdefault((service.mesh, service.cluster_name), set())
+        for endpoint in service.endpoints:
+            node = f"{service.mesh}.{endpoint.dataplane}"
+            if node in identities:
+                ids.add(identities[node].spiffe_id)
+            else:
+                ids.add(spiffe_id(service.mesh, endpoint.tags.get("kuma.io/service", service.name)))
+    return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
 def proxy_view(
@@ -120,6 +210,8 @@ def proxy_view(
     indexes: Mapping[str, PolicyIndex] | None = None,
     certs: CertificateProvider | None = None,
     tls: Mapping[str, MeshTls | None] | None = None,
+    identities: Mapping[str, Identity] | None = None,
+    ids: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
 ) -> ProxyView | None:
     dp = model.dataplanes.get(node_id)
     mesh = model.meshes.get(dp.mesh) if dp is not None else None
@@ -128,10 +220,12 @@ def proxy_view(
     index = (indexes or policy_indexes(model))[dp.mesh]
     certs = certs or CertificateProvider()
     mesh_ca = (tls if tls is not None else mesh_tls(model, certs)).get(dp.mesh)
-    proxy_tls = certs.for_dataplane(mesh_ca, dp) if mesh_ca is not None else None
+    identities = identities if identities is not None else workload_identities(model)
+    ids = ids if ids is not None else service_identities(model, identities)
+    proxy_tls = certs.for_dataplane(mesh_ca, dp, identities.get(node_id), trust_domains(model, identities, dp.mesh)) if mesh_ca is not None else None
     outbound_kinds = [p.kind for p in plugins() if p.outbound]
     inbound_kinds = [p.kind for p in plugins() if p.inbound]
-    outbounds = tuple(_outbound_view(model, index, dp, o, outbound_kinds) for o in dp.outbounds)
+    outbounds = tuple(_outbound_view(model, index, dp, o, outbound_kinds, ids) for o in dp.outbounds)
     inbounds = tuple(InboundView(i, _inbound_confs(dp, i, index, inbound_kinds, proxy_tls is not None)) for i in dp.inbounds)
     confs = _confs_for([p.kind for p in plugins()], lambda k: single_conf(k, dp, index))
     return ProxyView(dp, mesh, outbounds, inbounds, confs, proxy_tls)
@@ -157,5 +251,7 @@ def proxy_views(model: MeshModel, certs: CertificateProvider | None = None) -> d
     indexes = policy_indexes(model)
     certs = certs or CertificateProvider()
     tls = mesh_tls(model, certs)
-    views = (proxy_view(model, node_id, indexes, certs, tls) for node_id in model.dataplanes)
+    identities = workload_identities(model)
+    ids = service_identities(model, identities)
+    views = (proxy_view(model, node_id, indexes, certs, tls, identities, ids) for node_id in model.dataplanes)
     return {v.node_id: v for v in views if v is not None}

@@ -76,3 +76,13 @@ def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
 
 
 KIND = Kind(name="MeshTLS", policy=True, short_name="mtls", validate=validate)
+
+
+def __getattr__(name: str) -> Any:
+    # The Envoy side is imported on first use: it pulls in the generators the validator does not need.
+    if name == "PLUGIN":
+        from reconciler.policies._meshtls_envoy import configure_cluster, configure_listener, mesh_wide_conf
+        from reconciler.policies.plugin import Plugin
+
+        return Plugin(kind="MeshTLS", listener=configure_listener, cluster=configure_cluster, outbound_conf=mesh_wide_conf)
+    raise AttributeError(name)

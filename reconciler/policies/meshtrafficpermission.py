@@ -90,3 +90,17 @@ def _top_level_deprecation(spec: Any) -> list[Violation]:
 
 
 KIND = Kind(name="MeshTrafficPermission", policy=True, short_name="mtp", validate=validate)
+
+
+def _plugin() -> Any:
+    # Imported here: the Envoy side pulls in the generators, which the validator does not need.
+    from reconciler.policies._meshtrafficpermission_envoy import configure_listener, inbound_permissions
+    from reconciler.policies.plugin import Plugin
+
+    return Plugin(kind="MeshTrafficPermission", listener=configure_listener, inbound_conf=inbound_permissions, outbound=False)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PLUGIN":
+        return _plugin()
+    raise AttributeError(name)

@@ -60,8 +60,11 @@ class Plugin:
     defaults: Callable[[str], list[Resource]] | None = None
     """Kuma's default policies of this kind for a new mesh (see docs/policies.md)."""
     inbound_conf: Callable[..., Mapping[str, Any] | None] | None = None
-    """(dataplane, inbound, policy index, mesh) -> conf: replaces the merged `from`/`rules`
+    """(dataplane, inbound, policy index, mtls on) -> conf: replaces the merged `from`/`rules`
     conf for kinds that need per-client structure (MeshTrafficPermission)."""
+    outbound_conf: Callable[..., Mapping[str, Any] | None] | None = None
+    """(dataplane, destination, policy index) -> conf: replaces the merged `to` conf for kinds
+    whose outbound side follows from something else (MeshTLS: its mesh-wide inbound conf)."""
 
 
 PLUGIN_ORDER = (

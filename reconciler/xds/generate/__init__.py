@@ -20,7 +20,7 @@ def generate(view: ProxyView) -> ProxyResources:
     mesh = view.dataplane.mesh
     mode = view.tls.mode if view.tls is not None else None
     for inbound in view.inbounds:
-        items.extend(inbound_resources(inbound, mesh, mode))
+        items.extend(inbound_resources(inbound, mesh, mode, view.tls.trust_domains if view.tls is not None else ()))
     for outbound in view.outbounds:
         items.extend(outbound_resources(outbound, mesh, view.tls is not None))
         if outbound.protocol in HTTP_PROTOCOLS:

@@ -75,7 +75,7 @@ def inbound_route(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
 
 
 @lru_cache(maxsize=65536)
-def inbound_listener(inbound: Inbound, confs: Confs, mesh: str, tls_mode: str | None) -> XdsResource:
+def inbound_listener(inbound: Inbound, confs: Confs, mesh: str, tls_mode: str | None, trust_domains: tuple[str, ...] = ()) -> XdsResource:
     """The inbound listener; with mTLS, STRICT takes only TLS from the mesh, PERMISSIVE
     also plaintext (a TLS inspector picks the filter chain)."""
     name = names.inbound_listener(inbound.address, inbound.port)
@@ -102,14 +102,14 @@ def inbound_listener(inbound: Inbound, confs: Confs, mesh: str, tls_mode: str | 
     if tls_mode is None:
         listener.filter_chains.append(listener_components_pb2.FilterChain(filters=[network_filter]))
     elif tls_mode == "STRICT":
-        listener.filter_chains.append(listener_components_pb2.FilterChain(filters=[network_filter], transport_socket=downstream_tls(mesh)))
+        listener.filter_chains.append(listener_components_pb2.FilterChain(filters=[network_filter], transport_socket=downstream_tls(mesh, trust_domains)))
     else:
         listener.listener_filters.append(tls_inspector())
         listener.filter_chains.append(
             listener_components_pb2.FilterChain(
                 filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="tls"),
                 filters=[network_filter],
-                transport_socket=downstream_tls(mesh),
+                transport_socket=downstream_tls(mesh, trust_domains),
             )
         )
         listener.filter_chains.append(
@@ -136,9 +136,9 @@ def inbound_tls_mode(view: InboundView, mesh_mode: str | None) -> str | None:
     return override.upper() if override.upper() in ("STRICT", "PERMISSIVE") else mesh_mode
 
 
-def inbound_resources(view: InboundView, mesh: str, mesh_mode: str | None = None) -> list[XdsResource]:
+def inbound_resources(view: InboundView, mesh: str, mesh_mode: str | None = None, trust_domains: tuple[str, ...] = ()) -> list[XdsResource]:
     inbound, confs = view.inbound, view.confs
-    out = [local_cluster(inbound, confs, mesh), inbound_listener(inbound, confs, mesh, inbound_tls_mode(view, mesh_mode))]
+    out = [local_cluster(inbound, confs, mesh), inbound_listener(inbound, confs, mesh, inbound_tls_mode(view, mesh_mode), trust_domains)]
     if inbound.protocol in HTTP_PROTOCOLS:
         out.append(inbound_route(inbound, confs, mesh))
     return out

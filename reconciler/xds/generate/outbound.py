@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -10,14 +11,17 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import struct_pb2, wrappers_pb2
 
-from reconciler.mesh.model import HTTP_PROTOCOLS, SERVICE_TAG, Endpoint
+from reconciler.mesh.model import HTTP_PROTOCOLS, Endpoint
 from reconciler.mesh.proxy import Confs, OutboundView
+from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster
 from reconciler.xds.generate import names
 from reconciler.xds.generate.envoy import ads_source, duration, socket_address, upstream_protocol_options
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter
+from reconciler.xds.generate.httproute import envoy_route
 from reconciler.xds.generate.tls import upstream_tls
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsResource, resource
 
@@ -73,22 +77,23 @@ def load_assignment(cluster_name: str, endpoints: tuple[Endpoint, ...], ctx: Hoo
 
 
 @lru_cache(maxsize=65536)
-def outbound_route(cluster_name: str, service_name: str, ctx: HookContext, confs: Confs) -> XdsResource:
+def outbound_route(cluster_name: str, service_name: str, ctx: HookContext, routes: tuple[RouteView, ...]) -> XdsResource:
+    """The routes of an HTTP outbound: MeshHTTPRoute rules, most specific first, then `/`."""
     name = names.outbound_route(cluster_name)
-    route = route_components_pb2.Route(
-        match=route_components_pb2.RouteMatch(prefix="/"),
-        route=route_components_pb2.RouteAction(cluster=cluster_name),
-    )
-    apply_hooks("route", route, confs, ctx)
+    envoy_routes = []
+    for view in routes:
+        route = envoy_route(view)
+        apply_hooks("route", route, view.confs, replace(ctx, route=view.origin))
+        envoy_routes.append(route)
     config = route_pb2.RouteConfiguration(
         name=name,
-        virtual_hosts=[route_components_pb2.VirtualHost(name=service_name, domains=["*"], routes=[route])],
+        virtual_hosts=[route_components_pb2.VirtualHost(name=service_name, domains=["*"], routes=envoy_routes)],
     )
     return resource(ROUTE, name, config)
 
 
 @lru_cache(maxsize=65536)
-def outbound_listener(address: str, port: int, ctx: HookContext, confs: Confs) -> XdsResource:
+def outbound_listener(address: str, port: int, ctx: HookContext, confs: Confs, split: tuple[WeightedCluster, ...] = ()) -> XdsResource:
     name = names.outbound_listener(address, port)
     prefix = names.stat_prefix(ctx.cluster)
     if ctx.protocol in HTTP_PROTOCOLS:
@@ -97,6 +102,14 @@ def outbound_listener(address: str, port: int, ctx: HookContext, confs: Confs) -
         network_filter = hcm_filter(hcm)
     else:
         proxy = tcp_proxy(prefix, ctx.cluster)
+        live = [c for c in split if c.weight > 0]
+        if len(live) == 1:
+            proxy.cluster = live[0].name
+        elif live:
+            proxy.ClearField("cluster")
+            proxy.weighted_clusters.CopyFrom(
+                tcp_proxy_pb2.TcpProxy.WeightedCluster(clusters=[tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=c.name, weight=c.weight) for c in live])
+            )
         apply_hooks("tcp_proxy", proxy, confs, ctx)
         network_filter = tcp_proxy_filter(proxy)
     listener = listener_pb2.Listener(
@@ -113,24 +126,31 @@ def outbound_context(view: OutboundView, mesh: str) -> HookContext:
     return HookContext("outbound", view.service_name, view.cluster_name, view.protocol, mesh)
 
 
-def _identities(view: OutboundView) -> tuple[str, ...]:
-    """The `kuma.io/service` identities a destination's endpoints present."""
-    if view.service is None or not view.service.mesh_service:
-        return (view.service_name,)
-    found = sorted({e.tags.get(SERVICE_TAG, "") for e in view.service.endpoints} - {""})
-    return tuple(found) or (view.service_name,)
-
-
 def outbound_resources(view: OutboundView, mesh: str, mtls: bool = False) -> list[XdsResource]:
     o = view.outbound
     ctx = outbound_context(view, mesh)
     confs: Mapping[str, Mapping[str, object]] = view.confs
     endpoints = view.service.endpoints if view.service is not None else ()
     out = [
-        outbound_listener(o.address, o.port, ctx, confs),
-        outbound_cluster(view.cluster_name, view.protocol, ctx, confs, _identities(view) if mtls else None),
+        outbound_listener(o.address, o.port, ctx, confs, view.tcp_split),
+        outbound_cluster(view.cluster_name, view.protocol, ctx, confs, view.identities if mtls else None),
         load_assignment(view.cluster_name, endpoints, ctx, confs),
     ]
     if view.protocol in HTTP_PROTOCOLS:
-        out.append(outbound_route(view.cluster_name, view.service_name, ctx, confs))
+        out.append(outbound_route(view.cluster_name, view.service_name, ctx, view.routes))
+    for backend in view.backends:
+        out.extend(backend_resources(backend, mesh, mtls))
     return out
+
+
+def backend_resources(backend: BackendCluster, mesh: str, mtls: bool) -> list[XdsResource]:
+    """A cluster and its endpoints for a route's backend (a subset, another service, ...)."""
+    ctx = HookContext("outbound", backend.service_name, backend.name, backend.protocol, mesh)
+    if backend.external is not None:
+        from reconciler.xds.generate.external import external_resources
+
+        return external_resources(backend, ctx)
+    return [
+        outbound_cluster(backend.name, backend.protocol, ctx, backend.confs, backend.identities if mtls else None),
+        load_assignment(backend.name, backend.endpoints, ctx, backend.confs),
+    ]

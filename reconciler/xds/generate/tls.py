@@ -62,19 +62,20 @@ def _common(mesh: str, sans: list[string_pb2.StringMatcher]) -> tls_pb2.CommonTl
 
 
 def upstream_tls(mesh: str, service: str, identities: tuple[str, ...] = ()) -> base_pb2.TransportSocket:
-    """Client side towards another proxy: present our certificate, require the SPIFFE id of
-    the destination (of each `kuma.io/service` behind it, for a MeshService)."""
-    names = identities or (service,)
-    common = _common(mesh, [string_pb2.StringMatcher(exact=spiffe_id(mesh, n)) for n in names])
+    """Client side towards another proxy: present our certificate, require one of the SPIFFE
+    ids the destination's proxies present."""
+    names = identities or (spiffe_id(mesh, service),)
+    common = _common(mesh, [string_pb2.StringMatcher(exact=n) for n in names])
     common.alpn_protocols.append(ALPN)
     context = tls_pb2.UpstreamTlsContext(common_tls_context=common, sni=f"{service}{{mesh={mesh}}}")
     return base_pb2.TransportSocket(name="envoy.transport_sockets.tls", typed_config=pack(context))
 
 
-def downstream_tls(mesh: str) -> base_pb2.TransportSocket:
-    """Server side of an inbound: require a client certificate from this mesh's CA."""
+def downstream_tls(mesh: str, trust_domains: tuple[str, ...] = ()) -> base_pb2.TransportSocket:
+    """Server side of an inbound: require a client certificate of one of the mesh's trust
+    domains (who may call is MeshTrafficPermission's business)."""
     context = tls_pb2.DownstreamTlsContext(
-        common_tls_context=_common(mesh, [string_pb2.StringMatcher(prefix=f"spiffe://{mesh}/")]),
+        common_tls_context=_common(mesh, [string_pb2.StringMatcher(prefix=f"spiffe://{d}/") for d in (trust_domains or (mesh,))]),
         require_client_certificate=wrappers_pb2.BoolValue(value=True),
     )
     return base_pb2.TransportSocket(name="envoy.transport_sockets.tls", typed_config=pack(context))

@@ -1,0 +1,112 @@
+"""Where an outbound's traffic goes: its HTTP routes or TCP split, and the clusters they need.
+
+`backendRefs` (MeshHTTPRoute, MeshTCPRoute, RequestMirror) name:
+- `MeshService` by name — a `kuma.io/service`, cluster `<service>`;
+- `MeshService` with a `port` — a real MeshService port, cluster `<mesh>_<name>___msvc_<port>`;
+- `MeshServiceSubset` by name and tags — the service's endpoints whose tags match, in a
+  cluster of their own, `<service>-<hash of the tags>` (Kuma's subset clusters);
+- `MeshExternalService` by name — the external service's cluster.
+A weight defaults to 1; backends with weight 0 get no traffic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.frozen import FrozenDict
+from reconciler.mesh.model import Endpoint, MeshModel, Service, mesh_service_cluster_name
+
+__all__ = ["BackendCluster", "WeightedCluster", "RouteView", "resolve_backend", "subset_cluster_name"]
+
+Confs = Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class BackendCluster:
+    """A cluster (with its endpoints) that a route sends to, besides the outbound's own."""
+
+    name: str
+    service_name: str
+    protocol: str
+    endpoints: tuple[Endpoint, ...]
+    confs: Confs = field(default_factory=FrozenDict)
+    identities: tuple[str, ...] = ()
+    external: Mapping[str, Any] | None = None
+    """The MeshExternalService spec, for external backends."""
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedCluster:
+    name: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteView:
+    """One HTTP route: its match, filters, where it sends and the policy confs it carries."""
+
+    name: str
+    match: Mapping[str, Any]
+    filters: tuple[Mapping[str, Any], ...]
+    clusters: tuple[WeightedCluster, ...]
+    confs: Confs
+    origin: str = ""
+    mirrors: tuple[tuple[str, float], ...] = ()
+    """(cluster, percentage) per RequestMirror filter."""
+
+
+def subset_cluster_name(service: str, tags: Mapping[str, str]) -> str:
+    digest = hashlib.sha256(json.dumps(dict(sorted(tags.items())), sort_keys=True).encode()).hexdigest()[:16]
+    return f"{service}-{digest}"
+
+
+def _matches(selector: Mapping[str, str], tags: Mapping[str, str]) -> bool:
+    return all(tags.get(k) == v for k, v in selector.items())
+
+
+def resolve_backend(
+    model: MeshModel,
+    mesh: str,
+    ref: Mapping[str, Any],
+    confs_for: Callable[[str], Confs],
+    identities_for: Callable[[str, tuple[Endpoint, ...]], tuple[str, ...]],
+    externals: Mapping[str, Any] | None = None,
+) -> tuple[str, BackendCluster | None]:
+    """(cluster name, the cluster to add, or None if it is a service cluster added anyway)."""
+    kind = ref.get("kind", "MeshService")
+    name = str(ref.get("name") or "")
+    if kind == "MeshExternalService":
+        external = (externals or {}).get(name)
+        cluster = f"{mesh}_{name}___extsvc_{int(((external or {}).get('match') or {}).get('port') or 0)}"
+        protocol = str(((external or {}).get("match") or {}).get("protocol") or "tcp")
+        return cluster, BackendCluster(cluster, name, protocol, (), confs_for(name), (), external)
+    if kind == "MeshService" and ref.get("port"):
+        port = int(ref["port"])
+        service = model.services.get((mesh, f"msvc:{name}:{port}"))
+        cluster = mesh_service_cluster_name(mesh, name, port)
+        return cluster, _cluster_of(cluster, name, service, None, confs_for, identities_for)
+    service = model.services.get((mesh, name))
+    if kind == "MeshServiceSubset" and ref.get("tags"):
+        tags = {str(k): str(v) for k, v in ref["tags"].items()}
+        cluster = subset_cluster_name(name, tags)
+        return cluster, _cluster_of(cluster, name, service, tags, confs_for, identities_for)
+    return name, _cluster_of(name, name, service, None, confs_for, identities_for)
+
+
+def _cluster_of(
+    cluster: str,
+    service_name: str,
+    service: Service | None,
+    tags: Mapping[str, str] | None,
+    confs_for: Callable[[str], Confs],
+    identities_for: Callable[[str, tuple[Endpoint, ...]], tuple[str, ...]],
+) -> BackendCluster:
+    endpoints = service.endpoints if service is not None else ()
+    if tags:
+        endpoints = tuple(e for e in endpoints if _matches(tags, e.tags))
+    protocol = service.protocol if service is not None else "tcp"
+    return BackendCluster(cluster, service_name, protocol, endpoints, confs_for(service_name), identities_for(service_name, endpoints))

@@ -1,0 +1,368 @@
+"""Mutual TLS and MeshTrafficPermission with real Envoys and real handshakes.
+
+web and other call backend (HTTP) and db (TCP) through their sidecars. Each test pushes the
+whole configuration it needs to the shared bare repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
+
+pytestmark = pytest.mark.envoy
+
+
+def mesh(mode: str = "STRICT", backend: str = "ca-1", expiration: str = "24h", provided: dict[str, str] | None = None) -> str:
+    conf = ""
+    if provided:
+        conf = f"      conf:\n        cert: {{secret: {provided['cert']}}}\n        key: {{secret: {provided['key']}}}\n"
+    kind = "provided" if provided else "builtin"
+    return f"""\
+type: Mesh
+name: default
+skipCreatingInitialPolicies: ["*"]
+mtls:
+  enabledBackend: {backend}
+  backends:
+    - name: {backend}
+      type: {kind}
+      mode: {mode}
+      dpCert:
+        rotation:
+          expiration: {expiration}
+{conf}"""
+
+
+def dataplane(name: str, service: str, inbound: int, app: int, protocol: str, outbounds: dict[str, int]) -> str:
+    text = f"""\
+type: Dataplane
+mesh: default
+name: {name}
+networking:
+  address: 127.0.0.1
+  inbound:
+    - port: {inbound}
+      servicePort: {app}
+      tags:
+        kuma.io/service: {service}
+        kuma.io/protocol: {protocol}
+"""
+    if outbounds:
+        text += "  outbound:\n" + "".join(f"    - port: {p}\n      tags:\n        kuma.io/service: {s}\n" for s, p in outbounds.items())
+    return text
+
+
+ALLOW_ALL = """\
+type: MeshTrafficPermission
+name: allow-all
+mesh: default
+spec:
+  targetRef:
+    kind: Mesh
+  from:
+    - targetRef:
+        kind: Mesh
+      default:
+        action: Allow
+"""
+
+DENY_WEB = """\
+type: MeshTrafficPermission
+name: deny-web
+mesh: default
+spec:
+  targetRef:
+    kind: MeshSubset
+    tags:
+      kuma.io/service: backend
+  from:
+    - targetRef:
+        kind: MeshService
+        name: web
+      default:
+        action: Deny
+---
+type: MeshTrafficPermission
+name: deny-web-db
+mesh: default
+spec:
+  targetRef:
+    kind: MeshSubset
+    tags:
+      kuma.io/service: db
+  from:
+    - targetRef:
+        kind: MeshService
+        name: web
+      default:
+        action: Deny
+"""
+
+
+class TcpEcho:
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(b"db:" + data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def tcp_roundtrip(port: int, payload: bytes = b"ping") -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(payload)
+        s.settimeout(3)
+        try:
+            return s.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            return b""
+
+
+@dataclass
+class World:
+    remote: ConfigRemote
+    cp: ControlPlaneProcess
+    ports: dict[str, int]
+    backend: Workload
+    db: TcpEcho
+    envoys: dict[str, EnvoyProcess]
+
+    def files(self, mesh_text: str, *policies: str, extra: dict[str, str | None] | None = None) -> dict[str, str | None]:
+        p = self.ports
+        out: dict[str, str | None] = {
+            "mesh.yaml": mesh_text,
+            "web.yaml": dataplane("web-1", "web", p["web_in"], free_port(), "http", {"backend": p["web_to_backend"], "db": p["web_to_db"]}),
+            "other.yaml": dataplane("other-1", "other", p["other_in"], free_port(), "http", {"backend": p["other_to_backend"]}),
+            "backend.yaml": dataplane("backend-1", "backend", p["backend_in"], self.backend.port, "http", {}),
+            "db.yaml": dataplane("db-1", "db", p["db_in"], self.db.port, "tcp", {}),
+            "permissions.yaml": "---\n".join(policies) if policies else None,
+        }
+        out.update(extra or {})
+        return out
+
+    def apply(self, files: dict[str, str | None], message: str = "change") -> str:
+        sha = self.remote.push(files, message)
+        self.cp.wait_applied(sha, [f"default.{n}" for n in self.envoys], timeout=30)
+        return sha
+
+    def get(self, key: str) -> tuple[int, str]:
+        return http_get(f"http://127.0.0.1:{self.ports[key]}/")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("mtls")
+    remote = ConfigRemote(root)
+    ports = {k: free_port() for k in ("web_in", "other_in", "backend_in", "db_in", "web_to_backend", "web_to_db", "other_to_backend")}
+    db = TcpEcho()
+    with Workload("backend") as backend:
+        w = World(remote, ControlPlaneProcess(remote.bare, root / "state"), ports, backend, db, {})
+        first = remote.push(w.files(mesh(), ALLOW_ALL), "initial")
+        w.cp.start()
+        try:
+            for name in ("web-1", "other-1", "backend-1", "db-1"):
+                w.envoys[name] = EnvoyProcess(w.cp, root / "envoys", name=name)
+                w.envoys[name].start()
+            w.cp.wait_applied(first, [f"default.{n}" for n in w.envoys], timeout=30)
+            yield w
+        finally:
+            for e in w.envoys.values():
+                e.stop()
+            w.cp.stop()
+            db.close()
+
+
+def plaintext_to_inbound(port: int) -> tuple[int, str] | None:
+    """A client outside the mesh talking plain HTTP straight to a sidecar's inbound."""
+    try:
+        return http_get(f"http://127.0.0.1:{port}/", timeout=3)
+    except Exception:
+        return None
+
+
+def test_strict_mtls_carries_mesh_traffic_and_refuses_plaintext(world: World) -> None:
+    world.apply(world.files(mesh("STRICT"), ALLOW_ALL))
+    assert world.get("web_to_backend") == (200, "backend\n")
+    assert tcp_roundtrip(world.ports["web_to_db"]) == b"db:ping"
+    # The workload sees who called it.
+    assert world.get("web_to_backend") == (200, "backend\n")
+    headers = {k.lower(): v for k, v in world.backend.headers[-1].items()}
+    assert "URI=spiffe://default/web" in headers.get("x-forwarded-client-cert", "")
+    assert plaintext_to_inbound(world.ports["backend_in"]) is None
+
+
+def test_permissive_mtls_accepts_both_mesh_and_plaintext_clients(world: World) -> None:
+    world.apply(world.files(mesh("PERMISSIVE"), ALLOW_ALL))
+    assert world.get("web_to_backend") == (200, "backend\n")
+    assert plaintext_to_inbound(world.ports["backend_in"]) == (200, "backend\n")
+    world.apply(world.files(mesh("STRICT"), ALLOW_ALL))
+
+
+def test_the_certificate_envoy_presents_carries_the_spiffe_id(world: World) -> None:
+    world.apply(world.files(mesh("STRICT"), ALLOW_ALL))
+    certs = json.loads(http_get(world.envoys["backend-1"].admin + "/certs")[1])["certificates"]
+    sans = {san["uri"] for entry in certs for cert in entry["cert_chain"] for san in cert.get("subject_alt_names", []) if "uri" in san}
+    assert "spiffe://default/backend" in sans
+    assert "kuma://kuma.io/protocol/http" in sans
+
+
+def test_deny_permission_turns_requests_into_403_and_reverting_restores_them(world: World) -> None:
+    world.apply(world.files(mesh("STRICT"), ALLOW_ALL))
+    pushed = time.monotonic()
+    world.apply(world.files(mesh("STRICT"), ALLOW_ALL, DENY_WEB), "deny web -> backend")
+    status = wait_until(lambda: (s := world.get("web_to_backend")[0]) == 403 and s, 5, 0.02, "web denied")
+    assert status == 403
+    assert time.monotonic() - pushed < 5
+    assert world.get("other_to_backend") == (200, "backend\n")
+    # TCP: the connection is closed without an answer.
+    assert tcp_roundtrip(world.ports["web_to_db"]) == b""
+    world.apply(world.files(mesh("STRICT"), ALLOW_ALL), "revert")
+    assert wait_until(lambda: world.get("web_to_backend") == (200, "backend\n"), 5, 0.02, "web allowed again")
+    assert tcp_roundtrip(world.ports["web_to_db"]) == b"db:ping"
+
+
+def test_with_mtls_and_no_permission_traffic_is_denied(world: World) -> None:
+    world.apply(world.files(mesh("STRICT")))
+    assert wait_until(lambda: world.get("web_to_backend")[0] == 403, 5, 0.02, "default deny")
+    world.apply(world.files(mesh("STRICT"), ALLOW_ALL))
+    # Connections opened under the old listener drain (--drain-time-s 1) before they see it.
+    assert wait_until(lambda: world.get("web_to_backend") == (200, "backend\n"), 5, 0.02, "allowed again")
+
+
+def settle(world: World, key: str = "web_to_backend") -> None:
+    """Until connections opened under an earlier config drained: 10 answers in a row are 200."""
+    streak = 0
+
+    def ok() -> bool:
+        nonlocal streak
+        streak = streak + 1 if world.get(key) == (200, "backend\n") else 0
+        return streak >= 10
+
+    wait_until(ok, 10, 0.02, "a settled mesh")
+
+
+def _serial(envoy: EnvoyProcess) -> str:
+    certs = json.loads(http_get(envoy.admin + "/certs")[1])["certificates"]
+    return next(c["serial_number"] for entry in certs for c in entry["cert_chain"] if any("spiffe://default/" in s.get("uri", "") for s in c.get("subject_alt_names", [])))
+
+
+class Load:
+    """Requests in a loop; every answer that is not 200 is a failure."""
+
+    def __init__(self, world: World, key: str) -> None:
+        self.world, self.key = world, key
+        self.failures: list[object] = []
+        self.count = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self.done.is_set():
+            try:
+                result: object = self.world.get(self.key)
+            except Exception as e:  # recorded as a failure
+                result = repr(e)
+            if result != (200, "backend\n"):
+                self.failures.append(result)
+            self.count += 1
+            time.sleep(0.02)
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(10)
+
+
+def test_certificates_are_renewed_before_expiry_without_failing_a_request(world: World) -> None:
+    world.apply(world.files(mesh("STRICT", expiration="8s"), ALLOW_ALL))
+    settle(world)
+    backend = world.envoys["backend-1"]
+    first = wait_until(lambda: _serial(backend), 10, what="a certificate")
+    started = time.monotonic()
+    with Load(world, "web_to_backend") as load:
+        second = wait_until(lambda: (s := _serial(backend)) != first and s, 15, 0.1, "a renewed certificate")
+        renewed_after = time.monotonic() - started
+        time.sleep(1)
+    assert renewed_after < 8, "renewed only after the certificate expired"
+    assert second != first
+    assert load.count > 20
+    assert load.failures == []
+    world.apply(world.files(mesh("STRICT"), ALLOW_ALL))
+
+
+def test_switching_to_a_new_ca_keeps_traffic_flowing(world: World) -> None:
+    world.apply(world.files(mesh("STRICT", backend="ca-1"), ALLOW_ALL))
+    settle(world)
+    web = world.envoys["web-1"]
+    before = _serial(web)
+    with Load(world, "web_to_backend") as load:
+        world.apply(world.files(mesh("STRICT", backend="ca-2"), ALLOW_ALL), "rotate to ca-2")
+        wait_until(lambda: _serial(web) != before, 10, what="certificates from the new CA")
+        time.sleep(1.5)
+    assert load.failures == []
+    assert world.get("web_to_backend") == (200, "backend\n")
+
+
+def test_control_plane_restart_keeps_the_same_ca(world: World) -> None:
+    sha = world.apply(world.files(mesh("STRICT"), ALLOW_ALL))
+    ca_before = (world.cp.state_dir / "ca" / "default" / "ca-1" / "ca.crt").read_bytes()
+    world.cp.stop()
+    world.cp.start()
+    world.cp.wait_applied(sha, [f"default.{n}" for n in world.envoys], timeout=30)
+    assert (world.cp.state_dir / "ca" / "default" / "ca-1" / "ca.crt").read_bytes() == ca_before
+    key = world.cp.state_dir / "ca" / "default" / "ca-1" / "ca.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert world.get("web_to_backend") == (200, "backend\n")
+
+
+def _provided_ca() -> tuple[str, str]:
+    from reconciler.ca.authority import generate_root
+
+    ca = generate_root("default", "provided-ca", rsa_bits=2048)
+    return base64.b64encode(ca.cert_pem).decode(), base64.b64encode(ca.key_pem()).decode()
+
+
+def test_provided_ca_works_and_survives_a_deleted_state_directory(world: World, tmp_path: Path) -> None:
+    cert, key = _provided_ca()
+    secrets = f"type: Secret\nname: ca-cert\nmesh: default\ndata: {cert}\n---\ntype: Secret\nname: ca-key\nmesh: default\ndata: {key}\n"
+    files = world.files(mesh("STRICT", backend="provided-ca", provided={"cert": "ca-cert", "key": "ca-key"}), ALLOW_ALL, extra={"secrets.yaml": secrets})
+    sha = world.apply(files, "provided CA")
+    assert world.get("web_to_backend") == (200, "backend\n")
+    # A fresh control plane with an empty state directory serves certificates from the same CA.
+    world.cp.stop()
+    fresh = tmp_path / "fresh-state"
+    world.cp = ControlPlaneProcess(world.remote.bare, fresh, xds_port=world.cp.xds_port, api_port=world.cp.api_port)
+    world.cp.start()
+    world.cp.wait_applied(sha, [f"default.{n}" for n in world.envoys], timeout=30)
+    assert world.get("web_to_backend") == (200, "backend\n")
+    world.apply(world.files(mesh("STRICT"), ALLOW_ALL))
