@@ -22,7 +22,7 @@ from reconciler.model import Resource
 from reconciler.policies.targetref import affects_inbounds, check_target_ref
 from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
 
-__all__ = ["KIND", "validate", "TOP_LEVEL_KINDS", "FROM_KINDS", "TO_KINDS", "DETECTORS"]
+__all__ = ["KIND", "PLUGIN", "validate", "default_policies", "TOP_LEVEL_KINDS", "FROM_KINDS", "TO_KINDS", "DETECTORS"]
 
 SPEC = Path.root("spec")
 
@@ -186,3 +186,38 @@ def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
 
 
 KIND = Kind(name="MeshCircuitBreaker", policy=True, short_name="mcb", validate=validate)
+
+
+# -- Envoy ---------------------------------------------------------------------------------
+def default_policies(mesh: str) -> list[Resource]:
+    """Kuma's `mesh-circuit-breaker-all-<mesh>` (pkg/defaults/mesh/meshcircuitbreaker.go):
+    every outbound gets 1024 connections, pending requests and requests, and 3 retries."""
+    spec = {
+        "targetRef": {"kind": "Mesh"},
+        "to": [
+            {
+                "targetRef": {"kind": "Mesh"},
+                "default": {
+                    "connectionLimits": {
+                        "maxConnections": 1024,
+                        "maxPendingRequests": 1024,
+                        "maxRequests": 1024,
+                        "maxRetries": 3,
+                    }
+                },
+            }
+        ],
+    }
+    return [Resource.create("MeshCircuitBreaker", f"mesh-circuit-breaker-all-{mesh}", spec, mesh=mesh)]
+
+
+def __getattr__(name: str) -> Any:
+    # The Envoy side is imported on first use: the validator does not need protobuf messages.
+    if name == "PLUGIN":
+        from reconciler.policies._meshcircuitbreaker_envoy import configure_cluster
+        from reconciler.policies.plugin import Plugin
+
+        # Outbound clusters (`to`) and inbound local clusters (`rules`, `from`); see
+        # docs/policies/meshcircuitbreaker.md.
+        return Plugin(kind="MeshCircuitBreaker", cluster=configure_cluster, inbound=True, outbound=True, defaults=default_policies)
+    raise AttributeError(name)

@@ -17,10 +17,12 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
+from reconciler.policies._meshfaultinjection_envoy import configure_http_connection_manager, inbound_conf
+from reconciler.policies.plugin import Plugin
 from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, policy_role, top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
 
-__all__ = ["KIND", "validate"]
+__all__ = ["KIND", "PLUGIN", "validate"]
 
 _TOP_KINDS_SYSTEM = ("Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset", "Dataplane")
 _TOP_KINDS_OTHER_ROLES = ("Mesh", "MeshSubset", "MeshService", "MeshServiceSubset", "Dataplane")
@@ -149,3 +151,17 @@ def _deprecations(spec: Any, root: Path) -> list[Violation]:
 
 
 KIND = Kind(name="MeshFaultInjection", policy=True, short_name="mfi", validate=validate)
+
+
+PLUGIN = Plugin(
+    kind="MeshFaultInjection",
+    http_connection_manager=configure_http_connection_manager,
+    # Sidecars get faults on their inbounds (`rules`/`from`); `to` only configures builtin
+    # gateways, whose listeners this generator does not build yet. Kuma has no default policy.
+    inbound=True,
+    outbound=False,
+    # Kuma keeps each rule's faults apart (rules are not merged) and ignores `from` on a
+    # listener that has rules; the generic merge cannot say that.
+    inbound_conf=inbound_conf,
+)
+"""HTTP fault filters on inbound listeners (see _meshfaultinjection_envoy)."""

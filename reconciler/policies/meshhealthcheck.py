@@ -17,7 +17,7 @@ from reconciler.model import Resource
 from reconciler.policies.targetref import check_target_ref
 from reconciler.validate.checks import MUST_BE_DEFINED, as_map, enumerate_list, get, parse_duration
 
-__all__ = ["KIND", "validate", "TOP_LEVEL_KINDS", "TO_KINDS"]
+__all__ = ["KIND", "PLUGIN", "validate", "TOP_LEVEL_KINDS", "TO_KINDS"]
 
 SPEC = Path.root("spec")
 
@@ -125,3 +125,15 @@ def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
 
 
 KIND = Kind(name="MeshHealthCheck", policy=True, short_name="mhc", validate=validate)
+
+def __getattr__(name: str) -> Any:
+    # The Envoy side is imported on first use: it pulls in the targetRef engine and protobuf
+    # messages the validator does not need.
+    if name == "PLUGIN":
+        from reconciler.policies._meshhealthcheck_envoy import configure_cluster, outbound_conf
+        from reconciler.policies.plugin import Plugin
+
+        # Outbound clusters only (`to`): Kuma has no inbound health checks; see
+        # docs/policies/meshhealthcheck.md.
+        return Plugin(kind="MeshHealthCheck", cluster=configure_cluster, inbound=False, outbound=True, outbound_conf=outbound_conf)
+    raise AttributeError(name)

@@ -17,7 +17,7 @@ from reconciler.model import Resource
 from reconciler.policies.targetref import check_target_ref, top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, MUST_NOT_BE_SET, as_list, as_map, enumerate_list, get
 
-__all__ = ["KIND", "validate"]
+__all__ = ["KIND", "PLUGIN", "validate"]
 
 _TOP_KINDS = ("Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset", "Dataplane")
 _TO_KINDS = ("Mesh", "MeshService", "MeshMultiZoneService", "MeshHTTPRoute")
@@ -247,3 +247,28 @@ def _deprecations(spec: Any) -> list[Violation]:
 
 
 KIND = Kind(name="MeshLoadBalancingStrategy", policy=True, short_name="mlbs", validate=validate)
+
+def __getattr__(name: str) -> Any:
+    # The Envoy side is imported on first use: it pulls in the targetRef engine and protobuf
+    # messages the validator does not need.
+    if name == "PLUGIN":
+        from reconciler.policies._meshloadbalancingstrategy_envoy import (
+            configure_cluster,
+            configure_load_assignment,
+            configure_route,
+            outbound_conf,
+        )
+        from reconciler.policies.plugin import Plugin
+
+        # Outbound only (`to`): clusters, endpoints and outbound routes; see
+        # docs/policies/meshloadbalancingstrategy.md.
+        return Plugin(
+            kind="MeshLoadBalancingStrategy",
+            cluster=configure_cluster,
+            load_assignment=configure_load_assignment,
+            route=configure_route,
+            inbound=False,
+            outbound=True,
+            outbound_conf=outbound_conf,
+        )
+    raise AttributeError(name)

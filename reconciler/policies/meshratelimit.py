@@ -13,10 +13,12 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
+from reconciler.policies._meshratelimit_envoy import configure_http_connection_manager, configure_listener, configure_route
+from reconciler.policies.plugin import Plugin
 from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, policy_role, top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
 
-__all__ = ["KIND", "validate"]
+__all__ = ["KIND", "PLUGIN", "validate"]
 
 _TOP_KINDS_SYSTEM = ("Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset", "MeshHTTPRoute", "Dataplane")
 _TOP_KINDS_OTHER_ROLES = ("Mesh", "MeshSubset", "MeshService", "MeshServiceSubset", "Dataplane")
@@ -166,3 +168,16 @@ def _deprecations(spec: Any, root: Path) -> list[Violation]:
 
 
 KIND = Kind(name="MeshRateLimit", policy=True, short_name="mrl", validate=validate)
+
+
+PLUGIN = Plugin(
+    kind="MeshRateLimit",
+    http_connection_manager=configure_http_connection_manager,
+    route=configure_route,
+    listener=configure_listener,
+    # Sidecars are limited on their inbounds (`rules`/`from`); `to` only configures builtin
+    # gateways, whose listeners this generator does not build yet. Kuma has no default policy.
+    inbound=True,
+    outbound=False,
+)
+"""Local HTTP and TCP rate limits on inbound listeners (see _meshratelimit_envoy)."""
