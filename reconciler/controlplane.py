@@ -40,6 +40,9 @@ from reconciler.validate import validate_resource
 from reconciler.xds.cache import ConfigCache, NodeConfig
 from reconciler.xds.resources import SHORT_NAMES
 from reconciler.xds.server import AdsServer, XdsRejected, add_ads_server
+from reconciler.ca.tokens import SigningKeys
+from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
+from reconciler.xds.security import DataplaneAuthenticator, StreamGuard, current_call, server_credentials
 
 __all__ = ["ServeSettings", "ControlPlane", "APPLIED_REF", "PIN_REF", "DATAPLANE_METADATA_KEY"]
 
@@ -62,6 +65,14 @@ class ServeSettings:
     api_port: int = 5681
     poll_interval: float = 1.0
     """Seconds between checks of the branch (file events wake the loop sooner)."""
+    dataplane_auth: str = "dpToken"
+    """`dpToken` (Kuma's default): a proxy is served only with a dataplane token that names it;
+    `none`: any proxy gets the config of the node id it claims."""
+    xds_tls: str = "builtin"
+    """`builtin`: xDS over TLS, with a certificate from the control plane's own CA in the state
+    directory (`<state>/xds-tls/ca.crt` verifies it); `none`: plaintext, for local experiments."""
+    xds_tls_names: tuple[str, ...] = ()
+    """Extra DNS names or IP addresses for the xDS server certificate."""
 
 
 def _is_remote(repo: str) -> bool:
@@ -124,11 +135,52 @@ class ControlPlane:
         return Engine(GitSource(self.repo, self.settings.path), CertificateProvider(CaStore(self.settings.state_dir)))
 
     def _make_grpc_server(self) -> tuple[grpc.aio.Server, int]:
-        """The xDS gRPC server with ADS registered, bound to the xDS port."""
-        server = grpc.aio.server(options=[("grpc.keepalive_time_ms", 30_000), ("grpc.http2.min_ping_interval_without_data_ms", 10_000)])
+        """The xDS gRPC server with ADS registered, bound to the xDS port: over TLS unless
+        `xds_tls` is none, each stream behind the guard that admission and revocation use."""
+        guard = self._stream_guard()
+        self._authenticator()  # make or load the signing key now, not on the first proxy
+        self.listeners.append(self._recheck_streams)
+        server = grpc.aio.server(
+            interceptors=[guard],
+            options=[("grpc.keepalive_time_ms", 30_000), ("grpc.http2.min_ping_interval_without_data_ms", 10_000)],
+        )
         add_ads_server(server, AdsServer(self.cache, _Callbacks(self)))
-        port = server.add_insecure_port(f"{self.settings.address}:{self.settings.xds_port}")
+        address = f"{self.settings.address}:{self.settings.xds_port}"
+        if self.settings.xds_tls == "none":
+            log.warning("xds served without tls", extra={"address": address})
+            return server, server.add_insecure_port(address)
+        names = default_names(self.settings.address, self.settings.xds_tls_names)
+        state_dir = self.settings.state_dir
+        port = server.add_secure_port(address, server_credentials(lambda: load_or_create(state_dir, names)))
+        log.info("xds tls", extra={"ca_cert": str(ca_cert_path(state_dir)), "names": ",".join(names)})
         return server, port
+
+    def _stream_guard(self) -> StreamGuard:
+        guard: StreamGuard | None = self.__dict__.get("_guard")
+        if guard is None:
+            guard = self._guard = StreamGuard()
+        return guard
+
+    def _authenticator(self) -> DataplaneAuthenticator | None:
+        """Token admission, None when `dataplane_auth` is none; the signing keys are the state directory's."""
+        if self.settings.dataplane_auth == "none":
+            return None
+        auth: DataplaneAuthenticator | None = self.__dict__.get("_dp_auth")
+        if auth is None:
+            auth = self._dp_auth = DataplaneAuthenticator(SigningKeys.open(self.settings.state_dir))
+        return auth
+
+    def _recheck_streams(self, attempt: Attempt) -> None:
+        """After a revision is applied, close the streams it no longer admits: a token it
+        revokes, or a tag-bound token whose Dataplane's tags changed."""
+        auth = self._authenticator()
+        if auth is None or attempt.outcome != "applied":
+            return
+        auth.use(self.store.applied.snapshot if self.store.applied else None)
+        for call in self._stream_guard().admitted():
+            refused = auth.recheck(call, self.store.registered.get(call.node_id))
+            if refused is not None:
+                call.close(*refused)
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -342,13 +394,24 @@ class ControlPlane:
 
     # -- runtime dataplanes ------------------------------------------------------------
     async def admit(self, node: base_pb2.Node, mode: str) -> str:
-        node_id = node.id
+        node_id = str(node.id)
         mesh, _, name = node_id.partition(".")
         if not mesh or not name:
             raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f'node id "{node_id}" must be <mesh>.<dataplane name>')
+        call = current_call()
+        auth = self._authenticator()
+        claims = None
+        if auth is not None:
+            auth.use(self.store.applied.snapshot if self.store.applied else None)
+            claims = auth.authenticate(node, call, mesh, name)
+            auth.authorize(claims, mesh, name, check_tags=False)
         raw = node.metadata.fields.get(DATAPLANE_METADATA_KEY) if node.HasField("metadata") else None
-        if raw is not None:
-            resource = self._registered_dataplane(node_id, mesh, name, raw)
+        resource = self._registered_dataplane(node_id, mesh, name, raw) if raw is not None else None
+        if auth is not None and claims is not None:
+            auth.authorize(claims, mesh, name, resource)
+        if call is not None:
+            call.node_id, call.claims = node_id, claims
+        if resource is not None:
             previous = self.store.registered.get(node_id)
             self.store.registered[node_id] = resource
             if previous != resource:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.ca.tokens import SigningKeys, issue_token
+from reconciler.ca.xds_tls import ca_cert_path
 from reconciler.controlplane import ControlPlane, ServeSettings
 from reconciler.mesh.model import Dataplane, dataplane_from_resource
 from reconciler.source.git import read_directory
@@ -128,7 +130,15 @@ def _start_workloads(dataplanes: list[Dataplane], running: _Running) -> list[str
 
 
 def _start_envoys(dataplanes: list[Dataplane], settings: DemoSettings, state: Path, running: _Running) -> None:
+    # Each sidecar proves who it is with a token signed by the control plane's key, and checks
+    # the control plane's xDS certificate against its CA (both in the control plane's state).
+    cp_state = state / "control-plane"
+    keys = SigningKeys.open(cp_state)
     for dp in dataplanes:
+        token_file = state / "envoy" / f"{dp.name}.token"
+        token_file.unlink(missing_ok=True)
+        token_file.touch(mode=0o600)
+        token_file.write_text(issue_token(keys, mesh=dp.mesh, name=dp.name, valid_for=7 * 86400) + "\n")
         args = [
             sys.executable, "-m", "reconciler", "run-dataplane",
             "--cp-address", f"127.0.0.1:{settings.xds_port}",
@@ -136,6 +146,8 @@ def _start_envoys(dataplanes: list[Dataplane], settings: DemoSettings, state: Pa
             "--admin-port", str(dp.admin_port),
             "--work-dir", str(state / "envoy" / dp.name),
             "--log-level", settings.envoy_log_level,
+            "--dataplane-token-file", str(token_file),
+            "--ca-cert", str(ca_cert_path(cp_state)),
         ]
         logfile = open(state / "envoy" / f"{dp.name}.log", "ab")
         running.processes.append(subprocess.Popen(args, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True))
@@ -177,7 +189,7 @@ def run_demo(settings: DemoSettings) -> int:
     (state / "envoy").mkdir(parents=True, exist_ok=True)
     snapshot = read_directory(work)
     dataplanes = [dataplane_from_resource(r) for r in snapshot.of_type("Dataplane")]
-    # Gateways get their own Envoy once they have inbound-less listeners to serve; sidecars now.
+    # Workloads run behind sidecars only; every dataplane, builtin gateways included, gets an Envoy.
     sidecars = [dp for dp in dataplanes if not dp.gateway]
     running = _Running()
 
@@ -189,7 +201,7 @@ def run_demo(settings: DemoSettings) -> int:
             loop.add_signal_handler(s, stop.set)
         try:
             workloads = _start_workloads(sidecars, running)
-            _start_envoys(sidecars, settings, state, running)
+            _start_envoys(dataplanes, settings, state, running)
             print(_instructions(sidecars, work, settings, workloads), flush=True)
             await stop.wait()
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
 __all__ = ["bootstrap", "XdsMode"]
@@ -22,12 +23,15 @@ def bootstrap(
     mode: XdsMode = "sotw",
     ca_cert: str | None = None,
     cluster: str | None = None,
+    ca_cert_pem: str | None = None,
 ) -> dict[str, Any]:
     """The bootstrap Envoy starts with; everything else arrives over ADS.
 
     `dataplane` is the Dataplane resource (YAML or JSON text) of a proxy that registers at
-    connect time; `token` is its dataplane token; `ca_cert` a PEM file to verify the control
-    plane's xDS certificate with (TLS is used when it is given).
+    connect time; `token` is its dataplane token, sent as node metadata `dataplane.token`;
+    `ca_cert_pem` (the certificate itself) or `ca_cert` (a PEM file Envoy reads) is the CA
+    that verifies the control plane's xDS certificate. TLS is used when either is given, and
+    the certificate must name `cp_host` (DNS or IP subject alternative name), as kuma-dp checks.
     """
     metadata: dict[str, Any] = {}
     if dataplane is not None:
@@ -52,21 +56,22 @@ def bootstrap(
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": cp_host, "port_value": cp_port}}}}]}],
         },
     }
-    if ca_cert is not None:
-        ads_cluster["transport_socket"] = {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                "sni": cp_host,
-                "common_tls_context": {
-                    "alpn_protocols": ["h2"],
-                    "validation_context": {"trusted_ca": {"filename": ca_cert}, "match_typed_subject_alt_names": [
-                        {"san_type": "DNS", "matcher": {"exact": cp_host}},
-                        {"san_type": "IP_ADDRESS", "matcher": {"exact": cp_host}},
-                    ]},
-                },
+    if ca_cert is not None or ca_cert_pem is not None:
+        trusted_ca = {"inline_string": ca_cert_pem} if ca_cert_pem is not None else {"filename": ca_cert}
+        tls_context: dict[str, Any] = {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {
+                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                "alpn_protocols": ["h2"],
+                "validation_context": {"trusted_ca": trusted_ca, "match_typed_subject_alt_names": [
+                    {"san_type": "DNS", "matcher": {"exact": cp_host}},
+                    {"san_type": "IP_ADDRESS", "matcher": {"exact": cp_host}},
+                ]},
             },
         }
+        if not _is_ip(cp_host):
+            tls_context["sni"] = cp_host  # SNI carries host names only (RFC 6066)
+        ads_cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": tls_context}
     return {
         "node": {"id": f"{mesh}.{name}", "cluster": cluster or name, "metadata": metadata},
         "admin": {"address": {"socket_address": {"address": admin_address, "port_value": admin_port}}},
@@ -82,3 +87,11 @@ def bootstrap(
         },
         "static_resources": {"clusters": [ads_cluster]},
     }
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False

@@ -35,7 +35,11 @@ def run_envoy(config: dict[str, Any], *, work_dir: str | None = None, log_level:
     directory = Path(work_dir or tempfile.mkdtemp(prefix="reconciler-dp-"))
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "bootstrap.json"
-    config_path.write_text(json.dumps(config, indent=2))
+    # The bootstrap carries the dataplane token: readable by this user only.
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(config, indent=2))
+    os.chmod(config_path, 0o600)
     proc = subprocess.Popen(envoy_command(str(config_path), log_level=log_level, extra=extra))
 
     def forward(signum: int, _frame: FrameType | None) -> None:

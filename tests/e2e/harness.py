@@ -5,13 +5,16 @@ every process is stopped by the fixture that started it.
 
 from __future__ import annotations
 
+import atexit
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -79,6 +82,7 @@ class Workload:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # header and body are separate writes: no 40 ms delayed-ACK stall
 
             def do_GET(self) -> None:  # noqa: N802
                 workload.requests[self.path] += 1
@@ -143,13 +147,67 @@ class _Process:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-class ControlPlaneProcess(_Process):
-    """`reconciler serve` on free ports; the same ports across restarts."""
+_IDENTITY_FILES = ("xds-tls/ca.pem", "dataplane-tokens/1.pem")
+_identity: Path | None = None
 
-    def __init__(self, repo: Path | str, state_dir: Path, *, extra: Iterable[str] = (), xds_port: int | None = None, api_port: int | None = None) -> None:
+
+def _seed_identity(state_dir: Path) -> None:
+    """Give a state directory without one the session's control-plane identity (copied, mode 0600)."""
+    global _identity
+    if _identity is None:
+        from reconciler.ca.tokens import SigningKeys
+        from reconciler.ca.xds_tls import load_or_create
+
+        _identity = Path(tempfile.mkdtemp(prefix="reconciler-identity-"))
+        atexit.register(shutil.rmtree, _identity, True)
+        SigningKeys.open(_identity)
+        load_or_create(_identity, ("localhost",))
+    if any((state_dir / rel).exists() for rel in _IDENTITY_FILES):
+        return
+    for rel in _IDENTITY_FILES:
+        target = state_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(0o755 if rel.startswith("xds-tls") else 0o700)
+        shutil.copyfile(_identity / rel, target)
+        target.chmod(0o600)
+
+
+class ControlPlaneProcess(_Process):
+    """`reconciler serve` on free ports; the same ports across restarts.
+
+    As in production, xDS is served over TLS and proxies need a dataplane token; EnvoyProcess
+    issues the token and passes the CA certificate by itself. `dataplane_auth=False` and
+    `xds_tls=False` (or `--dataplane-auth none` / `--xds-tls none` in `extra`) turn them off.
+
+    Like replicas given one control-plane identity (the xDS CA and the token signing key, see
+    docs/security.md), every control plane of a test session starts from the same identity
+    unless `shared_identity=False`: one started on a fresh state directory still admits the
+    Envoys of another, and they still trust it.
+    """
+
+    def __init__(
+        self,
+        repo: Path | str,
+        state_dir: Path,
+        *,
+        extra: Iterable[str] = (),
+        xds_port: int | None = None,
+        api_port: int | None = None,
+        dataplane_auth: bool = True,
+        xds_tls: bool = True,
+        shared_identity: bool = True,
+    ) -> None:
         self.xds_port = xds_port or free_port()
         self.api_port = api_port or free_port()
         self.state_dir = state_dir
+        extra = list(extra)
+        given = dict(zip(extra, extra[1:]))
+        self.dataplane_auth = dataplane_auth and given.get("--dataplane-auth", "dpToken") != "none"
+        self.xds_tls = xds_tls and given.get("--xds-tls", "builtin") != "none"
+        if not dataplane_auth and "--dataplane-auth" not in given:
+            extra += ["--dataplane-auth", "none"]
+        if not xds_tls and "--xds-tls" not in given:
+            extra += ["--xds-tls", "none"]
         args = [
             PYTHON, "-m", "reconciler", "-v", "serve",
             "--repo", str(repo),
@@ -161,6 +219,8 @@ class ControlPlaneProcess(_Process):
             *extra,
         ]
         state_dir.mkdir(parents=True, exist_ok=True)
+        if shared_identity:
+            _seed_identity(state_dir)
         super().__init__(args, state_dir / "control-plane.log")
 
     @property
@@ -170,6 +230,23 @@ class ControlPlaneProcess(_Process):
     @property
     def xds(self) -> str:
         return f"127.0.0.1:{self.xds_port}"
+
+    @property
+    def ca_cert(self) -> Path | None:
+        """The CA certificate that verifies the xDS server (written when serve starts); None without TLS."""
+        return self.state_dir / "xds-tls" / "ca.crt" if self.xds_tls else None
+
+    def issue_token(self, name: str | None = None, mesh: str = "default", *, tags: Iterable[str] = (), valid_for: str = "24h") -> str:
+        """A dataplane token from `reconciler token issue --state-dir <this control plane's state>`."""
+        args = [PYTHON, "-m", "reconciler", "token", "issue", "--state-dir", str(self.state_dir), "--mesh", mesh, "--valid-for", valid_for]
+        if name:
+            args += ["--name", name]
+        for t in tags:
+            args += ["--tags", t]
+        result = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise AssertionError(f"reconciler token issue failed: {result.stderr}")
+        return result.stdout.strip()
 
     def start(self, wait: bool = True) -> None:
         super().start()
@@ -213,9 +290,28 @@ class ControlPlaneProcess(_Process):
 
 
 class EnvoyProcess(_Process):
-    """A sidecar run by `reconciler run-dataplane`."""
+    """A sidecar run by `reconciler run-dataplane`.
 
-    def __init__(self, cp: ControlPlaneProcess, work: Path, *, name: str, mesh: str = "default", admin_port: int | None = None, dataplane_file: Path | None = None, mode: str = "sotw", extra: Iterable[str] = ()) -> None:
+    When the control plane wants tokens, the sidecar presents `token`, or by default one
+    issued for `mesh`.`name` (`issue_token=False`: none); over TLS it verifies the server with
+    `ca_cert`, by default the control plane's CA certificate.
+    """
+
+    def __init__(
+        self,
+        cp: ControlPlaneProcess,
+        work: Path,
+        *,
+        name: str,
+        mesh: str = "default",
+        admin_port: int | None = None,
+        dataplane_file: Path | None = None,
+        mode: str = "sotw",
+        extra: Iterable[str] = (),
+        token: str | None = None,
+        issue_token: bool = True,
+        ca_cert: Path | str | None = None,
+    ) -> None:
         self.name = name
         self.admin_port = admin_port or free_port()
         work.mkdir(parents=True, exist_ok=True)
@@ -224,6 +320,19 @@ class EnvoyProcess(_Process):
             args += ["--dataplane-file", str(dataplane_file)]
         else:
             args += ["--mesh", mesh, "--name", name]
+        if token is None and issue_token and cp.dataplane_auth:
+            token = cp.issue_token(name, mesh)
+        self.token = token
+        if token is not None:
+            token_file = work / f"{name}.token"
+            token_file.unlink(missing_ok=True)
+            token_file.touch(mode=0o600)
+            token_file.write_text(token + "\n")
+            args += ["--dataplane-token-file", str(token_file)]
+        if ca_cert is not None or cp.ca_cert is not None:
+            args += ["--ca-cert", str(ca_cert or cp.ca_cert)]
+        else:
+            args += ["--xds-tls", "none"]
         super().__init__(args + list(extra), work / f"{name}.envoy.log")
 
     @property

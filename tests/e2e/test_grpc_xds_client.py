@@ -91,8 +91,8 @@ networking:
         cp.wait_applied(sha, ["default.greeter-1"])
         bootstrap = tmp_path / "xds-bootstrap.json"
         bootstrap.write_text(json.dumps({
-            "xds_servers": [{"server_uri": cp.xds, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
-            "node": {"id": "default.grpc-client", "cluster": "grpc-client"},
+            "xds_servers": [{"server_uri": cp.xds, "channel_creds": [{"type": "tls", "config": {"ca_certificate_file": str(cp.ca_cert)}}], "server_features": ["xds_v3"]}],
+            "node": {"id": "default.grpc-client", "cluster": "grpc-client", "metadata": {"dataplane.token": cp.issue_token("grpc-client")}},
         }))
         result = subprocess.run(
             [sys.executable, "-c", CLIENT.format(method=METHOD)],

@@ -1,0 +1,1 @@
+"""Certificates and credentials: mesh CAs and workload certificates, dataplane tokens, the xDS server certificate."""

@@ -1,0 +1,204 @@
+"""`reconciler hook install`: refuse invalid pushes in the repository itself.
+
+The installed `pre-receive` hook runs `reconciler hook pre-receive` with the Python interpreter
+that installed it (by absolute path, so it works from a fresh shell without an activated
+virtualenv). Git passes one `<old> <new> <ref>` line per updated ref on stdin; for the tracked
+branch the new commit is validated, and when it is invalid the whole push is refused and the
+pusher sees the same lines `reconciler validate` prints (git prefixes them with `remote:`).
+
+- Other branches and tags are let through unchecked.
+- Creating the tracked branch validates its first commit; deleting it is refused (the
+  reconciler would have nothing to serve).
+- Only the new tip is validated: it is what the reconciler will read.
+
+Git receives pushed objects into a quarantine directory and shows them to hooks only through
+environment variables (GIT_QUARANTINE_PATH, GIT_OBJECT_DIRECTORY,
+GIT_ALTERNATE_OBJECT_DIRECTORIES), which libgit2 does not read; `open_for_hook` adds those
+directories to the object database so pygit2 sees the commit being pushed.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from reconciler.commands.errors import RepositoryError
+from reconciler.commands.validate import report_text
+from reconciler.source.git import GitSource, SourceError, normalize_subpath, open_repository
+from reconciler.validate import validate
+
+__all__ = [
+    "HOOK_MARKER",
+    "RefUpdate",
+    "RefVerdict",
+    "Installed",
+    "install_hook",
+    "hook_script",
+    "hooks_dir",
+    "parse_updates",
+    "open_for_hook",
+    "check_updates",
+]
+
+HOOK_MARKER = "# installed by `reconciler hook install` (mesh-reconciler)"
+
+
+@dataclass(frozen=True, slots=True)
+class RefUpdate:
+    old: str
+    new: str
+    ref: str
+
+    @property
+    def deletes(self) -> bool:
+        return set(self.new) == {"0"}
+
+    @property
+    def creates(self) -> bool:
+        return set(self.old) == {"0"}
+
+
+@dataclass(frozen=True, slots=True)
+class RefVerdict:
+    """Whether one ref update may go through, and the lines to show the pusher."""
+
+    ref: str
+    accepted: bool
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Installed:
+    path: Path
+    replaced: bool
+    python: str
+    branch: str
+
+
+# -- install --------------------------------------------------------------------------------
+def hooks_dir(repo: pygit2.Repository) -> Path:
+    """Where git looks for this repository's hooks (`core.hooksPath`, else `<git dir>/hooks`)."""
+    git_dir = Path(repo.path)
+    try:
+        configured = repo.config["core.hooksPath"]
+    except KeyError:
+        configured = None
+    if configured:
+        custom = Path(os.path.expanduser(str(configured)))
+        # Relative paths are relative to where hooks run: the git dir of a bare repository,
+        # the top of the work tree otherwise.
+        base = git_dir if repo.is_bare or repo.workdir is None else Path(repo.workdir)
+        return custom if custom.is_absolute() else base / custom
+    return git_dir / "hooks"
+
+
+def hook_script(python: str, branch: str, path: str) -> str:
+    """The pre-receive script: the interpreter and settings are baked in as absolute values."""
+    args = [python, "-m", "reconciler", "hook", "pre-receive", "--branch", branch]
+    if path:
+        args += ["--path", path]
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            HOOK_MARKER,
+            "# Refuses pushes to the tracked branch whose configuration does not validate.",
+            "# Reinstall with `reconciler hook install --force` to change it; delete this file to disable it.",
+            "exec " + " ".join(shlex.quote(a) for a in args),
+            "",
+        ]
+    )
+
+
+def install_hook(repo: str, branch: str = "main", path: str = "", *, python: str | None = None, force: bool = False) -> Installed:
+    """Write the pre-receive hook into the repository at `repo`.
+
+    An existing pre-receive hook that this command did not install is kept unless `force`.
+    """
+    try:
+        repository = open_repository(repo)
+        sub = normalize_subpath(path)
+    except SourceError as e:
+        raise RepositoryError(str(e)) from None
+    branch = branch.removeprefix("refs/heads/")
+    interpreter = os.path.abspath(python or sys.executable)  # not realpath: a venv's python is a symlink that must stay one
+    target = hooks_dir(repository) / "pre-receive"
+    replaced = target.exists()
+    if replaced and not force and HOOK_MARKER not in target.read_text(errors="replace"):
+        raise RepositoryError(f"{target} exists and was not installed by reconciler; chain it yourself or pass --force to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(".pre-receive.reconciler-tmp")
+    temp.write_text(hook_script(interpreter, branch, sub), encoding="utf-8")
+    temp.chmod(temp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH | stat.S_IRUSR)
+    temp.replace(target)
+    return Installed(target, replaced, interpreter, branch)
+
+
+# -- run ------------------------------------------------------------------------------------
+def parse_updates(text: str) -> list[RefUpdate]:
+    """Git's pre-receive input: one `<old-oid> <new-oid> <ref-name>` per line."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            out.append(RefUpdate(*parts))
+    return out
+
+
+def _object_dirs(env: Mapping[str, str]) -> list[str]:
+    dirs = [env.get("GIT_QUARANTINE_PATH", ""), env.get("GIT_OBJECT_DIRECTORY", "")]
+    dirs += env.get("GIT_ALTERNATE_OBJECT_DIRECTORIES", "").split(os.pathsep)
+    return [os.path.abspath(d) for d in dirs if d]
+
+
+def open_for_hook(git_dir: str, env: Mapping[str, str] | None = None) -> pygit2.Repository:
+    """Open the repository a hook runs in, seeing the quarantined objects of the push."""
+    env = os.environ if env is None else env
+    try:
+        repo = open_repository(git_dir)
+    except SourceError as e:
+        raise RepositoryError(str(e)) from None
+    own = os.path.realpath(os.path.join(repo.path, "objects"))
+    seen = {own}
+    for directory in _object_dirs(env):
+        real = os.path.realpath(directory)
+        if real in seen or not os.path.isdir(real):
+            continue
+        seen.add(real)
+        repo.odb.add_disk_alternate(real)
+    return repo
+
+
+def check_updates(repo: pygit2.Repository, updates: Iterable[RefUpdate], branch: str, path: str = "") -> list[RefVerdict]:
+    """A verdict per ref update: only the tracked branch is validated."""
+    tracked = "refs/heads/" + branch.removeprefix("refs/heads/")
+    out = []
+    source: GitSource | None = None
+    for u in updates:
+        if u.ref != tracked:
+            out.append(RefVerdict(u.ref, True))
+            continue
+        if u.deletes:
+            out.append(RefVerdict(u.ref, False, (f"mesh-reconciler: refusing to delete {tracked}: it is the branch the reconciler serves",)))
+            continue
+        if source is None:
+            source = GitSource(repo, path)
+        try:
+            snapshot = source.snapshot(u.new)
+        except SourceError as e:
+            out.append(RefVerdict(u.ref, False, (f"mesh-reconciler: refusing {tracked}: {e}",)))
+            continue
+        report = validate(snapshot)
+        lines = tuple(report_text(report).splitlines())
+        if report.valid:
+            out.append(RefVerdict(u.ref, True, lines))
+        else:
+            short = u.new[:12]
+            out.append(RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: commit {short} is invalid (`reconciler validate {short}` shows the same errors)",)))
+    return out

@@ -1,0 +1,100 @@
+"""`reconciler token`: issue dataplane tokens with the control plane's signing key, and read them.
+
+Tokens are issued offline from the state directory (where `serve` keeps the signing key),
+like `kumactl generate dataplane-token --signing-key-path`: the HTTP API has no
+authentication, so it does not hand out tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.ca.tokens import (
+    SigningKeys,
+    TokenError,
+    decode_unverified,
+    issue_token,
+    parse_duration,
+    parse_tags,
+    revocation_secret_name,
+    verify_token,
+)
+from reconciler.commands.errors import InvalidConfig
+
+__all__ = ["run_issue", "write_token", "run_rotate_key", "run_inspect", "inspect_text"]
+
+
+def run_issue(state_dir: str, mesh: str, name: str | None, tags: Iterable[str], valid_for: str) -> str:
+    """A signed token for dataplane `name` (or any dataplane with `tags`) of `mesh`."""
+    try:
+        seconds = parse_duration(valid_for)
+        tag_map = parse_tags(tags)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    if not name and not tag_map:
+        raise click.UsageError("give --name (one dataplane) or --tags (every dataplane with these tags)")
+    if seconds <= 0:
+        raise click.UsageError("--valid-for must be positive")
+    if not SigningKeys.open(state_dir, create=False).key_ids():
+        click.echo(
+            f"note: no signing key in {state_dir}: created one; only a control plane with --state-dir {state_dir} accepts this token",
+            err=True,
+        )
+    keys = SigningKeys.open(state_dir)
+    return issue_token(keys, mesh=mesh, name=name or "", tags=tag_map, valid_for=seconds)
+
+
+def write_token(path: str, token: str) -> None:
+    """Write a token to a file only its owner can read (mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+
+
+def run_rotate_key(state_dir: str) -> str:
+    """Add the next signing key to the state directory; a running control plane uses it for
+    tokens it meets, and new tokens are signed with it. Returns a line naming the key."""
+    keys = SigningKeys.open(state_dir)
+    kid = keys.add_key()
+    older = ", ".join(k for k in keys.key_ids() if k != kid)
+    return f"signing key {kid} created in {keys.directory}; tokens of key(s) {older} stay valid until their .pem file is removed and the control plane restarted"
+
+
+def run_inspect(token: str, state_dir: str | None) -> dict[str, Any]:
+    """The claims of a token; with a state directory, also whether its signature and expiry check out."""
+    try:
+        _, claims, _, _ = decode_unverified(token)
+    except TokenError as e:
+        raise InvalidConfig(str(e)) from None
+    doc = claims.to_json() | {"revocationSecret": revocation_secret_name(claims.mesh)}
+    if state_dir is not None:
+        if not (Path(state_dir) / "dataplane-tokens").is_dir():
+            raise click.UsageError(f"no signing keys in {state_dir}")
+        try:
+            verify_token(token, SigningKeys.open(state_dir, create=False))
+            doc["verified"] = "valid"
+        except TokenError as e:
+            doc["verified"] = str(e)
+    return doc
+
+
+def inspect_text(doc: dict[str, Any]) -> str:
+    lines = [
+        f"id:        {doc['id']}",
+        f"mesh:      {doc['mesh']}",
+        f"name:      {doc['name'] or '(any, bound by tags)'}",
+    ]
+    if doc["tags"]:
+        lines.append("tags:      " + json.dumps(doc["tags"]))
+    lines += [f"issued:    {doc['issuedAt']}", f"expires:   {doc['expiresAt']}", f"key id:    {doc['kid']}"]
+    if "verified" in doc:
+        lines.append(f"verified:  {doc['verified']}")
+    lines.append(f"revoke by adding the id to Secret {doc['revocationSecret']} in mesh {doc['mesh']}")
+    return "\n".join(lines)

@@ -1,0 +1,265 @@
+"""Who may hold an xDS stream: TLS for the gRPC server, dataplane-token admission, and a
+guard that can close an admitted stream later (when its token is revoked).
+
+- `server_credentials` serves the certificate of `reconciler.ca.xds_tls`, reissuing it from
+  the same CA before it expires without a restart.
+- `StreamGuard` is a grpc.aio interceptor around the ADS methods. Each stream gets an
+  `XdsCall`: its request metadata (kuma-dp sends the token as `authorization`), the identity
+  admission gave it, and `close(code, message)` to end it with a status. The admission
+  callback finds the call of the stream it is admitting with `current_call()`.
+- `DataplaneAuthenticator` decides admission from a token and the served snapshot; it raises
+  `XdsRejected` with UNAUTHENTICATED (no token, or one that does not verify, has expired or
+  is revoked) or PERMISSION_DENIED (a valid token for another dataplane).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+
+from reconciler.ca.tokens import (
+    REVOCATIONS_PREFIX,
+    DataplaneClaims,
+    IdentityMismatch,
+    SigningKeys,
+    TokenError,
+    check_identity,
+    dataplane_tags,
+    parse_revocations,
+    verify_token,
+)
+from reconciler.ca.xds_tls import XdsCertificate
+from reconciler.kinds.mesh import decode_base64
+from reconciler.xds.server import XdsRejected
+
+if TYPE_CHECKING:
+    from reconciler.model import Resource, Snapshot
+
+__all__ = [
+    "TOKEN_METADATA_KEY",
+    "AUTHORIZATION_HEADER",
+    "XdsCall",
+    "StreamGuard",
+    "current_call",
+    "server_credentials",
+    "DataplaneAuthenticator",
+    "presented_token",
+    "revocations_of",
+]
+
+log = logging.getLogger(__name__)
+
+TOKEN_METADATA_KEY = "dataplane.token"
+"""Node metadata field with the dataplane token (what `reconciler bootstrap` writes)."""
+AUTHORIZATION_HEADER = "authorization"
+"""gRPC request header with the dataplane token (what kuma-dp's bootstrap sends)."""
+ADS_SERVICE = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+def server_credentials(load: Callable[[], XdsCertificate]) -> grpc.ServerCredentials:
+    """Server credentials whose certificate is reissued (by `load`) once it is due for renewal;
+    gRPC asks before each handshake, so a renewal needs no restart."""
+    current = load()
+
+    def config(cert: XdsCertificate) -> Any:
+        return grpc.ssl_server_certificate_configuration([(cert.key_pem, cert.cert_chain_pem)])
+
+    def fetch() -> Any:
+        nonlocal current
+        if time.time() < current.renew_at:
+            return None
+        try:
+            current = load()
+        except (OSError, ValueError) as e:  # keep serving the old certificate; retry next handshake
+            log.error("xds certificate renewal failed", extra={"error": str(e)})
+            return None
+        log.info("xds certificate renewed", extra={"not_after": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(current.not_after))})
+        return config(current)
+
+    return grpc.dynamic_ssl_server_credentials(config(current), fetch, require_client_authentication=False)
+
+
+# -- stream guard -------------------------------------------------------------------------------
+@dataclass(eq=False)
+class XdsCall:
+    """One ADS stream as admission sees it."""
+
+    metadata: Mapping[str, str]
+    peer: str
+    node_id: str = ""
+    claims: DataplaneClaims | None = None
+    """The token admission accepted; None when admitted without one (auth off)."""
+    closed: asyncio.Future[tuple[grpc.StatusCode, str]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def close(self, code: grpc.StatusCode, message: str) -> None:
+        """End the stream with this status (the proxy sees it and reconnects)."""
+        if not self.closed.done():
+            self.closed.set_result((code, message))
+
+
+_CURRENT: contextvars.ContextVar[XdsCall | None] = contextvars.ContextVar("xds_call", default=None)
+
+
+def current_call() -> XdsCall | None:
+    """The ADS stream being served by this task, when the server runs behind a StreamGuard."""
+    return _CURRENT.get()
+
+
+class StreamGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Tracks every ADS stream and lets the control plane close one with a status."""
+
+    def __init__(self) -> None:
+        self.calls: set[XdsCall] = set()
+
+    def admitted(self) -> list[XdsCall]:
+        return [c for c in self.calls if c.node_id]
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not method.startswith(ADS_SERVICE) or handler.stream_stream is None:
+            return handler
+        behavior = handler.stream_stream
+        calls = self.calls
+
+        async def guarded(request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            metadata = {m.key.lower(): m.value for m in context.invocation_metadata() or () if isinstance(m.value, str)}
+            call = XdsCall(metadata, context.peer())
+            calls.add(call)
+            reset = _CURRENT.set(call)
+            try:
+                served = asyncio.ensure_future(behavior(request_iterator, context))
+            finally:
+                _CURRENT.reset(reset)
+            try:
+                await asyncio.wait({served, call.closed}, return_when=asyncio.FIRST_COMPLETED)
+                if served.done():
+                    served.result()
+                    return
+                served.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await served
+                code, message = call.closed.result()
+                log.warning("stream closed", extra={"node": call.node_id, "reason": message})
+                await context.abort(code, message)
+            finally:
+                calls.discard(call)
+                if not served.done():  # this RPC was cancelled: end the stream's task before the RPC ends
+                    served.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await served
+
+        return grpc.stream_stream_rpc_method_handler(
+            guarded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
+
+
+# -- admission ----------------------------------------------------------------------------------
+def revocations_of(secrets: Iterable[Resource]) -> dict[str, frozenset[str]]:
+    """Revoked token IDs per mesh, from the `dataplane-token-revocations-<mesh>` Secrets."""
+    out: dict[str, frozenset[str]] = {}
+    for r in secrets:
+        if r.name != REVOCATIONS_PREFIX + r.mesh:
+            continue
+        data = r.spec.get("data")
+        decoded = decode_base64(data) if isinstance(data, str) else None
+        if decoded is not None:
+            out[r.mesh] = parse_revocations(decoded)
+    return out
+
+
+def presented_token(node: base_pb2.Node, call: XdsCall | None) -> str | None:
+    """The token a proxy presents: the `authorization` header or node metadata `dataplane.token`."""
+    header = (call.metadata.get(AUTHORIZATION_HEADER) if call else None) or ""
+    header = header.removeprefix("Bearer ").strip()
+    field_value = node.metadata.fields.get(TOKEN_METADATA_KEY) if node.HasField("metadata") else None
+    in_node = field_value.string_value.strip() if field_value is not None and field_value.HasField("string_value") else ""
+    if header and in_node and header != in_node:
+        raise XdsRejected(grpc.StatusCode.UNAUTHENTICATED, f"two different dataplane tokens: one in the {AUTHORIZATION_HEADER} header, one in node metadata {TOKEN_METADATA_KEY}")
+    return header or in_node or None
+
+
+class DataplaneAuthenticator:
+    """Admission by dataplane token against the served snapshot (revocations, Dataplane tags)."""
+
+    def __init__(self, keys: SigningKeys) -> None:
+        self.keys = keys
+        self._snapshot: Snapshot | None = None
+        self._revoked: dict[str, frozenset[str]] = {}
+        self._tags: dict[tuple[str, str], dict[str, set[str]]] | None = None
+
+    def use(self, snapshot: Snapshot | None) -> None:
+        """Follow the applied snapshot: its revocation Secrets and its Dataplanes' tags."""
+        if snapshot is self._snapshot:
+            return
+        self._snapshot = snapshot
+        self._revoked = revocations_of(snapshot.of_type("Secret")) if snapshot is not None else {}
+        self._tags = None
+
+    def revoked(self, mesh: str) -> frozenset[str]:
+        return self._revoked.get(mesh, frozenset())
+
+    def declared_tags(self, mesh: str, name: str) -> dict[str, set[str]] | None:
+        if self._snapshot is None:
+            return None
+        if self._tags is None:
+            self._tags = {(r.mesh, r.name): dataplane_tags(r.spec) for r in self._snapshot.of_type("Dataplane")}
+        return self._tags.get((mesh, name))
+
+    def authenticate(self, node: base_pb2.Node, call: XdsCall | None, mesh: str, name: str) -> DataplaneClaims:
+        """The verified token of the stream; UNAUTHENTICATED when there is none or it fails."""
+        token = presented_token(node, call)
+        if token is None:
+            raise XdsRejected(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"dataplane token required for {mesh}.{name}: issue one with `reconciler token issue --mesh {mesh} --name {name}` "
+                "and pass it with `run-dataplane --dataplane-token-file`",
+            )
+        try:
+            # A token is checked against its own mesh's revocations and those of the mesh it is used in.
+            return verify_token(token, self.keys, revoked=lambda m: self.revoked(m) | self.revoked(mesh))
+        except TokenError as e:
+            raise XdsRejected(grpc.StatusCode.UNAUTHENTICATED, f"invalid dataplane token: {e}") from None
+
+    def authorize(self, claims: DataplaneClaims, mesh: str, name: str, registered: Resource | None = None, *, check_tags: bool = True) -> None:
+        """PERMISSION_DENIED unless the token names this dataplane (or allows its tags).
+
+        The tags are those of `registered` (a Dataplane from node metadata) or of the Dataplane
+        declared in the snapshot; `check_tags=False` checks mesh and name only.
+        """
+        tags: Mapping[str, Collection[str]] | None = None
+        if claims.tags and check_tags:
+            tags = dataplane_tags(registered.spec) if registered is not None else self.declared_tags(mesh, name)
+        try:
+            check_identity(claims, mesh, name, tags, check_tags=check_tags)
+        except IdentityMismatch as e:
+            raise XdsRejected(grpc.StatusCode.PERMISSION_DENIED, f"dataplane token does not admit {mesh}.{name}: {e}") from None
+
+    def recheck(self, call: XdsCall, registered: Resource | None) -> tuple[grpc.StatusCode, str] | None:
+        """Why an admitted stream must now be closed (its token was revoked, or the Dataplane's
+        tags no longer match a tag-bound token), or None."""
+        claims = call.claims
+        if claims is None:
+            return None
+        mesh, _, name = call.node_id.partition(".")
+        if claims.token_id in self.revoked(claims.mesh) | self.revoked(mesh):
+            return grpc.StatusCode.UNAUTHENTICATED, f"dataplane token {claims.token_id} was revoked (Secret {REVOCATIONS_PREFIX}{mesh})"
+        try:
+            self.authorize(claims, mesh, name, registered)
+        except XdsRejected as e:
+            return e.code, e.message
+        return None
