@@ -188,7 +188,9 @@ def start_cp(bare: Path, root: Path) -> tuple[subprocess.Popen[bytes], int, int]
     xds_port, api_port = free_port(), free_port()
     cp = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "serve", "--repo", str(bare), "--state-dir", str(root / "state"),
-         "--xds-port", str(xds_port), "--api-port", str(api_port), "--poll-interval", "1"],
+         "--xds-port", str(xds_port), "--api-port", str(api_port), "--poll-interval", "1",
+         # The simulated proxies measure xDS work, not TLS handshakes or token checks.
+         "--dataplane-auth", "none", "--xds-tls", "none"],
         stdout=subprocess.DEVNULL, stderr=open(root / "cp.log", "w"), cwd=ROOT,
     )
     wait_http(f"http://127.0.0.1:{api_port}/status")

@@ -486,7 +486,8 @@ class ControlPlane:
             return Response.json({
                 "node": node_id,
                 "revision": cfg.revision,
-                "resources": {SHORT_NAMES.get(t, t): [r.to_dict() for r in m.values()] for t, m in cfg.resources.by_type.items() if m},
+                # Never the proxies' keys: the API is not authenticated like the xDS port.
+                "resources": {SHORT_NAMES.get(t, t): [r.public_dict() for r in m.values()] for t, m in cfg.resources.by_type.items() if m},
             })
 
         async def dataplane(request: Request) -> Response:

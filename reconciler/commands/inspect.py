@@ -51,7 +51,7 @@ def inspect_dataplane(repo: str, path: str | None, rev: str | None, worktree: bo
     if config:
         grouped: dict[str, list[dict[str, Any]]] = {}
         for r in generate(view):
-            grouped.setdefault(SHORT_NAMES[r.type_url], []).append(r.to_dict())
+            grouped.setdefault(SHORT_NAMES[r.type_url], []).append(r.public_dict())
         out["envoy"] = grouped
     return out
 

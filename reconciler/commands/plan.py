@@ -35,7 +35,7 @@ from reconciler.model import Resource, Snapshot
 from reconciler.source.git import GitSource, SourceError
 from reconciler.validate import Report, validate
 from reconciler.xds.generate import generate
-from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SHORT_NAMES, ProxyResources, XdsResource
+from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, REDACTED, ROUTE, SECRET, SHORT_NAMES, ProxyResources, XdsResource, redact
 from reconciler.xds.static import static_bootstrap_for
 
 __all__ = [
@@ -56,9 +56,6 @@ __all__ = [
     "REDACTED",
 ]
 
-REDACTED = "<redacted>"
-SENSITIVE_KEYS = frozenset({"privateKey", "password", "sessionTicketKeys", "hmacSecret", "genericSecret"})
-"""Envoy JSON fields that hold key material, redacted wherever they appear."""
 DISPLAY_ORDER = (LISTENER, ROUTE, CLUSTER, ENDPOINT, SECRET)
 MARKDOWN_MARKER = "<!-- mesh-reconciler plan -->"
 """First line of the Markdown output, so a bot can find and update its earlier comment."""
@@ -307,19 +304,8 @@ def _check_with_envoy(proxies: list[ProxyPlan], after: _Side, envoy: str | None,
 
 
 # -- Envoy resource diff --------------------------------------------------------------------
-def redact(value: Any) -> Any:
-    """`value` (Envoy JSON) with every field that holds key material replaced by REDACTED."""
-    if isinstance(value, Mapping):
-        return {k: (REDACTED if k in SENSITIVE_KEYS else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
-
 def _document(r: XdsResource) -> tuple[dict[str, Any], bool]:
-    if r.type_url == SECRET:
-        return {"name": r.name, "content": REDACTED}, True
-    return redact(r.to_dict()), False
+    return r.public_dict(), r.type_url == SECRET
 
 
 def resource_deltas(old: ProxyResources | None, new: ProxyResources | None) -> tuple[ResourceDelta, ...]:

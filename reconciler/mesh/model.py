@@ -162,7 +162,11 @@ class MeshModel:
     """MeshExternalService resources."""
 
     def external_specs(self, mesh: str) -> dict[str, Mapping[str, Any]]:
-        return {r.name: r.spec for r in self.externals if r.mesh == mesh}
+        """Specs by name; TLS data sources that name a Secret carry its bytes (mesh/external.py)."""
+        from reconciler.mesh.external import with_secret_data
+
+        secrets = self.secrets_of(mesh)
+        return {r.name: with_secret_data(r.spec, secrets) for r in self.externals if r.mesh == mesh}
 
     def secrets_of(self, mesh: str) -> dict[str, Resource]:
         return {name: r for (m, name), r in self.secrets.items() if m == mesh}

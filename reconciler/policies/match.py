@@ -128,6 +128,8 @@ class PolicyIndex:
     gateways: tuple[Resource, ...] = ()
     _matched: dict[tuple[str, int], tuple[MatchedPolicy, ...]] = field(default_factory=dict, compare=False, repr=False)
     """Memo of matched_policies for this index's lifetime (dataplanes outlive it)."""
+    _views: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Memo of outbound views shared by alike proxies (reconciler.mesh.proxy)."""
 
     @classmethod
     def build(cls, policies: Iterable[Resource], gateways: Iterable[Resource] = ()) -> PolicyIndex:
@@ -282,16 +284,31 @@ def _merge(base: Any, patch: Any) -> Any:
 
 def merge_confs(defaults: Sequence[Mapping[str, Any]]) -> FrozenDict:
     """Merge `default` confs in order (later wins), lists replace, `append*` lists concatenate."""
+    if len(defaults) == 1 and isinstance(defaults[0], FrozenDict):
+        return defaults[0]
     result: Any = {}
     for d in defaults:
         result = _merge(result, d)
     return freeze(result)  # type: ignore[no-any-return]
 
 
+_merged: dict[tuple[tuple[int, str], ...], tuple[tuple[Resource, ...], Conf]] = {}
+
+
 def _conf(entries: Sequence[tuple[Resource, str, Mapping[str, Any]]]) -> Conf | None:
     if not entries:
         return None
-    return Conf(merge_confs([e[2] for e in entries]), tuple(Contribution(e[0].key, e[1]) for e in entries))
+    # Thousands of proxies see the same few entry lists: merge each list once. The key is
+    # the entries' identity; the resources are kept with the result so the ids stay theirs.
+    key = tuple((id(e[0]), e[1]) for e in entries)
+    hit = _merged.get(key)
+    if hit is not None and hit[0] == tuple(e[0] for e in entries):  # identical objects: C-speed
+        return hit[1]
+    conf = Conf(merge_confs([e[2] for e in entries]), tuple(Contribution(e[0].key, e[1]) for e in entries))
+    if len(_merged) > 50_000:
+        _merged.clear()
+    _merged[key] = (tuple(e[0] for e in entries), conf)
+    return conf
 
 
 # -- outbound --------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ __all__ = [
     "resource",
     "intern",
     "message_class",
+    "redact",
+    "REDACTED",
 ]
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -80,6 +82,12 @@ class XdsResource:
         msg.ParseFromString(self.payload)
         return msg
 
+    def public_dict(self) -> dict[str, Any]:
+        """`to_dict` for people: Secrets reduced to their name, key material anywhere redacted."""
+        if self.type_url == SECRET:
+            return {"name": self.name, "content": REDACTED}
+        return redact(self.to_dict())  # type: ignore[no-any-return]
+
     def to_dict(self) -> dict[str, Any]:
         """The resource as Envoy's JSON (camelCase), for inspect, plan and golden files."""
         return json.loads(json_format.MessageToJson(self.message(), preserving_proto_field_name=False))  # type: ignore[no-any-return]
@@ -89,6 +97,20 @@ class XdsResource:
 
     def __hash__(self) -> int:
         return hash((self.type_url, self.name, self.version))
+
+
+REDACTED = "<redacted>"
+SENSITIVE_KEYS = frozenset({"privateKey", "password", "sessionTicketKeys", "hmacSecret", "genericSecret"})
+"""Envoy JSON fields that hold key material: never printed, logged or served by the API."""
+
+
+def redact(value: Any) -> Any:
+    """`value` (Envoy JSON) with every field that holds key material replaced by REDACTED."""
+    if isinstance(value, dict):
+        return {k: (REDACTED if k in SENSITIVE_KEYS else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
 
 
 _interned: WeakValueDictionary[tuple[str, str, str, bool], XdsResource] = WeakValueDictionary()

@@ -334,3 +334,4 @@ def test_status_command_and_metrics_show_what_is_served(mesh: Mesh) -> None:
     unreachable = CliRunner().invoke(cli, ["status", "--server", "http://127.0.0.1:9"])
     assert unreachable.exit_code == 2
     assert "cannot reach the control plane" in unreachable.output
+

@@ -366,3 +366,12 @@ def test_provided_ca_works_and_survives_a_deleted_state_directory(world: World, 
     world.cp.wait_applied(sha, [f"default.{n}" for n in world.envoys], timeout=30)
     assert world.get("web_to_backend") == (200, "backend\n")
     world.apply(world.files(mesh("STRICT"), ALLOW_ALL))
+
+
+def test_config_api_never_serves_private_keys(world: World) -> None:
+    world.apply(world.files(mesh("STRICT"), ALLOW_ALL))
+    doc = world.cp.get("/config/default/web-1")
+    secrets = doc["resources"]["SDS"]
+    assert {s["name"] for s in secrets} == {"identity_cert:secret:default", "mesh_ca:secret:default"}
+    assert all(s == {"name": s["name"], "content": "<redacted>"} for s in secrets)
+    assert "PRIVATE KEY" not in json.dumps(doc)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from reconciler.mesh.model import HTTP_PROTOCOLS
 from reconciler.mesh.proxy import ProxyView
 from reconciler.xds.generate.api_listener import api_listener
+from reconciler.xds.generate.gateway import gateway_resources
 from reconciler.xds.generate.inbound import inbound_resources
 from reconciler.xds.generate.outbound import outbound_resources
 from reconciler.xds.generate.tls import secrets
@@ -25,6 +26,8 @@ def generate(view: ProxyView) -> ProxyResources:
         items.extend(outbound_resources(outbound, mesh, view.tls is not None))
         if outbound.protocol in HTTP_PROTOCOLS:
             items.append(api_listener(outbound.service_name, outbound.cluster_name))
+    if view.gateway is not None:
+        items.extend(gateway_resources(view.gateway, mesh, view.tls is not None))
     if view.tls is not None:
         items.extend(secrets(view.tls))
     return ProxyResources.build(items)

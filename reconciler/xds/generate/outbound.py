@@ -126,16 +126,32 @@ def outbound_context(view: OutboundView, mesh: str) -> HookContext:
     return HookContext("outbound", view.service_name, view.cluster_name, view.protocol, mesh)
 
 
+_memo: dict[tuple[int, str, bool], tuple[OutboundView, list[XdsResource]]] = {}
+
+
 def outbound_resources(view: OutboundView, mesh: str, mtls: bool = False) -> list[XdsResource]:
+    """The resources of one outbound; proxies sharing a view object share the result."""
+    key = (id(view), mesh, mtls)
+    hit = _memo.get(key)
+    if hit is not None and hit[0] is view:
+        return hit[1]
+    out = _outbound_resources(view, mesh, mtls)
+    if len(_memo) > 100_000:
+        _memo.clear()
+    _memo[key] = (view, out)
+    return out
+
+
+def _outbound_resources(view: OutboundView, mesh: str, mtls: bool) -> list[XdsResource]:
     o = view.outbound
     ctx = outbound_context(view, mesh)
     confs: Mapping[str, Mapping[str, object]] = view.confs
     endpoints = view.service.endpoints if view.service is not None else ()
-    out = [
-        outbound_listener(o.address, o.port, ctx, confs, view.tcp_split),
-        outbound_cluster(view.cluster_name, view.protocol, ctx, confs, view.identities if mtls else None),
-        load_assignment(view.cluster_name, endpoints, ctx, confs),
-    ]
+    out = [outbound_listener(o.address, o.port, ctx, confs, view.tcp_split)]
+    if not any(b.name == view.cluster_name for b in view.backends):
+        # A destination that is itself a backend (a MeshExternalService) brings its own cluster.
+        out.append(outbound_cluster(view.cluster_name, view.protocol, ctx, confs, view.identities if mtls else None))
+        out.append(load_assignment(view.cluster_name, endpoints, ctx, confs))
     if view.protocol in HTTP_PROTOCOLS:
         out.append(outbound_route(view.cluster_name, view.service_name, ctx, view.routes))
     for backend in view.backends:
