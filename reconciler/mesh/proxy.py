@@ -144,7 +144,9 @@ def _outbound_view(model: MeshModel, index: PolicyIndex, dp: Dataplane, o: Outbo
         return confs if service == base.service_name else _confs_for(kinds, lambda k: outbound_conf(k, dp, Destination(service), index))
 
     def identities_for(service: str, endpoints: tuple[Any, ...]) -> tuple[str, ...]:
-        return ids.get((dp.mesh, service)) or (spiffe_id(dp.mesh, service),)
+        # What the backend's endpoints present: a MeshIdentity's id, else their service's.
+        found = {ids.get((dp.mesh, _NODE + e.dataplane), (spiffe_id(dp.mesh, e.tags.get("kuma.io/service", service)),))[0] for e in endpoints}
+        return tuple(sorted(found)) or ids.get((dp.mesh, service)) or (spiffe_id(dp.mesh, service),)
 
     backends: dict[str, BackendCluster] = {}
     if external is not None:
@@ -203,9 +205,16 @@ def trust_domains(model: MeshModel, identities: Mapping[str, Identity], mesh: st
     return tuple(sorted(domains))
 
 
+_NODE = "node:"
+
+
 def service_identities(model: MeshModel, identities: Mapping[str, Identity]) -> dict[tuple[str, str], tuple[str, ...]]:
-    """Per service (mesh, cluster name): the SPIFFE ids its endpoints present."""
+    """Per service (mesh, cluster name): the SPIFFE ids its endpoints present; and per
+    dataplane with a MeshIdentity (mesh, "node:<name>"): its id."""
     out: dict[tuple[str, str], set[str]] = {}
+    for node, identity in identities.items():
+        mesh, _, name = node.partition(".")
+        out[(mesh, _NODE + name)] = {identity.spiffe_id}
     for service in model.services.values():
         ids = out.setdefault((service.mesh, service.cluster_name), set())
         for endpoint in service.endpoints:
