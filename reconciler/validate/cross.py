@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from reconciler.errors import Path, Problem, Violation
 from reconciler.model import Resource
 from reconciler.types import ResourceKey
 
-__all__ = ["duplicate_problems", "missing_mesh_problems"]
+__all__ = ["duplicate_problems", "missing_mesh_problems", "missing_secret_problems"]
 
 
 def _where(resource: Resource) -> str:
@@ -59,4 +60,58 @@ def missing_mesh_problems(resources: Iterable[Resource], declared: Iterable[str]
                     )
                 )
             )
+    return out
+
+
+def _secret_refs(r: Resource) -> list[tuple[str, str, str]]:
+    """(mesh, secret name, pointer) for each data source of `r` that names a mesh Secret."""
+    spec = r.spec
+    out: list[tuple[str, str, str]] = []
+
+    def ref(source: Any, pointer: str, mesh: str) -> None:
+        if isinstance(source, Mapping) and isinstance(source.get("secret"), str) and source["secret"]:
+            out.append((mesh, source["secret"], pointer + "/secret"))
+
+    if r.type == "Mesh":
+        for i, backend in enumerate((spec.get("mtls") or {}).get("backends") or ()):
+            if isinstance(backend, Mapping) and backend.get("type") == "provided":
+                conf = backend.get("conf") or {}
+                for field in ("cert", "key"):
+                    ref(conf.get(field) if isinstance(conf, Mapping) else None, f"/mtls/backends/{i}/conf/{field}", r.name)
+    elif r.type == "MeshExternalService":
+        verification = ((spec.get("tls") or {}).get("verification") or {}) if isinstance(spec.get("tls"), Mapping) else {}
+        for field in ("caCert", "clientCert", "clientKey"):
+            ref(verification.get(field) if isinstance(verification, Mapping) else None, f"/spec/tls/verification/{field}", r.mesh)
+    elif r.type == "MeshGateway":
+        for i, listener in enumerate(((spec.get("conf") or {}).get("listeners") or ()) if isinstance(spec.get("conf"), Mapping) else ()):
+            certificates = ((listener or {}).get("tls") or {}).get("certificates") if isinstance(listener, Mapping) and isinstance(listener.get("tls"), Mapping) else None
+            for j, cert in enumerate(certificates or ()):
+                ref(cert, f"/conf/listeners/{i}/tls/certificates/{j}", r.mesh)
+    elif r.type == "MeshIdentity":
+        ca = (((spec.get("provider") or {}).get("bundled") or {}).get("ca") or {}) if isinstance(spec.get("provider"), Mapping) else {}
+        for field in ("certificate", "privateKey"):
+            source = ca.get(field) if isinstance(ca, Mapping) else None
+            if isinstance(source, Mapping) and source.get("type") == "Secret":
+                name = (source.get("secretRef") or {}).get("name") if isinstance(source.get("secretRef"), Mapping) else None
+                if isinstance(name, str) and name:
+                    out.append((r.mesh, name, f"/spec/provider/bundled/ca/{field}/secretRef/name"))
+    return out
+
+
+def missing_secret_problems(resources: Iterable[Resource]) -> list[Problem]:
+    """Warnings for data sources naming a Secret that is not in the resource's mesh.
+
+    Warnings, not errors: Kuma accepts such resources (the Secret may come later). Until it
+    exists, a provided CA rejects reconciles, a MeshExternalService fails closed (no
+    endpoints) and a gateway listener serves no certificate for that hostname.
+    """
+    resources = list(resources)
+    secrets = {(r.mesh, r.name) for r in resources if r.type == "Secret"}
+    out = []
+    for r in resources:
+        for mesh, name, pointer in _secret_refs(r):
+            if (mesh, name) not in secrets:
+                path = Path(tuple(int(p) if p.isdigit() else p for p in pointer.strip("/").split("/")))
+                message = f'Secret "{name}" does not exist in mesh "{mesh}"; add it (type: Secret, mesh: {mesh}, base64 data) or fix the name'
+                out.append(r.locate(Violation(path, message, "warning")))
     return out

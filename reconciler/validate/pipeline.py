@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from reconciler.errors import Path, Problem, Violation
 from reconciler.kinds import get_kind
 from reconciler.model import Resource, Snapshot
-from reconciler.validate.cross import duplicate_problems, missing_mesh_problems
+from reconciler.validate.cross import duplicate_problems, missing_mesh_problems, missing_secret_problems
 from reconciler.validate.meta import meta_violations
 from reconciler.validate.schema import schema_violations
 
@@ -120,5 +120,6 @@ def validate(snapshot: Snapshot, resource_validator: ResourceValidator | None = 
     problems.extend(duplicate_problems(snapshot.resources))
     unreadable_meshes = {p.resource.name for p in snapshot.problems if p.resource is not None and p.resource.type == "Mesh"}
     problems.extend(missing_mesh_problems(snapshot.resources, unreadable_meshes))
+    problems.extend(missing_secret_problems(snapshot.resources))
     ordered = sorted(problems, key=lambda p: (p.file or "", p.line or 0, p.pointer, p.message))
     return Report(snapshot.revision, len(snapshot.resources), tuple(ordered))
