@@ -19,8 +19,8 @@ from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies._meshfaultinjection_envoy import configure_http_connection_manager, inbound_conf
 from reconciler.policies.plugin import Plugin
-from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, policy_role, top_level_kind
-from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
+from reconciler.policies.targetref import affects_inbounds, check_gateway_scoped_from_to, check_match, check_target_ref, policy_role
+from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
 
 __all__ = ["KIND", "PLUGIN", "validate"]
 
@@ -28,10 +28,6 @@ _TOP_KINDS_SYSTEM = ("Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshSe
 _TOP_KINDS_OTHER_ROLES = ("Mesh", "MeshSubset", "MeshService", "MeshServiceSubset", "Dataplane")
 _FROM_KINDS = ("Mesh", "MeshSubset", "MeshServiceSubset", "MeshService")
 _TO_KINDS = ("Mesh",)
-_GATEWAY_FROM = (
-    f"{MUST_NOT_BE_DEFINED} when the scope includes a Gateway, select only proxyType Sidecar "
-    "or select only gateways and use spec.to"
-)
 _BANDWIDTH = re.compile(r"^([0-9]*)[\t\n\f\r ]?([GMk]+bps)$")
 # What Kuma's decimal parser (shopspring/decimal) accepts in a string.
 _DECIMAL = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
@@ -43,26 +39,14 @@ def validate(resource: Resource) -> list[Violation]:
     root = Path.root("spec")
     out = Violations()
     out.extend(_check_top_target_ref(spec.get("targetRef"), root.field("targetRef"), policy_role(resource), affects_inbounds(spec)))
-    rules, from_, to = as_list(spec.get("rules")), as_list(spec.get("from")), as_list(spec.get("to"))
-    if rules and from_:
+    rules = as_list(spec.get("rules"))
+    if rules and as_list(spec.get("from")):
         out.add(root, "field 'from' must be empty when 'rules' is defined")
     for path, rule in enumerate_list(rules, root.field("rules")):
         for match_path, match in enumerate_list(get(rule, "matches"), path.field("matches")):
             out.extend(check_match(match, match_path))
         out.extend(_check_conf(get(rule, "default"), path.field("default")))
-    gateways = _includes_gateways(as_map(spec.get("targetRef")) or {"kind": top_level_kind(spec)})
-    if from_ and gateways:
-        out.add(root.field("from"), _GATEWAY_FROM)
-    else:
-        for path, item in enumerate_list(from_, root.field("from")):
-            out.extend(check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), _FROM_KINDS))
-            out.extend(_check_conf(get(item, "default"), path.field("default")))
-    if to and not gateways:
-        out.add(root.field("to"), f"{MUST_NOT_BE_DEFINED}: only a top-level targetRef that selects gateways takes `to`")
-    else:
-        for path, item in enumerate_list(to, root.field("to")):
-            out.extend(check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), _TO_KINDS))
-            out.extend(_check_conf(get(item, "default"), path.field("default")))
+    out.extend(check_gateway_scoped_from_to(spec, root, _FROM_KINDS, _TO_KINDS, _check_conf))
     out.extend(_deprecations(spec, root))
     return list(out)
 
@@ -71,15 +55,6 @@ def _check_top_target_ref(ref: Any, path: Path, role: str, inbound: bool) -> lis
     if role == "system":
         return check_target_ref(ref, path, _TOP_KINDS_SYSTEM, gateway_listener_tags_allowed=True, inbound_policy=inbound)
     return check_target_ref(ref, path, _TOP_KINDS_OTHER_ROLES, inbound_policy=inbound)
-
-
-def _includes_gateways(ref: Any) -> bool:
-    """Whether a top-level targetRef can select gateway proxies (Kuma's IncludesGateways)."""
-    kind = get(ref, "kind")
-    if kind in ("MeshGateway", "MeshHTTPRoute"):
-        return True
-    proxy_types = as_list(get(ref, "proxyTypes"))
-    return kind in ("Mesh", "MeshSubset") and (not proxy_types or "Gateway" in proxy_types)
 
 
 def _check_conf(conf: Any, path: Path) -> list[Violation]:

@@ -15,7 +15,7 @@ from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies._meshratelimit_envoy import configure_http_connection_manager, configure_listener, configure_route
 from reconciler.policies.plugin import Plugin
-from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, policy_role, top_level_kind
+from reconciler.policies.targetref import affects_inbounds, check_gateway_scoped_from_to, check_match, check_target_ref, includes_gateways, policy_role
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
 
 __all__ = ["KIND", "PLUGIN", "validate"]
@@ -25,10 +25,6 @@ _TOP_KINDS_OTHER_ROLES = ("Mesh", "MeshSubset", "MeshService", "MeshServiceSubse
 _FROM_KINDS = ("Mesh",)
 _TO_KINDS = ("Mesh",)
 _MIN_INTERVAL_SECONDS = 0.05
-_GATEWAY_FROM = (
-    f"{MUST_NOT_BE_DEFINED} when the scope includes a Gateway, select only proxyType Sidecar "
-    "or select only gateways and use spec.to"
-)
 _TCP_WITH_SPIFFE = "can't be specified when matches contain spiffeID because this field cannot be conditioned on source identity"
 
 
@@ -41,26 +37,13 @@ def validate(resource: Resource) -> list[Violation]:
     if rules and (to or from_):
         out.add(root, "fields 'to' and 'from' must be empty when 'rules' is defined")
     out.extend(_check_top_target_ref(spec.get("targetRef"), root.field("targetRef"), policy_role(resource), affects_inbounds(spec)))
-    top = as_map(spec.get("targetRef")) or {"kind": top_level_kind(spec)}
-    gateways = _includes_gateways(top)
-    if rules and gateways:
+    if rules and includes_gateways(spec):
         # Inbound rules have no meaning on a gateway, which has no inbound listener of its own.
         out.add(root.field("rules"), f"{MUST_NOT_BE_DEFINED} when the scope includes a Gateway or a MeshHTTPRoute")
     else:
         for path, rule in enumerate_list(rules, root.field("rules")):
             out.extend(_check_rule(as_map(rule), path))
-    if from_ and gateways:
-        out.add(root.field("from"), _GATEWAY_FROM)
-    else:
-        for path, item in enumerate_list(from_, root.field("from")):
-            out.extend(check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), _FROM_KINDS))
-            out.extend(_check_conf(get(item, "default"), path.field("default")))
-    if to and not gateways:
-        out.add(root.field("to"), f"{MUST_NOT_BE_DEFINED}: only a top-level targetRef that selects gateways takes `to`")
-    else:
-        for path, item in enumerate_list(to, root.field("to")):
-            out.extend(check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), _TO_KINDS))
-            out.extend(_check_conf(get(item, "default"), path.field("default")))
+    out.extend(check_gateway_scoped_from_to(spec, root, _FROM_KINDS, _TO_KINDS, _check_conf))
     out.extend(_deprecations(spec, root))
     return list(out)
 
@@ -69,15 +52,6 @@ def _check_top_target_ref(ref: Any, path: Path, role: str, inbound: bool) -> lis
     if role == "system":
         return check_target_ref(ref, path, _TOP_KINDS_SYSTEM, gateway_listener_tags_allowed=True, inbound_policy=inbound)
     return check_target_ref(ref, path, _TOP_KINDS_OTHER_ROLES, inbound_policy=inbound)
-
-
-def _includes_gateways(ref: Any) -> bool:
-    """Whether a top-level targetRef can select gateway proxies (Kuma's IncludesGateways)."""
-    kind = get(ref, "kind")
-    if kind in ("MeshGateway", "MeshHTTPRoute"):
-        return True
-    proxy_types = as_list(get(ref, "proxyTypes"))
-    return kind in ("Mesh", "MeshSubset") and (not proxy_types or "Gateway" in proxy_types)
 
 
 def _check_rule(rule: Any, path: Path) -> list[Violation]:

@@ -8,17 +8,30 @@ which fields may be combined, using Kuma's wording.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from reconciler.errors import Path, Violation
 from reconciler.model import Resource
-from reconciler.validate.checks import MUST_BE_DEFINED, MUST_BE_SET, MUST_NOT_BE_SET, as_list, as_map, check_selector, check_tags, get
+from reconciler.validate.checks import (
+    MUST_BE_DEFINED,
+    MUST_BE_SET,
+    MUST_NOT_BE_DEFINED,
+    MUST_NOT_BE_SET,
+    as_list,
+    as_map,
+    check_selector,
+    check_tags,
+    enumerate_list,
+    get,
+)
 
 __all__ = [
     "ALL_KINDS",
     "check_target_ref",
     "check_match",
+    "check_gateway_scoped_from_to",
+    "includes_gateways",
     "policy_role",
     "affects_inbounds",
     "is_valid_spiffe_id",
@@ -224,4 +237,50 @@ def check_match(match: Any, path: Path) -> list[Violation]:
             out.append(Violation(path.field("sni").field("value"), MUST_BE_SET))
         elif not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", str(value)) or len(str(value)) > 253:
             out.append(Violation(path.field("sni").field("value"), "must be a lowercase RFC 1123 subdomain"))
+    return out
+
+
+_GATEWAY_FROM = (
+    f"{MUST_NOT_BE_DEFINED} when the scope includes a Gateway, select only proxyType Sidecar "
+    "or select only gateways and use spec.to"
+)
+
+
+def includes_gateways(spec: Mapping[str, Any]) -> bool:
+    """Whether the top-level targetRef can select gateway proxies (Kuma's IncludesGateways)."""
+    ref = as_map(spec.get("targetRef")) or {"kind": top_level_kind(spec)}
+    kind = get(ref, "kind")
+    if kind in ("MeshGateway", "MeshHTTPRoute"):
+        return True
+    proxy_types = as_list(get(ref, "proxyTypes"))
+    return kind in ("Mesh", "MeshSubset") and (not proxy_types or "Gateway" in proxy_types)
+
+
+def check_gateway_scoped_from_to(
+    spec: Mapping[str, Any],
+    root: Path,
+    from_kinds: Collection[str],
+    to_kinds: Collection[str],
+    check_conf: Callable[[Any, Path], list[Violation]],
+) -> list[Violation]:
+    """`from` and `to` of a policy whose `to` configures gateways only (MeshFaultInjection, MeshRateLimit).
+
+    Sidecars take `from` (or `rules`); a scope that can include gateways must not, and only
+    such a scope may use `to`.
+    """
+    out: list[Violation] = []
+    gateways = includes_gateways(spec)
+    from_, to = as_list(spec.get("from")), as_list(spec.get("to"))
+    if from_ and gateways:
+        out.append(Violation(root.field("from"), _GATEWAY_FROM))
+    else:
+        for path, item in enumerate_list(from_, root.field("from")):
+            out += check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), from_kinds)
+            out += check_conf(get(item, "default"), path.field("default"))
+    if to and not gateways:
+        out.append(Violation(root.field("to"), f"{MUST_NOT_BE_DEFINED}: only a top-level targetRef that selects gateways takes `to`"))
+    else:
+        for path, item in enumerate_list(to, root.field("to")):
+            out += check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), to_kinds)
+            out += check_conf(get(item, "default"), path.field("default"))
     return out
