@@ -22,7 +22,7 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, top_level_kind
+from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, deprecated_top_level_kind, top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 
 __all__ = [
@@ -171,29 +171,11 @@ def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
         for path, item in enumerate_list(spec.get(section), SPEC.field(section)):
             for backend_path, backend in enumerate_list(get(item, "default", "backends"), path.field("default").field("backends")):
                 out += otel_endpoint_deprecation(get(backend, "openTelemetry"), backend_path.field("openTelemetry"))
-    out += targetref_deprecations(spec, TOP_LEVEL_KINDS)
+    out += deprecated_top_level_kind(spec, TOP_LEVEL_KINDS)
     return out
 
 
-# -- shared with the other policies of this group -----------------------------------------
-_REPLACED_BY_DATAPLANE = ("MeshService", "MeshServiceSubset", "MeshSubset")
-
-
-def targetref_deprecations(spec: Mapping[str, Any], supported: tuple[str, ...]) -> list[Violation]:
-    """Warnings for top-level targetRef kinds Kuma deprecates (MeshService & co, MeshHTTPRoute);
-    an unsupported kind is already an error, so it gets no warning."""
-    kind = get(spec, "targetRef", "kind")
-    if kind not in supported:
-        return []
-    kind_path = SPEC.field("targetRef").field("kind")
-    if kind in _REPLACED_BY_DATAPLANE:
-        return [Violation(kind_path, f"{kind} as the top-level targetRef kind is deprecated; select proxies with kind Dataplane and labels instead", "warning")]
-    if kind == "MeshHTTPRoute":
-        message = "MeshHTTPRoute as the top-level targetRef kind is deprecated; reference the route in spec.to[].targetRef instead"
-        return [Violation(kind_path, message, "warning")]
-    return []
-
-
+# -- shared with MeshTrace and MeshMetric ---------------------------------------------------
 def otel_endpoint_deprecation(otel: Any, path: Path) -> list[Violation]:
     """Warn about an inline collector endpoint (Kuma prefers a MeshOpenTelemetryBackend)."""
     endpoint = get(otel, "endpoint")

@@ -11,16 +11,14 @@ validator); we point at the `rules` entry that has them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.targetref import affects_inbounds, check_target_ref
-from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
+from reconciler.policies.targetref import affects_inbounds, check_target_ref, deprecated_top_level_kind
+from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, check_duration_greater_than_zero, check_percentage, enumerate_list, get, int_or_decimal_string
 
 __all__ = ["KIND", "PLUGIN", "validate", "default_policies", "TOP_LEVEL_KINDS", "FROM_KINDS", "TO_KINDS", "DETECTORS"]
 
@@ -35,8 +33,6 @@ CONNECTION_LIMITS = ("maxConnections", "maxConnectionPools", "maxPendingRequests
 _GREATER_THAN_ZERO = "must be greater than 0"
 _UINT_PERCENTAGE = "must be in inclusive range [0, 100]"
 # shopspring/decimal's NewFromString, which Kuma uses for int-or-string numbers.
-_GO_DECIMAL = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
-_REPLACED_BY_DATAPLANE = ("MeshService", "MeshServiceSubset", "MeshSubset")
 
 
 def validate(resource: Resource) -> list[Violation]:
@@ -84,10 +80,10 @@ def _check_conf(conf: Any, path: Path) -> list[Violation]:
 
 def _check_outlier_detection(outlier: Mapping[str, Any], path: Path) -> list[Violation]:
     out: list[Violation] = []
-    out += _positive_duration(outlier.get("interval"), path.field("interval"))
-    out += _positive_duration(outlier.get("baseEjectionTime"), path.field("baseEjectionTime"))
+    out += check_duration_greater_than_zero(outlier.get("interval"), path.field("interval"))
+    out += check_duration_greater_than_zero(outlier.get("baseEjectionTime"), path.field("baseEjectionTime"))
     out += _uint_percentage(outlier.get("maxEjectionPercent"), path.field("maxEjectionPercent"))
-    out += _percentage(outlier.get("healthyPanicThreshold"), path.field("healthyPanicThreshold"))
+    out += check_percentage(outlier.get("healthyPanicThreshold"), path.field("healthyPanicThreshold"))
     detectors = outlier.get("detectors")
     detectors_path = path.field("detectors")
     if detectors is None:
@@ -115,7 +111,7 @@ def _check_outlier_detection(outlier: Mapping[str, Any], path: Path) -> list[Vio
 def _check_deviation_factor(value: Any, path: Path) -> list[Violation]:
     if value is None:
         return []
-    number = _int_or_decimal_string(value)
+    number = int_or_decimal_string(value)
     if number is None:
         return [Violation(path, "invalid number; write an integer or a decimal in quotes, like \"1.9\"")] if isinstance(value, str) else []
     if number <= 0:
@@ -141,47 +137,11 @@ def _uint_percentage(value: Any, path: Path) -> list[Violation]:
     return []
 
 
-def _int_or_decimal_string(value: Any) -> Decimal | None:
-    """Kuma's NewDecimalFromIntOrString: an integer, or a decimal written as a string."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, str) and _GO_DECIMAL.fullmatch(value):
-        try:
-            return Decimal(value)
-        except InvalidOperation:
-            return None
-    return None
-
-
-def _percentage(value: Any, path: Path) -> list[Violation]:
-    """Kuma's ValidatePercentageOrNil for an int-or-string percentage."""
-    if value is None:
-        return []
-    number = _int_or_decimal_string(value)
-    if number is None:
-        return [Violation(path, "string must be a valid number")] if isinstance(value, str) else []
-    if not 0 <= number <= 100:
-        return [Violation(path, "must be in inclusive range [0.0, 100.0]")]
-    return []
-
-
-def _positive_duration(value: Any, path: Path) -> list[Violation]:
-    """Kuma's ValidateDurationGreaterThanZeroOrNil: zero and negative durations get the same message."""
-    seconds = parse_duration(value)
-    if seconds is not None and seconds <= 0:
-        return [Violation(path, "must be greater than zero when defined")]
-    return []
-
-
 def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
     out: list[Violation] = []
     if as_list(spec.get("from")):
         out.append(Violation(SPEC.field("from"), "'from' is deprecated; use 'rules' instead", "warning"))
-    kind = get(spec, "targetRef", "kind")
-    if kind in _REPLACED_BY_DATAPLANE:
-        out.append(Violation(SPEC.field("targetRef").field("kind"), f"{kind} as the top-level targetRef kind is deprecated; select proxies with kind Dataplane and labels instead", "warning"))
+    out += deprecated_top_level_kind(spec, TOP_LEVEL_KINDS)
     return out
 
 

@@ -20,7 +20,7 @@ from reconciler.model import Resource
 from reconciler.policies._meshfaultinjection_envoy import configure_http_connection_manager, inbound_conf
 from reconciler.policies.plugin import Plugin
 from reconciler.policies.targetref import affects_inbounds, check_gateway_scoped_from_to, check_match, check_target_ref, policy_role
-from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
+from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, check_percentage, enumerate_list, get, parse_duration
 
 __all__ = ["KIND", "PLUGIN", "validate"]
 
@@ -29,8 +29,6 @@ _TOP_KINDS_OTHER_ROLES = ("Mesh", "MeshSubset", "MeshService", "MeshServiceSubse
 _FROM_KINDS = ("Mesh", "MeshSubset", "MeshServiceSubset", "MeshService")
 _TO_KINDS = ("Mesh",)
 _BANDWIDTH = re.compile(r"^([0-9]*)[\t\n\f\r ]?([GMk]+bps)$")
-# What Kuma's decimal parser (shopspring/decimal) accepts in a string.
-_DECIMAL = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 
 
 def validate(resource: Resource) -> list[Violation]:
@@ -67,19 +65,19 @@ def _check_conf(conf: Any, path: Path) -> list[Violation]:
             status = get(abort, "httpStatus")
             if status is None or (isinstance(status, int) and not isinstance(status, bool) and not 100 <= status <= 599):
                 out.append(Violation(abort_path.field("httpStatus"), "must be in inclusive range [100, 599]"))
-            out += _check_percentage(get(abort, "percentage"), abort_path.field("percentage"))
+            out += check_percentage(get(abort, "percentage"), abort_path.field("percentage"))
         delay = fault.get("delay")
         if delay is not None:
             delay_path = fault_path.field("delay")
             seconds = parse_duration(get(delay, "value"))
             if seconds is not None and seconds < 0:
                 out.append(Violation(delay_path.field("value"), "must not be negative when defined"))
-            out += _check_percentage(get(delay, "percentage"), delay_path.field("percentage"))
+            out += check_percentage(get(delay, "percentage"), delay_path.field("percentage"))
         bandwidth = fault.get("responseBandwidth")
         if bandwidth is not None:
             bandwidth_path = fault_path.field("responseBandwidth")
             out += _check_bandwidth(get(bandwidth, "limit"), bandwidth_path.field("limit"))
-            out += _check_percentage(get(bandwidth, "percentage"), bandwidth_path.field("percentage"))
+            out += check_percentage(get(bandwidth, "percentage"), bandwidth_path.field("percentage"))
     return out
 
 
@@ -89,29 +87,6 @@ def _check_bandwidth(limit: Any, path: Path) -> list[Violation]:
     if not isinstance(limit, str) or not _BANDWIDTH.match(limit):
         return [Violation(path, "must be in kbps/Mbps/Gbps units, e.g. 500kbps or 10Mbps")]
     return []
-
-
-def _check_percentage(value: Any, path: Path) -> list[Violation]:
-    """A percentage 0-100, as an integer or a decimal string; unset reads as 0 in Kuma."""
-    if value is None:
-        return []
-    number = _decimal(value)
-    if number is None:
-        return [Violation(path, "string must be a valid number")]
-    if not 0 <= number <= 100:
-        return [Violation(path, "must be in inclusive range [0.0, 100.0]")]
-    return []
-
-
-def _decimal(value: Any) -> float | None:
-    """An IntOrString as Kuma reads it: an integer, or a decimal number in a string."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return float(value)
-    if isinstance(value, str) and _DECIMAL.match(value):
-        return float(value)
-    return None
 
 
 # -- deprecations (Kuma returns them as warnings) ------------------------------------------------

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.targetref import check_target_ref
-from reconciler.validate.checks import MUST_BE_DEFINED, as_map, enumerate_list, get, parse_duration
+from reconciler.policies.targetref import check_target_ref, deprecated_top_level_kind
+from reconciler.validate.checks import MUST_BE_DEFINED, as_map, check_duration_greater_than_zero, check_percentage, enumerate_list, get
 
 __all__ = ["KIND", "PLUGIN", "validate", "TOP_LEVEL_KINDS", "TO_KINDS"]
 
@@ -29,8 +28,6 @@ _POSITIVE_INTEGERS = ("unhealthyThreshold", "healthyThreshold")
 # govalidator's IsFilePath, which Kuma uses: an absolute Unix path or a Windows drive path.
 _UNIX_PATH = re.compile(r"^(/[^/\x00]*)+/?$")
 _WINDOWS_PATH = re.compile(r'^[a-zA-Z]:\\(?:[^\\/:*?"<>|\r\n]+\\)*[^\\/:*?"<>|\r\n]*$')
-_GO_DECIMAL = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
-_REPLACED_BY_DATAPLANE = ("MeshService", "MeshServiceSubset", "MeshSubset")
 
 
 def validate(resource: Resource) -> list[Violation]:
@@ -51,7 +48,7 @@ def _check_conf(conf: Any, path: Path) -> list[Violation]:
     conf = as_map(conf)
     out: list[Violation] = []
     for name in _POSITIVE_DURATIONS:
-        out += _positive_duration(conf.get(name), path.field(name))
+        out += check_duration_greater_than_zero(conf.get(name), path.field(name))
     for name in _POSITIVE_INTEGERS:
         value = conf.get(name)
         if _is_int(value) and value <= 0:
@@ -59,7 +56,7 @@ def _check_conf(conf: Any, path: Path) -> list[Violation]:
     jitter_percent = conf.get("intervalJitterPercent")
     if _is_int(jitter_percent) and not 0 <= jitter_percent <= 100:
         out.append(Violation(path.field("intervalJitterPercent"), "must be in inclusive range [0, 100]"))
-    out += _check_percentage(conf.get("healthyPanicThreshold"), path.field("healthyPanicThreshold"))
+    out += check_percentage(conf.get("healthyPanicThreshold"), path.field("healthyPanicThreshold"))
     log_path = conf.get("eventLogPath")
     if isinstance(log_path, str) and not (_WINDOWS_PATH.fullmatch(log_path) or _UNIX_PATH.fullmatch(log_path)):
         out.append(Violation(path.field("eventLogPath"), "must be a valid path when defined: an absolute file path like /tmp/health-check.log"))
@@ -86,38 +83,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_percentage(value: Any, path: Path) -> list[Violation]:
-    """Kuma's ValidatePercentageOrNil: an integer, or a decimal written as a string, in 0-100."""
-    if value is None or isinstance(value, bool):
-        return []
-    number: Decimal | None = None
-    if isinstance(value, int):
-        number = Decimal(value)
-    elif isinstance(value, str) and _GO_DECIMAL.fullmatch(value):
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            number = None
-    if number is None:
-        return [Violation(path, "string must be a valid number")] if isinstance(value, str) else []
-    if not 0 <= number <= 100:
-        return [Violation(path, "must be in inclusive range [0.0, 100.0]")]
-    return []
-
-
-def _positive_duration(value: Any, path: Path) -> list[Violation]:
-    """Kuma's ValidateDurationGreaterThanZeroOrNil: zero and negative durations get the same message."""
-    seconds = parse_duration(value)
-    if seconds is not None and seconds <= 0:
-        return [Violation(path, "must be greater than zero when defined")]
-    return []
-
-
 def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
     out: list[Violation] = []
-    kind = get(spec, "targetRef", "kind")
-    if kind in _REPLACED_BY_DATAPLANE:
-        out.append(Violation(SPEC.field("targetRef").field("kind"), f"{kind} as the top-level targetRef kind is deprecated; select proxies with kind Dataplane and labels instead", "warning"))
+    out += deprecated_top_level_kind(spec, TOP_LEVEL_KINDS)
     for path, item in enumerate_list(spec.get("to"), SPEC.field("to")):
         if get(item, "default", "healthyPanicThreshold") is not None:
             out.append(Violation(path.field("default").field("healthyPanicThreshold"), "healthyPanicThreshold is deprecated here; set it in a MeshCircuitBreaker (outlierDetection.healthyPanicThreshold) instead", "warning"))

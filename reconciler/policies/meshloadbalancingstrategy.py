@@ -8,14 +8,13 @@ failover zone lists per type, the failover threshold) and the least-request bias
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies.targetref import check_target_ref, top_level_kind
-from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, MUST_NOT_BE_SET, as_list, as_map, enumerate_list, get
+from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, MUST_NOT_BE_SET, as_list, as_map, enumerate_list, get, int_or_decimal_string
 
 __all__ = ["KIND", "PLUGIN", "validate"]
 
@@ -35,7 +34,7 @@ _HASH_POLICY_FIELDS = {
     "SourceIP": "connection",
 }
 # What Kuma's decimal parser (shopspring/decimal) accepts in a string.
-_DECIMAL = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
 
 
 def validate(resource: Resource) -> list[Violation]:
@@ -108,7 +107,7 @@ def _check_load_balancer(lb: Any, path: Path) -> list[Violation]:
 def _check_at_least_zero(value: Any, path: Path) -> list[Violation]:
     if value is None:
         return []
-    number = _decimal(value)
+    number = int_or_decimal_string(value)
     if number is None:
         return [Violation(path, "string must be a valid number")]
     if number < 0:
@@ -201,7 +200,7 @@ def _check_failover(rule: Any, path: Path) -> list[Violation]:
 def _check_threshold(value: Any, path: Path) -> list[Violation]:
     if value is None:
         return [Violation(path, MUST_BE_DEFINED)]
-    number = _decimal(value)
+    number = int_or_decimal_string(value)
     if number is None:
         return [Violation(path, "string must be a valid number")]
     if not 0 <= number <= 100:
@@ -209,17 +208,6 @@ def _check_threshold(value: Any, path: Path) -> list[Violation]:
     if number == 0:
         return [Violation(path, "must be greater than 0")]
     return []
-
-
-def _decimal(value: Any) -> float | None:
-    """An IntOrString as Kuma reads it: an integer, or a decimal number in a string."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return float(value)
-    if isinstance(value, str) and _DECIMAL.match(value):
-        return float(value)
-    return None
 
 
 # -- deprecations (Kuma returns them as warnings) ------------------------------------------------

@@ -22,8 +22,8 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.meshaccesslog import check_otel_backend, otel_endpoint_deprecation, targetref_deprecations
-from reconciler.policies.targetref import check_target_ref, policy_role
+from reconciler.policies.meshaccesslog import check_otel_backend, otel_endpoint_deprecation
+from reconciler.policies.targetref import check_target_ref, deprecated_top_level_kind, policy_role
 from reconciler.validate.checks import MUST_BE_DEFINED, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate", "SYSTEM_TOP_LEVEL_KINDS", "TOP_LEVEL_KINDS"]
@@ -116,7 +116,7 @@ def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
     out: list[Violation] = []
     for path, backend in enumerate_list(get(spec, "default", "backends"), SPEC.field("default").field("backends")):
         out += otel_endpoint_deprecation(get(backend, "openTelemetry"), path.field("openTelemetry"))
-    return out + targetref_deprecations(spec, SYSTEM_TOP_LEVEL_KINDS)
+    return out + deprecated_top_level_kind(spec, SYSTEM_TOP_LEVEL_KINDS)
 
 
 def _text(value: Any) -> str:

@@ -25,8 +25,7 @@ import yaml
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.meshaccesslog import targetref_deprecations
-from reconciler.policies.targetref import check_target_ref, policy_role
+from reconciler.policies.targetref import check_target_ref, deprecated_top_level_kind, policy_role
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate", "SYSTEM_TOP_LEVEL_KINDS", "TOP_LEVEL_KINDS", "MODIFICATIONS"]
@@ -67,7 +66,7 @@ def validate(resource: Resource) -> list[Violation]:
         out.add(mods_path, f"{MUST_NOT_BE_EMPTY}: list at least one modification")
     for path, mod in enumerate_list(mods, mods_path):
         out.extend(_check_modification(as_map(mod), path))
-    out.extend(targetref_deprecations(spec, SYSTEM_TOP_LEVEL_KINDS))
+    out.extend(deprecated_top_level_kind(spec, SYSTEM_TOP_LEVEL_KINDS))
     return list(out)
 
 

@@ -23,7 +23,7 @@ from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies import _meshretry_envoy as _envoy
 from reconciler.policies.plugin import Plugin
-from reconciler.policies.targetref import check_target_ref, policy_role, top_level_kind
+from reconciler.policies.targetref import check_target_ref, deprecated_top_level_kind, policy_role, top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, as_map, enumerate_list, get, parse_duration
 
 __all__ = [
@@ -89,7 +89,6 @@ _HTTP_RETRY_ON_HINT = (
 
 _HTTP_FIELDS = ("numRetries", "perTryTimeout", "backOff", "retryOn", "retriableRequestHeaders", "retriableResponseHeaders", "rateLimitedBackOff", "hostSelection")
 _GRPC_FIELDS = ("numRetries", "perTryTimeout", "backOff", "retryOn", "rateLimitedBackOff")
-_REPLACED_BY_DATAPLANE = ("MeshService", "MeshServiceSubset", "MeshSubset")
 
 
 def validate(resource: Resource) -> list[Violation]:
@@ -105,7 +104,7 @@ def validate(resource: Resource) -> list[Violation]:
     for path, item in enumerate_list(spec.get("to"), SPEC.field("to")):
         out.extend(check_target_ref(get(item, "targetRef"), path.field("targetRef"), supported))
         out.extend(_check_conf(get(item, "default"), path.field("default")))
-    out.extend(_deprecations(spec))
+    out.extend(deprecated_top_level_kind(spec, SYSTEM_TOP_LEVEL_KINDS))
     return list(out)
 
 
@@ -211,16 +210,6 @@ def _check_host_selection(predicates: Any, path: Path) -> list[Violation]:
         elif kind != "OmitPreviousHosts" and isinstance(predicate, Mapping):
             out.append(Violation(item_path.field("predicate"), f"unknown predicate type '{'' if kind is None else kind}'; use one of {', '.join(PREDICATES)}"))
     return out
-
-
-def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
-    kind = get(spec, "targetRef", "kind")
-    kind_path = SPEC.field("targetRef").field("kind")
-    if kind in _REPLACED_BY_DATAPLANE:
-        return [Violation(kind_path, f"{kind} as the top-level targetRef kind is deprecated; select proxies with kind Dataplane and labels instead", "warning")]
-    if kind == "MeshHTTPRoute":
-        return [Violation(kind_path, "MeshHTTPRoute as the top-level targetRef kind is deprecated; reference the route in spec.to[].targetRef instead", "warning")]
-    return []
 
 
 KIND = Kind(name="MeshRetry", policy=True, short_name="mr", validate=validate)

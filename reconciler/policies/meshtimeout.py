@@ -20,8 +20,8 @@ from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies import _meshtimeout_envoy as _envoy
 from reconciler.policies.plugin import Plugin
-from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, policy_role, top_level_kind
-from reconciler.validate.checks import MUST_NOT_BE_DEFINED, as_list, as_map, check_duration, enumerate_list, get, parse_duration
+from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, deprecated_top_level_kind, policy_role, top_level_kind
+from reconciler.validate.checks import MUST_NOT_BE_DEFINED, as_list, as_map, check_duration, check_duration_greater_than_zero, enumerate_list, get
 
 __all__ = [
     "KIND",
@@ -51,7 +51,6 @@ _HTTP_FIELDS = ("requestTimeout", "streamIdleTimeout", "maxStreamDuration", "max
 _HTTP_COUNTED = ("requestTimeout", "streamIdleTimeout", "maxStreamDuration", "maxConnectionDuration")
 _NOT_ON_ROUTE = "can't be specified when top-level TargetRef is referencing MeshHTTPRoute"
 _NOT_BY_SOURCE = "can't be specified when matches contain spiffeID because this field cannot be conditioned on source identity"
-_REPLACED_BY_DATAPLANE = ("MeshService", "MeshServiceSubset", "MeshSubset")
 
 
 def validate(resource: Resource) -> list[Violation]:
@@ -137,7 +136,7 @@ def _check_conf(conf: Any, path: Path, top: str) -> list[Violation]:
         for name in ("maxStreamDuration", "maxConnectionDuration"):
             if get(http, name) is not None:
                 out.append(Violation(path.field("http").field(name), _NOT_ON_ROUTE))
-    out += _positive_duration(conf.get("connectionTimeout"), path.field("connectionTimeout"))
+    out += check_duration_greater_than_zero(conf.get("connectionTimeout"), path.field("connectionTimeout"))
     out += check_duration(conf.get("idleTimeout"), path.field("idleTimeout"))
     if isinstance(http, Mapping):
         http_path = path.field("http")
@@ -148,24 +147,11 @@ def _check_conf(conf: Any, path: Path, top: str) -> list[Violation]:
     return out
 
 
-def _positive_duration(value: Any, path: Path) -> list[Violation]:
-    """Kuma's ValidateDurationGreaterThanZeroOrNil: zero and negative durations get the same message."""
-    seconds = parse_duration(value)
-    if seconds is not None and seconds <= 0:
-        return [Violation(path, "must be greater than zero when defined")]
-    return []
-
-
 def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
     out: list[Violation] = []
     if as_list(spec.get("from")):
         out.append(Violation(SPEC.field("from"), "'from' is deprecated; use 'rules' instead", "warning"))
-    kind = get(spec, "targetRef", "kind")
-    kind_path = SPEC.field("targetRef").field("kind")
-    if kind in _REPLACED_BY_DATAPLANE:
-        out.append(Violation(kind_path, f"{kind} as the top-level targetRef kind is deprecated; select proxies with kind Dataplane and labels instead", "warning"))
-    elif kind == "MeshHTTPRoute":
-        out.append(Violation(kind_path, "MeshHTTPRoute as the top-level targetRef kind is deprecated; reference the route in spec.to[].targetRef instead", "warning"))
+    out += deprecated_top_level_kind(spec, SYSTEM_TOP_LEVEL_KINDS)
     return out
 
 

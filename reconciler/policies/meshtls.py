@@ -17,8 +17,7 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.meshaccesslog import targetref_deprecations
-from reconciler.policies.targetref import affects_inbounds, check_target_ref, top_level_kind
+from reconciler.policies.targetref import affects_inbounds, check_target_ref, deprecated_top_level_kind, top_level_kind
 from reconciler.validate.checks import as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate", "TOP_LEVEL_KINDS", "FROM_KINDS"]
@@ -72,7 +71,7 @@ def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
     out: list[Violation] = []
     if as_list(spec.get("from")):
         out.append(Violation(SPEC.field("from"), "'from' is deprecated; use 'rules' instead", "warning"))
-    return out + targetref_deprecations(spec, TOP_LEVEL_KINDS)
+    return out + deprecated_top_level_kind(spec, TOP_LEVEL_KINDS)
 
 
 KIND = Kind(name="MeshTLS", policy=True, short_name="mtls", validate=validate)

@@ -8,16 +8,15 @@ absent): only system policies may target a MeshGateway.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.meshaccesslog import check_otel_backend, go_parse_url, is_url, otel_endpoint_deprecation, targetref_deprecations
-from reconciler.policies.targetref import check_target_ref, policy_role
-from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
+from reconciler.policies.meshaccesslog import check_otel_backend, go_parse_url, is_url, otel_endpoint_deprecation
+from reconciler.policies.targetref import check_target_ref, deprecated_top_level_kind, policy_role
+from reconciler.validate.checks import GO_DECIMAL, MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate", "SYSTEM_TOP_LEVEL_KINDS", "TOP_LEVEL_KINDS"]
 
@@ -112,16 +111,12 @@ def _check_datadog_url(url: str, path: Path) -> list[Violation]:
     return out
 
 
-# shopspring/decimal's NewFromString: an optionally signed decimal with an optional exponent.
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
 def _check_sampling(value: Any, path: Path) -> list[Violation]:
     """A percentage 0-100, as an integer or a decimal string ("60.5")."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         return []  # the schema reports the wrong type
     if isinstance(value, str):
-        if not _DECIMAL.fullmatch(value):
+        if not GO_DECIMAL.fullmatch(value):
             return [Violation(path, "string is not a number")]
         number = float(value)
     else:
@@ -135,7 +130,7 @@ def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
     out: list[Violation] = []
     for path, backend in enumerate_list(get(spec, "default", "backends"), SPEC.field("default").field("backends")):
         out += otel_endpoint_deprecation(get(backend, "openTelemetry"), path.field("openTelemetry"))
-    return out + targetref_deprecations(spec, SYSTEM_TOP_LEVEL_KINDS)
+    return out + deprecated_top_level_kind(spec, SYSTEM_TOP_LEVEL_KINDS)
 
 
 KIND = Kind(name="MeshTrace", policy=True, short_name="mtr", validate=validate)

@@ -14,7 +14,7 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref
+from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, deprecated_top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate", "TOP_LEVEL_KINDS", "FROM_KINDS", "ACTIONS"]
@@ -27,7 +27,6 @@ ACTIONS = ("Allow", "Deny", "AllowWithShadowDeny")
 RULE_LISTS = ("allow", "allowWithShadowDeny", "deny")
 
 # Kuma's TopLevelTargetRefDeprecations: kinds replaced by `Dataplane` + labels.
-_REPLACED_BY_DATAPLANE = ("MeshService", "MeshServiceSubset", "MeshSubset")
 
 
 def validate(resource: Resource) -> list[Violation]:
@@ -78,15 +77,8 @@ def _deprecations(spec: Any) -> list[Violation]:
     for path, item in enumerate_list(spec.get("from"), SPEC.field("from")):
         if get(item, "targetRef", "kind") == "MeshService":
             out.append(Violation(path.field("targetRef").field("kind"), "MeshService in 'from[].targetRef.kind' is deprecated; use MeshSubset with the 'kuma.io/service' tag instead", "warning"))
-    out += _top_level_deprecation(spec)
+    out += deprecated_top_level_kind(spec, TOP_LEVEL_KINDS)
     return out
-
-
-def _top_level_deprecation(spec: Any) -> list[Violation]:
-    kind = get(spec, "targetRef", "kind")
-    if kind in _REPLACED_BY_DATAPLANE:
-        return [Violation(SPEC.field("targetRef").field("kind"), f"{kind} as the top-level targetRef kind is deprecated; select proxies with kind Dataplane and labels instead", "warning")]
-    return []
 
 
 KIND = Kind(name="MeshTrafficPermission", policy=True, short_name="mtp", validate=validate)

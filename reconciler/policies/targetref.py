@@ -31,6 +31,7 @@ __all__ = [
     "check_target_ref",
     "check_match",
     "check_gateway_scoped_from_to",
+    "deprecated_top_level_kind",
     "includes_gateways",
     "policy_role",
     "affects_inbounds",
@@ -284,3 +285,24 @@ def check_gateway_scoped_from_to(
             out += check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), to_kinds)
             out += check_conf(get(item, "default"), path.field("default"))
     return out
+
+
+_REPLACED_BY_DATAPLANE = ("MeshService", "MeshServiceSubset", "MeshSubset")
+
+
+def deprecated_top_level_kind(spec: Mapping[str, Any], supported: Collection[str] = ALL_KINDS) -> list[Violation]:
+    """Warnings for top-level targetRef kinds Kuma deprecates (MeshService & co, MeshHTTPRoute).
+
+    A kind the policy does not support is already an error, so it gets no warning.
+    """
+    kind = get(spec, "targetRef", "kind")
+    if kind not in supported:
+        return []
+    kind_path = Path.root("spec").field("targetRef").field("kind")
+    if kind in _REPLACED_BY_DATAPLANE:
+        message = f"{kind} as the top-level targetRef kind is deprecated; select proxies with kind Dataplane and labels instead"
+        return [Violation(kind_path, message, "warning")]
+    if kind == "MeshHTTPRoute":
+        message = "MeshHTTPRoute as the top-level targetRef kind is deprecated; reference the route in spec.to[].targetRef instead"
+        return [Violation(kind_path, message, "warning")]
+    return []

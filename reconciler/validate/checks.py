@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.errors import Path, Violation
@@ -22,6 +23,9 @@ __all__ = [
     "MUST_NOT_BE_EMPTY",
     "parse_duration",
     "parse_decimal",
+    "int_or_decimal_string",
+    "GO_DECIMAL",
+    "check_duration_greater_than_zero",
     "as_map",
     "as_list",
     "get",
@@ -104,6 +108,24 @@ def parse_decimal(value: Any) -> float | None:
     return None
 
 
+# shopspring/decimal's NewFromString: an optionally signed decimal with an optional exponent.
+GO_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def int_or_decimal_string(value: Any) -> Decimal | None:
+    """Kuma's NewDecimalFromIntOrString: an integer, or a decimal written as a string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str) and GO_DECIMAL.fullmatch(value):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            return None
+    return None
+
+
 # -- safe accessors ------------------------------------------------------------------------
 def as_map(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
@@ -153,6 +175,17 @@ def check_duration(value: Any, path: Path, *, allow_zero: bool = True) -> list[V
     return []
 
 
+def check_duration_greater_than_zero(value: Any, path: Path) -> list[Violation]:
+    """Kuma's ValidateDurationGreaterThanZeroOrNil: zero and negative durations get the same message.
+
+    A value that is not a duration is the schema's to report.
+    """
+    seconds = parse_duration(value)
+    if seconds is not None and seconds <= 0:
+        return [Violation(path, "must be greater than zero when defined")]
+    return []
+
+
 def check_positive_duration(value: Any, path: Path) -> list[Violation]:
     return check_duration(value, path, allow_zero=False)
 
@@ -180,12 +213,15 @@ def check_range(value: Any, path: Path, low: float, high: float) -> list[Violati
 
 
 def check_percentage(value: Any, path: Path) -> list[Violation]:
-    """Kuma percentages: 0-100, written as a number or a decimal string ("0.5")."""
+    """Kuma's ValidatePercentageOrNil: 0-100, an integer or a decimal string ("0.5").
+
+    Other types are the schema's to report.
+    """
     if value is None:
         return []
-    number = parse_decimal(value)
+    number = int_or_decimal_string(value)
     if number is None:
-        return [Violation(path, "string must be a valid number")]
+        return [Violation(path, "string must be a valid number")] if isinstance(value, str) else []
     if not 0 <= number <= 100:
         return [Violation(path, "must be in inclusive range [0.0, 100.0]")]
     return []
