@@ -1,4 +1,4 @@
-"""Test helpers: real git repositories in temp dirs, and validation of YAML text."""
+"""Test helpers: real git repositories in temp dirs, validation of YAML text, and resource YAML."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from reconciler.model import Snapshot
 from reconciler.source.loader import load_file
 from reconciler.validate import Report, validate
 
-__all__ = ["GitRepo", "git", "validate_text", "snapshot_of_text", "meshes_for", "problem_dicts"]
+__all__ = ["GitRepo", "git", "validate_text", "snapshot_of_text", "meshes_for", "problem_dicts", "dataplane_yaml"]
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -89,3 +89,37 @@ def problem_dicts(problems: tuple[Problem, ...] | list[Problem]) -> list[dict[st
         | ({"severity": p.severity} if p.severity != "error" else {})
         for p in problems
     ]
+
+
+def dataplane_yaml(
+    name: str,
+    service: str,
+    inbound_port: int,
+    service_port: int,
+    outbounds: Mapping[str, int] | None = None,
+    *,
+    protocol: str = "http",
+    tags: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    admin_port: int | None = None,
+    mesh: str = "default",
+) -> str:
+    """A Universal Dataplane on 127.0.0.1 with one inbound and an outbound per `{service: port}`."""
+    text = f"type: Dataplane\nmesh: {mesh}\nname: {name}\n"
+    if labels:
+        text += "labels:\n" + "".join(f"  {k}: {v}\n" for k, v in labels.items())
+    text += "networking:\n  address: 127.0.0.1\n"
+    if admin_port is not None:
+        text += f"  admin:\n    port: {admin_port}\n"
+    text += f"""\
+  inbound:
+    - port: {inbound_port}
+      servicePort: {service_port}
+      tags:
+        kuma.io/service: {service}
+        kuma.io/protocol: {protocol}
+"""
+    text += "".join(f"        {k}: {v}\n" for k, v in (tags or {}).items())
+    if outbounds:
+        text += "  outbound:\n" + "".join(f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in outbounds.items())
+    return text

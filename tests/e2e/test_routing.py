@@ -14,30 +14,11 @@ from dataclasses import dataclass
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
+from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
 
 MESH = "type: Mesh\nname: default\n"
-
-
-def dataplane(name: str, service: str, inbound: int, app: int, protocol: str = "http", tags: dict[str, str] | None = None, outbounds: dict[str, int] | None = None) -> str:
-    extra = "".join(f"        {k}: {v}\n" for k, v in (tags or {}).items())
-    text = f"""\
-type: Dataplane
-mesh: default
-name: {name}
-networking:
-  address: 127.0.0.1
-  inbound:
-    - port: {inbound}
-      servicePort: {app}
-      tags:
-        kuma.io/service: {service}
-        kuma.io/protocol: {protocol}
-{extra}"""
-    if outbounds:
-        text += "  outbound:\n" + "".join(f"    - port: {p}\n      tags:\n        kuma.io/service: {s}\n" for s, p in outbounds.items())
-    return text
 
 
 def canary(v1: int, v2: int, *, header_rule: bool = True) -> str:
@@ -176,12 +157,12 @@ class World:
         p = self.ports
         return {
             "mesh.yaml": MESH,
-            "web.yaml": dataplane("web-1", "web", p["web_in"], free_port(), outbounds={"backend": p["to_backend"], "echo": p["to_echo"]}),
-            "backend-v1.yaml": dataplane("backend-v1", "backend", p["v1_in"], self.v1.port, tags={"version": "v1"}),
-            "backend-v2.yaml": dataplane("backend-v2", "backend", p["v2_in"], self.v2.port, tags={"version": "v2"}),
-            "echo.yaml": dataplane("echo-1", "echo", p["echo_in"], self.echo_a.port, "tcp"),
-            "echo-a.yaml": dataplane("echo-a-1", "echo-a", p["echo_a_in"], self.echo_a.port, "tcp"),
-            "echo-b.yaml": dataplane("echo-b-1", "echo-b", p["echo_b_in"], self.echo_b.port, "tcp"),
+            "web.yaml": dataplane_yaml("web-1", "web", p["web_in"], free_port(), outbounds={"backend": p["to_backend"], "echo": p["to_echo"]}),
+            "backend-v1.yaml": dataplane_yaml("backend-v1", "backend", p["v1_in"], self.v1.port, tags={"version": "v1"}),
+            "backend-v2.yaml": dataplane_yaml("backend-v2", "backend", p["v2_in"], self.v2.port, tags={"version": "v2"}),
+            "echo.yaml": dataplane_yaml("echo-1", "echo", p["echo_in"], self.echo_a.port, protocol="tcp"),
+            "echo-a.yaml": dataplane_yaml("echo-a-1", "echo-a", p["echo_a_in"], self.echo_a.port, protocol="tcp"),
+            "echo-b.yaml": dataplane_yaml("echo-b-1", "echo-b", p["echo_b_in"], self.echo_b.port, protocol="tcp"),
             "routes.yaml": "---\n".join(routes) if routes else None,
         }
 

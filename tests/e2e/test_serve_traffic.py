@@ -16,31 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
+from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
 
 MESH = "type: Mesh\nname: default\n"
-
-
-def dataplane(name: str, service: str, inbound_port: int, service_port: int, outbounds: dict[str, int] | None = None, protocol: str = "http") -> str:
-    text = f"""\
-type: Dataplane
-mesh: default
-name: {name}
-networking:
-  address: 127.0.0.1
-  inbound:
-    - port: {inbound_port}
-      servicePort: {service_port}
-      tags:
-        kuma.io/service: {service}
-        kuma.io/protocol: {protocol}
-"""
-    if outbounds:
-        text += "  outbound:\n"
-        for svc, port in outbounds.items():
-            text += f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n"
-    return text
 
 
 @dataclass
@@ -58,8 +38,8 @@ class Mesh:
         p = self.ports
         return {
             "meshes/default.yaml": MESH,
-            "dataplanes/web.yaml": dataplane("web", "web", p["web_in"], self.web.port, web_outbounds or {"backend": p["web_to_backend"]}),
-            "dataplanes/backend.yaml": dataplane("backend-1", "backend", p["backend_in"], self.backend.port),
+            "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], self.web.port, web_outbounds or {"backend": p["web_to_backend"]}),
+            "dataplanes/backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], self.backend.port),
             "dataplanes/other.yaml": None,
             "policies/timeouts.yaml": None,
         }
@@ -117,7 +97,7 @@ def test_push_adding_a_service_routes_traffic_to_it_without_restarting_envoy(mes
     pid = web.proc.pid if web.proc else None
     p = mesh.ports
     files = mesh.base_files({"backend": p["web_to_backend"], "other": p["web_to_other"]})
-    files["dataplanes/other.yaml"] = dataplane("other-1", "other", p["other_in"], mesh.other.port)
+    files["dataplanes/other.yaml"] = dataplane_yaml("other-1", "other", p["other_in"], mesh.other.port)
     sha = mesh.push(files, "add other service")
     other = EnvoyProcess(mesh.cp, mesh.work, name="other-1")
     other.start()
@@ -250,7 +230,7 @@ def test_dataplane_registered_from_node_metadata_joins_and_leaves_the_service(me
     replica_port = free_port()
     with Workload("backend-replica") as replica:
         file = tmp_path / "backend-2.yaml"
-        file.write_text(dataplane("backend-2", "backend", replica_port, replica.port))
+        file.write_text(dataplane_yaml("backend-2", "backend", replica_port, replica.port))
         envoy = EnvoyProcess(mesh.cp, mesh.work, name="backend-2", dataplane_file=file)
         envoy.start()
         try:
@@ -271,7 +251,7 @@ def test_dataplane_registered_from_node_metadata_joins_and_leaves_the_service(me
 
 def test_registered_dataplane_with_invalid_resource_is_refused_with_the_errors(mesh: Mesh, tmp_path: Path) -> None:
     file = tmp_path / "broken.yaml"
-    file.write_text(dataplane("broken-1", "broken", 70000, 8080))
+    file.write_text(dataplane_yaml("broken-1", "broken", 70000, 8080))
     envoy = EnvoyProcess(mesh.cp, mesh.work, name="broken-1", dataplane_file=file)
     envoy.start(wait=False)
     try:
@@ -287,7 +267,7 @@ def test_delta_xds_sidecar_gets_config_and_follows_pushes(mesh: Mesh) -> None:
     p = mesh.ports
     delta_in, delta_out = free_port(), free_port()
     files = mesh.base_files()
-    files["dataplanes/delta.yaml"] = dataplane("delta-client", "delta-client", delta_in, free_port(), {"backend": delta_out})
+    files["dataplanes/delta.yaml"] = dataplane_yaml("delta-client", "delta-client", delta_in, free_port(), {"backend": delta_out})
     sha = mesh.push(files, "delta client")
     envoy = EnvoyProcess(mesh.cp, mesh.work, name="delta-client", mode="delta")
     envoy.start()
@@ -295,8 +275,8 @@ def test_delta_xds_sidecar_gets_config_and_follows_pushes(mesh: Mesh) -> None:
         mesh.cp.wait_applied(sha, ["default.delta-client"])
         assert wait_until(lambda: http_get(f"http://127.0.0.1:{delta_out}/") == (200, "backend\n"), 10, what="delta traffic")
         assert mesh.cp.status()["proxies"]["default.delta-client"]["mode"] == "delta"
-        files["dataplanes/other.yaml"] = dataplane("other-1", "other", p["other_in"], mesh.other.port)
-        files["dataplanes/delta.yaml"] = dataplane("delta-client", "delta-client", delta_in, free_port(), {"other": delta_out})
+        files["dataplanes/other.yaml"] = dataplane_yaml("other-1", "other", p["other_in"], mesh.other.port)
+        files["dataplanes/delta.yaml"] = dataplane_yaml("delta-client", "delta-client", delta_in, free_port(), {"other": delta_out})
         sha = mesh.push(files, "delta client now calls other")
         other = EnvoyProcess(mesh.cp, mesh.work, name="other-1")
         other.start()

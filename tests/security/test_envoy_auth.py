@@ -13,27 +13,9 @@ import pytest
 from reconciler.ca.tokens import decode_unverified
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
 from tests.security.support import MESH, revocation_secret
+from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
-
-
-def dataplane(name: str, service: str, inbound: int, service_port: int, outbound: tuple[str, int] | None = None) -> str:
-    text = f"""\
-type: Dataplane
-mesh: default
-name: {name}
-networking:
-  address: 127.0.0.1
-  inbound:
-    - port: {inbound}
-      servicePort: {service_port}
-      tags:
-        kuma.io/service: {service}
-        kuma.io/protocol: http
-"""
-    if outbound:
-        text += f"  outbound:\n    - port: {outbound[1]}\n      tags:\n        kuma.io/service: {outbound[0]}\n"
-    return text
 
 
 @dataclass
@@ -49,9 +31,9 @@ class Mesh:
         p = self.ports
         return {
             "mesh.yaml": MESH,
-            "web.yaml": dataplane("web", "web", p["web_in"], free_port(), ("backend", p["web_out"])),
-            "backend.yaml": dataplane("backend-1", "backend", p["backend_in"], self.backend.port),
-            "other.yaml": dataplane("other-1", "other", p["other_in"], free_port()),
+            "web.yaml": dataplane_yaml("web", "web", p["web_in"], free_port(), {"backend": p["web_out"]}),
+            "backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], self.backend.port),
+            "other.yaml": dataplane_yaml("other-1", "other", p["other_in"], free_port()),
             "revocations.yaml": None,
             **extra,
         }

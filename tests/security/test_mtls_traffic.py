@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
+from tests.e2e.tcp import EchoServer
+from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -41,25 +43,6 @@ mtls:
         rotation:
           expiration: {expiration}
 {conf}"""
-
-
-def dataplane(name: str, service: str, inbound: int, app: int, protocol: str, outbounds: dict[str, int]) -> str:
-    text = f"""\
-type: Dataplane
-mesh: default
-name: {name}
-networking:
-  address: 127.0.0.1
-  inbound:
-    - port: {inbound}
-      servicePort: {app}
-      tags:
-        kuma.io/service: {service}
-        kuma.io/protocol: {protocol}
-"""
-    if outbounds:
-        text += "  outbound:\n" + "".join(f"    - port: {p}\n      tags:\n        kuma.io/service: {s}\n" for s, p in outbounds.items())
-    return text
 
 
 ALLOW_ALL = """\
@@ -109,32 +92,6 @@ spec:
 """
 
 
-class TcpEcho:
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(4096):
-                conn.sendall(b"db:" + data)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def tcp_roundtrip(port: int, payload: bytes = b"ping") -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
         s.sendall(payload)
@@ -151,17 +108,17 @@ class World:
     cp: ControlPlaneProcess
     ports: dict[str, int]
     backend: Workload
-    db: TcpEcho
+    db: EchoServer
     envoys: dict[str, EnvoyProcess]
 
     def files(self, mesh_text: str, *policies: str, extra: dict[str, str | None] | None = None) -> dict[str, str | None]:
         p = self.ports
         out: dict[str, str | None] = {
             "mesh.yaml": mesh_text,
-            "web.yaml": dataplane("web-1", "web", p["web_in"], free_port(), "http", {"backend": p["web_to_backend"], "db": p["web_to_db"]}),
-            "other.yaml": dataplane("other-1", "other", p["other_in"], free_port(), "http", {"backend": p["other_to_backend"]}),
-            "backend.yaml": dataplane("backend-1", "backend", p["backend_in"], self.backend.port, "http", {}),
-            "db.yaml": dataplane("db-1", "db", p["db_in"], self.db.port, "tcp", {}),
+            "web.yaml": dataplane_yaml("web-1", "web", p["web_in"], free_port(), {"backend": p["web_to_backend"], "db": p["web_to_db"]}),
+            "other.yaml": dataplane_yaml("other-1", "other", p["other_in"], free_port(), {"backend": p["other_to_backend"]}),
+            "backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], self.backend.port),
+            "db.yaml": dataplane_yaml("db-1", "db", p["db_in"], self.db.port, protocol="tcp"),
             "permissions.yaml": "---\n".join(policies) if policies else None,
         }
         out.update(extra or {})
@@ -181,7 +138,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("mtls")
     remote = ConfigRemote(root)
     ports = {k: free_port() for k in ("web_in", "other_in", "backend_in", "db_in", "web_to_backend", "web_to_db", "other_to_backend")}
-    db = TcpEcho()
+    db = EchoServer(prefix=b"db:")
     with Workload("backend") as backend:
         w = World(remote, ControlPlaneProcess(remote.bare, root / "state"), ports, backend, db, {})
         first = remote.push(w.files(mesh(), ALLOW_ALL), "initial")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, wait_until
+from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -38,25 +39,6 @@ spec:
         action: Allow
 """
 PROXIES = ("default.web", "default.backend-1")
-
-
-def dataplane(name: str, service: str, inbound_port: int, service_port: int, outbound_port: int | None = None) -> str:
-    text = f"""\
-type: Dataplane
-mesh: default
-name: {name}
-networking:
-  address: 127.0.0.1
-  inbound:
-    - port: {inbound_port}
-      servicePort: {service_port}
-      tags:
-        kuma.io/service: {service}
-        kuma.io/protocol: http
-"""
-    if outbound_port is not None:
-        text += f"  outbound:\n    - port: {outbound_port}\n      tags:\n        kuma.io/service: backend\n"
-    return text
 
 
 def faults(name: str, section: str, http: str, matches: str = "") -> str:
@@ -97,8 +79,8 @@ class Mesh:
         p = self.ports
         files: dict[str, str | None] = {
             "mesh.yaml": mesh,
-            "dataplanes/web.yaml": dataplane("web", "web", p["web_in"], self.web.port, p["web_to_backend"]),
-            "dataplanes/backend.yaml": dataplane("backend-1", "backend", p["backend_in"], self.backend.port),
+            "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], self.web.port, {"backend": p["web_to_backend"]}),
+            "dataplanes/backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], self.backend.port),
         }
         for existing in (self.remote.work / "policies").glob("*.yaml"):
             files[f"policies/{existing.name}"] = None

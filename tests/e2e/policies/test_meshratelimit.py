@@ -16,31 +16,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, wait_until
+from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
 
 # No default policies: Kuma's default MeshRetry would retry rejected requests and blur the counts.
 MESH = "type: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\n"
 PROXIES = ("default.web", "default.backend-1")
-
-
-def dataplane(name: str, service: str, inbound_port: int, service_port: int, protocol: str, outbound_port: int | None = None) -> str:
-    text = f"""\
-type: Dataplane
-mesh: default
-name: {name}
-networking:
-  address: 127.0.0.1
-  inbound:
-    - port: {inbound_port}
-      servicePort: {service_port}
-      tags:
-        kuma.io/service: {service}
-        kuma.io/protocol: {protocol}
-"""
-    if outbound_port is not None:
-        text += f"  outbound:\n    - port: {outbound_port}\n      tags:\n        kuma.io/service: backend\n"
-    return text
 
 
 def http_limit(name: str, num: int, *, status: int | None = None, extra: str = "") -> str:
@@ -89,8 +71,8 @@ class Mesh:
         p = self.ports
         files: dict[str, str | None] = {
             "mesh.yaml": MESH,
-            "dataplanes/web.yaml": dataplane("web", "web", p["web_in"], self.web.port, "http", p["web_to_backend"]),
-            "dataplanes/backend.yaml": dataplane("backend-1", "backend", p["backend_in"], self.backend.port, backend_protocol),
+            "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], self.web.port, {"backend": p["web_to_backend"]}),
+            "dataplanes/backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], self.backend.port, protocol=backend_protocol),
         }
         for existing in (self.remote.work / "policies").glob("*.yaml"):
             files[f"policies/{existing.name}"] = None

@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get
+from tests.e2e.tcp import EchoServer
+from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -62,53 +64,6 @@ class FailFirst:
         return True
 
 
-class EchoServer:
-    def __init__(self) -> None:
-        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(16)
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(4096):
-                conn.sendall(data)
-
-    def close(self) -> None:
-        self.server.close()
-
-
-def dataplane(name: str, service: str, inbound_port: int, service_port: int, protocol: str = "http", outbounds: dict[str, int] | None = None) -> str:
-    text = f"""\
-type: Dataplane
-mesh: default
-name: {name}
-networking:
-  address: 127.0.0.1
-  inbound:
-    - port: {inbound_port}
-      servicePort: {service_port}
-      tags:
-        kuma.io/service: {service}
-        kuma.io/protocol: {protocol}
-"""
-    if outbounds:
-        text += "  outbound:\n"
-        for svc, port in outbounds.items():
-            text += f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n"
-    return text
-
-
 def web_retries(service: str, conf: str) -> str:
     """A MeshRetry for web's calls to `service`; Dataplane-targeted, so it merges over Kuma's
     mesh-wide default."""
@@ -142,11 +97,11 @@ class Mesh:
         p = self.ports
         out: dict[str, str | None] = {
             "mesh.yaml": MESH,
-            "dataplanes/web.yaml": dataplane("web", "web", p["web_in"], p["web_app"], outbounds={"flaky": p["to_flaky"], "db": p["to_db"]}),
-            "dataplanes/flaky.yaml": dataplane("flaky-1", "flaky", p["flaky_in"], p["flaky_app"]),
+            "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], p["web_app"], outbounds={"flaky": p["to_flaky"], "db": p["to_db"]}),
+            "dataplanes/flaky.yaml": dataplane_yaml("flaky-1", "flaky", p["flaky_in"], p["flaky_app"]),
             # No sidecars: web's Envoy connects straight to these two ports.
-            "dataplanes/db-1.yaml": dataplane("db-1", "db", self.echo.port, self.echo.port, protocol="tcp"),
-            "dataplanes/db-2.yaml": dataplane("db-2", "db", p["db_refused"], p["db_refused"], protocol="tcp"),
+            "dataplanes/db-1.yaml": dataplane_yaml("db-1", "db", self.echo.port, self.echo.port, protocol="tcp"),
+            "dataplanes/db-2.yaml": dataplane_yaml("db-2", "db", p["db_refused"], p["db_refused"], protocol="tcp"),
         }
         for path in self.remote.work.glob("policies/*.yaml"):
             out[f"policies/{path.name}"] = None

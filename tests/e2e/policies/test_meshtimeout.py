@@ -19,7 +19,6 @@ from __future__ import annotations
 import http.server
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get
+from tests.e2e.tcp import EchoServer
+from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -68,27 +69,6 @@ def _slow_answers(handler: http.server.BaseHTTPRequestHandler) -> bool:
     except (BrokenPipeError, ConnectionResetError):
         pass  # the proxy gave up on this request: that is what the tests provoke
     return True
-
-
-def dataplane(name: str, service: str, inbound_port: int, service_port: int, protocol: str = "http", outbounds: dict[str, int] | None = None) -> str:
-    text = f"""\
-type: Dataplane
-mesh: default
-name: {name}
-networking:
-  address: 127.0.0.1
-  inbound:
-    - port: {inbound_port}
-      servicePort: {service_port}
-      tags:
-        kuma.io/service: {service}
-        kuma.io/protocol: {protocol}
-"""
-    if outbounds:
-        text += "  outbound:\n"
-        for svc, port in outbounds.items():
-            text += f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n"
-    return text
 
 
 MESH_WIDE = """\
@@ -158,35 +138,6 @@ class StuckListener:
         self.server.close()
 
 
-class EchoServer:
-    """A TCP echo server that records when each connection is closed by the peer."""
-
-    def __init__(self) -> None:
-        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(16)
-        self.port = self.server.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(4096):
-                conn.sendall(data)
-
-    def close(self) -> None:
-        self.server.close()
-
-
 @dataclass
 class Mesh:
     remote: ConfigRemote
@@ -202,11 +153,11 @@ class Mesh:
         p = self.ports
         out: dict[str, str | None] = {
             "mesh.yaml": MESH,
-            "dataplanes/web.yaml": dataplane("web", "web", p["web_in"], p["web_app"], outbounds={"slow": p["to_slow"], "db": p["to_db"]}),
-            "dataplanes/slow.yaml": dataplane("slow-1", "slow", p["slow_in"], self.slow.port),
+            "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], p["web_app"], outbounds={"slow": p["to_slow"], "db": p["to_db"]}),
+            "dataplanes/slow.yaml": dataplane_yaml("slow-1", "slow", p["slow_in"], self.slow.port),
             # No sidecars: web's Envoy connects straight to the test's sockets.
-            "dataplanes/stuck.yaml": dataplane("stuck-1", "stuck", self.stuck.port, self.stuck.port),
-            "dataplanes/db.yaml": dataplane("db-1", "db", self.echo.port, self.echo.port, protocol="tcp"),
+            "dataplanes/stuck.yaml": dataplane_yaml("stuck-1", "stuck", self.stuck.port, self.stuck.port),
+            "dataplanes/db.yaml": dataplane_yaml("db-1", "db", self.echo.port, self.echo.port, protocol="tcp"),
         }
         for path in self.remote.work.glob("policies/*.yaml"):
             out[f"policies/{path.name}"] = None
@@ -338,7 +289,7 @@ def test_mesh_wide_and_service_specific_timeouts_merge_and_envoy_enforces_the_me
 def test_connection_to_an_unresponsive_endpoint_gives_up_after_the_connection_timeout(mesh: Mesh) -> None:
     # A client of its own, so that web's clusters stay as they are.
     files = mesh.files({"caller-to-stuck": web_timeouts("caller-to-stuck", "stuck", "        connectionTimeout: 1s\n", client="caller")})
-    files["dataplanes/caller.yaml"] = dataplane("caller", "caller", free_port(), free_port(), outbounds={"stuck": mesh.ports["caller_to_stuck"]})
+    files["dataplanes/caller.yaml"] = dataplane_yaml("caller", "caller", free_port(), free_port(), outbounds={"stuck": mesh.ports["caller_to_stuck"]})
     sha = mesh.remote.push(files, "caller with a 1s connect timeout to stuck")
     caller = EnvoyProcess(mesh.cp, mesh.work, name="caller")
     caller.start()
