@@ -40,6 +40,8 @@ REWRITES = (
     (r"/default/backends/backend/(\d+)/port$", r"/default/backends/\1/prometheus/port"),  # MeshMetric
     (r"/default/backends/backend/(\d+)(?=/|$)", r"/default/backends/\1"),
     (r"/default/applications/application/(\d+)$", r"/default/applications/\1/port"),
+    # MeshTrafficPermission: `rules[0].allow[0]` is `rules[0].default.allow[0]`
+    (r"(/rules/\d+)/(allow|allowwithshadowdeny|deny)(?=/|$)", r"\1/default/\2"),
     (r"^/networking/transparentproxing(?=/|$)", "/networking/transparentproxying"),  # Dataplane
     (r"^/availableservice(?=/|$)", "/availableservices"),  # ZoneIngress
 )

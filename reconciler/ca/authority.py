@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
+    "ca_certificate_problems",
     "Authority",
     "WorkloadCertificate",
     "generate_root",
@@ -119,18 +121,37 @@ def load_authority(name: str, cert_pem: bytes, key_pem: bytes) -> Authority:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except ValueError as e:
         raise CaError(f"CA {name!r}: cannot read certificate or key: {e}") from None
-    try:
-        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if not basic.ca:
-            raise CaError(f"CA {name!r}: the certificate is not a CA (basicConstraints CA:FALSE)")
-    except x509.ExtensionNotFound:
-        raise CaError(f"CA {name!r}: the certificate has no basicConstraints; it must be a CA") from None
+    problems = ca_certificate_problems(cert)
+    if problems:
+        raise CaError(f"CA {name!r}: " + "; ".join(problems))
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if public != cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
         raise CaError(f"CA {name!r}: the private key does not match the certificate")
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise CaError(f"CA {name!r}: only RSA and ECDSA keys are supported")
     return Authority(name, cert.public_bytes(serialization.Encoding.PEM), key)
+
+
+def ca_certificate_problems(cert: x509.Certificate) -> list[str]:
+    """Why a certificate cannot sign workload certificates (X509-SVID rules Kuma applies):
+    it must be CA:TRUE with keyCertSign, and must not allow keyAgreement."""
+    basic = _extension(cert, x509.BasicConstraints)
+    usage = _extension(cert, x509.KeyUsage)
+    out = []
+    if basic is None or not basic.ca:
+        out.append("basic constraint 'CA' must be set to 'true' (see X509-SVID: 4.1. Basic Constraints)")
+    if usage is None or not usage.key_cert_sign:
+        out.append("key usage extension 'keyCertSign' must be set (see X509-SVID: 4.3. Key Usage)")
+    if usage is not None and usage.key_agreement:
+        out.append("key usage extension 'keyAgreement' must NOT be set (see X509-SVID: Appendix A. X.509 Field Reference)")
+    return out
+
+
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except Exception:  # absent, or present but malformed: Go then reads the field as unset
+        return None
 
 
 def issue_workload(ca: Authority, spiffe_ids: Sequence[str], tag_uris: Iterable[str], validity: float, *, now: float | None = None) -> WorkloadCertificate:

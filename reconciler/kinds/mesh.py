@@ -23,6 +23,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from reconciler.ca.authority import ca_certificate_problems
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
@@ -428,7 +432,89 @@ def _check_ca_plugin(backend: Any, path: Path, mesh_name: str, skip_validation: 
             out.append(Violation(where, "has to be defined"))
         else:
             out.extend(check_data_source(source, where, chosen_required=True))
+    if not any(v.severity == "error" for v in out):
+        out.extend(_check_inline_ca(conf, path.field("conf")))
     return out
+
+
+# -- provided CA given inline: Kuma loads the pair and checks it is a CA ---------------------
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([^\r\n-]*)-----\r?\n(.*?)-----END \1-----", re.S)
+_PAIR_HINT = "put the CA certificate (PEM, -----BEGIN CERTIFICATE-----) in cert and its private key (PEM) in key"
+
+
+def _inline_bytes(source: Any) -> bytes | None:
+    """The data of an inline or inlineString source; None for secret or file (not readable here)."""
+    if not isinstance(source, Mapping):
+        return None
+    present = [f for f in _SOURCES if source.get(f) is not None]
+    chosen = present[-1] if present else None
+    value = source.get(chosen) if chosen else None
+    if chosen == "inline" and isinstance(value, str):
+        return decode_base64(value)
+    if chosen == "inlineString" and isinstance(value, str):
+        return value.encode()
+    return None
+
+
+def _check_inline_ca(conf: Any, path: Path) -> list[Violation]:
+    """Kuma refuses a provided CA whose pair does not load or is not a CA (X509-SVID rules).
+
+    Only inline data can be checked here; a Secret or a file is read by the control plane.
+    """
+    cert_pem, key_pem = _inline_bytes(get(conf, "cert")), _inline_bytes(get(conf, "key"))
+    if cert_pem is None or key_pem is None:
+        return []
+    where = path.field("cert")
+    chain, problem = _load_key_pair(cert_pem, key_pem)
+    if problem:
+        return [Violation(where, f"not a valid TLS key pair: {problem}; {_PAIR_HINT}")]
+    out = []
+    for i, der in enumerate(chain):
+        prefix = f"certificate #{i + 1} of the chain: " if len(chain) > 1 else ""
+        try:
+            problems = ca_certificate_problems(x509.load_der_x509_certificate(der))
+        except ValueError as e:
+            problems = [f"not a valid x509 certificate: {e}"]
+        out += [Violation(where, prefix + message) for message in problems]
+    return out
+
+
+def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
+    """(type, DER) of each PEM block; blocks whose body is not base64 are skipped, as Go does."""
+    out = []
+    for m in _PEM_BLOCK.finditer(data):
+        try:
+            out.append((m.group(1).decode(errors="replace"), base64.b64decode(b"".join(m.group(2).split()), validate=True)))
+        except (binascii.Error, ValueError):
+            continue
+    return out
+
+
+def _load_key_pair(cert_pem: bytes, key_pem: bytes) -> tuple[list[bytes], str | None]:
+    """The certificate chain (DER) and why Go's tls.X509KeyPair would refuse the pair, if it would."""
+    blocks = _pem_blocks(cert_pem)
+    chain = [der for kind, der in blocks if kind == "CERTIFICATE"]
+    if not chain:
+        if not blocks:
+            return [], "no PEM data found in cert"
+        if len(blocks) == 1 and blocks[0][0].endswith("PRIVATE KEY"):
+            return [], "cert holds a private key, not a certificate (cert and key may have been switched)"
+        return [], "no CERTIFICATE PEM block found in cert"
+    keys = [der for kind, der in _pem_blocks(key_pem) if kind == "PRIVATE KEY" or kind.endswith(" PRIVATE KEY")]
+    if not keys:
+        return [], "no PEM block with a type ending in PRIVATE KEY found in key"
+    try:
+        leaf = x509.load_der_x509_certificate(chain[0])
+        public = leaf.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    except (ValueError, TypeError) as e:
+        return [], f"the certificate cannot be parsed ({e})"
+    try:
+        key = serialization.load_der_private_key(keys[0], password=None)
+    except (ValueError, TypeError):
+        return [], "the private key cannot be parsed (PKCS#1, PKCS#8 or SEC 1, unencrypted)"
+    if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != public:
+        return [], "the private key does not match the certificate's public key"
+    return chain, None
 
 
 def _check_builtin_ca(backend: Any, conf: Any, path: Path, mesh_name: str) -> list[Violation]:
