@@ -92,8 +92,11 @@ def test_demo_serves_the_example_follows_a_push_and_stops_everything_on_ctrl_c(t
     assert proc.returncode == 0
     time.sleep(0.5)
     assert not [p for p in started if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()], "processes left behind"
-    # The ports are free again.
+    # Nothing listens on the demo's ports any more. SO_REUSEADDR, as servers set it, lets the
+    # bind pass the TIME_WAIT left by our own request but not a live listener.
     import socket
 
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", 16001))
+        s.listen(1)
