@@ -279,7 +279,12 @@ class ControlPlaneProcess(_Process):
                 return status
             return None
 
-        return wait_until(done, timeout, what=f"revision {sha[:12]} applied and ACKed by {wanted}")  # type: ignore[no-any-return]
+        try:
+            return wait_until(done, timeout, what=f"revision {sha[:12]} applied and ACKed by {wanted}")  # type: ignore[no-any-return]
+        except AssertionError as e:
+            status = self.status() or {}
+            proxies = {p: status.get("proxies", {}).get(p, "not connected") for p in wanted}
+            raise AssertionError(f"{e}\nlast applied: {status.get('lastAppliedRevision')}\nproxies: {json.dumps(proxies, indent=1)[:4000]}") from None
 
     def wait_attempted(self, sha: str, timeout: float = 20.0) -> dict[str, Any]:
         def done() -> dict[str, Any] | None:

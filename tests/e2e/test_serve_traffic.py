@@ -221,7 +221,9 @@ def _dynamic_versions(dump: dict[str, object]) -> dict[str, str]:
         for key in ("dynamic_active_clusters", "dynamic_listeners"):
             for item in config.get(key, []):
                 name = item.get("name") or item.get("cluster", {}).get("name")
-                out[f"{kind}/{name}"] = item.get("version_info") or item.get("active_state", {}).get("version_info")
+                version = item.get("version_info") or item.get("active_state", {}).get("version_info")
+                if version:  # a listener Envoy refused is listed with only its error_state
+                    out[f"{kind}/{name}"] = version
     return out
 
 

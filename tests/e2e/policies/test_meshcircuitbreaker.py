@@ -157,6 +157,12 @@ class Mesh:
     def stat(self, envoy: str, name: str) -> int:
         return self.envoys[envoy].stats(name).get(name, 0)
 
+    def overflows(self, envoy: str, cluster: str) -> int:
+        """Requests a circuit breaker failed fast: over maxPendingRequests (pending_overflow) or
+        over maxRequests (active_overflow); which of the two trips first depends on timing."""
+        stats = self.envoys[envoy].stats(f"cluster.{cluster}.upstream_rq_")
+        return sum(stats.get(f"cluster.{cluster}.upstream_rq_{k}_overflow", 0) for k in ("pending", "active"))
+
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
@@ -197,27 +203,27 @@ def test_outbound_connection_limits_overflow_concurrent_requests_with_503(mesh: 
     mesh.apply()
     # Same application, same burst, Kuma's default limits: every request is served.
     assert Counter(r.status for r in mesh.burst("unlimited")) == {200: BURST}
-    before = mesh.stat("web", "cluster.limited.upstream_rq_pending_overflow")
+    before = mesh.overflows("web", "limited")
     responses = mesh.burst("limited")
     overflowed = [r for r in responses if r.status == 503]
     assert overflowed, [r.status for r in responses]
     assert all(r.headers.get("x-envoy-overloaded") == "true" for r in overflowed)
     assert any(r.status == 200 for r in responses)  # the one that got the connection
-    assert mesh.stat("web", "cluster.limited.upstream_rq_pending_overflow") > before
+    assert mesh.overflows("web", "limited") > before
     # track_remaining (always on) publishes what is left of each limit.
     assert mesh.stat("web", "cluster.limited.circuit_breakers.default.remaining_rq") == 1
 
 
 def test_inbound_rules_limit_the_local_application_cluster(mesh: Mesh) -> None:
     mesh.apply()
-    local = f"cluster.localhost_{mesh.workloads['guarded'].port}.upstream_rq_pending_overflow"
-    before = mesh.stat("guarded-1", local)
+    local = f"localhost_{mesh.workloads['guarded'].port}"
+    before = mesh.overflows("guarded-1", local)
     responses = mesh.burst("guarded")
     statuses = Counter(r.status for r in responses)
     assert statuses[503] >= 1 and statuses[200] >= 1, statuses
     # The overflow happened in the guarded service's own sidecar, before its application.
-    assert mesh.stat("guarded-1", local) > before
-    assert mesh.stat("web", "cluster.guarded.upstream_rq_pending_overflow") == 0
+    assert mesh.overflows("guarded-1", local) > before
+    assert mesh.overflows("web", "guarded") == 0
 
 
 def test_outlier_detection_ejects_the_instance_answering_5xx(mesh: Mesh) -> None:
