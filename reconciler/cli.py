@@ -35,24 +35,38 @@ def cli(verbose: bool) -> None:
 @click.option("--worktree", is_flag=True, help="Validate the files on disk, including uncommitted changes.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option("--show-resources", is_flag=True, help="Also list the resources that were read.")
+@click.option("--verify-signatures", "allowed_signers", type=click.Path(dir_okay=False), help="Also require an SSH signature by a key in this allowed-signers file (as serve --verify-signatures).")
+@click.option("--gpg-keyring", type=click.Path(dir_okay=False), help="Also accept GPG signatures by the keys of this (binary) keyring.")
 @click.argument("rev", required=False)
-def validate(repo: str, path: str, worktree: bool, fmt: str, show_resources: bool, rev: str | None) -> None:
+def validate(repo: str, path: str, worktree: bool, fmt: str, show_resources: bool, allowed_signers: str | None, gpg_keyring: str | None, rev: str | None) -> None:
     """Validate one revision (default HEAD) or the work tree.
 
-    Exit 0 when valid, 1 with errors, 2 when the repository or revision cannot be read.
+    Exit 0 when valid (and, with --verify-signatures/--gpg-keyring, signed by a trusted key),
+    1 with errors, 2 when the repository or revision cannot be read.
     """
     from reconciler.commands.validate import report_json, report_text, resources_text, run_validate
+    from reconciler.commands.verify import check_signature, policy_of
 
     if worktree and rev:
         raise click.UsageError("give either REV or --worktree, not both")
+    policy = policy_of(allowed_signers, gpg_keyring)
+    if policy is not None and worktree:
+        raise click.UsageError("--verify-signatures checks a commit: drop --worktree")
     snapshot, report = run_validate(repo, path, rev, worktree)
+    verdict = check_signature(repo, rev or "HEAD", policy) if policy is not None else None
     if fmt == "json":
-        click.echo(report_json(report))
+        doc = json.loads(report_json(report))
+        if verdict is not None:
+            doc["signature"] = {"trusted": verdict.trusted, "signer": verdict.signer, "message": verdict.message}
+            doc["valid"] = report.valid and verdict.trusted
+        click.echo(json.dumps(doc, indent=2))
     else:
         if show_resources:
             click.echo(resources_text(snapshot))
         click.echo(report_text(report))
-    sys.exit(EXIT_OK if report.valid else EXIT_INVALID)
+        if verdict is not None:
+            click.echo(f"signature: {verdict.message}")
+    sys.exit(EXIT_OK if report.valid and (verdict is None or verdict.trusted) else EXIT_INVALID)
 
 
 @cli.command()
@@ -93,6 +107,16 @@ def diff(repo: str, path: str, fmt: str, base: str, head: str) -> None:
     help="builtin: serve xDS over TLS with a certificate from the control plane's CA, whose certificate is written to <state-dir>/xds-tls/ca.crt; none: plaintext.",
 )
 @click.option("--xds-tls-san", multiple=True, help="Another DNS name or IP address proxies use to reach the control plane (repeatable).")
+@click.option("--fetch-interval", default=60.0, show_default=True, type=float, help="Remote repositories: seconds between fetches (a webhook fetches at once).")
+@click.option("--git-token-file", type=click.Path(dir_okay=False), help="HTTPS token for a remote repository (else $RECONCILER_GIT_TOKEN), sent as basic auth.")
+@click.option("--git-username", default="x-access-token", show_default=True, help="User name sent with the HTTPS token.")
+@click.option("--git-ssh-key", type=click.Path(dir_okay=False), help="Private SSH key for an ssh:// or git@host:path remote (passphrase: $RECONCILER_GIT_SSH_PASSPHRASE).")
+@click.option("--git-known-hosts", type=click.Path(dir_okay=False), help="known_hosts file that SSH host keys are checked against (default ~/.ssh/known_hosts).")
+@click.option("--git-ca-file", type=click.Path(dir_okay=False), help="CA certificates (PEM) that verify an HTTPS git server, instead of the system's.")
+@click.option("--webhook-secret-file", type=click.Path(dir_okay=False), help="Shared secret of POST /hooks/git (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token); without it the endpoint answers 404.")
+@click.option("--verify-signatures", "allowed_signers", type=click.Path(dir_okay=False), help="Apply only commits with an SSH signature by a key in this allowed-signers file.")
+@click.option("--gpg-keyring", type=click.Path(dir_okay=False), help="Also trust GPG signatures by the keys of this (binary) keyring.")
+@click.option("--rollback-on-nack", is_flag=True, help="When proxies NACK a new commit, serve again the last commit every proxy accepted.")
 def serve(
     repo: str,
     branch: str,
@@ -105,8 +129,21 @@ def serve(
     dataplane_auth: str,
     xds_tls: str,
     xds_tls_san: tuple[str, ...],
+    fetch_interval: float,
+    git_token_file: str | None,
+    git_username: str,
+    git_ssh_key: str | None,
+    git_known_hosts: str | None,
+    git_ca_file: str | None,
+    webhook_secret_file: str | None,
+    allowed_signers: str | None,
+    gpg_keyring: str | None,
+    rollback_on_nack: bool,
 ) -> None:
-    """Watch the repository, reconcile each new commit and serve it over xDS."""
+    """Watch the repository, reconcile each new commit and serve it over xDS.
+
+    Exit 2 when the repository cannot be opened or a credential, secret or key file cannot be read.
+    """
     from reconciler.commands.serve import run_serve
     from reconciler.controlplane import ServeSettings
 
@@ -114,6 +151,10 @@ def serve(
         ServeSettings(
             repo, branch, path, state_dir, address, xds_port, api_port, poll_interval,
             dataplane_auth=dataplane_auth, xds_tls=xds_tls, xds_tls_names=xds_tls_san,
+            fetch_interval=fetch_interval, git_username=git_username, git_token_file=git_token_file,
+            git_ssh_key=git_ssh_key, git_known_hosts=git_known_hosts, git_ca_file=git_ca_file,
+            webhook_secret_file=webhook_secret_file, verify_signatures=allowed_signers, gpg_keyring=gpg_keyring,
+            rollback_on_nack=rollback_on_nack,
         )
     )
 
@@ -406,26 +447,146 @@ def plan(repo: str, path: str, base: str, head: str, fmt: str, envoy_check: bool
 
 
 @cli.command()
-@click.option("--repo", default=".", show_default=True, help="Repository (bare or with a work tree).")
+@click.option("--repo", default=None, help="Repository (bare or with a work tree); default: the current directory.")
 @click.option("--rev", default=None, help="Revision to render (default HEAD).")
 @click.option("--path", default="", help="Only read files under this directory of the repository.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write one static Envoy bootstrap per dataplane here (<mesh>.<name>.yaml).")
 @click.option("--state-dir", default=None, help="Take builtin mesh CAs from this state directory (the one `serve` uses); default: a throwaway CA.")
 @click.option("--check", is_flag=True, help="Also validate each written file with the real Envoy (--mode validate).")
+@click.option("--server", default=None, help="Instead: ask the running server at this HTTP API URL to fetch and reconcile now.")
+@click.option("--timeout", default="30s", show_default=True, help="With --server: how long to wait for the proxies' ACKs.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-def reconcile(repo: str, rev: str | None, path: str, out_dir: str | None, state_dir: str | None, check: bool, fmt: str) -> None:
-    """One-shot reconcile: with --out DIR, render every proxy's Envoy config without a server.
+def reconcile(repo: str | None, rev: str | None, path: str, out_dir: str | None, state_dir: str | None, check: bool, server: str | None, timeout: str, fmt: str) -> None:
+    """One-shot reconcile: with --server URL, a running server reconciles now and this waits for
+    the proxies; with --out DIR, every proxy's Envoy config is rendered without a server.
 
-    Exit 0 when written, 1 when the revision is invalid (nothing is written) or Envoy rejects a
-    file (with --check), 2 on usage or repository errors.
+    --server: exit 0 applied and ACKed by every connected proxy, 1 rejected or NACKed (the
+    errors and NACK messages are printed), 2 server unreachable or timeout.
+    --out: exit 0 when written, 1 when the revision is invalid (nothing is written) or Envoy
+    rejects a file (with --check), 2 on usage or repository errors.
     """
+    if server and (out_dir or repo or rev or check or path or state_dir):
+        raise click.UsageError("--server asks a running server; --repo, --rev, --path, --state-dir, --out and --check are for rendering without one")
+    if server:
+        from reconciler.commands.rollout import act, parse_timeout, result_json, result_text
+
+        outcome = act(server, "reconcile", parse_timeout(timeout))
+        click.echo(result_json(outcome) if fmt == "json" else result_text(outcome))
+        sys.exit(outcome.exit_code)
     from reconciler.commands.reconcile_out import render_json, render_out, render_text
 
     if not out_dir:
-        raise click.UsageError("missing option '--out' DIR: where to write the static Envoy configs")
-    result = render_out(repo, path, rev, out_dir, state_dir=state_dir, check=check)
+        raise click.UsageError("missing option '--out' DIR (render the static Envoy configs without a server), or give --server URL (reconcile a running server now)")
+    result = render_out(repo or ".", path, rev, out_dir, state_dir=state_dir, check=check)
     click.echo(render_json(result) if fmt == "json" else render_text(result))
     sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
+
+
+def _repo_or_server(repo: str | None, server: str | None) -> str:
+    if server and repo:
+        raise click.UsageError("give --server (ask the running server) or --repo (write the refs in the repository), not both")
+    return repo or "."
+
+
+@cli.command()
+@click.option("--repo", default=None, help="The repository `serve` reads (a remote URL reads <state-dir>/mirror.git); default: the current directory.")
+@click.option("--state-dir", default=".reconciler", show_default=True, help="The state directory of `serve` (its history.jsonl holds the outcomes).")
+@click.option("--branch", default="main", show_default=True)
+@click.option("--server", default=None, help="Ask the running server at this HTTP API URL instead.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Commits to list, newest first.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def history(repo: str | None, state_dir: str, branch: str, server: str | None, limit: int, fmt: str) -> None:
+    """Commits of the tracked branch with their outcome; `*` marks the one served.
+
+    Outcomes: applied, rejected (with the reason), held (valid, not applied while pinned),
+    rolled back, rejected by proxies, superseded (never tried: a newer commit came first),
+    pending (not tried yet). Exit 2 when the repository or server cannot be read.
+    """
+    from reconciler.history import history_text
+
+    where = _repo_or_server(repo, server)
+    if server:
+        from reconciler.commands.rollout import call
+
+        code, doc = call(server, "GET", f"/history?limit={limit}")
+        if code != 200:
+            from reconciler.commands.errors import RepositoryError
+
+            raise RepositoryError(f"{server}/history: HTTP {code}: {(doc or {}).get('error', '')}")
+    else:
+        from reconciler.commands.history import offline_history
+
+        doc = offline_history(where, state_dir, branch, limit)
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(history_text(doc))
+        if doc.get("note"):
+            click.echo(f"note: {doc['note']}")
+
+
+@cli.command()
+@click.option("--repo", default=None, help="The repository `serve` reads (a remote URL: its mirror in --state-dir); default: the current directory.")
+@click.option("--state-dir", default=".reconciler", show_default=True, help="The state directory of `serve`.")
+@click.option("--branch", default="main", show_default=True, help="The tracked branch (REV must be on its history unless --force).")
+@click.option("--path", default="", help="Only read files under this directory (as `serve --path`).")
+@click.option("--server", default=None, help="Ask the running server at this HTTP API URL, and wait for the proxies' ACKs.")
+@click.option("--force", is_flag=True, help="Pin a commit that is not on the branch's history.")
+@click.option("--timeout", default="30s", show_default=True, help="With --server: how long to wait for the proxies' ACKs.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.argument("rev")
+def rollback(repo: str | None, state_dir: str, branch: str, path: str, server: str | None, force: bool, timeout: str, fmt: str, rev: str) -> None:
+    """Pin serving to REV, an earlier commit that validates (refs/reconciler/pin).
+
+    New commits are then validated and recorded, not applied, until `reconciler resume`. The
+    pin survives restarts. Exit 0 pinned (with --server: applied and ACKed), 1 REV is invalid,
+    not on the branch (without --force) or NACKed, 2 REV unknown, server unreachable or timeout.
+    """
+    where = _repo_or_server(repo, server)
+    if server:
+        from reconciler.commands.rollout import act, parse_timeout, result_json, result_text
+
+        result = act(server, "rollback", parse_timeout(timeout), {"revision": rev, "force": force})
+        click.echo(result_json(result) if fmt == "json" else result_text(result))
+        sys.exit(result.exit_code)
+    from reconciler.commands.history import pin_offline
+
+    pinned = pin_offline(where, state_dir, branch, path, rev, force=force)
+    if fmt == "json":
+        click.echo(json.dumps({"pinnedRevision": pinned.revision, "previousPin": pinned.previous_pin, "servedRevision": pinned.served, "validation": pinned.report}, indent=2))
+        return
+    click.echo(f"pinned {branch} to {pinned.revision[:12]} (refs/reconciler/pin): {pinned.report}")
+    click.echo(f"a server reading this repository applies it at its next check; `reconciler resume` follows {branch} again")
+
+
+@cli.command()
+@click.option("--repo", default=None, help="The repository `serve` reads (a remote URL: its mirror in --state-dir); default: the current directory.")
+@click.option("--state-dir", default=".reconciler", show_default=True, help="The state directory of `serve`.")
+@click.option("--server", default=None, help="Ask the running server at this HTTP API URL, and wait for the proxies' ACKs.")
+@click.option("--timeout", default="30s", show_default=True, help="With --server: how long to wait for the proxies' ACKs.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def resume(repo: str | None, state_dir: str, server: str | None, timeout: str, fmt: str) -> None:
+    """Delete the pin: serving follows the branch again.
+
+    Exit 0 resumed (with --server: the branch head applied and ACKed), 1 the head is invalid or
+    NACKed (the pinned commit keeps serving), 2 server unreachable or timeout.
+    """
+    where = _repo_or_server(repo, server)
+    if server:
+        from reconciler.commands.rollout import act, parse_timeout, result_json, result_text
+
+        result = act(server, "resume", parse_timeout(timeout))
+        click.echo(result_json(result) if fmt == "json" else result_text(result))
+        sys.exit(result.exit_code)
+    from reconciler.commands.history import unpin_offline
+
+    pin = unpin_offline(where, state_dir)
+    if fmt == "json":
+        click.echo(json.dumps({"unpinned": pin}, indent=2))
+    elif pin is None:
+        click.echo("not pinned: serving already follows the branch")
+    else:
+        click.echo(f"unpinned {pin[:12]}: a server reading this repository follows the branch again at its next check")
 
 
 @cli.group()
@@ -438,11 +599,14 @@ def hook() -> None:
 @click.option("--branch", default="main", show_default=True, help="Branch whose pushes are validated; other refs pass.")
 @click.option("--path", default="", help="Only read files under this directory of the repository.")
 @click.option("--force", is_flag=True, help="Replace a pre-receive hook that reconciler did not install.")
-def hook_install(repo: str, branch: str, path: str, force: bool) -> None:
+@click.option("--verify-signatures", "allowed_signers", type=click.Path(dir_okay=False), help="Also refuse a tip without an SSH signature by a key in this allowed-signers file.")
+@click.option("--gpg-keyring", type=click.Path(dir_okay=False), help="Also accept GPG signatures by the keys of this (binary) keyring.")
+def hook_install(repo: str, branch: str, path: str, force: bool, allowed_signers: str | None, gpg_keyring: str | None) -> None:
     """Install the pre-receive hook into REPO (it runs this Python by absolute path)."""
     from reconciler.commands.hook import install_hook
+    from reconciler.source.signatures import SignaturePolicy
 
-    done = install_hook(repo, branch, path, force=force)
+    done = install_hook(repo, branch, path, force=force, signatures=SignaturePolicy(allowed_signers, gpg_keyring))
     click.echo(f"{'replaced' if done.replaced else 'installed'} {done.path}: pushes to refs/heads/{done.branch} are validated with {done.python}")
 
 
@@ -450,14 +614,17 @@ def hook_install(repo: str, branch: str, path: str, force: bool) -> None:
 @click.option("--repo", default=None, help="Repository the hook runs in (default: $GIT_DIR, else the current directory).")
 @click.option("--branch", default="main", show_default=True)
 @click.option("--path", default="")
-def hook_pre_receive(repo: str | None, branch: str, path: str) -> None:
+@click.option("--verify-signatures", "allowed_signers", default=None)
+@click.option("--gpg-keyring", default=None)
+def hook_pre_receive(repo: str | None, branch: str, path: str, allowed_signers: str | None, gpg_keyring: str | None) -> None:
     """Run by the installed hook: reads `<old> <new> <ref>` lines on stdin, exits 1 to refuse."""
     import os
 
     from reconciler.commands.hook import check_updates, open_for_hook, parse_updates
+    from reconciler.source.signatures import SignaturePolicy
 
     repository = open_for_hook(repo or os.environ.get("GIT_DIR") or ".")
-    verdicts = check_updates(repository, parse_updates(sys.stdin.read()), branch, path)
+    verdicts = check_updates(repository, parse_updates(sys.stdin.read()), branch, path, SignaturePolicy(allowed_signers, gpg_keyring))
     for v in verdicts:
         for line in v.lines:
             click.echo(line)

@@ -3,6 +3,12 @@
 The I/O end of the pipeline. It owns the event loop objects (store, cache, gRPC and HTTP
 servers, the git watcher); the CPU-heavy work (`Engine`) runs in a worker thread, one
 reconcile at a time, and its results are applied back in the loop's thread.
+
+Git is also the state: `refs/reconciler/applied` names the commit served (each update is in
+its reflog, `git log -g refs/reconciler/applied`), `refs/reconciler/pin` the commit a
+rollback pinned serving to. The watcher reacts to both refs and to the branch. Every outcome
+is appended to `<state-dir>/history.jsonl` (reconciler.history), so `reconciler history`
+tells what happened to each commit across restarts.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import ctypes
 import json
 import logging
 import os
-import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,10 +37,13 @@ from reconciler.ca.provider import CertificateProvider
 from reconciler.ca.store import CaStore
 from reconciler.api.metrics import Metrics
 from reconciler.errors import Problem
+from reconciler.history import HistoryLog, Record, branch_history
 from reconciler.model import Resource
 from reconciler.reconcile import Build, Engine
-from reconciler.source.git import GitSource, SourceError
+from reconciler.source.git import APPLIED_REF, PIN_REF, GitSource, SourceError, delete_ref, write_ref
 from reconciler.source.loader import load_file
+from reconciler.source.remote import CredentialError, GitCredentials, is_remote, make_callbacks, redact, use_known_hosts, verify_webhook, webhook_ref
+from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
 from reconciler.store import Applied, Attempt, Store, revision_string
 from reconciler.validate import validate_resource
 from reconciler.xds.cache import ConfigCache, NodeConfig
@@ -44,12 +53,10 @@ from reconciler.ca.tokens import SigningKeys
 from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
 from reconciler.xds.security import DataplaneAuthenticator, StreamGuard, current_call, server_credentials
 
-__all__ = ["ServeSettings", "ControlPlane", "APPLIED_REF", "PIN_REF", "DATAPLANE_METADATA_KEY"]
+__all__ = ["ServeSettings", "ControlPlane", "SetupError", "APPLIED_REF", "PIN_REF", "DATAPLANE_METADATA_KEY"]
 
 log = logging.getLogger(__name__)
 
-APPLIED_REF = "refs/reconciler/applied"
-PIN_REF = "refs/reconciler/pin"
 DATAPLANE_METADATA_KEY = "dataplane.resource"
 """Node metadata field carrying the Dataplane of a proxy not declared in git (as kuma-dp does)."""
 
@@ -73,13 +80,29 @@ class ServeSettings:
     directory (`<state>/xds-tls/ca.crt` verifies it); `none`: plaintext, for local experiments."""
     xds_tls_names: tuple[str, ...] = ()
     """Extra DNS names or IP addresses for the xDS server certificate."""
+    fetch_interval: float = 60.0
+    """Remote repositories: seconds between fetches. A webhook, `reconcile --server`, `rollback`
+    and `resume` fetch at once; `poll_interval` still governs how often the mirror's refs
+    (the pin) are read."""
+    git_username: str = "x-access-token"
+    git_token_file: str | None = None
+    """HTTPS token (else $RECONCILER_GIT_TOKEN), sent as basic auth with `git_username`."""
+    git_ssh_key: str | None = None
+    git_known_hosts: str | None = None
+    git_ca_file: str | None = None
+    """CA certificates (PEM) that verify an HTTPS git server, instead of the system's."""
+    webhook_secret_file: str | None = None
+    """Shared secret of `POST /hooks/git`; without it the endpoint answers 404."""
+    verify_signatures: str | None = None
+    """Allowed-signers file: only commits with a trusted SSH signature are applied."""
+    gpg_keyring: str | None = None
+    """Binary OpenPGP keyring: commits with a GPG signature by one of its keys are trusted."""
+    rollback_on_nack: bool = False
+    """When proxies NACK a new commit, serve again the last commit every proxy accepted."""
 
 
-def _is_remote(repo: str) -> bool:
-    """A URL (https://, ssh://, file://) or scp-like `git@host:path`; an existing path is local."""
-    if os.path.exists(repo):
-        return False
-    return "://" in repo or re.match(r"^[\w.-]+@[\w.-]+:", repo) is not None
+class SetupError(Exception):
+    """A setting cannot be used (a missing credential or key file): serve exits with code 2."""
 
 
 @dataclass
@@ -103,10 +126,23 @@ class ControlPlane:
         self._renewal: asyncio.TimerHandle | None = None
         self.repo: pygit2.Repository | None = None
         self.engine: Engine | None = None
-        self.remote = _is_remote(settings.repo)
+        self.remote = is_remote(settings.repo)
         self.xds_port = 0
         self.api_port = 0
         self.listeners: list[Callable[[Attempt], None]] = []
+        self.history = HistoryLog(settings.state_dir)
+        self.credentials: GitCredentials | None = None
+        self.signatures = SignaturePolicy(settings.verify_signatures, settings.gpg_keyring)
+        self._webhook_secret: bytes | None = None
+        self._refused: dict[str, Attempt] = {}
+        """Revisions proxies rejected (rollback-on-nack): not tried again until the branch moves."""
+        self._held: dict[str, Attempt] = {}
+        """Verdicts on branch heads while pinned, so each is validated once."""
+        self._accepted: str | None = None
+        """The last revision every connected proxy ACKed (rollback-on-nack's way back)."""
+        self._fetch_requested = True
+        self._last_fetch = 0.0
+        self._trigger = "watch"
         self._declare_metrics()
 
     def _generation_of(self, node_id: str) -> int | None:
@@ -116,19 +152,52 @@ class ControlPlane:
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         Path(self.settings.state_dir).mkdir(parents=True, exist_ok=True)
+        self._load_setup()
         self.repo = await asyncio.to_thread(self._open_repository)
         self.engine = self._make_engine()
         self._grpc, self.xds_port = self._make_grpc_server()
         self._http = HttpServer(self._routes(), self._prefix_routes())
-        # Resume what was served before a restart, then catch up with the branch.
+        self._restore_verdicts()
+        # Resume what was served before a restart, then catch up with the branch (or the pin).
         previous = self._ref(APPLIED_REF)
         if previous is not None:
-            await self._reconcile_to(previous, "resume")
+            await self._reconcile_to(previous, "restart")
         await self.reconcile("start")
         await self._grpc.start()
         self.api_port = await self._http.start(self.settings.address, self.settings.api_port)
         self._watch.task = asyncio.create_task(self._watch_loop())
         log.info("serving", extra={"xds": f"{self.settings.address}:{self.xds_port}", "api": f"{self.settings.address}:{self.api_port}"})
+
+    def _load_setup(self) -> None:
+        """Read credential, secret and key files once; a missing one stops the start (SetupError)."""
+        s = self.settings
+        try:
+            if self.remote:
+                self.credentials = GitCredentials.load(token_file=s.git_token_file, username=s.git_username, ssh_key=s.git_ssh_key, known_hosts=s.git_known_hosts)
+                log.info("remote repository", extra={"url": redact(s.repo, self.credentials.secrets), "credentials": self.credentials.describe()})
+            elif s.git_token_file or s.git_ssh_key:
+                log.warning("git credentials ignored: the repository is local", extra={"repo": s.repo})
+            if s.webhook_secret_file:
+                secret = Path(s.webhook_secret_file).read_bytes().strip()
+                if not secret:
+                    raise SetupError(f"the webhook secret file {s.webhook_secret_file} is empty")
+                self._webhook_secret = secret
+            if self.signatures.enabled:
+                self.signatures = self.signatures.check_setup()
+                log.info("commit signatures verified", extra={"allowed_signers": self.signatures.allowed_signers or "-", "gpg_keyring": self.signatures.gpg_keyring or "-"})
+        except (CredentialError, SignatureSetupError) as e:
+            raise SetupError(str(e)) from None
+        except OSError as e:
+            raise SetupError(f"cannot read {e.filename}: {e.strerror}") from None
+
+    def _restore_verdicts(self) -> None:
+        """From the history log: commits proxies rejected stay refused, heads held stay held."""
+        pinned = self._ref(PIN_REF) is not None
+        for revision, record in self.history.latest(self.settings.branch).items():
+            if record.outcome == "rejected-by-proxies":
+                self._refused[revision] = _attempt_of(record)
+            elif pinned and record.outcome in ("held", "rolled-back"):
+                self._held[revision] = _attempt_of(record)
 
     def _make_engine(self) -> Engine:
         assert self.repo is not None
@@ -213,17 +282,39 @@ class ControlPlane:
             if found is None:
                 raise SourceError(f"{self.settings.repo}: not a git repository")
             return pygit2.Repository(found)
-        mirror = Path(self.settings.state_dir) / "mirror.git"
-        if mirror.exists():
-            repo = pygit2.Repository(str(mirror))
-        else:
-            repo = pygit2.clone_repository(self.settings.repo, str(mirror), bare=True)
+        s = self.settings
+        if s.git_known_hosts:
+            use_known_hosts(s.git_known_hosts, Path(s.state_dir) / "ssh-home")
+        if s.git_ca_file:
+            pygit2.settings.set_ssl_cert_locations(os.path.abspath(s.git_ca_file), None)
+        mirror = Path(s.state_dir) / "mirror.git"
+        try:
+            if mirror.exists():
+                repo = pygit2.Repository(str(mirror))
+                if repo.remotes["origin"].url != s.repo:
+                    repo.remotes.set_url("origin", s.repo)
+            else:  # cloned aside, then renamed: a clone cut short never looks like a mirror
+                partial = mirror.with_name(f"mirror.git.partial-{os.getpid()}")
+                shutil.rmtree(partial, ignore_errors=True)
+                try:
+                    pygit2.clone_repository(s.repo, str(partial), bare=True, callbacks=make_callbacks(self.credentials))
+                    partial.rename(mirror)
+                finally:
+                    shutil.rmtree(partial, ignore_errors=True)
+                repo = pygit2.Repository(str(mirror))
+        except (pygit2.GitError, KeyError, ValueError) as e:
+            raise SourceError(f"cannot mirror {self._redact(s.repo)}: {self._redact(str(e))}") from None
+        self._last_fetch = time.monotonic()
         return repo
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self.credentials.secrets if self.credentials else ())
 
     def _fetch(self) -> None:
         assert self.repo is not None
         if self.remote:
-            self.repo.remotes["origin"].fetch([f"+refs/heads/{self.settings.branch}:refs/heads/{self.settings.branch}"])
+            branch = self.settings.branch
+            self.repo.remotes["origin"].fetch([f"+refs/heads/{branch}:refs/heads/{branch}"], callbacks=make_callbacks(self.credentials))
 
     def _ref(self, name: str) -> str | None:
         assert self.repo is not None
@@ -232,73 +323,127 @@ class ControlPlane:
         except (KeyError, ValueError, pygit2.GitError):
             return None
 
+    # -- reconcile ----------------------------------------------------------------------
+    async def reconcile(self, reason: str, *, fetch: bool = True) -> Attempt:
+        """Fetch (a remote, when `fetch`), then reconcile the tracked branch, or the pin, now.
+
+        While pinned, the branch head is validated once and recorded as held (or rejected).
+        """
+        fetching = self.remote and fetch
+        try:
+            if fetching:
+                await asyncio.to_thread(self._fetch)
+                self._last_fetch = time.monotonic()
+                self.store.fetch_error = None
+            pin = self._ref(PIN_REF)
+            head = self._ref(f"refs/heads/{self.settings.branch}")
+            if pin is None and head is None:
+                raise SourceError(f"branch {self.settings.branch!r} not found in {self._redact(self.settings.repo)}")
+        except (SourceError, pygit2.GitError, KeyError, OSError) as e:
+            message = self._redact(f"{'fetch' if fetching else 'cannot read repository'}: {e}")
+            if fetching:
+                self.store.fetch_error = f"{message}; retrying in {self.settings.fetch_interval:g}s"
+            last = self.store.last_attempt
+            attempt = Attempt(last.revision if last else "", "failed", message, cause="GitOperationFailed" if fetching else "", trigger=reason)
+            self.store.record(attempt)
+            self.metrics.inc("reconciler_reconciles_total", outcome="failed")
+            log.warning("repository not read", extra={"error": message, "reason": reason})
+            return attempt
+        self.store.pin = pin
+        self.store.recovered()
+        if pin is None:
+            assert head is not None
+            self._held.clear()
+            return await self._reconcile_to(head, reason)
+        attempt = await self._reconcile_to(pin, reason, pinned=True)
+        if head is not None and head != pin:
+            await self._hold(head, pin, reason)
+        return attempt
+
     def _target(self) -> str:
         pinned = self._ref(PIN_REF)
         if pinned is not None:
             return pinned
         head = self._ref(f"refs/heads/{self.settings.branch}")
         if head is None:
-            raise SourceError(f"branch {self.settings.branch!r} not found in {self.settings.repo}")
+            raise SourceError(f"branch {self.settings.branch!r} not found in {self._redact(self.settings.repo)}")
         return head
 
-    # -- reconcile ----------------------------------------------------------------------
-    async def reconcile(self, reason: str) -> Attempt:
-        """Fetch (remote), then reconcile the tracked branch (or the pin) now."""
-        try:
-            await asyncio.to_thread(self._fetch)
-            target = self._target()
-        except (SourceError, pygit2.GitError, KeyError, OSError) as e:
-            attempt = Attempt(self.store.last_attempt.revision if self.store.last_attempt else "", "failed", f"cannot read repository: {e}")
-            self.store.record(attempt)
-            self.metrics.inc("reconciler_reconciles_total", outcome="failed")
-            return attempt
-        return await self._reconcile_to(target, reason)
+    async def _judge(self, revision: str, started: float, trigger: str) -> tuple[Attempt | None, Any]:
+        """Read, verify the signature of and validate one commit: (a rejection or None, the evaluation)."""
+        assert self.engine is not None and self.repo is not None
+        evaluation = await asyncio.to_thread(self.engine.evaluate, revision)
+        if self.signatures.enabled:
+            verdict = await asyncio.to_thread(verify_commit, self.repo, evaluation.revision, self.signatures)
+            if not verdict.trusted:
+                problem = Problem(None, None, None, "", verdict.message)
+                return Attempt(evaluation.revision, "rejected", f"signature verification failed: {verdict.message}", (problem,),
+                               duration=time.perf_counter() - started, cause="VerificationError", trigger=trigger), evaluation
+        if not evaluation.report.valid:
+            errors = evaluation.report.errors
+            return Attempt(
+                evaluation.revision,
+                "rejected",
+                f"validation failed: {len(errors)} error{'s' if len(errors) != 1 else ''}; first: {errors[0].render()}",
+                errors,
+                duration=time.perf_counter() - started,
+                trigger=trigger,
+            ), evaluation
+        return None, evaluation
 
-    async def _reconcile_to(self, revision: str, reason: str) -> Attempt:
+    async def _reconcile_to(self, revision: str, reason: str, *, pinned: bool = False) -> Attempt:
         assert self.engine is not None
         async with self._lock:
             applied = self.store.applied
             last = self.store.last_attempt
             if applied is not None and applied.revision == revision:
                 return Attempt(revision, "unchanged", "already applied")
+            refused = self._refused.get(revision)
+            if refused is not None:
+                self._remember(refused)
+                return refused
             if last is not None and last.revision == revision and last.outcome == "rejected":
                 return last
             started = time.perf_counter()
             self.store.reconciling = True
+            ref_update: tuple[str, str, str] | None = None
             try:
-                evaluation = await asyncio.to_thread(self.engine.evaluate, revision)
-                if not evaluation.report.valid:
-                    errors = evaluation.report.errors
-                    attempt = Attempt(
-                        evaluation.revision,
-                        "rejected",
-                        f"validation failed: {len(errors)} error{'s' if len(errors) != 1 else ''}; first: {errors[0].render()}",
-                        errors,
-                        duration=time.perf_counter() - started,
-                    )
-                else:
-                    try:
-                        build = await asyncio.to_thread(self.engine.build, evaluation.snapshot, list(self.store.registered.values()))
-                    except CaError as e:
-                        attempt = Attempt(evaluation.revision, "rejected", f"mTLS: {e}", (Problem(None, None, None, "", f"mTLS: {e}"),), duration=time.perf_counter() - started)
-                        raise _Rejected(attempt) from None
-                    self._publish(build, evaluation.revision)
-                    self.store.apply(Applied(evaluation.revision, evaluation.snapshot, build.model, time.time()))
-                    await asyncio.to_thread(self._write_ref, APPLIED_REF, evaluation.revision, f"reconciler: applied ({reason})")
-                    attempt = Attempt(
-                        evaluation.revision,
-                        "applied",
-                        f"Applied revision: {revision_string(self.settings.branch, evaluation.revision)}",
-                        evaluation.report.warnings,
-                        duration=time.perf_counter() - started,
-                    )
+                rejection, evaluation = await self._judge(revision, started, reason)
+                if rejection is not None:
+                    raise _Rejected(rejection)
+                try:
+                    build = await asyncio.to_thread(self.engine.build, evaluation.snapshot, list(self.store.registered.values()))
+                except CaError as e:
+                    attempt = Attempt(evaluation.revision, "rejected", f"mTLS: {e}", (Problem(None, None, None, "", f"mTLS: {e}"),), duration=time.perf_counter() - started, trigger=reason)
+                    raise _Rejected(attempt) from None
+                rolled_back = await self._rolled_back(applied.revision, evaluation.revision) if pinned and applied is not None else None
+                # From here to recording the attempt nothing awaits: a status read in between
+                # would see the new revision with the old conditions.
+                self._publish(build, evaluation.revision)
+                self.store.apply(Applied(evaluation.revision, evaluation.snapshot, build.model, time.time()))
+                how = f"pinned by refs/reconciler/pin, {reason}" if pinned else reason
+                ref_update = (APPLIED_REF, evaluation.revision, f"reconciler: applied {evaluation.revision[:12]} ({how})")
+                if rolled_back is not None:
+                    self._record(rolled_back)
+                    self._held[rolled_back.revision] = rolled_back  # as the head while pinned, it stays "rolled back"
+                attempt = Attempt(
+                    evaluation.revision,
+                    "applied",
+                    f"Applied revision: {revision_string(self.settings.branch, evaluation.revision)}",
+                    evaluation.report.warnings,
+                    duration=time.perf_counter() - started,
+                    trigger=reason,
+                )
+                self._check_accepted()
             except _Rejected as rejected:
                 attempt = rejected.attempt
-            except (SourceError, pygit2.GitError, KeyError, ValueError, OSError) as e:
-                attempt = Attempt(revision, "failed", f"reconcile failed: {e}", duration=time.perf_counter() - started)
+            except (SourceError, pygit2.GitError, KeyError, ValueError, OSError, SignatureSetupError) as e:
+                attempt = Attempt(revision, "failed", f"reconcile failed: {self._redact(str(e))}", duration=time.perf_counter() - started, trigger=reason)
             finally:
                 self.store.reconciling = False
-            self.store.record(attempt)
+            self._record(attempt)
+            if ref_update is not None:
+                await asyncio.to_thread(self._write_ref, *ref_update)
             self.metrics.inc("reconciler_reconciles_total", outcome=attempt.outcome)
             self.metrics.observe("reconciler_reconcile_duration_seconds", attempt.duration)
             log.info(
@@ -307,6 +452,60 @@ class ControlPlane:
             )
             for listener in list(self.listeners):
                 listener(attempt)
+            return attempt
+
+    def _record(self, attempt: Attempt) -> None:
+        """Into the store, and for a commit's outcome into the history log."""
+        self.store.record(attempt)
+        if attempt.revision and attempt.outcome != "unchanged":
+            self.history.append(_record_of(attempt, self.settings.branch))
+
+    def _remember(self, attempt: Attempt) -> None:
+        """Show a verdict from before a restart in the status, once (not logged again)."""
+        if self.store.last_attempt is not attempt and attempt not in self.store.history:
+            self.store.record(attempt)
+
+    async def _rolled_back(self, previous: str, now: str) -> Attempt | None:
+        """A pin moves serving from `previous` to `now`: unless `now` is newer, `previous` is rolled back."""
+        assert self.repo is not None
+        if previous == now:
+            return None
+        try:
+            newer = await asyncio.to_thread(self.repo.descendant_of, now, previous)
+        except (pygit2.GitError, KeyError, ValueError):
+            newer = False
+        if newer:
+            return None
+        return Attempt(
+            previous,
+            "rolled-back",
+            f"serving moved back to {revision_string(self.settings.branch, now)} by refs/reconciler/pin",
+            trigger="rollback",
+            to=now,
+        )
+
+    async def _hold(self, head: str, pin: str, reason: str) -> Attempt:
+        """Validate the branch head while pinned: recorded as held (valid) or rejected, not applied."""
+        known = self._held.get(head)
+        if known is not None:
+            self._remember(known)
+            return known
+        async with self._lock:
+            started = time.perf_counter()
+            try:
+                rejection, _ = await self._judge(head, started, reason)
+            except (SourceError, pygit2.GitError, KeyError, ValueError, OSError, SignatureSetupError) as e:
+                rejection = Attempt(head, "failed", f"cannot validate: {self._redact(str(e))}", trigger=reason)
+            attempt = rejection or Attempt(
+                head,
+                "held",
+                f"valid; not applied: serving is pinned to {revision_string(self.settings.branch, pin)}",
+                duration=time.perf_counter() - started,
+                trigger=reason,
+            )
+            self._held[head] = attempt
+            self._record(attempt)
+            log.info("held while pinned", extra={"revision": head[:12], "outcome": attempt.outcome, "pin": pin[:12]})
             return attempt
 
     def _publish(self, build: Build, revision: str) -> None:
@@ -350,13 +549,14 @@ class ControlPlane:
 
     def _write_ref(self, name: str, revision: str, message: str) -> None:
         assert self.repo is not None
-        self.repo.references.create(name, pygit2.Oid(hex=revision), force=True)
+        write_ref(self.repo, name, revision, message)
 
     async def _watch_loop(self) -> None:
-        """Reconcile when refs change on disk (watchfiles) or every poll interval."""
+        """Reconcile when refs change on disk (watchfiles) or every poll interval; a remote is
+        fetched every fetch interval, or at once when a webhook asks."""
         assert self.repo is not None
         git_dir = self.repo.path
-        watcher = None if self.remote else asyncio.create_task(self._file_events(git_dir))
+        watcher = asyncio.create_task(self._file_events(git_dir))
         try:
             while not self._stopping.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -364,22 +564,26 @@ class ControlPlane:
                 self._watch.wake.clear()
                 if self._stopping.is_set():
                     break
+                fetch = self._fetch_requested or time.monotonic() - self._last_fetch >= self.settings.fetch_interval
+                trigger, self._trigger, self._fetch_requested = self._trigger, "watch", False
                 try:
-                    await self.reconcile("watch")
+                    await self.reconcile(trigger, fetch=fetch)
                 except Exception:  # the loop must survive anything a commit can do
                     log.exception("reconcile loop error")
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            watcher.cancel()
 
     async def _file_events(self, git_dir: str) -> None:
         try:
             from watchfiles import awatch
         except ImportError:  # polling still works
             return
+        remote = self.remote
 
         def refs_only(_change: Any, path: str) -> bool:
             rel = os.path.relpath(path, git_dir)
+            if remote:  # the mirror: only what people change in it (a pin); fetches are timed
+                return rel.startswith(os.path.join("refs", "reconciler")) or rel == "packed-refs"
             return rel.startswith("refs") or rel in ("packed-refs", "HEAD") or rel.startswith("FETCH_HEAD")
 
         try:
@@ -388,9 +592,136 @@ class ControlPlane:
         except (OSError, RuntimeError):
             log.warning("file watching unavailable; polling", extra={"interval": self.settings.poll_interval})
 
-    def wake(self) -> None:
-        """Ask the watch loop to check the repository now (webhooks, CLI)."""
+    def wake(self, *, fetch: bool = False, trigger: str = "watch") -> None:
+        """Ask the watch loop to check the repository now (with `fetch`, a remote too)."""
+        if fetch:
+            self._fetch_requested = True
+        self._trigger = trigger
         self._watch.wake.set()
+
+    # -- rollback, resume, rollback on NACK ---------------------------------------------
+    async def rollback(self, rev: str, *, force: bool = False) -> tuple[int, dict[str, Any]]:
+        """Pin serving to `rev`: (HTTP status, body). Refused (nothing written) when `rev` is
+        unknown (400), not on the branch's history without `force`, or invalid (409)."""
+        assert self.engine is not None and self.repo is not None
+        branch = self.settings.branch
+        if self.remote:
+            try:
+                await asyncio.to_thread(self._fetch)
+                self._last_fetch = time.monotonic()
+            except (pygit2.GitError, OSError) as e:
+                log.warning("fetch before rollback failed", extra={"error": self._redact(str(e))})
+        try:
+            sha = str(self.engine.source.resolve(rev).id)
+        except SourceError as e:
+            return 400, {"error": self._redact(str(e))}
+        head = self._ref(f"refs/heads/{branch}")
+        if not force and (head is None or (sha != head and not self.repo.descendant_of(head, sha))):
+            return 409, {"error": f"{sha[:12]} is not on the history of {branch}: refusing to pin it (rollback --force pins it anyway)", "revision": sha}
+        async with self._lock:
+            try:
+                rejection, _ = await self._judge(sha, time.perf_counter(), "rollback")
+            except (SourceError, pygit2.GitError, KeyError, ValueError, OSError, SignatureSetupError) as e:
+                return 409, {"error": f"refusing to pin {sha[:12]}: cannot read it: {self._redact(str(e))}", "revision": sha}
+        if rejection is not None:
+            return 409, {"error": f"refusing to pin {sha[:12]}: {rejection.message}", "revision": sha, "errors": [p.to_json() for p in rejection.errors]}
+        served = self.store.applied.revision[:12] if self.store.applied else "nothing"
+        await asyncio.to_thread(self._write_ref, PIN_REF, sha, f"reconciler rollback: pin {sha[:12]} (serving {served}, api)")
+        attempt = await self.reconcile("rollback", fetch=False)
+        if attempt.outcome == "unchanged" and self.store.applied is not None and self.store.applied.revision == sha:
+            attempt = Attempt(sha, "applied", f"Applied revision: {revision_string(branch, sha)} (already served)", trigger="rollback")
+        return 200, {"pinnedRevision": revision_string(branch, sha), **attempt.to_json(branch), "status": self.store.status()}
+
+    async def resume(self) -> dict[str, Any]:
+        """Delete the pin and follow the branch again."""
+        assert self.repo is not None
+        pin = self._ref(PIN_REF)
+        if pin is not None:
+            await asyncio.to_thread(delete_ref, self.repo, PIN_REF)
+            log.info("resumed", extra={"unpinned": pin[:12]})
+        attempt = await self.reconcile("resume")
+        if attempt.outcome == "unchanged" and self.store.last_attempt is not None:
+            attempt = self.store.last_attempt
+        return {"unpinned": revision_string(self.settings.branch, pin), **attempt.to_json(self.settings.branch), "status": self.store.status()}
+
+    def _check_accepted(self, node_id: str | None = None) -> None:
+        """rollback-on-nack: note the applied revision as accepted once every connected proxy
+        with a config ACKed it (after an ACK of `node_id`, a new config, or a disconnect).
+
+        With no proxy connected, only the first revision counts as accepted: a commit nobody
+        has taken yet is not a safe way back.
+        """
+        applied = self.store.applied
+        if not self.settings.rollback_on_nack or applied is None or self._accepted == applied.revision:
+            return
+        if node_id is not None and not self.store.proxy(node_id).synced(self._generation_of(node_id)):
+            return
+        proxies = [p for p in self.store.connected() if self.cache.fetch(p.node_id) is not None]
+        if not proxies and self._accepted is not None:
+            return
+        if all(p.synced(self._generation_of(p.node_id)) for p in proxies):
+            self._accepted = applied.revision
+            log.info("every proxy accepted", extra={"revision": applied.revision[:12], "proxies": len(proxies)})
+
+    def _proxy_nacked(self, revision: str) -> None:
+        applied = self.store.applied
+        if not self.settings.rollback_on_nack or applied is None or applied.revision != revision:
+            return
+        if revision == self._accepted or revision in self._refused or self.store.rolling_back is not None:
+            return
+        if self._accepted is None:
+            log.warning("proxies rejected the applied revision; no revision every proxy accepted to return to", extra={"revision": revision[:12]})
+            return
+        # Said at once, so a client polling the status waits for the rollback, not a bare NACK.
+        self.store.rolling_back = (revision, self._accepted)
+        asyncio.ensure_future(self._rollback_after_nack(revision))
+
+    async def _rollback_after_nack(self, bad: str) -> None:
+        """Proxies rejected `bad`: serve the last revision every proxy accepted, and refuse `bad`."""
+        try:
+            await self._roll_back(bad)
+        finally:
+            self.store.rolling_back = None
+
+    async def _roll_back(self, bad: str) -> None:
+        assert self.engine is not None
+        branch = self.settings.branch
+        async with self._lock:
+            applied = self.store.applied
+            good = self._accepted
+            if applied is None or applied.revision != bad or bad in self._refused:
+                return
+            nacks = [(p.node_id, t, " ".join(msg.split())) for p in self.store.proxies.values() for t, msg in p.rejected(bad)]
+            if good is None or good == bad:
+                return
+            try:
+                evaluation = await asyncio.to_thread(self.engine.evaluate, good)
+                build = await asyncio.to_thread(self.engine.build, evaluation.snapshot, list(self.store.registered.values()))
+            except (SourceError, pygit2.GitError, CaError, KeyError, ValueError, OSError) as e:
+                log.error("rollback after NACK failed", extra={"revision": good[:12], "error": str(e)})
+                return
+            self._publish(build, good)
+            self.store.apply(Applied(good, evaluation.snapshot, build.model, time.time()))
+            first = f"; first: {nacks[0][0]} {nacks[0][1]}: {nacks[0][2]}" if nacks else ""
+            back = Attempt(good, "applied", f"Applied revision: {revision_string(branch, good)} (rolled back: proxies rejected {revision_string(branch, bad)})", trigger="rollback-on-nack")
+            refused = Attempt(
+                bad,
+                "rejected-by-proxies",
+                f"proxies rejected {revision_string(branch, bad)}, rolled back to {revision_string(branch, good)}: "
+                f"{len(nacks)} NACK{'s' if len(nacks) != 1 else ''}{first}",
+                tuple(Problem(None, None, None, "", f"{node} rejected {kind}: {msg}") for node, kind, msg in nacks),
+                cause="ProxiesRejected",
+                trigger="rollback-on-nack",
+                to=good,
+            )
+            self._refused[bad] = refused
+            self._record(back)
+            self._record(refused)
+            await asyncio.to_thread(self._write_ref, APPLIED_REF, good, f"reconciler: applied {good[:12]} (rollback-on-nack: proxies rejected {bad[:12]})")
+            self.metrics.inc("reconciler_reconciles_total", outcome="rejected-by-proxies")
+            log.warning("rolled back: proxies rejected the revision", extra={"rejected": bad[:12], "serving": good[:12], "nacks": len(nacks)})
+            for listener in list(self.listeners):
+                listener(back)
 
     # -- runtime dataplanes ------------------------------------------------------------
     async def admit(self, node: base_pb2.Node, mode: str) -> str:
@@ -450,6 +781,7 @@ class ControlPlane:
         self._streams.pop(node_id, None)
         status = self.store.proxy(node_id)
         status.connected, status.streams = False, 0
+        self._check_accepted()
         if self.store.registered.pop(node_id, None) is not None:
             await self.rebuild(f"unregistered {node_id}")
 
@@ -470,12 +802,65 @@ class ControlPlane:
                 attempt = self.store.last_attempt
             return Response.json(attempt.to_json(self.settings.branch) | {"status": self.store.status()})
 
+        async def history(request: Request) -> Response:
+            try:
+                limit = max(1, min(1000, int(request.arg("limit", "20") or 20)))
+            except ValueError:
+                return Response.error(400, "limit must be a number")
+            assert self.repo is not None
+            served = self.store.applied.revision if self.store.applied else None
+            async with self._lock:  # the repository is read by one thread at a time
+                doc = await asyncio.to_thread(branch_history, self.repo, self.settings.branch, self.history.read(), served=served, pinned=self.store.pin, limit=limit)
+            return Response.json(doc)
+
+        async def rollback(request: Request) -> Response:
+            try:
+                body = request.json() or {}
+                rev = str(body["revision"])
+            except (ValueError, KeyError, TypeError):
+                return Response.error(400, 'POST a JSON body {"revision": "<rev>", "force": false}')
+            code, doc = await self.rollback(rev, force=bool(body.get("force")))
+            return Response.json(doc, code)
+
+        async def resume(_: Request) -> Response:
+            return Response.json(await self.resume())
+
+        async def git_hook(request: Request) -> Response:
+            return self._webhook(request)
+
         return {
             ("GET", "/status"): status,
             ("GET", "/dataplanes"): dataplanes,
             ("GET", "/metrics"): metrics,
+            ("GET", "/history"): history,
             ("POST", "/reconcile"): reconcile,
+            ("POST", "/rollback"): rollback,
+            ("POST", "/resume"): resume,
+            ("POST", "/hooks/git"): git_hook,
         }
+
+    def _webhook(self, request: Request) -> Response:
+        """`POST /hooks/git`: a GitHub or GitLab push proven by the shared secret → fetch now."""
+        if self._webhook_secret is None:
+            return Response.error(404, "no webhook configured: start serve with --webhook-secret-file")
+        source = verify_webhook(request.headers, request.body, self._webhook_secret)
+        if source is None:
+            self.metrics.inc("reconciler_webhooks_total", result="unauthorized")
+            log.warning("webhook refused: wrong or missing secret", extra={"github": "x-hub-signature-256" in request.headers, "gitlab": "x-gitlab-token" in request.headers})
+            return Response.error(401, "wrong or missing webhook secret (X-Hub-Signature-256 or X-Gitlab-Token)")
+        event = request.headers.get("x-github-event") or request.headers.get("x-gitlab-event") or ""
+        if event == "ping":
+            self.metrics.inc("reconciler_webhooks_total", result="ping")
+            return Response.json({"accepted": False, "event": event, "message": "pong"})
+        ref = webhook_ref(request.body)
+        tracked = f"refs/heads/{self.settings.branch}"
+        if ref is not None and ref != tracked:
+            self.metrics.inc("reconciler_webhooks_total", result="ignored")
+            return Response.json({"accepted": False, "event": event, "ref": ref, "message": f"not the tracked branch {tracked}"})
+        self.metrics.inc("reconciler_webhooks_total", result="accepted")
+        log.info("webhook: fetching now", extra={"source": source, "event": event or "-", "ref": ref or "-"})
+        self.wake(fetch=True, trigger="webhook")
+        return Response.json({"accepted": True, "source": source, "event": event, "ref": ref or tracked}, 202)
 
     def _prefix_routes(self) -> dict[tuple[str, str], Any]:
         async def config(request: Request) -> Response:
@@ -506,6 +891,7 @@ class ControlPlane:
         m.counter("reconciler_xds_pushes_total", "xDS responses sent, by type.")
         m.counter("reconciler_xds_acks_total", "xDS responses acknowledged by proxies, by type.")
         m.counter("reconciler_xds_nacks_total", "xDS responses rejected by proxies, by type.")
+        m.counter("reconciler_webhooks_total", "POST /hooks/git requests, by result (accepted, unauthorized, ignored, ping).")
         m.gauge("reconciler_connected_proxies", "Proxies with an open xDS stream.", lambda: [({}, float(len(self.store.connected())))])
         m.gauge(
             "reconciler_applied_info",
@@ -527,6 +913,18 @@ def _release_free_memory() -> None:
 
 
 _malloc_trim: Any = None
+
+
+def _record_of(attempt: Attempt, branch: str) -> Record:
+    return Record(
+        attempt.revision, attempt.outcome, attempt.message, attempt.at, branch,
+        tuple(p.to_json() for p in attempt.errors if p.is_error), attempt.trigger, attempt.cause, attempt.to, attempt.duration,
+    )
+
+
+def _attempt_of(record: Record) -> Attempt:
+    errors = tuple(Problem(None, None, None, "", str(e.get("message", ""))) for e in record.errors)
+    return Attempt(record.revision, record.outcome, record.message, errors, record.time, record.duration, record.cause, record.trigger, record.to)  # type: ignore[arg-type]
 
 
 class _Rejected(Exception):
@@ -557,13 +955,16 @@ class _Callbacks:
         t = self.cp.store.proxy(node_id).type(type_url)
         t.acked_version, t.acked_revision = version, revision
         self.cp.metrics.inc("reconciler_xds_acks_total", type=SHORT_NAMES.get(type_url, type_url))
+        self.cp._check_accepted(node_id)
 
     def on_config(self, node_id: str, config: NodeConfig) -> None:
         status = self.cp.store.proxy(node_id)
         status.revision, status.generation = config.revision, config.generation
+        self.cp._check_accepted(node_id)
 
     def on_nack(self, node_id: str, type_url: str, version: str, revision: str, message: str) -> None:
         t = self.cp.store.proxy(node_id).type(type_url)
         t.nacked_revision, t.nack_message = revision, message
         t.nacks += 1
         self.cp.metrics.inc("reconciler_xds_nacks_total", type=SHORT_NAMES.get(type_url, type_url))
+        self.cp._proxy_nacked(revision)

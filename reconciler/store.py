@@ -3,7 +3,8 @@
 Status follows Flux's vocabulary: `lastAppliedRevision` is the revision being served,
 `lastAttemptedRevision` the last commit tried (both `<branch>@sha1:<hash>`); `Ready` is
 always present, `Stalled` appears (with the same reason) when the last attempt was rejected,
-and `Reconciling` while a reconcile is running.
+and `Reconciling` while a reconcile is running. While serving is pinned by a rollback, a
+`Pinned` condition (True, reason `RollbackPinned`) and `pinnedRevision` say to which commit.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from reconciler.xds.resources import SHORT_NAMES
 
 __all__ = ["Applied", "Attempt", "ProxyStatus", "TypeStatus", "Store", "Outcome"]
 
-Outcome = Literal["applied", "rejected", "unchanged", "failed"]
+Outcome = Literal["applied", "rejected", "unchanged", "failed", "held", "rolled-back", "rejected-by-proxies"]
+"""`held`: valid, not applied because serving is pinned; `rolled-back`: an event on a revision
+that was served until a pin moved serving to `to`; `rejected-by-proxies`: applied, NACKed by
+proxies, and serving went back to `to` (serve --rollback-on-nack)."""
+
+_FAILURES = ("rejected", "failed", "rejected-by-proxies")
+_EVENTS = ("rolled-back",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +49,15 @@ class Attempt:
     errors: tuple[Problem, ...] = ()
     at: float = field(default_factory=time.time)
     duration: float = 0.0
+    cause: str = ""
+    """The condition reason when not the outcome's usual one (`VerificationError`, `ProxiesRejected`)."""
+    trigger: str = ""
+    """What started it: start, resume, watch, api, webhook, rollback, rollback-on-nack."""
+    to: str = ""
+    """For rolled-back and rejected-by-proxies: the revision serving moved to."""
 
     def to_json(self, branch: str) -> dict[str, Any]:
-        return {
+        out = {
             "revision": revision_string(branch, self.revision),
             "outcome": self.outcome,
             "message": self.message,
@@ -52,6 +65,11 @@ class Attempt:
             "at": _iso(self.at),
             "durationSeconds": round(self.duration, 4),
         }
+        if self.trigger:
+            out["trigger"] = self.trigger
+        if self.to:
+            out["to"] = revision_string(branch, self.to)
+        return out
 
 
 @dataclass(slots=True)
@@ -136,6 +154,12 @@ class Store:
         self.last_failure: Attempt | None = None
         self.history: deque[Attempt] = deque(maxlen=history_size)
         self.reconciling = False
+        self.pin: str | None = None
+        """The commit `refs/reconciler/pin` names, None when following the branch."""
+        self.rolling_back: tuple[str, str] | None = None
+        """(rejected, target) while serve --rollback-on-nack takes back a revision proxies NACKed."""
+        self.fetch_error: str | None = None
+        """The last fetch of a remote failed (transient: retried at the next interval)."""
         self.registered: dict[str, Resource] = {}
         self.proxies: dict[str, ProxyStatus] = {}
 
@@ -143,12 +167,25 @@ class Store:
     def record(self, attempt: Attempt) -> None:
         if attempt.outcome == "unchanged":
             return
-        self.last_attempt = attempt
         self.history.appendleft(attempt)
-        if attempt.outcome in ("rejected", "failed"):
+        if attempt.outcome in _EVENTS:
+            return  # about a revision served before, not an attempt
+        self.last_attempt = attempt
+        if attempt.outcome in _FAILURES:
             self.last_failure = attempt
-        elif attempt.outcome == "applied":
+        elif attempt.outcome in ("applied", "held"):
             self.last_failure = None
+
+    def recovered(self) -> None:
+        """The repository can be read again: forget a `failed` read, back to the last real outcome."""
+        if self.last_attempt is None or self.last_attempt.outcome != "failed":
+            return
+        self.last_attempt = self.last_failure = None
+        for a in self.history:
+            if a.outcome != "failed" and a.outcome not in _EVENTS:
+                self.last_attempt = a
+                self.last_failure = a if a.outcome in _FAILURES else None
+                return
 
     def apply(self, applied: Applied) -> None:
         self.applied = applied
@@ -168,10 +205,10 @@ class Store:
         out: list[dict[str, str]] = []
         failure = self.last_failure
         if failure is not None and self.last_attempt is failure:
-            reason = "ValidationFailed" if failure.outcome == "rejected" else "ReconciliationFailed"
+            reason = failure.cause or ("ReconciliationFailed" if failure.outcome == "failed" else "ValidationFailed")
             served = f"; serving {revision_string(self.branch, self.applied.revision)}" if self.applied else ""
             out.append({"type": "Ready", "status": "False", "reason": reason, "message": failure.message + served})
-            if failure.outcome == "rejected":
+            if failure.outcome != "failed":  # terminal for that revision: not retried until the branch moves
                 out.append({"type": "Stalled", "status": "True", "reason": reason, "message": failure.message})
         elif self.applied is not None:
             out.append({
@@ -182,8 +219,26 @@ class Store:
             })
         else:
             out.append({"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "no revision applied yet"})
-        if self.reconciling:
+        if self.rolling_back is not None:
+            bad, good = self.rolling_back
+            out.append({
+                "type": "Reconciling",
+                "status": "True",
+                "reason": "RollingBack",
+                "message": f"proxies rejected {revision_string(self.branch, bad)}; returning to {revision_string(self.branch, good)}",
+            })
+        elif self.reconciling:
             out.append({"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "reconciliation in progress"})
+        elif self.fetch_error is not None:
+            out.append({"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry", "message": self.fetch_error})
+        if self.pin is not None:
+            out.append({
+                "type": "Pinned",
+                "status": "True",
+                "reason": "RollbackPinned",
+                "message": f"serving is pinned to {revision_string(self.branch, self.pin)} by refs/reconciler/pin; "
+                f"new commits are validated, not applied (`reconciler resume` follows {self.branch} again)",
+            })
         return out
 
     def status(self) -> dict[str, Any]:
@@ -192,6 +247,7 @@ class Store:
             "branch": self.branch,
             "lastAppliedRevision": revision_string(self.branch, self.applied.revision if self.applied else None),
             "lastAttemptedRevision": revision_string(self.branch, attempt.revision if attempt else (self.applied.revision if self.applied else None)),
+            "pinnedRevision": revision_string(self.branch, self.pin),
             "conditions": self.conditions(),
             "lastFailure": self.last_failure.to_json(self.branch) if self.last_failure else None,
             "resources": len(self.applied.snapshot) if self.applied else 0,

@@ -10,6 +10,8 @@ pusher sees the same lines `reconciler validate` prints (git prefixes them with 
 - Creating the tracked branch validates its first commit; deleting it is refused (the
   reconciler would have nothing to serve).
 - Only the new tip is validated: it is what the reconciler will read.
+- With `--verify-signatures ALLOWED_SIGNERS` (and/or `--gpg-keyring FILE`) the new tip must
+  also carry a signature by a trusted key, as `serve --verify-signatures` requires.
 
 Git receives pushed objects into a quarantine directory and shows them to hooks only through
 environment variables (GIT_QUARANTINE_PATH, GIT_OBJECT_DIRECTORY,
@@ -32,6 +34,7 @@ import pygit2
 from reconciler.commands.errors import RepositoryError
 from reconciler.commands.validate import report_text
 from reconciler.source.git import GitSource, SourceError, normalize_subpath, open_repository
+from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
 from reconciler.validate import validate
 
 __all__ = [
@@ -99,11 +102,15 @@ def hooks_dir(repo: pygit2.Repository) -> Path:
     return git_dir / "hooks"
 
 
-def hook_script(python: str, branch: str, path: str) -> str:
+def hook_script(python: str, branch: str, path: str, signatures: SignaturePolicy | None = None) -> str:
     """The pre-receive script: the interpreter and settings are baked in as absolute values."""
     args = [python, "-m", "reconciler", "hook", "pre-receive", "--branch", branch]
     if path:
         args += ["--path", path]
+    if signatures is not None and signatures.allowed_signers:
+        args += ["--verify-signatures", signatures.allowed_signers]
+    if signatures is not None and signatures.gpg_keyring:
+        args += ["--gpg-keyring", signatures.gpg_keyring]
     return "\n".join(
         [
             "#!/bin/sh",
@@ -116,7 +123,9 @@ def hook_script(python: str, branch: str, path: str) -> str:
     )
 
 
-def install_hook(repo: str, branch: str = "main", path: str = "", *, python: str | None = None, force: bool = False) -> Installed:
+def install_hook(
+    repo: str, branch: str = "main", path: str = "", *, python: str | None = None, force: bool = False, signatures: SignaturePolicy | None = None
+) -> Installed:
     """Write the pre-receive hook into the repository at `repo`.
 
     An existing pre-receive hook that this command did not install is kept unless `force`.
@@ -124,7 +133,8 @@ def install_hook(repo: str, branch: str = "main", path: str = "", *, python: str
     try:
         repository = open_repository(repo)
         sub = normalize_subpath(path)
-    except SourceError as e:
+        signatures = signatures.check_setup() if signatures is not None and signatures.enabled else None
+    except (SourceError, SignatureSetupError) as e:
         raise RepositoryError(str(e)) from None
     branch = branch.removeprefix("refs/heads/")
     interpreter = os.path.abspath(python or sys.executable)  # not realpath: a venv's python is a symlink that must stay one
@@ -134,7 +144,7 @@ def install_hook(repo: str, branch: str = "main", path: str = "", *, python: str
         raise RepositoryError(f"{target} exists and was not installed by reconciler; chain it yourself or pass --force to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(".pre-receive.reconciler-tmp")
-    temp.write_text(hook_script(interpreter, branch, sub), encoding="utf-8")
+    temp.write_text(hook_script(interpreter, branch, sub, signatures), encoding="utf-8")
     temp.chmod(temp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH | stat.S_IRUSR)
     temp.replace(target)
     return Installed(target, replaced, interpreter, branch)
@@ -175,8 +185,10 @@ def open_for_hook(git_dir: str, env: Mapping[str, str] | None = None) -> pygit2.
     return repo
 
 
-def check_updates(repo: pygit2.Repository, updates: Iterable[RefUpdate], branch: str, path: str = "") -> list[RefVerdict]:
-    """A verdict per ref update: only the tracked branch is validated."""
+def check_updates(
+    repo: pygit2.Repository, updates: Iterable[RefUpdate], branch: str, path: str = "", signatures: SignaturePolicy | None = None
+) -> list[RefVerdict]:
+    """A verdict per ref update: only the tracked branch is validated (and its tip's signature checked)."""
     tracked = "refs/heads/" + branch.removeprefix("refs/heads/")
     out = []
     source: GitSource | None = None
@@ -196,6 +208,16 @@ def check_updates(repo: pygit2.Repository, updates: Iterable[RefUpdate], branch:
             continue
         report = validate(snapshot)
         lines = tuple(report_text(report).splitlines())
+        if report.valid and signatures is not None and signatures.enabled:
+            try:
+                verdict = verify_commit(repo, u.new, signatures)
+            except SignatureSetupError as e:
+                out.append(RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: cannot verify signatures: {e}",)))
+                continue
+            if not verdict.trusted:
+                out.append(RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: {verdict.message}",)))
+                continue
+            lines += (f"signature: {verdict.message}",)
         if report.valid:
             out.append(RefVerdict(u.ref, True, lines))
         else:

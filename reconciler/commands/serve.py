@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from reconciler.controlplane import ControlPlane, ServeSettings
+from reconciler.commands.errors import RepositoryError
+from reconciler.controlplane import ControlPlane, ServeSettings, SetupError
+from reconciler.source.git import SourceError
 
 __all__ = ["run_serve"]
 
 
 def run_serve(settings: ServeSettings) -> None:
+    """Exit code 2 (RepositoryError) when a setting cannot be used or the repository cannot be opened."""
+
     async def main() -> None:
         cp = ControlPlane(settings)
         loop = asyncio.get_running_loop()
@@ -18,4 +22,7 @@ def run_serve(settings: ServeSettings) -> None:
             loop.add_signal_handler(s, cp.request_stop)
         await cp.run_forever()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except (SetupError, SourceError) as e:
+        raise RepositoryError(str(e)) from None

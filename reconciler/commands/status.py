@@ -38,6 +38,9 @@ def status_text(status: dict[str, Any]) -> str:
     if failure and failure.get("errors"):
         lines.append("errors of the last failure:")
         for e in failure["errors"]:
+            if not (e.get("file") or e.get("resource") or e.get("pointer")):
+                lines.append(f"  {e['message']}")  # about the commit itself: a signature, a NACK
+                continue
             where = f"{e['file']}:{e['line']}" if e.get("file") else "<repository>"
             res = e.get("resource") or {}
             ident = f" {res.get('type')} {res.get('mesh') or ''}/{res.get('name')}" if res else ""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.commands.hook import HOOK_MARKER, RefUpdate, check_updates, open_for_hook
-from tests.gitops.helpers import ALLOW_ALL, dataplane, fresh_shell_env, mesh, reconciler_cmd
+from tests.gitops.helpers import dataplane, fresh_shell_env, mesh, reconciler_cmd
 from tests.support import git
 
 BAD_TIMEOUT = """\
