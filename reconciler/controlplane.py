@@ -31,7 +31,8 @@ import pygit2
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 
-from reconciler.api.http import HttpServer, Request, Response
+from reconciler.api.http import HttpServer
+from reconciler.api.routes import prefix_routes, routes
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.ca.store import CaStore
@@ -42,7 +43,7 @@ from reconciler.model import Resource
 from reconciler.reconcile import Build, Engine
 from reconciler.source.git import APPLIED_REF, PIN_REF, GitSource, SourceError, delete_ref, write_ref
 from reconciler.source.loader import load_file
-from reconciler.source.remote import CredentialError, GitCredentials, is_remote, make_callbacks, redact, use_known_hosts, verify_webhook, webhook_ref
+from reconciler.source.remote import CredentialError, GitCredentials, is_remote, make_callbacks, redact, use_known_hosts
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
 from reconciler.store import Applied, Attempt, Store, revision_string
 from reconciler.validate import validate_resource
@@ -156,7 +157,7 @@ class ControlPlane:
         self.repo = await asyncio.to_thread(self._open_repository)
         self.engine = self._make_engine()
         self._grpc, self.xds_port = self._make_grpc_server()
-        self._http = HttpServer(self._routes(), self._prefix_routes())
+        self._http = HttpServer(routes(self), prefix_routes(self))
         self._restore_verdicts()
         # Resume what was served before a restart, then catch up with the branch (or the pin).
         previous = self._ref(APPLIED_REF)
@@ -785,104 +786,17 @@ class ControlPlane:
         if self.store.registered.pop(node_id, None) is not None:
             await self.rebuild(f"unregistered {node_id}")
 
-    # -- API ------------------------------------------------------------------------------
-    def _routes(self) -> dict[tuple[str, str], Any]:
-        async def status(_: Request) -> Response:
-            return Response.json(self.store.status())
+    # -- for the HTTP API (reconciler/api/routes.py) --------------------------------------
+    async def branch_history(self, limit: int) -> dict[str, Any]:
+        """The tracked branch's commits, newest first, with their outcomes (`GET /history`)."""
+        assert self.repo is not None
+        served = self.store.applied.revision if self.store.applied else None
+        async with self._lock:  # the repository is read by one thread at a time
+            return await asyncio.to_thread(branch_history, self.repo, self.settings.branch, self.history.read(), served=served, pinned=self.store.pin, limit=limit)
 
-        async def dataplanes(_: Request) -> Response:
-            return Response.json(self.store.dataplanes())
-
-        async def metrics(_: Request) -> Response:
-            return Response.text(self.metrics.render(), content_type="text/plain; version=0.0.4")
-
-        async def reconcile(request: Request) -> Response:
-            attempt = await self.reconcile("api")
-            if attempt.outcome == "unchanged" and self.store.last_attempt is not None:
-                attempt = self.store.last_attempt
-            return Response.json(attempt.to_json(self.settings.branch) | {"status": self.store.status()})
-
-        async def history(request: Request) -> Response:
-            try:
-                limit = max(1, min(1000, int(request.arg("limit", "20") or 20)))
-            except ValueError:
-                return Response.error(400, "limit must be a number")
-            assert self.repo is not None
-            served = self.store.applied.revision if self.store.applied else None
-            async with self._lock:  # the repository is read by one thread at a time
-                doc = await asyncio.to_thread(branch_history, self.repo, self.settings.branch, self.history.read(), served=served, pinned=self.store.pin, limit=limit)
-            return Response.json(doc)
-
-        async def rollback(request: Request) -> Response:
-            try:
-                body = request.json() or {}
-                rev = str(body["revision"])
-            except (ValueError, KeyError, TypeError):
-                return Response.error(400, 'POST a JSON body {"revision": "<rev>", "force": false}')
-            code, doc = await self.rollback(rev, force=bool(body.get("force")))
-            return Response.json(doc, code)
-
-        async def resume(_: Request) -> Response:
-            return Response.json(await self.resume())
-
-        async def git_hook(request: Request) -> Response:
-            return self._webhook(request)
-
-        return {
-            ("GET", "/status"): status,
-            ("GET", "/dataplanes"): dataplanes,
-            ("GET", "/metrics"): metrics,
-            ("GET", "/history"): history,
-            ("POST", "/reconcile"): reconcile,
-            ("POST", "/rollback"): rollback,
-            ("POST", "/resume"): resume,
-            ("POST", "/hooks/git"): git_hook,
-        }
-
-    def _webhook(self, request: Request) -> Response:
-        """`POST /hooks/git`: a GitHub or GitLab push proven by the shared secret → fetch now."""
-        if self._webhook_secret is None:
-            return Response.error(404, "no webhook configured: start serve with --webhook-secret-file")
-        source = verify_webhook(request.headers, request.body, self._webhook_secret)
-        if source is None:
-            self.metrics.inc("reconciler_webhooks_total", result="unauthorized")
-            log.warning("webhook refused: wrong or missing secret", extra={"github": "x-hub-signature-256" in request.headers, "gitlab": "x-gitlab-token" in request.headers})
-            return Response.error(401, "wrong or missing webhook secret (X-Hub-Signature-256 or X-Gitlab-Token)")
-        event = request.headers.get("x-github-event") or request.headers.get("x-gitlab-event") or ""
-        if event == "ping":
-            self.metrics.inc("reconciler_webhooks_total", result="ping")
-            return Response.json({"accepted": False, "event": event, "message": "pong"})
-        ref = webhook_ref(request.body)
-        tracked = f"refs/heads/{self.settings.branch}"
-        if ref is not None and ref != tracked:
-            self.metrics.inc("reconciler_webhooks_total", result="ignored")
-            return Response.json({"accepted": False, "event": event, "ref": ref, "message": f"not the tracked branch {tracked}"})
-        self.metrics.inc("reconciler_webhooks_total", result="accepted")
-        log.info("webhook: fetching now", extra={"source": source, "event": event or "-", "ref": ref or "-"})
-        self.wake(fetch=True, trigger="webhook")
-        return Response.json({"accepted": True, "source": source, "event": event, "ref": ref or tracked}, 202)
-
-    def _prefix_routes(self) -> dict[tuple[str, str], Any]:
-        async def config(request: Request) -> Response:
-            node_id = request.path.removeprefix("/config/").replace("/", ".", 1)
-            cfg = self.cache.fetch(node_id)
-            if cfg is None:
-                return Response.error(404, f"no config for {node_id}")
-            return Response.json({
-                "node": node_id,
-                "revision": cfg.revision,
-                # Never the proxies' keys: the API is not authenticated like the xDS port.
-                "resources": {SHORT_NAMES.get(t, t): [r.public_dict() for r in m.values()] for t, m in cfg.resources.by_type.items() if m},
-            })
-
-        async def dataplane(request: Request) -> Response:
-            node_id = request.path.removeprefix("/dataplanes/").replace("/", ".", 1)
-            for dp in self.store.dataplanes():
-                if dp["node"] == node_id:
-                    return Response.json(dp)
-            return Response.error(404, f"no dataplane {node_id}")
-
-        return {("GET", "/config/"): config, ("GET", "/dataplanes/"): dataplane}
+    @property
+    def webhook_secret(self) -> bytes | None:
+        return self._webhook_secret
 
     def _declare_metrics(self) -> None:
         m = self.metrics
