@@ -32,7 +32,7 @@ from typing import Any
 
 import pygit2
 
-__all__ = ["Record", "HistoryLog", "branch_history", "history_text", "OUTCOME_TEXT", "HISTORY_FILE"]
+__all__ = ["Record", "HistoryLog", "branch_history", "history_text", "problem_line", "is_commit_level", "OUTCOME_TEXT", "HISTORY_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -301,22 +301,23 @@ def history_text(doc: Mapping[str, Any], *, show_errors: int = 3) -> str:
         if c["message"] and c["outcome"] not in ("applied",):
             message = c["message"].split("; first: ")[0] if c.get("errors") else c["message"]
             lines.append(f"  {'':<12}    {message}")
-        errors = [e for e in c.get("errors", []) if not (_bare(e) and e.get("message", "") in c["message"])]
+        errors = [e for e in c.get("errors", []) if not (is_commit_level(e) and e.get("message", "") in c["message"])]
         for e in errors[:show_errors]:
-            lines.append(f"  {'':<12}      {_problem_line(e)}")
+            lines.append(f"  {'':<12}      {problem_line(e)}")
         more = len(errors) - show_errors
         if more > 0:
             lines.append(f"  {'':<12}      … {more} more")
     return "\n".join(lines)
 
 
-def _bare(e: Mapping[str, Any]) -> bool:
+def is_commit_level(e: Mapping[str, Any]) -> bool:
     """An error about the commit itself (a signature, a NACK): no file, resource or pointer."""
     return not (e.get("file") or e.get("resource") or e.get("pointer"))
 
 
-def _problem_line(e: Mapping[str, Any]) -> str:
-    if _bare(e):
+def problem_line(e: Mapping[str, Any]) -> str:
+    """One error as JSON (Problem.to_json) on one line: `file:line: Kind mesh/name /pointer: message`."""
+    if is_commit_level(e):
         return str(e.get("message", ""))
     where = f"{e['file']}:{e['line']}" if e.get("file") and e.get("line") else (e.get("file") or "<repository>")
     res = e.get("resource") or {}

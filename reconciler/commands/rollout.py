@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.commands.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE, RepositoryError
+from reconciler.history import is_commit_level, problem_line
 
 __all__ = ["call", "parse_timeout", "Rollout", "wait_rollout", "ServerResult", "act", "result_text", "result_json"]
 
@@ -202,9 +203,9 @@ def result_text(r: ServerResult, branch_hint: str = "") -> str:
     head = f"{_VERB.get(r.outcome, r.outcome)} {r.revision[:12]}" if r.revision else _VERB.get(r.outcome, r.outcome)
     message = r.message.split("; first: ")[0] if r.errors else r.message
     lines.append(f"{head}: {message}" if message else head)
-    errors = [e for e in r.errors if not (_bare(e) and e.get("message", "") in message)]
+    errors = [e for e in r.errors if not (is_commit_level(e) and e.get("message", "") in message)]
     for e in errors[:10]:
-        lines.append("  " + _problem(e))
+        lines.append("  " + problem_line(e))
     if len(errors) > 10:
         lines.append(f"  … {len(errors) - 10} more")
     if r.pinned:
@@ -246,18 +247,3 @@ def result_json(r: ServerResult) -> str:
         },
         indent=2,
     )
-
-
-def _bare(e: Mapping[str, Any]) -> bool:
-    return not (e.get("file") or e.get("resource") or e.get("pointer"))
-
-
-def _problem(e: Mapping[str, Any]) -> str:
-    if _bare(e):
-        return str(e.get("message", ""))
-    where = f"{e['file']}:{e['line']}" if e.get("file") and e.get("line") else (e.get("file") or "<repository>")
-    res = e.get("resource") or {}
-    mesh = f"{res['mesh']}/" if res.get("mesh") else ""
-    ident = f" {res.get('type')} {mesh}{res.get('name')}" if res else ""
-    pointer = f" {e['pointer']}" if e.get("pointer") else ""
-    return f"{where}:{ident}{pointer}: {e.get('message', '')}"
