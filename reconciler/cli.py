@@ -261,16 +261,26 @@ def _split_address(cp_address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@cli.command()
-@click.option("--cp-address", default="127.0.0.1:5678", show_default=True, help="Control plane xDS address host:port.")
-@click.option("--dataplane-file", type=click.Path(exists=True, dir_okay=False), help="A Dataplane resource to register when connecting.")
-@click.option("--mesh", help="Mesh of a Dataplane declared in git.")
-@click.option("--name", help="Name of a Dataplane declared in git.")
-@click.option("--admin-port", type=int, help="Envoy admin port (default: networking.admin.port, or 9901).")
-@click.option("--xds-mode", type=click.Choice(["sotw", "delta"]), default="sotw", show_default=True)
-@click.option("--api-address", help="Control plane HTTP API, to look up a git-declared Dataplane (default: cp host, port 5681).")
-@_xds_client_options
-def bootstrap(
+_DATAPLANE_OPTIONS = (
+    click.option("--cp-address", default="127.0.0.1:5678", show_default=True, help="Control plane xDS address host:port."),
+    click.option("--dataplane-file", type=click.Path(exists=True, dir_okay=False), help="A Dataplane resource to register when connecting."),
+    click.option("--mesh", help="Mesh of a Dataplane declared in git."),
+    click.option("--name", help="Name of a Dataplane declared in git."),
+    click.option("--admin-port", type=int, help="Envoy admin port (default: networking.admin.port, or 9901)."),
+    click.option("--xds-mode", type=click.Choice(["sotw", "delta"]), default="sotw", show_default=True),
+    click.option("--api-address", help="Control plane HTTP API, to look up a git-declared Dataplane (default: cp host, port 5681)."),
+)
+
+
+def _dataplane_options(f: Any) -> Any:
+    """Options of `bootstrap` and `run-dataplane`: which dataplane, and how to reach the control plane."""
+    f = _xds_client_options(f)
+    for option in reversed(_DATAPLANE_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _make_bootstrap(
     cp_address: str,
     dataplane_file: str | None,
     mesh: str | None,
@@ -281,57 +291,34 @@ def bootstrap(
     dataplane_token_file: str | None,
     ca_cert: str | None,
     xds_tls: str,
-) -> None:
-    """Print the Envoy bootstrap for a dataplane."""
+) -> dict[str, Any]:
     from reconciler.dataplane.bootstrap import bootstrap as make_bootstrap
 
     host, port = _split_address(cp_address)
     token, ca_pem = _xds_credentials(dataplane_token_file, ca_cert, xds_tls)
     m, n, dp_text, default_admin = _dataplane_identity(dataplane_file, mesh, name, None if admin_port else api_address or f"http://{host}:5681")
-    config = make_bootstrap(
+    return make_bootstrap(  # type: ignore[no-any-return]
         mesh=m, name=n, cp_host=host, cp_port=port, admin_port=admin_port or default_admin, dataplane=dp_text, mode=xds_mode,  # type: ignore[arg-type]
         token=token, ca_cert_pem=ca_pem,
     )
-    click.echo(json.dumps(config, indent=2))
+
+
+@cli.command()
+@_dataplane_options
+def bootstrap(**options: Any) -> None:
+    """Print the Envoy bootstrap for a dataplane."""
+    click.echo(json.dumps(_make_bootstrap(**options), indent=2))
 
 
 @cli.command("run-dataplane")
-@click.option("--cp-address", default="127.0.0.1:5678", show_default=True, help="Control plane xDS address host:port.")
-@click.option("--dataplane-file", type=click.Path(exists=True, dir_okay=False), help="A Dataplane resource to register when connecting.")
-@click.option("--mesh", help="Mesh of a Dataplane declared in git.")
-@click.option("--name", help="Name of a Dataplane declared in git.")
-@click.option("--admin-port", type=int, help="Envoy admin port (default: networking.admin.port, or 9901).")
-@click.option("--xds-mode", type=click.Choice(["sotw", "delta"]), default="sotw", show_default=True)
+@_dataplane_options
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Where to write the bootstrap (default: a temp dir).")
 @click.option("--log-level", default="info", show_default=True, help="Envoy log level.")
-@click.option("--api-address", help="Control plane HTTP API, to look up a git-declared Dataplane (default: cp host, port 5681).")
-@_xds_client_options
-def run_dataplane(
-    cp_address: str,
-    dataplane_file: str | None,
-    mesh: str | None,
-    name: str | None,
-    admin_port: int | None,
-    xds_mode: str,
-    work_dir: str | None,
-    log_level: str,
-    api_address: str | None,
-    dataplane_token_file: str | None,
-    ca_cert: str | None,
-    xds_tls: str,
-) -> None:
+def run_dataplane(work_dir: str | None, log_level: str, **options: Any) -> None:
     """Run Envoy as the sidecar of a dataplane (like kuma-dp); exits with Envoy's exit code."""
-    from reconciler.dataplane.bootstrap import bootstrap as make_bootstrap
     from reconciler.dataplane.launcher import run_envoy
 
-    host, port = _split_address(cp_address)
-    token, ca_pem = _xds_credentials(dataplane_token_file, ca_cert, xds_tls)
-    m, n, dp_text, default_admin = _dataplane_identity(dataplane_file, mesh, name, None if admin_port else api_address or f"http://{host}:5681")
-    config = make_bootstrap(
-        mesh=m, name=n, cp_host=host, cp_port=port, admin_port=admin_port or default_admin, dataplane=dp_text, mode=xds_mode,  # type: ignore[arg-type]
-        token=token, ca_cert_pem=ca_pem,
-    )
-    sys.exit(run_envoy(config, work_dir=work_dir, log_level=log_level))
+    sys.exit(run_envoy(_make_bootstrap(**options), work_dir=work_dir, log_level=log_level))
 
 
 @cli.command()
