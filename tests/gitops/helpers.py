@@ -11,7 +11,7 @@ from pathlib import Path
 
 from reconciler.dataplane.envoy_binary import find_envoy
 from tests.e2e.harness import http_get, wait_until
-from tests.support import GIT_ENV
+from tests.support import GIT_ENV, dataplane_yaml
 
 __all__ = ["mesh", "dataplane", "ALLOW_ALL", "deny_from", "StaticEnvoy", "fresh_shell_env", "reconciler_cmd"]
 
@@ -26,28 +26,7 @@ def mesh(name: str = "default", mtls: bool = False, backend: str = "ca-1") -> st
 def dataplane(name: str, inbound_port: int, service_port: int, admin_port: int, outbounds: Mapping[str, int] | None = None, service: str | None = None) -> str:
     """A Universal Dataplane on 127.0.0.1 with one HTTP inbound; labelled app=<service>."""
     service = service or name
-    text = f"""\
-type: Dataplane
-mesh: default
-name: {name}
-labels:
-  app: {service}
-networking:
-  address: 127.0.0.1
-  admin:
-    port: {admin_port}
-  inbound:
-    - port: {inbound_port}
-      servicePort: {service_port}
-      tags:
-        kuma.io/service: {service}
-        kuma.io/protocol: http
-"""
-    if outbounds:
-        text += "  outbound:\n"
-        for svc, port in outbounds.items():
-            text += f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n"
-    return text
+    return dataplane_yaml(name, service, inbound_port, service_port, outbounds, labels={"app": service}, admin_port=admin_port)
 
 
 ALLOW_ALL = """\
