@@ -297,7 +297,7 @@ def _make_bootstrap(
     host, port = _split_address(cp_address)
     token, ca_pem = _xds_credentials(dataplane_token_file, ca_cert, xds_tls)
     m, n, dp_text, default_admin = _dataplane_identity(dataplane_file, mesh, name, None if admin_port else api_address or f"http://{host}:5681")
-    return make_bootstrap(  # type: ignore[no-any-return]
+    return make_bootstrap(
         mesh=m, name=n, cp_host=host, cp_port=port, admin_port=admin_port or default_admin, dataplane=dp_text, mode=xds_mode,  # type: ignore[arg-type]
         token=token, ca_cert_pem=ca_pem,
     )

@@ -480,7 +480,8 @@ def _url_host_at(s: str, start: int, tail_ok: list[bool]) -> bool:
         close = s.find("]", start)
         if close != -1 and tail_ok[close + 1] and _URL_IPV6.fullmatch(s, start + 1, close):
             return True
-    run_end = _HOST_NAME_CHARS.match(s, start).end()
+    run = _HOST_NAME_CHARS.match(s, start)
+    run_end = run.end() if run else start
     ends = [run_end]
     if run_end - 1 > start and s[run_end - 1] == ".":
         ends.append(run_end - 1)  # the optional trailing dot of a fully qualified name

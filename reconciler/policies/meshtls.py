@@ -61,7 +61,7 @@ def _check_conf(conf: Mapping[str, Any], path: Path, top: str) -> list[Violation
 
 
 def _check_version(version: Mapping[str, Any], path: Path) -> list[Violation]:
-    low, high = _VERSION_ORDER.get(version.get("min")), _VERSION_ORDER.get(version.get("max"))
+    low, high = _VERSION_ORDER.get(str(version.get("min"))), _VERSION_ORDER.get(str(version.get("max")))
     if low is not None and high is not None and low > high:
         return [Violation(path.field("min"), f"min version must be lower than max ({version.get('min')} is newer than {version.get('max')})")]
     return []
