@@ -435,20 +435,24 @@ class _Lexer:
         return self.input[self.pos:].startswith(_RIGHT)
 
     def lex_char(self) -> Callable[[], Any] | None:
+        return self._lex_escaped("'", "character constant", CHAR_CONSTANT)
+
+    def _lex_escaped(self, close: str, what: str, token: Any) -> Callable[[], Any] | None:
+        """A 'c' or "s" literal: backslash escapes the next rune; a newline or the end is an error."""
         while True:
             r = self.next()
             if r == "\\":
                 r2 = self.next()
                 if r2 not in ("", "\n"):
                     continue
-                self.errorf("unterminated character constant")
+                self.errorf(f"unterminated {what}")
                 return None
             if r in ("", "\n"):
-                self.errorf("unterminated character constant")
+                self.errorf(f"unterminated {what}")
                 return None
-            if r == "'":
+            if r == close:
                 break
-        self.emit(CHAR_CONSTANT)
+        self.emit(token)
         return None
 
     def lex_number(self) -> Callable[[], Any] | None:
@@ -490,21 +494,7 @@ class _Lexer:
         return True
 
     def lex_quote(self) -> Callable[[], Any] | None:
-        while True:
-            r = self.next()
-            if r == "\\":
-                r2 = self.next()
-                if r2 not in ("", "\n"):
-                    continue
-                self.errorf("unterminated quoted string")
-                return None
-            if r in ("", "\n"):
-                self.errorf("unterminated quoted string")
-                return None
-            if r == '"':
-                break
-        self.emit(STRING)
-        return None
+        return self._lex_escaped('"', "quoted string", STRING)
 
     def lex_raw_quote(self) -> Callable[[], Any] | None:
         while True:

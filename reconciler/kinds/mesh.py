@@ -563,15 +563,19 @@ def check_data_source(source: Any, path: Path, *, chosen_required: bool) -> list
     return out
 
 
-def _check_backend_names(backends: Any, path: Path) -> tuple[list[str], list[Violation]]:
+def _check_backend_names(section: Any, path: Path, chosen: str, what: str) -> list[Violation]:
+    """Backend names are unique, and `chosen` (defaultBackend / enabledBackend) names one of them."""
     used: list[str] = []
     out = []
-    for bpath, backend in enumerate_list(backends, path):
+    for bpath, backend in enumerate_list(get(section, "backends"), path.field("backends")):
         name = text(get(backend, "name"))
         if name in used:
             out.append(Violation(bpath.field("name"), f"{quote(name)} name is already used for another backend"))
         used.append(name)
-    return used, out
+    choice = text(get(section, chosen))
+    if choice and choice not in used:
+        out.append(Violation(path.field(chosen), f"has to be set to one of the {what}" + _names_hint(used)))
+    return out
 
 
 def _check_logging(logging: Any) -> list[Violation]:
@@ -597,11 +601,7 @@ def _check_logging(logging: Any) -> list[Violation]:
                     out.add(where.field("address"), "has to be in format of HOST:PORT")
         elif isinstance(kind, str) or kind is None:
             out.add(bpath.field("type"), 'unknown backend type. Available backends: "tcp", "file"')
-    used, duplicates = _check_backend_names(backends, path.field("backends"))
-    out.extend(duplicates)
-    default = text(get(logging, "defaultBackend"))
-    if default and default not in used:
-        out.add(path.field("defaultBackend"), "has to be set to one of the logging backend in mesh" + _names_hint(used))
+    out.extend(_check_backend_names(logging, path, "defaultBackend", "logging backend in mesh"))
     return list(out)
 
 
@@ -625,11 +625,7 @@ def _check_tracing(tracing: Any) -> list[Violation]:
             out.extend(check_port_number(get(conf, "port"), bpath.field("conf").field("port")))
         elif isinstance(kind, str) or kind is None:
             out.add(bpath.field("type"), 'unknown backend type. Available backends: "zipkin", "datadog"')
-    used, duplicates = _check_backend_names(backends, path.field("backends"))
-    out.extend(duplicates)
-    default = text(get(tracing, "defaultBackend"))
-    if default and default not in used:
-        out.add(path.field("defaultBackend"), "has to be set to one of the tracing backend in mesh" + _names_hint(used))
+    out.extend(_check_backend_names(tracing, path, "defaultBackend", "tracing backend in mesh"))
     return list(out)
 
 
@@ -673,11 +669,7 @@ def _check_metrics(metrics: Any) -> list[Violation]:
             out.extend(check_prometheus_conf(get(backend, "conf"), bpath.field("conf")))
         elif isinstance(kind, str) or kind is None:
             out.add(bpath.field("type"), 'unknown backend type. Available backends: "prometheus"')
-    used, duplicates = _check_backend_names(backends, path.field("backends"))
-    out.extend(duplicates)
-    enabled = text(get(metrics, "enabledBackend"))
-    if enabled and enabled not in used:
-        out.add(path.field("enabledBackend"), "has to be set to one of the backends in the mesh" + _names_hint(used))
+    out.extend(_check_backend_names(metrics, path, "enabledBackend", "backends in the mesh"))
     return list(out)
 
 
