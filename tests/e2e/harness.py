@@ -369,6 +369,13 @@ class EnvoyProcess(_Process):
                 out[k] = int(v)
         return out
 
+    def listeners_settled(self) -> bool:
+        """No listener warming and no old filter chain still draining its connections: until
+        then a pooled connection may still be served by the previous configuration."""
+        stats = self.stats("listener_manager.total_")
+        gauges = ("total_listeners_warming", "total_listeners_draining", "total_filter_chains_draining")
+        return all(stats.get(f"listener_manager.{g}") == 0 for g in gauges)
+
 
 class ConfigRemote:
     """A bare repository (what `serve` watches) and a work clone that pushes to it."""
@@ -380,6 +387,12 @@ class ConfigRemote:
         git(root, "init", "-q", "--bare", "-b", branch, str(self.bare))
         git(root, "init", "-q", "-b", branch, str(self.work))
         git(self.work, "remote", "add", "origin", str(self.bare))
+
+    def replace_directory(self, directory: str, files: Mapping[str, str] | None) -> dict[str, str | None]:
+        """Changes for `push` that leave `directory` holding exactly `files` ({stem: YAML})."""
+        out: dict[str, str | None] = {f"{directory}/{path.name}": None for path in (self.work / directory).glob("*.yaml")}
+        out.update({f"{directory}/{name}.yaml": text for name, text in (files or {}).items()})
+        return out
 
     def push(self, files: Mapping[str, str | None], message: str = "change") -> str:
         """Write (None deletes) files, commit and `git push`; returns the new commit."""

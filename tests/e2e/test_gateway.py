@@ -227,13 +227,7 @@ class Gateway:
         chain (the gateway's pooled connections to a sidecar keep the chain they began on)."""
         sha = self.remote.push(files, message)
         self.cp.wait_applied(sha, PROXIES)
-        wait_until(lambda: all(self.settled(e) for e in self.envoys.values()), 10, what="listeners warmed and old filter chains drained")
-
-    @staticmethod
-    def settled(envoy: EnvoyProcess) -> bool:
-        stats = envoy.stats("listener_manager.total_")
-        gauges = ("total_listeners_warming", "total_listeners_draining", "total_filter_chains_draining")
-        return all(stats.get(f"listener_manager.{g}") == 0 for g in gauges)
+        wait_until(lambda: all(e.listeners_settled() for e in self.envoys.values()), 10, what="listeners warmed and old filter chains drained")
 
     def via_gateway(self, host: str, path: str = "/") -> tuple[int, str]:
         return http_get(f"http://127.0.0.1:{self.ports['http']}{path}", headers={"Host": host, "Connection": "close"})

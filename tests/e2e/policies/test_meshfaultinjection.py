@@ -82,10 +82,7 @@ class Mesh:
             "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], self.web.port, {"backend": p["web_to_backend"]}),
             "dataplanes/backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], self.backend.port),
         }
-        for existing in (self.remote.work / "policies").glob("*.yaml"):
-            files[f"policies/{existing.name}"] = None
-        files.update({f"policies/{name}.yaml": text for name, text in policies.items()})
-        return files
+        return files | self.remote.replace_directory("policies", policies)
 
     def apply(self, policies: dict[str, str], mesh: str = MESH) -> None:
         """Push `files(...)` and wait until both Envoys serve it on every connection."""
@@ -93,12 +90,7 @@ class Mesh:
         self.cp.wait_applied(sha, PROXIES)
         # A changed listener warms, then drains its old connections (1s drain time); until then
         # web's pooled connection to the backend would still be served by the old filter chain.
-        wait_until(lambda: all(self.settled(name) for name in ("web", "backend-1")), 10, what="listeners warmed and old filter chains drained")
-
-    def settled(self, envoy: str) -> bool:
-        stats = self.envoys[envoy].stats("listener_manager.total_")
-        gauges = ("total_listeners_warming", "total_listeners_draining", "total_filter_chains_draining")
-        return all(stats.get(f"listener_manager.{g}") == 0 for g in gauges)
+        wait_until(lambda: all(self.envoys[name].listeners_settled() for name in ("web", "backend-1")), 10, what="listeners warmed and old filter chains drained")
 
     def requests(self, count: int) -> list[tuple[int, float]]:
         """`count` requests through web's outbound on one kept-alive connection: (status, seconds)."""

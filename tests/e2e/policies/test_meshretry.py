@@ -103,11 +103,7 @@ class Mesh:
             "dataplanes/db-1.yaml": dataplane_yaml("db-1", "db", self.echo.port, self.echo.port, protocol="tcp"),
             "dataplanes/db-2.yaml": dataplane_yaml("db-2", "db", p["db_refused"], p["db_refused"], protocol="tcp"),
         }
-        for path in self.remote.work.glob("policies/*.yaml"):
-            out[f"policies/{path.name}"] = None
-        for name, text in (policies or {}).items():
-            out[f"policies/{name}.yaml"] = text
-        return out
+        return out | self.remote.replace_directory("policies", policies)
 
     def apply(self, policies: dict[str, str] | None = None) -> None:
         sha = self.remote.push(self.files(policies), "retries")
