@@ -22,7 +22,7 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, deprecated_top_level_kind, top_level_kind
+from reconciler.policies.targetref import affects_inbounds, check_items, check_match, check_target_ref, deprecated_top_level_kind, top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 
 __all__ = [
@@ -62,12 +62,8 @@ def validate(resource: Resource) -> list[Violation]:
     if not (has_rules or has_to or has_from):
         out.add(SPEC, "at least one of 'from', 'to' or 'rules' has to be defined")
     to_kinds = GATEWAY_TO_KINDS if top_level_kind(spec) == "MeshGateway" else TO_KINDS
-    for path, item in enumerate_list(spec.get("to"), SPEC.field("to")):
-        out.extend(check_target_ref(get(item, "targetRef"), path.field("targetRef"), to_kinds))
-        out.extend(_check_conf(get(item, "default"), path.field("default")))
-    for path, item in enumerate_list(spec.get("from"), SPEC.field("from")):
-        out.extend(check_target_ref(get(item, "targetRef"), path.field("targetRef"), FROM_KINDS))
-        out.extend(_check_conf(get(item, "default"), path.field("default")))
+    out.extend(check_items(spec, SPEC, "to", to_kinds, _check_conf))
+    out.extend(check_items(spec, SPEC, "from", FROM_KINDS, _check_conf))
     for path, rule in enumerate_list(spec.get("rules"), SPEC.field("rules")):
         for match_path, match in enumerate_list(get(rule, "matches"), path.field("matches")):
             out.extend(check_match(match, match_path))

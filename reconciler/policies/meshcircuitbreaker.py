@@ -17,7 +17,7 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.targetref import affects_inbounds, check_target_ref, deprecated_top_level_kind
+from reconciler.policies.targetref import affects_inbounds, check_items, check_target_ref, deprecated_top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, check_duration_greater_than_zero, check_percentage, enumerate_list, get, int_or_decimal_string
 
 __all__ = ["KIND", "PLUGIN", "validate", "default_policies", "TOP_LEVEL_KINDS", "FROM_KINDS", "TO_KINDS", "DETECTORS"]
@@ -52,12 +52,8 @@ def validate(resource: Resource) -> list[Violation]:
         out.add(SPEC, "fields 'to' and 'from' must be empty when 'rules' is defined")
     for path, rule in enumerate_list(spec.get("rules"), SPEC.field("rules")):
         out.extend(_check_conf(get(rule, "default"), path.field("default")))
-    for path, item in enumerate_list(spec.get("from"), SPEC.field("from")):
-        out.extend(check_target_ref(get(item, "targetRef"), path.field("targetRef"), FROM_KINDS))
-        out.extend(_check_conf(get(item, "default"), path.field("default")))
-    for path, item in enumerate_list(spec.get("to"), SPEC.field("to")):
-        out.extend(check_target_ref(get(item, "targetRef"), path.field("targetRef"), TO_KINDS))
-        out.extend(_check_conf(get(item, "default"), path.field("default")))
+    out.extend(check_items(spec, SPEC, "from", FROM_KINDS, _check_conf))
+    out.extend(check_items(spec, SPEC, "to", TO_KINDS, _check_conf))
     out.extend(_deprecations(spec))
     return list(out)
 

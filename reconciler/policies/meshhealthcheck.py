@@ -13,7 +13,7 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.targetref import check_target_ref, deprecated_top_level_kind
+from reconciler.policies.targetref import check_items, check_target_ref, deprecated_top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, as_map, check_duration_greater_than_zero, check_percentage, enumerate_list, get
 
 __all__ = ["KIND", "PLUGIN", "validate", "TOP_LEVEL_KINDS", "TO_KINDS"]
@@ -35,9 +35,7 @@ def validate(resource: Resource) -> list[Violation]:
     spec = as_map(resource.spec)
     out = Violations()
     out.extend(check_target_ref(spec.get("targetRef"), SPEC.field("targetRef"), TOP_LEVEL_KINDS, gateway_listener_tags_allowed=True))
-    for path, item in enumerate_list(spec.get("to"), SPEC.field("to")):
-        out.extend(check_target_ref(get(item, "targetRef"), path.field("targetRef"), TO_KINDS))
-        out.extend(_check_conf(get(item, "default"), path.field("default")))
+    out.extend(check_items(spec, SPEC, "to", TO_KINDS, _check_conf))
     out.extend(_deprecations(spec))
     return list(out)
 

@@ -23,7 +23,7 @@ from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies import _meshretry_envoy as _envoy
 from reconciler.policies.plugin import Plugin
-from reconciler.policies.targetref import check_target_ref, deprecated_top_level_kind, policy_role, top_level_kind
+from reconciler.policies.targetref import check_items, check_target_ref, deprecated_top_level_kind, policy_role, top_level_kind
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, as_map, enumerate_list, get, parse_duration
 
 __all__ = [
@@ -101,9 +101,7 @@ def validate(resource: Resource) -> list[Violation]:
     else:
         out.extend(check_target_ref(ref, SPEC.field("targetRef"), TOP_LEVEL_KINDS))
     supported = GATEWAY_TO_KINDS if top_level_kind(spec) in ("MeshGateway", "MeshHTTPRoute") else TO_KINDS
-    for path, item in enumerate_list(spec.get("to"), SPEC.field("to")):
-        out.extend(check_target_ref(get(item, "targetRef"), path.field("targetRef"), supported))
-        out.extend(_check_conf(get(item, "default"), path.field("default")))
+    out.extend(check_items(spec, SPEC, "to", supported, _check_conf))
     out.extend(deprecated_top_level_kind(spec, SYSTEM_TOP_LEVEL_KINDS))
     return list(out)
 

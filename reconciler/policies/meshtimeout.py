@@ -20,7 +20,7 @@ from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies import _meshtimeout_envoy as _envoy
 from reconciler.policies.plugin import Plugin
-from reconciler.policies.targetref import affects_inbounds, check_match, check_target_ref, deprecated_top_level_kind, policy_role, top_level_kind
+from reconciler.policies.targetref import affects_inbounds, check_items, check_match, check_target_ref, deprecated_top_level_kind, policy_role, top_level_kind
 from reconciler.validate.checks import MUST_NOT_BE_DEFINED, as_list, as_map, check_duration, check_duration_greater_than_zero, enumerate_list, get
 
 __all__ = [
@@ -65,10 +65,8 @@ def validate(resource: Resource) -> list[Violation]:
         out.add(SPEC, "at least one of 'from', 'to' or 'rules' has to be defined")
     top = top_level_kind(spec)
     out.extend(_check_from(spec.get("from"), top))
-    for path, item in enumerate_list(spec.get("to"), SPEC.field("to")):
-        supported = GATEWAY_TO_KINDS if top in _ROUTE_OR_GATEWAY else TO_KINDS
-        out.extend(check_target_ref(get(item, "targetRef"), path.field("targetRef"), supported))
-        out.extend(_check_conf(get(item, "default"), path.field("default"), top))
+    supported = GATEWAY_TO_KINDS if top in _ROUTE_OR_GATEWAY else TO_KINDS
+    out.extend(check_items(spec, SPEC, "to", supported, lambda conf, path: _check_conf(conf, path, top)))
     for path, rule in enumerate_list(spec.get("rules"), SPEC.field("rules")):
         out.extend(_check_matches(get(rule, "matches"), path.field("matches"), get(rule, "default"), path.field("default")))
         out.extend(_check_conf(get(rule, "default"), path.field("default"), top))

@@ -17,7 +17,7 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.targetref import affects_inbounds, check_target_ref, deprecated_top_level_kind, top_level_kind
+from reconciler.policies.targetref import affects_inbounds, check_items, check_target_ref, deprecated_top_level_kind, top_level_kind
 from reconciler.validate.checks import as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate", "TOP_LEVEL_KINDS", "FROM_KINDS"]
@@ -40,9 +40,7 @@ def validate(resource: Resource) -> list[Violation]:
     top = top_level_kind(spec)
     for path, rule in enumerate_list(spec.get("rules"), SPEC.field("rules")):
         out.extend(_check_conf(as_map(get(rule, "default")), path.field("default"), top))
-    for path, item in enumerate_list(spec.get("from"), SPEC.field("from")):
-        out.extend(check_target_ref(get(item, "targetRef"), path.field("targetRef"), FROM_KINDS))
-        out.extend(_check_conf(as_map(get(item, "default")), path.field("default"), top))
+    out.extend(check_items(spec, SPEC, "from", FROM_KINDS, lambda conf, path: _check_conf(as_map(conf), path, top)))
     out.extend(_deprecations(spec))
     return list(out)
 

@@ -31,6 +31,7 @@ __all__ = [
     "check_target_ref",
     "check_match",
     "check_gateway_scoped_from_to",
+    "check_items",
     "deprecated_top_level_kind",
     "includes_gateways",
     "policy_role",
@@ -257,6 +258,21 @@ def includes_gateways(spec: Mapping[str, Any]) -> bool:
     return kind in ("Mesh", "MeshSubset") and (not proxy_types or "Gateway" in proxy_types)
 
 
+def check_items(
+    spec: Mapping[str, Any],
+    root: Path,
+    section: str,
+    kinds: Collection[str],
+    check_conf: Callable[[Any, Path], list[Violation]],
+) -> list[Violation]:
+    """Each item of `to` or `from`: its targetRef among `kinds`, its `default` by `check_conf`."""
+    out: list[Violation] = []
+    for path, item in enumerate_list(spec.get(section), root.field(section)):
+        out += check_target_ref(get(item, "targetRef"), path.field("targetRef"), kinds)
+        out += check_conf(get(item, "default"), path.field("default"))
+    return out
+
+
 def check_gateway_scoped_from_to(
     spec: Mapping[str, Any],
     root: Path,
@@ -275,15 +291,11 @@ def check_gateway_scoped_from_to(
     if from_ and gateways:
         out.append(Violation(root.field("from"), _GATEWAY_FROM))
     else:
-        for path, item in enumerate_list(from_, root.field("from")):
-            out += check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), from_kinds)
-            out += check_conf(get(item, "default"), path.field("default"))
+        out += check_items(spec, root, "from", from_kinds, check_conf)
     if to and not gateways:
         out.append(Violation(root.field("to"), f"{MUST_NOT_BE_DEFINED}: only a top-level targetRef that selects gateways takes `to`"))
     else:
-        for path, item in enumerate_list(to, root.field("to")):
-            out += check_target_ref(get(item, "targetRef") or {}, path.field("targetRef"), to_kinds)
-            out += check_conf(get(item, "default"), path.field("default"))
+        out += check_items(spec, root, "to", to_kinds, check_conf)
     return out
 
 
