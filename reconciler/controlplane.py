@@ -141,6 +141,8 @@ class ControlPlane:
         """Verdicts on branch heads while pinned, so each is validated once."""
         self._accepted: str | None = None
         """The last revision every connected proxy ACKed (rollback-on-nack's way back)."""
+        self._awaiting_ack: set[str] = set()
+        """rollback-on-nack: proxies that have not ACKed the applied revision yet."""
         self._fetch_requested = True
         self._last_fetch = 0.0
         self._trigger = "watch"
@@ -647,7 +649,9 @@ class ControlPlane:
 
     def _check_accepted(self, node_id: str | None = None) -> None:
         """rollback-on-nack: note the applied revision as accepted once every connected proxy
-        with a config ACKed it (after an ACK of `node_id`, a new config, or a disconnect).
+        with a config ACKed it. Called without `node_id` when the revision or the set of
+        proxies changes (counts who still has to ACK), with it on each ACK or new config of
+        that proxy (so an ACK costs O(1), not a scan of every proxy).
 
         With no proxy connected, only the first revision counts as accepted: a commit nobody
         has taken yet is not a safe way back.
@@ -655,14 +659,19 @@ class ControlPlane:
         applied = self.store.applied
         if not self.settings.rollback_on_nack or applied is None or self._accepted == applied.revision:
             return
-        if node_id is not None and not self.store.proxy(node_id).synced(self._generation_of(node_id)):
+        if node_id is None:
+            proxies = [p for p in self.store.connected() if self.cache.fetch(p.node_id) is not None]
+            if not proxies and self._accepted is not None:
+                return
+            self._awaiting_ack = {p.node_id for p in proxies if not p.synced(self._generation_of(p.node_id))}
+        elif self.store.proxy(node_id).synced(self._generation_of(node_id)):
+            self._awaiting_ack.discard(node_id)
+        else:
+            self._awaiting_ack.add(node_id)
             return
-        proxies = [p for p in self.store.connected() if self.cache.fetch(p.node_id) is not None]
-        if not proxies and self._accepted is not None:
-            return
-        if all(p.synced(self._generation_of(p.node_id)) for p in proxies):
+        if not self._awaiting_ack:
             self._accepted = applied.revision
-            log.info("every proxy accepted", extra={"revision": applied.revision[:12], "proxies": len(proxies)})
+            log.info("every proxy accepted", extra={"revision": applied.revision[:12]})
 
     def _proxy_nacked(self, revision: str) -> None:
         applied = self.store.applied
