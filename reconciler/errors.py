@@ -3,6 +3,7 @@
     Path        where in a document: built with .field()/.index()/.key(), printed as a JSON pointer
     Violation   what a validator found: a Path and a message, not yet tied to a file
     Problem     what the user sees: file, line, resource identity, JSON pointer, message, severity
+    escape_control  what text output does to everything that came from a repository
 
 Validators return every Violation they find; the pipeline turns them into Problems by looking
 the pointer up in the document's line map. Nothing here raises.
@@ -10,6 +11,7 @@ the pointer up in the document's line map. Nothing here raises.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,6 +25,7 @@ __all__ = [
     "Severity",
     "Violations",
     "escape_pointer_token",
+    "escape_control",
 ]
 
 Severity = Literal["error", "warning"]
@@ -31,6 +34,31 @@ Severity = Literal["error", "warning"]
 def escape_pointer_token(token: str) -> str:
     """Escape one reference token the way RFC 6901 asks (`~` then `/`)."""
     return token.replace("~", "~0").replace("/", "~1")
+
+
+# File names, commit subjects, keys and values come from whoever pushed. Printed raw, a newline
+# forges an output line (a fake "valid" in a hook's reply), ESC drives the reader's terminal, and
+# the Unicode bidi controls reorder what a reviewer reads (Trojan Source, CVE-2021-42574). The
+# set: C0 controls and DEL, C1 controls, the bidi marks, embeddings, overrides and isolates, the
+# line and paragraph separators, and lone surrogates (bytes of a name that is not UTF-8).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    c = match.group()
+    if c in _NAMED:
+        return _NAMED[c]
+    return f"\\x{ord(c):02x}" if ord(c) <= 0xFF else f"\\u{ord(c):04x}"
+
+
+def escape_control(text: str) -> str:
+    """`text` with each control character written as a visible escape (`\\n`, `\\x1b`, `\\u202e`).
+
+    The result is one line that a terminal shows as it is. Backslashes are kept as they are, so
+    the escapes read like Python's; JSON output carries the exact text.
+    """
+    return _CONTROL.sub(_escaped, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +183,11 @@ class Problem:
         }
 
     def render(self) -> str:
-        """One line a reviewer can act on: `file:line: Type mesh/name /pointer: message`."""
+        """One line a reviewer can act on: `file:line: Type mesh/name /pointer: message`.
+
+        Every part may come from the repository, so control characters are escaped: the line
+        stays one line, whatever the file is called.
+        """
         parts = [self.location() + ":"]
         if self.severity == "warning":
             parts.append("warning:")
@@ -166,4 +198,4 @@ class Problem:
         elif self.resource is not None:
             parts[-1] += ":"
         parts.append(self.message)
-        return " ".join(parts)
+        return escape_control(" ".join(parts))

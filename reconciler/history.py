@@ -32,6 +32,8 @@ from typing import Any
 
 import pygit2
 
+from reconciler.errors import escape_control
+
 __all__ = ["Record", "HistoryLog", "branch_history", "history_text", "problem_line", "is_commit_level", "OUTCOME_TEXT", "HISTORY_FILE"]
 
 log = logging.getLogger(__name__)
@@ -307,7 +309,8 @@ def history_text(doc: Mapping[str, Any], *, show_errors: int = 3) -> str:
         more = len(errors) - show_errors
         if more > 0:
             lines.append(f"  {'':<12}      … {more} more")
-    return "\n".join(lines)
+    # Subjects, reasons and file names come from the repository: one line each, shown as text.
+    return "\n".join(map(escape_control, lines))
 
 
 def is_commit_level(e: Mapping[str, Any]) -> bool:
@@ -318,10 +321,10 @@ def is_commit_level(e: Mapping[str, Any]) -> bool:
 def problem_line(e: Mapping[str, Any]) -> str:
     """One error as JSON (Problem.to_json) on one line: `file:line: Kind mesh/name /pointer: message`."""
     if is_commit_level(e):
-        return str(e.get("message", ""))
+        return escape_control(str(e.get("message", "")))
     where = f"{e['file']}:{e['line']}" if e.get("file") and e.get("line") else (e.get("file") or "<repository>")
     res = e.get("resource") or {}
     mesh = f"{res['mesh']}/" if res.get("mesh") else ""
     ident = f" {res.get('type')} {mesh}{res.get('name')}" if res else ""
     pointer = f" {e['pointer']}" if e.get("pointer") else ""
-    return f"{where}:{ident}{pointer}: {e.get('message', '')}"
+    return escape_control(f"{where}:{ident}{pointer}: {e.get('message', '')}")

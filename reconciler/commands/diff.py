@@ -7,6 +7,7 @@ from typing import Any
 
 from reconciler.commands.read import open_source, read_snapshot
 from reconciler.diff import Diff, diff
+from reconciler.errors import escape_control
 
 __all__ = ["run_diff", "diff_text", "diff_json"]
 
@@ -40,7 +41,8 @@ def diff_text(d: Diff) -> str:
             else:
                 lines.append(f"    {f.pointer}: {_value(f.old)} → {_value(f.new)}")
     lines.append(f"{len(d.added)} added, {len(d.changed)} changed, {len(d.removed)} removed")
-    return "\n".join(lines)
+    # Keys, file names and values come from the repository: one line each, whatever they hold.
+    return "\n".join(map(escape_control, lines))
 
 
 def diff_json(base: str | None, head: str | None, d: Diff) -> str:

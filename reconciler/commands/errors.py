@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from reconciler.errors import escape_control
+
 __all__ = ["InvalidConfig", "RepositoryError", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE"]
 
 EXIT_OK = 0
@@ -16,9 +18,17 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 
 
-class InvalidConfig(click.ClickException):
+class _Escaped(click.ClickException):
+    """Messages often quote a path, a revision or a value from the repository: each line is
+    printed with its control characters escaped, so no such name drives the terminal."""
+
+    def format_message(self) -> str:
+        return "\n".join(map(escape_control, self.message.split("\n")))
+
+
+class InvalidConfig(_Escaped):
     exit_code = EXIT_INVALID
 
 
-class RepositoryError(click.ClickException):
+class RepositoryError(_Escaped):
     exit_code = EXIT_USAGE

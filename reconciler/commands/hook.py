@@ -33,6 +33,7 @@ import pygit2
 
 from reconciler.commands.errors import RepositoryError
 from reconciler.commands.validate import report_text
+from reconciler.errors import escape_control
 from reconciler.source.git import GitSource, SourceError, normalize_subpath, open_repository
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
 from reconciler.validate import validate
@@ -223,4 +224,6 @@ def check_updates(
         else:
             short = u.new[:12]
             out.append(RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: commit {short} is invalid (`reconciler validate {short}` shows the same errors)",)))
-    return out
+    # The pusher's terminal shows these after `remote:`; what the push brought (names, signers)
+    # must not add lines of its own there.
+    return [RefVerdict(v.ref, v.accepted, tuple(map(escape_control, v.lines))) for v in out]

@@ -29,6 +29,7 @@ from reconciler.commands.read import open_source, read_snapshot
 from reconciler.commands.validate import report_text
 from reconciler.dataplane.envoy_binary import EnvoyNotFound
 from reconciler.diff import Diff, FieldChange, diff, diff_documents
+from reconciler.errors import escape_control
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.mesh.proxy import ProxyView, policy_indexes, proxy_views
 from reconciler.model import Resource, Snapshot
@@ -334,6 +335,12 @@ def resource_deltas(old: ProxyResources | None, new: ProxyResources | None) -> t
 
 
 # -- formatting: shared ---------------------------------------------------------------------
+def _joined(lines: list[str]) -> str:
+    """The output, one element per line: names, keys and values from the repository, and Envoy's
+    words about them, cannot start a line of their own or drive the reader's terminal."""
+    return "\n".join(map(escape_control, lines))
+
+
 def _short(rev: str | None) -> str:
     return rev[:12] if rev else "work tree"
 
@@ -416,16 +423,16 @@ def _resource_diff_lines(d: Diff) -> list[str]:
 
 
 def plan_text(plan: Plan) -> str:
-    lines = [f"plan {_short(plan.base)} → {_short(plan.head)}", report_text(plan.report)]
+    lines = [f"plan {_short(plan.base)} → {_short(plan.head)}", *report_text(plan.report).split("\n")]
     if not plan.report.valid:
-        return "\n".join(lines)
+        return _joined(lines)
     if plan.base_invalid:
         lines.append(f"note: base {_short(plan.base)} does not validate; compared against an empty configuration")
     lines += [f"note: {n}" for n in plan.notes]
     if plan.errors:
         lines += [f"error: {e}" for e in plan.errors]
         lines.append(_outcome(plan))
-        return "\n".join(lines)
+        return _joined(lines)
     assert plan.diff is not None
     lines.append("")
     lines.append(f"resources: {_resource_summary(plan.diff)}" if not plan.diff.empty else "resources: no changes")
@@ -441,7 +448,7 @@ def plan_text(plan: Plan) -> str:
             if d.op == "changed" and not d.redacted:
                 lines += [f"          {_field_line(f)}" for f in d.fields]
         if p.envoy is not None:
-            lines.append(f"      {_envoy_line(p)}")
+            lines += f"      {_envoy_line(p)}".split("\n")
     lines.append("")
     lines.append(f"service pairs allowed: {plan.allowed_before} before, {plan.allowed_after} after")
     for pair in plan.lost:
@@ -450,7 +457,7 @@ def plan_text(plan: Plan) -> str:
         lines.append(f"  + {pair.source} → {pair.destination}  (mesh {pair.mesh})")
     lines.append("")
     lines.append(_outcome(plan))
-    return "\n".join(lines)
+    return _joined(lines)
 
 
 # -- formatting: JSON -----------------------------------------------------------------------
@@ -557,7 +564,7 @@ def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     head.append("")
     if not plan.report.valid:
         head += ["**The configuration does not validate:**", "", *_fenced("text", report_text(plan.report).splitlines(), 500)]
-        return "\n".join(head) + "\n"
+        return _joined(head) + "\n"
     assert plan.diff is not None
     lost, gained = len(plan.lost), len(plan.gained)
     head += [
@@ -571,7 +578,7 @@ def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     ]
     if plan.errors:
         head += ["**HEAD cannot be served:**", "", *_fenced("text", list(plan.errors), 50)]
-        return "\n".join(head) + "\n"
+        return _joined(head) + "\n"
     if plan.base_invalid:
         head += [f"> **Note:** base `{_short(plan.base)}` does not validate; compared against an empty configuration.", ""]
     head += [f"> **Note:** {_md_escape(n)}" for n in plan.notes] + ([""] if plan.notes else [])
@@ -589,13 +596,13 @@ def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         body += ["#### Proxies", ""]
         for p in plan.proxies:
             body += _md_proxy(p, MARKDOWN_PROXY_LINES)
-    text = "\n".join(head + body) + "\n"
+    text = _joined(head + body) + "\n"
     if len(text) <= limit:
         return text
     # Too long for a comment: keep the summary, list the proxies without their diffs.
     short = ["#### Proxies", "", "_Per-proxy diffs left out: the comment would be too long; run `reconciler plan` locally._", ""]
     short += [f"- `{p.node_id}` ({p.status}): {_md_escape(_proxy_summary(p))}" + (f" — ❌ {_md_escape(p.envoy.message.splitlines()[0])}" if p.envoy and not p.envoy.ok and p.envoy.message else "") for p in plan.proxies]
-    return ("\n".join(head + short) + "\n")[:limit]
+    return (_joined(head + short) + "\n")[:limit]
 
 
 def _envoy_summary(plan: Plan) -> str:

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from reconciler.commands.read import read_snapshot
+from reconciler.errors import escape_control
 from reconciler.model import Snapshot
 from reconciler.validate import Report, validate
 
@@ -54,4 +55,4 @@ def resources_text(snapshot: Snapshot) -> str:
         out.append(f"{r.type:<28} {r.mesh or '-':<12} {r.name:<36} {where}")
     out.append("")
     out.append(", ".join(f"{n} {t}" for t, n in sorted(counts.items())))
-    return "\n".join(out)
+    return "\n".join(map(escape_control, out))
