@@ -25,6 +25,7 @@ from typing import Any
 from reconciler.ca.tokens import SigningKeys, issue_token
 from reconciler.ca.xds_tls import ca_cert_path
 from reconciler.controlplane import ControlPlane, ServeSettings
+from reconciler.dataplane.envoy_binary import find_envoy
 from reconciler.mesh.model import Dataplane, dataplane_from_resource
 from reconciler.source.git import read_directory
 
@@ -183,6 +184,7 @@ async def _serve(settings: DemoSettings, bare: Path, state: Path) -> ControlPlan
 
 
 def run_demo(settings: DemoSettings) -> int:
+    find_envoy()  # every sidecar is an Envoy: without one, say what to install and start nothing
     state = Path(settings.state_dir).resolve()
     example = Path(settings.example) if settings.example else example_repo_path()
     bare, work = seed_repositories(example, state)

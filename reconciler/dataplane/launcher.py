@@ -32,6 +32,7 @@ def envoy_command(config_path: str, *, log_level: str = "info", extra: Sequence[
 
 def run_envoy(config: dict[str, Any], *, work_dir: str | None = None, log_level: str = "info", extra: Sequence[str] = ()) -> int:
     """Run Envoy in the foreground until it exits; SIGINT/SIGTERM/SIGHUP are passed to it."""
+    find_envoy()  # no Envoy: say what to install before writing anything
     directory = Path(work_dir or tempfile.mkdtemp(prefix="reconciler-dp-"))
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "bootstrap.json"
