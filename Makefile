@@ -27,5 +27,6 @@ run: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/validate_scale.py
 
+# .demo: the demo's repositories, keys and logs (`make run` seeds it again).
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .demo

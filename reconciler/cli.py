@@ -324,14 +324,26 @@ def run_dataplane(work_dir: str | None, log_level: str, **options: Any) -> None:
 @cli.command()
 @click.option("--state-dir", default=".demo", show_default=True, help="Where the demo keeps its repositories, logs and state.")
 @click.option("--example", default="", help="Configuration to seed the repository with (default: the bundled example-repo/).")
-@click.option("--xds-port", default=5678, show_default=True, type=int)
-@click.option("--api-port", default=5681, show_default=True, type=int)
+@click.option(
+    "--base-port",
+    type=click.IntRange(1024, 65536 - 5000),
+    envvar="RECONCILER_DEMO_BASE_PORT",
+    help="Move every port the demo binds into BASE…BASE+4999: the example's 15000-19999 by BASE-15000, "
+    "the control plane to BASE+678 (xDS) and BASE+681 (API). Also $RECONCILER_DEMO_BASE_PORT. A demo already "
+    "seeded keeps its base.",
+)
+@click.option("--xds-port", type=int, help="Control plane xDS port (default 5678, or BASE+678).")
+@click.option("--api-port", type=int, help="Control plane API port (default 5681, or BASE+681).")
 @click.option("--envoy-log-level", default="warning", show_default=True)
-def demo(state_dir: str, example: str, xds_port: int, api_port: int, envoy_log_level: str) -> None:
-    """A bare repository seeded from example-repo/, the server, Envoys and demo services on loopback."""
+def demo(state_dir: str, example: str, base_port: int | None, xds_port: int | None, api_port: int | None, envoy_log_level: str) -> None:
+    """A bare repository seeded from example-repo/, the server, Envoys and demo services on loopback.
+
+    Exit 2 when a port it needs is taken (named, with a --base-port that is free), or Envoy is missing.
+    """
     from reconciler.demo import DemoSettings, run_demo
 
-    sys.exit(run_demo(DemoSettings(state_dir, example, xds_port, api_port, envoy_log_level)))
+    settings = DemoSettings(state_dir, example, xds_port, api_port, envoy_log_level, base_port=base_port)
+    sys.exit(run_demo(settings))
 
 
 @cli.group()

@@ -1,35 +1,45 @@
 """`reconciler demo`: the whole loop on one machine, from example-repo/ to live traffic.
 
 Creates a bare repository seeded from the bundled example (plus a work clone to edit and
-push from), starts the control plane, one small HTTP (or TCP echo) workload per inbound of
-every Dataplane, and an Envoy sidecar per Dataplane, all on 127.0.0.1. Ctrl-C stops
-everything it started.
+push from, tracking it, so the printed `git push` works as it is), starts the control plane,
+one small HTTP (or TCP echo) workload per inbound of every Dataplane, and an Envoy sidecar per
+Dataplane, all on 127.0.0.1. Ctrl-C stops everything it started.
+
+Before anything is created or started, every port it will bind is checked: a taken one is named
+in one line with a base port that moves them all (reconciler/demo_ports.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http.server
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
+
 from reconciler.ca.tokens import SigningKeys, issue_token
 from reconciler.ca.xds_tls import ca_cert_path
 from reconciler.controlplane import ControlPlane, ServeSettings
 from reconciler.dataplane.envoy_binary import find_envoy
+from reconciler.demo_ports import PLAN_FIRST, PLAN_SPAN, control_plane_ports, first_taken, free_base, move_ports_in_yaml, planned_ports
 from reconciler.mesh.model import Dataplane, dataplane_from_resource
+from reconciler.model import Snapshot
 from reconciler.source.git import read_directory
 
-__all__ = ["DemoSettings", "run_demo", "example_repo_path"]
+__all__ = ["DemoSettings", "DemoPortTaken", "run_demo", "example_repo_path", "seed_repositories"]
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +63,29 @@ def example_repo_path() -> Path:
 class DemoSettings:
     state_dir: str = ".demo"
     example: str = ""
-    xds_port: int = 5678
-    api_port: int = 5681
+    xds_port: int | None = None
+    """None: 5678, or base+678 with a base port."""
+    api_port: int | None = None
+    """None: 5681, or base+681 with a base port."""
     envoy_log_level: str = "warning"
+    base_port: int | None = None
+    """Move every port of the demo into base…base+4999 (demo_ports.py); None keeps the example's."""
+
+    @property
+    def ports(self) -> tuple[int, int]:
+        """(xDS, API) the control plane listens on."""
+        xds, api = control_plane_ports(self.base_port)
+        return self.xds_port or xds, self.api_port or api
+
+
+class DemoPortTaken(click.ClickException):
+    """A port the demo needs is taken: exit 2 before anything was started."""
+
+    exit_code = 2
+
+
+BASE_FILE = "base-port"
+"""In the state directory: the base the seeded repository's ports were moved to."""
 
 
 @dataclass
@@ -68,20 +98,43 @@ def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env={**os.environ, **GIT_IDENTITY})
 
 
-def seed_repositories(example: Path, state: Path) -> tuple[Path, Path]:
-    """A bare repository holding the example as its first commit, and a clone to work in."""
+def stage_example(example: Path, target: Path, base: int | None) -> None:
+    """Copy the example's files to `target`, their ports moved to `base` when one is given."""
+    shutil.copytree(example, target, ignore=shutil.ignore_patterns(".git"))
+    if base is None:
+        return
+    for path in sorted(target.rglob("*.y*ml")):
+        text = path.read_text(encoding="utf-8")
+        moved = move_ports_in_yaml(text, base)
+        if moved != text:
+            path.write_text(moved, encoding="utf-8")
+
+
+def seed_repositories(staged: Path, state: Path) -> tuple[Path, Path]:
+    """A bare repository holding the staged files as its first commit, and a clone to work in
+    that tracks it: `git push` and `git pull` need no arguments there."""
     bare, work = state / "config.git", state / "work"
-    if bare.exists():
-        return bare, work
     state.mkdir(parents=True, exist_ok=True)
     _git(state, "init", "-q", "--bare", "-b", "main", str(bare))
-    shutil.copytree(example, work, ignore=shutil.ignore_patterns(".git"))
+    shutil.move(str(staged), str(work))
     _git(work, "init", "-q", "-b", "main")
     _git(work, "add", "-A")
     _git(work, "commit", "-q", "-m", "Seed from example-repo")
     _git(work, "remote", "add", "origin", str(bare))
-    _git(work, "push", "-q", "origin", "main")
+    _git(work, "push", "-q", "-u", "origin", "main")
+    _prepare_clone(work)
     return bare, work
+
+
+def _prepare_clone(work: Path) -> None:
+    """What the printed `git commit -am … && git push` needs in the clone: an upstream (states
+    seeded before it was set get it too), and an author when git has none configured."""
+    _git(work, "config", "branch.main.remote", "origin")
+    _git(work, "config", "branch.main.merge", "refs/heads/main")
+    configured = subprocess.run(["git", "config", "user.email"], cwd=work, capture_output=True, check=False)
+    if configured.returncode != 0:
+        _git(work, "config", "user.name", GIT_IDENTITY["GIT_AUTHOR_NAME"])
+        _git(work, "config", "user.email", GIT_IDENTITY["GIT_AUTHOR_EMAIL"])
 
 
 class _Workload(http.server.BaseHTTPRequestHandler):
@@ -142,7 +195,7 @@ def _start_envoys(dataplanes: list[Dataplane], settings: DemoSettings, state: Pa
         token_file.write_text(issue_token(keys, mesh=dp.mesh, name=dp.name, valid_for=7 * 86400) + "\n")
         args = [
             sys.executable, "-m", "reconciler", "run-dataplane",
-            "--cp-address", f"127.0.0.1:{settings.xds_port}",
+            "--cp-address", f"127.0.0.1:{settings.ports[0]}",
             "--mesh", dp.mesh, "--name", dp.name,
             "--admin-port", str(dp.admin_port),
             "--work-dir", str(state / "envoy" / dp.name),
@@ -154,9 +207,22 @@ def _start_envoys(dataplanes: list[Dataplane], settings: DemoSettings, state: Pa
         running.processes.append(subprocess.Popen(args, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True))
 
 
+def _reconciler_command() -> str:
+    """How to run this reconciler from any directory: `reconciler` when PATH finds this one (an
+    activated virtualenv), else the script beside this Python by its absolute path."""
+    beside = Path(sys.executable).parent / "reconciler"
+    on_path = shutil.which("reconciler")
+    if on_path and beside.exists() and Path(on_path).resolve() == beside.resolve():
+        return "reconciler"
+    if beside.exists():
+        return shlex.quote(str(beside))
+    return f"{shlex.quote(sys.executable)} -m reconciler"
+
+
 def _instructions(dataplanes: list[Dataplane], work: Path, settings: DemoSettings, workloads: list[str]) -> str:
+    xds_port, api_port = settings.ports
     lines = ["", "mesh-reconciler demo is running.", ""]
-    lines.append(f"  control plane  xDS 127.0.0.1:{settings.xds_port}, API http://127.0.0.1:{settings.api_port}/status")
+    lines.append(f"  control plane  xDS 127.0.0.1:{xds_port}, API http://127.0.0.1:{api_port}/status")
     lines.append(f"  config repo    {work}  (a clone; `git push` goes to the watched bare repository)")
     lines.append("")
     lines.append("  sidecars and what their outbounds reach:")
@@ -171,25 +237,85 @@ def _instructions(dataplanes: list[Dataplane], work: Path, settings: DemoSetting
     lines.append(f"    cd {work}")
     lines.append("    $EDITOR policies/...        # change a route, a timeout, a permission")
     lines.append("    git commit -am 'try it' && git push")
-    lines.append(f"    reconciler status --server http://127.0.0.1:{settings.api_port}")
+    lines.append(f"    {_reconciler_command()} status --server http://127.0.0.1:{api_port}")
     lines.append("")
     lines.append("  Ctrl-C stops everything the demo started.")
     return "\n".join(lines)
 
 
 async def _serve(settings: DemoSettings, bare: Path, state: Path) -> ControlPlane:
-    cp = ControlPlane(ServeSettings(repo=str(bare), state_dir=str(state / "control-plane"), xds_port=settings.xds_port, api_port=settings.api_port, poll_interval=0.5))
+    xds_port, api_port = settings.ports
+    cp = ControlPlane(ServeSettings(repo=str(bare), state_dir=str(state / "control-plane"), xds_port=xds_port, api_port=api_port, poll_interval=0.5))
     await cp.start()
     return cp
+
+
+def _seeded_base(state: Path) -> int | None:
+    try:
+        text = (state / BASE_FILE).read_text().strip()
+    except FileNotFoundError:
+        return None  # seeded before the base was recorded: the example's own ports
+    return int(text) if text.isdigit() else None
+
+
+def _plan_offset(base: int | None) -> int:
+    return (base or PLAN_FIRST) - PLAN_FIRST
+
+
+def _settle_base(settings: DemoSettings, state: Path) -> DemoSettings:
+    """A demo seeded before keeps its ports: without --base-port its base is used again; another
+    base would not match the ports in its repository."""
+    seeded = _seeded_base(state)
+    if settings.base_port is None:
+        return dataclasses.replace(settings, base_port=seeded)
+    if _plan_offset(settings.base_port) != _plan_offset(seeded):
+        was = f"--base-port {seeded}" if seeded else "the example's own ports"
+        raise DemoPortTaken(f"the demo in {state} was seeded with {was}: start it the same way, or remove {state} to seed it again with --base-port {settings.base_port}")
+    return settings
+
+
+def _check_ports(snapshot: Snapshot, settings: DemoSettings, state: Path, seeded: bool) -> None:
+    xds_port, api_port = settings.ports
+    taken = first_taken(planned_ports(snapshot, xds_port, api_port))
+    if taken is None:
+        return
+    use, earlier = taken
+    if earlier is not None:
+        raise DemoPortTaken(f"port {use.port} is used twice by the demo: by {earlier.what} and by {use.what}; give one of them another port")
+    base = free_base()
+    option = f"--base-port {base}" if base else f"--base-port N (N from 1024 to {65536 - PLAN_SPAN})"
+    move = f"remove {state} and start again with {option}" if seeded else f"start again with {option}"
+    hint = f" (with make: RECONCILER_DEMO_BASE_PORT={base} make run)" if base else ""
+    raise DemoPortTaken(f"port {use.port} on {use.address} ({use.what}) is in use: stop what listens there, or move every port of the demo: {move}{hint}")
+
+
+def _prepare(settings: DemoSettings, state: Path, example: Path) -> tuple[DemoSettings, Path, Path, Snapshot]:
+    """The repositories to serve and their configuration, after checking every port; a first
+    run seeds them only once the ports are known to be free, so a taken port leaves nothing."""
+    bare, work = state / "config.git", state / "work"
+    if bare.exists():
+        settings = _settle_base(settings, state)
+        snapshot = read_directory(work)
+        _check_ports(snapshot, settings, state, seeded=True)
+        _prepare_clone(work)
+        return settings, bare, work, snapshot
+    with tempfile.TemporaryDirectory(prefix="reconciler-demo-") as scratch:
+        staged = Path(scratch) / "work"
+        stage_example(example, staged, settings.base_port)
+        snapshot = read_directory(staged)
+        _check_ports(snapshot, settings, state, seeded=False)
+        seed_repositories(staged, state)
+    if settings.base_port is not None:
+        (state / BASE_FILE).write_text(f"{settings.base_port}\n")
+    return settings, bare, work, snapshot
 
 
 def run_demo(settings: DemoSettings) -> int:
     find_envoy()  # every sidecar is an Envoy: without one, say what to install and start nothing
     state = Path(settings.state_dir).resolve()
     example = Path(settings.example) if settings.example else example_repo_path()
-    bare, work = seed_repositories(example, state)
+    settings, bare, work, snapshot = _prepare(settings, state, example)
     (state / "envoy").mkdir(parents=True, exist_ok=True)
-    snapshot = read_directory(work)
     dataplanes = [dataplane_from_resource(r) for r in snapshot.of_type("Dataplane")]
     # Workloads run behind sidecars only; every dataplane, builtin gateways included, gets an Envoy.
     sidecars = [dp for dp in dataplanes if not dp.gateway]

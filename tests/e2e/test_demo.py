@@ -1,21 +1,54 @@
-"""`reconciler demo` (what `make run` starts): the bundled example serving real traffic, a
-`git push` from its work clone changing it, and Ctrl-C stopping everything it started."""
+"""`reconciler demo` (what `make run` starts): the bundled example serving real traffic through
+real Envoys, the steps it prints (edit, `git commit -am`, `git push`) changing that traffic, a
+taken port named in one line, and Ctrl-C stopping everything it started.
+
+Every run moves the demo's ports to a free block with --base-port, so nothing else on the
+machine (the example's own ports included) can make these tests fail.
+"""
 
 from __future__ import annotations
 
 import os
+import random
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import REPO_ROOT, free_port, http_get, wait_until
-from tests.support import git
+from tests.e2e.harness import REPO_ROOT, http_get, wait_until
 
 pytestmark = pytest.mark.envoy
+
+BLOCK = 5000  # --base-port B puts every port of the demo in B…B+4999
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base_port() -> int:
+    """A base whose whole block is free, below the ephemeral range (32768-60999) where the
+    other tests' free_port() and outgoing connections take their ports."""
+    bases = list(range(20000, 32768 - BLOCK, 250))
+    random.shuffle(bases)
+    for base in bases:
+        if all(_free(p) for p in range(base, base + BLOCK)):
+            return base
+    raise AssertionError("no free block of 5000 ports below 32768")
 
 
 def _children(pid: int) -> list[int]:
@@ -43,16 +76,18 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def test_demo_serves_the_example_follows_a_push_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    state = tmp_path / "demo"
-    api = free_port()
+def _shell_env(home: Path) -> dict[str, str]:
+    """A new user's shell: no virtualenv on PATH, no git identity anywhere."""
+    home.mkdir(exist_ok=True)
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+@contextmanager
+def running_demo(state: Path, base: int, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The demo, started as `make run` does, until it prints its instructions; Ctrl-C at the end."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "demo", "--state-dir", str(state), "--xds-port", str(free_port()), "--api-port", str(api)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        [sys.executable, "-m", "reconciler", "demo", "--state-dir", str(state), "--base-port", str(base)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     lines: list[str] = []
     try:
@@ -66,22 +101,7 @@ def test_demo_serves_the_example_follows_a_push_and_stops_everything_on_ctrl_c(t
                 break
         output = "".join(lines)
         assert "mesh-reconciler demo is running" in output, output[-3000:]
-        # frontend's outbound 16001 reaches backend through two sidecars (mTLS in the example mesh).
-        status, body = wait_until(lambda: (r := http_get("http://127.0.0.1:16001/hello"))[0] == 200 and r, 30, 0.2, "traffic through the demo")
-        assert body.startswith("backend ")
-        # The work clone is a real clone: a push changes what is served.
-        work = state / "work"
-        before = http_get(f"http://127.0.0.1:{api}/status")[1]
-        (work / "meshes").mkdir(exist_ok=True)
-        (work / "meshes" / "extra.yaml").write_text("type: Mesh\nname: scratch\n")
-        git(work, "add", "-A")
-        git(work, "commit", "-q", "-m", "add a mesh")
-        git(work, "push", "-q", "origin", "main")
-        sha = git(work, "rev-parse", "HEAD").stdout.strip()
-        wait_until(lambda: sha in http_get(f"http://127.0.0.1:{api}/status")[1], 20, 0.1, "the pushed commit applied")
-        assert sha not in before
-        started = _descendants(proc.pid)
-        assert len(started) >= 5  # the Envoys and their launchers
+        yield proc, output
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -89,14 +109,95 @@ def test_demo_serves_the_example_follows_a_push_and_stops_everything_on_ctrl_c(t
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
+
+
+def _printed(output: str, pattern: str) -> re.Match[str]:
+    found = re.search(pattern, output, re.MULTILINE)
+    assert found, f"{pattern!r} not in the demo's output:\n{output}"
+    return found
+
+
+def _backends(url: str, n: int) -> list[str]:
+    """Which backend version answered each of n requests."""
+    out = []
+    for _ in range(n):
+        status, body = http_get(url)
+        assert status == 200, body
+        out.append(body.split()[1])  # "backend v1 (backend-v1) /hello"
+    return out
+
+
+def test_demo_serves_the_example_follows_the_printed_push_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    base = free_base_port()
+    state = tmp_path / "demo"
+    env = _shell_env(tmp_path / "home")
+    with running_demo(state, base, env) as (proc, output):
+        # frontend's outbound reaches backend through two sidecars (mTLS in the example mesh),
+        # 90% to v1 and 10% to v2 (policies/meshhttproute/backend-canary.yaml).
+        frontend = int(_printed(output, r"^\s+frontend-1\s+curl http://127\.0\.0\.1:(\d+)/\s+→ backend$").group(1))
+        assert base <= frontend < base + BLOCK
+        url = f"http://127.0.0.1:{frontend}/hello"
+        wait_until(lambda: http_get(url)[0] == 200, 30, 0.2, "traffic through the demo")
+        assert "v1" in _backends(url, 20)
+
+        # Exactly what the demo prints: edit a file in the clone, `git commit -am`, `git push`,
+        # as a new user would: the demo and these steps run in a shell with no git identity and
+        # no virtualenv on PATH.
+        work = Path(_printed(output, r"^\s+cd (\S+)$").group(1))
+        push = _printed(output, r"^\s+(git commit -am .* && git push)$").group(1)
+        status_command = _printed(output, r"^\s+(\S+ status --server http://127\.0\.0\.1:\d+)$").group(1)
+        canary = work / "policies" / "meshhttproute" / "backend-canary.yaml"
+        canary.write_text(canary.read_text().replace("weight: 90", "weight: 0").replace("weight: 10", "weight: 100"))
+        pushed = subprocess.run(["bash", "-c", push], cwd=work, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+        # The canary takes every request once the sidecars have the pushed commit.
+        wait_until(lambda: set(_backends(url, 10)) == {"v2"}, 30, 0.2, "all traffic on backend v2 after the push")
+        status = subprocess.run(["bash", "-c", status_command], cwd=work, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert sha in status.stdout, status.stdout
+        started = _descendants(proc.pid)
+        assert len(started) >= 5  # the Envoys and their launchers
     assert proc.returncode == 0
     time.sleep(0.5)
     assert not [p for p in started if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()], "processes left behind"
-    # Nothing listens on the demo's ports any more. SO_REUSEADDR, as servers set it, lets the
-    # bind pass the TIME_WAIT left by our own request but not a live listener.
-    import socket
+    # Nothing listens on the demo's ports any more (SO_REUSEADDR lets the bind pass the
+    # TIME_WAIT left by our own requests, not a live listener).
+    assert _free(frontend)
 
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", 16001))
-        s.listen(1)
+
+@pytest.mark.parametrize("offset,what", [(678, "the control plane's xDS"), (1001, "frontend-1's outbound to backend")], ids=["xds", "sidecar"])
+def test_a_taken_port_is_named_in_one_line_with_a_base_port_that_moves_them_all(tmp_path: Path, offset: int, what: str) -> None:
+    base = free_base_port()
+    state = tmp_path / "demo"
+    port = base + offset
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past a TIME_WAIT of an earlier run
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", "demo", "--state-dir", str(state), "--base-port", str(base)],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"Error: port {port} on 127.0.0.1 ({what}) is in use"), lines[0]
+    suggested = int(_printed(lines[0], r"--base-port (\d+)").group(1))
+    assert not suggested <= port < suggested + BLOCK, "the suggested block holds the taken port"
+    assert not state.exists(), "nothing is seeded before the ports are known to be free"
+
+
+def test_make_clean_removes_the_demo_state(tmp_path: Path) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    shutil.copy(REPO_ROOT / "Makefile", tmp_path / "Makefile")
+    (tmp_path / ".demo" / "work").mkdir(parents=True)
+    (tmp_path / ".demo" / "work" / "mesh.yaml").write_text("type: Mesh\nname: default\n")
+    (tmp_path / "kept.txt").write_text("not the demo's\n")
+    done = subprocess.run(["make", "clean"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (tmp_path / ".demo").exists()
+    assert (tmp_path / "kept.txt").exists()
