@@ -39,7 +39,7 @@ from reconciler.mesh.model import Dataplane, dataplane_from_resource
 from reconciler.model import Snapshot
 from reconciler.source.git import read_directory
 
-__all__ = ["DemoSettings", "DemoPortTaken", "run_demo", "example_repo_path", "seed_repositories"]
+__all__ = ["DemoSettings", "DemoNotStarted", "run_demo", "example_repo_path", "seed_repositories"]
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,9 @@ class DemoSettings:
         return self.xds_port or xds, self.api_port or api
 
 
-class DemoPortTaken(click.ClickException):
-    """A port the demo needs is taken: exit 2 before anything was started."""
+class DemoNotStarted(click.ClickException):
+    """A port the demo needs is taken, or its state was seeded for other ports: exit 2, before
+    anything was started."""
 
     exit_code = 2
 
@@ -103,7 +104,7 @@ def stage_example(example: Path, target: Path, base: int | None) -> None:
     shutil.copytree(example, target, ignore=shutil.ignore_patterns(".git"))
     if base is None:
         return
-    for path in sorted(target.rglob("*.y*ml")):
+    for path in sorted(p for p in target.rglob("*") if p.suffix in (".yaml", ".yml")):
         text = path.read_text(encoding="utf-8")
         moved = move_ports_in_yaml(text, base)
         if moved != text:
@@ -270,7 +271,7 @@ def _settle_base(settings: DemoSettings, state: Path) -> DemoSettings:
         return dataclasses.replace(settings, base_port=seeded)
     if _plan_offset(settings.base_port) != _plan_offset(seeded):
         was = f"--base-port {seeded}" if seeded else "the example's own ports"
-        raise DemoPortTaken(f"the demo in {state} was seeded with {was}: start it the same way, or remove {state} to seed it again with --base-port {settings.base_port}")
+        raise DemoNotStarted(f"the demo in {state} was seeded with {was}: start it the same way, or remove {state} to seed it again with --base-port {settings.base_port}")
     return settings
 
 
@@ -281,12 +282,12 @@ def _check_ports(snapshot: Snapshot, settings: DemoSettings, state: Path, seeded
         return
     use, earlier = taken
     if earlier is not None:
-        raise DemoPortTaken(f"port {use.port} is used twice by the demo: by {earlier.what} and by {use.what}; give one of them another port")
+        raise DemoNotStarted(f"port {use.port} is used twice by the demo: by {earlier.what} and by {use.what}; give one of them another port")
     base = free_base()
     option = f"--base-port {base}" if base else f"--base-port N (N from 1024 to {65536 - PLAN_SPAN})"
     move = f"remove {state} and start again with {option}" if seeded else f"start again with {option}"
     hint = f" (with make: RECONCILER_DEMO_BASE_PORT={base} make run)" if base else ""
-    raise DemoPortTaken(f"port {use.port} on {use.address} ({use.what}) is in use: stop what listens there, or move every port of the demo: {move}{hint}")
+    raise DemoNotStarted(f"port {use.port} on {use.address} ({use.what}) is in use: stop what listens there, or move every port of the demo: {move}{hint}")
 
 
 def _prepare(settings: DemoSettings, state: Path, example: Path) -> tuple[DemoSettings, Path, Path, Snapshot]:

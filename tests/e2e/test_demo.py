@@ -165,6 +165,11 @@ def test_demo_serves_the_example_follows_the_printed_push_and_stops_everything_o
     # Nothing listens on the demo's ports any more (SO_REUSEADDR lets the bind pass the
     # TIME_WAIT left by our own requests, not a live listener).
     assert _free(frontend)
+    # The seeded repository holds the moved ports: another base is refused, not half-applied.
+    other = base + 250
+    again = subprocess.run([sys.executable, "-m", "reconciler", "demo", "--state-dir", str(state), "--base-port", str(other)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
+    assert again.stderr.strip() == f"Error: the demo in {state} was seeded with --base-port {base}: start it the same way, or remove {state} to seed it again with --base-port {other}"
 
 
 @pytest.mark.parametrize("offset,what", [(678, "the control plane's xDS"), (1001, "frontend-1's outbound to backend")], ids=["xds", "sidecar"])
