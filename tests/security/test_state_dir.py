@@ -303,6 +303,34 @@ def test_a_lost_mesh_ca_key_stops_the_start_and_rotation_keeps_the_old_ca_truste
     leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(new_ca))
 
 
+def test_a_retired_mesh_ca_stays_trusted_across_a_restart(tmp_path: Path) -> None:
+    """After a CA switch, a restart must not forget the retired CA: proxies still on its
+    certificates are trusted until they have new ones."""
+    store = CaStore(tmp_path)
+    old = store.builtin("default", "ca-1", rsa_bits=2048, validity=86400)
+    new = store.builtin("default", "ca-2", rsa_bits=2048, validity=86400)
+    store.activate("default", old, now=1000.0)
+    store.activate("default", new, now=2000.0)
+    restarted = CaStore(tmp_path)
+    restarted.activate("default", restarted.builtin("default", "ca-2", rsa_bits=2048, validity=86400), now=3000.0)
+    assert [(r.fingerprint, r.retired_at) for r in CaStore(tmp_path).retired("default")] == [(old.fingerprint, 2000.0)]
+
+
+def test_a_rotated_mesh_ca_stays_trusted_even_when_history_never_recorded_it(tmp_path: Path) -> None:
+    """A CA made by `reconcile --out --state-dir` has no history.json entry; rotating it
+    still keeps its certificate trusted for a while."""
+    old = CaStore(tmp_path).builtin("default", "ca-1", rsa_bits=2048, validity=86400)
+    (tmp_path / "ca" / "default" / "ca-1" / "ca.key").unlink()
+    (rotated,) = CaStore(tmp_path).check_keys(rotate_missing=True)
+    assert rotated.startswith("the builtin CA ca-1 of mesh default lost its ca.key")
+    store = CaStore(tmp_path)
+    new = store.builtin("default", "ca-1", rsa_bits=2048, validity=86400)
+    store.activate("default", new)
+    assert new.fingerprint != old.fingerprint
+    assert [r.fingerprint for r in store.retired("default")] == [old.fingerprint]
+    assert CaStore(tmp_path).check_keys() == []
+
+
 def test_a_mesh_ca_key_lost_while_serving_rejects_the_commit_that_needs_it(tmp_path: Path) -> None:
     """A CA made by another process (`reconcile --out --state-dir`) whose key is then lost is
     found at build time: the commit is rejected, nothing is regenerated, the last good serves."""
