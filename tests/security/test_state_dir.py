@@ -40,7 +40,8 @@ IDENTITY = "identity_cert:secret:default"
 
 
 def ready(status: dict[str, Any]) -> dict[str, str]:
-    (condition,) = [c for c in status["conditions"] if c["type"] == "Ready"]
+    conditions: list[dict[str, str]] = status["conditions"]
+    (condition,) = [c for c in conditions if c["type"] == "Ready"]
     return condition
 
 
