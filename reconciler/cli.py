@@ -117,6 +117,11 @@ def diff(repo: str, path: str, fmt: str, base: str, head: str) -> None:
 @click.option("--verify-signatures", "allowed_signers", type=click.Path(dir_okay=False), help="Apply only commits with an SSH signature by a key in this allowed-signers file.")
 @click.option("--gpg-keyring", type=click.Path(dir_okay=False), help="Also trust GPG signatures by the keys of this (binary) keyring.")
 @click.option("--rollback-on-nack", is_flag=True, help="When proxies NACK a new commit, serve again the last commit every proxy accepted.")
+@click.option(
+    "--rotate-missing-keys",
+    is_flag=True,
+    help="Replace a lost key (a mesh or xDS CA whose certificate proxies hold, a token signing key with a public record) instead of refusing to start; what it signed stops working.",
+)
 def serve(
     repo: str,
     branch: str,
@@ -139,10 +144,12 @@ def serve(
     allowed_signers: str | None,
     gpg_keyring: str | None,
     rollback_on_nack: bool,
+    rotate_missing_keys: bool,
 ) -> None:
     """Watch the repository, reconcile each new commit and serve it over xDS.
 
-    Exit 2 when the repository cannot be opened or a credential, secret or key file cannot be read.
+    Exit 2 when the repository cannot be opened, a credential, secret or key file cannot be
+    read, or a key is lost (without --rotate-missing-keys).
     """
     from reconciler.commands.serve import run_serve
     from reconciler.controlplane import ServeSettings
@@ -154,7 +161,7 @@ def serve(
             fetch_interval=fetch_interval, git_username=git_username, git_token_file=git_token_file,
             git_ssh_key=git_ssh_key, git_known_hosts=git_known_hosts, git_ca_file=git_ca_file,
             webhook_secret_file=webhook_secret_file, verify_signatures=allowed_signers, gpg_keyring=gpg_keyring,
-            rollback_on_nack=rollback_on_nack,
+            rollback_on_nack=rollback_on_nack, rotate_missing_keys=rotate_missing_keys,
         )
     )
 

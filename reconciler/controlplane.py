@@ -45,13 +45,15 @@ from reconciler.source.git import APPLIED_REF, PIN_REF, GitSource, SourceError, 
 from reconciler.source.loader import load_file
 from reconciler.source.remote import CredentialError, GitCredentials, is_remote, make_callbacks, redact, use_known_hosts
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
-from reconciler.store import Applied, Attempt, Store, revision_string
+from reconciler.store import Applied, Attempt, Lockout, Store, revision_string
 from reconciler.validate import validate_resource
 from reconciler.xds.cache import ConfigCache, NodeConfig
 from reconciler.xds.resources import SHORT_NAMES
 from reconciler.xds.server import AdsServer, XdsRejected, add_ads_server
 from reconciler.ca.tokens import SigningKeys
+from reconciler.ca.statefiles import ROTATE_FLAG, StateFileError
 from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
+from reconciler.ca.xds_tls import check_state as check_xds_tls
 from reconciler.xds.security import DataplaneAuthenticator, StreamGuard, current_call, server_credentials
 
 __all__ = ["ServeSettings", "ControlPlane", "SetupError", "APPLIED_REF", "PIN_REF", "DATAPLANE_METADATA_KEY"]
@@ -100,6 +102,10 @@ class ServeSettings:
     """Binary OpenPGP keyring: commits with a GPG signature by one of its keys are trusted."""
     rollback_on_nack: bool = False
     """When proxies NACK a new commit, serve again the last commit every proxy accepted."""
+    rotate_missing_keys: bool = False
+    """Replace a key that other state shows existed (a CA whose certificate proxies hold, a token
+    signing key with a public record) instead of refusing to start; what depended on it stops
+    working, and status says so (Ready=False, KeysRotated) until the next start."""
 
 
 class SetupError(Exception):
@@ -172,7 +178,9 @@ class ControlPlane:
         log.info("serving", extra={"xds": f"{self.settings.address}:{self.xds_port}", "api": f"{self.settings.address}:{self.api_port}"})
 
     def _load_setup(self) -> None:
-        """Read credential, secret and key files once; a missing one stops the start (SetupError)."""
+        """Read credential, secret and key files once; a missing or unusable one stops the start
+        (SetupError), and so does a lost key (one other state shows existed) unless
+        `rotate_missing_keys`, which replaces it and keeps Ready False until the next start."""
         s = self.settings
         try:
             if self.remote:
@@ -188,10 +196,19 @@ class ControlPlane:
             if self.signatures.enabled:
                 self.signatures = self.signatures.check_setup()
                 log.info("commit signatures verified", extra={"allowed_signers": self.signatures.allowed_signers or "-", "gpg_keyring": self.signatures.gpg_keyring or "-"})
-        except (CredentialError, SignatureSetupError) as e:
+            # Every key file of the state directory, now: an unusable or lost one stops the start.
+            rotated = CaStore(s.state_dir).check_keys(rotate_missing=s.rotate_missing_keys)
+            if s.xds_tls != "none":
+                rotated += [r for r in [check_xds_tls(s.state_dir, rotate_missing=s.rotate_missing_keys)] if r]
+            self._authenticator()
+        except (CredentialError, SignatureSetupError, StateFileError) as e:
             raise SetupError(str(e)) from None
         except OSError as e:
             raise SetupError(f"cannot read {e.filename}: {e.strerror}") from None
+        for what in rotated:
+            log.warning("lost key replaced", extra={"what": what})
+        if rotated:
+            self.store.lockouts.append(lambda: [Lockout("KeysRotated", what) for what in rotated])
 
     def _restore_verdicts(self) -> None:
         """From the history log: commits proxies rejected stay refused, heads held stay held."""
@@ -239,7 +256,20 @@ class ControlPlane:
             return None
         auth: DataplaneAuthenticator | None = self.__dict__.get("_dp_auth")
         if auth is None:
-            auth = self._dp_auth = DataplaneAuthenticator(SigningKeys.open(self.settings.state_dir))
+            keys = SigningKeys.open(self.settings.state_dir, rotate_missing=self.settings.rotate_missing_keys)
+            auth = self._dp_auth = DataplaneAuthenticator(keys)
+            lost = (
+                [f"signing key {', '.join(keys.lost)} was lost and replaced at start ({ROTATE_FLAG}): the tokens it signed are "
+                 "refused; give those proxies new tokens (`reconciler token issue`)"]
+                if keys.lost else []
+            )
+            for what in lost:
+                log.warning("lost key replaced", extra={"what": what})
+
+            def lockouts() -> list[Lockout]:  # a key file that breaks later keeps its tokens out
+                return [Lockout("KeysRotated", what) for what in lost] + [Lockout("SigningKeyUnusable", why) for why in keys.unusable()]
+
+            self.store.lockouts.append(lockouts)
         return auth
 
     def _recheck_streams(self, attempt: Attempt) -> None:

@@ -5,6 +5,11 @@ Status follows Flux's vocabulary: `lastAppliedRevision` is the revision being se
 always present, `Stalled` appears (with the same reason) when the last attempt was rejected,
 and `Reconciling` while a reconcile is running. While serving is pinned by a rollback, a
 `Pinned` condition (True, reason `RollbackPinned`) and `pinnedRevision` say to which commit.
+
+`Ready` is never True while the control plane's own state keeps proxies out (a signing key
+file it cannot use, keys replaced by `serve --rotate-missing-keys`): each `lockouts` source
+names such a state, and Ready is False with its reason. Only the control plane's own state
+counts, never what proxies send, so a stranger with a bad token cannot change Ready.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from reconciler.mesh.model import MeshModel
 from reconciler.model import Resource, Snapshot
 from reconciler.xds.resources import SHORT_NAMES
 
-__all__ = ["Applied", "Attempt", "ProxyStatus", "TypeStatus", "Store", "Outcome"]
+__all__ = ["Applied", "Attempt", "ProxyStatus", "TypeStatus", "Store", "Outcome", "Lockout"]
 
 Outcome = Literal["applied", "rejected", "unchanged", "failed", "held", "rolled-back", "rejected-by-proxies"]
 """`held`: valid, not applied because serving is pinned; `rolled-back`: an event on a revision
@@ -134,6 +139,16 @@ class ProxyStatus:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Lockout:
+    """Why proxies cannot be admitted or served, from the control plane's own state."""
+
+    reason: str
+    """PascalCase, as a condition reason: `SigningKeyUnusable`, `KeysRotated`."""
+    message: str
+    """What is wrong and what to do."""
+
+
 def revision_string(branch: str, sha: str | None) -> str:
     return f"{branch}@sha1:{sha}" if sha else ""
 
@@ -162,6 +177,8 @@ class Store:
         """The last fetch of a remote failed (transient: retried at the next interval)."""
         self.registered: dict[str, Resource] = {}
         self.proxies: dict[str, ProxyStatus] = {}
+        self.lockouts: list[Callable[[], list[Lockout]]] = []
+        """Sources of what keeps proxies out (asked each time conditions are read)."""
 
     # -- reconcile outcomes --------------------------------------------------------------
     def record(self, attempt: Attempt) -> None:
@@ -204,12 +221,18 @@ class Store:
     def conditions(self) -> list[dict[str, str]]:
         out: list[dict[str, str]] = []
         failure = self.last_failure
+        lockouts = [lockout for source in self.lockouts for lockout in source()]
+        locked = "".join(f"; {lockout.message}" for lockout in lockouts)
         if failure is not None and self.last_attempt is failure:
+            # Stalled and Ready share the failure's reason (Flux); a lockout is added to the message.
             reason = failure.cause or ("ReconciliationFailed" if failure.outcome == "failed" else "ValidationFailed")
             served = f"; serving {revision_string(self.branch, self.applied.revision)}" if self.applied else ""
-            out.append({"type": "Ready", "status": "False", "reason": reason, "message": failure.message + served})
+            out.append({"type": "Ready", "status": "False", "reason": reason, "message": failure.message + served + locked})
             if failure.outcome != "failed":  # terminal for that revision: not retried until the branch moves
                 out.append({"type": "Stalled", "status": "True", "reason": reason, "message": failure.message})
+        elif lockouts:
+            served = f"serving {revision_string(self.branch, self.applied.revision)}, but " if self.applied else ""
+            out.append({"type": "Ready", "status": "False", "reason": lockouts[0].reason, "message": served + locked[2:]})
         elif self.applied is not None:
             out.append({
                 "type": "Ready",

@@ -1,13 +1,21 @@
 """Where builtin CA keys live: the state directory, mode 0600, never git.
 
 Layout: `<state>/ca/<mesh>/<backend>/ca.crt` and `ca.key`, plus `<state>/ca/<mesh>/history.json`
-recording CAs the mesh stopped using and when, so that proxies keep trusting a retired CA
-while they switch to certificates from the new one. Without a state directory (plan, render)
-CAs live in memory for the process.
+recording the CA the mesh signs with and the CAs it stopped using and when, so that proxies
+keep trusting a retired CA while they switch to certificates from the new one. Without a state
+directory (plan, render) CAs live in memory for the process.
+
+A CA is made once, under a lock file (`<state>/ca/<mesh>/.lock`), key first and certificate
+second, each written atomically (`statefiles`). A CA that proxies may depend on is never made
+again behind their back: when `ca.crt` (or history.json, for the mesh's active builtin CA)
+shows a CA existed and its key is gone, `builtin` raises `CaKeyMissing`; `check_keys` finds
+that at start, and with `rotate_missing` sets the lost CA aside (`<backend>.lost-<time>/`) so
+the next build makes a new one while the old certificate stays trusted through history.json.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -15,11 +23,36 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from reconciler.ca.authority import Authority, generate_root, load_authority
+from reconciler.ca.authority import Authority, CaError, ca_certificate_problems, generate_root
+from reconciler.ca.statefiles import (
+    ROTATE_FLAG,
+    KeyFileUnusable,
+    KeyMissing,
+    ensure_state_dir,
+    exclusive,
+    move_aside,
+    read_private_key,
+    write_private,
+    write_public,
+)
 
-__all__ = ["CaStore", "Retired"]
+__all__ = ["CaStore", "Retired", "CaKeyUnusable", "CaKeyMissing"]
+
+CERT_FILE = "ca.crt"
+KEY_FILE = "ca.key"
+
+
+class CaKeyUnusable(CaError, KeyFileUnusable):
+    """A builtin CA's certificate or key file cannot be read, or they do not belong together."""
+
+
+class CaKeyMissing(CaError, KeyMissing):
+    """A builtin CA that proxies may depend on lost its key (or its certificate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,52 +62,146 @@ class Retired:
     retired_at: float
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path.with_suffix(path.suffix + ".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(path.with_suffix(path.suffix + ".tmp"), path)
-    os.chmod(path, 0o600)
-
-
 class CaStore:
     def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(state_dir) / "ca" if state_dir is not None else None
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.root = self.state_dir / "ca" if self.state_dir is not None else None
         self._memory: dict[tuple[str, str], Authority] = {}
+        self._builtin: set[str] = set()
+        """Fingerprints of the builtin CAs handed out: marked as such in history.json."""
         self._active: dict[str, Authority] = {}
         self._retired: dict[str, list[Retired]] = {}
         self._lock = threading.Lock()
 
     # -- builtin CAs ----------------------------------------------------------------------
     def builtin(self, mesh: str, backend: str, *, rsa_bits: int, validity: float) -> Authority:
-        """The builtin CA of a mesh backend: loaded if it exists, else generated and saved."""
+        """The builtin CA of a mesh backend: loaded if it exists, else generated and saved.
+
+        Raises `CaKeyUnusable` for files that cannot be used and `CaKeyMissing` for a CA
+        whose key is gone.
+        """
         with self._lock:
             cached = self._memory.get((mesh, backend))
             if cached is not None:
                 return cached
-            authority = self._load(mesh, backend)
-            if authority is None:
+            d = self._dir(mesh, backend)
+            if d is None:
                 authority = generate_root(mesh, backend, rsa_bits=rsa_bits, validity=validity)
-                self._save(mesh, backend, authority)
+            else:
+                loaded = self._load(mesh, backend, d) if (d / CERT_FILE).exists() and (d / KEY_FILE).exists() else None
+                if loaded is None:  # decided under the lock: another process may be making it
+                    with exclusive(self._lock_file(mesh)):
+                        loaded = self._load(mesh, backend, d) or self._create(mesh, backend, d, rsa_bits, validity)
+                authority = loaded
             self._memory[(mesh, backend)] = authority
+            self._builtin.add(authority.fingerprint)
             return authority
+
+    def check_keys(self, *, rotate_missing: bool = False) -> list[str]:
+        """Load every builtin CA of the state directory, so an unusable or lost one stops the
+        start rather than a later build. With `rotate_missing`, a lost CA is set aside so the
+        next build makes a new one; returns what was set aside, one sentence each."""
+        if self.root is None or not self.root.is_dir():
+            return []
+        rotated = []
+        for mesh_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            mesh = mesh_dir.name
+            backends = {p.name for p in mesh_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and ".lost-" not in p.name}
+            active = self._history_builtin(mesh)
+            if active:
+                backends.add(active)
+            for backend in sorted(backends):
+                with exclusive(self._lock_file(mesh)):
+                    try:
+                        self._load(mesh, backend, mesh_dir / backend)
+                    except CaKeyMissing as lost:
+                        if not rotate_missing:
+                            raise
+                        rotated.append(self._set_aside(mesh, backend, lost))
+        return rotated
 
     def _dir(self, mesh: str, backend: str) -> Path | None:
         return self.root / mesh / backend if self.root is not None else None
 
-    def _load(self, mesh: str, backend: str) -> Authority | None:
-        d = self._dir(mesh, backend)
-        if d is None or not (d / "ca.crt").exists() or not (d / "ca.key").exists():
-            return None
-        return load_authority(backend, (d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
+    def _lock_file(self, mesh: str) -> Path:
+        assert self.root is not None
+        return self.root / mesh / ".lock"
 
-    def _save(self, mesh: str, backend: str, authority: Authority) -> None:
+    def _load(self, mesh: str, backend: str, d: Path) -> Authority | None:
+        """The CA in `d`; None when there is none to load and none that proxies may depend on."""
+        cert_file, key_file = d / CERT_FILE, d / KEY_FILE
+        has_cert, has_key = cert_file.exists(), key_file.exists()
+        recorded = self._history_builtin(mesh) == backend
+        what = f"the builtin CA {backend} of mesh {mesh}"
+        if has_cert and not has_key:
+            raise CaKeyMissing(key_file, f"the key of {what} is missing, but {cert_file} shows the CA existed: {_LOST_CA_HINT.format(dir=d, mesh=mesh)}")
+        if not has_cert and recorded:
+            missing, part = (cert_file, "certificate") if has_key else (key_file, "key")
+            history = self._history(mesh)
+            raise CaKeyMissing(missing, f"the {part} of {what} is missing, but {history} records it as the CA the mesh signs with: {_LOST_CA_HINT.format(dir=d, mesh=mesh)}")
+        if not has_cert:
+            return None  # nothing yet, or a key whose certificate was never written: made anew
+        try:
+            cert_pem = cert_file.read_bytes()
+            cert = x509.load_pem_x509_certificate(cert_pem)
+        except OSError as e:
+            raise CaKeyUnusable(cert_file, f"{e.strerror or e}{_UNUSABLE_HINT}") from None
+        except ValueError:
+            raise CaKeyUnusable(cert_file, f"not a PEM certificate{_UNUSABLE_HINT}") from None
+        try:
+            key = read_private_key(key_file)
+        except KeyFileUnusable as e:
+            raise CaKeyUnusable(key_file, e.why + _UNUSABLE_HINT) from None
+        if _public_der(key) != _public_der(cert):
+            raise CaKeyUnusable(key_file, f"the private key does not match {cert_file}{_UNUSABLE_HINT}")
+        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+            raise CaKeyUnusable(key_file, f"only RSA and ECDSA keys are supported{_UNUSABLE_HINT}")
+        problems = ca_certificate_problems(cert)
+        if problems:
+            raise CaKeyUnusable(cert_file, "; ".join(problems) + _UNUSABLE_HINT)
+        # The checks of load_authority, each naming its file; the key is parsed (and, RSA,
+        # validated: about 30 ms) once.
+        return Authority(backend, cert.public_bytes(Encoding.PEM), key)
+
+    def _create(self, mesh: str, backend: str, d: Path, rsa_bits: int, validity: float) -> Authority:
+        assert self.state_dir is not None
+        ensure_state_dir(self.state_dir)
+        authority = generate_root(mesh, backend, rsa_bits=rsa_bits, validity=validity)
+        # Key first: a certificate on disk means proxies may trust it, so it never comes
+        # without its key; a key alone (a crash in between) is made anew next time.
+        write_private(d / KEY_FILE, authority.key_pem())
+        write_public(d / CERT_FILE, authority.cert_pem)
+        return authority
+
+    def _set_aside(self, mesh: str, backend: str, lost: CaKeyMissing) -> str:
+        """Move a lost CA's directory aside (kept for the record) and drop its mark in
+        history.json, so the next build makes a new CA. Its certificate stays in history.json
+        (as the active CA, which the new one retires, or as retired now), so proxies keep
+        trusting it for one certificate lifetime while they get certificates from the new one."""
         d = self._dir(mesh, backend)
-        if d is None:
-            return
-        _write_private(d / "ca.key", authority.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        (d / "ca.crt").write_bytes(authority.cert_pem)
+        assert d is not None
+        old_pem = (d / CERT_FILE).read_bytes() if (d / CERT_FILE).is_file() else None
+        kept = move_aside(d, time.strftime("lost-%Y%m%dT%H%M%SZ", time.gmtime())) if d.exists() else None
+        doc = self._read_history(mesh)
+        active = doc.get("active")
+        if isinstance(active, dict) and active.get("name") == backend:
+            active.pop("builtin", None)
+            old_pem = None if old_pem is None or str(active.get("cert", "")).encode() == old_pem else old_pem
+        if old_pem is not None:
+            old = _CertOnly(backend, old_pem)
+            retired = [r for r in _entries(doc, "retired") if r.get("fingerprint") != old.fingerprint]
+            doc["retired"] = [*retired, {"fingerprint": old.fingerprint, "cert": old_pem.decode(), "retiredAt": time.time()}]
+        path = self._history(mesh)
+        assert path is not None
+        write_public(path, json.dumps(doc, indent=2).encode())
+        self._memory.pop((mesh, backend), None)
+        self._retired.pop(mesh, None)
+        kept_text = f" (the old one is kept in {kept})" if kept else ""
+        return (
+            f"the builtin CA {backend} of mesh {mesh} lost its {lost.path.name}{kept_text}: the next build makes a new CA "
+            f"and gives proxies new certificates, and the old CA stays trusted for one certificate lifetime; "
+            f"anything else that trusts only the old CA certificate must be given the new {d / CERT_FILE}"
+        )
 
     # -- rotation ---------------------------------------------------------------------------
     def activate(self, mesh: str, authority: Authority, now: float | None = None) -> None:
@@ -106,6 +233,11 @@ class CaStore:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def _history_builtin(self, mesh: str) -> str | None:
+        """The backend of the mesh's active CA when history.json marks it as a builtin one."""
+        active = self._read_history(mesh).get("active")
+        return str(active.get("name")) if isinstance(active, dict) and active.get("builtin") is True else None
+
     def _persisted_active(self, mesh: str) -> Authority | None:
         active = self._read_history(mesh).get("active")
         if not isinstance(active, dict):
@@ -114,23 +246,44 @@ class CaStore:
 
     def _persisted_retired(self, mesh: str) -> list[Retired]:
         out = []
-        for item in self._read_history(mesh).get("retired", []) or []:  # type: ignore[union-attr]
-            if isinstance(item, dict):
-                out.append(Retired(str(item["fingerprint"]), str(item["cert"]).encode(), float(item["retiredAt"])))
+        for item in _entries(self._read_history(mesh), "retired"):
+            try:
+                out.append(Retired(str(item["fingerprint"]), str(item["cert"]).encode(), float(str(item["retiredAt"]))))
+            except (KeyError, ValueError):  # a damaged entry: that CA is simply no longer trusted
+                continue
         return out
 
     def _persist(self, mesh: str, active: Authority) -> None:
         path = self._history(mesh)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        entry: dict[str, object] = {"name": active.name, "fingerprint": active.fingerprint, "cert": active.cert_pem.decode()}
+        if active.fingerprint in self._builtin:
+            entry["builtin"] = True  # so a lost key is noticed even if its directory vanished
         doc = {
-            "active": {"name": active.name, "fingerprint": active.fingerprint, "cert": active.cert_pem.decode()},
-            "retired": [{"fingerprint": r.fingerprint, "cert": r.cert_pem.decode(), "retiredAt": r.retired_at} for r in self._retired.get(mesh, [])],
+            "active": entry,
+            # retired(), not _retired: what earlier processes retired is kept, not overwritten
+            "retired": [{"fingerprint": r.fingerprint, "cert": r.cert_pem.decode(), "retiredAt": r.retired_at} for r in self.retired(mesh)],
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2))
-        os.replace(tmp, path)
+        write_public(path, json.dumps(doc, indent=2).encode())
+
+
+_LOST_CA_HINT = (
+    "proxies hold certificates it signed. Restore the file from a backup, or start `reconciler serve "
+    + ROTATE_FLAG
+    + "` to make a new CA (proxies get new certificates; the old CA stays trusted for one certificate lifetime), "
+    "or remove {dir} if mesh {mesh} no longer uses it"
+)
+_UNUSABLE_HINT = f"; restore it from a backup, or remove the CA's files and start `reconciler serve {ROTATE_FLAG}` to make a new CA"
+
+
+def _entries(doc: dict[str, object], key: str) -> list[dict[str, object]]:
+    items = doc.get(key)
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def _public_der(item: PrivateKeyTypes | x509.Certificate) -> bytes:
+    return item.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +295,4 @@ class _CertOnly:
 
     @property
     def fingerprint(self) -> str:
-        import hashlib
-
         return hashlib.sha256(self.cert_pem).hexdigest()[:16]

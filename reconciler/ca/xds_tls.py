@@ -10,6 +10,11 @@ Kuma's control plane always serves xDS over TLS; so does `reconciler serve` unle
 A restart reuses the CA, so proxies keep trusting the control plane. The server certificate
 is reissued by the same CA when its names change (`--xds-tls-san`, `--address`) or when it
 is within `RENEW_BEFORE` of expiry. Keys are ECDSA P-256. Nothing here goes into git.
+
+ca.crt is also the record of which CA proxies were given: a CA is never made anew, nor
+ca.crt rewritten, while ca.crt names a CA whose key is not in ca.pem (`KeyMissing`, or
+`KeyFileUnusable` for another CA's ca.pem); `check_state(rotate_missing=True)` accepts that
+at start, and says what it means for proxies.
 """
 
 from __future__ import annotations
@@ -28,9 +33,29 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from reconciler.ca.statefiles import create_private_once, ensure_state_dir, read_private, write_private, write_public
+from reconciler.ca.statefiles import (
+    ROTATE_FLAG,
+    KeyFileUnusable,
+    KeyMissing,
+    create_private_once,
+    ensure_state_dir,
+    read_private,
+    write_private,
+    write_public,
+)
 
-__all__ = ["DIRECTORY", "CA_VALIDITY", "SERVER_VALIDITY", "RENEW_BEFORE", "XdsCertificate", "ca_cert_path", "default_names", "load_or_create", "fingerprint"]
+__all__ = [
+    "DIRECTORY",
+    "CA_VALIDITY",
+    "SERVER_VALIDITY",
+    "RENEW_BEFORE",
+    "XdsCertificate",
+    "ca_cert_path",
+    "default_names",
+    "check_state",
+    "load_or_create",
+    "fingerprint",
+]
 
 DIRECTORY = "xds-tls"
 CA_VALIDITY = 10 * 365 * 86400
@@ -83,12 +108,30 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
+_KEY_BEGIN = b"-----BEGIN PRIVATE KEY-----"
+
+
 def _split(pem: bytes) -> tuple[list[x509.Certificate], ec.EllipticCurvePrivateKey]:
-    certs = x509.load_pem_x509_certificates(pem[: pem.index(b"-----BEGIN PRIVATE KEY-----")])
-    key = serialization.load_pem_private_key(pem[pem.index(b"-----BEGIN PRIVATE KEY-----") :], password=None)
+    certs = x509.load_pem_x509_certificates(pem[: pem.index(_KEY_BEGIN)])
+    key = serialization.load_pem_private_key(pem[pem.index(_KEY_BEGIN) :], password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError("expected an ECDSA key")
     return certs, key
+
+
+def _read_pair(path: Path) -> tuple[list[x509.Certificate], ec.EllipticCurvePrivateKey]:
+    """The certificates and key of one of our PEM files, or `KeyFileUnusable` saying why not."""
+    data = read_private(path)
+    try:
+        return _split(data)
+    except ValueError as e:
+        why = "no private key in it" if _KEY_BEGIN not in data else str(e).split(". ")[0]
+        hint = (
+            f"restore it from a backup, or remove it and start `reconciler serve {ROTATE_FLAG}` to make a new CA"
+            if path.name == "ca.pem"
+            else "remove it to have it issued again by the CA"
+        )
+        raise KeyFileUnusable(path, f"expected a PEM certificate and private key (ECDSA) as mesh-reconciler writes them ({why}); {hint}") from None
 
 
 def _new_ca() -> bytes:
@@ -161,27 +204,99 @@ def _canonical(names: Iterable[str]) -> set[str]:
     return out
 
 
+def check_state(state_dir: str | Path, *, rotate_missing: bool = False) -> str | None:
+    """Check the CA and server key files before serving, so an unusable or lost one stops the
+    start. With `rotate_missing`, a CA key that is not the one proxies were given (lost, or
+    another CA's) is accepted: ca.crt gets the control plane's CA certificate, made anew when
+    there is none. Returns what that means for proxies, else None."""
+    directory = Path(state_dir) / DIRECTORY
+    ca_file, public, server_file = directory / "ca.pem", ca_cert_path(state_dir), directory / "server.pem"
+    ca_cert = _read_pair(ca_file)[0][0] if ca_file.exists() else None
+    rotated = None
+    try:
+        _check_given(ca_file, public, ca_cert)
+    except (KeyMissing, _OtherCa):
+        if not rotate_missing:
+            raise
+        old = _given_ca(public)
+        assert old is not None
+        if ca_cert is None:
+            create_private_once(ca_file, _new_ca())  # the server certificate is reissued from it at start
+            ca_cert = _read_pair(ca_file)[0][0]
+        write_public(public, ca_cert.public_bytes(serialization.Encoding.PEM))
+        rotated = (
+            f"the xDS CA was replaced ({ROTATE_FLAG}): proxies that verify the control plane with the old CA "
+            f"certificate (fingerprint {_fingerprint(old)}) cannot connect until they are given the new {public}"
+        )
+    if server_file.exists():
+        _read_pair(server_file)
+    return rotated
+
+
+class _OtherCa(KeyFileUnusable):
+    pass
+
+
+def _check_given(ca_file: Path, public: Path, ca_cert: x509.Certificate | None) -> None:
+    """Raise unless the CA in ca.pem (`ca_cert`, None when there is no ca.pem) is the one whose
+    certificate proxies were given in ca.crt, or they were given none."""
+    given = _given_ca(public)
+    if given is None or given == ca_cert:
+        return
+    if ca_cert is None:
+        raise KeyMissing(
+            ca_file,
+            f"the xDS CA key is missing, but {public} shows proxies were given its certificate (fingerprint "
+            f"{_fingerprint(given)}): a new CA would lock them out. Restore ca.pem from a backup, or start "
+            f"`reconciler serve {ROTATE_FLAG}` to make a new CA and give proxies the new {public}",
+        )
+    raise _OtherCa(
+        ca_file,
+        f"its CA certificate is not the CA certificate in {public} that proxies were given (fingerprint "
+        f"{_fingerprint(given)}), so they would not trust this control plane. Put back the ca.pem that goes with it, "
+        f"or start `reconciler serve {ROTATE_FLAG}` to give proxies this one",
+    )
+
+
+def _given_ca(public: Path) -> x509.Certificate | None:
+    """The CA certificate proxies were given, None when there is none (or it is not readable:
+    it is only a copy, rewritten from ca.pem)."""
+    try:
+        return x509.load_pem_x509_certificate(public.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def _fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()[:16]
+
+
 def load_or_create(state_dir: str | Path, names: Sequence[str], *, now: float | None = None) -> XdsCertificate:
-    """The CA (created once) and a server certificate for `names` (reissued when needed)."""
+    """The CA (created once) and a server certificate for `names` (reissued when needed).
+
+    Raises `KeyFileUnusable` for a key file that cannot be used and `KeyMissing` when the CA
+    key is gone but proxies were given its certificate (`check_state` rotates on request).
+    """
     directory = ensure_state_dir(state_dir) / DIRECTORY
     if not directory.is_dir():
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o755)  # ca.crt must be readable by whoever starts the proxies
     ca_file = directory / "ca.pem"
-    if not ca_file.exists():
-        create_private_once(ca_file, _new_ca())
-    (ca_cert, *_), ca_key = _split(read_private(ca_file))
-    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
     public = ca_cert_path(state_dir)
+    if not ca_file.exists():
+        _check_given(ca_file, public, None)
+        create_private_once(ca_file, _new_ca())
+    (ca_cert, *_), ca_key = _read_pair(ca_file)
+    _check_given(ca_file, public, ca_cert)
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
     if not public.exists() or public.read_bytes() != ca_pem:
-        write_public(public, ca_pem)
+        write_public(public, ca_pem)  # absent, or unreadable: it is only a copy
 
     t = now if now is not None else time.time()
     server_file = directory / "server.pem"
-    pem = read_private(server_file) if server_file.exists() else b""
-    if pem:
-        certs, _ = _split(pem)
-        leaf = certs[0]
+    existing = _read_pair(server_file) if server_file.exists() else None
+    if existing is not None:
+        leaf = existing[0][0]
         fresh = (
             leaf.issuer == ca_cert.subject
             and _names_of(leaf) == _canonical(names)
@@ -189,11 +304,12 @@ def load_or_create(state_dir: str | Path, names: Sequence[str], *, now: float | 
             and _same_key(leaf, ca_key)
         )
         if not fresh:
-            pem = b""
-    if not pem:
+            existing = None
+    if existing is None:
         pem = _new_server(ca_cert, ca_key, names)
         write_private(server_file, pem)
-    certs, key = _split(pem)
+        existing = _split(pem)
+    certs, key = existing
     return XdsCertificate(
         ca_cert_pem=ca_pem,
         cert_chain_pem=b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from reconciler.ca.statefiles import StateFileError
 from reconciler.commands.errors import RepositoryError
 from reconciler.controlplane import ControlPlane, ServeSettings, SetupError
 from reconciler.source.git import SourceError
@@ -24,5 +25,5 @@ def run_serve(settings: ServeSettings) -> None:
 
     try:
         asyncio.run(main())
-    except (SetupError, SourceError) as e:
+    except (SetupError, SourceError, StateFileError) as e:  # StateFileError: a key file read after the setup check
         raise RepositoryError(str(e)) from None

@@ -7,9 +7,10 @@ authentication, so it does not hand out tokens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from reconciler.ca.tokens import (
     revocation_secret_name,
     verify_token,
 )
-from reconciler.commands.errors import InvalidConfig
+from reconciler.ca.statefiles import StateFileError
+from reconciler.commands.errors import InvalidConfig, RepositoryError
 
 __all__ = ["run_issue", "write_token", "run_rotate_key", "run_inspect", "inspect_text"]
 
@@ -41,13 +43,23 @@ def run_issue(state_dir: str, mesh: str, name: str | None, tags: Iterable[str], 
         raise click.UsageError("give --name (one dataplane) or --tags (every dataplane with these tags)")
     if seconds <= 0:
         raise click.UsageError("--valid-for must be positive")
-    if not SigningKeys.open(state_dir, create=False).key_ids():
-        click.echo(
-            f"note: no signing key in {state_dir}: created one; only a control plane with --state-dir {state_dir} accepts this token",
-            err=True,
-        )
-    keys = SigningKeys.open(state_dir)
+    with _usable_keys():
+        if not SigningKeys.open(state_dir, create=False).key_ids():
+            click.echo(
+                f"note: no signing key in {state_dir}: created one; only a control plane with --state-dir {state_dir} accepts this token",
+                err=True,
+            )
+        keys = SigningKeys.open(state_dir)
     return issue_token(keys, mesh=mesh, name=name or "", tags=tag_map, valid_for=seconds)
+
+
+@contextlib.contextmanager
+def _usable_keys() -> Iterator[None]:
+    """A key file that cannot be used, or a lost key, ends the command with exit 2 and the message."""
+    try:
+        yield
+    except StateFileError as e:
+        raise RepositoryError(str(e)) from None
 
 
 def write_token(path: str, token: str) -> None:
@@ -61,10 +73,14 @@ def write_token(path: str, token: str) -> None:
 def run_rotate_key(state_dir: str) -> str:
     """Add the next signing key to the state directory; a running control plane uses it for
     tokens it meets, and new tokens are signed with it. Returns a line naming the key."""
-    keys = SigningKeys.open(state_dir)
-    kid = keys.add_key()
-    older = ", ".join(k for k in keys.key_ids() if k != kid)
-    return f"signing key {kid} created in {keys.directory}; tokens of key(s) {older} stay valid until their .pem file is removed and the control plane restarted"
+    with _usable_keys():
+        keys = SigningKeys.open(state_dir)
+        kid = keys.add_key()
+    older = [k for k in keys.key_ids() if k != kid]
+    return (
+        f"signing key {kid} created in {keys.directory}; tokens of key(s) {', '.join(older)} stay valid until "
+        f"{' and '.join(f'{k}.pem and {k}.pub' for k in older)} are removed and the control plane restarted"
+    )
 
 
 def run_inspect(token: str, state_dir: str | None) -> dict[str, Any]:
@@ -77,8 +93,10 @@ def run_inspect(token: str, state_dir: str | None) -> dict[str, Any]:
     if state_dir is not None:
         if not (Path(state_dir) / "dataplane-tokens").is_dir():
             raise click.UsageError(f"no signing keys in {state_dir}")
+        with _usable_keys():
+            keys = SigningKeys.open(state_dir, create=False)
         try:
-            verify_token(token, SigningKeys.open(state_dir, create=False))
+            verify_token(token, keys)
             doc["verified"] = "valid"
         except TokenError as e:
             doc["verified"] = str(e)

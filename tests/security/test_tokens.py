@@ -180,6 +180,7 @@ def test_rotated_key_signs_new_tokens_and_old_tokens_still_verify(tmp_path: Path
     assert decode_unverified(new)[1].key_id == "2"
     assert verify_token(old, verifier).key_id == "1"
     (tmp_path / "dataplane-tokens" / "1.pem").unlink()
+    (tmp_path / "dataplane-tokens" / "1.pub").unlink()  # removed on purpose: both files
     with pytest.raises(TokenInvalid, match="no signing key with KID 1"):
         verify_token(old, SigningKeys.open(tmp_path))
 
@@ -199,7 +200,7 @@ def test_concurrent_first_starts_agree_on_one_key(tmp_path: Path) -> None:
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         kids = pool.map(_open_keys, [str(tmp_path)] * 4)
     assert kids == ["1"] * 4
-    assert sorted(p.name for p in (tmp_path / "dataplane-tokens").iterdir()) == ["1.pem"]
+    assert sorted(p.name for p in (tmp_path / "dataplane-tokens").iterdir()) == ["1.pem", "1.pub"]
 
 
 def test_durations_and_tags_from_the_command_line() -> None:
