@@ -88,8 +88,9 @@ def diff(repo: str, path: str, fmt: str, base: str, head: str) -> None:
 @click.option("--branch", default="main", show_default=True, help="Branch to follow.")
 @click.option("--path", default="", help="Only read files under this directory of the repository.")
 @click.option("--state-dir", default=".reconciler", show_default=True, help="Where the control plane keeps its state (mirror, keys).")
-@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for proxies on other hosts).")
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address xDS listens on (0.0.0.0 for proxies on other hosts); the API has its own, --api-address.")
 @click.option("--xds-port", default=5678, show_default=True, type=int)
+@click.option("--api-address", default="127.0.0.1", show_default=True, help="Address the HTTP API listens on. Elsewhere than loopback, reads are open to whoever reaches it; changes need the admin token (<state-dir>/admin-token).")
 @click.option("--api-port", default=5681, show_default=True, type=int)
 @click.option("--poll-interval", default=1.0, show_default=True, type=float, help="Seconds between branch checks.")
 @click.option(
@@ -129,6 +130,7 @@ def serve(
     state_dir: str,
     address: str,
     xds_port: int,
+    api_address: str,
     api_port: int,
     poll_interval: float,
     dataplane_auth: str,
@@ -161,7 +163,7 @@ def serve(
             fetch_interval=fetch_interval, git_username=git_username, git_token_file=git_token_file,
             git_ssh_key=git_ssh_key, git_known_hosts=git_known_hosts, git_ca_file=git_ca_file,
             webhook_secret_file=webhook_secret_file, verify_signatures=allowed_signers, gpg_keyring=gpg_keyring,
-            rollback_on_nack=rollback_on_nack, rotate_missing_keys=rotate_missing_keys,
+            rollback_on_nack=rollback_on_nack, rotate_missing_keys=rotate_missing_keys, api_address=api_address,
         )
     )
 
@@ -452,31 +454,43 @@ def plan(repo: str, path: str, base: str, head: str, fmt: str, envoy_check: bool
     sys.exit(EXIT_OK if result.valid else EXIT_INVALID)
 
 
+_ADMIN_TOKEN_FILE = click.option(
+    "--admin-token-file",
+    type=click.Path(dir_okay=False),
+    help="With --server: the server's admin token (else $RECONCILER_ADMIN_TOKEN, else <--state-dir>/admin-token).",
+)
+
+
 @cli.command()
 @click.option("--repo", default=None, help="Repository (bare or with a work tree); default: the current directory.")
 @click.option("--rev", default=None, help="Revision to render (default HEAD).")
 @click.option("--path", default="", help="Only read files under this directory of the repository.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write one static Envoy bootstrap per dataplane here (<mesh>.<name>.yaml).")
-@click.option("--state-dir", default=None, help="Take builtin mesh CAs from this state directory (the one `serve` uses); default: a throwaway CA.")
+@click.option("--state-dir", default=None, help="Take builtin mesh CAs from this state directory (the one `serve` uses); default: a throwaway CA. With --server: where the admin token is (default .reconciler).")
 @click.option("--check", is_flag=True, help="Also validate each written file with the real Envoy (--mode validate).")
 @click.option("--server", default=None, help="Instead: ask the running server at this HTTP API URL to fetch and reconcile now.")
+@_ADMIN_TOKEN_FILE
 @click.option("--timeout", default="30s", show_default=True, help="With --server: how long to wait for the proxies' ACKs.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-def reconcile(repo: str | None, rev: str | None, path: str, out_dir: str | None, state_dir: str | None, check: bool, server: str | None, timeout: str, fmt: str) -> None:
+def reconcile(
+    repo: str | None, rev: str | None, path: str, out_dir: str | None, state_dir: str | None, check: bool, server: str | None, admin_token_file: str | None, timeout: str, fmt: str
+) -> None:
     """One-shot reconcile: with --server URL, a running server reconciles now and this waits for
     the proxies; with --out DIR, every proxy's Envoy config is rendered without a server.
 
     --server: exit 0 applied and ACKed by every connected proxy, 1 rejected or NACKed (the
-    errors and NACK messages are printed), 2 server unreachable or timeout.
+    errors and NACK messages are printed), 2 server unreachable, admin token refused, or timeout.
     --out: exit 0 when written, 1 when the revision is invalid (nothing is written) or Envoy
     rejects a file (with --check), 2 on usage or repository errors.
     """
-    if server and (out_dir or repo or rev or check or path or state_dir):
-        raise click.UsageError("--server asks a running server; --repo, --rev, --path, --state-dir, --out and --check are for rendering without one")
+    if server and (out_dir or repo or rev or check or path):
+        raise click.UsageError("--server asks a running server; --repo, --rev, --path, --out and --check are for rendering without one")
+    if admin_token_file and not server:
+        raise click.UsageError("--admin-token-file is for --server")
     if server:
-        from reconciler.commands.rollout import act, parse_timeout, result_json, result_text
+        from reconciler.commands.rollout import act, admin_token, parse_timeout, result_json, result_text
 
-        outcome = act(server, "reconcile", parse_timeout(timeout))
+        outcome = act(server, "reconcile", parse_timeout(timeout), token=admin_token(admin_token_file, state_dir))
         click.echo(result_json(outcome) if fmt == "json" else result_text(outcome))
         sys.exit(outcome.exit_code)
     from reconciler.commands.reconcile_out import render_json, render_out, render_text
@@ -537,22 +551,25 @@ def history(repo: str | None, state_dir: str, branch: str, server: str | None, l
 @click.option("--branch", default="main", show_default=True, help="The tracked branch (REV must be on its history unless --force).")
 @click.option("--path", default="", help="Only read files under this directory (as `serve --path`).")
 @click.option("--server", default=None, help="Ask the running server at this HTTP API URL, and wait for the proxies' ACKs.")
+@_ADMIN_TOKEN_FILE
 @click.option("--force", is_flag=True, help="Pin a commit that is not on the branch's history.")
 @click.option("--timeout", default="30s", show_default=True, help="With --server: how long to wait for the proxies' ACKs.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.argument("rev")
-def rollback(repo: str | None, state_dir: str, branch: str, path: str, server: str | None, force: bool, timeout: str, fmt: str, rev: str) -> None:
+def rollback(repo: str | None, state_dir: str, branch: str, path: str, server: str | None, admin_token_file: str | None, force: bool, timeout: str, fmt: str, rev: str) -> None:
     """Pin serving to REV, an earlier commit that validates (refs/reconciler/pin).
 
     New commits are then validated and recorded, not applied, until `reconciler resume`. The
     pin survives restarts. Exit 0 pinned (with --server: applied and ACKed), 1 REV is invalid,
-    not on the branch (without --force) or NACKed, 2 REV unknown, server unreachable or timeout.
+    not on the branch (without --force) or NACKed, 2 REV unknown, server unreachable, admin
+    token refused, or timeout. With --server, --state-dir is where the admin token is.
     """
     where = _repo_or_server(repo, server)
     if server:
-        from reconciler.commands.rollout import act, parse_timeout, result_json, result_text
+        from reconciler.commands.rollout import act, admin_token, parse_timeout, result_json, result_text
 
-        result = act(server, "rollback", parse_timeout(timeout), {"revision": rev, "force": force})
+        token = admin_token(admin_token_file, state_dir)
+        result = act(server, "rollback", parse_timeout(timeout), {"revision": rev, "force": force}, token=token)
         click.echo(result_json(result) if fmt == "json" else result_text(result))
         sys.exit(result.exit_code)
     from reconciler.commands.history import pin_offline
@@ -569,19 +586,21 @@ def rollback(repo: str | None, state_dir: str, branch: str, path: str, server: s
 @click.option("--repo", default=None, help="The repository `serve` reads (a remote URL: its mirror in --state-dir); default: the current directory.")
 @click.option("--state-dir", default=".reconciler", show_default=True, help="The state directory of `serve`.")
 @click.option("--server", default=None, help="Ask the running server at this HTTP API URL, and wait for the proxies' ACKs.")
+@_ADMIN_TOKEN_FILE
 @click.option("--timeout", default="30s", show_default=True, help="With --server: how long to wait for the proxies' ACKs.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-def resume(repo: str | None, state_dir: str, server: str | None, timeout: str, fmt: str) -> None:
+def resume(repo: str | None, state_dir: str, server: str | None, admin_token_file: str | None, timeout: str, fmt: str) -> None:
     """Delete the pin: serving follows the branch again.
 
     Exit 0 resumed (with --server: the branch head applied and ACKed), 1 the head is invalid or
-    NACKed (the pinned commit keeps serving), 2 server unreachable or timeout.
+    NACKed (the pinned commit keeps serving), 2 server unreachable, admin token refused, or
+    timeout. With --server, --state-dir is where the admin token is.
     """
     where = _repo_or_server(repo, server)
     if server:
-        from reconciler.commands.rollout import act, parse_timeout, result_json, result_text
+        from reconciler.commands.rollout import act, admin_token, parse_timeout, result_json, result_text
 
-        result = act(server, "resume", parse_timeout(timeout))
+        result = act(server, "resume", parse_timeout(timeout), token=admin_token(admin_token_file, state_dir))
         click.echo(result_json(result) if fmt == "json" else result_text(result))
         sys.exit(result.exit_code)
     from reconciler.commands.history import unpin_offline

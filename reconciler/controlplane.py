@@ -31,8 +31,10 @@ import pygit2
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 
-from reconciler.api.http import HttpServer
-from reconciler.api.routes import prefix_routes, routes
+from reconciler.api.admin_token import AdminToken, AdminTokenError
+from reconciler.api.admin_token import load_or_create as load_admin_token
+from reconciler.api.routes import routes
+from reconciler.api.server import ApiServer
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.ca.store import CaStore
@@ -106,6 +108,9 @@ class ServeSettings:
     """Replace a key that other state shows existed (a CA whose certificate proxies hold, a token
     signing key with a public record) instead of refusing to start; what depended on it stops
     working, and status says so (Ready=False, KeysRotated) until the next start."""
+    api_address: str = "127.0.0.1"
+    """Where the HTTP API listens, apart from `address` (xDS): exposing xDS to other hosts
+    leaves the API on loopback unless this says otherwise."""
 
 
 class SetupError(Exception):
@@ -128,7 +133,10 @@ class ControlPlane:
         self._stopping = asyncio.Event()
         self._watch = _Watch()
         self._grpc: grpc.aio.Server | None = None
-        self._http: HttpServer | None = None
+        self._http: ApiServer | None = None
+        self.admin_token: AdminToken | None = None
+        """What the API's calls that change what is served must present (`<state>/admin-token`)."""
+        self.xds_serving = False
         self._streams: dict[str, int] = {}
         self._renewal: asyncio.TimerHandle | None = None
         self.repo: pygit2.Repository | None = None
@@ -162,10 +170,14 @@ class ControlPlane:
     async def start(self) -> None:
         Path(self.settings.state_dir).mkdir(parents=True, exist_ok=True)
         self._load_setup()
+        try:
+            self.admin_token = load_admin_token(self.settings.state_dir)
+        except AdminTokenError as e:
+            raise SetupError(str(e)) from None
         self.repo = await asyncio.to_thread(self._open_repository)
         self.engine = self._make_engine()
         self._grpc, self.xds_port = self._make_grpc_server()
-        self._http = HttpServer(routes(self), prefix_routes(self))
+        self._http = ApiServer(routes(self), self.admin_token)
         self._restore_verdicts()
         # Resume what was served before a restart, then catch up with the branch (or the pin).
         previous = self._ref(APPLIED_REF)
@@ -173,9 +185,11 @@ class ControlPlane:
             await self._reconcile_to(previous, "restart")
         await self.reconcile("start")
         await self._grpc.start()
-        self.api_port = await self._http.start(self.settings.address, self.settings.api_port)
+        self.xds_serving = True
+        self.api_port = await self._http.start(self.settings.api_address, self.settings.api_port)
         self._watch.task = asyncio.create_task(self._watch_loop())
-        log.info("serving", extra={"xds": f"{self.settings.address}:{self.xds_port}", "api": f"{self.settings.address}:{self.api_port}"})
+        log.info("admin token", extra={"path": str(self.admin_token.path), "token_id": self.admin_token.id})
+        log.info("serving", extra={"xds": f"{self.settings.address}:{self.xds_port}", "api": f"{self.settings.api_address}:{self.api_port}"})
 
     def _load_setup(self) -> None:
         """Read credential, secret and key files once; a missing or unusable one stops the start
@@ -286,6 +300,7 @@ class ControlPlane:
 
     async def stop(self) -> None:
         self._stopping.set()
+        self.xds_serving = False
         if self._renewal is not None:
             self._renewal.cancel()
         self._watch.wake.set()
@@ -633,9 +648,12 @@ class ControlPlane:
         self._watch.wake.set()
 
     # -- rollback, resume, rollback on NACK ---------------------------------------------
-    async def rollback(self, rev: str, *, force: bool = False) -> tuple[int, dict[str, Any]]:
+    async def rollback(self, rev: str, *, force: bool = False, requested_by: str = "") -> tuple[int, dict[str, Any]]:
         """Pin serving to `rev`: (HTTP status, body). Refused (nothing written) when `rev` is
-        unknown (400), not on the branch's history without `force`, or invalid (409)."""
+        unknown (400), not on the branch's history without `force`, or invalid (409).
+
+        `requested_by` (the admin token's id) goes into the pin's reflog; a forced pin of a
+        commit off the branch is also logged as a warning with it."""
         assert self.engine is not None and self.repo is not None
         branch = self.settings.branch
         if self.remote:
@@ -649,7 +667,8 @@ class ControlPlane:
         except SourceError as e:
             return 400, {"error": self._redact(str(e))}
         head = self._ref(f"refs/heads/{branch}")
-        if not force and (head is None or (sha != head and not self.repo.descendant_of(head, sha))):
+        on_branch = head is not None and (sha == head or self.repo.descendant_of(head, sha))
+        if not on_branch and not force:
             return 409, {"error": f"{sha[:12]} is not on the history of {branch}: refusing to pin it (rollback --force pins it anyway)", "revision": sha}
         async with self._lock:
             try:
@@ -659,7 +678,11 @@ class ControlPlane:
         if rejection is not None:
             return 409, {"error": f"refusing to pin {sha[:12]}: {rejection.message}", "revision": sha, "errors": [p.to_json() for p in rejection.errors]}
         served = self.store.applied.revision[:12] if self.store.applied else "nothing"
-        await asyncio.to_thread(self._write_ref, PIN_REF, sha, f"reconciler rollback: pin {sha[:12]} (serving {served}, api)")
+        who = f"api, token {requested_by}" if requested_by else "api"
+        if not on_branch:
+            who = f"forced off {branch}, {who}"
+            log.warning("forced rollback to a commit off the branch", extra={"revision": sha[:12], "branch": branch, "token_id": requested_by or "-"})
+        await asyncio.to_thread(self._write_ref, PIN_REF, sha, f"reconciler rollback: pin {sha[:12]} (serving {served}, {who})")
         attempt = await self.reconcile("rollback", fetch=False)
         if attempt.outcome == "unchanged" and self.store.applied is not None and self.store.applied.revision == sha:
             attempt = Attempt(sha, "applied", f"Applied revision: {revision_string(branch, sha)} (already served)", trigger="rollback")
@@ -826,6 +849,17 @@ class ControlPlane:
             await self.rebuild(f"unregistered {node_id}")
 
     # -- for the HTTP API (reconciler/api/routes.py) --------------------------------------
+    def not_ready(self) -> list[str]:
+        """Why proxies should not be sent here yet (`GET /readyz`); empty when a commit is
+        applied and the xDS server is serving."""
+        reasons = []
+        if self.store.applied is None:
+            last = self.store.last_attempt
+            reasons.append("no commit applied yet" + (f": {last.message}" if last is not None and last.message else ""))
+        if not self.xds_serving:
+            reasons.append("the xDS server is not serving")
+        return reasons
+
     async def branch_history(self, limit: int) -> dict[str, Any]:
         """The tracked branch's commits, newest first, with their outcomes (`GET /history`)."""
         assert self.repo is not None

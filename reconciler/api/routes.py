@@ -1,127 +1,141 @@
-"""The HTTP API on port 5681: what the server serves and to whom, history, and the few actions
-(reconcile now, rollback, resume, the git webhook).
+"""The HTTP API on port 5681: what the server serves and to whom, history, health, and the few
+actions (reconcile now, rollback, resume, the git webhook).
 
-Handlers only translate between HTTP and the ControlPlane; the work happens there. The API is
-not authenticated (see docs/security.md): it never returns key material, and the webhook proves
-itself with its shared secret.
+Handlers only translate between HTTP and the ControlPlane; the work happens there. Reads are
+open; the actions that change what is served need the admin token (`Route.admin`, checked by
+the server). Nothing here returns key material. The webhook proves itself with its own shared
+secret, not the admin token: GitHub and GitLab sign with it.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from reconciler.api.http import Request, Response
+from aiohttp import web
+
+from reconciler.api.revision import revision_problem
+from reconciler.api.server import ADMIN_KEY, BadRequest, Route, error_response, json_response, read_body, read_json
+from reconciler.store import revision_string
 from reconciler.source.remote import verify_webhook, webhook_ref
 from reconciler.xds.resources import SHORT_NAMES
 
 if TYPE_CHECKING:
     from reconciler.controlplane import ControlPlane
 
-__all__ = ["routes", "prefix_routes"]
+__all__ = ["routes"]
 
 log = logging.getLogger("reconciler.controlplane")
 
-Handler = Any
+_ROLLBACK_USAGE = 'POST a JSON body {"revision": "<commit id or ref name>", "force": false}'
 
 
-def routes(cp: ControlPlane) -> dict[tuple[str, str], Handler]:
-    """Exact-path routes: (method, path) → handler."""
+def routes(cp: ControlPlane) -> list[Route]:
+    async def status(_: web.Request) -> web.Response:
+        return json_response(cp.store.status())
 
-    async def status(_: Request) -> Response:
-        return Response.json(cp.store.status())
+    async def healthz(_: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
 
-    async def dataplanes(_: Request) -> Response:
-        return Response.json(cp.store.dataplanes())
+    async def readyz(_: web.Request) -> web.Response:
+        reasons = cp.not_ready()
+        applied = cp.store.applied
+        doc = {"ready": not reasons, "revision": revision_string(cp.settings.branch, applied.revision if applied else None), "reasons": reasons}
+        return json_response(doc, 503 if reasons else 200)
 
-    async def metrics(_: Request) -> Response:
-        return Response.text(cp.metrics.render(), content_type="text/plain; version=0.0.4")
+    async def dataplanes(_: web.Request) -> web.Response:
+        return json_response(cp.store.dataplanes())
 
-    async def reconcile(_: Request) -> Response:
-        attempt = await cp.reconcile("api")
-        if attempt.outcome == "unchanged" and cp.store.last_attempt is not None:
-            attempt = cp.store.last_attempt
-        return Response.json(attempt.to_json(cp.settings.branch) | {"status": cp.store.status()})
+    async def dataplane(request: web.Request) -> web.Response:
+        node_id = f"{request.match_info['mesh']}.{request.match_info['name']}"
+        for dp in cp.store.dataplanes():
+            if dp["node"] == node_id:
+                return json_response(dp)
+        return error_response(404, f"no dataplane {node_id}")
 
-    async def history(request: Request) -> Response:
-        try:
-            limit = max(1, min(1000, int(request.arg("limit", "20") or 20)))
-        except ValueError:
-            return Response.error(400, "limit must be a number")
-        return Response.json(await cp.branch_history(limit))
-
-    async def rollback(request: Request) -> Response:
-        try:
-            body = request.json() or {}
-            rev = str(body["revision"])
-        except (ValueError, KeyError, TypeError):
-            return Response.error(400, 'POST a JSON body {"revision": "<rev>", "force": false}')
-        code, doc = await cp.rollback(rev, force=bool(body.get("force")))
-        return Response.json(doc, code)
-
-    async def resume(_: Request) -> Response:
-        return Response.json(await cp.resume())
-
-    async def git_hook(request: Request) -> Response:
-        return _webhook(cp, request)
-
-    return {
-        ("GET", "/status"): status,
-        ("GET", "/dataplanes"): dataplanes,
-        ("GET", "/metrics"): metrics,
-        ("GET", "/history"): history,
-        ("POST", "/reconcile"): reconcile,
-        ("POST", "/rollback"): rollback,
-        ("POST", "/resume"): resume,
-        ("POST", "/hooks/git"): git_hook,
-    }
-
-
-def prefix_routes(cp: ControlPlane) -> dict[tuple[str, str], Handler]:
-    """Routes by path prefix: `/config/<mesh>/<name>` and `/dataplanes/<mesh>/<name>`."""
-
-    async def config(request: Request) -> Response:
-        node_id = request.path.removeprefix("/config/").replace("/", ".", 1)
+    async def config(request: web.Request) -> web.Response:
+        node_id = f"{request.match_info['mesh']}.{request.match_info['name']}"
         cfg = cp.cache.fetch(node_id)
         if cfg is None:
-            return Response.error(404, f"no config for {node_id}")
-        return Response.json({
+            return error_response(404, f"no config for {node_id}")
+        return json_response({
             "node": node_id,
             "revision": cfg.revision,
-            # Never the proxies' keys: the API is not authenticated like the xDS port.
+            # Never the proxies' keys: reads are open, unlike the xDS port.
             "resources": {SHORT_NAMES.get(t, t): [r.public_dict() for r in m.values()] for t, m in cfg.resources.by_type.items() if m},
         })
 
-    async def dataplane(request: Request) -> Response:
-        node_id = request.path.removeprefix("/dataplanes/").replace("/", ".", 1)
-        for dp in cp.store.dataplanes():
-            if dp["node"] == node_id:
-                return Response.json(dp)
-        return Response.error(404, f"no dataplane {node_id}")
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=cp.metrics.render().encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
-    return {("GET", "/config/"): config, ("GET", "/dataplanes/"): dataplane}
+    async def history(request: web.Request) -> web.Response:
+        try:
+            limit = max(1, min(1000, int(request.query.get("limit", "20") or 20)))
+        except ValueError:
+            return error_response(400, "limit must be a number")
+        return json_response(await cp.branch_history(limit))
+
+    async def reconcile(_: web.Request) -> web.Response:
+        attempt = await cp.reconcile("api")
+        if attempt.outcome == "unchanged" and cp.store.last_attempt is not None:
+            attempt = cp.store.last_attempt
+        return json_response(attempt.to_json(cp.settings.branch) | {"status": cp.store.status()})
+
+    async def rollback(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("revision"), str):
+            raise BadRequest(_ROLLBACK_USAGE)
+        force = body.get("force", False)
+        if not isinstance(force, bool):
+            raise BadRequest(f"force must be true or false; {_ROLLBACK_USAGE}")
+        problem = revision_problem(body["revision"])
+        if problem is not None:
+            raise BadRequest(problem)
+        code, doc = await cp.rollback(body["revision"], force=force, requested_by=request[ADMIN_KEY])
+        return json_response(doc, code)
+
+    async def resume(_: web.Request) -> web.Response:
+        return json_response(await cp.resume())
+
+    async def git_hook(request: web.Request) -> web.Response:
+        if cp.webhook_secret is None:  # answered before the body is read
+            return error_response(404, "no webhook configured: start serve with --webhook-secret-file")
+        return _webhook(cp, cp.webhook_secret, request, await read_body(request))
+
+    return [
+        Route("GET", "/status", status),
+        Route("GET", "/healthz", healthz),
+        Route("GET", "/readyz", readyz),
+        Route("GET", "/dataplanes", dataplanes),
+        Route("GET", "/dataplanes/{mesh}/{name}", dataplane),
+        Route("GET", "/config/{mesh}/{name}", config),
+        Route("GET", "/metrics", metrics),
+        Route("GET", "/history", history),
+        Route("POST", "/reconcile", reconcile, admin=True),
+        Route("POST", "/rollback", rollback, admin=True),
+        Route("POST", "/resume", resume, admin=True),
+        Route("POST", "/hooks/git", git_hook),
+    ]
 
 
-def _webhook(cp: ControlPlane, request: Request) -> Response:
+def _webhook(cp: ControlPlane, secret: bytes, request: web.Request, body: bytes) -> web.Response:
     """`POST /hooks/git`: a GitHub or GitLab push proven by the shared secret → fetch now."""
-    secret = cp.webhook_secret
-    if secret is None:
-        return Response.error(404, "no webhook configured: start serve with --webhook-secret-file")
-    source = verify_webhook(request.headers, request.body, secret)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    source = verify_webhook(headers, body, secret)
     if source is None:
         cp.metrics.inc("reconciler_webhooks_total", result="unauthorized")
-        log.warning("webhook refused: wrong or missing secret", extra={"github": "x-hub-signature-256" in request.headers, "gitlab": "x-gitlab-token" in request.headers})
-        return Response.error(401, "wrong or missing webhook secret (X-Hub-Signature-256 or X-Gitlab-Token)")
-    event = request.headers.get("x-github-event") or request.headers.get("x-gitlab-event") or ""
+        log.warning("webhook refused: wrong or missing secret", extra={"github": "x-hub-signature-256" in headers, "gitlab": "x-gitlab-token" in headers})
+        return error_response(401, "wrong or missing webhook secret (X-Hub-Signature-256 or X-Gitlab-Token)")
+    event = headers.get("x-github-event") or headers.get("x-gitlab-event") or ""
     if event == "ping":
         cp.metrics.inc("reconciler_webhooks_total", result="ping")
-        return Response.json({"accepted": False, "event": event, "message": "pong"})
-    ref = webhook_ref(request.body)
+        return json_response({"accepted": False, "event": event, "message": "pong"})
+    ref = webhook_ref(body)
     tracked = f"refs/heads/{cp.settings.branch}"
     if ref is not None and ref != tracked:
         cp.metrics.inc("reconciler_webhooks_total", result="ignored")
-        return Response.json({"accepted": False, "event": event, "ref": ref, "message": f"not the tracked branch {tracked}"})
+        return json_response({"accepted": False, "event": event, "ref": ref, "message": f"not the tracked branch {tracked}"})
     cp.metrics.inc("reconciler_webhooks_total", result="accepted")
     log.info("webhook: fetching now", extra={"source": source, "event": event or "-", "ref": ref or "-"})
     cp.wake(fetch=True, trigger="webhook")
-    return Response.json({"accepted": True, "source": source, "event": event, "ref": ref or tracked}, 202)
+    return json_response({"accepted": True, "source": source, "event": event, "ref": ref or tracked}, 202)

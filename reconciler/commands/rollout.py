@@ -5,8 +5,12 @@ a config either ACKed all of it (`synced`) or NACKed that revision, or until the
 `serve --rollback-on-nack`, a NACK makes the server go back; that shows as the revision's
 `rejected-by-proxies` outcome in `lastFailure`.
 
+The actions change what is served, so they carry the admin token (`admin_token`:
+`--admin-token-file`, `$RECONCILER_ADMIN_TOKEN`, or the server's state directory).
+
 Exit codes: 0 applied and ACKed by every proxy; 1 rejected (invalid, refused, or NACKed by a
-proxy); 2 the server cannot be reached, or the proxies did not answer before the timeout.
+proxy); 2 the server cannot be reached, refused the admin token, or the proxies did not
+answer before the timeout.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.api.admin_token import AdminTokenError, ClientToken, find_for_client
 from reconciler.commands.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE, RepositoryError
 from reconciler.history import is_commit_level, problem_line
 
-__all__ = ["call", "parse_timeout", "Rollout", "wait_rollout", "ServerResult", "act", "result_text", "result_json"]
+__all__ = ["call", "admin_token", "parse_timeout", "Rollout", "wait_rollout", "ServerResult", "act", "result_text", "result_json"]
 
 
 def parse_timeout(text: str) -> float:
@@ -39,13 +44,26 @@ def parse_timeout(text: str) -> float:
         raise RepositoryError(str(e)) from None
 
 
-def call(server: str, method: str, path: str, body: Mapping[str, Any] | None = None, timeout: float = 30.0) -> tuple[int, Any]:
-    """(HTTP status, JSON body); an unreachable server is a RepositoryError (exit 2)."""
+def admin_token(token_file: str | None, state_dir: str | None) -> ClientToken:
+    """The admin token for the actions; an unreadable or empty `--admin-token-file` is a
+    RepositoryError (exit 2)."""
+    try:
+        return find_for_client(token_file, state_dir)
+    except AdminTokenError as e:
+        raise RepositoryError(str(e)) from None
+
+
+def call(server: str, method: str, path: str, body: Mapping[str, Any] | None = None, timeout: float = 30.0, token: str | None = None) -> tuple[int, Any]:
+    """(HTTP status, JSON body); an unreachable server is a RepositoryError (exit 2). `token` is
+    sent as `Authorization: Bearer`."""
     url = server.rstrip("/") + path
     if "://" not in url:
         url = "http://" + url
     data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"} if data else {})
+    headers = {"Content-Type": "application/json"} if data else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -154,11 +172,14 @@ class ServerResult:
         return EXIT_OK
 
 
-def act(server: str, action: str, timeout: float, body: Mapping[str, Any] | None = None) -> ServerResult:
-    """POST /<action> (reconcile, rollback, resume), then wait for the proxies when a revision is served."""
+def act(server: str, action: str, timeout: float, body: Mapping[str, Any] | None = None, token: ClientToken | None = None) -> ServerResult:
+    """POST /<action> (reconcile, rollback, resume) with the admin token, then wait for the
+    proxies when a revision is served. A refused token is a RepositoryError (exit 2)."""
     started = time.monotonic()
-    code, doc = call(server, "POST", f"/{action}", body, timeout=max(5.0, timeout))
+    code, doc = call(server, "POST", f"/{action}", body, timeout=max(5.0, timeout), token=token.value if token else None)
     doc = doc or {}
+    if code == 401:
+        raise RepositoryError(_refused_token(server, token))
     if code == 400:
         raise RepositoryError(doc.get("error") or f"HTTP {code}")
     if code != 200:
@@ -185,6 +206,15 @@ def act(server: str, action: str, timeout: float, body: Mapping[str, Any] | None
         result.outcome, result.message = "rejected-by-proxies", failure.get("message", result.message)
         result.errors = list(failure.get("errors") or [])
     return result
+
+
+def _refused_token(server: str, token: ClientToken | None) -> str:
+    """One line: which token the server refused, or that none was found, and where to get it."""
+    fix = "it is in the server's <state-dir>/admin-token: give --state-dir of the server, --admin-token-file FILE or $RECONCILER_ADMIN_TOKEN"
+    if token is None or token.value is None:
+        where = token.searched if token is not None else "--admin-token-file, $RECONCILER_ADMIN_TOKEN, --state-dir"
+        return f"no admin token found (looked in {where}) and {server} needs one for this; {fix}"
+    return f"{server} refused the admin token from {token.source} (HTTP 401); {fix}"
 
 
 _VERB = {

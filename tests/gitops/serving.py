@@ -16,13 +16,20 @@ from reconciler.cli import cli
 from tests.e2e.harness import ConfigRemote, http_get
 from tests.support import git
 
-__all__ = ["run_cli", "ref", "reflog", "conditions", "sha_of", "refused", "SigningClone", "ssh_key", "allowed_signers", "history_outcomes", "read_jsonl"]
+__all__ = ["run_cli", "as_admin", "ref", "reflog", "conditions", "sha_of", "refused", "SigningClone", "ssh_key", "allowed_signers", "history_outcomes", "read_jsonl"]
 
 
-def run_cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args))
+def run_cli(*args: str, env: Mapping[str, str | None] | None = None) -> tuple[int, str]:
+    """The CLI in this process; `env` sets (None: unsets) environment variables for the call."""
+    result = CliRunner().invoke(cli, list(args), env=env)
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     return result.exit_code, result.output
+
+
+def as_admin(state_dir: Path) -> tuple[str, ...]:
+    """Options of a `--server` command that change what is served: the admin token of the
+    server whose state directory is `state_dir`."""
+    return ("--state-dir", str(state_dir))
 
 
 def ref(bare: Path, name: str) -> str | None:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
 from tests.gitops.helpers import dataplane, mesh
-from tests.gitops.serving import conditions, history_outcomes, read_jsonl, ref, reflog, refused, run_cli
+from tests.gitops.serving import as_admin, conditions, history_outcomes, read_jsonl, ref, reflog, refused, run_cli
 from tests.support import GitRepo, git
 
 VALID_TIMEOUT = """\
@@ -91,7 +91,7 @@ def test_rollback_survives_a_restart_and_resume_returns_to_the_head(served: Serv
     assert wait_until(lambda: http_get(served.url("web_to_other")) == (200, "other\n"), 10, what="traffic to other under B")
 
     # Roll back to A through the running server: it answers once every proxy ACKed A.
-    code, out = run_cli("rollback", "--server", cp.api, a[:10])
+    code, out = run_cli("rollback", "--server", cp.api, *as_admin(cp.state_dir), a[:10])
     assert code == 0, out
     assert out.splitlines()[0] == f"applied {a[:12]}: Applied revision: main@sha1:{a}"
     assert f"proxies: 3 of 3 ACKed revision {a[:12]}" in out
@@ -138,7 +138,7 @@ def test_rollback_survives_a_restart_and_resume_returns_to_the_head(served: Serv
     assert f"serving moved back to main@sha1:{a} by refs/reconciler/pin" in out
 
     # Refused while pinned: an unknown revision, a commit off the branch, an invalid commit.
-    code, out = run_cli("rollback", "--server", cp.api, "0123456789abcdef")
+    code, out = run_cli("rollback", "--server", cp.api, *as_admin(cp.state_dir), "0123456789abcdef")
     assert code == 2 and "revision '0123456789abcdef' not found" in out
     git(remote.work, "checkout", "-q", "--detach", a)
     (remote.work / "policies").mkdir(exist_ok=True)
@@ -148,16 +148,16 @@ def test_rollback_survives_a_restart_and_resume_returns_to_the_head(served: Serv
     off = git(remote.work, "rev-parse", "HEAD").stdout.strip()
     git(remote.work, "push", "-q", "origin", "HEAD:refs/heads/feature")
     git(remote.work, "checkout", "-q", "main")
-    code, out = run_cli("rollback", "--server", cp.api, off)
+    code, out = run_cli("rollback", "--server", cp.api, *as_admin(cp.state_dir), off)
     assert code == 1, out
     assert out.splitlines()[0] == f"refused {off[:12]}: {off[:12]} is not on the history of main: refusing to pin it (rollback --force pins it anyway)"
-    code, out = run_cli("rollback", "--server", cp.api, "--force", off)
+    code, out = run_cli("rollback", "--server", cp.api, *as_admin(cp.state_dir), "--force", off)
     assert code == 1, out
     assert out.splitlines()[0].startswith(f"refused {off[:12]}: refusing to pin {off[:12]}: validation failed: 1 error")
     assert "policies/timeout.yaml:11: MeshTimeout default/quick /spec/to/0/default/connectionTimeout: must be greater than zero when defined" in out
     assert ref(remote.bare, "refs/reconciler/pin") == a
 
-    code, out = run_cli("resume", "--server", cp.api)
+    code, out = run_cli("resume", "--server", cp.api, *as_admin(cp.state_dir))
     assert code == 0, out
     assert out.splitlines()[0] == f"applied {c[:12]}: Applied revision: main@sha1:{c}"
     assert "proxies: 3 of 3 ACKed" in out

@@ -35,7 +35,7 @@ from reconciler.source.remote import (
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, free_port, wait_until
 from tests.gitops.githttp import GitHttpServer, http_backend
 from tests.gitops.helpers import mesh
-from tests.gitops.serving import run_cli, ssh_key
+from tests.gitops.serving import as_admin, run_cli, ssh_key
 
 TOKEN = "ghp_t0ken-that-must-never-be-logged"
 
@@ -207,7 +207,7 @@ def test_https_remote_with_a_token_from_a_file(tmp_path: Path, scheme: str) -> N
         try:
             cp.wait_applied(first)
             second = remote.push({"meshes/other.yaml": mesh("other")}, "second")
-            code, out = run_cli("reconcile", "--server", cp.api)
+            code, out = run_cli("reconcile", "--server", cp.api, *as_admin(cp.state_dir))
             assert code == 0, out
             assert out.splitlines()[0] == f"applied {second[:12]}: Applied revision: main@sha1:{second}"
             status_text = json.dumps(cp.status())

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
 from tests.gitops.helpers import dataplane, mesh
-from tests.gitops.serving import conditions, history_outcomes, read_jsonl, ref, run_cli
+from tests.gitops.serving import as_admin, conditions, history_outcomes, read_jsonl, ref, run_cli
 
 pytestmark = pytest.mark.envoy
 
@@ -58,7 +58,7 @@ def test_commit_envoy_rejects_is_rolled_back_and_not_retried_until_the_branch_mo
             assert f"outbound:127.0.0.1:{p['web_to_backend']}" in before
 
             bad = remote.push(files({"backend": p["web_to_backend"], "nowhere": taken}), "outbound on a taken port")
-            code, out = run_cli("reconcile", "--server", cp.api, "--timeout", "20s")
+            code, out = run_cli("reconcile", "--server", cp.api, *as_admin(cp.state_dir), "--timeout", "20s")
             assert code == 1, out
             lines = out.splitlines()
             # Whether the watcher or this request applied it first, the answer is the same.

@@ -18,7 +18,7 @@ import pytest
 from reconciler.source.signatures import SignaturePolicy, verify_commit
 from tests.e2e.harness import ControlPlaneProcess
 from tests.gitops.helpers import fresh_shell_env, mesh, reconciler_cmd
-from tests.gitops.serving import SigningClone, allowed_signers, conditions, history_outcomes, run_cli, ssh_key
+from tests.gitops.serving import SigningClone, allowed_signers, as_admin, conditions, history_outcomes, run_cli, ssh_key
 from tests.support import git
 
 
@@ -84,7 +84,7 @@ def test_serve_applies_only_commits_signed_by_a_trusted_key(tmp_path: Path, keys
         by_rev = {c["revision"]: c for c in doc["commits"]}
         assert by_rev[unsigned]["cause"] == "VerificationError"
         # An unsigned commit cannot be pinned either.
-        code, out = run_cli("rollback", "--server", cp.api, unsigned)
+        code, out = run_cli("rollback", "--server", cp.api, *as_admin(cp.state_dir), unsigned)
         assert code == 1 and f"refusing to pin {unsigned[:12]}: signature verification failed" in out
     finally:
         cp.stop()

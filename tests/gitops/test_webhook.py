@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess
 from tests.gitops.helpers import mesh
-from tests.gitops.serving import ref, run_cli, sha_of
+from tests.gitops.serving import as_admin, ref, run_cli, sha_of
 
 SECRET = "s3cr3t-hook-value"
 SLOW = ["--poll-interval", "3600", "--fetch-interval", "3600"]
@@ -89,7 +89,7 @@ def test_webhook_with_the_secret_fetches_now_and_a_wrong_secret_changes_nothing(
 
         # `reconcile --server` fetches too.
         fourth = remote.push({"meshes/fourth.yaml": mesh("fourth")}, "fourth")
-        code, out = run_cli("reconcile", "--server", cp.api)
+        code, out = run_cli("reconcile", "--server", cp.api, *as_admin(cp.state_dir))
         assert code == 0, out
         assert out.splitlines()[0] == f"applied {fourth[:12]}: Applied revision: main@sha1:{fourth}"
 
