@@ -80,7 +80,14 @@ class _OutOfBudget(Exception):
 
 
 class _Builder:
-    """Builds values from nodes; one builder serves all the documents of a stream."""
+    """Builds values from nodes; one builder serves all the documents of a stream.
+
+    A refusal names the line where the text that asked for the value is. The composer keeps
+    no trace of an alias (the child is the anchored node itself), but an anchor is always
+    written before its aliases: a child whose text starts before the end of its key, or of
+    the previous item written in place, is an alias, and everything built under it is
+    blamed on the line that used it, not on the innocent definition.
+    """
 
     __slots__ = ("allowance", "spent", "lines", "active")
 
@@ -91,9 +98,8 @@ class _Builder:
         self.active: set[int] = set()
 
     def build(self, node: yaml.Node, pointer: str, depth: int, line: int, expanding: bool) -> Any:
-        """`line` is where the text that produces `node` is: the node's own line, or while
-        `expanding` an alias, the line that used the alias (the anchor's line would point the
-        reader at the innocent definition)."""
+        """`line` is blamed if the budget runs out here: the node's own line, or while
+        `expanding` an alias, the line that used it."""
         self.spent += 1
         if self.spent > self.allowance:
             raise _OutOfBudget(line)
@@ -111,11 +117,13 @@ class _Builder:
                 after = node.start_mark.index
                 for i, item in enumerate(node.value):
                     child = f"{pointer}/{i}"
-                    self.lines.setdefault(child, item.start_mark.line + 1)
-                    item_line, item_expanding = _where(item, after, line, expanding)
-                    if not item_expanding:
+                    mark = item.start_mark
+                    self.lines.setdefault(child, mark.line + 1)
+                    if expanding or mark.index < after:  # an alias
+                        out_list.append(self.build(item, child, depth + 1, line, True))
+                    else:
                         after = item.end_mark.index
-                    out_list.append(self.build(item, child, depth + 1, item_line, item_expanding))
+                        out_list.append(self.build(item, child, depth + 1, mark.line + 1, False))
                 return out_list
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node, pointer, depth, line, expanding)
@@ -127,8 +135,13 @@ class _Builder:
         out: dict[str, Any] = {}
         merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key_line = line if expanding else key_node.start_mark.line + 1
-            value_line, value_expanding = _where(value_node, key_node.end_mark.index, key_line, expanding)
+            own_line = key_node.start_mark.line + 1
+            if expanding:
+                value_line, value_expanding = line, True
+            elif value_node.start_mark.index < key_node.end_mark.index:  # an alias
+                value_line, value_expanding = own_line, True
+            else:
+                value_line, value_expanding = value_node.start_mark.line + 1, False
             if key_node.tag == "tag:yaml.org,2002:merge":
                 merged.update(self._merge_sources(value_node, pointer, depth, value_line, value_expanding))
                 continue
@@ -139,7 +152,7 @@ class _Builder:
             if key in out:
                 raise YamlError(f'duplicate key "{key}" in the same mapping', key_node.start_mark.line + 1)
             child = f"{pointer}/{escape_pointer_token(key)}"
-            self.lines[child] = key_node.start_mark.line + 1
+            self.lines[child] = own_line
             out[key] = self.build(value_node, child, depth + 1, value_line, value_expanding)
         for key, value in merged.items():
             out.setdefault(key, value)
@@ -151,23 +164,13 @@ class _Builder:
         for src in sources:
             if not isinstance(src, yaml.MappingNode):
                 raise YamlError("a YAML merge key (<<) needs a mapping", src.start_mark.line + 1)
-            src_line, src_expanding = (line, expanding) if src is node else _where(src, node.start_mark.index, line, expanding)
+            if src is node or expanding:
+                src_line, src_expanding = line, expanding
+            else:  # `<<: [*a, *b]`: aliases inside a sequence written in place
+                src_line, src_expanding = line, src.start_mark.index < node.start_mark.index
             for key, value in self._mapping(src, pointer, depth + 1, src_line, src_expanding).items():
                 merged.setdefault(key, value)
         return merged
-
-
-def _where(child: yaml.Node, after: int, line: int, expanding: bool) -> tuple[int, bool]:
-    """The line to blame for `child`, and whether it is (part of) an alias expansion.
-
-    The composer keeps no trace of an alias: the child is the anchored node itself. But an
-    anchor is always written before its aliases, so a child whose text starts before `after`
-    (the end of its key, or of the previous sibling written in place) is an alias, and `line`
-    (where its parent asked for it) is where the expansion happens.
-    """
-    if expanding or child.start_mark.index < after:
-        return line, True
-    return child.start_mark.line + 1, False
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
