@@ -265,3 +265,15 @@ def test_blob_cache_keeps_no_more_values_than_it_is_allowed(repo: GitRepo) -> No
     second = source.snapshot()
     assert source.cached_nodes <= 100
     assert {r.spec["to"][0]["default"]["http"]["numRetries"] for r in second if r.type == "MeshRetry"} == {5}
+
+
+def test_file_heavier_than_the_whole_cache_is_not_kept_and_flushes_nothing(repo: GitRepo) -> None:
+    repo.commit({"m.yaml": MESH} | {f"r{i}.yaml": retry(f"r{i}") for i in range(5)})
+    source = GitSource(repo.path, cache_nodes=100)
+    source.snapshot()
+    held = source.cached_nodes
+    assert held == nodes_of(MESH) + 5 * nodes_of(retry("r0"))
+    repo.commit({"z.yaml": "type: Mesh\nname: wide\nconstraints: [" + ", ".join(["x"] * 150) + "]\n"})
+    assert len(source.snapshot()) == 7
+    assert not source.is_cached("z.yaml", git(repo.path, "rev-parse", "HEAD:z.yaml").stdout.strip())
+    assert source.cached_nodes == held

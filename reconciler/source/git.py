@@ -113,6 +113,8 @@ class _LRU(Generic[K, V]):
         old = self._entries.pop(key, None)
         if old is not None:
             self.weight -= old[1]
+        if weight > self.max_weight:
+            return  # keeping it would flush everything else and then itself
         self._entries[key] = (value, weight)
         self.weight += weight
         while self._entries and (len(self._entries) > self.size or self.weight > self.max_weight):
