@@ -277,3 +277,23 @@ def test_file_heavier_than_the_whole_cache_is_not_kept_and_flushes_nothing(repo:
     assert len(source.snapshot()) == 7
     assert not source.is_cached("z.yaml", git(repo.path, "rev-parse", "HEAD:z.yaml").stdout.strip())
     assert source.cached_nodes == held
+
+
+def commit_bytes_message(limit: int) -> str:
+    return f"the commit's YAML files are over {limit:,} bytes in all, and this file passed the limit: keep fewer or smaller files under the configured path"
+
+
+def test_commit_byte_budget_counts_every_path_even_when_they_share_one_blob(repo: GitRepo) -> None:
+    # Git stores identical files once: a small push can name one large blob from many paths,
+    # few values each, all of them read and kept.
+    padding = "# " + "x" * 2_000 + "\n"
+    repo.commit({"m.yaml": MESH} | {f"copies/c{i}.yaml": padding for i in range(5)})
+    limit = len(MESH) + 3 * len(padding) + 10  # m.yaml and c0-c2 fit, in either reading order
+    source = GitSource(repo.path, max_commit_bytes=limit)
+    snapshot = source.snapshot()
+    assert located(snapshot) == [("copies/c3.yaml", 1, commit_bytes_message(limit))]
+    assert snapshot.resources == ()
+    assert source.parsed_blobs == 3  # c3 was refused by its size, unread; c4 and m.yaml never reached
+    assert located(read_directory(repo.path, max_commit_bytes=limit)) == [("copies/c3.yaml", 1, commit_bytes_message(limit))]
+    # Within the budget, the same commit reads as usual.
+    assert keys(GitSource(repo.path, max_commit_bytes=len(MESH) + 5 * len(padding)).snapshot()) == [ResourceKey("Mesh", "", "default")]

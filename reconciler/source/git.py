@@ -5,12 +5,12 @@ of their files. `GitSource` therefore caches what each blob parsed to (keyed by 
 id) and what each subtree contributed (keyed by path and tree id): reading the next commit
 walks only the subtrees that changed and parses only the blobs that changed.
 
-A commit is read within a budget of values (`MAX_COMMIT_NODES`, YAML aliases counted), which
-cached files draw from as if parsed again, so a commit is refused at the same file and line
-whatever the cache holds. A commit that runs out is refused as a whole, and nothing parsed
-for it is cached; nor is a file refused by its own budget. The caches are bounded by the
-values they hold, not only by their number of entries, so they cannot keep much more than
-one commit's worth of expanded YAML however many commits go by.
+A commit is read within a budget of values (`MAX_COMMIT_NODES`, YAML aliases counted) and
+of bytes (`MAX_COMMIT_BYTES`), which cached files draw from as if read again, so a commit is
+refused at the same file and line whatever the cache holds. A commit that runs out is refused
+as a whole, and nothing parsed for it is cached; nor is a file refused by its own budget. The
+caches are bounded by the values and bytes they hold, not only by their number of entries,
+so they cannot keep much more than one commit's worth however many commits go by.
 """
 
 from __future__ import annotations
@@ -29,7 +29,17 @@ import pygit2
 
 from reconciler.errors import Problem
 from reconciler.model import Snapshot
-from reconciler.source.loader import MAX_COMMIT_NODES, MAX_FILE_BYTES, FileResult, commit_budget, is_config_file, load_file, oversized_file
+from reconciler.source.loader import (
+    MAX_COMMIT_BYTES,
+    MAX_COMMIT_NODES,
+    MAX_FILE_BYTES,
+    FileResult,
+    commit_budget,
+    commit_too_large,
+    is_config_file,
+    load_file,
+    oversized_file,
+)
 from reconciler.source.yamldoc import NodeBudget
 
 __all__ = [
@@ -86,6 +96,7 @@ class _TreeResult:
     warnings: tuple[Problem, ...]
     count: int
     nodes: int
+    size: int
     cacheable: bool
 
 
@@ -94,13 +105,15 @@ V = TypeVar("V")
 
 
 class _LRU(Generic[K, V]):
-    """Least recently used entries, bounded by their number and by their total weight."""
+    """Least recently used entries, bounded by their number and by their total weight in
+    values and in bytes."""
 
-    def __init__(self, size: int, max_weight: int) -> None:
+    def __init__(self, size: int, max_nodes: int, max_bytes: int) -> None:
         self.size = size
-        self.max_weight = max_weight
-        self.weight = 0
-        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self.max_weight = (max_nodes, max_bytes)
+        self.nodes = 0
+        self.bytes = 0
+        self._entries: OrderedDict[K, tuple[V, int, int]] = OrderedDict()
 
     def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
@@ -109,17 +122,18 @@ class _LRU(Generic[K, V]):
         self._entries.move_to_end(key)
         return entry[0]
 
-    def remember(self, key: K, value: V, weight: int) -> None:
+    def remember(self, key: K, value: V, nodes: int, size: int) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
-            self.weight -= old[1]
-        if weight > self.max_weight:
+            self.nodes, self.bytes = self.nodes - old[1], self.bytes - old[2]
+        max_nodes, max_bytes = self.max_weight
+        if nodes > max_nodes or size > max_bytes:
             return  # keeping it would flush everything else and then itself
-        self._entries[key] = (value, weight)
-        self.weight += weight
-        while self._entries and (len(self._entries) > self.size or self.weight > self.max_weight):
-            _, (_, dropped) = self._entries.popitem(last=False)
-            self.weight -= dropped
+        self._entries[key] = (value, nodes, size)
+        self.nodes, self.bytes = self.nodes + nodes, self.bytes + size
+        while self._entries and (len(self._entries) > self.size or self.nodes > max_nodes or self.bytes > max_bytes):
+            _, (_, dropped_nodes, dropped_size) = self._entries.popitem(last=False)
+            self.nodes, self.bytes = self.nodes - dropped_nodes, self.bytes - dropped_size
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
@@ -138,9 +152,19 @@ class _Walk:
     """One commit being read: its budget, and what to cache once it was read within it."""
 
     budget: NodeBudget
+    max_bytes: int
+    read: int = 0
+    """Bytes of the files read so far."""
     files: int = 0
     blobs: list[tuple[tuple[str, str], FileResult]] = field(default_factory=list)
     trees: list[tuple[tuple[str, str], _TreeResult]] = field(default_factory=list)
+
+    def fits(self, nodes: int, size: int) -> bool:
+        return nodes <= self.budget.remaining and self.read + size <= self.max_bytes
+
+    def charge(self, nodes: int, size: int) -> None:
+        self.budget.spent += nodes
+        self.read += size
 
 
 class GitSource:
@@ -153,23 +177,26 @@ class GitSource:
         cache_size: int = 50_000,
         *,
         max_commit_nodes: int = MAX_COMMIT_NODES,
+        max_commit_bytes: int = MAX_COMMIT_BYTES,
         cache_nodes: int | None = None,
     ) -> None:
-        """`max_commit_nodes`: values one commit may expand to; `cache_nodes`: values each
-        cache (blobs, trees) may hold, by default one commit's budget."""
+        """`max_commit_nodes` / `max_commit_bytes`: values one commit may expand to and bytes
+        its files may hold; each cache (blobs, trees) holds at most one commit's budget of
+        both, or `cache_nodes` values."""
         self.repo = repo if isinstance(repo, pygit2.Repository) else open_repository(repo)
         self.path = normalize_subpath(path)
         self.max_commit_nodes = max_commit_nodes
-        weight = max_commit_nodes if cache_nodes is None else cache_nodes
-        self._blobs: _LRU[tuple[str, str], FileResult] = _LRU(cache_size, weight)
-        self._trees: _LRU[tuple[str, str], _TreeResult] = _LRU(cache_size, weight)
+        self.max_commit_bytes = max_commit_bytes
+        nodes = max_commit_nodes if cache_nodes is None else cache_nodes
+        self._blobs: _LRU[tuple[str, str], FileResult] = _LRU(cache_size, nodes, max_commit_bytes)
+        self._trees: _LRU[tuple[str, str], _TreeResult] = _LRU(cache_size, nodes, max_commit_bytes)
         self.parsed_blobs = 0
         """How many blobs were parsed (not served from cache): for tests and benchmarks."""
 
     @property
     def cached_nodes(self) -> int:
         """Values held by the blob cache (what its parsed files expanded to)."""
-        return self._blobs.weight
+        return self._blobs.nodes
 
     def is_cached(self, path: str, blob_id: str) -> bool:
         """Whether what the blob `blob_id` at `path` parsed to is kept for the next commit."""
@@ -208,15 +235,15 @@ class GitSource:
             if not isinstance(obj, pygit2.Tree):
                 raise SourceError(f"path {self.path!r} is not a directory at commit {str(commit.id)[:12]}")
             tree = obj
-        walk = _Walk(commit_budget(self.max_commit_nodes))
+        walk = _Walk(commit_budget(self.max_commit_nodes), self.max_commit_bytes)
         try:
             result = self._read_tree(tree, self.path, walk)
         except _CommitOverBudget as e:
             return _over_budget(str(commit.id), e.problem, walk.files)
         for blob_key, parsed in walk.blobs:
-            self._blobs.remember(blob_key, parsed, max(parsed.nodes, 1))
+            self._blobs.remember(blob_key, parsed, parsed.nodes, parsed.size)
         for tree_key, subtree in walk.trees:
-            self._trees.remember(tree_key, subtree, max(subtree.nodes, 1))
+            self._trees.remember(tree_key, subtree, subtree.nodes, subtree.size)
         return _assemble(str(commit.id), result.files, result.warnings, result.count)
 
     def _read_tree(self, tree: pygit2.Tree, prefix: str, walk: _Walk) -> _TreeResult:
@@ -224,8 +251,8 @@ class GitSource:
         cached = self._trees.get(key)
         # A cached subtree that would overrun what is left is read again, file by file, so
         # that the refusal names the same file and line as a read without cache.
-        if cached is not None and cached.nodes <= walk.budget.remaining:
-            walk.budget.spent += cached.nodes
+        if cached is not None and walk.fits(cached.nodes, cached.size):
+            walk.charge(cached.nodes, cached.size)
             walk.files += cached.count
             return cached
         files: list[FileResult] = []
@@ -254,7 +281,7 @@ class GitSource:
                 files.append(parsed)
                 count += 1
                 cacheable = cacheable and not parsed.over_budget
-        result = _TreeResult(tuple(files), tuple(warnings), count, sum(f.nodes for f in files), cacheable)
+        result = _TreeResult(tuple(files), tuple(warnings), count, sum(f.nodes for f in files), sum(f.size for f in files), cacheable)
         if cacheable:
             walk.trees.append((key, result))
         return result
@@ -263,13 +290,20 @@ class GitSource:
         key = (path, str(oid))
         walk.files += 1
         cached = self._blobs.get(key)
-        if cached is not None and cached.nodes <= walk.budget.remaining:
-            walk.budget.spent += cached.nodes
+        if cached is not None and walk.fits(cached.nodes, cached.size):
+            walk.charge(cached.nodes, cached.size)
             return cached
         blob = self.repo[oid]
         size: int = blob.size  # type: ignore[attr-defined]
-        # Large blobs are refused by their size, without reading them into memory.
-        result = oversized_file(path, size) if size > MAX_FILE_BYTES else load_file(path, blob.data, walk.budget)  # type: ignore[attr-defined]
+        # Large blobs are refused by their size, without reading them into memory; so is the
+        # blob that takes the commit past its bytes.
+        if size > MAX_FILE_BYTES:
+            result = oversized_file(path, size)
+        elif not walk.fits(0, size):
+            raise _CommitOverBudget(commit_too_large(path, walk.max_bytes))
+        else:
+            walk.read += size
+            result = load_file(path, blob.data, walk.budget)  # type: ignore[attr-defined]
         self.parsed_blobs += 1
         if not result.over_budget:
             walk.blobs.append((key, result))
@@ -295,13 +329,17 @@ def _assemble(revision: str | None, files: tuple[FileResult, ...] | list[FileRes
     return Snapshot(revision, resources, problems, count)
 
 
-def read_directory(root: str | os.PathLike[str], path: str | None = None, max_commit_nodes: int = MAX_COMMIT_NODES) -> Snapshot:
+def read_directory(
+    root: str | os.PathLike[str], path: str | None = None, max_commit_nodes: int = MAX_COMMIT_NODES, max_commit_bytes: int = MAX_COMMIT_BYTES
+) -> Snapshot:
     """Read the files on disk under `root`/`path` (a work tree with uncommitted changes).
 
     Symbolic links are reported and skipped, never followed, so nothing outside the
-    directory can be read through them. The files share one budget, as a commit's do.
+    directory can be read through them. The files share one budget of values and one of
+    bytes, as a commit's do.
     """
     budget = commit_budget(max_commit_nodes)
+    read = 0
     base = FsPath(root)
     sub = normalize_subpath(path)
     top = base / sub if sub else base
@@ -318,7 +356,13 @@ def read_directory(root: str | os.PathLike[str], path: str | None = None, max_co
             continue
         if not stat.S_ISREG(st.st_mode) or not is_config_file(shown):
             continue
-        parsed = oversized_file(shown, st.st_size) if st.st_size > MAX_FILE_BYTES else load_file(shown, full.read_bytes(), budget)
+        if st.st_size > MAX_FILE_BYTES:
+            files.append(oversized_file(shown, st.st_size))
+            continue
+        if read + st.st_size > max_commit_bytes:
+            return _over_budget(None, commit_too_large(shown, max_commit_bytes), len(files) + 1)
+        parsed = load_file(shown, full.read_bytes(), budget)
+        read += parsed.size
         if parsed.over_budget and budget.remaining == 0:
             return _over_budget(None, parsed.problems[0], len(files) + 1)
         files.append(parsed)

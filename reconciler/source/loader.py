@@ -35,6 +35,8 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_FILE_NODES",
     "MAX_COMMIT_NODES",
+    "MAX_COMMIT_BYTES",
+    "commit_too_large",
     "MAX_DATAPLANE_METADATA_BYTES",
     "MAX_DATAPLANE_METADATA_NODES",
     "KUBERNETES_API_VERSION",
@@ -48,6 +50,10 @@ value per 15-40 bytes, so a full 1 MiB file of real YAML stays under 70,000."""
 MAX_COMMIT_NODES = 1_000_000
 """Values all the files of one commit may expand to: ten times a repository of 5,000 files
 (which has about 92,000), so only alias tricks or a repository far past any measured reach it."""
+MAX_COMMIT_BYTES = 32 * 1024 * 1024
+"""Bytes of all the files of one commit: twenty times that repository (1.4 MiB). Git compresses
+what it stores, so a push of a few KiB can hold a thousand paths to one 1 MiB blob of one
+scalar: few values, but all of it read and kept."""
 MAX_DATAPLANE_METADATA_BYTES = 128 * 1024
 """Size of the Dataplane a proxy sends in its node metadata (`dataplane.resource`)."""
 MAX_DATAPLANE_METADATA_NODES = 20_000
@@ -71,6 +77,8 @@ class FileResult:
     problems: tuple[Problem, ...]
     nodes: int = 0
     """Values its YAML expanded to: its weight in a commit's budget and in the parse cache."""
+    size: int = 0
+    """Bytes read (0 when refused by its size, unread): its weight in a commit's byte budget."""
     over_budget: bool = False
     """Refused because a node budget ran out: the result depends on the budget it was read
     with (a commit's depends on the other files), so it must never be cached."""
@@ -87,6 +95,15 @@ def commit_budget(limit: int = MAX_COMMIT_NODES) -> NodeBudget:
         limit,
         f"the commit's YAML files expand to more than {limit:,} values in all, {_ALIASES}; this file reached the limit here: "
         "write the values out instead of aliases, or keep fewer files under the configured path",
+    )
+
+
+def commit_too_large(path: str, limit: int = MAX_COMMIT_BYTES) -> Problem:
+    """The problem of the file that takes a commit past `limit` bytes; it is not read."""
+    return Problem(
+        path, 1, None, "",
+        f"the commit's YAML files are over {_amount(limit, ' bytes')} in all, and this file passed the limit: "
+        "keep fewer or smaller files under the configured path",
     )
 
 
@@ -123,7 +140,7 @@ def load_file(
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        return _failed(path, line, f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8")
+        return _failed(path, line, f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8", len(data))
     resources: list[Resource] = []
     problems: list[Problem] = []
     documents = parse_documents(text, budgets)
@@ -137,24 +154,25 @@ def load_file(
         # A broken document makes the rest of the stream unreadable: the file fails as a whole,
         # and what was built before a budget ran out is dropped with `resources`.
         failed = (Problem(path, e.line, None, "", e.message),)
-        return FileResult(path, (), failed, budgets[0].spent - before, isinstance(e, BudgetExceeded))
-    return FileResult(path, tuple(resources), tuple(problems), budgets[0].spent - before)
+        return FileResult(path, (), failed, budgets[0].spent - before, len(data), isinstance(e, BudgetExceeded))
+    return FileResult(path, tuple(resources), tuple(problems), budgets[0].spent - before, len(data))
 
 
 def oversized_file(path: str, size: int, limit: int = MAX_FILE_BYTES) -> FileResult:
     """The result for a file too large to read; callers check the size before reading it."""
-    return _failed(path, 1, f"file is {size:,} bytes; the limit is {limit:,} ({_binary_size(limit)}): split it into smaller files")
+    return _failed(path, 1, f"file is {size:,} bytes; the limit is {_amount(limit)}: split it into smaller files")
 
 
-def _binary_size(n: int) -> str:
-    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+def _amount(n: int, unit: str = "") -> str:
+    """`1,048,576 (1 MiB)`, or just `6,016` when no binary unit divides it."""
+    for binary, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
         if n >= scale and n % scale == 0:
-            return f"{n // scale} {unit}"
-    return f"{n:,} bytes"
+            return f"{n:,}{unit} ({n // scale} {binary})"
+    return f"{n:,}{unit}"
 
 
-def _failed(path: str, line: int, message: str) -> FileResult:
-    return FileResult(path, (), (Problem(path, line, None, "", message),))
+def _failed(path: str, line: int, message: str, size: int = 0) -> FileResult:
+    return FileResult(path, (), (Problem(path, line, None, "", message),), size=size)
 
 
 def _to_resource(path: str, doc: YamlDocument) -> tuple[Resource | None, list[Problem]]:
