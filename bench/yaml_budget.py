@@ -8,8 +8,10 @@ for each, reading the child's own peak RSS from wait4 (no other process is count
              expanding to 190,126 values, just under the old per-document limit
   commit     10 files of one such document each: every file is within the per-file budget,
              only the commit's budget stops them
+  same blob  200 paths naming one 1 MiB blob (a Mesh with a 1 MiB string): a 3 KiB pack, few
+             values, 200 MiB to read; only the commit's byte budget stops it
 
-Usage: .venv/bin/python bench/yaml_budget.py [--repeat 3]
+Usage: .venv/bin/python bench/yaml_budget.py [--repeat 3] [--case NAME ...]
 To measure another checkout, put it first on PYTHONPATH (the child runs `python -m reconciler`).
 """
 
@@ -45,6 +47,21 @@ def make_repo(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def make_same_blob_repo(root: Path, paths: int) -> Path:
+    """`paths` entries naming one blob, built with git plumbing so nothing is written `paths` times."""
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True, env=ENV)
+    text = 'type: Mesh\nname: big\nlogging:\n  defaultBackend: "' + "x" * (1024 * 1024 - 60) + '"\n'
+
+    def git(*args: str, data: str | None = None) -> str:
+        done = subprocess.run(["git", *args], cwd=root, input=data, capture_output=True, text=True, check=True, env=ENV)
+        return done.stdout.strip()
+
+    blob = git("hash-object", "-w", "--stdin", data=text)
+    tree = git("mktree", data="".join(f"100644 blob {blob}\tc{i:03}.yaml\n" for i in range(paths)))
+    git("update-ref", "refs/heads/main", git("commit-tree", tree, "-m", "bench"))
+    return root
+
+
 def validate_once(repo: Path) -> tuple[float, float, int, str]:
     """Seconds, peak RSS in MiB, exit code and the first line of output of one validate run."""
     start = time.perf_counter()
@@ -64,6 +81,7 @@ def validate_once(repo: Path) -> tuple[float, float, int, str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--case", action="append", help="run only these cases (baseline, one file, commit, same blob)")
     args = ap.parse_args()
     bomb_file = "---\n".join(bomb_document(i) for i in range(100))
     cases = {
@@ -72,9 +90,13 @@ def main() -> None:
         "commit": {f"bomb-{i:02}.yaml": bomb_document(i) for i in range(10)},
     }
     print(f"bomb file: {len(bomb_file.encode()):,} bytes, 100 documents")
+    names = [*cases, "same blob"]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, files in cases.items():
-            repo = make_repo(Path(tmp) / name.replace(" ", "-"), files)
+        for name in names:
+            if args.case and name not in args.case:
+                continue
+            where = Path(tmp) / name.replace(" ", "-")
+            repo = make_same_blob_repo(where, 200) if name == "same blob" else make_repo(where, cases[name])
             runs = [validate_once(repo) for _ in range(args.repeat)]
             seconds = statistics.median(r[0] for r in runs)
             rss = max(r[1] for r in runs)
