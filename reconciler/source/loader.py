@@ -31,12 +31,12 @@ __all__ = [
     "is_config_file",
     "file_budget",
     "commit_budget",
+    "commit_too_large",
     "dataplane_metadata_budget",
     "MAX_FILE_BYTES",
     "MAX_FILE_NODES",
     "MAX_COMMIT_NODES",
     "MAX_COMMIT_BYTES",
-    "commit_too_large",
     "MAX_DATAPLANE_METADATA_BYTES",
     "MAX_DATAPLANE_METADATA_NODES",
     "KUBERNETES_API_VERSION",
@@ -143,9 +143,8 @@ def load_file(
         return _failed(path, line, f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8", len(data))
     resources: list[Resource] = []
     problems: list[Problem] = []
-    documents = parse_documents(text, budgets)
     try:
-        for doc in documents:
+        for doc in parse_documents(text, budgets):
             resource, doc_problems = _to_resource(path, doc)
             problems.extend(doc_problems)
             if resource is not None:
