@@ -44,7 +44,7 @@ from reconciler.history import HistoryLog, Record, branch_history
 from reconciler.model import Resource
 from reconciler.reconcile import Build, Engine
 from reconciler.source.git import APPLIED_REF, PIN_REF, GitSource, SourceError, delete_ref, write_ref
-from reconciler.source.loader import load_file
+from reconciler.source.loader import MAX_DATAPLANE_METADATA_BYTES, dataplane_metadata_budget, load_file
 from reconciler.source.remote import CredentialError, GitCredentials, is_remote, make_callbacks, redact, use_known_hosts
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
 from reconciler.store import Applied, Attempt, Lockout, Store, revision_string
@@ -800,7 +800,7 @@ class ControlPlane:
             claims = auth.authenticate(node, call, mesh, name)
             auth.authorize(claims, mesh, name, check_tags=False)
         raw = node.metadata.fields.get(DATAPLANE_METADATA_KEY) if node.HasField("metadata") else None
-        resource = self._registered_dataplane(node_id, mesh, name, raw) if raw is not None else None
+        resource = await asyncio.to_thread(self._registered_dataplane, node_id, mesh, name, raw) if raw is not None else None
         if auth is not None and claims is not None:
             auth.authorize(claims, mesh, name, resource)
         if call is not None:
@@ -817,8 +817,21 @@ class ControlPlane:
         return node_id
 
     def _registered_dataplane(self, node_id: str, mesh: str, name: str, raw: Any) -> Resource:
+        """The Dataplane a proxy sent in its node metadata, checked. Runs in a worker thread
+        (reading it is CPU work a proxy controls), within a size cap checked before anything
+        is converted and a node budget for one Dataplane, both far below a repository file's."""
+
+        def too_large(size: int) -> XdsRejected:
+            limit = MAX_DATAPLANE_METADATA_BYTES
+            return XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f"{DATAPLANE_METADATA_KEY} is {size:,} bytes; the limit is {limit:,} ({limit // 1024} KiB) for one Dataplane")
+
+        if raw.ByteSize() > MAX_DATAPLANE_METADATA_BYTES:
+            raise too_large(raw.ByteSize())
         text = raw.string_value if raw.HasField("string_value") else json.dumps(json_format.MessageToDict(raw.struct_value))
-        result = load_file(f"<node {node_id} metadata>", text.encode())
+        data = text.encode()
+        if len(data) > MAX_DATAPLANE_METADATA_BYTES:
+            raise too_large(len(data))
+        result = load_file(f"<node {node_id} metadata>", data, budget=dataplane_metadata_budget(), max_bytes=MAX_DATAPLANE_METADATA_BYTES)
         problems: list[Problem] = list(result.problems)
         resources = [r for r in result.resources if r.type == "Dataplane"]
         if not problems and len(resources) != 1:

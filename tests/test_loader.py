@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.source.loader import MAX_FILE_BYTES, load_file
+from reconciler.source.loader import MAX_FILE_BYTES, file_budget, load_file
 from reconciler.types import ResourceKey
 
 UNIVERSAL = """\
@@ -45,6 +45,27 @@ spec:
 
 def messages(result) -> list[tuple[int | None, str, str]]:
     return [(p.line, p.pointer, p.message) for p in result.problems]
+
+
+def alias_bomb(documents: int) -> str:
+    """Meshes whose `logging` aliases expand to 190,126 values each, on 9 lines and 590 bytes:
+    each document stays under the old per-document limit (200,000 values), so only a budget
+    shared by the documents of a file stops it. 100 documents are the issue's 58 KB file."""
+
+    def document(i: int) -> str:
+        lines = ["type: Mesh", f"name: bomb-{i}", "logging:", "  level1: &level1 [x, x, x, x, x, x, x, x, x, x]"]
+        for n in range(2, 6):
+            lines.append(f"  level{n}: &level{n} [" + ", ".join([f"*level{n - 1}"] * 10) + "]")
+        lines.append("  level6: [" + ", ".join(["*level4"] * 6) + "]")
+        return "\n".join(lines) + "\n"
+
+    return "---\n".join(document(i) for i in range(documents))
+
+
+FILE_BUDGET_MESSAGE = (
+    "file expands to more than 200,000 values, counting each use of an alias (*ref) in full; "
+    "it reached the limit here: write the values out instead of aliases, or split the file"
+)
 
 
 def test_universal_and_kubernetes_forms_normalize_to_the_same_resource() -> None:
@@ -179,8 +200,59 @@ def test_billion_laughs_is_refused() -> None:
         prev = n
     text = "type: Mesh\nname: laughs\nlogging:\n" + "\n".join("  " + line for line in lines) + "\n"
     (line, _, message), = messages(load_file("lol.yaml", text.encode()))
-    assert "expands to more than 200000 values" in message
+    assert message == FILE_BUDGET_MESSAGE
     assert line >= 4
+
+
+def test_alias_bomb_split_across_documents_is_refused_where_the_file_budget_runs_out() -> None:
+    result = load_file("bomb.yaml", alias_bomb(3).encode())
+    # Document 1 (lines 1-9) spends 190,126 values; document 2 runs out on its line 7
+    # (`level5: &level5 [*level4, ...]`, line 17 of the file), before document 3 is built.
+    assert messages(result) == [(17, "", FILE_BUDGET_MESSAGE)]
+    assert result.resources == ()
+    assert result.over_budget
+
+
+def test_budget_names_the_line_that_uses_the_alias_not_the_line_that_defines_it() -> None:
+    lines = ["type: Mesh", "name: a", "logging:", "  level1: &level1 [x, x, x, x, x, x, x, x, x, x]"]
+    for n in range(2, 6):  # 123,455 values on lines 4-8: within the budget
+        lines.append(f"  level{n}: &level{n} [" + ", ".join([f"*level{n - 1}"] * 10) + "]")
+    lines += ["  fine: 1", "  again: *level5", "  later: 2"]  # line 10 asks for 111,111 more
+    (line, _, message), = messages(load_file("a.yaml", ("\n".join(lines) + "\n").encode()))
+    assert (line, message) == (10, FILE_BUDGET_MESSAGE)
+
+
+def test_merge_keys_count_against_the_budget_at_the_line_that_merges() -> None:
+    lines = ["type: Mesh", "name: a", "logging:", "  base: &base"]
+    lines += [f"    k{i}: &v{i} [x, x, x, x, x, x, x, x, x, x]" for i in range(10)]  # lines 5-14
+    lines += ["  copies:"] + [f"    - <<: *base  # {i}" for i in range(2000)]  # line 16 on: 111 values each
+    (line, _, message), = messages(load_file("m.yaml", ("\n".join(lines) + "\n").encode()))
+    assert message == FILE_BUDGET_MESSAGE
+    # 116 values up to line 15, then the copy on line 16 + k runs out for k = 1,800.
+    assert line == 16 + (200_000 - 116) // 111
+
+
+def test_budget_can_be_smaller_for_one_resource() -> None:
+    text = "type: Mesh\nname: a\nlogging:\n  list: &l [x, x, x, x, x, x, x, x, x, x]\n  copies: [*l, *l, *l]\n"
+    assert load_file("a.yaml", text.encode()).problems == ()
+    small = file_budget(30)
+    (line, _, message), = messages(load_file("a.yaml", text.encode(), budget=small))
+    assert line == 5
+    assert message.startswith("file expands to more than 30 values")
+
+
+def test_a_mebibyte_of_real_resources_in_one_file_is_within_the_budget() -> None:
+    one = UNIVERSAL.replace("name: backend-timeouts", "name: t-{i}").replace("name: backend\n", "name: svc-{i}\n")
+    documents: list[str] = []
+    size = 0
+    while size + len(one) + 4 <= MAX_FILE_BYTES:
+        documents.append(one.format(i=len(documents)))
+        size += len(documents[-1]) + 4  # and the `---` line
+    text = "---\n".join(documents)
+    assert MAX_FILE_BYTES - 300 < len(text) <= MAX_FILE_BYTES
+    result = load_file("many.yaml", text.encode())
+    assert result.problems == ()
+    assert len(result.resources) == len(documents)
 
 
 def test_recursive_alias_is_refused() -> None:

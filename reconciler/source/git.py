@@ -4,6 +4,13 @@ Parsing is the expensive part of reading a commit, and consecutive commits share
 of their files. `GitSource` therefore caches what each blob parsed to (keyed by path and blob
 id) and what each subtree contributed (keyed by path and tree id): reading the next commit
 walks only the subtrees that changed and parses only the blobs that changed.
+
+A commit is read within a budget of values (`MAX_COMMIT_NODES`, YAML aliases counted) and
+of bytes (`MAX_COMMIT_BYTES`), which cached files draw from as if read again, so a commit is
+refused at the same file and line whatever the cache holds. A commit that runs out is refused
+as a whole, and nothing parsed for it is cached; nor is a file refused by its own budget. The
+caches are bounded by the values and bytes they hold, not only by their number of entries,
+so they cannot keep much more than one commit's worth however many commits go by.
 """
 
 from __future__ import annotations
@@ -13,15 +20,27 @@ import os
 import stat
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
+from typing import Generic, TypeVar
 
 import pygit2
 
 from reconciler.errors import Problem
 from reconciler.model import Snapshot
-from reconciler.source.loader import MAX_FILE_BYTES, FileResult, is_config_file, load_file, oversized_file
+from reconciler.source.loader import (
+    MAX_COMMIT_BYTES,
+    MAX_COMMIT_NODES,
+    MAX_FILE_BYTES,
+    FileResult,
+    commit_budget,
+    commit_too_large,
+    is_config_file,
+    load_file,
+    oversized_file,
+)
+from reconciler.source.yamldoc import NodeBudget
 
 __all__ = [
     "GitSource",
@@ -76,30 +95,112 @@ class _TreeResult:
     files: tuple[FileResult, ...]
     warnings: tuple[Problem, ...]
     count: int
+    nodes: int
+    size: int
+    cacheable: bool
 
 
-class _LRU(OrderedDict[tuple[str, str], object]):
-    def __init__(self, size: int) -> None:
-        super().__init__()
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _LRU(Generic[K, V]):
+    """Least recently used entries, bounded by their number and by their total weight in
+    values and in bytes."""
+
+    def __init__(self, size: int, max_nodes: int, max_bytes: int) -> None:
         self.size = size
+        self.max_weight = (max_nodes, max_bytes)
+        self.nodes = 0
+        self.bytes = 0
+        self._entries: OrderedDict[K, tuple[V, int, int]] = OrderedDict()
 
-    def remember(self, key: tuple[str, str], value: object) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def remember(self, key: K, value: V, nodes: int, size: int) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.nodes, self.bytes = self.nodes - old[1], self.bytes - old[2]
+        max_nodes, max_bytes = self.max_weight
+        if nodes > max_nodes or size > max_bytes:
+            return  # keeping it would flush everything else and then itself
+        self._entries[key] = (value, nodes, size)
+        self.nodes, self.bytes = self.nodes + nodes, self.bytes + size
+        while self._entries and (len(self._entries) > self.size or self.nodes > max_nodes or self.bytes > max_bytes):
+            _, (_, dropped_nodes, dropped_size) = self._entries.popitem(last=False)
+            self.nodes, self.bytes = self.nodes - dropped_nodes, self.bytes - dropped_size
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class _CommitOverBudget(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+@dataclass(slots=True)
+class _Walk:
+    """One commit being read: its budget, and what to cache once it was read within it."""
+
+    budget: NodeBudget
+    max_bytes: int
+    read: int = 0
+    """Bytes of the files read so far."""
+    files: int = 0
+    blobs: list[tuple[tuple[str, str], FileResult]] = field(default_factory=list)
+    trees: list[tuple[tuple[str, str], _TreeResult]] = field(default_factory=list)
+
+    def fits(self, nodes: int, size: int) -> bool:
+        return nodes <= self.budget.remaining and self.read + size <= self.max_bytes
+
+    def charge(self, nodes: int, size: int) -> None:
+        self.budget.spent += nodes
+        self.read += size
 
 
 class GitSource:
     """A repository to read commits from, with parse caches shared across commits."""
 
-    def __init__(self, repo: pygit2.Repository | str | os.PathLike[str], path: str | None = None, cache_size: int = 50_000) -> None:
+    def __init__(
+        self,
+        repo: pygit2.Repository | str | os.PathLike[str],
+        path: str | None = None,
+        cache_size: int = 50_000,
+        *,
+        max_commit_nodes: int = MAX_COMMIT_NODES,
+        max_commit_bytes: int = MAX_COMMIT_BYTES,
+        cache_nodes: int | None = None,
+    ) -> None:
+        """`max_commit_nodes` / `max_commit_bytes`: values one commit may expand to and bytes
+        its files may hold; each cache (blobs, trees) holds at most one commit's budget of
+        both, or `cache_nodes` values."""
         self.repo = repo if isinstance(repo, pygit2.Repository) else open_repository(repo)
         self.path = normalize_subpath(path)
-        self._blobs = _LRU(cache_size)
-        self._trees = _LRU(cache_size)
+        self.max_commit_nodes = max_commit_nodes
+        self.max_commit_bytes = max_commit_bytes
+        nodes = max_commit_nodes if cache_nodes is None else cache_nodes
+        self._blobs: _LRU[tuple[str, str], FileResult] = _LRU(cache_size, nodes, max_commit_bytes)
+        self._trees: _LRU[tuple[str, str], _TreeResult] = _LRU(cache_size, nodes, max_commit_bytes)
         self.parsed_blobs = 0
         """How many blobs were parsed (not served from cache): for tests and benchmarks."""
+
+    @property
+    def cached_nodes(self) -> int:
+        """Values held by the blob cache (what its parsed files expanded to)."""
+        return self._blobs.nodes
+
+    def is_cached(self, path: str, blob_id: str) -> bool:
+        """Whether what the blob `blob_id` at `path` parsed to is kept for the next commit."""
+        return (path, blob_id) in self._blobs
 
     # -- revisions -------------------------------------------------------------------
     def resolve(self, rev: str) -> pygit2.Commit:
@@ -134,18 +235,30 @@ class GitSource:
             if not isinstance(obj, pygit2.Tree):
                 raise SourceError(f"path {self.path!r} is not a directory at commit {str(commit.id)[:12]}")
             tree = obj
-        result = self._read_tree(tree, self.path)
+        walk = _Walk(commit_budget(self.max_commit_nodes), self.max_commit_bytes)
+        try:
+            result = self._read_tree(tree, self.path, walk)
+        except _CommitOverBudget as e:
+            return _over_budget(str(commit.id), e.problem, walk.files)
+        for blob_key, parsed in walk.blobs:
+            self._blobs.remember(blob_key, parsed, parsed.nodes, parsed.size)
+        for tree_key, subtree in walk.trees:
+            self._trees.remember(tree_key, subtree, subtree.nodes, subtree.size)
         return _assemble(str(commit.id), result.files, result.warnings, result.count)
 
-    def _read_tree(self, tree: pygit2.Tree, prefix: str) -> _TreeResult:
+    def _read_tree(self, tree: pygit2.Tree, prefix: str, walk: _Walk) -> _TreeResult:
         key = (prefix, str(tree.id))
         cached = self._trees.get(key)
-        if cached is not None:
-            self._trees.move_to_end(key)
-            return cached  # type: ignore[return-value]
+        # A cached subtree that would overrun what is left is read again, file by file, so
+        # that the refusal names the same file and line as a read without cache.
+        if cached is not None and walk.fits(cached.nodes, cached.size):
+            walk.charge(cached.nodes, cached.size)
+            walk.files += cached.count
+            return cached
         files: list[FileResult] = []
         warnings: list[Problem] = []
         count = 0
+        cacheable = True
         for entry in sorted(tree, key=lambda e: e.name or ""):
             name = entry.name or ""
             path = f"{prefix}/{name}" if prefix else name
@@ -158,34 +271,55 @@ class GitSource:
             if entry.filemode == _FILEMODE_COMMIT:
                 continue  # submodules are other repositories
             if entry.type_str == "tree":
-                sub = self._read_tree(self.repo[entry.id], path)  # type: ignore[arg-type]
+                sub = self._read_tree(self.repo[entry.id], path, walk)  # type: ignore[arg-type]
                 files.extend(sub.files)
                 warnings.extend(sub.warnings)
                 count += sub.count
+                cacheable = cacheable and sub.cacheable
             elif entry.type_str == "blob" and is_config_file(path):
-                files.append(self._read_blob(path, entry.id))
+                parsed = self._read_blob(path, entry.id, walk)
+                files.append(parsed)
                 count += 1
-        result = _TreeResult(tuple(files), tuple(warnings), count)
-        self._trees.remember(key, result)
+                cacheable = cacheable and not parsed.over_budget
+        result = _TreeResult(tuple(files), tuple(warnings), count, sum(f.nodes for f in files), sum(f.size for f in files), cacheable)
+        if cacheable:
+            walk.trees.append((key, result))
         return result
 
-    def _read_blob(self, path: str, oid: pygit2.Oid) -> FileResult:
+    def _read_blob(self, path: str, oid: pygit2.Oid, walk: _Walk) -> FileResult:
         key = (path, str(oid))
+        walk.files += 1
         cached = self._blobs.get(key)
-        if cached is not None:
-            self._blobs.move_to_end(key)
-            return cached  # type: ignore[return-value]
+        if cached is not None and walk.fits(cached.nodes, cached.size):
+            walk.charge(cached.nodes, cached.size)
+            return cached
         blob = self.repo[oid]
         size: int = blob.size  # type: ignore[attr-defined]
-        # Large blobs are refused by their size, without reading them into memory.
-        result = oversized_file(path, size) if size > MAX_FILE_BYTES else load_file(path, blob.data)  # type: ignore[attr-defined]
+        # Large blobs are refused by their size, without reading them into memory; so is the
+        # blob that takes the commit past its bytes.
+        if size > MAX_FILE_BYTES:
+            result = oversized_file(path, size)
+        elif not walk.fits(0, size):
+            raise _CommitOverBudget(commit_too_large(path, walk.max_bytes))
+        else:
+            walk.read += size
+            result = load_file(path, blob.data, walk.budget)  # type: ignore[attr-defined]
         self.parsed_blobs += 1
-        self._blobs.remember(key, result)
+        if not result.over_budget:
+            walk.blobs.append((key, result))
+        elif walk.budget.remaining == 0:
+            raise _CommitOverBudget(result.problems[0])
         return result
 
 
 def _symlink_warning(path: str) -> Problem:
     return Problem(path, None, None, "", "symbolic link skipped: links are never followed; commit the file itself", "warning")
+
+
+def _over_budget(revision: str | None, problem: Problem, count: int) -> Snapshot:
+    """A commit that ran out of its budget: refused as a whole with the one problem, since
+    the files it did not read would make any other finding misleading."""
+    return Snapshot(revision, (), (problem,), count)
 
 
 def _assemble(revision: str | None, files: tuple[FileResult, ...] | list[FileResult], warnings: tuple[Problem, ...] | list[Problem], count: int) -> Snapshot:
@@ -195,12 +329,17 @@ def _assemble(revision: str | None, files: tuple[FileResult, ...] | list[FileRes
     return Snapshot(revision, resources, problems, count)
 
 
-def read_directory(root: str | os.PathLike[str], path: str | None = None) -> Snapshot:
+def read_directory(
+    root: str | os.PathLike[str], path: str | None = None, max_commit_nodes: int = MAX_COMMIT_NODES, max_commit_bytes: int = MAX_COMMIT_BYTES
+) -> Snapshot:
     """Read the files on disk under `root`/`path` (a work tree with uncommitted changes).
 
     Symbolic links are reported and skipped, never followed, so nothing outside the
-    directory can be read through them.
+    directory can be read through them. The files share one budget of values and one of
+    bytes, as a commit's do.
     """
+    budget = commit_budget(max_commit_nodes)
+    read = 0
     base = FsPath(root)
     sub = normalize_subpath(path)
     top = base / sub if sub else base
@@ -217,7 +356,16 @@ def read_directory(root: str | os.PathLike[str], path: str | None = None) -> Sna
             continue
         if not stat.S_ISREG(st.st_mode) or not is_config_file(shown):
             continue
-        files.append(oversized_file(shown, st.st_size) if st.st_size > MAX_FILE_BYTES else load_file(shown, full.read_bytes()))
+        if st.st_size > MAX_FILE_BYTES:
+            files.append(oversized_file(shown, st.st_size))
+            continue
+        if read + st.st_size > max_commit_bytes:
+            return _over_budget(None, commit_too_large(shown, max_commit_bytes), len(files) + 1)
+        parsed = load_file(shown, full.read_bytes(), budget)
+        read += parsed.size
+        if parsed.over_budget and budget.remaining == 0:
+            return _over_budget(None, parsed.problems[0], len(files) + 1)
+        files.append(parsed)
     return _assemble(None, files, warnings, len(files))
 
 

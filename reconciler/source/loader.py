@@ -4,6 +4,11 @@ Accepts Kuma's Universal form (`type`, `name`, `mesh`, `labels`, `spec` or the p
 top-level fields) and the Kubernetes form (`apiVersion: kuma.io/v1alpha1`, `kind`,
 `metadata`, `spec`); both become the same `Resource`. Every problem found here is located at
 `file:line`; one bad document fails its file, never the process.
+
+What one file may cost is bounded twice: by its size in bytes, checked before it is read,
+and by the values its YAML expands to (aliases counted each time they are used), checked while
+it is parsed. The second budget is what stops an alias bomb, which is small on disk. The
+limits sit far above real configuration (docs/validation.md, "Limits").
 """
 
 from __future__ import annotations
@@ -16,12 +21,45 @@ from reconciler.errors import Problem
 from reconciler.frozen import FrozenDict
 from reconciler.kinds import all_kinds, get_kind
 from reconciler.model import Form, Origin, Resource
-from reconciler.source.yamldoc import YamlDocument, YamlError, parse_documents
+from reconciler.source.yamldoc import BudgetExceeded, NodeBudget, YamlDocument, YamlError, parse_documents
 from reconciler.types import DEFAULT_MESH, ResourceKey
 
-__all__ = ["FileResult", "load_file", "oversized_file", "is_config_file", "MAX_FILE_BYTES", "KUBERNETES_API_VERSION"]
+__all__ = [
+    "FileResult",
+    "load_file",
+    "oversized_file",
+    "is_config_file",
+    "file_budget",
+    "commit_budget",
+    "commit_too_large",
+    "dataplane_metadata_budget",
+    "MAX_FILE_BYTES",
+    "MAX_FILE_NODES",
+    "MAX_COMMIT_NODES",
+    "MAX_COMMIT_BYTES",
+    "MAX_DATAPLANE_METADATA_BYTES",
+    "MAX_DATAPLANE_METADATA_NODES",
+    "KUBERNETES_API_VERSION",
+]
 
 MAX_FILE_BYTES = 1024 * 1024
+"""Size of one file; the largest real Kuma files are a few KiB."""
+MAX_FILE_NODES = 200_000
+"""Values one file may expand to, all its documents and alias uses counted. A real file has one
+value per 15-40 bytes, so a full 1 MiB file of real YAML stays under 70,000."""
+MAX_COMMIT_NODES = 1_000_000
+"""Values all the files of one commit may expand to: ten times a repository of 5,000 files
+(which has about 92,000), so only alias tricks or a repository far past any measured reach it."""
+MAX_COMMIT_BYTES = 32 * 1024 * 1024
+"""Bytes of all the files of one commit: twenty times that repository (1.4 MiB). Git compresses
+what it stores, so a push of a few KiB can hold a thousand paths to one 1 MiB blob of one
+scalar: few values, but all of it read and kept."""
+MAX_DATAPLANE_METADATA_BYTES = 128 * 1024
+"""Size of the Dataplane a proxy sends in its node metadata (`dataplane.resource`)."""
+MAX_DATAPLANE_METADATA_NODES = 20_000
+"""Values that Dataplane may expand to: one Dataplane with a thousand outbounds has about 4,000."""
+
+_ALIASES = "counting each use of an alias (*ref) in full"
 KUBERNETES_API_VERSION = "kuma.io/v1alpha1"
 MESH_LABEL = "kuma.io/mesh"
 
@@ -37,6 +75,41 @@ class FileResult:
     path: str
     resources: tuple[Resource, ...]
     problems: tuple[Problem, ...]
+    nodes: int = 0
+    """Values its YAML expanded to: its weight in a commit's budget and in the parse cache."""
+    size: int = 0
+    """Bytes read (0 when refused by its size, unread): its weight in a commit's byte budget."""
+    over_budget: bool = False
+    """Refused because a node budget ran out: the result depends on the budget it was read
+    with (a commit's depends on the other files), so it must never be cached."""
+
+
+def file_budget(limit: int = MAX_FILE_NODES) -> NodeBudget:
+    """The budget of one repository file, shared by its documents."""
+    return NodeBudget(limit, f"file expands to more than {limit:,} values, {_ALIASES}; it reached the limit here: write the values out instead of aliases, or split the file")
+
+
+def commit_budget(limit: int = MAX_COMMIT_NODES) -> NodeBudget:
+    """The budget of one commit (or work tree), shared by all its files."""
+    return NodeBudget(
+        limit,
+        f"the commit's YAML files expand to more than {limit:,} values in all, {_ALIASES}; this file reached the limit here: "
+        "write the values out instead of aliases, or keep fewer files under the configured path",
+    )
+
+
+def commit_too_large(path: str, limit: int = MAX_COMMIT_BYTES) -> Problem:
+    """The problem of the file that takes a commit past `limit` bytes; it is not read."""
+    return Problem(
+        path, 1, None, "",
+        f"the commit's YAML files are over {_amount(limit, ' bytes')} in all, and this file passed the limit: "
+        "keep fewer or smaller files under the configured path",
+    )
+
+
+def dataplane_metadata_budget(limit: int = MAX_DATAPLANE_METADATA_NODES) -> NodeBudget:
+    """The budget of the one Dataplane a proxy may send in its node metadata."""
+    return NodeBudget(limit, f"Dataplane expands to more than {limit:,} values, {_ALIASES}; write the values out instead of aliases")
 
 
 def is_config_file(path: str) -> bool:
@@ -46,36 +119,59 @@ def is_config_file(path: str) -> bool:
     return not any(part.startswith(".") for part in path.split("/"))
 
 
-def load_file(path: str, data: bytes) -> FileResult:
-    """Parse one file. Pure: the same path and bytes always give the same result."""
-    if len(data) > MAX_FILE_BYTES:
-        return oversized_file(path, len(data))
+def load_file(
+    path: str,
+    data: bytes,
+    commit: NodeBudget | None = None,
+    *,
+    budget: NodeBudget | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> FileResult:
+    """Parse one file within `budget` (a fresh `file_budget()` by default) and, when given,
+    what is left of its commit's budget, which it draws from. Pure apart from that draw: the
+    same path, bytes and budgets always give the same result."""
+    if len(data) > max_bytes:
+        return oversized_file(path, len(data), max_bytes)
+    budgets = [budget or file_budget()]
+    if commit is not None:
+        budgets.append(commit)
+    before = budgets[0].spent
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        return _failed(path, line, f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8")
+        return _failed(path, line, f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8", len(data))
     resources: list[Resource] = []
     problems: list[Problem] = []
     try:
-        for doc in parse_documents(text):
+        for doc in parse_documents(text, budgets):
             resource, doc_problems = _to_resource(path, doc)
             problems.extend(doc_problems)
             if resource is not None:
                 resources.append(resource)
     except YamlError as e:
-        # A broken document makes the rest of the stream unreadable: the file fails as a whole.
-        return FileResult(path, (), (Problem(path, e.line, None, "", e.message),))
-    return FileResult(path, tuple(resources), tuple(problems))
+        # A broken document makes the rest of the stream unreadable: the file fails as a whole,
+        # and what was built before a budget ran out is dropped with `resources`.
+        failed = (Problem(path, e.line, None, "", e.message),)
+        return FileResult(path, (), failed, budgets[0].spent - before, len(data), isinstance(e, BudgetExceeded))
+    return FileResult(path, tuple(resources), tuple(problems), budgets[0].spent - before, len(data))
 
 
-def oversized_file(path: str, size: int) -> FileResult:
+def oversized_file(path: str, size: int, limit: int = MAX_FILE_BYTES) -> FileResult:
     """The result for a file too large to read; callers check the size before reading it."""
-    return _failed(path, 1, f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} (1 MiB): split it into smaller files")
+    return _failed(path, 1, f"file is {size:,} bytes; the limit is {_amount(limit)}: split it into smaller files")
 
 
-def _failed(path: str, line: int, message: str) -> FileResult:
-    return FileResult(path, (), (Problem(path, line, None, "", message),))
+def _amount(n: int, unit: str = "") -> str:
+    """`1,048,576 (1 MiB)`, or just `6,016` when no binary unit divides it."""
+    for binary, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if n >= scale and n % scale == 0:
+            return f"{n:,}{unit} ({n // scale} {binary})"
+    return f"{n:,}{unit}"
+
+
+def _failed(path: str, line: int, message: str, size: int = 0) -> FileResult:
+    return FileResult(path, (), (Problem(path, line, None, "", message),), size=size)
 
 
 def _to_resource(path: str, doc: YamlDocument) -> tuple[Resource | None, list[Problem]]:

@@ -2,14 +2,21 @@
 
 PyYAML composes the node graph (in C when libyaml is there); we build plain Python values
 from it ourselves so that we can (a) record the line of every key and list item under its
-JSON pointer, (b) refuse alias expansion past a fixed budget (the "billion laughs" file),
-recursive aliases and absurd nesting, and (c) refuse duplicate keys, which PyYAML would
-silently collapse.
+JSON pointer, (b) refuse alias expansion past a budget (the "billion laughs" file), recursive
+aliases and absurd nesting, and (c) refuse duplicate keys, which PyYAML would silently
+collapse.
+
+Composing is cheap even for an alias bomb: an alias is a second reference to the same node.
+The cost is in building, where every use of an alias becomes a fresh copy with its own line
+map entries. So the budget counts built values, aliases expanded, and it is a `NodeBudget`
+passed in by the caller rather than a per-document constant: one budget is shared by all the
+documents of a file, and another by all the files of a commit, so that splitting a bomb into
+many documents or files does not multiply what it may cost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +24,7 @@ import yaml
 
 from reconciler.errors import escape_pointer_token
 
-__all__ = ["YamlDocument", "YamlError", "parse_documents", "MAX_NODES", "MAX_DEPTH"]
-
-MAX_NODES = 200_000
-"""Values one document may expand to, aliases included: far above any real resource."""
+__all__ = ["YamlDocument", "YamlError", "BudgetExceeded", "NodeBudget", "parse_documents", "MAX_DEPTH"]
 
 MAX_DEPTH = 64
 """Nesting depth of a document; Kuma resources need fewer than 20 levels."""
@@ -49,22 +53,56 @@ class YamlError(Exception):
         self.document = document
 
 
-class _Builder:
-    __slots__ = ("budget", "lines", "active")
+class BudgetExceeded(YamlError):
+    """A `NodeBudget` ran out; `line` is where the text being expanded at that moment is."""
 
-    def __init__(self) -> None:
-        self.budget = MAX_NODES
+
+@dataclass(slots=True)
+class NodeBudget:
+    """Values that parsing may still build, alias expansions counted.
+
+    Mutable on purpose: pass the same budget to several `parse_documents` calls and they
+    draw from one allowance. `message` says what ran out and what to do about it.
+    """
+
+    limit: int
+    message: str
+    spent: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.spent, 0)
+
+
+class _OutOfBudget(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+class _Builder:
+    """Builds values from nodes; one builder serves all the documents of a stream.
+
+    A refusal names the line where the text that asked for the value is. The composer keeps
+    no trace of an alias (the child is the anchored node itself), but an anchor is always
+    written before its aliases: a child whose text starts before the end of its key, or of
+    the previous item written in place, is an alias, and everything built under it is
+    blamed on the line that used it, not on the innocent definition.
+    """
+
+    __slots__ = ("allowance", "spent", "lines", "active")
+
+    def __init__(self, allowance: int) -> None:
+        self.allowance = allowance
+        self.spent = 0
         self.lines: dict[str, int] = {}
         self.active: set[int] = set()
 
-    def build(self, node: yaml.Node, pointer: str, depth: int) -> Any:
-        self.budget -= 1
-        if self.budget < 0:
-            raise YamlError(
-                f"document expands to more than {MAX_NODES} values; "
-                "YAML aliases (*ref) probably multiply it, write the values out instead",
-                node.start_mark.line + 1,
-            )
+    def build(self, node: yaml.Node, pointer: str, depth: int, line: int, expanding: bool) -> Any:
+        """`line` is blamed if the budget runs out here: the node's own line, or while
+        `expanding` an alias, the line that used it."""
+        self.spent += 1
+        if self.spent > self.allowance:
+            raise _OutOfBudget(line)
         if depth > MAX_DEPTH:
             raise YamlError(f"document is nested deeper than {MAX_DEPTH} levels", node.start_mark.line + 1)
         if isinstance(node, yaml.ScalarNode):
@@ -76,23 +114,36 @@ class _Builder:
         try:
             if isinstance(node, yaml.SequenceNode):
                 out_list = []
+                after = node.start_mark.index
                 for i, item in enumerate(node.value):
                     child = f"{pointer}/{i}"
-                    self.lines.setdefault(child, item.start_mark.line + 1)
-                    out_list.append(self.build(item, child, depth + 1))
+                    mark = item.start_mark
+                    self.lines.setdefault(child, mark.line + 1)
+                    if expanding or mark.index < after:  # an alias
+                        out_list.append(self.build(item, child, depth + 1, line, True))
+                    else:
+                        after = item.end_mark.index
+                        out_list.append(self.build(item, child, depth + 1, mark.line + 1, False))
                 return out_list
             if isinstance(node, yaml.MappingNode):
-                return self._mapping(node, pointer, depth)
+                return self._mapping(node, pointer, depth, line, expanding)
             raise YamlError(f"unsupported YAML node {node.tag}", node.start_mark.line + 1)
         finally:
             self.active.discard(node_id)
 
-    def _mapping(self, node: yaml.MappingNode, pointer: str, depth: int) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, pointer: str, depth: int, line: int, expanding: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}
         merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            own_line = key_node.start_mark.line + 1
+            if expanding:
+                value_line, value_expanding = line, True
+            elif value_node.start_mark.index < key_node.end_mark.index:  # an alias
+                value_line, value_expanding = own_line, True
+            else:
+                value_line, value_expanding = value_node.start_mark.line + 1, False
             if key_node.tag == "tag:yaml.org,2002:merge":
-                merged.update(self._merge_sources(value_node, pointer, depth))
+                merged.update(self._merge_sources(value_node, pointer, depth, value_line, value_expanding))
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 raise YamlError("mapping keys must be plain strings", key_node.start_mark.line + 1)
@@ -101,19 +152,23 @@ class _Builder:
             if key in out:
                 raise YamlError(f'duplicate key "{key}" in the same mapping', key_node.start_mark.line + 1)
             child = f"{pointer}/{escape_pointer_token(key)}"
-            self.lines[child] = key_node.start_mark.line + 1
-            out[key] = self.build(value_node, child, depth + 1)
+            self.lines[child] = own_line
+            out[key] = self.build(value_node, child, depth + 1, value_line, value_expanding)
         for key, value in merged.items():
             out.setdefault(key, value)
         return out
 
-    def _merge_sources(self, node: yaml.Node, pointer: str, depth: int) -> dict[str, Any]:
+    def _merge_sources(self, node: yaml.Node, pointer: str, depth: int, line: int, expanding: bool) -> dict[str, Any]:
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         merged: dict[str, Any] = {}
         for src in sources:
             if not isinstance(src, yaml.MappingNode):
                 raise YamlError("a YAML merge key (<<) needs a mapping", src.start_mark.line + 1)
-            for key, value in self._mapping(src, pointer, depth + 1).items():
+            if src is node or expanding:
+                src_line, src_expanding = line, expanding
+            else:  # `<<: [*a, *b]`: aliases inside a sequence written in place
+                src_line, src_expanding = line, src.start_mark.index < node.start_mark.index
+            for key, value in self._mapping(src, pointer, depth + 1, src_line, src_expanding).items():
                 merged.setdefault(key, value)
         return merged
 
@@ -134,28 +189,38 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     return node.value
 
 
-def parse_documents(text: str) -> Iterator[YamlDocument]:
+def parse_documents(text: str, budgets: Sequence[NodeBudget]) -> Iterator[YamlDocument]:
     """Yield each non-empty document of a YAML stream with its line map.
 
-    Raises YamlError on the first document that cannot be read.
+    Every value built is charged to each of `budgets` (at the latest when the stream ends or
+    fails): give a file's budget and a commit's, and the stream stops at whichever runs out
+    first. Raises YamlError on the first document that cannot be read, BudgetExceeded (a
+    YamlError) with that budget's message when a budget runs out.
     """
+    if not budgets:
+        raise ValueError("parse_documents needs at least one NodeBudget")
     loader = _Loader(text)
+    builder = _Builder(min(b.remaining for b in budgets))
     index = 0
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            builder = _Builder()
+            builder.lines = {}
+            line = node.start_mark.line + 1
             try:
-                value = builder.build(node, "", 0)
+                value = builder.build(node, "", 0, line, False)
+            except _OutOfBudget as e:
+                tightest = min(budgets, key=lambda b: b.remaining)
+                raise BudgetExceeded(tightest.message, e.line, index) from None
             except YamlError as e:
                 e.document = index
                 raise
             except RecursionError:
-                raise YamlError("document is nested too deeply", node.start_mark.line + 1, index) from None
+                raise YamlError("document is nested too deeply", line, index) from None
             if value is not None:
-                yield YamlDocument(index, node.start_mark.line + 1, value, builder.lines)
+                yield YamlDocument(index, line, value, builder.lines)
             index += 1
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -168,3 +233,5 @@ def parse_documents(text: str) -> Iterator[YamlDocument]:
         raise YamlError(f"malformed YAML: {e}", 1, index) from None
     finally:
         loader.dispose()
+        for budget in budgets:
+            budget.spent += builder.spent
