@@ -8,7 +8,11 @@ Two ways in, both without sockets:
   with the memoizing validator and built incrementally after the previous valid commit.
 
 The promises (what the fuzz tests assert): nothing raises; validation reports no internal
-error; and whatever validates also builds and generates.
+error; and whatever validates also builds and generates. The one rejection a valid commit
+may still get at build time is CaError, by design: CA material only the serving host can load
+(files, environment variables, the PEM inside a Secret) and MeshIdentity providers other than
+Bundled, which Kuma accepts and this control plane cannot issue with (docs/security.md).
+`serve` records it as an `mTLS: <message>` rejection; here it must at least be one line.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import pygit2
 
+from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.proxy import proxy_views
@@ -30,7 +35,7 @@ from reconciler.validate import Report, ResourceValidator, validate
 from reconciler.validate.bugs import is_internal_error
 from reconciler.xds.generate import generate
 
-__all__ = ["run_files", "CommitRunner", "check_report"]
+__all__ = ["run_files", "CommitRunner", "check_report", "check_ca_error"]
 
 
 def check_report(report: Report, what: str) -> None:
@@ -45,10 +50,19 @@ def run_files(files: Mapping[str, bytes], certs: CertificateProvider, validator:
     report = validate(snapshot, validator)
     check_report(report, what)
     if report.valid:
-        views = proxy_views(build_mesh_model(snapshot.resources, ()), certs)
+        try:
+            views = proxy_views(build_mesh_model(snapshot.resources, ()), certs)
+        except CaError as e:
+            check_ca_error(e)
+            return report
         for view in views.values():
             generate(view)
     return report
+
+
+def check_ca_error(error: CaError) -> None:
+    message = str(error)
+    assert message and "\n" not in message, f"CaError without a one-line message: {message!r}"
 
 
 class CommitRunner:
@@ -91,5 +105,8 @@ class CommitRunner:
         evaluation = self.engine.evaluate(sha)
         check_report(evaluation.report, what)
         if evaluation.report.valid:
-            self.engine.commit(self.engine.build(evaluation.snapshot, ()))
+            try:
+                self.engine.commit(self.engine.build(evaluation.snapshot, ()))
+            except CaError as e:
+                check_ca_error(e)
         return evaluation.report

@@ -2,7 +2,8 @@
 
 Each case is example-repo/ with a few mutations (tests/fuzz/mutations.py). Properties:
 no exception escapes loading, validating, building or generating; validation reports no
-internal error; whatever validates also builds and generates every proxy's config.
+internal error; whatever validates also builds and generates every proxy's config (or gets
+the one deliberate build-time rejection, a CaError; see tests/fuzz/pipeline.py).
 
 `make test` runs the derandomized `ci` profile (about 30 s); `make fuzz` runs 10,000 random
 cases per test (see tests/fuzz/conftest.py and docs/validation.md, "Fuzzing").
