@@ -545,8 +545,8 @@ def _check_builtin_ca(backend: Any, conf: Any, path: Path, mesh_name: str) -> li
 _RSA_BITS = (2048, 4096)
 _MIN_CA_LIFETIME = 3600.0
 _SHORT_CA = "must be at least 1h: the proxies' certificates cannot outlive their CA"
-_MIN_DP_CERT_LIFETIME = 60.0
-_SHORT_DP_CERT = "must be at least 1m: certificates are renewed at 80% of their lifetime, a shorter one keeps every proxy reissuing"
+_MIN_DP_CERT_LIFETIME = 1.0
+_SHORT_DP_CERT = "must be at least 1s: certificates are renewed at 80% of their lifetime, a shorter one keeps every proxy reissuing"
 _MAX_LIFETIME = 100 * 365 * 86400.0
 """Not Kuma rules, limits of what the control plane can issue: X.509 dates end in 9999, and a
 certificate is renewed at 80% of its life, so a very short one keeps every proxy reissuing."""
