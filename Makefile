@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test run install lint bench clean
+.PHONY: test run install lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/validate_scale.py
+
+# 10,000 fresh random cases per fuzz test (tests/fuzz/conftest.py; RECONCILER_FUZZ_EXAMPLES
+# changes the count). A failure prints the seed and hypothesis' smallest failing case.
+fuzz: $(VENV)/.installed
+	RECONCILER_FUZZ_PROFILE=fuzz $(BIN)/python -m pytest -n 2 --dist load -p no:cacheprovider --hypothesis-show-statistics tests/fuzz $(PYTEST_ARGS)
 
 # .demo: the demo's repositories, keys and logs (`make run` seeds it again).
 clean:

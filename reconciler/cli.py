@@ -42,30 +42,34 @@ def validate(repo: str, path: str, worktree: bool, fmt: str, show_resources: boo
     """Validate one revision (default HEAD) or the work tree.
 
     Exit 0 when valid (and, with --verify-signatures/--gpg-keyring, signed by a trusted key),
-    1 with errors, 2 when the repository or revision cannot be read.
+    1 with errors, 2 when the repository or revision cannot be read, 3 on an internal error
+    (a bug in mesh-reconciler: one line says where; `reconciler -v validate` logs the traceback).
     """
-    from reconciler.commands.validate import report_json, report_text, resources_text, run_validate
+    from reconciler.commands.validate import EXIT_BUG, bugs_as_one_line, report_json, report_text, resources_text, run_validate
     from reconciler.commands.verify import check_signature, policy_of
 
-    if worktree and rev:
-        raise click.UsageError("give either REV or --worktree, not both")
-    policy = policy_of(allowed_signers, gpg_keyring)
-    if policy is not None and worktree:
-        raise click.UsageError("--verify-signatures checks a commit: drop --worktree")
-    snapshot, report = run_validate(repo, path, rev, worktree)
-    verdict = check_signature(repo, rev or "HEAD", policy) if policy is not None else None
-    if fmt == "json":
-        doc = json.loads(report_json(report))
-        if verdict is not None:
-            doc["signature"] = {"trusted": verdict.trusted, "signer": verdict.signer, "message": verdict.message}
-            doc["valid"] = report.valid and verdict.trusted
-        click.echo(json.dumps(doc, indent=2))
-    else:
-        if show_resources:
-            click.echo(resources_text(snapshot))
-        click.echo(report_text(report))
-        if verdict is not None:
-            click.echo(f"signature: {verdict.message}")
+    with bugs_as_one_line("validating"):
+        if worktree and rev:
+            raise click.UsageError("give either REV or --worktree, not both")
+        policy = policy_of(allowed_signers, gpg_keyring)
+        if policy is not None and worktree:
+            raise click.UsageError("--verify-signatures checks a commit: drop --worktree")
+        snapshot, report = run_validate(repo, path, rev, worktree)
+        verdict = check_signature(repo, rev or "HEAD", policy) if policy is not None else None
+        if fmt == "json":
+            doc = json.loads(report_json(report))
+            if verdict is not None:
+                doc["signature"] = {"trusted": verdict.trusted, "signer": verdict.signer, "message": verdict.message}
+                doc["valid"] = report.valid and verdict.trusted
+            click.echo(json.dumps(doc, indent=2))
+        else:
+            if show_resources:
+                click.echo(resources_text(snapshot))
+            click.echo(report_text(report))
+            if verdict is not None:
+                click.echo(f"signature: {verdict.message}")
+    if report.internal_errors:
+        sys.exit(EXIT_BUG)
     sys.exit(EXIT_OK if report.valid and (verdict is None or verdict.trusted) else EXIT_INVALID)
 
 

@@ -42,13 +42,14 @@ from reconciler.api.metrics import Metrics
 from reconciler.errors import Problem
 from reconciler.history import HistoryLog, Record, branch_history
 from reconciler.model import Resource
-from reconciler.reconcile import Build, Engine
+from reconciler.reconcile import Build, Engine, InternalError
 from reconciler.source.git import APPLIED_REF, PIN_REF, GitSource, SourceError, delete_ref, write_ref
 from reconciler.source.loader import MAX_DATAPLANE_METADATA_BYTES, dataplane_metadata_budget, load_file
 from reconciler.source.remote import CredentialError, GitCredentials, is_remote, make_callbacks, redact, use_known_hosts
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
 from reconciler.store import Applied, Attempt, Lockout, Store, revision_string
 from reconciler.validate import validate_resource
+from reconciler.validate.bugs import describe_bug
 from reconciler.xds.cache import ConfigCache, NodeConfig
 from reconciler.xds.resources import SHORT_NAMES
 from reconciler.xds.server import AdsServer, XdsRejected, add_ads_server
@@ -418,9 +419,16 @@ class ControlPlane:
         return head
 
     async def _judge(self, revision: str, started: float, trigger: str) -> tuple[Attempt | None, Any]:
-        """Read, verify the signature of and validate one commit: (a rejection or None, the evaluation)."""
+        """Read, verify the signature of and validate one commit: (a rejection or None, the evaluation).
+
+        A bug hit while loading or validating it is its rejection (cause InternalError); only a
+        commit that cannot be read raises (SourceError and git or file errors).
+        """
         assert self.engine is not None and self.repo is not None
-        evaluation = await asyncio.to_thread(self.engine.evaluate, revision)
+        try:
+            evaluation = await asyncio.to_thread(self.engine.evaluate, revision)
+        except InternalError as e:
+            return _internal_error(revision, e.message, started, trigger), None
         if self.signatures.enabled:
             verdict = await asyncio.to_thread(verify_commit, self.repo, evaluation.revision, self.signatures)
             if not verdict.trusted:
@@ -464,6 +472,8 @@ class ControlPlane:
                 except CaError as e:
                     attempt = Attempt(evaluation.revision, "rejected", f"mTLS: {e}", (Problem(None, None, None, "", f"mTLS: {e}"),), duration=time.perf_counter() - started, trigger=reason)
                     raise _Rejected(attempt) from None
+                except InternalError as e:
+                    raise _Rejected(_internal_error(evaluation.revision, e.message, started, reason)) from None
                 rolled_back = await self._rolled_back(applied.revision, evaluation.revision) if pinned and applied is not None else None
                 # From here to recording the attempt nothing awaits: a status read in between
                 # would see the new revision with the old conditions.
@@ -487,6 +497,9 @@ class ControlPlane:
                 attempt = rejected.attempt
             except (SourceError, pygit2.GitError, KeyError, ValueError, OSError, SignatureSetupError) as e:
                 attempt = Attempt(revision, "failed", f"reconcile failed: {self._redact(str(e))}", duration=time.perf_counter() - started, trigger=reason)
+            except Exception as e:  # a bug anywhere else in here: recorded once as this commit's rejection
+                log.debug("internal error", exc_info=e, extra={"revision": revision[:12]})
+                attempt = _internal_error(revision, describe_bug(e, f"reconciling {revision[:12]}"), started, reason)
             finally:
                 self.store.reconciling = False
             self._record(attempt)
@@ -544,6 +557,9 @@ class ControlPlane:
                 rejection, _ = await self._judge(head, started, reason)
             except (SourceError, pygit2.GitError, KeyError, ValueError, OSError, SignatureSetupError) as e:
                 rejection = Attempt(head, "failed", f"cannot validate: {self._redact(str(e))}", trigger=reason)
+            except Exception as e:
+                log.debug("internal error", exc_info=e, extra={"revision": head[:12]})
+                rejection = _internal_error(head, describe_bug(e, f"validating {head[:12]}"), started, reason)
             attempt = rejection or Attempt(
                 head,
                 "held",
@@ -588,7 +604,7 @@ class ControlPlane:
                 return
             try:
                 build = await asyncio.to_thread(self.engine.build, applied.snapshot, list(self.store.registered.values()))
-            except CaError as e:
+            except (CaError, InternalError) as e:  # the proxies keep the config they have
                 log.error("rebuild failed", extra={"reason": reason, "error": str(e)})
                 return
             self._publish(build, applied.revision)
@@ -605,6 +621,7 @@ class ControlPlane:
         assert self.repo is not None
         git_dir = self.repo.path
         watcher = asyncio.create_task(self._file_events(git_dir))
+        last_error = ""
         try:
             while not self._stopping.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -616,8 +633,14 @@ class ControlPlane:
                 trigger, self._trigger, self._fetch_requested = self._trigger, "watch", False
                 try:
                     await self.reconcile(trigger, fetch=fetch)
-                except Exception:  # the loop must survive anything a commit can do
-                    log.exception("reconcile loop error")
+                    last_error = ""
+                except Exception as e:  # the loop must survive anything; a commit's bugs are its rejection already
+                    error = describe_bug(e, "reconciling")
+                    if error != last_error:  # the traceback once, not at every poll
+                        log.exception("reconcile loop error")
+                    else:
+                        log.debug("reconcile loop error", extra={"error": error})
+                    last_error = error
         finally:
             watcher.cancel()
 
@@ -760,7 +783,7 @@ class ControlPlane:
             try:
                 evaluation = await asyncio.to_thread(self.engine.evaluate, good)
                 build = await asyncio.to_thread(self.engine.build, evaluation.snapshot, list(self.store.registered.values()))
-            except (SourceError, pygit2.GitError, CaError, KeyError, ValueError, OSError) as e:
+            except (SourceError, pygit2.GitError, CaError, InternalError, KeyError, ValueError, OSError) as e:
                 log.error("rollback after NACK failed", extra={"revision": good[:12], "error": str(e)})
                 return
             self._publish(build, good)
@@ -925,6 +948,12 @@ def _record_of(attempt: Attempt, branch: str) -> Record:
 def _attempt_of(record: Record) -> Attempt:
     errors = tuple(Problem(None, None, None, "", str(e.get("message", ""))) for e in record.errors)
     return Attempt(record.revision, record.outcome, record.message, errors, record.time, record.duration, record.cause, record.trigger, record.to)  # type: ignore[arg-type]
+
+
+def _internal_error(revision: str, message: str, started: float, trigger: str) -> Attempt:
+    """A commit that hit a bug: rejected (terminal for that revision, not retried every poll)."""
+    return Attempt(revision, "rejected", message, (Problem(None, None, None, "", message),),
+                   duration=time.perf_counter() - started, cause="InternalError", trigger=trigger)
 
 
 class _Rejected(Exception):

@@ -3,6 +3,12 @@
 `Engine` is the CPU-heavy half of the reconcile loop, free of sockets and clocks: it runs in a
 worker thread, one call at a time, and remembers each proxy's last ProxyView so that only
 proxies whose inputs changed are regenerated.
+
+No commit may crash the loop: bad input becomes validation problems, and an exception that
+still escapes a stage is a bug, raised as `InternalError` with a one-line description (stage,
+exception, where it was raised) that the control plane records as the commit's rejection.
+Only what is not about the commit passes through as it is: git and file errors (SourceError,
+pygit2.GitError, OSError: the read is retried) and CaError (a CA that cannot be used).
 """
 
 from __future__ import annotations
@@ -11,18 +17,37 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import pygit2
+
+from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.mesh.proxy import ProxyView, proxy_views
 from reconciler.model import Resource, Snapshot
-from reconciler.source.git import GitSource
+from reconciler.source.git import GitSource, SourceError
 from reconciler.validate import Report, ResourceValidator, validate
+from reconciler.validate.bugs import describe_bug
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import ProxyResources
 
-__all__ = ["Engine", "Evaluation", "Build"]
+__all__ = ["Engine", "Evaluation", "Build", "InternalError"]
 
 log = logging.getLogger(__name__)
+
+
+_READ_ERRORS = (SourceError, pygit2.GitError, OSError)
+"""Reading a commit failed (a missing object, a file error): not a bug, the read is retried."""
+
+
+class InternalError(Exception):
+    """An unexpected exception while loading, validating, building or generating: a bug.
+
+    `message` is one line (see reconciler.validate.bugs); the original exception is the cause.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,20 +75,47 @@ class Engine:
         self._views: dict[str, ProxyView] = {}
 
     def evaluate(self, revision: str) -> Evaluation:
-        """Read and validate one commit (parses only blobs not seen before)."""
+        """Read and validate one commit (parses only blobs not seen before).
+
+        Raises SourceError (and git or file errors) when the commit cannot be read, and
+        InternalError when loading or validating it hits a bug.
+        """
         commit = self.source.resolve(revision)
-        snapshot = self.source.snapshot_of(commit)
-        return Evaluation(str(commit.id), snapshot, validate(snapshot, self.validator))
+        sha = str(commit.id)
+        try:
+            snapshot = self.source.snapshot_of(commit)
+        except _READ_ERRORS:
+            raise
+        except Exception as e:
+            raise _bug(e, f"loading {sha[:12]}", sha) from e
+        try:
+            report = validate(snapshot, self.validator)
+        except Exception as e:
+            raise _bug(e, f"validating {sha[:12]}", sha) from e
+        return Evaluation(sha, snapshot, report)
 
     def build(self, snapshot: Snapshot, registered: Iterable[Resource]) -> Build:
         """The mesh model and the config of every proxy whose inputs changed.
 
-        Raises CaError when a mesh's CA cannot be used (a provided CA that does not load).
+        Raises CaError when a mesh's CA cannot be used (a provided CA that does not load),
+        and InternalError when building the model or generating a proxy's config hits a bug.
         """
-        model = build_mesh_model(snapshot.resources, registered)
-        views = proxy_views(model, self.certs)
+        revision = snapshot.revision or ""
+        try:
+            model = build_mesh_model(snapshot.resources, registered)
+            views = proxy_views(model, self.certs)
+        except CaError:
+            raise
+        except Exception as e:
+            raise _bug(e, "building the mesh model", revision) from e
+        changed = {}
+        for node, view in views.items():
+            if self._views.get(node) != view:
+                try:
+                    changed[node] = generate(view)
+                except Exception as e:
+                    raise _bug(e, f"generating the Envoy config of {node}", revision) from e
         self.certs.forget_except({(v.dataplane.mesh, v.dataplane.name) for v in views.values()})
-        changed = {node: generate(view) for node, view in views.items() if self._views.get(node) != view}
         removed = frozenset(self._views.keys() - views.keys())
         return Build(model, views, changed, removed)
 
@@ -73,3 +125,9 @@ class Engine:
 
     def forget(self) -> None:
         self._views = {}
+
+
+def _bug(error: Exception, doing: str, revision: str) -> InternalError:
+    """The one-line report for the user; the traceback goes to the debug log (`-v`) for whoever fixes it."""
+    log.debug("internal error", exc_info=error, extra={"doing": doing, "revision": revision[:12]})
+    return InternalError(describe_bug(error, doing))

@@ -163,7 +163,7 @@ def issue_workload(ca: Authority, spiffe_ids: Sequence[str], tag_uris: Iterable[
     not_after = start + dt.timedelta(seconds=validity)
     uris = [x509.UniformResourceIdentifier(u) for u in list(spiffe_ids) + sorted(set(tag_uris))]
     issuer_cert = ca.certificate
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mesh-reconciler")]))
         .issuer_name(issuer_cert.subject)
@@ -177,10 +177,14 @@ def issue_workload(ca: Authority, spiffe_ids: Sequence[str], tag_uris: Iterable[
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(uris), critical=True)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
-        .sign(ca.key, hashes.SHA256())
     )
+    # A proxy with no service (only tagless inbounds) has no identity to name: its certificate
+    # carries no SAN, so peers that match SPIFFE ids refuse it (fail closed) rather than
+    # trusting an id it does not have. X.509 forbids an empty SAN extension.
+    if uris:
+        builder = builder.add_extension(x509.SubjectAlternativeName(uris), critical=True)
+    cert = builder.sign(ca.key, hashes.SHA256())
     return WorkloadCertificate(
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
         key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),

@@ -9,7 +9,11 @@ pusher sees the same lines `reconciler validate` prints (git prefixes them with 
 - Other branches and tags are let through unchecked.
 - Creating the tracked branch validates its first commit; deleting it is refused (the
   reconciler would have nothing to serve).
-- Only the new tip is validated: it is what the reconciler will read.
+- Only the new tip is validated: it is what the reconciler will read. A valid tip is also
+  built (mesh model and every proxy's Envoy config, with a throwaway CA), so a commit that
+  would hit a bug in mesh-reconciler is refused with the one-line report the server would
+  record, instead of landing and being rejected there. CA material the hook cannot see (files
+  and environment variables of the control plane host) is left for the server to judge.
 - With `--verify-signatures ALLOWED_SIGNERS` (and/or `--gpg-keyring FILE`) the new tip must
   also carry a signature by a trusted key, as `serve --verify-signatures` requires.
 
@@ -31,12 +35,14 @@ from pathlib import Path
 
 import pygit2
 
+from reconciler.ca.authority import CaError
 from reconciler.commands.errors import RepositoryError
 from reconciler.commands.validate import report_text
 from reconciler.errors import escape_control
+from reconciler.reconcile import Engine, InternalError
 from reconciler.source.git import GitSource, SourceError, normalize_subpath, open_repository
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
-from reconciler.validate import validate
+from reconciler.validate.bugs import describe_bug
 
 __all__ = [
     "HOOK_MARKER",
@@ -192,7 +198,7 @@ def check_updates(
     """A verdict per ref update: only the tracked branch is validated (and its tip's signature checked)."""
     tracked = "refs/heads/" + branch.removeprefix("refs/heads/")
     out = []
-    source: GitSource | None = None
+    engine: Engine | None = None
     for u in updates:
         if u.ref != tracked:
             out.append(RefVerdict(u.ref, True))
@@ -200,30 +206,40 @@ def check_updates(
         if u.deletes:
             out.append(RefVerdict(u.ref, False, (f"mesh-reconciler: refusing to delete {tracked}: it is the branch the reconciler serves",)))
             continue
-        if source is None:
-            source = GitSource(repo, path)
+        if engine is None:
+            engine = Engine(GitSource(repo, path))
         try:
-            snapshot = source.snapshot(u.new)
+            out.append(_check_tip(engine, repo, u, tracked, signatures))
         except SourceError as e:
             out.append(RefVerdict(u.ref, False, (f"mesh-reconciler: refusing {tracked}: {e}",)))
-            continue
-        report = validate(snapshot)
-        lines = tuple(report_text(report).splitlines())
-        if report.valid and signatures is not None and signatures.enabled:
-            try:
-                verdict = verify_commit(repo, u.new, signatures)
-            except SignatureSetupError as e:
-                out.append(RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: cannot verify signatures: {e}",)))
-                continue
-            if not verdict.trusted:
-                out.append(RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: {verdict.message}",)))
-                continue
-            lines += (f"signature: {verdict.message}",)
-        if report.valid:
-            out.append(RefVerdict(u.ref, True, lines))
-        else:
-            short = u.new[:12]
-            out.append(RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: commit {short} is invalid (`reconciler validate {short}` shows the same errors)",)))
+        except InternalError as e:
+            out.append(RefVerdict(u.ref, False, (e.message, f"mesh-reconciler: refusing {tracked}: commit {u.new[:12]} hits a bug in mesh-reconciler; the server would reject it too")))
+        except Exception as e:  # never a traceback on the pusher's terminal
+            out.append(RefVerdict(u.ref, False, (f"mesh-reconciler: refusing {tracked}: {describe_bug(e, 'checking the push')}",)))
     # The pusher's terminal shows these after `remote:`; what the push brought (names, signers)
     # must not add lines of its own there.
     return [RefVerdict(v.ref, v.accepted, tuple(map(escape_control, v.lines))) for v in out]
+
+
+def _check_tip(engine: Engine, repo: pygit2.Repository, u: RefUpdate, tracked: str, signatures: SignaturePolicy | None) -> RefVerdict:
+    """Validate the new tip, build it when valid, and check its signature when asked."""
+    evaluation = engine.evaluate(u.new)
+    report = evaluation.report
+    lines = tuple(report_text(report).splitlines())
+    if report.valid:
+        try:
+            engine.build(evaluation.snapshot, ())
+        except CaError as e:  # files and variables of the control plane host are not here
+            lines += (f"note: mesh CAs not checked here: {e}",)
+    if report.valid and signatures is not None and signatures.enabled:
+        try:
+            verdict = verify_commit(repo, u.new, signatures)
+        except SignatureSetupError as e:
+            return RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: cannot verify signatures: {e}",))
+        if not verdict.trusted:
+            return RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: {verdict.message}",))
+        lines += (f"signature: {verdict.message}",)
+    if report.valid:
+        return RefVerdict(u.ref, True, lines)
+    short = u.new[:12]
+    return RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: commit {short} is invalid (`reconciler validate {short}` shows the same errors)",))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from reconciler.commands.envoy_check import EnvoyVerdict, validate_with_envoy
 from reconciler.commands.errors import EXIT_USAGE, RepositoryError
 from reconciler.commands.reachability import InboundKey, inbound_clients
 from reconciler.commands.read import open_source, read_snapshot
-from reconciler.commands.validate import report_text
+from reconciler.commands.validate import bugs_as_one_line, report_text
 from reconciler.dataplane.envoy_binary import EnvoyNotFound
 from reconciler.diff import Diff, FieldChange, diff, diff_documents
 from reconciler.errors import escape_control
@@ -35,6 +36,7 @@ from reconciler.mesh.proxy import ProxyView, policy_indexes, proxy_views
 from reconciler.model import Resource, Snapshot
 from reconciler.source.git import GitSource, SourceError
 from reconciler.validate import Report, validate
+from reconciler.validate.bugs import describe_bug
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, REDACTED, ROUTE, SECRET, SHORT_NAMES, ProxyResources, XdsResource, redact
 from reconciler.xds.static import static_bootstrap_for
@@ -56,6 +58,8 @@ __all__ = [
     "MARKDOWN_MARKER",
     "REDACTED",
 ]
+
+log = logging.getLogger(__name__)
 
 DISPLAY_ORDER = (LISTENER, ROUTE, CLUSTER, ENDPOINT, SECRET)
 MARKDOWN_MARKER = "<!-- mesh-reconciler plan -->"
@@ -152,14 +156,19 @@ def run_plan(
     envoy: str | None = None,
     jobs: int | None = None,
 ) -> Plan:
-    """Plan the change from `base` to `head` of the repository at `repo`."""
+    """Plan the change from `base` to `head` of the repository at `repo`.
+
+    A bug hit while reading or validating raises InternalBug (one line, exit 3); one hit while
+    building HEAD is the plan's error, and one hit while building BASE a note.
+    """
     source = open_source(repo, path)
-    a = _read_base(source, base)
-    b = read_snapshot(repo, path, head, False, source)
-    report = validate(b)
+    with bugs_as_one_line("reading and validating the revisions"):
+        a = _read_base(source, base)
+        b = read_snapshot(repo, path, head, False, source)
+        report = validate(b)
+        base_invalid = report.valid and not validate(a).valid
     if not report.valid:
         return Plan(a.revision, b.revision, report)
-    base_invalid = not validate(a).valid
     return plan_snapshots(
         a.revision,
         () if base_invalid else a.resources,
@@ -216,10 +225,17 @@ def plan_snapshots(
     except CaError as e:
         before = _Side.empty()
         notes.append(f"base: cannot issue certificates ({e}); compared against an empty configuration")
+    except Exception as e:
+        log.debug("internal error", exc_info=e)
+        before = _Side.empty()
+        notes.append(f"base: {describe_bug(e, 'building BASE')}; compared against an empty configuration")
     try:
         after = _Side.of(head, certs)
     except CaError as e:
         return Plan(base_rev, head_rev, report, diff(base, head), errors=(f"cannot issue certificates: {e}",))
+    except Exception as e:  # the server would reject HEAD with this message: say so, no traceback
+        log.debug("internal error", exc_info=e)
+        return Plan(base_rev, head_rev, report, diff(base, head), errors=(describe_bug(e, "building HEAD"),))
     proxies = []
     for node_id in sorted(set(before.views) | set(after.views)):
         proxy = _proxy_plan(node_id, before, after)

@@ -1,17 +1,52 @@
-"""`reconciler validate`: one commit or work tree → a Report."""
+"""`reconciler validate`: one commit or work tree → a Report.
+
+Exit 3 means a bug in mesh-reconciler, never a traceback: an exception that escapes the
+command becomes one line (`bugs_as_one_line`, `InternalBug`), and a report holding an
+internal error (a check that raised; the other problems are still listed) exits 3 too.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import click
 
 from reconciler.commands.read import read_snapshot
 from reconciler.errors import escape_control
 from reconciler.model import Snapshot
 from reconciler.validate import Report, validate
+from reconciler.validate.bugs import describe_bug
 
-__all__ = ["run_validate", "report_json", "report_text", "resources_text"]
+__all__ = ["run_validate", "report_json", "report_text", "resources_text", "InternalBug", "EXIT_BUG", "bugs_as_one_line"]
+
+log = logging.getLogger(__name__)
+
+EXIT_BUG = 3
+"""An internal error: a bug in mesh-reconciler, not in the configuration."""
+
+
+class InternalBug(click.ClickException):
+    """Printed as one line (`Error: internal error (a bug in mesh-reconciler) ...`), exit 3."""
+
+    exit_code = EXIT_BUG
+
+
+@contextmanager
+def bugs_as_one_line(doing: str) -> Iterator[None]:
+    """Turn an exception that is not the command's own (click's, SystemExit) into InternalBug;
+    its traceback goes to the debug log (`reconciler -v ...`)."""
+    try:
+        yield
+    except click.ClickException:
+        raise
+    except Exception as e:
+        log.debug("internal error", exc_info=e)
+        raise InternalBug(describe_bug(e, doing)) from None
 
 
 def run_validate(repo: str, path: str | None, rev: str | None, worktree: bool) -> tuple[Snapshot, Report]:

@@ -26,7 +26,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from reconciler.ca.authority import ca_certificate_problems
+from reconciler.ca.authority import CaError, ca_certificate_problems
+from reconciler.ca.authority import parse_kuma_duration as lifetime_seconds
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
@@ -405,6 +406,8 @@ def _check_mtls(mtls: Any, mesh_name: str) -> list[Violation]:
             # Kuma parses the expiration whenever dpCert is there, so leaving it out fails too.
             hint = _KUMA_DURATION_HINT if expiration else "dpCert needs rotation.expiration, e.g. 24h"
             out.add(bpath.field("dpCert").field("rotation").field("expiration"), f"has to be a valid format: {hint}")
+        else:
+            out.extend(_check_lifetime(expiration, bpath.field("dpCert").field("rotation").field("expiration"), _MIN_DP_CERT_LIFETIME, _SHORT_DP_CERT))
         out.extend(_check_ca_plugin(backend, bpath, mesh_name, skip_validation))
     enabled = text(get(mtls, "enabledBackend"))
     if enabled and enabled not in used:
@@ -529,7 +532,39 @@ def _check_builtin_ca(backend: Any, conf: Any, path: Path, mesh_name: str) -> li
     expiration = get(conf, "caCert", "expiration")
     if isinstance(expiration, str) and expiration and not parse_kuma_duration(expiration):
         out.append(Violation(path.field("conf").field("caCert").field("expiration"), f"has to be a valid format: {_KUMA_DURATION_HINT}"))
+    elif isinstance(expiration, str):
+        out.extend(_check_lifetime(expiration, path.field("conf").field("caCert").field("expiration"), _MIN_CA_LIFETIME, _SHORT_CA))
+    bits = uint(get(conf, "caCert", "RSAbits"))
+    if bits and not _RSA_BITS[0] <= bits <= _RSA_BITS[1]:
+        # Not a Kuma rule: the control plane generates this key itself, and a smaller one is
+        # refused by the crypto library while a much larger one takes minutes to generate.
+        out.append(Violation(path.field("conf").field("caCert").field("RSAbits"), f"must be in inclusive range [{_RSA_BITS[0]}, {_RSA_BITS[1]}] (unset: 2048)"))
     return out
+
+
+_RSA_BITS = (2048, 4096)
+_MIN_CA_LIFETIME = 3600.0
+_SHORT_CA = "must be at least 1h: the proxies' certificates cannot outlive their CA"
+_MIN_DP_CERT_LIFETIME = 1.0
+_SHORT_DP_CERT = "must be at least 1s: certificates are renewed at 80% of their lifetime, a shorter one keeps every proxy reissuing"
+_MAX_LIFETIME = 100 * 365 * 86400.0
+"""Not Kuma rules, limits of what the control plane can issue: X.509 dates end in 9999, and a
+certificate is renewed at 80% of its life, so a very short one keeps every proxy reissuing."""
+
+
+def _check_lifetime(value: str, path: Path, minimum: float, too_short: str) -> list[Violation]:
+    """A certificate lifetime (already a valid Kuma duration, or empty for the default) in bounds."""
+    if not value:
+        return []
+    try:
+        seconds = 0.0 if value == "0" else lifetime_seconds(value, 0.0)
+    except CaError:
+        return []
+    if seconds < minimum:
+        return [Violation(path, too_short)]
+    if seconds > _MAX_LIFETIME:
+        return [Violation(path, "must be at most 100y")]
+    return []
 
 
 _SOURCES = ("secret", "file", "inline", "inlineString")

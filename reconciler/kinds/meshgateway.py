@@ -140,6 +140,9 @@ def _check_tls(tls: Mapping[str, Any], path: Path, *, cross_mesh: bool) -> list[
         elif len(certificates) > _MAX_CERTIFICATES:
             out.append(Violation(path.field("certificates"), "cannot have more than 2 certificates (one RSA and one ECDSA)"))
     for item_path, source in enumerate_list(tls.get("certificates"), path.field("certificates")):
+        if source is None:
+            # Kuma cannot read a null list item as a DataSource; there is no bundle to load.
+            out.append(Violation(item_path, "must be a data source (secret, file, inline or inlineString), not null"))
         out += _check_data_source(source, item_path)
     return out
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from reconciler.errors import Path, Problem, Violation
 from reconciler.model import Resource
 from reconciler.types import ResourceKey
+from reconciler.validate.checks import as_list, get
 
 __all__ = ["duplicate_problems", "missing_mesh_problems", "missing_secret_problems"]
 
@@ -64,37 +65,37 @@ def missing_mesh_problems(resources: Iterable[Resource], declared: Iterable[str]
 
 
 def _secret_refs(r: Resource) -> list[tuple[str, str, str]]:
-    """(mesh, secret name, pointer) for each data source of `r` that names a mesh Secret."""
+    """(mesh, secret name, pointer) for each data source of `r` that names a mesh Secret.
+
+    Runs on documents the schema may have rejected (every check runs in one pass), so each
+    step goes through `get`/`as_list`, which read a mistyped field as absent.
+    """
     spec = r.spec
     out: list[tuple[str, str, str]] = []
 
     def ref(source: Any, pointer: str, mesh: str) -> None:
-        if isinstance(source, Mapping) and isinstance(source.get("secret"), str) and source["secret"]:
-            out.append((mesh, source["secret"], pointer + "/secret"))
+        secret = get(source, "secret")
+        if isinstance(secret, str) and secret:
+            out.append((mesh, secret, pointer + "/secret"))
 
     if r.type == "Mesh":
-        for i, backend in enumerate((spec.get("mtls") or {}).get("backends") or ()):
-            if isinstance(backend, Mapping) and backend.get("type") == "provided":
-                conf = backend.get("conf") or {}
+        for i, backend in enumerate(as_list(get(spec, "mtls", "backends"))):
+            if get(backend, "type") == "provided":
                 for field in ("cert", "key"):
-                    ref(conf.get(field) if isinstance(conf, Mapping) else None, f"/mtls/backends/{i}/conf/{field}", r.name)
+                    ref(get(backend, "conf", field), f"/mtls/backends/{i}/conf/{field}", r.name)
     elif r.type == "MeshExternalService":
-        verification = ((spec.get("tls") or {}).get("verification") or {}) if isinstance(spec.get("tls"), Mapping) else {}
         for field in ("caCert", "clientCert", "clientKey"):
-            ref(verification.get(field) if isinstance(verification, Mapping) else None, f"/spec/tls/verification/{field}", r.mesh)
+            ref(get(spec, "tls", "verification", field), f"/spec/tls/verification/{field}", r.mesh)
     elif r.type == "MeshGateway":
-        for i, listener in enumerate(((spec.get("conf") or {}).get("listeners") or ()) if isinstance(spec.get("conf"), Mapping) else ()):
-            certificates = ((listener or {}).get("tls") or {}).get("certificates") if isinstance(listener, Mapping) and isinstance(listener.get("tls"), Mapping) else None
-            for j, cert in enumerate(certificates or ()):
+        for i, listener in enumerate(as_list(get(spec, "conf", "listeners"))):
+            for j, cert in enumerate(as_list(get(listener, "tls", "certificates"))):
                 ref(cert, f"/conf/listeners/{i}/tls/certificates/{j}", r.mesh)
     elif r.type == "MeshIdentity":
-        ca = (((spec.get("provider") or {}).get("bundled") or {}).get("ca") or {}) if isinstance(spec.get("provider"), Mapping) else {}
         for field in ("certificate", "privateKey"):
-            source = ca.get(field) if isinstance(ca, Mapping) else None
-            if isinstance(source, Mapping) and source.get("type") == "Secret":
-                name = (source.get("secretRef") or {}).get("name") if isinstance(source.get("secretRef"), Mapping) else None
-                if isinstance(name, str) and name:
-                    out.append((r.mesh, name, f"/spec/provider/bundled/ca/{field}/secretRef/name"))
+            source = get(spec, "provider", "bundled", "ca", field)
+            name = get(source, "secretRef", "name")
+            if get(source, "type") == "Secret" and isinstance(name, str) and name:
+                out.append((r.mesh, name, f"/spec/provider/bundled/ca/{field}/secretRef/name"))
     return out
 
 

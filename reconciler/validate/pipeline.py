@@ -4,18 +4,23 @@ Per resource: name/mesh rules, the kind's JSON Schema, then the kind's semantic 
 Across resources: duplicate identities and missing meshes. Per-resource results depend only
 on the resource, so `ResourceValidator` memoizes them by content: re-validating the next
 commit only pays for the documents that changed.
+
+A check that raises is a bug, not bad input: it becomes one error saying so (see
+reconciler.validate.bugs), at the resource's file:line when it was checking one resource,
+and the other checks still report everything they found.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reconciler.errors import Path, Problem, Violation
 from reconciler.kinds import get_kind
 from reconciler.model import Resource, Snapshot
+from reconciler.validate.bugs import describe_bug, is_internal_error
 from reconciler.validate.cross import duplicate_problems, missing_mesh_problems, missing_secret_problems
 from reconciler.validate.meta import meta_violations
 from reconciler.validate.schema import schema_violations
@@ -45,6 +50,11 @@ class Report:
     def valid(self) -> bool:
         return not any(p.is_error for p in self.problems)
 
+    @property
+    def internal_errors(self) -> tuple[Problem, ...]:
+        """Problems that are bugs in mesh-reconciler, not in the configuration."""
+        return tuple(p for p in self.problems if is_internal_error(p))
+
 
 def _covered(path: Path, flagged: set[tuple[str | int, ...]]) -> bool:
     parts = path.parts
@@ -54,25 +64,31 @@ def _covered(path: Path, flagged: set[tuple[str | int, ...]]) -> bool:
 def validate_resource(resource: Resource) -> tuple[Problem, ...]:
     """All problems of one resource on its own (no cross-resource checks)."""
     kind = get_kind(resource.type)
-    violations: list[Violation] = list(meta_violations(resource))
-    if kind is None:  # the loader only builds known kinds; this guards hand-made resources
-        violations.append(Violation(Path.root("type"), f'unknown type "{resource.type}"'))
-        return tuple(resource.locate(v) for v in violations)
-    schema = schema_violations(resource.type, resource.document())
+    try:
+        violations: list[Violation] = list(meta_violations(resource))
+        if kind is None:  # the loader only builds known kinds; this guards hand-made resources
+            violations.append(Violation(Path.root("type"), f'unknown type "{resource.type}"'))
+            return tuple(resource.locate(v) for v in violations)
+        schema = schema_violations(resource.type, resource.document())
+    except Exception as e:  # a bug must reject the commit with a message, not crash serving
+        return (resource.locate(_bug(e, f"checking {resource.type} {resource.name}", resource)),)
     violations.extend(schema)
     # Semantic checks still run when the schema complained, so that one pass reports as much
     # as possible; they skip what the schema already reported at the same place.
     flagged = {v.path.parts for v in schema}
     try:
         semantic = list(kind.validate(resource))
-    except Exception as e:  # a validator bug must reject the commit with a message, not crash serving
-        if schema:
-            semantic = []
-        else:
-            log.exception("validator failed", extra={"resource": str(resource.key)})
-            semantic = [Violation(Path(), f"internal error while validating {resource.type}: {type(e).__name__}: {e}")]
+    except Exception as e:
+        # On a document the schema rejected, the schema's errors say what to fix already.
+        semantic = [] if schema else [_bug(e, f"validating {resource.type} {resource.name}", resource)]
     violations.extend(v for v in semantic if not _covered(v.path, flagged))
     return tuple(resource.locate(v) for v in _dedupe(violations))
+
+
+def _bug(error: Exception, doing: str, resource: Resource | None = None) -> Violation:
+    """The error that reports a bug; its traceback goes to the debug log (`-v`), not to the user."""
+    log.debug("internal error", exc_info=error, extra={"doing": doing, "resource": str(resource.key) if resource else "-"})
+    return Violation(Path(), describe_bug(error, doing))
 
 
 def _dedupe(violations: Iterable[Violation]) -> list[Violation]:
@@ -111,15 +127,24 @@ class ResourceValidator:
         return result
 
 
+def _across(check: Callable[[], list[Problem]], doing: str) -> list[Problem]:
+    """A cross-resource check's problems, or the one error that reports its bug."""
+    try:
+        return check()
+    except Exception as e:
+        violation = _bug(e, doing)
+        return [Problem(None, None, None, "", violation.message)]
+
+
 def validate(snapshot: Snapshot, resource_validator: ResourceValidator | None = None) -> Report:
     """Every problem in `snapshot`: read problems, per-resource problems, cross-resource ones."""
     check = resource_validator or validate_resource
     problems: list[Problem] = list(snapshot.problems)
     for resource in snapshot.resources:
         problems.extend(check(resource))
-    problems.extend(duplicate_problems(snapshot.resources))
     unreadable_meshes = {p.resource.name for p in snapshot.problems if p.resource is not None and p.resource.type == "Mesh"}
-    problems.extend(missing_mesh_problems(snapshot.resources, unreadable_meshes))
-    problems.extend(missing_secret_problems(snapshot.resources))
+    problems.extend(_across(lambda: duplicate_problems(snapshot.resources), "checking for duplicate identities"))
+    problems.extend(_across(lambda: missing_mesh_problems(snapshot.resources, unreadable_meshes), "checking that meshes exist"))
+    problems.extend(_across(lambda: missing_secret_problems(snapshot.resources), "checking that Secrets exist"))
     ordered = sorted(problems, key=lambda p: (p.file or "", p.line or 0, p.pointer, p.message))
     return Report(snapshot.revision, len(snapshot.resources), tuple(ordered))
