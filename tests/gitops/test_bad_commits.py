@@ -232,7 +232,7 @@ def test_validate_reports_a_mistyped_field_at_its_line_without_a_traceback(tmp_p
 def test_validate_exits_3_with_one_line_when_reading_hits_a_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import reconciler.source.git as source_git
 
-    def load_file(path: str, data: bytes) -> object:
+    def load_file(path: str, data: bytes, *budgets: object, **limits: object) -> object:
         raise KeyError("injected")
 
     monkeypatch.setattr(source_git, "load_file", load_file)
