@@ -44,6 +44,7 @@ from reconciler.frozen import FrozenDict
 __all__ = [
     "ALGORITHM",
     "KEY_DIRECTORY",
+    "LATEST_TIME",
     "REVOCATIONS_PREFIX",
     "DataplaneClaims",
     "SigningKeys",
@@ -70,6 +71,9 @@ CLOCK_SKEW = 5
 """Seconds `iat`/`nbf` are set back (Kuma does the same) so a replica whose clock is a little
 behind accepts a fresh token."""
 MAX_TOKEN_BYTES = 16 * 1024
+LATEST_TIME = 253_402_300_799
+"""9999-12-31T23:59:59Z: the latest `exp`/`nbf`/`iat` a token may carry. A bound keeps every
+claimed time printable and comparable; NaN, infinity or a 400-digit number is malformed."""
 _KID = re.compile(r"^[1-9][0-9]{0,8}$")
 
 
@@ -135,8 +139,8 @@ def _unb64(text: str) -> bytes:
         raise TokenInvalid("malformed token: not base64url")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as e:
-        raise TokenInvalid(f"malformed token: {e}") from None
+    except (binascii.Error, ValueError):
+        raise TokenInvalid("malformed token: not base64url") from None
 
 
 # -- signing keys ---------------------------------------------------------------------------
@@ -228,6 +232,8 @@ def issue_token(
     if valid_for <= 0:
         raise ValueError("validity must be positive")
     issued = int(now if now is not None else time.time()) - CLOCK_SKEW
+    if issued + valid_for + CLOCK_SKEW > LATEST_TIME:
+        raise ValueError(f"validity too long: a token must expire by {_iso(LATEST_TIME)}")
     kid = keys.latest
     header = {"alg": ALGORITHM, "kid": kid, "typ": "JWT"}
     claims = {
@@ -262,7 +268,7 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], DataplaneClaims, byte
     try:
         header = json.loads(_unb64(parts[0]))
         payload = json.loads(_unb64(parts[1]))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # also a number past Python's digit limit, or deep nesting
         raise TokenInvalid("malformed token: header or claims are not JSON") from None
     if not isinstance(header, dict) or not isinstance(payload, dict):
         raise TokenInvalid("malformed token: header and claims must be JSON objects")
@@ -280,6 +286,9 @@ def _claims(header: Mapping[str, Any], payload: Mapping[str, Any]) -> DataplaneC
         value = payload.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TokenInvalid(f"malformed token: claim {key} must be a number")
+        # Written so that NaN fails too (every comparison with NaN is false).
+        if not 0 <= value <= LATEST_TIME:
+            raise TokenInvalid(f"malformed token: claim {key} must be a time in seconds since 1970, at most {LATEST_TIME} (year 9999)")
         return int(value)
 
     raw_tags = payload.get("Tags") or {}
