@@ -9,7 +9,14 @@ guard that can close an admitted stream later (when its token is revoked).
   callback finds the call of the stream it is admitting with `current_call()`.
 - `DataplaneAuthenticator` decides admission from a token and the served snapshot; it raises
   `XdsRejected` with UNAUTHENTICATED (no token, or one that does not verify, has expired or
-  is revoked) or PERMISSION_DENIED (a valid token for another dataplane).
+  is revoked) or PERMISSION_DENIED (a valid token for another dataplane). A token is checked
+  against the Dataplane that is served to the node: the one declared in git when there is
+  one (git wins, so node metadata cannot lend it other tags), else the one the proxy
+  registered in its node metadata.
+- `AuthorizedWatcher` is the cache as admitted streams see it: each new config of a node is
+  handed to a stream only after its token is checked again against the Dataplane served now.
+  A commit, or another stream registering the same node, can change that Dataplane; the
+  stream is closed before it receives an identity its token does not admit.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +46,7 @@ from reconciler.ca.tokens import (
 )
 from reconciler.ca.xds_tls import XdsCertificate
 from reconciler.kinds.mesh import decode_base64
+from reconciler.xds.cache import ConfigWatcher, NodeConfig
 from reconciler.xds.server import XdsRejected
 
 if TYPE_CHECKING:
@@ -52,6 +60,7 @@ __all__ = [
     "current_call",
     "server_credentials",
     "DataplaneAuthenticator",
+    "AuthorizedWatcher",
     "presented_token",
     "revocations_of",
 ]
@@ -235,31 +244,81 @@ class DataplaneAuthenticator:
         except TokenError as e:
             raise XdsRejected(grpc.StatusCode.UNAUTHENTICATED, f"invalid dataplane token: {e}") from None
 
+    def served_tags(self, mesh: str, name: str, registered: Resource | None) -> dict[str, set[str]] | None:
+        """The tags of the Dataplane served to `mesh`.`name`: the one declared in git when there
+        is one (the mesh model ignores a registered Dataplane with the same identity), else
+        `registered` (from node metadata); None when neither exists."""
+        declared = self.declared_tags(mesh, name)
+        if declared is not None:
+            return declared
+        return dataplane_tags(registered.spec) if registered is not None else None
+
     def authorize(self, claims: DataplaneClaims, mesh: str, name: str, registered: Resource | None = None, *, check_tags: bool = True) -> None:
         """PERMISSION_DENIED unless the token names this dataplane (or allows its tags).
 
-        The tags are those of `registered` (a Dataplane from node metadata) or of the Dataplane
-        declared in the snapshot; `check_tags=False` checks mesh and name only.
+        The tags are those of the Dataplane served (`served_tags`: git's, else `registered`);
+        `check_tags=False` checks mesh and name only.
         """
-        tags: Mapping[str, Collection[str]] | None = None
-        if claims.tags and check_tags:
-            tags = dataplane_tags(registered.spec) if registered is not None else self.declared_tags(mesh, name)
+        denied = f"dataplane token does not admit {mesh}.{name}"
         try:
-            check_identity(claims, mesh, name, tags, check_tags=check_tags)
+            check_identity(claims, mesh, name, None, check_tags=False)
         except IdentityMismatch as e:
-            raise XdsRejected(grpc.StatusCode.PERMISSION_DENIED, f"dataplane token does not admit {mesh}.{name}: {e}") from None
+            raise XdsRejected(grpc.StatusCode.PERMISSION_DENIED, f"{denied}: {e}") from None
+        if not claims.tags or not check_tags:
+            return
+        try:
+            check_identity(claims, mesh, name, self.served_tags(mesh, name, registered))
+        except IdentityMismatch as e:
+            declared = self.declared_tags(mesh, name)
+            # Say why the tags in the proxy's own metadata did not count.
+            overridden = registered is not None and declared is not None and dataplane_tags(registered.spec) != declared
+            hint = "; the Dataplane declared in git is served, not the one in node metadata" if overridden else ""
+            raise XdsRejected(grpc.StatusCode.PERMISSION_DENIED, f"{denied}: {e}{hint}") from None
 
     def recheck(self, call: XdsCall, registered: Resource | None) -> tuple[grpc.StatusCode, str] | None:
-        """Why an admitted stream must now be closed (its token was revoked, or the Dataplane's
-        tags no longer match a tag-bound token), or None."""
+        """Why an admitted stream must now be closed (its token was revoked, or the Dataplane
+        served to its node is one a tag-bound token does not admit), or None."""
         claims = call.claims
         if claims is None:
             return None
         mesh, _, name = call.node_id.partition(".")
-        if claims.token_id in self.revoked(claims.mesh) | self.revoked(mesh):
+        if claims.token_id in self.revoked(claims.mesh) or claims.token_id in self.revoked(mesh):
             return grpc.StatusCode.UNAUTHENTICATED, f"dataplane token {claims.token_id} was revoked (Secret {REVOCATIONS_PREFIX}{mesh})"
         try:
             self.authorize(claims, mesh, name, registered)
         except XdsRejected as e:
             return e.code, e.message
         return None
+
+
+class AuthorizedWatcher:
+    """A `ConfigWatcher` that checks, before a stream gets a node's config, that the stream's
+    token still admits what is served to the node.
+
+    `refusal(call)` says why `call` may no longer be served (None: it may); it must read the
+    same state the config was built from, which holds because the control plane publishes a
+    build and records its snapshot without awaiting in between. A refused stream gets
+    `XdsRejected` from `fetch`/`wait`, which the ADS server turns into the stream's status.
+    Streams outside a `StreamGuard` (no current call) are not checked.
+    """
+
+    def __init__(self, watcher: ConfigWatcher, refusal: Callable[[XdsCall], tuple[grpc.StatusCode, str] | None]) -> None:
+        self.watcher = watcher
+        self.refusal = refusal
+
+    def fetch(self, node_id: str) -> NodeConfig | None:
+        self._check(node_id)
+        return self.watcher.fetch(node_id)
+
+    async def wait(self, node_id: str, after_generation: int) -> NodeConfig | None:
+        config = await self.watcher.wait(node_id, after_generation)
+        self._check(node_id)
+        return config
+
+    def _check(self, node_id: str) -> None:
+        call = current_call()
+        if call is None or call.node_id != node_id:
+            return
+        refused = self.refusal(call)
+        if refused is not None:
+            raise XdsRejected(*refused)
