@@ -21,7 +21,8 @@ Admission: a stream must send its first request (the one with the node) within
 `first_request_timeout`, else it is closed with DEADLINE_EXCEEDED, so an idle connection
 does not hold a stream forever. `on_open`, and the watcher at any later point, refuse a
 stream by raising `XdsRejected`; any other exception in `on_open` is logged here and the
-proxy gets INTERNAL with a short message, never the exception's text.
+proxy gets INTERNAL with a short message, never the exception's text. Bytes that are not a
+request end the stream with INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import Any, Protocol
 import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.protobuf.message import DecodeError
 
 from reconciler.xds.cache import ConfigWatcher, NodeConfig
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SHORT_NAMES, TYPE_ORDER, XdsResource
@@ -65,6 +67,10 @@ class XdsRejected(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+MALFORMED = XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed request: not a DiscoveryRequest protobuf message")
+"""What a stream whose bytes do not decode gets (gRPC's default is UNKNOWN with the decoder's text)."""
 
 
 class StreamCallbacks(Protocol):
@@ -381,6 +387,10 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             log.warning("stream closed: no first request", extra={"peer": context.peer(), "seconds": self.first_request_timeout})
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no DiscoveryRequest within {self.first_request_timeout:g}s of opening the stream")
             return
+        except DecodeError:
+            log.warning("stream closed: malformed request", extra={"peer": context.peer()})
+            await context.abort(MALFORMED.code, MALFORMED.message)
+            return
         if first is grpc.aio.EOF:
             return
         node_id = await self._admit(context, first, mode)
@@ -421,6 +431,8 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 if msg is grpc.aio.EOF:
                     break
                 requests.put_nowait(msg)
+        except DecodeError:
+            requests.put_nowait(MALFORMED)
         except (asyncio.CancelledError, grpc.aio.AioRpcError, grpc.RpcError):
             pass
         finally:
@@ -439,6 +451,8 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                     req = next_request.result()
                     if req is None:
                         return
+                    if isinstance(req, XdsRejected):
+                        raise req
                     await stream.on_request(req)
                     next_request = asyncio.ensure_future(requests.get())
                 if change in done:
