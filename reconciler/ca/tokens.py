@@ -10,7 +10,8 @@ only that key. Claims, as Kuma's dataplane tokens spell them:
 
 `Name` and `Tags` are optional bounds: a token with a name admits that dataplane only; a
 token with tags admits any dataplane of the mesh whose inbound tags all carry allowed values
-(so one token serves every replica of a service). `jti` is the token ID that revocation
+(so one token serves every replica of a service). `Workload` (Kuma 2.12+) binds the token to
+the dataplane's `kuma.io/workload` label, which a MeshIdentity can make its SPIFFE id. `jti` is the token ID that revocation
 names. Signing keys live in `<state>/dataplane-tokens/<kid>.pem` (mode 0600), are created
 once and reused across restarts; the newest key signs.
 
@@ -46,6 +47,7 @@ __all__ = [
     "KEY_DIRECTORY",
     "LATEST_TIME",
     "REVOCATIONS_PREFIX",
+    "WORKLOAD_LABEL",
     "DataplaneClaims",
     "SigningKeys",
     "TokenError",
@@ -57,6 +59,7 @@ __all__ = [
     "verify_token",
     "decode_unverified",
     "check_identity",
+    "check_workload",
     "dataplane_tags",
     "parse_revocations",
     "revocation_secret_name",
@@ -67,6 +70,7 @@ __all__ = [
 ALGORITHM = "RS256"
 KEY_DIRECTORY = "dataplane-tokens"
 REVOCATIONS_PREFIX = "dataplane-token-revocations-"
+WORKLOAD_LABEL = "kuma.io/workload"
 CLOCK_SKEW = 5
 """Seconds `iat`/`nbf` are set back (Kuma does the same) so a replica whose clock is a little
 behind accepts a fresh token."""
@@ -103,6 +107,8 @@ class DataplaneClaims:
     name: str = ""
     """Empty: any dataplane of the mesh that matches `tags`."""
     tags: Mapping[str, tuple[str, ...]] = field(default_factory=FrozenDict)
+    workload: str = ""
+    """Empty: not bound to a workload (see `check_workload`)."""
     token_id: str = ""
     issued_at: int = 0
     not_before: int = 0
@@ -112,6 +118,7 @@ class DataplaneClaims:
     def describe(self) -> str:
         bound = [f"name {self.name}"] if self.name else []
         bound += [f"{k}={','.join(v)}" for k, v in sorted(self.tags.items())]
+        bound += [f"workload {self.workload}"] if self.workload else []
         return f"mesh {self.mesh}" + (f" ({'; '.join(bound)})" if bound else "")
 
     def to_json(self) -> dict[str, Any]:
@@ -120,6 +127,7 @@ class DataplaneClaims:
             "mesh": self.mesh,
             "name": self.name or None,
             "tags": {k: list(v) for k, v in sorted(self.tags.items())},
+            "workload": self.workload or None,
             "issuedAt": _iso(self.issued_at),
             "expiresAt": _iso(self.expires_at),
             "kid": self.key_id,
@@ -225,8 +233,10 @@ def issue_token(
     valid_for: float = 24 * 3600,
     now: float | None = None,
     token_id: str | None = None,
+    workload: str = "",
 ) -> str:
-    """A token for dataplane `name` (or any dataplane with `tags`) of `mesh`, signed by the newest key."""
+    """A token for dataplane `name` (or any dataplane with `tags`) of `mesh`, signed by the
+    newest key; with `workload`, only for dataplanes labelled `kuma.io/workload: <workload>`."""
     if not mesh:
         raise ValueError("a dataplane token needs a mesh")
     if valid_for <= 0:
@@ -241,7 +251,7 @@ def issue_token(
         "Mesh": mesh,
         "Tags": {k: sorted(set(v)) for k, v in sorted((tags or {}).items())},
         "Type": "",
-        "Workload": "",
+        "Workload": workload,
         "exp": issued + int(valid_for) + CLOCK_SKEW,
         "nbf": issued,
         "iat": issued,
@@ -299,6 +309,7 @@ def _claims(header: Mapping[str, Any], payload: Mapping[str, Any]) -> DataplaneC
         mesh=text("Mesh"),
         name=text("Name"),
         tags=FrozenDict({str(k): tuple(v) for k, v in raw_tags.items()}),
+        workload=text("Workload"),
         token_id=text("jti"),
         issued_at=number("iat") if "iat" in payload else 0,
         not_before=number("nbf") if "nbf" in payload else 0,
@@ -387,6 +398,30 @@ def check_identity(claims: DataplaneClaims, mesh: str, name: str, tags: Mapping[
         for value in sorted(values):
             if value not in allowed:
                 raise IdentityMismatch(f'dataplane {mesh}.{name} has tag "{tag}" with value "{value}", which the token does not allow (allowed: {", ".join(allowed)})')
+
+
+def check_workload(claims: DataplaneClaims, mesh: str, name: str, labels: Mapping[str, str], identity_from_label: str | None) -> None:
+    """Raise `IdentityMismatch` unless the token admits the dataplane's workload (Kuma's rule).
+
+    A workload-bound token needs the dataplane's `kuma.io/workload` label to carry that
+    workload. A token bound to no workload is refused when the dataplane's SPIFFE id comes
+    from that label (`identity_from_label` names the MeshIdentity that makes it so): else the
+    proxy would choose its own identity.
+    """
+    workload = labels.get(WORKLOAD_LABEL)
+    if identity_from_label is not None and workload is None:  # every such dataplane would share one id
+        raise IdentityMismatch(f'dataplane {mesh}.{name} has no label "{WORKLOAD_LABEL}", which MeshIdentity {identity_from_label} makes its identity')
+    if not claims.workload:
+        if identity_from_label is not None and workload is not None:
+            raise IdentityMismatch(
+                f'its identity comes from label "{WORKLOAD_LABEL}" ({workload}) through MeshIdentity {identity_from_label}, '
+                "so the token must be bound to that workload (issue it with a workload)"
+            )
+        return
+    if workload is None:
+        raise IdentityMismatch(f'dataplane {mesh}.{name} has no label "{WORKLOAD_LABEL}", and the token is for workload "{claims.workload}"')
+    if workload != claims.workload:
+        raise IdentityMismatch(f'dataplane {mesh}.{name} has label "{WORKLOAD_LABEL}" with value "{workload}", the token is for workload "{claims.workload}"')
 
 
 # -- revocation -------------------------------------------------------------------------------

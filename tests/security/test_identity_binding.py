@@ -23,6 +23,7 @@ from reconciler.ca.tokens import SigningKeys, issue_token
 from reconciler.xds.resources import CLUSTER, LISTENER, SECRET
 from tests.security.support import AdsClient, LocalControlPlane, dataplane_yaml
 from tests.support import GitRepo
+from tests.support import dataplane_yaml as labelled_dataplane_yaml
 
 IDENTITY_SECRET = "identity_cert:secret:default"
 MTLS_MESH = """\
@@ -34,6 +35,48 @@ mtls:
     - name: ca-1
       type: builtin
 """
+
+
+ORDERS_IDENTITY = """\
+type: MeshIdentity
+name: orders-identity
+mesh: default
+spec:
+  selector:
+    dataplane:
+      matchLabels:
+        kuma.io/workload: orders
+  spiffeID:
+    trustDomain: "{{ .Mesh }}.mesh.local"
+  provider:
+    type: Bundled
+    bundled:
+      autogenerate:
+        enabled: true
+"""
+"""Dataplanes labelled kuma.io/workload=orders get spiffe://default.mesh.local/workload/orders
+(the Universal default path `/workload/{{ .Workload }}`) from their own CA."""
+TEAM_IDENTITY = """\
+type: MeshIdentity
+name: team-identity
+mesh: default
+spec:
+  selector:
+    dataplane:
+      matchLabels:
+        kuma.io/workload: teamed
+  spiffeID:
+    path: '/team/{{ label "team" }}'
+  provider:
+    type: Bundled
+    bundled:
+      autogenerate:
+        enabled: true
+"""
+"""An id from a label other than the workload's: a Dataplane without label `team` has none."""
+PAYMENTS_IDENTITY = ORDERS_IDENTITY.replace("orders-identity", "payments-identity").replace("kuma.io/workload: orders", "team: payments")
+"""Selects by label `team`; its id is the default `/workload/{{ .Workload }}`."""
+ORDERS = "spiffe://default.mesh.local/workload/orders"
 
 
 def spiffe(service: str) -> str:
@@ -52,6 +95,10 @@ class World:
             "mesh.yaml": MTLS_MESH,
             "backend.yaml": dataplane_yaml("backend", "backend", 10011),
             "frontend.yaml": dataplane_yaml("frontend", "frontend", 10001),
+            "orders.yaml": labelled_dataplane_yaml("orders", "orders", 10041, 11041, labels={"kuma.io/workload": "orders"}),
+            "orders-identity.yaml": ORDERS_IDENTITY,
+            "team-identity.yaml": TEAM_IDENTITY,
+            "payments-identity.yaml": PAYMENTS_IDENTITY,
             **extra,
         }
 
@@ -60,9 +107,9 @@ class World:
         self.cp.wait_applied(sha)
         return sha
 
-    def token(self, *, name: str = "", service: str = "") -> str:
+    def token(self, *, name: str = "", service: str = "", workload: str = "") -> str:
         tags = {"kuma.io/service": [service]} if service else None
-        return issue_token(self.keys, mesh="default", name=name, tags=tags)
+        return issue_token(self.keys, mesh="default", name=name, tags=tags, workload=workload)
 
     def metadata(self, name: str, service: str) -> str:
         return dataplane_yaml(name, service, next(self.ports))
@@ -101,7 +148,7 @@ def identity_sans(client: AdsClient) -> list[set[str]]:
 
 def admitted_as(client: AdsClient, service: str) -> None:
     client.wait_types(LISTENER, CLUSTER, SECRET)
-    assert identity_sans(client) == [{spiffe(service)}]
+    assert identity_sans(client) == [{service if service.startswith("spiffe://") else spiffe(service)}]
 
 
 def refused(client: AdsClient, code: grpc.StatusCode, message: str) -> None:
@@ -260,3 +307,87 @@ def test_a_second_stream_that_registers_other_tags_closes_the_first_before_it_se
     finally:
         first.close()
         second.close()
+
+
+# -- identities from a MeshIdentity: the kuma.io/workload label is the identity ----------------
+def test_git_dataplane_gets_the_workload_identity_git_gives_it_with_a_tag_bound_token(world: World) -> None:
+    world.commit()
+    client = world.client()
+    client.open("default.orders", token=world.token(service="orders"), secrets=[IDENTITY_SECRET])
+    admitted_as(client, ORDERS)
+    client.close()
+
+
+@pytest.mark.parametrize("bound", ["tags", "name"])
+def test_registered_dataplane_cannot_pick_a_workload_identity_with_a_token_not_bound_to_it(world: World, bound: str) -> None:
+    world.commit()
+    node = f"runtime-{next(_runtime_names)}"
+    token = world.token(service="web") if bound == "tags" else world.token(name=node)
+    # The tags are ones the token allows; the label picks the orders workload's identity.
+    metadata = labelled_dataplane_yaml(node, "web", next(world.ports), 11001, labels={"kuma.io/workload": "orders"})
+    client = world.client()
+    client.open(f"default.{node}", token=token, dataplane=metadata, secrets=[IDENTITY_SECRET])
+    refused(
+        client, grpc.StatusCode.PERMISSION_DENIED,
+        f'dataplane token does not admit default.{node}: its identity comes from label "kuma.io/workload" (orders) through MeshIdentity '
+        "orders-identity, so the token must be bound to that workload (issue it with a workload)",
+    )
+    client.close()
+
+
+def test_workload_bound_token_admits_a_registered_dataplane_of_that_workload_only(world: World) -> None:
+    world.commit()
+    node = f"runtime-{next(_runtime_names)}"
+    token = world.token(service="web", workload="orders")
+    client = world.client()
+    client.open(
+        f"default.{node}", token=token, secrets=[IDENTITY_SECRET],
+        dataplane=labelled_dataplane_yaml(node, "web", next(world.ports), 11001, labels={"kuma.io/workload": "orders"}),
+    )
+    admitted_as(client, ORDERS)
+    client.close()
+    other = world.client()
+    other.open(
+        f"default.{node}-b", token=token, secrets=[IDENTITY_SECRET],
+        dataplane=labelled_dataplane_yaml(f"{node}-b", "web", next(world.ports), 11001, labels={"kuma.io/workload": "billing"}),
+    )
+    refused(
+        other, grpc.StatusCode.PERMISSION_DENIED,
+        f'dataplane token does not admit default.{node}-b: dataplane default.{node}-b has label "kuma.io/workload" with value "billing", '
+        'the token is for workload "orders"',
+    )
+    other.close()
+
+
+def test_registered_dataplane_without_the_workload_label_its_identity_needs_is_refused(world: World) -> None:
+    world.commit()
+    node = f"runtime-{next(_runtime_names)}"
+    # Selected by label team; the default path would render an empty workload, one id for all such proxies.
+    metadata = labelled_dataplane_yaml(node, "web", next(world.ports), 11001, labels={"team": "payments"})
+    client = world.client()
+    client.open(f"default.{node}", token=world.token(service="web"), dataplane=metadata, secrets=[IDENTITY_SECRET])
+    refused(
+        client, grpc.StatusCode.PERMISSION_DENIED,
+        f'dataplane token does not admit default.{node}: dataplane default.{node} has no label "kuma.io/workload", '
+        "which MeshIdentity payments-identity makes its identity",
+    )
+    client.close()
+
+
+def test_registered_dataplane_its_mesh_identity_cannot_name_is_refused_and_commits_still_apply(world: World) -> None:
+    world.commit()
+    node = f"runtime-{next(_runtime_names)}"
+    metadata = labelled_dataplane_yaml(node, "web", next(world.ports), 11001, labels={"kuma.io/workload": "teamed"})
+    client = world.client()
+    client.open(f"default.{node}", token=world.token(name=node), dataplane=metadata, secrets=[IDENTITY_SECRET])
+    try:
+        refused(
+            client, grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid Dataplane in node metadata: MeshIdentity default/team-identity: cannot render '/team/{{ label \"team\" }}': "
+            'template: :1:9: executing "" at <label>: error calling label: label team not found',
+        )
+        assert f"default.{node}" not in world.cp.cp.store.registered
+        world.commit(**{"extra.yaml": dataplane_yaml("extra", "extra", 10051)})  # a build with every registered Dataplane still works
+    finally:
+        client.close()
+        world.commit(**{"extra.yaml": None})

@@ -136,6 +136,15 @@ def test_claimed_times_up_to_year_9999_are_read_and_printable() -> None:
     assert claims.to_json()["expiresAt"] == "9999-12-31T23:59:59Z"
 
 
+def test_workload_bound_token_carries_kumas_workload_claim(keys: SigningKeys) -> None:
+    token = issue_token(keys, mesh="default", tags={"kuma.io/service": ["web"]}, workload="orders")
+    assert _part(token, 1)["Workload"] == "orders"
+    claims = verify_token(token, keys)
+    assert claims.workload == "orders"
+    assert claims.describe() == "mesh default (kuma.io/service=web; workload orders)"
+    assert claims.to_json()["workload"] == "orders"
+
+
 def test_a_token_cannot_be_issued_past_year_9999(keys: SigningKeys) -> None:
     with pytest.raises(ValueError, match="validity too long: a token must expire by 9999-12-31T23:59:59Z"):
         issue_token(keys, mesh="default", name="web", valid_for=float("inf"))
