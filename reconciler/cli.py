@@ -144,8 +144,7 @@ def serve(
 ) -> None:
     """Watch the repository, reconcile each new commit and serve it over xDS.
 
-    Exit 2 when the repository cannot be opened, a credential, secret or key file cannot be
-    read, or the xDS port is in use.
+    Exit 2 when the repository cannot be opened or a credential, secret or key file cannot be read.
     """
     from reconciler.commands.serve import run_serve
     from reconciler.controlplane import ServeSettings

@@ -50,9 +50,10 @@ from reconciler.validate import validate_resource
 from reconciler.xds.cache import ConfigCache, NodeConfig
 from reconciler.xds.resources import SHORT_NAMES
 from reconciler.xds.server import FIRST_REQUEST_TIMEOUT, AdsServer, XdsRejected, add_ads_server, listen_error
+from reconciler.xds.security import AuthorizedWatcher, XdsCall
 from reconciler.ca.tokens import SigningKeys
 from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
-from reconciler.xds.security import AuthorizedWatcher, DataplaneAuthenticator, StreamGuard, XdsCall, current_call, server_credentials
+from reconciler.xds.security import DataplaneAuthenticator, StreamGuard, current_call, server_credentials
 
 __all__ = ["ServeSettings", "ControlPlane", "SetupError", "APPLIED_REF", "PIN_REF", "DATAPLANE_METADATA_KEY"]
 

@@ -10,14 +10,16 @@ only that key. Claims, as Kuma's dataplane tokens spell them:
 
 `Name` and `Tags` are optional bounds: a token with a name admits that dataplane only; a
 token with tags admits any dataplane of the mesh whose inbound tags all carry allowed values
-(so one token serves every replica of a service). `Workload` (Kuma 2.12+) binds the token to
-the dataplane's `kuma.io/workload` label, which a MeshIdentity can make its SPIFFE id. `jti` is the token ID that revocation
+(so one token serves every replica of a service). `jti` is the token ID that revocation
 names. Signing keys live in `<state>/dataplane-tokens/<kid>.pem` (mode 0600), are created
 once and reused across restarts; the newest key signs.
 
 Revocation is Kuma's: a Secret `dataplane-token-revocations-<mesh>` in that mesh whose
 `data` decodes to token IDs separated by commas (Kuma's format, a final newline allowed);
 newlines and spaces between IDs are accepted too.
+
+`Workload` (Kuma 2.12+) binds a token to the dataplane's `kuma.io/workload` label, which a
+MeshIdentity can make its SPIFFE id (`check_workload`).
 
 Everything here except `SigningKeys` (which reads and creates key files) is a pure function.
 """
