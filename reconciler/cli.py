@@ -112,6 +112,7 @@ def diff(repo: str, path: str, fmt: str, base: str, head: str) -> None:
     help="builtin: serve xDS over TLS with a certificate from the control plane's CA, whose certificate is written to <state-dir>/xds-tls/ca.crt; none: plaintext.",
 )
 @click.option("--xds-tls-san", multiple=True, help="Another DNS name or IP address proxies use to reach the control plane (repeatable).")
+@click.option("--xds-first-request-timeout", default=15.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Seconds a new xDS stream has to send its first request before it is closed.")
 @click.option("--fetch-interval", default=60.0, show_default=True, type=float, help="Remote repositories: seconds between fetches (a webhook fetches at once).")
 @click.option("--git-token-file", type=click.Path(dir_okay=False), help="HTTPS token for a remote repository (else $RECONCILER_GIT_TOKEN), sent as basic auth.")
 @click.option("--git-username", default="x-access-token", show_default=True, help="User name sent with the HTTPS token.")
@@ -140,6 +141,7 @@ def serve(
     dataplane_auth: str,
     xds_tls: str,
     xds_tls_san: tuple[str, ...],
+    xds_first_request_timeout: float,
     fetch_interval: float,
     git_token_file: str | None,
     git_username: str,
@@ -163,7 +165,7 @@ def serve(
     run_serve(
         ServeSettings(
             repo, branch, path, state_dir, address, xds_port, api_port, poll_interval,
-            dataplane_auth=dataplane_auth, xds_tls=xds_tls, xds_tls_names=xds_tls_san,
+            dataplane_auth=dataplane_auth, xds_tls=xds_tls, xds_tls_names=xds_tls_san, xds_first_request_timeout=xds_first_request_timeout,
             fetch_interval=fetch_interval, git_username=git_username, git_token_file=git_token_file,
             git_ssh_key=git_ssh_key, git_known_hosts=git_known_hosts, git_ca_file=git_ca_file,
             webhook_secret_file=webhook_secret_file, verify_signatures=allowed_signers, gpg_keyring=gpg_keyring,

@@ -52,7 +52,8 @@ from reconciler.validate import validate_resource
 from reconciler.validate.bugs import describe_bug
 from reconciler.xds.cache import ConfigCache, NodeConfig
 from reconciler.xds.resources import SHORT_NAMES
-from reconciler.xds.server import AdsServer, XdsRejected, add_ads_server
+from reconciler.xds.server import FIRST_REQUEST_TIMEOUT, AdsServer, XdsRejected, add_ads_server, listen_error
+from reconciler.xds.security import AuthorizedWatcher, XdsCall
 from reconciler.ca.tokens import SigningKeys
 from reconciler.ca.statefiles import ROTATE_FLAG, StateFileError
 from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
@@ -86,6 +87,8 @@ class ServeSettings:
     directory (`<state>/xds-tls/ca.crt` verifies it); `none`: plaintext, for local experiments."""
     xds_tls_names: tuple[str, ...] = ()
     """Extra DNS names or IP addresses for the xDS server certificate."""
+    xds_first_request_timeout: float = FIRST_REQUEST_TIMEOUT
+    """Seconds a new xDS stream has to send its first request (with the node) before it is closed."""
     fetch_interval: float = 60.0
     """Remote repositories: seconds between fetches. A webhook, `reconcile --server`, `rollback`
     and `resume` fetch at once; `poll_interval` still governs how often the mirror's refs
@@ -240,22 +243,42 @@ class ControlPlane:
 
     def _make_grpc_server(self) -> tuple[grpc.aio.Server, int]:
         """The xDS gRPC server with ADS registered, bound to the xDS port: over TLS unless
-        `xds_tls` is none, each stream behind the guard that admission and revocation use."""
+        `xds_tls` is none, each stream behind the guard that admission and revocation use.
+
+        The port is this process's alone: gRPC's default SO_REUSEPORT would let a second
+        control plane (with another CA and other keys) share it and take half the proxies.
+        A port in use is a SetupError naming it."""
         guard = self._stream_guard()
-        self._authenticator()  # make or load the signing key now, not on the first proxy
+        auth = self._authenticator()  # make or load the signing key now, not on the first proxy
         self.listeners.append(self._recheck_streams)
+
+        def refusal(call: XdsCall) -> tuple[grpc.StatusCode, str] | None:
+            # Checked before each config a stream gets: a commit or another stream's
+            # registration may have changed which Dataplane is served to its node.
+            if auth is None:
+                return None
+            auth.use(self.store.applied.snapshot if self.store.applied else None)
+            return auth.recheck(call, self.store.registered.get(call.node_id))
+
         server = grpc.aio.server(
             interceptors=[guard],
-            options=[("grpc.keepalive_time_ms", 30_000), ("grpc.http2.min_ping_interval_without_data_ms", 10_000)],
+            options=[("grpc.keepalive_time_ms", 30_000), ("grpc.http2.min_ping_interval_without_data_ms", 10_000), ("grpc.so_reuseport", 0)],
         )
-        add_ads_server(server, AdsServer(self.cache, _Callbacks(self)))
+        ads = AdsServer(AuthorizedWatcher(self.cache, refusal), _Callbacks(self), first_request_timeout=self.settings.xds_first_request_timeout)
+        add_ads_server(server, ads)
         address = f"{self.settings.address}:{self.settings.xds_port}"
-        if self.settings.xds_tls == "none":
-            log.warning("xds served without tls", extra={"address": address})
-            return server, server.add_insecure_port(address)
-        names = default_names(self.settings.address, self.settings.xds_tls_names)
-        state_dir = self.settings.state_dir
-        port = server.add_secure_port(address, server_credentials(lambda: load_or_create(state_dir, names)))
+        in_use = listen_error(self.settings.address, self.settings.xds_port)
+        if in_use is not None:
+            raise SetupError(f"cannot serve xDS on {address}: {in_use}")
+        try:
+            if self.settings.xds_tls == "none":
+                log.warning("xds served without tls", extra={"address": address})
+                return server, server.add_insecure_port(address)
+            names = default_names(self.settings.address, self.settings.xds_tls_names)
+            state_dir = self.settings.state_dir
+            port = server.add_secure_port(address, server_credentials(lambda: load_or_create(state_dir, names)))
+        except RuntimeError as e:  # taken between the check and the bind
+            raise SetupError(f"cannot serve xDS on {address}: {e}") from None
         log.info("xds tls", extra={"ca_cert": str(ca_cert_path(state_dir)), "names": ",".join(names)})
         return server, port
 

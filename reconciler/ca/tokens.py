@@ -18,6 +18,9 @@ Revocation is Kuma's: a Secret `dataplane-token-revocations-<mesh>` in that mesh
 `data` decodes to token IDs separated by commas (Kuma's format, a final newline allowed);
 newlines and spaces between IDs are accepted too.
 
+`Workload` (Kuma 2.12+) binds a token to the dataplane's `kuma.io/workload` label, which a
+MeshIdentity can make its SPIFFE id (`check_workload`).
+
 Everything here except `SigningKeys` (which reads and creates key files) is a pure function.
 """
 
@@ -46,7 +49,9 @@ from reconciler.frozen import FrozenDict
 __all__ = [
     "ALGORITHM",
     "KEY_DIRECTORY",
+    "LATEST_TIME",
     "REVOCATIONS_PREFIX",
+    "WORKLOAD_LABEL",
     "DataplaneClaims",
     "SigningKeys",
     "TokenError",
@@ -58,6 +63,7 @@ __all__ = [
     "verify_token",
     "decode_unverified",
     "check_identity",
+    "check_workload",
     "dataplane_tags",
     "parse_revocations",
     "revocation_secret_name",
@@ -68,10 +74,14 @@ __all__ = [
 ALGORITHM = "RS256"
 KEY_DIRECTORY = "dataplane-tokens"
 REVOCATIONS_PREFIX = "dataplane-token-revocations-"
+WORKLOAD_LABEL = "kuma.io/workload"
 CLOCK_SKEW = 5
 """Seconds `iat`/`nbf` are set back (Kuma does the same) so a replica whose clock is a little
 behind accepts a fresh token."""
 MAX_TOKEN_BYTES = 16 * 1024
+LATEST_TIME = 253_402_300_799
+"""9999-12-31T23:59:59Z: the latest `exp`/`nbf`/`iat` a token may carry. A bound keeps every
+claimed time printable and comparable; NaN, infinity or a 400-digit number is malformed."""
 _KID = re.compile(r"^[1-9][0-9]{0,8}$")
 
 log = logging.getLogger(__name__)
@@ -103,6 +113,8 @@ class DataplaneClaims:
     name: str = ""
     """Empty: any dataplane of the mesh that matches `tags`."""
     tags: Mapping[str, tuple[str, ...]] = field(default_factory=FrozenDict)
+    workload: str = ""
+    """Empty: not bound to a workload (see `check_workload`)."""
     token_id: str = ""
     issued_at: int = 0
     not_before: int = 0
@@ -112,6 +124,7 @@ class DataplaneClaims:
     def describe(self) -> str:
         bound = [f"name {self.name}"] if self.name else []
         bound += [f"{k}={','.join(v)}" for k, v in sorted(self.tags.items())]
+        bound += [f"workload {self.workload}"] if self.workload else []
         return f"mesh {self.mesh}" + (f" ({'; '.join(bound)})" if bound else "")
 
     def to_json(self) -> dict[str, Any]:
@@ -120,6 +133,7 @@ class DataplaneClaims:
             "mesh": self.mesh,
             "name": self.name or None,
             "tags": {k: list(v) for k, v in sorted(self.tags.items())},
+            "workload": self.workload or None,
             "issuedAt": _iso(self.issued_at),
             "expiresAt": _iso(self.expires_at),
             "kid": self.key_id,
@@ -139,8 +153,8 @@ def _unb64(text: str) -> bytes:
         raise TokenInvalid("malformed token: not base64url")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as e:
-        raise TokenInvalid(f"malformed token: {e}") from None
+    except (binascii.Error, ValueError):
+        raise TokenInvalid("malformed token: not base64url") from None
 
 
 # -- signing keys ---------------------------------------------------------------------------
@@ -300,13 +314,17 @@ def issue_token(
     valid_for: float = 24 * 3600,
     now: float | None = None,
     token_id: str | None = None,
+    workload: str = "",
 ) -> str:
-    """A token for dataplane `name` (or any dataplane with `tags`) of `mesh`, signed by the newest key."""
+    """A token for dataplane `name` (or any dataplane with `tags`) of `mesh`, signed by the
+    newest key; with `workload`, only for dataplanes labelled `kuma.io/workload: <workload>`."""
     if not mesh:
         raise ValueError("a dataplane token needs a mesh")
     if valid_for <= 0:
         raise ValueError("validity must be positive")
     issued = int(now if now is not None else time.time()) - CLOCK_SKEW
+    if issued + valid_for + CLOCK_SKEW > LATEST_TIME:
+        raise ValueError(f"validity too long: a token must expire by {_iso(LATEST_TIME)}")
     kid = keys.latest
     header = {"alg": ALGORITHM, "kid": kid, "typ": "JWT"}
     claims = {
@@ -314,7 +332,7 @@ def issue_token(
         "Mesh": mesh,
         "Tags": {k: sorted(set(v)) for k, v in sorted((tags or {}).items())},
         "Type": "",
-        "Workload": "",
+        "Workload": workload,
         "exp": issued + int(valid_for) + CLOCK_SKEW,
         "nbf": issued,
         "iat": issued,
@@ -341,7 +359,7 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], DataplaneClaims, byte
     try:
         header = json.loads(_unb64(parts[0]))
         payload = json.loads(_unb64(parts[1]))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # also a number past Python's digit limit, or deep nesting
         raise TokenInvalid("malformed token: header or claims are not JSON") from None
     if not isinstance(header, dict) or not isinstance(payload, dict):
         raise TokenInvalid("malformed token: header and claims must be JSON objects")
@@ -359,6 +377,9 @@ def _claims(header: Mapping[str, Any], payload: Mapping[str, Any]) -> DataplaneC
         value = payload.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TokenInvalid(f"malformed token: claim {key} must be a number")
+        # Written so that NaN fails too (every comparison with NaN is false).
+        if not 0 <= value <= LATEST_TIME:
+            raise TokenInvalid(f"malformed token: claim {key} must be a time in seconds since 1970, at most {LATEST_TIME} (year 9999)")
         return int(value)
 
     raw_tags = payload.get("Tags") or {}
@@ -369,6 +390,7 @@ def _claims(header: Mapping[str, Any], payload: Mapping[str, Any]) -> DataplaneC
         mesh=text("Mesh"),
         name=text("Name"),
         tags=FrozenDict({str(k): tuple(v) for k, v in raw_tags.items()}),
+        workload=text("Workload"),
         token_id=text("jti"),
         issued_at=number("iat") if "iat" in payload else 0,
         not_before=number("nbf") if "nbf" in payload else 0,
@@ -457,6 +479,30 @@ def check_identity(claims: DataplaneClaims, mesh: str, name: str, tags: Mapping[
         for value in sorted(values):
             if value not in allowed:
                 raise IdentityMismatch(f'dataplane {mesh}.{name} has tag "{tag}" with value "{value}", which the token does not allow (allowed: {", ".join(allowed)})')
+
+
+def check_workload(claims: DataplaneClaims, mesh: str, name: str, labels: Mapping[str, str], identity_from_label: str | None) -> None:
+    """Raise `IdentityMismatch` unless the token admits the dataplane's workload (Kuma's rule).
+
+    A workload-bound token needs the dataplane's `kuma.io/workload` label to carry that
+    workload. A token bound to no workload is refused when the dataplane's SPIFFE id comes
+    from that label (`identity_from_label` names the MeshIdentity that makes it so): else the
+    proxy would choose its own identity.
+    """
+    workload = labels.get(WORKLOAD_LABEL)
+    if identity_from_label is not None and workload is None:  # every such dataplane would share one id
+        raise IdentityMismatch(f'dataplane {mesh}.{name} has no label "{WORKLOAD_LABEL}", which MeshIdentity {identity_from_label} makes its identity')
+    if not claims.workload:
+        if identity_from_label is not None and workload is not None:
+            raise IdentityMismatch(
+                f'its identity comes from label "{WORKLOAD_LABEL}" ({workload}) through MeshIdentity {identity_from_label}, '
+                "so the token must be bound to that workload (issue it with a workload)"
+            )
+        return
+    if workload is None:
+        raise IdentityMismatch(f'dataplane {mesh}.{name} has no label "{WORKLOAD_LABEL}", and the token is for workload "{claims.workload}"')
+    if workload != claims.workload:
+        raise IdentityMismatch(f'dataplane {mesh}.{name} has label "{WORKLOAD_LABEL}" with value "{workload}", the token is for workload "{claims.workload}"')
 
 
 # -- revocation -------------------------------------------------------------------------------

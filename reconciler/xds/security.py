@@ -9,7 +9,16 @@ guard that can close an admitted stream later (when its token is revoked).
   callback finds the call of the stream it is admitting with `current_call()`.
 - `DataplaneAuthenticator` decides admission from a token and the served snapshot; it raises
   `XdsRejected` with UNAUTHENTICATED (no token, or one that does not verify, has expired or
-  is revoked) or PERMISSION_DENIED (a valid token for another dataplane).
+  is revoked) or PERMISSION_DENIED (a valid token for another dataplane). A token is checked
+  against the Dataplane that is served to the node: the one declared in git when there is
+  one (git wins, so node metadata cannot lend it other tags), else the one the proxy
+  registered in its node metadata. When a MeshIdentity makes a registered Dataplane's
+  `kuma.io/workload` label its SPIFFE id, the token must be bound to that workload (Kuma's
+  rule), or the proxy would choose its own identity.
+- `AuthorizedWatcher` is the cache as admitted streams see it: each new config of a node is
+  handed to a stream only after its token is checked again against the Dataplane served now.
+  A commit, or another stream registering the same node, can change that Dataplane; the
+  stream is closed before it receives an identity its token does not admit.
 """
 
 from __future__ import annotations
@@ -18,14 +27,17 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from envoy.config.core.v3 import base_pb2
 
+from reconciler.ca.authority import CaError
+from reconciler.ca.identity import DEFAULT_PATH, identity_for
 from reconciler.ca.tokens import (
     REVOCATIONS_PREFIX,
     DataplaneClaims,
@@ -33,12 +45,15 @@ from reconciler.ca.tokens import (
     SigningKeys,
     TokenError,
     check_identity,
+    check_workload,
     dataplane_tags,
     parse_revocations,
     verify_token,
 )
 from reconciler.ca.xds_tls import XdsCertificate
 from reconciler.kinds.mesh import decode_base64
+from reconciler.mesh.model import dataplane_from_resource
+from reconciler.xds.cache import ConfigWatcher, NodeConfig
 from reconciler.xds.server import XdsRejected
 
 if TYPE_CHECKING:
@@ -52,6 +67,7 @@ __all__ = [
     "current_call",
     "server_credentials",
     "DataplaneAuthenticator",
+    "AuthorizedWatcher",
     "presented_token",
     "revocations_of",
 ]
@@ -63,6 +79,8 @@ TOKEN_METADATA_KEY = "dataplane.token"
 AUTHORIZATION_HEADER = "authorization"
 """gRPC request header with the dataplane token (what kuma-dp's bootstrap sends)."""
 ADS_SERVICE = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
+_WORKLOAD_IN_TEMPLATE = re.compile(r'\{\{-?\s*(?:\.Workload|label\s+"kuma\.io/workload")\s*-?\}\}')
+"""A SPIFFE id template that renders the `kuma.io/workload` label (as Kuma's UsesWorkloadLabel)."""
 
 
 # -- TLS ----------------------------------------------------------------------------------------
@@ -200,25 +218,62 @@ class DataplaneAuthenticator:
         self.keys = keys
         self._snapshot: Snapshot | None = None
         self._revoked: dict[str, frozenset[str]] = {}
-        self._tags: dict[tuple[str, str], dict[str, set[str]]] | None = None
+        self._declared: dict[tuple[str, str], Resource] | None = None
+        self._tags: dict[tuple[str, str], dict[str, set[str]]] = {}
+        self._workload_identity: dict[tuple[str, str], tuple[Resource, str | None]] = {}
+        """Per registered Dataplane (the resource it was computed for): `identity_from_label`."""
 
     def use(self, snapshot: Snapshot | None) -> None:
-        """Follow the applied snapshot: its revocation Secrets and its Dataplanes' tags."""
+        """Follow the applied snapshot: its revocation Secrets, Dataplanes and MeshIdentities."""
         if snapshot is self._snapshot:
             return
         self._snapshot = snapshot
         self._revoked = revocations_of(snapshot.of_type("Secret")) if snapshot is not None else {}
-        self._tags = None
+        self._declared = None
+        self._tags = {}
+        self._workload_identity = {}
 
     def revoked(self, mesh: str) -> frozenset[str]:
         return self._revoked.get(mesh, frozenset())
 
-    def declared_tags(self, mesh: str, name: str) -> dict[str, set[str]] | None:
+    def declared(self, mesh: str, name: str) -> Resource | None:
+        """The Dataplane `mesh`.`name` declared in git, if any."""
         if self._snapshot is None:
             return None
-        if self._tags is None:
-            self._tags = {(r.mesh, r.name): dataplane_tags(r.spec) for r in self._snapshot.of_type("Dataplane")}
-        return self._tags.get((mesh, name))
+        if self._declared is None:
+            self._declared = {(r.mesh, r.name): r for r in self._snapshot.of_type("Dataplane")}
+        return self._declared.get((mesh, name))
+
+    def declared_tags(self, mesh: str, name: str) -> dict[str, set[str]] | None:
+        resource = self.declared(mesh, name)
+        if resource is None:
+            return None
+        tags = self._tags.get((mesh, name))
+        if tags is None:
+            tags = self._tags[(mesh, name)] = dataplane_tags(resource.spec)
+        return tags
+
+    def identity_from_label(self, registered: Resource) -> str | None:
+        """The MeshIdentity whose SPIFFE id for this registered Dataplane renders its
+        `kuma.io/workload` label, or None. INVALID_ARGUMENT when its MeshIdentity cannot
+        render an id for it (a missing label): such a Dataplane would break every build."""
+        key = (registered.mesh, registered.name)
+        known = self._workload_identity.get(key)
+        if known is not None and known[0] is registered:
+            return known[1]
+        identities = self._snapshot.of_type("MeshIdentity") if self._snapshot is not None else ()
+        try:
+            identity = identity_for(dataplane_from_resource(registered, registered=True), identities)
+        except CaError as e:
+            raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f"invalid Dataplane in node metadata: {e}") from None
+        source = None
+        if identity is not None:
+            spiffe = identity.resource.spec.get("spiffeID") or {}
+            templates = (str(spiffe.get("path") or DEFAULT_PATH), str(spiffe.get("trustDomain") or ""))
+            if any(_WORKLOAD_IN_TEMPLATE.search(t) for t in templates):
+                source = identity.resource.name
+        self._workload_identity[key] = (registered, source)
+        return source
 
     def authenticate(self, node: base_pb2.Node, call: XdsCall | None, mesh: str, name: str) -> DataplaneClaims:
         """The verified token of the stream; UNAUTHENTICATED when there is none or it fails."""
@@ -235,31 +290,91 @@ class DataplaneAuthenticator:
         except TokenError as e:
             raise XdsRejected(grpc.StatusCode.UNAUTHENTICATED, f"invalid dataplane token: {e}") from None
 
+    def served_tags(self, mesh: str, name: str, registered: Resource | None) -> dict[str, set[str]] | None:
+        """The tags of the Dataplane served to `mesh`.`name`: the one declared in git when there
+        is one (the mesh model ignores a registered Dataplane with the same identity), else
+        `registered` (from node metadata); None when neither exists."""
+        declared = self.declared_tags(mesh, name)
+        if declared is not None:
+            return declared
+        return dataplane_tags(registered.spec) if registered is not None else None
+
     def authorize(self, claims: DataplaneClaims, mesh: str, name: str, registered: Resource | None = None, *, check_tags: bool = True) -> None:
         """PERMISSION_DENIED unless the token names this dataplane (or allows its tags).
 
-        The tags are those of `registered` (a Dataplane from node metadata) or of the Dataplane
-        declared in the snapshot; `check_tags=False` checks mesh and name only.
+        The tags are those of the Dataplane served (`served_tags`: git's, else `registered`);
+        `check_tags=False` checks mesh and name only.
         """
-        tags: Mapping[str, Collection[str]] | None = None
-        if claims.tags and check_tags:
-            tags = dataplane_tags(registered.spec) if registered is not None else self.declared_tags(mesh, name)
+        denied = f"dataplane token does not admit {mesh}.{name}"
         try:
-            check_identity(claims, mesh, name, tags, check_tags=check_tags)
+            check_identity(claims, mesh, name, None, check_tags=False)
         except IdentityMismatch as e:
-            raise XdsRejected(grpc.StatusCode.PERMISSION_DENIED, f"dataplane token does not admit {mesh}.{name}: {e}") from None
+            raise XdsRejected(grpc.StatusCode.PERMISSION_DENIED, f"{denied}: {e}") from None
+        if not check_tags:
+            return
+        if claims.tags:
+            try:
+                check_identity(claims, mesh, name, self.served_tags(mesh, name, registered))
+            except IdentityMismatch as e:
+                declared = self.declared_tags(mesh, name)
+                # Say why the tags in the proxy's own metadata did not count.
+                overridden = registered is not None and declared is not None and dataplane_tags(registered.spec) != declared
+                hint = "; the Dataplane declared in git is served, not the one in node metadata" if overridden else ""
+                raise XdsRejected(grpc.StatusCode.PERMISSION_DENIED, f"{denied}: {e}{hint}") from None
+        # Labels, like tags, count from the Dataplane served; only a registered one's were chosen by the proxy.
+        served = self.declared(mesh, name)
+        from_label = None
+        if served is None and registered is not None:
+            served, from_label = registered, self.identity_from_label(registered)
+        try:
+            check_workload(claims, mesh, name, served.labels if served is not None else {}, from_label)
+        except IdentityMismatch as e:
+            raise XdsRejected(grpc.StatusCode.PERMISSION_DENIED, f"{denied}: {e}") from None
 
     def recheck(self, call: XdsCall, registered: Resource | None) -> tuple[grpc.StatusCode, str] | None:
-        """Why an admitted stream must now be closed (its token was revoked, or the Dataplane's
-        tags no longer match a tag-bound token), or None."""
+        """Why an admitted stream must now be closed (its token was revoked, or the Dataplane
+        served to its node is one a tag-bound token does not admit), or None."""
         claims = call.claims
         if claims is None:
             return None
         mesh, _, name = call.node_id.partition(".")
-        if claims.token_id in self.revoked(claims.mesh) | self.revoked(mesh):
+        if claims.token_id in self.revoked(claims.mesh) or claims.token_id in self.revoked(mesh):
             return grpc.StatusCode.UNAUTHENTICATED, f"dataplane token {claims.token_id} was revoked (Secret {REVOCATIONS_PREFIX}{mesh})"
         try:
             self.authorize(claims, mesh, name, registered)
         except XdsRejected as e:
             return e.code, e.message
         return None
+
+
+class AuthorizedWatcher:
+    """A `ConfigWatcher` that checks, before a stream gets a node's config, that the stream's
+    token still admits what is served to the node.
+
+    `refusal(call)` says why `call` may no longer be served (None: it may); it must read the
+    same state the config was built from, which holds because the control plane publishes a
+    build and records its snapshot without awaiting in between. A refused stream gets
+    `XdsRejected` from `fetch`/`wait`, which the ADS server turns into the stream's status.
+    Streams outside a `StreamGuard` (no current call) are not checked.
+    """
+
+    def __init__(self, watcher: ConfigWatcher, refusal: Callable[[XdsCall], tuple[grpc.StatusCode, str] | None]) -> None:
+        self.watcher = watcher
+        self.refusal = refusal
+
+    def fetch(self, node_id: str) -> NodeConfig | None:
+        self._check(node_id)
+        return self.watcher.fetch(node_id)
+
+    async def wait(self, node_id: str, after_generation: int) -> NodeConfig | None:
+        config = await self.watcher.wait(node_id, after_generation)
+        self._check(node_id)
+        return config
+
+    def _check(self, node_id: str) -> None:
+        call = current_call()
+        if call is None or call.node_id != node_id:
+            return
+        refused = self.refusal(call)
+        if refused is not None:
+            raise XdsRejected(*refused)

@@ -16,14 +16,23 @@ Protocol points this implements (envoyproxy.io "xDS REST and gRPC protocol"):
 
 The server sees configuration only through a `ConfigWatcher` (xds/cache.py) and reports
 what happens on each stream through `StreamCallbacks`.
+
+Admission: a stream must send its first request (the one with the node) within
+`first_request_timeout`, else it is closed with DEADLINE_EXCEEDED, so an idle connection
+does not hold a stream forever. `on_open`, and the watcher at any later point, refuse a
+stream by raising `XdsRejected`; any other exception in `on_open` is logged here and the
+proxy gets INTERNAL with a short message, never the exception's text. Bytes that are not a
+request end the stream with INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import itertools
 import logging
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,15 +40,19 @@ from typing import Any, Protocol
 import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.protobuf.message import DecodeError
 
 from reconciler.xds.cache import ConfigWatcher, NodeConfig
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SHORT_NAMES, TYPE_ORDER, XdsResource
 
-__all__ = ["AdsServer", "StreamCallbacks", "XdsRejected", "NoCallbacks", "add_ads_server"]
+__all__ = ["AdsServer", "StreamCallbacks", "XdsRejected", "NoCallbacks", "add_ads_server", "listen_error", "FIRST_REQUEST_TIMEOUT"]
 
 log = logging.getLogger(__name__)
 
 WILDCARD_TYPES = frozenset({LISTENER, CLUSTER})
+FIRST_REQUEST_TIMEOUT = 15.0
+"""Seconds a new stream has to send its first request. Envoy sends it as soon as the stream
+opens; a proxy under heavy load still makes it in well under this."""
 
 DEPENDENTS = {CLUSTER: (ENDPOINT, SECRET), LISTENER: (ROUTE, SECRET)}
 """A changed cluster or listener is rebuilt and warms until Envoy has its endpoints, routes
@@ -48,12 +61,16 @@ after every CDS/LDS update even when their versions did not change."""
 
 
 class XdsRejected(Exception):
-    """Raised by `StreamCallbacks.on_open` to refuse a stream with a gRPC status."""
+    """Raised by `StreamCallbacks.on_open` (or the watcher) to refuse a stream with a gRPC status."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+MALFORMED = XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, "malformed request: not a DiscoveryRequest protobuf message")
+"""What a stream whose bytes do not decode gets (gRPC's default is UNKNOWN with the decoder's text)."""
 
 
 class StreamCallbacks(Protocol):
@@ -343,10 +360,18 @@ class _DeltaStream:
 
 # -- the service ------------------------------------------------------------------------------
 class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
-    def __init__(self, watcher: ConfigWatcher, callbacks: StreamCallbacks | None = None, *, control_plane_id: str = "mesh-reconciler") -> None:
+    def __init__(
+        self,
+        watcher: ConfigWatcher,
+        callbacks: StreamCallbacks | None = None,
+        *,
+        control_plane_id: str = "mesh-reconciler",
+        first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
+    ) -> None:
         self.watcher = watcher
         self.callbacks: StreamCallbacks = callbacks or NoCallbacks()
         self.control_plane = base_pb2.ControlPlane(identifier=control_plane_id)
+        self.first_request_timeout = first_request_timeout
         self.streams = 0
 
     async def StreamAggregatedResources(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:  # noqa: N802
@@ -356,26 +381,47 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         await self._serve(context, "delta")
 
     async def _serve(self, context: grpc.aio.ServicerContext[Any, Any], mode: str) -> None:
-        first = await context.read()
+        try:
+            first = await asyncio.wait_for(context.read(), self.first_request_timeout)
+        except asyncio.TimeoutError:
+            log.warning("stream closed: no first request", extra={"peer": context.peer(), "seconds": self.first_request_timeout})
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no DiscoveryRequest within {self.first_request_timeout:g}s of opening the stream")
+            return
+        except DecodeError:
+            log.warning("stream closed: malformed request", extra={"peer": context.peer()})
+            await context.abort(MALFORMED.code, MALFORMED.message)
+            return
         if first is grpc.aio.EOF:
             return
+        node_id = await self._admit(context, first, mode)
+        self.streams += 1
         try:
-            node_id = await self.callbacks.on_open(first.node, mode)
+            stream: _SotwStream | _DeltaStream = (_SotwStream if mode == "sotw" else _DeltaStream)(self, node_id, context)
+            requests: asyncio.Queue[Any] = asyncio.Queue()
+            requests.put_nowait(first)
+            reader = asyncio.ensure_future(self._read(context, requests))
+            try:
+                await self._loop(stream, requests)
+            finally:
+                reader.cancel()
+        except XdsRejected as e:  # the watcher no longer admits this stream
+            log.warning("stream closed", extra={"node": node_id, "reason": e.message})
+            await context.abort(e.code, e.message)
+        finally:
+            self.streams -= 1
+            self.callbacks.on_close(node_id, mode)
+
+    async def _admit(self, context: grpc.aio.ServicerContext[Any, Any], first: Any, mode: str) -> str:
+        """The node id `on_open` admits; otherwise the stream is aborted with a short status."""
+        try:
+            return await self.callbacks.on_open(first.node, mode)
         except XdsRejected as e:
             log.warning("stream refused", extra={"node": first.node.id, "reason": e.message})
             await context.abort(e.code, e.message)
-            return
-        stream: _SotwStream | _DeltaStream = (_SotwStream if mode == "sotw" else _DeltaStream)(self, node_id, context)
-        self.streams += 1
-        requests: asyncio.Queue[Any] = asyncio.Queue()
-        requests.put_nowait(first)
-        reader = asyncio.ensure_future(self._read(context, requests))
-        try:
-            await self._loop(stream, requests)
-        finally:
-            reader.cancel()
-            self.streams -= 1
-            self.callbacks.on_close(node_id, mode)
+        except Exception:  # a bug must not hand the proxy a Python exception text (gRPC's UNKNOWN)
+            log.exception("admission failed", extra={"node": first.node.id})
+            await context.abort(grpc.StatusCode.INTERNAL, "admission failed: internal error in the control plane (see its log)")
+        raise AssertionError("context.abort returned")  # pragma: no cover
 
     @staticmethod
     async def _read(context: grpc.aio.ServicerContext[Any, Any], requests: asyncio.Queue[Any]) -> None:
@@ -385,6 +431,8 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 if msg is grpc.aio.EOF:
                     break
                 requests.put_nowait(msg)
+        except DecodeError:
+            requests.put_nowait(MALFORMED)
         except (asyncio.CancelledError, grpc.aio.AioRpcError, grpc.RpcError):
             pass
         finally:
@@ -403,6 +451,8 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                     req = next_request.result()
                     if req is None:
                         return
+                    if isinstance(req, XdsRejected):
+                        raise req
                     await stream.on_request(req)
                     next_request = asyncio.ensure_future(requests.get())
                 if change in done:
@@ -419,3 +469,27 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
 def add_ads_server(server: grpc.aio.Server, ads: AdsServer) -> None:
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, server)
+
+
+def listen_error(host: str, port: int) -> str | None:
+    """Why a server cannot listen on `host`:`port` ("Address already in use"), or None.
+
+    gRPC's own bind failure says only "Failed to bind" (and logs a line of its own), so the
+    port is tried first with a plain socket, with SO_REUSEADDR as gRPC sets it. Port 0
+    (any free port) is always usable.
+    """
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        return f"cannot resolve {host}: {e.strerror}"
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as e:
+                hint = " (another `reconciler serve` or another program listens on it)" if e.errno == errno.EADDRINUSE else ""
+                return f"{e.strerror or e}{hint}"
+    return None

@@ -106,6 +106,50 @@ def test_malformed_tokens_are_invalid_not_errors(keys: SigningKeys, text: str) -
         verify_token(text, keys)
 
 
+def _raw(claims: str) -> str:
+    """A token whose claims are this JSON text (a bad signature: parsing comes first)."""
+    raw = base64.urlsafe_b64encode(claims.encode()).rstrip(b"=").decode()
+    return f"{_b64({'alg': 'RS256', 'kid': '1'})}.{raw}.AAAA"
+
+
+@pytest.mark.parametrize(
+    ("exp", "message"),
+    [
+        ("NaN", "claim exp must be a time in seconds since 1970"),
+        ("Infinity", "claim exp must be a time in seconds since 1970"),
+        ("-Infinity", "claim exp must be a time in seconds since 1970"),
+        ("1e400", "claim exp must be a time in seconds since 1970"),
+        ("1" + "0" * 400, "claim exp must be a time in seconds since 1970"),
+        ("1" + "0" * 5000, "header or claims are not JSON"),
+        ("[" * 5000 + "]" * 5000, "header or claims are not JSON"),
+    ],
+    ids=["nan", "infinity", "minus_infinity", "float_overflow", "400_digits", "5000_digits", "deep_nesting"],
+)
+def test_claims_python_cannot_turn_into_a_time_are_malformed(exp: str, message: str) -> None:
+    with pytest.raises(TokenInvalid, match=f"^malformed token: {message}"):
+        decode_unverified(_raw(f'{{"Mesh": "default", "jti": "x", "exp": {exp}}}'))
+
+
+def test_claimed_times_up_to_year_9999_are_read_and_printable() -> None:
+    _, claims, _, _ = decode_unverified(_raw('{"Mesh": "default", "jti": "x", "exp": 253402300799, "nbf": 1700000000.5}'))
+    assert (claims.expires_at, claims.not_before) == (253402300799, 1700000000)
+    assert claims.to_json()["expiresAt"] == "9999-12-31T23:59:59Z"
+
+
+def test_workload_bound_token_carries_kumas_workload_claim(keys: SigningKeys) -> None:
+    token = issue_token(keys, mesh="default", tags={"kuma.io/service": ["web"]}, workload="orders")
+    assert _part(token, 1)["Workload"] == "orders"
+    claims = verify_token(token, keys)
+    assert claims.workload == "orders"
+    assert claims.describe() == "mesh default (kuma.io/service=web; workload orders)"
+    assert claims.to_json()["workload"] == "orders"
+
+
+def test_a_token_cannot_be_issued_past_year_9999(keys: SigningKeys) -> None:
+    with pytest.raises(ValueError, match="validity too long: a token must expire by 9999-12-31T23:59:59Z"):
+        issue_token(keys, mesh="default", name="web", valid_for=float("inf"))
+
+
 def test_expired_token_is_refused_with_its_expiry(keys: SigningKeys) -> None:
     token = issue_token(keys, mesh="default", name="web", valid_for=60, now=1_700_000_000)
     verify_token(token, keys, now=1_700_000_059)
