@@ -58,7 +58,7 @@ from reconciler.ca.tokens import SigningKeys
 from reconciler.ca.statefiles import ROTATE_FLAG, StateFileError
 from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
 from reconciler.ca.xds_tls import check_state as check_xds_tls
-from reconciler.xds.security import DataplaneAuthenticator, StreamGuard, current_call, server_credentials
+from reconciler.xds.security import DataplaneAuthenticator, StreamGuard, current_call, server_credentials, split_node_id
 
 __all__ = ["ServeSettings", "ControlPlane", "SetupError", "APPLIED_REF", "PIN_REF", "DATAPLANE_METADATA_KEY"]
 
@@ -835,9 +835,7 @@ class ControlPlane:
     # -- runtime dataplanes ------------------------------------------------------------
     async def admit(self, node: base_pb2.Node, mode: str) -> str:
         node_id = str(node.id)
-        mesh, _, name = node_id.partition(".")
-        if not mesh or not name:
-            raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f'node id "{node_id}" must be <mesh>.<dataplane name>')
+        mesh, name = split_node_id(node_id)
         call = current_call()
         auth = self._authenticator()
         claims = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from reconciler.errors import escape_control
+
 __all__ = ["configure"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -25,9 +27,20 @@ class _FieldsFormatter(logging.Formatter):
         return f"{first} {rendered}{sep}{rest}"
 
 
+MAX_FIELD = 1024
+"""Characters of one field value printed; node ids, refs and messages can come from strangers."""
+
+
 def _quote(value: object) -> str:
-    text = str(value)
-    return f'"{text}"' if (" " in text or not text) else text
+    # A value a proxy or a pusher chose must stay one field of one line: control characters
+    # are escaped (a newline would forge a log line), quotes inside quoted values too, and a
+    # huge value is cut (one request must not write megabytes to the log).
+    text = escape_control(str(value))
+    if len(text) > MAX_FIELD:
+        text = f"{text[:MAX_FIELD]}…({len(text):,} characters)"
+    if not text or any(c in text for c in ' "='):
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
 
 
 def configure(verbose: bool) -> None:

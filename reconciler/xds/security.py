@@ -51,6 +51,7 @@ from reconciler.ca.tokens import (
     verify_token,
 )
 from reconciler.ca.xds_tls import XdsCertificate
+from reconciler.errors import escape_control
 from reconciler.kinds.mesh import decode_base64
 from reconciler.mesh.model import dataplane_from_resource
 from reconciler.xds.cache import ConfigWatcher, NodeConfig
@@ -69,6 +70,8 @@ __all__ = [
     "DataplaneAuthenticator",
     "AuthorizedWatcher",
     "presented_token",
+    "split_node_id",
+    "MAX_NODE_ID",
     "revocations_of",
 ]
 
@@ -198,6 +201,25 @@ def revocations_of(secrets: Iterable[Resource]) -> dict[str, frozenset[str]]:
         if decoded is not None:
             out[r.mesh] = parse_revocations(decoded)
     return out
+
+
+MAX_NODE_ID = 64 + 1 + 253
+"""A node id is `<mesh>.<name>`: a mesh name of at most 63 characters (Kuma's), a dot, a
+Dataplane name of at most 253 (an RFC 1123 subdomain); one longer is not a mesh proxy's."""
+
+
+def split_node_id(node_id: str) -> tuple[str, str]:
+    """(mesh, name) of a node id; INVALID_ARGUMENT when it cannot name a dataplane. Checked
+    before anything else reads it: the id goes into logs and into the refusal sent back, so
+    a huge one or one with control characters is refused without being echoed."""
+    if len(node_id) > MAX_NODE_ID:
+        raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f"node id is {len(node_id):,} characters long; at most {MAX_NODE_ID} (<mesh>.<dataplane name>)")
+    if escape_control(node_id) != node_id:
+        raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f'node id "{escape_control(node_id)}" holds control characters')
+    mesh, _, name = node_id.partition(".")
+    if not mesh or not name:
+        raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f'node id "{node_id}" must be <mesh>.<dataplane name>')
+    return mesh, name
 
 
 def presented_token(node: base_pb2.Node, call: XdsCall | None) -> str | None:

@@ -115,3 +115,22 @@ def test_admitted_stream_may_stay_quiet_after_its_first_request(setup: Setup) ->
     client.wait_types(LISTENER, CLUSTER)
     assert not client.ended.wait(FIRST_REQUEST_TIMEOUT * 4), f"an admitted stream was closed: {client.error}"
     client.close()
+
+
+NODE_IDS = {
+    "longer_than_any_mesh_and_dataplane_name": ("default." + "a" * 300_000, "node id is 300,008 characters long; at most 318 (<mesh>.<dataplane name>)"),
+    "with_a_newline_and_an_escape_sequence": ("default.web\n\x1b[31m", 'node id "default.web\\n\\x1b[31m" holds control characters'),
+    "without_a_mesh": ("web", 'node id "web" must be <mesh>.<dataplane name>'),
+}
+
+
+@pytest.mark.parametrize(("node_id", "message"), NODE_IDS.values(), ids=NODE_IDS.keys())
+def test_node_id_that_cannot_name_a_dataplane_is_refused_without_being_echoed(setup: Setup, node_id: str, message: str) -> None:
+    # Before: a 300 KB node id came back inside the refusal, past gRPC's metadata limit (the
+    # proxy saw RESOURCE_EXHAUSTED, not why), and was written whole into the log.
+    client = setup.client()
+    client.open(node_id, token=issue_token(setup.keys, mesh="default", name="web"))
+    error = client.wait_end()
+    assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT, message)
+    assert client.responses == []
+    client.close()
