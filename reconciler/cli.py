@@ -377,13 +377,18 @@ def token() -> None:
     multiple=True,
     help="Bind to tags instead of (or besides) a name: kuma.io/service=web,version=v1; a value without = adds to the previous tag (kuma.io/service=web,web-api).",
 )
+@click.option(
+    "--workload",
+    default="",
+    help="Also bind to a workload: only dataplanes labelled kuma.io/workload=<this> (needed when a MeshIdentity makes the SPIFFE id from that label).",
+)
 @click.option("--valid-for", default="24h", show_default=True, help="How long the token is valid (24h, 30m, 7d).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the token to this file (mode 0600) instead of printing it.")
-def token_issue(state_dir: str, mesh: str, name: str | None, tags: tuple[str, ...], valid_for: str, output: str | None) -> None:
+def token_issue(state_dir: str, mesh: str, name: str | None, tags: tuple[str, ...], workload: str, valid_for: str, output: str | None) -> None:
     """Issue a dataplane token, signed with the control plane's key in the state directory."""
     from reconciler.commands.token import run_issue, write_token
 
-    issued = run_issue(state_dir, mesh, name, tags, valid_for)
+    issued = run_issue(state_dir, mesh, name, tags, valid_for, workload)
     if output:
         write_token(output, issued)
     else:

@@ -140,6 +140,19 @@ def test_history_shows_subjects_and_the_rejected_files_as_text(repo: GitRepo, tm
     assert as_json["commits"][0]["subject"] == "fix\x1b]0;owned\x07 the \u202emesh"
 
 
+def test_status_shows_the_rejected_files_as_text(repo: GitRepo, tmp_path: Path) -> None:
+    cp = LocalControlPlane(repo.path, tmp_path / "state", dataplane_auth="none", xds_tls="none")
+    try:
+        cp.wait_applied(git(repo.path, "rev-parse", "HEAD").stdout.strip())
+        bad = repo.commit({NEWLINE: bad_mesh("m0"), OSC: bad_mesh("m1"), BIDI: bad_mesh("m2")}, "bad names")
+        wait_until(lambda: bad in str(cp.cp.store.last_attempt), 20, what="the bad commit attempted")
+        done = run("status", "--server", f"http://127.0.0.1:{cp.cp.api_port}")
+    finally:
+        cp.stop()
+    assert done.returncode == 0, done.stderr
+    assert_shown_as_text(done.stdout, (NEWLINE, OSC, BIDI))
+
+
 def test_a_terminal_gets_no_escape_sequence_from_a_file_name(repo: GitRepo) -> None:
     # On a terminal click passes ANSI sequences through (it strips them only from pipes): this
     # one would clear the reviewer's screen.

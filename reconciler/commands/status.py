@@ -8,6 +8,7 @@ import urllib.request
 from typing import Any
 
 from reconciler.commands.errors import RepositoryError
+from reconciler.errors import escape_control
 
 __all__ = ["fetch_json", "status_text"]
 
@@ -56,4 +57,5 @@ def status_text(status: dict[str, Any]) -> str:
                     f"{node:<32} {('yes' if p['connected'] else 'no'):<10} {t:<5} {s.get('ackedRevision', '')[:12]:<14} "
                     + (f"{nack['revision'][:12]}: {nack['message']}" if nack else "")
                 )
-    return "\n".join(lines)
+    # File names, messages and node ids came from pushers and proxies: one line each, as text.
+    return "\n".join(map(escape_control, lines))

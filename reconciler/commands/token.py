@@ -28,12 +28,14 @@ from reconciler.ca.tokens import (
 )
 from reconciler.ca.statefiles import StateFileError
 from reconciler.commands.errors import InvalidConfig, RepositoryError
+from reconciler.errors import escape_control
 
 __all__ = ["run_issue", "write_token", "run_rotate_key", "run_inspect", "inspect_text"]
 
 
-def run_issue(state_dir: str, mesh: str, name: str | None, tags: Iterable[str], valid_for: str) -> str:
-    """A signed token for dataplane `name` (or any dataplane with `tags`) of `mesh`."""
+def run_issue(state_dir: str, mesh: str, name: str | None, tags: Iterable[str], valid_for: str, workload: str = "") -> str:
+    """A signed token for dataplane `name` (or any dataplane with `tags`) of `mesh`; with
+    `workload`, only for dataplanes labelled `kuma.io/workload: <workload>`."""
     try:
         seconds = parse_duration(valid_for)
         tag_map = parse_tags(tags)
@@ -50,7 +52,10 @@ def run_issue(state_dir: str, mesh: str, name: str | None, tags: Iterable[str], 
                 err=True,
             )
         keys = SigningKeys.open(state_dir)
-    return issue_token(keys, mesh=mesh, name=name or "", tags=tag_map, valid_for=seconds)
+    try:
+        return issue_token(keys, mesh=mesh, name=name or "", tags=tag_map, valid_for=seconds, workload=workload)
+    except ValueError as e:  # a validity past year 9999
+        raise click.UsageError(str(e)) from None
 
 
 @contextlib.contextmanager
@@ -111,8 +116,11 @@ def inspect_text(doc: dict[str, Any]) -> str:
     ]
     if doc["tags"]:
         lines.append("tags:      " + json.dumps(doc["tags"]))
+    if doc.get("workload"):
+        lines.append(f"workload:  {doc['workload']}")
     lines += [f"issued:    {doc['issuedAt']}", f"expires:   {doc['expiresAt']}", f"key id:    {doc['kid']}"]
     if "verified" in doc:
         lines.append(f"verified:  {doc['verified']}")
     lines.append(f"revoke by adding the id to Secret {doc['revocationSecret']} in mesh {doc['mesh']}")
-    return "\n".join(lines)
+    # An unverified token is anybody's text: its claims are shown as text, one line each.
+    return "\n".join(map(escape_control, lines))

@@ -48,10 +48,20 @@ def test_token_issue_usage_errors_exit_2(tmp_path: Path) -> None:
         ([], "give --name (one dataplane) or --tags"),
         (["--name", "web", "--valid-for", "forever"], 'invalid duration "forever"'),
         (["--tags", "web"], 'invalid tag "web"'),
+        (["--name", "web", "--valid-for", "9" * 30 + "d"], "validity too long: a token must expire by 9999-12-31T23:59:59Z"),
     ]:
         result = run("token", "issue", "--state-dir", str(tmp_path), *args)
         assert result.exit_code == 2, result.output
         assert message in result.output
+
+
+def test_token_issue_binds_to_a_workload_and_inspect_shows_it(tmp_path: Path) -> None:
+    # A dataplane whose SPIFFE id a MeshIdentity makes from its kuma.io/workload label is only
+    # admitted with a token bound to that workload (tests/security/test_identity_binding.py).
+    token = run("token", "issue", "--state-dir", str(tmp_path), "--tags", "kuma.io/service=orders", "--workload", "orders").stdout.strip()
+    claims = verify_token(token, SigningKeys.open(tmp_path))
+    assert (claims.workload, dict(claims.tags)) == ("orders", {"kuma.io/service": ("orders",)})
+    assert "workload:  orders" in run("token", "inspect", token).stdout.splitlines()
 
 
 def test_token_inspect_shows_the_id_to_revoke_and_verifies_with_the_state_dir(tmp_path: Path) -> None:
