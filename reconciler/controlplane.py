@@ -117,6 +117,10 @@ class ServeSettings:
     leaves the API on loopback unless this says otherwise."""
 
 
+REBUILD_RETRY = 10.0
+"""Seconds between attempts to rebuild the applied revision after a rebuild failed."""
+
+
 class SetupError(Exception):
     """A setting cannot be used (a missing credential or key file): serve exits with code 2."""
 
@@ -143,6 +147,9 @@ class ControlPlane:
         self.xds_serving = False
         self._streams: dict[str, int] = {}
         self._renewal: asyncio.TimerHandle | None = None
+        self._rebuild_failure: str | None = None
+        """Why the last rebuild of the applied revision failed (a CA that broke while serving)."""
+        self.store.lockouts.append(lambda: [Lockout("RebuildFailed", self._rebuild_failure)] if self._rebuild_failure else [])
         self.repo: pygit2.Repository | None = None
         self.engine: Engine | None = None
         self.remote = is_remote(settings.repo)
@@ -602,6 +609,7 @@ class ControlPlane:
         for node_id in build.removed:
             self.cache.remove(node_id)
         self.engine.commit(build)
+        self._rebuild_failure = None
         loop = asyncio.get_running_loop()
         loop.call_later(2.0, _release_free_memory)
         self._schedule_renewal(loop)
@@ -628,7 +636,11 @@ class ControlPlane:
             try:
                 build = await asyncio.to_thread(self.engine.build, applied.snapshot, list(self.store.registered.values()))
             except (CaError, InternalError) as e:  # the proxies keep the config they have
-                log.error("rebuild failed", extra={"reason": reason, "error": str(e)})
+                # ...but certificates due for renewal are not renewed: not Ready, and try again.
+                self._rebuild_failure = f"rebuilding the applied revision ({reason}) failed: {e}; proxies keep their config, certificates are not renewed until it succeeds (retrying every {REBUILD_RETRY:g}s)"
+                log.error("rebuild failed", extra={"reason": reason, "error": str(e), "retry_s": REBUILD_RETRY})
+                if not self._stopping.is_set():
+                    self._renewal = asyncio.get_running_loop().call_later(REBUILD_RETRY, lambda: asyncio.ensure_future(self.rebuild(reason)))
                 return
             self._publish(build, applied.revision)
             self.store.apply(Applied(applied.revision, applied.snapshot, build.model, applied.applied_at))

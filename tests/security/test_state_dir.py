@@ -430,3 +430,43 @@ def test_status_is_not_ready_while_a_signing_key_cannot_be_used_and_strangers_ca
     finally:
         cp.stop()
 
+
+
+def test_a_provided_ca_that_breaks_while_serving_makes_status_not_ready_until_it_is_back(tmp_path: Path) -> None:
+    # A renewal (or a proxy registering) rebuilds the applied revision. When the CA file it
+    # needs is gone, proxies keep their config but their certificates will not be renewed:
+    # before, that was one log line and status said Ready.
+    from reconciler.ca.authority import generate_root
+
+    ca = generate_root("default", "files", rsa_bits=2048)
+    cert, key = tmp_path / "ca.crt", tmp_path / "ca.key"
+    cert.write_bytes(ca.cert_pem)
+    key.write_bytes(ca.key_pem())
+    provided = f"""\
+type: Mesh
+name: default
+skipCreatingInitialPolicies: ["*"]
+mtls:
+  enabledBackend: files
+  backends:
+    - name: files
+      type: provided
+      conf:
+        cert: {{file: {cert}}}
+        key: {{file: {key}}}
+"""
+    repo = GitRepo(tmp_path / "repo")
+    sha = repo.commit({"mesh.yaml": provided, "web.yaml": dataplane_yaml("web", "web")})
+    cp = LocalControlPlane(repo.path, tmp_path / "state", dataplane_auth="none", xds_tls="none")
+    try:
+        cp.wait_applied(sha)
+        assert ready(cp.cp.store.status())["status"] == "True"
+        key.rename(tmp_path / "aside.key")
+        cp.call(cp.cp.rebuild("certificate renewal"))
+        condition = ready(cp.cp.store.status())
+        assert (condition["status"], condition["reason"]) == ("False", "RebuildFailed")
+        assert f"cannot read {key}" in condition["message"] and "certificates are not renewed" in condition["message"]
+        (tmp_path / "aside.key").rename(key)  # the retry rebuilds, and Ready comes back
+        wait_until(lambda: ready(cp.cp.store.status())["status"] == "True", 30, what="Ready again after the retry")
+    finally:
+        cp.stop()
