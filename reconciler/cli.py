@@ -668,7 +668,17 @@ def hook_pre_receive(repo: str | None, branch: str, path: str, allowed_signers: 
 
 
 def main() -> None:
-    cli(prog_name="reconciler")
+    """The console script: click reports usage and command errors; anything else is a bug in
+    mesh-reconciler, shown as one line naming where (exit 3), never a traceback (`-v` logs it)."""
+    from reconciler.commands.validate import EXIT_BUG, InternalBug, bugs_as_one_line
+
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+    try:
+        with bugs_as_one_line(f"running `reconciler {command}`"):
+            cli(prog_name="reconciler")
+    except InternalBug as bug:
+        bug.show()
+        sys.exit(EXIT_BUG)
 
 
 if __name__ == "__main__":

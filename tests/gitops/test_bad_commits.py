@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,3 +270,26 @@ def test_plan_reports_a_bug_in_head_as_its_error(tmp_path: Path, failing_generat
     code, out = run_cli("plan", "--repo", str(repo.path), "--base", base, "--head", head, "--no-envoy-check")
     assert code == 1, out
     assert f"{INTERNAL_ERROR} while building HEAD: RuntimeError: injected bug at " in out
+
+
+def test_any_command_that_hits_a_bug_prints_one_line_and_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # The console script's last line of defence: `reconcile --out` (or any command without
+    # its own) used to print a traceback.
+    import reconciler.commands.reconcile_out as reconcile_out
+    from reconciler.cli import main
+
+    def render_out(*args: object, **kwargs: object) -> object:
+        raise IndexError("injected")
+
+    monkeypatch.setattr(reconcile_out, "render_out", render_out)
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit({"mesh.yaml": "type: Mesh\nname: default\n"})
+    monkeypatch.setattr(sys, "argv", ["reconciler", "reconcile", "--repo", str(repo.path), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 3
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    # The deepest frame of mesh-reconciler's own code: where the injected function was called.
+    assert line.startswith(f"Error: {INTERNAL_ERROR} while running `reconciler reconcile`: IndexError: injected at reconciler/cli.py:"), line
+    assert line.endswith("; please report it")
