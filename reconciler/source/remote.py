@@ -213,7 +213,7 @@ def webhook_ref(body: bytes) -> str | None:
     """The pushed ref of a GitHub or GitLab push payload (`refs/heads/main`), None when absent."""
     try:
         doc = json.loads(body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python parses
         return None
     ref = doc.get("ref") if isinstance(doc, dict) else None
     return ref if isinstance(ref, str) else None

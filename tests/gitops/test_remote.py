@@ -111,6 +111,7 @@ def test_webhook_proofs_of_github_and_gitlab() -> None:
     assert verify_webhook({"x-gitlab-token": "K"}, body, b"k") is None
     assert verify_webhook({}, body, b"k") is None
     assert webhook_ref(body) == "refs/heads/main" and webhook_ref(b"not json") is None
+    assert webhook_ref(b"[" * 100_000 + b"]" * 100_000) is None  # deeper than Python parses: not a push
 
 
 # -- serve from remotes ---------------------------------------------------------------------------
