@@ -297,3 +297,29 @@ def test_commit_byte_budget_counts_every_path_even_when_they_share_one_blob(repo
     assert located(read_directory(repo.path, max_commit_bytes=limit)) == [("copies/c3.yaml", 1, commit_bytes_message(limit))]
     # Within the budget, the same commit reads as usual.
     assert keys(GitSource(repo.path, max_commit_bytes=len(MESH) + 5 * len(padding)).snapshot()) == [ResourceKey("Mesh", "", "default")]
+
+
+def test_a_commit_with_more_entries_than_the_cap_is_refused_where_it_passes_it(repo: GitRepo) -> None:
+    # Millions of empty files push in a few KiB and cost seconds each to walk: the walk is capped,
+    # counting every file and folder under the configured path (YAML or not), cached or not.
+    repo.commit({"m.yaml": MESH, "docs/a.md": "a", "docs/b.md": "b", "policies/r0.yaml": retry("r0"), "policies/r1.yaml": retry("r1")})
+    assert GitSource(repo.path, max_commit_entries=7).snapshot().problems == ()  # docs/ and its 2, m.yaml, policies/ and its 2
+    refusal = (
+        "policies/r1.yaml: the configured path holds more than {} files and folders, and reading stopped here: "
+        "point the reconciler at the directory of the mesh configuration (--path)"
+    )
+    cold = GitSource(repo.path, max_commit_entries=6).snapshot()
+    assert ([p.render() for p in cold.problems], cold.resources) == ([refusal.format(6)], ())
+    warm = GitSource(repo.path, max_commit_entries=7)
+    assert warm.snapshot().problems == ()
+    repo.commit({"docs/c.md": "c"})  # 8 entries: the cached policies/ subtree counts its own too
+    assert [p.render() for p in warm.snapshot().problems] == [refusal.format(7)]
+    assert [p.render() for p in GitSource(repo.path, max_commit_entries=7).snapshot().problems] == [refusal.format(7)]
+
+
+def test_a_work_tree_with_more_entries_than_the_cap_is_refused(tmp_path: Path) -> None:
+    for i in range(5):
+        (tmp_path / f"n{i}.md").write_text("x")
+    (tmp_path / "z.yaml").write_text(MESH)
+    assert read_directory(tmp_path, max_commit_entries=6).problems == ()
+    assert [p.file for p in read_directory(tmp_path, max_commit_entries=5).problems] == ["z.yaml"]

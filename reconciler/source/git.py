@@ -31,11 +31,13 @@ from reconciler.errors import Problem
 from reconciler.model import Snapshot
 from reconciler.source.loader import (
     MAX_COMMIT_BYTES,
+    MAX_COMMIT_ENTRIES,
     MAX_COMMIT_NODES,
     MAX_FILE_BYTES,
     FileResult,
     commit_budget,
     commit_too_large,
+    commit_too_many_entries,
     is_config_file,
     load_file,
     oversized_file,
@@ -98,6 +100,8 @@ class _TreeResult:
     nodes: int
     size: int
     cacheable: bool
+    entries: int = 0
+    """Files and folders walked under it (its weight in a commit's entry cap)."""
 
 
 K = TypeVar("K", bound=Hashable)
@@ -153,14 +157,22 @@ class _Walk:
 
     budget: NodeBudget
     max_bytes: int
+    max_entries: int = MAX_COMMIT_ENTRIES
+    entries: int = 0
+    """Files and folders walked so far (cached subtrees count theirs)."""
     read: int = 0
     """Bytes of the files read so far."""
     files: int = 0
     blobs: list[tuple[tuple[str, str], FileResult]] = field(default_factory=list)
     trees: list[tuple[tuple[str, str], _TreeResult]] = field(default_factory=list)
 
-    def fits(self, nodes: int, size: int) -> bool:
-        return nodes <= self.budget.remaining and self.read + size <= self.max_bytes
+    def fits(self, nodes: int, size: int, entries: int = 0) -> bool:
+        return nodes <= self.budget.remaining and self.read + size <= self.max_bytes and self.entries + entries <= self.max_entries
+
+    def enter(self, path: str) -> None:
+        self.entries += 1
+        if self.entries > self.max_entries:
+            raise _CommitOverBudget(commit_too_many_entries(path, self.max_entries))
 
     def charge(self, nodes: int, size: int) -> None:
         self.budget.spent += nodes
@@ -179,6 +191,7 @@ class GitSource:
         max_commit_nodes: int = MAX_COMMIT_NODES,
         max_commit_bytes: int = MAX_COMMIT_BYTES,
         cache_nodes: int | None = None,
+        max_commit_entries: int = MAX_COMMIT_ENTRIES,
     ) -> None:
         """`max_commit_nodes` / `max_commit_bytes`: values one commit may expand to and bytes
         its files may hold; each cache (blobs, trees) holds at most one commit's budget of
@@ -187,6 +200,7 @@ class GitSource:
         self.path = normalize_subpath(path)
         self.max_commit_nodes = max_commit_nodes
         self.max_commit_bytes = max_commit_bytes
+        self.max_commit_entries = max_commit_entries
         nodes = max_commit_nodes if cache_nodes is None else cache_nodes
         self._blobs: _LRU[tuple[str, str], FileResult] = _LRU(cache_size, nodes, max_commit_bytes)
         self._trees: _LRU[tuple[str, str], _TreeResult] = _LRU(cache_size, nodes, max_commit_bytes)
@@ -235,7 +249,7 @@ class GitSource:
             if not isinstance(obj, pygit2.Tree):
                 raise SourceError(f"path {self.path!r} is not a directory at commit {str(commit.id)[:12]}")
             tree = obj
-        walk = _Walk(commit_budget(self.max_commit_nodes), self.max_commit_bytes)
+        walk = _Walk(commit_budget(self.max_commit_nodes), self.max_commit_bytes, self.max_commit_entries)
         try:
             result = self._read_tree(tree, self.path, walk)
         except _CommitOverBudget as e:
@@ -251,10 +265,12 @@ class GitSource:
         cached = self._trees.get(key)
         # A cached subtree that would overrun what is left is read again, file by file, so
         # that the refusal names the same file and line as a read without cache.
-        if cached is not None and walk.fits(cached.nodes, cached.size):
+        if cached is not None and walk.fits(cached.nodes, cached.size, cached.entries):
             walk.charge(cached.nodes, cached.size)
+            walk.entries += cached.entries
             walk.files += cached.count
             return cached
+        start = walk.entries
         files: list[FileResult] = []
         warnings: list[Problem] = []
         count = 0
@@ -262,6 +278,7 @@ class GitSource:
         for entry in sorted(tree, key=lambda e: e.name or ""):
             name = entry.name or ""
             path = f"{prefix}/{name}" if prefix else name
+            walk.enter(path)
             if name.startswith("."):
                 continue
             if entry.filemode == _FILEMODE_LINK:
@@ -281,7 +298,7 @@ class GitSource:
                 files.append(parsed)
                 count += 1
                 cacheable = cacheable and not parsed.over_budget
-        result = _TreeResult(tuple(files), tuple(warnings), count, sum(f.nodes for f in files), sum(f.size for f in files), cacheable)
+        result = _TreeResult(tuple(files), tuple(warnings), count, sum(f.nodes for f in files), sum(f.size for f in files), cacheable, walk.entries - start)
         if cacheable:
             walk.trees.append((key, result))
         return result
@@ -330,7 +347,11 @@ def _assemble(revision: str | None, files: tuple[FileResult, ...] | list[FileRes
 
 
 def read_directory(
-    root: str | os.PathLike[str], path: str | None = None, max_commit_nodes: int = MAX_COMMIT_NODES, max_commit_bytes: int = MAX_COMMIT_BYTES
+    root: str | os.PathLike[str],
+    path: str | None = None,
+    max_commit_nodes: int = MAX_COMMIT_NODES,
+    max_commit_bytes: int = MAX_COMMIT_BYTES,
+    max_commit_entries: int = MAX_COMMIT_ENTRIES,
 ) -> Snapshot:
     """Read the files on disk under `root`/`path` (a work tree with uncommitted changes).
 
@@ -347,9 +368,11 @@ def read_directory(
         raise SourceError(f"{top}: not a directory")
     files: list[FileResult] = []
     warnings: list[Problem] = []
-    for rel in _walk(top):
+    for entries, rel in enumerate(_walk(top), 1):
         full = top / rel
         shown = f"{sub}/{rel}" if sub else rel
+        if entries > max_commit_entries:
+            return _over_budget(None, commit_too_many_entries(shown, max_commit_entries), len(files))
         st = full.lstat()
         if stat.S_ISLNK(st.st_mode):
             warnings.append(_symlink_warning(shown))

@@ -32,11 +32,13 @@ __all__ = [
     "file_budget",
     "commit_budget",
     "commit_too_large",
+    "commit_too_many_entries",
     "dataplane_metadata_budget",
     "MAX_FILE_BYTES",
     "MAX_FILE_NODES",
     "MAX_COMMIT_NODES",
     "MAX_COMMIT_BYTES",
+    "MAX_COMMIT_ENTRIES",
     "MAX_DATAPLANE_METADATA_BYTES",
     "MAX_DATAPLANE_METADATA_NODES",
     "KUBERNETES_API_VERSION",
@@ -54,6 +56,10 @@ MAX_COMMIT_BYTES = 32 * 1024 * 1024
 """Bytes of all the files of one commit: twenty times that repository (1.4 MiB). Git compresses
 what it stores, so a push of a few KiB can hold a thousand paths to one 1 MiB blob of one
 scalar: few values, but all of it read and kept."""
+MAX_COMMIT_ENTRIES = 500_000
+"""Files and folders walked under the configured path, YAML or not: a hundred times that
+repository. An entry costs 2 (a README) to 25 (an empty YAML file) microseconds here, so a tree
+of millions of empty files, a few KiB to push, cannot hold the reconciler for minutes."""
 MAX_DATAPLANE_METADATA_BYTES = 128 * 1024
 """Size of the Dataplane a proxy sends in its node metadata (`dataplane.resource`)."""
 MAX_DATAPLANE_METADATA_NODES = 20_000
@@ -104,6 +110,15 @@ def commit_too_large(path: str, limit: int = MAX_COMMIT_BYTES) -> Problem:
         path, 1, None, "",
         f"the commit's YAML files are over {_amount(limit, ' bytes')} in all, and this file passed the limit: "
         "keep fewer or smaller files under the configured path",
+    )
+
+
+def commit_too_many_entries(path: str, limit: int = MAX_COMMIT_ENTRIES) -> Problem:
+    """The problem of the entry that takes a commit past `limit` files and folders."""
+    return Problem(
+        path, None, None, "",
+        f"the configured path holds more than {limit:,} files and folders, and reading stopped here: "
+        "point the reconciler at the directory of the mesh configuration (--path)",
     )
 
 
