@@ -220,7 +220,7 @@ def _reconciler_command() -> str:
     return f"{shlex.quote(sys.executable)} -m reconciler"
 
 
-def _instructions(dataplanes: list[Dataplane], work: Path, settings: DemoSettings, workloads: list[str]) -> str:
+def _instructions(dataplanes: list[Dataplane], work: Path, settings: DemoSettings, workloads: list[str], cp_state: Path) -> str:
     xds_port, api_port = settings.ports
     lines = ["", "mesh-reconciler demo is running.", ""]
     lines.append(f"  control plane  xDS 127.0.0.1:{xds_port}, API http://127.0.0.1:{api_port}/status")
@@ -239,6 +239,10 @@ def _instructions(dataplanes: list[Dataplane], work: Path, settings: DemoSetting
     lines.append("    $EDITOR policies/...        # change a route, a timeout, a permission")
     lines.append("    git commit -am 'try it' && git push")
     lines.append(f"    {_reconciler_command()} status --server http://127.0.0.1:{api_port}")
+    # Changing what is served through the API takes the admin token, which the CLI reads from
+    # the control plane's state directory.
+    lines.append(f"    {_reconciler_command()} rollback --server http://127.0.0.1:{api_port} --state-dir {shlex.quote(str(cp_state))} HEAD~1")
+    lines.append(f"    {_reconciler_command()} resume --server http://127.0.0.1:{api_port} --state-dir {shlex.quote(str(cp_state))}")
     lines.append("")
     lines.append("  Ctrl-C stops everything the demo started.")
     return "\n".join(lines)
@@ -331,7 +335,7 @@ def run_demo(settings: DemoSettings) -> int:
         try:
             workloads = _start_workloads(sidecars, running)
             _start_envoys(dataplanes, settings, state, running)
-            print(_instructions(sidecars, work, settings, workloads), flush=True)
+            print(_instructions(sidecars, work, settings, workloads, state / "control-plane"), flush=True)
             await stop.wait()
         finally:
             print("\nstopping the demo", flush=True)

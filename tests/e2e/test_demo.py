@@ -157,6 +157,17 @@ def test_demo_serves_the_example_follows_the_printed_push_and_stops_everything_o
         status = subprocess.run(["bash", "-c", status_command], cwd=work, env=env, capture_output=True, text=True, timeout=60, check=False)
         assert status.returncode == 0, status.stdout + status.stderr
         assert sha in status.stdout, status.stdout
+
+        # The printed rollback (through the API, with the admin token from the state directory)
+        # brings the 90/10 canary back; the printed resume follows the branch again.
+        rollback = _printed(output, r"^\s+(\S+ rollback --server http://127\.0\.0\.1:\d+ --state-dir \S+ HEAD~1)$").group(1)
+        resume = _printed(output, r"^\s+(\S+ resume --server http://127\.0\.0\.1:\d+ --state-dir \S+)$").group(1)
+        rolled = subprocess.run(["bash", "-c", rollback], cwd=work, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+        wait_until(lambda: "v1" in _backends(url, 20), 30, 0.2, "backend v1 back after the rollback")
+        resumed = subprocess.run(["bash", "-c", resume], cwd=work, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        wait_until(lambda: set(_backends(url, 10)) == {"v2"}, 30, 0.2, "all traffic on backend v2 after resume")
         started = _descendants(proc.pid)
         assert len(started) >= 5  # the Envoys and their launchers
     assert proc.returncode == 0
