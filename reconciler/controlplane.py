@@ -185,6 +185,11 @@ class ControlPlane:
             self.admin_token = load_admin_token(self.settings.state_dir)
         except AdminTokenError as e:
             raise SetupError(str(e)) from None
+        # Both ports are checked before anything is read or served (the xDS port where its
+        # server is made), so a taken one fails the start at once.
+        api_in_use = listen_error(self.settings.api_address, self.settings.api_port)
+        if api_in_use is not None:
+            raise SetupError(f"cannot serve the API on {self.settings.api_address}:{self.settings.api_port}: {api_in_use}")
         self.repo = await asyncio.to_thread(self._open_repository)
         self.engine = self._make_engine()
         self._grpc, self.xds_port = self._make_grpc_server()
@@ -197,7 +202,10 @@ class ControlPlane:
         await self.reconcile("start")
         await self._grpc.start()
         self.xds_serving = True
-        self.api_port = await self._http.start(self.settings.api_address, self.settings.api_port)
+        try:
+            self.api_port = await self._http.start(self.settings.api_address, self.settings.api_port)
+        except OSError as e:  # taken between the check and the bind
+            raise SetupError(f"cannot serve the API on {self.settings.api_address}:{self.settings.api_port}: {e.strerror or e}") from None
         self._watch.task = asyncio.create_task(self._watch_loop())
         log.info("admin token", extra={"path": str(self.admin_token.path), "token_id": self.admin_token.id})
         log.info("serving", extra={"xds": f"{self.settings.address}:{self.xds_port}", "api": f"{self.settings.api_address}:{self.api_port}"})
@@ -345,8 +353,8 @@ class ControlPlane:
             await self._grpc.stop(grace=0.5)
 
     async def run_forever(self) -> None:
-        await self.start()
-        try:
+        try:  # a start that fails half way stops what it started (the gRPC server) too
+            await self.start()
             await self._stopping.wait()
         finally:
             await self.stop()

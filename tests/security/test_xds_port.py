@@ -60,3 +60,23 @@ def test_serve_closes_a_stream_that_sends_nothing_within_its_first_request_timeo
     error = client.wait_end(timeout=15)
     assert (error.code(), error.details()) == (grpc.StatusCode.DEADLINE_EXCEEDED, "no DiscoveryRequest within 1s of opening the stream")
     client.close()
+
+
+def test_second_serve_on_the_same_api_port_exits_2_naming_it_and_stops_what_it_started(first: ControlPlaneProcess, tmp_path: Path) -> None:
+    # Before: the API's bind failed after the xDS server had started, with a traceback and
+    # "Event loop is closed" noise from the gRPC server left running.
+    xds_port = free_port()
+    second = subprocess.run(
+        [
+            PYTHON, "-m", "reconciler", "serve", "--repo", str(tmp_path / "repo"), "--state-dir", str(tmp_path / "second"),
+            "--address", "127.0.0.1", "--xds-port", str(xds_port), "--api-port", str(first.api_port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.splitlines() == [
+        f"Error: cannot serve the API on 127.0.0.1:{first.api_port}: Address already in use (another `reconciler serve` or another program listens on it)"
+    ]
+    assert first.status() is not None  # the first one's API still answers
