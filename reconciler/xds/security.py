@@ -183,6 +183,8 @@ class StreamGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     served.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await served
+                elif not served.cancelled():
+                    served.exception()  # retrieved: a cancelled RPC's last write may have failed
 
         return grpc.stream_stream_rpc_method_handler(
             guarded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer

@@ -407,6 +407,12 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         except XdsRejected as e:  # the watcher no longer admits this stream
             log.warning("stream closed", extra={"node": node_id, "reason": e.message})
             await context.abort(e.code, e.message)
+        except Exception as e:
+            # A proxy that goes away while a response is being written fails that write inside
+            # gRPC; the stream is over either way, which is not an error of the control plane.
+            if not (context.cancelled() or context.done()):
+                raise
+            log.debug("stream ended by the proxy during a write", extra={"node": node_id, "error": type(e).__name__})
         finally:
             self.streams -= 1
             self.callbacks.on_close(node_id, mode)
