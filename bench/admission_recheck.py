@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.ca.tokens import SigningKeys, issue_token, verify_token  # noqa: E402
+from reconciler.ca.signing_keys import SigningKeys  # noqa: E402
+from reconciler.ca.tokens import issue_token, verify_token  # noqa: E402
 from reconciler.model import Snapshot  # noqa: E402
 from reconciler.source.loader import load_file  # noqa: E402
 from reconciler.xds.security import DataplaneAuthenticator, XdsCall  # noqa: E402

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import json
 import logging
 import os
 import shutil
@@ -29,7 +28,6 @@ from typing import Any
 import grpc
 import pygit2
 from envoy.config.core.v3 import base_pb2
-from google.protobuf import json_format
 
 from reconciler.api.admin_token import AdminToken, AdminTokenError
 from reconciler.api.admin_token import load_or_create as load_admin_token
@@ -41,20 +39,19 @@ from reconciler.ca.store import CaStore
 from reconciler.api.metrics import Metrics
 from reconciler.errors import Problem
 from reconciler.history import HistoryLog, Record, branch_history
-from reconciler.model import Resource
+from reconciler.xds.registration import DATAPLANE_METADATA_KEY, registered_dataplane
+from reconciler.ports import listen_error
 from reconciler.reconcile import Build, Engine, InternalError
 from reconciler.source.git import APPLIED_REF, PIN_REF, GitSource, SourceError, delete_ref, write_ref
-from reconciler.source.loader import MAX_DATAPLANE_METADATA_BYTES, dataplane_metadata_budget, load_file
 from reconciler.source.remote import CredentialError, GitCredentials, is_remote, make_callbacks, redact, use_known_hosts
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
 from reconciler.store import Applied, Attempt, Lockout, Store, revision_string
-from reconciler.validate import validate_resource
 from reconciler.validate.bugs import describe_bug
 from reconciler.xds.cache import ConfigCache, NodeConfig
 from reconciler.xds.resources import SHORT_NAMES
-from reconciler.xds.server import FIRST_REQUEST_TIMEOUT, AdsServer, XdsRejected, add_ads_server, listen_error
+from reconciler.xds.server import FIRST_REQUEST_TIMEOUT, AdsServer, add_ads_server
 from reconciler.xds.security import AuthorizedWatcher, XdsCall
-from reconciler.ca.tokens import SigningKeys
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.statefiles import ROTATE_FLAG, StateFileError
 from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
 from reconciler.ca.xds_tls import check_state as check_xds_tls
@@ -63,9 +60,6 @@ from reconciler.xds.security import DataplaneAuthenticator, StreamGuard, current
 __all__ = ["ServeSettings", "ControlPlane", "SetupError", "APPLIED_REF", "PIN_REF", "DATAPLANE_METADATA_KEY"]
 
 log = logging.getLogger(__name__)
-
-DATAPLANE_METADATA_KEY = "dataplane.resource"
-"""Node metadata field carrying the Dataplane of a proxy not declared in git (as kuma-dp does)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -864,7 +858,7 @@ class ControlPlane:
             claims = auth.authenticate(node, call, mesh, name)
             auth.authorize(claims, mesh, name, check_tags=False)
         raw = node.metadata.fields.get(DATAPLANE_METADATA_KEY) if node.HasField("metadata") else None
-        resource = await asyncio.to_thread(self._registered_dataplane, node_id, mesh, name, raw) if raw is not None else None
+        resource = await asyncio.to_thread(registered_dataplane, node_id, raw, self.store.applied.model.meshes if self.store.applied else None) if raw is not None else None
         if auth is not None and claims is not None:
             auth.authorize(claims, mesh, name, resource)
         if call is not None:
@@ -879,38 +873,6 @@ class ControlPlane:
         status.connected, status.mode, status.connected_at = True, mode, time.time()
         status.streams = self._streams[node_id]
         return node_id
-
-    def _registered_dataplane(self, node_id: str, mesh: str, name: str, raw: Any) -> Resource:
-        """The Dataplane a proxy sent in its node metadata, checked. Runs in a worker thread
-        (reading it is CPU work a proxy controls), within a size cap checked before anything
-        is converted and a node budget for one Dataplane, both far below a repository file's."""
-
-        def too_large(size: int) -> XdsRejected:
-            limit = MAX_DATAPLANE_METADATA_BYTES
-            return XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f"{DATAPLANE_METADATA_KEY} is {size:,} bytes; the limit is {limit:,} ({limit // 1024} KiB) for one Dataplane")
-
-        if raw.ByteSize() > MAX_DATAPLANE_METADATA_BYTES:
-            raise too_large(raw.ByteSize())
-        text = raw.string_value if raw.HasField("string_value") else json.dumps(json_format.MessageToDict(raw.struct_value))
-        data = text.encode()
-        if len(data) > MAX_DATAPLANE_METADATA_BYTES:
-            raise too_large(len(data))
-        result = load_file(f"<node {node_id} metadata>", data, budget=dataplane_metadata_budget(), max_bytes=MAX_DATAPLANE_METADATA_BYTES)
-        problems: list[Problem] = list(result.problems)
-        resources = [r for r in result.resources if r.type == "Dataplane"]
-        if not problems and len(resources) != 1:
-            raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f"{DATAPLANE_METADATA_KEY} must hold exactly one Dataplane")
-        if resources:
-            r = resources[0]
-            if (r.mesh, r.name) != (mesh, name):
-                raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f"node id {node_id} does not match the Dataplane {r.mesh}.{r.name} in its metadata")
-            problems += [p for p in validate_resource(r) if p.is_error]
-            applied = self.store.applied
-            if applied is not None and mesh not in applied.model.meshes:
-                problems.append(Problem(None, None, r.key, "/mesh", f'mesh "{mesh}" does not exist in the applied revision'))
-        if problems:
-            raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid Dataplane in node metadata:\n" + "\n".join(p.render() for p in problems))
-        return resources[0]
 
     async def release(self, node_id: str) -> None:
         count = self._streams.get(node_id, 1) - 1

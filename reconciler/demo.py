@@ -30,7 +30,8 @@ from typing import Any
 
 import click
 
-from reconciler.ca.tokens import SigningKeys, issue_token
+from reconciler.ca.tokens import issue_token
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.xds_tls import ca_cert_path
 from reconciler.controlplane import ControlPlane, ServeSettings
 from reconciler.dataplane.envoy_binary import find_envoy

@@ -10,12 +10,12 @@ repository, the one place those ports live, and the base is remembered in the de
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from reconciler.mesh.model import Dataplane, dataplane_from_resource
 from reconciler.model import Snapshot
+from reconciler.ports import listen_error
 
 __all__ = [
     "PLAN_FIRST",
@@ -105,15 +105,7 @@ def _gateway_listeners(dp: Dataplane, snapshot: Snapshot) -> Iterator[PortUse]:
 
 
 def _taken(address: str, port: int) -> bool:
-    # SO_REUSEADDR as the servers set it: a TIME_WAIT left by an earlier run does not count,
-    # a live listener (on this address or on 0.0.0.0) does.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((address, port))
-        except OSError:
-            return True
-    return False
+    return listen_error(address, port) is not None
 
 
 def first_taken(uses: Iterable[PortUse]) -> tuple[PortUse, PortUse | None] | None:

@@ -11,8 +11,7 @@ only that key. Claims, as Kuma's dataplane tokens spell them:
 `Name` and `Tags` are optional bounds: a token with a name admits that dataplane only; a
 token with tags admits any dataplane of the mesh whose inbound tags all carry allowed values
 (so one token serves every replica of a service). `jti` is the token ID that revocation
-names. Signing keys live in `<state>/dataplane-tokens/<kid>.pem` (mode 0600, with a public
-record `<kid>.pub`), are created once and reused across restarts; the newest key signs.
+names. The signing keys are `reconciler.ca.signing_keys.SigningKeys`; the newest key signs.
 
 Revocation is Kuma's: a Secret `dataplane-token-revocations-<mesh>` in that mesh whose
 `data` decodes to token IDs separated by commas (Kuma's format, a final newline allowed);
@@ -21,7 +20,7 @@ newlines and spaces between IDs are accepted too.
 `Workload` (Kuma 2.12+) binds a token to the dataplane's `kuma.io/workload` label, which a
 MeshIdentity can make its SPIFFE id (`check_workload`).
 
-Everything here except `SigningKeys` (which reads and creates key files) is a pure function.
+Everything here is a pure function of its arguments (the keys are passed in).
 """
 
 from __future__ import annotations
@@ -29,31 +28,28 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
-import os
 import re
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
-from reconciler.ca.statefiles import ROTATE_FLAG, KeyFileUnusable, KeyMissing, create_private_once, ensure_state_dir, read_private_key, write_public
 from reconciler.frozen import FrozenDict
+
+if TYPE_CHECKING:
+    from reconciler.ca.signing_keys import SigningKeys
 
 __all__ = [
     "ALGORITHM",
-    "KEY_DIRECTORY",
     "LATEST_TIME",
     "REVOCATIONS_PREFIX",
     "WORKLOAD_LABEL",
     "DataplaneClaims",
-    "SigningKeys",
     "TokenError",
     "TokenInvalid",
     "TokenExpired",
@@ -72,7 +68,6 @@ __all__ = [
 ]
 
 ALGORITHM = "RS256"
-KEY_DIRECTORY = "dataplane-tokens"
 REVOCATIONS_PREFIX = "dataplane-token-revocations-"
 WORKLOAD_LABEL = "kuma.io/workload"
 CLOCK_SKEW = 5
@@ -82,9 +77,7 @@ MAX_TOKEN_BYTES = 16 * 1024
 LATEST_TIME = 253_402_300_799
 """9999-12-31T23:59:59Z: the latest `exp`/`nbf`/`iat` a token may carry. A bound keeps every
 claimed time printable and comparable; NaN, infinity or a 400-digit number is malformed."""
-_KID = re.compile(r"^[1-9][0-9]{0,8}$")
 
-log = logging.getLogger(__name__)
 
 
 class TokenError(Exception):
@@ -155,153 +148,6 @@ def _unb64(text: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise TokenInvalid("malformed token: not base64url") from None
-
-
-# -- signing keys ---------------------------------------------------------------------------
-class SigningKeys:
-    """The control plane's token signing keys: `<state>/dataplane-tokens/<kid>.pem`.
-
-    `kid` is a serial number, never reused; the newest key signs new tokens and every key
-    present verifies. Each key has a public record, `<kid>.pub` (its public key), so a key
-    that vanished is noticed: `open` refuses with `KeyMissing` rather than let every token it
-    signed fail, unless `rotate_missing` accepts the loss (the record becomes `<kid>.lost`,
-    and a new key is made when none is left). To invalidate every token a key signed on
-    purpose, remove both `<kid>.pem` and `<kid>.pub`.
-
-    A verifier that meets an unknown `kid` looks at the directory again, so a key added by
-    another process is picked up without a restart; one it cannot use there is reported by
-    `unusable()` instead of failing the verification.
-    """
-
-    def __init__(self, directory: Path, keys: Mapping[str, rsa.RSAPrivateKey]) -> None:
-        self.directory = directory
-        self._keys: dict[str, rsa.RSAPrivateKey] = dict(keys)
-        self._unusable: dict[str, KeyFileUnusable] = {}
-        self.lost: tuple[str, ...] = ()
-        """Keys whose loss `open(rotate_missing=True)` accepted: their tokens are refused."""
-
-    @classmethod
-    def open(cls, state_dir: str | Path, *, create: bool = True, rotate_missing: bool = False) -> SigningKeys:
-        """The keys of a state directory; with `create`, the first key is made if there is none.
-
-        Raises `KeyFileUnusable` for a key file that cannot be used and `KeyMissing` for a key
-        whose public record outlived it (unless `rotate_missing`).
-        """
-        directory = ensure_state_dir(state_dir) / KEY_DIRECTORY if create else Path(state_dir) / KEY_DIRECTORY
-        keys = cls(directory, {})
-        keys.reload(strict=True)
-        lost = keys._lost()
-        if lost and not rotate_missing:
-            kid = lost[0]
-            raise KeyMissing(
-                directory / f"{kid}.pem",
-                f"signing key {kid} is missing, but {kid}.pub shows it was made: every token it signed would be refused. "
-                f"Restore {kid}.pem from a backup; or start `reconciler serve {ROTATE_FLAG}` to accept the loss (tokens of "
-                f"key {kid} stop working: issue new ones with `reconciler token issue`); or, if you removed the key on "
-                f"purpose, remove {kid}.pub too",
-            )
-        for kid in lost:
-            os.replace(directory / f"{kid}.pub", directory / f"{kid}.lost")
-        keys.lost = tuple(lost)
-        if not keys._keys and create:
-            keys._create(keys._next_kid())  # whoever gets there first makes it; everyone else reads it
-            keys.reload(strict=True)
-        if create:
-            keys._record_public()
-        return keys
-
-    def reload(self, *, strict: bool = False) -> None:
-        """Load key files not loaded yet. A file that cannot be used raises `KeyFileUnusable`
-        with `strict`; otherwise it is skipped and reported by `unusable()`."""
-        if not self.directory.is_dir():
-            return
-        for path in sorted(self.directory.glob("*.pem")):
-            kid = path.stem
-            if not _KID.match(kid) or kid in self._keys:
-                continue
-            try:
-                key = read_private_key(path)
-                if not isinstance(key, rsa.RSAPrivateKey):
-                    raise KeyFileUnusable(path, "not an RSA private key: token signing keys are RSA (`reconciler token rotate-key` makes one)")
-            except KeyFileUnusable as e:
-                if strict:
-                    raise
-                if str(self._unusable.get(kid)) != str(e):
-                    log.warning("signing key file cannot be used", extra={"path": str(path), "error": e.why})
-                self._unusable[kid] = e
-                continue
-            self._unusable.pop(kid, None)
-            self._keys[kid] = key
-        self._unusable = {kid: e for kid, e in self._unusable.items() if e.path.exists() or e.path.is_symlink()}
-
-    def unusable(self) -> list[str]:
-        """What in the key directory cannot be used now (and whose tokens are refused), one sentence each."""
-        self.reload()
-        return [f"{e}; tokens signed with key {kid} are refused until it is fixed" for kid, e in sorted(self._unusable.items())]
-
-    def add_key(self) -> str:
-        """Create the next signing key (rotation); returns its kid. Safe against a concurrent creator."""
-        while True:
-            self.reload()
-            kid = self._next_kid()
-            if self._create(kid):
-                self.reload()
-                return kid
-
-    def _next_kid(self) -> str:
-        # Past every kid ever recorded: a token of a lost or removed key never meets a new key of its kid.
-        seen = [int(p.stem) for p in self.directory.glob("*") if p.suffix in (".pem", ".pub", ".lost") and _KID.match(p.stem)] if self.directory.is_dir() else []
-        return str(max([0, *seen, *(int(k) for k in self._keys)]) + 1)
-
-    def _lost(self) -> list[str]:
-        if not self.directory.is_dir():
-            return []
-        kids = {p.stem for p in self.directory.glob("*.pub") if _KID.match(p.stem)}
-        return sorted((k for k in kids if k not in self._keys and not (self.directory / f"{k}.pem").exists()), key=int)
-
-    def _create(self, kid: str) -> bool:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        try:
-            if not create_private_once(self.directory / f"{kid}.pem", pem):
-                return False
-            write_public(self.directory / f"{kid}.pub", _public_pem(key))
-        except OSError as e:  # e.g. a read-only key directory shared by replicas
-            raise KeyFileUnusable(self.directory / f"{kid}.pem", f"cannot create a signing key: {e.strerror or e}") from None
-        return True
-
-    def _record_public(self) -> None:
-        """Write the public record of keys made before records existed (or by a copy)."""
-        for kid, key in self._keys.items():
-            record = self.directory / f"{kid}.pub"
-            if not record.exists():
-                try:
-                    write_public(record, _public_pem(key))
-                except OSError as e:  # a read-only directory: a lost key there is not noticed
-                    log.warning("cannot record a signing key's public key", extra={"path": str(record), "error": e.strerror})
-
-    @property
-    def latest(self) -> str:
-        if not self._keys:
-            raise TokenError(f"no signing key in {self.directory}")
-        return max(self._keys, key=int)
-
-    def key_ids(self) -> list[str]:
-        return sorted(self._keys, key=int)
-
-    def sign(self, data: bytes, kid: str) -> bytes:
-        return self._keys[kid].sign(data, padding.PKCS1v15(), hashes.SHA256())
-
-    def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
-        key = self._keys.get(kid)
-        if key is None:
-            self.reload()
-            key = self._keys.get(kid)
-        return key.public_key() if key is not None else None
-
-
-def _public_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 # -- issue and verify -------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from typing import Any
 import click
 
 from reconciler.ca.tokens import (
-    SigningKeys,
     TokenError,
     decode_unverified,
     issue_token,
@@ -26,6 +25,7 @@ from reconciler.ca.tokens import (
     revocation_secret_name,
     verify_token,
 )
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.statefiles import StateFileError
 from reconciler.commands.errors import InvalidConfig, RepositoryError
 from reconciler.errors import escape_control

@@ -19,16 +19,15 @@ import logging
 import os
 import stat
 import time
-from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
-from typing import Generic, TypeVar
 
 import pygit2
 
 from reconciler.errors import Problem
 from reconciler.model import Snapshot
+from reconciler.source.lru import BoundedLRU
 from reconciler.source.loader import (
     MAX_COMMIT_BYTES,
     MAX_COMMIT_ENTRIES,
@@ -104,48 +103,6 @@ class _TreeResult:
     """Files and folders walked under it (its weight in a commit's entry cap)."""
 
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class _LRU(Generic[K, V]):
-    """Least recently used entries, bounded by their number and by their total weight in
-    values and in bytes."""
-
-    def __init__(self, size: int, max_nodes: int, max_bytes: int) -> None:
-        self.size = size
-        self.max_weight = (max_nodes, max_bytes)
-        self.nodes = 0
-        self.bytes = 0
-        self._entries: OrderedDict[K, tuple[V, int, int]] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        self._entries.move_to_end(key)
-        return entry[0]
-
-    def remember(self, key: K, value: V, nodes: int, size: int) -> None:
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.nodes, self.bytes = self.nodes - old[1], self.bytes - old[2]
-        max_nodes, max_bytes = self.max_weight
-        if nodes > max_nodes or size > max_bytes:
-            return  # keeping it would flush everything else and then itself
-        self._entries[key] = (value, nodes, size)
-        self.nodes, self.bytes = self.nodes + nodes, self.bytes + size
-        while self._entries and (len(self._entries) > self.size or self.nodes > max_nodes or self.bytes > max_bytes):
-            _, (_, dropped_nodes, dropped_size) = self._entries.popitem(last=False)
-            self.nodes, self.bytes = self.nodes - dropped_nodes, self.bytes - dropped_size
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
 class _CommitOverBudget(Exception):
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
@@ -202,8 +159,8 @@ class GitSource:
         self.max_commit_bytes = max_commit_bytes
         self.max_commit_entries = max_commit_entries
         nodes = max_commit_nodes if cache_nodes is None else cache_nodes
-        self._blobs: _LRU[tuple[str, str], FileResult] = _LRU(cache_size, nodes, max_commit_bytes)
-        self._trees: _LRU[tuple[str, str], _TreeResult] = _LRU(cache_size, nodes, max_commit_bytes)
+        self._blobs: BoundedLRU[tuple[str, str], FileResult] = BoundedLRU(cache_size, nodes, max_commit_bytes)
+        self._trees: BoundedLRU[tuple[str, str], _TreeResult] = BoundedLRU(cache_size, nodes, max_commit_bytes)
         self.parsed_blobs = 0
         """How many blobs were parsed (not served from cache): for tests and benchmarks."""
 

@@ -42,7 +42,6 @@ from reconciler.ca.tokens import (
     REVOCATIONS_PREFIX,
     DataplaneClaims,
     IdentityMismatch,
-    SigningKeys,
     TokenError,
     check_identity,
     check_workload,
@@ -50,6 +49,7 @@ from reconciler.ca.tokens import (
     parse_revocations,
     verify_token,
 )
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.xds_tls import XdsCertificate
 from reconciler.errors import escape_control
 from reconciler.kinds.mesh import decode_base64

@@ -28,11 +28,9 @@ request end the stream with INVALID_ARGUMENT.
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
 import itertools
 import logging
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,7 +43,7 @@ from google.protobuf.message import DecodeError
 from reconciler.xds.cache import ConfigWatcher, NodeConfig
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SHORT_NAMES, TYPE_ORDER, XdsResource
 
-__all__ = ["AdsServer", "StreamCallbacks", "XdsRejected", "NoCallbacks", "add_ads_server", "listen_error", "FIRST_REQUEST_TIMEOUT"]
+__all__ = ["AdsServer", "StreamCallbacks", "XdsRejected", "NoCallbacks", "add_ads_server", "FIRST_REQUEST_TIMEOUT"]
 
 log = logging.getLogger(__name__)
 
@@ -475,27 +473,3 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
 def add_ads_server(server: grpc.aio.Server, ads: AdsServer) -> None:
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, server)
-
-
-def listen_error(host: str, port: int) -> str | None:
-    """Why a server cannot listen on `host`:`port` ("Address already in use"), or None.
-
-    gRPC's own bind failure says only "Failed to bind" (and logs a line of its own), so the
-    port is tried first with a plain socket, with SO_REUSEADDR as gRPC sets it. Port 0
-    (any free port) is always usable.
-    """
-    if port == 0:
-        return None
-    try:
-        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        return f"cannot resolve {host}: {e.strerror}"
-    for family, kind, proto, _, sockaddr in infos:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as e:
-                hint = " (another `reconciler serve` or another program listens on it)" if e.errno == errno.EADDRINUSE else ""
-                return f"{e.strerror or e}{hint}"
-    return None

@@ -4,7 +4,6 @@ anything else is a 400 with a message, before any git or regex work."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

@@ -155,7 +155,7 @@ def _seed_identity(state_dir: Path) -> None:
     """Give a state directory without one the session's control-plane identity (copied, mode 0600)."""
     global _identity
     if _identity is None:
-        from reconciler.ca.tokens import SigningKeys
+        from reconciler.ca.signing_keys import SigningKeys
         from reconciler.ca.xds_tls import load_or_create
 
         _identity = Path(tempfile.mkdtemp(prefix="reconciler-identity-"))

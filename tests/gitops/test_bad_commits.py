@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from cryptography import x509
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
@@ -230,16 +230,26 @@ def test_validate_reports_a_mistyped_field_at_its_line_without_a_traceback(tmp_p
     assert done.stderr == ""
 
 
+def inject_bug(monkeypatch: pytest.MonkeyPatch, module: object, name: str, error: Exception) -> None:
+    """Replace `module.name` with a function that raises `error`: a bug no real input hits any more."""
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise error
+
+    monkeypatch.setattr(module, name, broken)
+
+
+def validate_worktree(tmp_path: Path, files: dict[str, str]) -> Result:
+    repo = GitRepo(tmp_path / "repo")
+    repo.write(files)
+    return CliRunner().invoke(cli, ["validate", "--repo", str(repo.path), "--worktree"])
+
+
 def test_validate_exits_3_with_one_line_when_reading_hits_a_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import reconciler.source.git as source_git
 
-    def load_file(path: str, data: bytes, *budgets: object, **limits: object) -> object:
-        raise KeyError("injected")
-
-    monkeypatch.setattr(source_git, "load_file", load_file)
-    repo = GitRepo(tmp_path / "repo")
-    repo.write({"mesh.yaml": "type: Mesh\nname: default\n"})
-    result = CliRunner().invoke(cli, ["validate", "--repo", str(repo.path), "--worktree"])
+    inject_bug(monkeypatch, source_git, "load_file", KeyError("injected"))
+    result = validate_worktree(tmp_path, {"mesh.yaml": "type: Mesh\nname: default\n"})
     assert result.exit_code == 3, result.output
     (line,) = result.output.splitlines()
     assert line.startswith(f"Error: {INTERNAL_ERROR} while validating: KeyError: 'injected' at reconciler/source/git.py:")
@@ -249,13 +259,8 @@ def test_validate_exits_3_with_one_line_when_reading_hits_a_bug(tmp_path: Path, 
 def test_validate_exits_3_and_still_lists_every_problem_when_one_check_hits_a_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import reconciler.validate.pipeline as pipeline
 
-    def missing_secret_problems(resources: object) -> list[object]:
-        raise AttributeError("injected")
-
-    monkeypatch.setattr(pipeline, "missing_secret_problems", missing_secret_problems)
-    repo = GitRepo(tmp_path / "repo")
-    repo.write({"mesh.yaml": "type: Mesh\nname: default\nmtls: oops\n"})
-    result = CliRunner().invoke(cli, ["validate", "--repo", str(repo.path), "--worktree"])
+    inject_bug(monkeypatch, pipeline, "missing_secret_problems", AttributeError("injected"))
+    result = validate_worktree(tmp_path, {"mesh.yaml": "type: Mesh\nname: default\nmtls: oops\n"})
     assert result.exit_code == 3, result.output
     lines = result.output.splitlines()
     assert "mesh.yaml:3: Mesh default /mtls: must be a mapping or null, not a string" in lines
@@ -278,10 +283,7 @@ def test_any_command_that_hits_a_bug_prints_one_line_and_exits_3(tmp_path: Path,
     import reconciler.commands.reconcile_out as reconcile_out
     from reconciler.cli import main
 
-    def render_out(*args: object, **kwargs: object) -> object:
-        raise IndexError("injected")
-
-    monkeypatch.setattr(reconcile_out, "render_out", render_out)
+    inject_bug(monkeypatch, reconcile_out, "render_out", IndexError("injected"))
     repo = GitRepo(tmp_path / "repo")
     repo.commit({"mesh.yaml": "type: Mesh\nname: default\n"})
     monkeypatch.setattr(sys, "argv", ["reconciler", "reconcile", "--repo", str(repo.path), "--out", str(tmp_path / "out")])

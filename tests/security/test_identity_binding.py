@@ -12,14 +12,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
 from cryptography import x509
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from reconciler.ca.tokens import SigningKeys, issue_token
+from reconciler.ca.tokens import issue_token
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.xds.resources import CLUSTER, LISTENER, SECRET
 from tests.security.support import AdsClient, LocalControlPlane, dataplane_yaml
 from tests.support import GitRepo

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from reconciler.ca.tokens import LATEST_TIME, SigningKeys, issue_token
+from reconciler.ca.tokens import LATEST_TIME, issue_token
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.xds.resources import CLUSTER, LISTENER
 from tests.security.support import MESH, AdsClient, LocalControlPlane, dataplane_yaml
 from tests.support import GitRepo

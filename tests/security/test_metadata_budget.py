@@ -12,14 +12,14 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import struct_pb2
 
-from reconciler.ca.tokens import SigningKeys, issue_token
+from reconciler.ca.tokens import issue_token
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.xds.resources import CLUSTER, LISTENER
 from tests.security.support import MESH, AdsClient, LocalControlPlane, dataplane_yaml
 from tests.support import GitRepo

@@ -10,7 +10,8 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from reconciler.ca.tokens import SigningKeys, decode_unverified, verify_token
+from reconciler.ca.tokens import decode_unverified, verify_token
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
 from reconciler.cli import cli
 

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from reconciler.ca.store import CaStore
-from reconciler.ca.tokens import SigningKeys, issue_token
+from reconciler.ca.tokens import issue_token
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.xds_tls import default_names, load_or_create
 from reconciler.cli import cli
 from reconciler.xds.resources import CLUSTER, LISTENER, SECRET

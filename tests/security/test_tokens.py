@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from reconciler.ca.tokens import (
     IdentityMismatch,
-    SigningKeys,
     TokenExpired,
     TokenInvalid,
     TokenRevoked,
@@ -29,6 +28,7 @@ from reconciler.ca.tokens import (
     parse_tags,
     verify_token,
 )
+from reconciler.ca.signing_keys import SigningKeys
 
 
 def _part(token: str, i: int) -> dict[str, object]:

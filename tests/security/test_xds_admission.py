@@ -14,7 +14,8 @@ import grpc
 import pytest
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from reconciler.ca.tokens import SigningKeys, decode_unverified, issue_token
+from reconciler.ca.tokens import decode_unverified, issue_token
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.xds.resources import CLUSTER, LISTENER, SECRET, resource
 from tests.security.support import MESH, AdsClient, LocalControlPlane, dataplane_yaml, revocation_secret
 from tests.support import GitRepo
