@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test run install lint bench fuzz clean
+.PHONY: test run install lint bench bench-deps fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ run: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/validate_scale.py
+
+# sovereign (PyPI) for bench/envoy_outbounds.py, in a venv of its own: never a dependency of the project.
+SOVEREIGN_VENV := bench/.venv-sovereign
+bench-deps: $(SOVEREIGN_VENV)/bin/sovereign
+
+$(SOVEREIGN_VENV)/bin/sovereign:
+	$(PYTHON) -m venv $(SOVEREIGN_VENV)
+	$(SOVEREIGN_VENV)/bin/python -m pip install --quiet 'sovereign==0.32.12'
 
 # 10,000 fresh random cases per fuzz test (tests/fuzz/conftest.py; RECONCILER_FUZZ_EXAMPLES
 # changes the count). A failure prints the seed and hypothesis' smallest failing case.
