@@ -21,6 +21,7 @@ __all__ = [
     "Readiness",
     "admin_get",
     "boottime",
+    "cpu_seconds",
     "envoy_child",
     "gauges",
     "listener_addresses",
@@ -49,6 +50,12 @@ def process_started(pid: int) -> float:
     """When a process was forked, on the boottime() clock (resolution: one clock tick, 10 ms)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[19]) / CLOCK_TICKS  # field 22 of proc(5), counted after the comm field
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used: Envoy's work, whatever else the machine is doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def rss_mib(pid: int) -> float:

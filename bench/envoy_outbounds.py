@@ -18,18 +18,22 @@ then runs, one after the other:
 Every Envoy is the same binary with `--concurrency 1`; ours is started by
 `reconciler run-dataplane --concurrency 1` (or, while run-dataplane has no such flag, by
 `reconciler bootstrap` and Envoy started with run-dataplane's own flags plus `--concurrency 1`).
-For each run it measures, on Envoy's admin port:
+For each run it measures, on Envoy's admin port and in /proc:
 
   ready          Envoy's process start → /ready LIVE, every cluster and every outbound address's
-                 listener active, nothing warming (polls every 50 ms)
-  CDS / LDS / RDS apply   sums of Envoy's own histograms cluster_manager.cds.update_duration,
-                 listener_manager.lds.update_duration and every RDS subscription's update_duration
-  init           server.initialization_time_ms (start → workers started)
+                 listener active, nothing warming (/ready polled every 50 ms; the stats are read
+                 once it is LIVE, since each read walks every stat on Envoy's main thread)
+  CPU            Envoy's user + system CPU until then: its work, however busy the machine is
+  accepted       when Envoy last accepted a CDS / LDS response (the update_time gauges), from its start
+  apply times    sums of Envoy's own histograms: cluster_manager.cds.update_duration, every EDS
+                 cluster's and every RDS subscription's update_duration, listener_manager.lds.
+                 update_duration (Envoy 1.40 records them for gRPC subscriptions, not for REST)
   memory         server.memory_allocated and the process's RSS, once ready
   timeouts       "initial fetch timed out" lines in Envoy's log
   traffic        one GET through each of three sampled outbounds reaches its upstream
 
 Usage: .venv/bin/python bench/envoy_outbounds.py [--services 1000 10000] [--shapes kuma compact sovereign] [--runs 1]
+                                                 [--json FILE] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _envoy_support import (  # noqa: E402
     admin_get,
     boottime,
+    cpu_seconds,
     envoy_child,
     gauges,
     prometheus_totals,
@@ -177,7 +182,9 @@ def measure_envoy(shape: str, services: int, launched: float, pid: int, admin: s
                   addresses: int, alive: Any, timeout: float) -> Run:
     started = process_started(pid)
     readiness = wait_ready(admin, clusters=services, addresses=addresses, timeout=timeout, alive=alive)
-    return Run(shape, services, launched, started, readiness.at, admin, pid, log, sampled, {"gauges": readiness.stats, "addresses": readiness.addresses, "stats_read_s": readiness.stats_cost})
+    cpu = cpu_seconds(pid)
+    extra = {"gauges": readiness.stats, "addresses": readiness.addresses, "stats_read_s": readiness.stats_cost, "cpu_s": cpu}
+    return Run(shape, services, launched, started, readiness.at, admin, pid, log, sampled, extra)
 
 
 def collect(run: Run) -> dict[str, Any]:
@@ -210,6 +217,7 @@ def collect(run: Run) -> dict[str, Any]:
         "services": run.services,
         "ready_s": run.ready_at - run.envoy_started,
         "ready_from_launch_s": run.ready_at - run.launched,
+        "cpu_to_ready_s": run.extra["cpu_s"],
         "cds_accepted_s": (memory.get("cluster_manager.cds.update_time", 0) - started_epoch_ms) / 1000,
         "lds_accepted_s": (memory.get("listener_manager.lds.update_time", 0) - started_epoch_ms) / 1000,
         "cds_apply_ms": total("cluster_manager_cds_update_duration_sum"),
@@ -448,11 +456,13 @@ def measure(n: int, shapes: list[str], runs: int, timeout: float, root: Path) ->
                 print("  run-dataplane has no --concurrency: Envoy is started from `reconciler bootstrap` with --concurrency 1", flush=True)
         for r in range(runs):  # shapes interleaved: a busier minute on the machine weighs on each alike
             for shape in shapes:
+                load = os.getloadavg()[0]  # the machine may be shared: say how busy it was
                 if shape == "sovereign":
-                    result = run_sovereign(root / f"sovereign-{r}", clients[shape], timeout)
+                    result = run_sovereign(root / f"sovereign-{r + 1}", clients[shape], timeout)
                 else:
-                    result = run_ours(cp, root / "envoys", f"client-{shape}", shape, clients[shape], concurrency_flag, timeout)
+                    result = run_ours(cp, root / f"envoys-{r + 1}", f"client-{shape}", shape, clients[shape], concurrency_flag, timeout)
                 result["run"] = r + 1
+                result["load"] = load
                 results.append(result)
                 print("  " + line(result), flush=True)
     return results
@@ -460,36 +470,54 @@ def measure(n: int, shapes: list[str], runs: int, timeout: float, root: Path) ->
 
 def line(r: dict[str, Any]) -> str:
     return (
-        f"{r['shape']:>9} N={r['services']}: ready {r['ready_s']:.2f} s ({r['ready_from_launch_s']:.2f} s from launch), "
+        f"{r['shape']:>9} N={r['services']}: ready {r['ready_s']:.2f} s ({r['ready_from_launch_s']:.2f} s from launch, Envoy CPU {r['cpu_to_ready_s']:.2f} s), "
         f"CDS {r['cds_apply_ms']:.0f} ms, LDS {r['lds_apply_ms']:.0f} ms, RDS {r['rds_apply_ms']:.0f} ms in {r['rds_updates']} updates, "
         f"init {r['init_ms']:.0f} ms, allocated {r['memory_allocated_mib']:.0f} MiB, RSS {r['rss_mib']:.0f} MiB, "
         f"initial-fetch timeouts {r['init_fetch_timeout_lines']}, traffic {'ok' if r['traffic_ok'] else 'FAILED ' + json.dumps(r['traffic'])}"
     )
 
 
+def _ms(value: float, updates: int) -> str:
+    return f"{value:,.0f} ms ({updates:,})" if updates else "—"
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    """Markdown: the median run of each (N, shape)."""
-    rows = [
-        "| N | shape | ready (from Envoy start) | CDS apply | LDS apply | RDS apply (updates) | memory allocated | RSS | initial fetch timed out | traffic |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    """Markdown: for each (N, shape), the run with the median ready time."""
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["services"], r["shape"]), []).append(r)
+    timing = [
+        "| N | shape | ready | Envoy CPU until ready | CDS accepted | LDS accepted | Envoy's apply time (responses): CDS | EDS | LDS | RDS | initial fetch timed out | load (1 min) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    cost = [
+        "| N | shape | listeners (addresses) | active clusters | memory allocated | RSS | traffic (3 sampled outbounds) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for (n, shape), runs in groups.items():
-        runs.sort(key=lambda r: r["ready_s"])
+        runs = sorted(runs, key=lambda r: r["ready_s"])
         m = runs[len(runs) // 2]
-        ready = f"{m['ready_s']:.2f} s" if len(runs) == 1 else f"{statistics.median(r['ready_s'] for r in runs):.2f} s (median of {len(runs)})"
-        rds = f"{m['rds_apply_ms']:,.0f} ms ({m['rds_updates']:,})" if m["rds_updates"] else "— (inline)"
-        rows.append(
-            f"| {n:,} | {shape} | {ready} | {m['cds_apply_ms']:,.0f} ms | {m['lds_apply_ms']:,.0f} ms | {rds} | "
-            f"{m['memory_allocated_mib']:,.0f} MiB | {m['rss_mib']:,.0f} MiB | {m['init_fetch_timeout_lines']} | "
-            f"{'3/3 reach their upstream' if m['traffic_ok'] else 'FAILED'} |"
+        ready = f"{m['ready_s']:.2f} s"
+        if len(runs) > 1:
+            ready += f" (median of {len(runs)}: " + ", ".join(f"{r['ready_s']:.1f}" for r in runs) + ")"
+        timing.append(
+            f"| {n:,} | {shape} | {ready} | {m['cpu_to_ready_s']:.2f} s | {m['cds_accepted_s']:.2f} s | {m['lds_accepted_s']:.2f} s | "
+            f"{_ms(m['cds_apply_ms'], m['cds_updates'])} | {_ms(m['eds_apply_ms'], m['eds_updates'])} | "
+            f"{_ms(m['lds_apply_ms'], m['lds_updates'])} | {_ms(m['rds_apply_ms'], m['rds_updates'])} | "
+            f"{m['init_fetch_timeout_lines']:,} | {m['load']:.1f} |"
         )
-    return "\n".join(rows)
+        g = m["gauges"]
+        cost.append(
+            f"| {n:,} | {shape} | {g.get('listener_manager.total_listeners_active', 0):,} ({m['listener_addresses']:,}) | "
+            f"{g.get('cluster_manager.active_clusters', 0):,} | {m['memory_allocated_mib']:,.0f} MiB | {m['rss_mib']:,.0f} MiB | "
+            f"{'reach their upstream' if m['traffic_ok'] else 'FAILED'} |"
+        )
+    return "\n".join(timing) + "\n\n" + "\n".join(cost)
 
 
 def main() -> None:
+    # A SIGTERM unwinds like Ctrl-C: every `finally` stops the processes it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--services", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--shapes", nargs="+", choices=SHAPES, default=list(SHAPES))
