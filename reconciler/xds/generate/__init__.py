@@ -9,7 +9,7 @@ from reconciler.mesh.proxy import ProxyView
 from reconciler.xds.generate.api_listener import api_listener
 from reconciler.xds.generate.gateway import gateway_resources
 from reconciler.xds.generate.inbound import inbound_resources
-from reconciler.xds.generate.outbound import outbound_resources
+from reconciler.xds.generate.outbound import outbound_context, outbound_resources
 from reconciler.xds.generate.tls import secrets
 from reconciler.xds.resources import ProxyResources, XdsResource
 
@@ -25,7 +25,7 @@ def generate(view: ProxyView) -> ProxyResources:
     for outbound in view.outbounds:
         items.extend(outbound_resources(outbound, mesh, view.tls is not None))
         if outbound.protocol in HTTP_PROTOCOLS:
-            items.append(api_listener(outbound.service_name, outbound.cluster_name))
+            items.append(api_listener(outbound_context(outbound, mesh), outbound.routes))
     if view.gateway is not None:
         items.extend(gateway_resources(view.gateway, mesh, view.tls is not None))
     if view.tls is not None:
