@@ -36,6 +36,7 @@ __all__ = [
     "ConfigRemote",
     "REPO_ROOT",
     "route_configs",
+    "outbound_listeners",
     "wait_settled",
 ]
 
@@ -385,6 +386,24 @@ def wait_settled(envoys: Iterable[EnvoyProcess], timeout: float = 10.0) -> None:
     closed when its drain time ends."""
     envoys = list(envoys)
     wait_until(lambda: all(e.listeners_settled() for e in envoys), timeout, what="listeners warmed and old filter chains drained")
+
+
+def outbound_listeners(config_dump: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each outbound's listener by its Kuma name (`outbound:<address>:<port>`), in either
+    outbound shape: in the compact one, the filter chain of that name of the listener
+    `outbounds`, as a listener with that one chain."""
+    out: dict[str, dict[str, Any]] = {}
+    for config in config_dump["configs"]:
+        for item in config.get("dynamic_listeners", []):
+            listener = (item.get("active_state") or {}).get("listener")
+            if not listener:
+                continue
+            if item["name"] == "outbounds":
+                for chain in listener.get("filter_chains", []):
+                    out[chain["name"]] = {**listener, "name": chain["name"], "filter_chains": [chain]}
+            elif item["name"].startswith("outbound:"):
+                out[item["name"]] = listener
+    return out
 
 
 def route_configs(config_dump: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

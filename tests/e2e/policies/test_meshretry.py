@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, route_configs, wait_settled
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, outbound_listeners, route_configs, wait_settled
 from tests.e2e.tcp import EchoServer
 from tests.support import dataplane_yaml
 
@@ -132,11 +132,10 @@ class Mesh:
 
     def web_tcp_proxy(self) -> dict[str, Any]:
         name = f"outbound:127.0.0.1:{self.ports['to_db']}"
-        for config in self.envoys["web"].config_dump()["configs"]:
-            for item in config.get("dynamic_listeners", []):
-                if item["name"] == name:
-                    return item["active_state"]["listener"]["filter_chains"][0]["filters"][0]["typed_config"]  # type: ignore[no-any-return]
-        raise AssertionError(f"no listener {name} in web's config dump")
+        listener = outbound_listeners(self.envoys["web"].config_dump()).get(name)
+        if listener is None:
+            raise AssertionError(f"no listener {name} in web's config dump")
+        return listener["filter_chains"][0]["filters"][0]["typed_config"]  # type: ignore[no-any-return]
 
     def web_retry_policy(self) -> dict[str, Any] | None:
         config = route_configs(self.envoys["web"].config_dump()).get("outbound:flaky")

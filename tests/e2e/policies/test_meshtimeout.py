@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, route_configs, wait_settled
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, outbound_listeners, route_configs, wait_settled
 from tests.e2e.tcp import EchoServer
 from tests.support import dataplane_yaml
 
@@ -181,6 +181,7 @@ class Mesh:
                 out[f"cluster/{item['cluster']['name']}"] = item["cluster"]
             for item in config.get("dynamic_listeners", []):
                 out[f"listener/{item['name']}"] = item["active_state"]["listener"]
+        out.update({f"listener/{name}": listener for name, listener in outbound_listeners(dump).items()})
         return out
 
 
