@@ -27,6 +27,11 @@ def inline_http_connection_manager(stat_prefix: str, routes: route_pb2.RouteConf
     """An HCM carrying its routes (`route_config`), as Kuma's sidecar listeners do: Envoy applies
     the listener without one RDS round trip per listener."""
     hcm = _hcm(stat_prefix)
+    # As Kuma's sidecars: loopback peers are internal, for Envoy's header sanitizing and stats
+    # (Envoy's own default counts no address as internal).
+    for prefix, length in (("127.0.0.1", 32), ("::1", 128)):
+        cidr = hcm.internal_address_config.cidr_ranges.add(address_prefix=prefix)
+        cidr.prefix_len.value = length
     config = route_pb2.RouteConfiguration()
     config.CopyFrom(routes)
     # Envoy validates the clusters of an inline table by default and would reject a listener
