@@ -17,8 +17,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# Then every real-Envoy test again with every sidecar in the compact outbound shape
+# (docs/xds.md, "Outbound shapes"); tests that compare both shapes themselves run once.
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+	RECONCILER_COMPACT_OUTBOUNDS=1 $(BIN)/python -m pytest -n auto --dist loadfile -m "envoy and not both_shapes" $(PYTEST_ARGS)
 
 run: $(VENV)/.installed
 	$(BIN)/reconciler validate --repo example-repo --worktree

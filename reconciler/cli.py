@@ -14,6 +14,16 @@ __all__ = ["main", "cli"]
 
 FORMATS = click.Choice(["text", "json"])
 
+compact_outbounds_option = click.option(
+    "--compact-outbounds",
+    type=click.IntRange(min=1),
+    envvar="RECONCILER_COMPACT_OUTBOUNDS",
+    default=None,
+    help="Give proxies with at least this many outbounds the compact outbound shape: one listener for all of them, "
+    "instead of Kuma's one per outbound (also $RECONCILER_COMPACT_OUTBOUNDS; a Dataplane's label reconciler.io/outbound-shape "
+    "overrides it). Default: Kuma's shape.",
+)
+
 
 def _setup_logging(verbose: bool) -> None:
     from reconciler.logsetup import configure
@@ -123,6 +133,7 @@ def diff(repo: str, path: str, fmt: str, base: str, head: str) -> None:
 @click.option("--verify-signatures", "allowed_signers", type=click.Path(dir_okay=False), help="Apply only commits with an SSH signature by a key in this allowed-signers file.")
 @click.option("--gpg-keyring", type=click.Path(dir_okay=False), help="Also trust GPG signatures by the keys of this (binary) keyring.")
 @click.option("--rollback-on-nack", is_flag=True, help="When proxies NACK a new commit, serve again the last commit every proxy accepted.")
+@compact_outbounds_option
 @click.option(
     "--rotate-missing-keys",
     is_flag=True,
@@ -152,6 +163,7 @@ def serve(
     allowed_signers: str | None,
     gpg_keyring: str | None,
     rollback_on_nack: bool,
+    compact_outbounds: int | None,
     rotate_missing_keys: bool,
 ) -> None:
     """Watch the repository, reconcile each new commit and serve it over xDS.
@@ -170,6 +182,7 @@ def serve(
             git_ssh_key=git_ssh_key, git_known_hosts=git_known_hosts, git_ca_file=git_ca_file,
             webhook_secret_file=webhook_secret_file, verify_signatures=allowed_signers, gpg_keyring=gpg_keyring,
             rollback_on_nack=rollback_on_nack, rotate_missing_keys=rotate_missing_keys, api_address=api_address,
+            compact_outbounds=compact_outbounds,
         )
     )
 
@@ -433,13 +446,16 @@ def inspect() -> None:
 @click.option("--policies", "show_policies", is_flag=True, default=True, help="Per inbound/outbound, the merged conf of each policy kind and where it came from.")
 @click.option("--config", "show_config", is_flag=True, help="Also print the generated Envoy resources.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@compact_outbounds_option
 @click.argument("mesh")
 @click.argument("name")
-def inspect_dataplane_command(repo: str, path: str, rev: str | None, worktree: bool, show_policies: bool, show_config: bool, fmt: str, mesh: str, name: str) -> None:
-    """Matched policies per inbound and outbound of dataplane MESH/NAME."""
+def inspect_dataplane_command(
+    repo: str, path: str, rev: str | None, worktree: bool, show_policies: bool, show_config: bool, fmt: str, compact_outbounds: int | None, mesh: str, name: str
+) -> None:
+    """Matched policies per inbound and outbound of dataplane MESH/NAME, and its outbound shape."""
     from reconciler.commands.inspect import inspect_dataplane, inspect_text
 
-    doc = inspect_dataplane(repo, path, rev, worktree, mesh, name, config=show_config)
+    doc = inspect_dataplane(repo, path, rev, worktree, mesh, name, config=show_config, compact_outbounds=compact_outbounds)
     click.echo(json.dumps(doc, indent=2) if fmt == "json" else inspect_text(doc))
 
 
@@ -451,7 +467,8 @@ def inspect_dataplane_command(repo: str, path: str, rev: str | None, worktree: b
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True, help="markdown is made to be posted as a pull-request comment.")
 @click.option("--envoy-check/--no-envoy-check", default=True, show_default=True, help="Validate each changed proxy's full config with the real Envoy (--mode validate).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Envoy validations run in parallel (default: CPUs, at most 8).")
-def plan(repo: str, path: str, base: str, head: str, fmt: str, envoy_check: bool, jobs: int | None) -> None:
+@compact_outbounds_option
+def plan(repo: str, path: str, base: str, head: str, fmt: str, envoy_check: bool, jobs: int | None, compact_outbounds: int | None) -> None:
     """Dry run of a change from BASE to HEAD: resources, proxies, Envoy config, who may talk to whom.
 
     Exit 0 when HEAD is valid and Envoy accepts every changed proxy's config, 1 otherwise
@@ -459,7 +476,7 @@ def plan(repo: str, path: str, base: str, head: str, fmt: str, envoy_check: bool
     """
     from reconciler.commands.plan import plan_json, plan_markdown, plan_text, run_plan
 
-    result = run_plan(repo, path, base, head, envoy_check=envoy_check, jobs=jobs)
+    result = run_plan(repo, path, base, head, envoy_check=envoy_check, jobs=jobs, compact_outbounds=compact_outbounds)
     render = {"json": plan_json, "markdown": plan_markdown}.get(fmt, plan_text)
     click.echo(render(result))
     sys.exit(EXIT_OK if result.valid else EXIT_INVALID)
@@ -483,8 +500,19 @@ _ADMIN_TOKEN_FILE = click.option(
 @_ADMIN_TOKEN_FILE
 @click.option("--timeout", default="30s", show_default=True, help="With --server: how long to wait for the proxies' ACKs.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@compact_outbounds_option
 def reconcile(
-    repo: str | None, rev: str | None, path: str, out_dir: str | None, state_dir: str | None, check: bool, server: str | None, admin_token_file: str | None, timeout: str, fmt: str
+    repo: str | None,
+    rev: str | None,
+    path: str,
+    out_dir: str | None,
+    state_dir: str | None,
+    check: bool,
+    server: str | None,
+    admin_token_file: str | None,
+    timeout: str,
+    fmt: str,
+    compact_outbounds: int | None,
 ) -> None:
     """One-shot reconcile: with --server URL, a running server reconciles now and this waits for
     the proxies; with --out DIR, every proxy's Envoy config is rendered without a server.
@@ -508,7 +536,7 @@ def reconcile(
 
     if not out_dir:
         raise click.UsageError("missing option '--out' DIR (render the static Envoy configs without a server), or give --server URL (reconcile a running server now)")
-    result = render_out(repo or ".", path, rev, out_dir, state_dir=state_dir, check=check)
+    result = render_out(repo or ".", path, rev, out_dir, state_dir=state_dir, check=check, compact_outbounds=compact_outbounds)
     click.echo(render_json(result) if fmt == "json" else render_text(result))
     sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
 

@@ -42,6 +42,7 @@ from reconciler.history import HistoryLog, Record, branch_history
 from reconciler.xds.registration import DATAPLANE_METADATA_KEY, registered_dataplane
 from reconciler.ports import listen_error
 from reconciler.reconcile import Build, Engine, InternalError
+from reconciler.mesh.shape import ShapeChoice
 from reconciler.source.git import APPLIED_REF, PIN_REF, GitSource, SourceError, delete_ref, write_ref
 from reconciler.source.remote import CredentialError, GitCredentials, is_remote, make_callbacks, redact, use_known_hosts
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
@@ -109,6 +110,9 @@ class ServeSettings:
     api_address: str = "127.0.0.1"
     """Where the HTTP API listens, apart from `address` (xDS): exposing xDS to other hosts
     leaves the API on loopback unless this says otherwise."""
+    compact_outbounds: int | None = None
+    """Proxies with at least this many outbounds get the compact outbound shape (one listener
+    for all of them); None: Kuma's shape unless a Dataplane's label asks (reconciler/mesh/shape.py)."""
 
 
 REBUILD_RETRY = 10.0
@@ -248,7 +252,7 @@ class ControlPlane:
 
     def _make_engine(self) -> Engine:
         assert self.repo is not None
-        return Engine(GitSource(self.repo, self.settings.path), CertificateProvider(CaStore(self.settings.state_dir)))
+        return Engine(GitSource(self.repo, self.settings.path), CertificateProvider(CaStore(self.settings.state_dir)), self.settings.compact_outbounds)
 
     def _make_grpc_server(self) -> tuple[grpc.aio.Server, int]:
         """The xDS gRPC server with ADS registered, bound to the xDS port: over TLS unless
@@ -510,7 +514,7 @@ class ControlPlane:
                 # From here to recording the attempt nothing awaits: a status read in between
                 # would see the new revision with the old conditions.
                 self._publish(build, evaluation.revision)
-                self.store.apply(Applied(evaluation.revision, evaluation.snapshot, build.model, time.time()))
+                self.store.apply(Applied(evaluation.revision, evaluation.snapshot, build.model, time.time(), _shapes(build)))
                 how = f"pinned by refs/reconciler/pin, {reason}" if pinned else reason
                 ref_update = (APPLIED_REF, evaluation.revision, f"reconciler: applied {evaluation.revision[:12]} ({how})")
                 if rolled_back is not None:
@@ -645,7 +649,7 @@ class ControlPlane:
                     self._renewal = asyncio.get_running_loop().call_later(REBUILD_RETRY, lambda: asyncio.ensure_future(self.rebuild(reason)))
                 return
             self._publish(build, applied.revision)
-            self.store.apply(Applied(applied.revision, applied.snapshot, build.model, applied.applied_at))
+            self.store.apply(Applied(applied.revision, applied.snapshot, build.model, applied.applied_at, _shapes(build)))
             log.info("rebuilt", extra={"reason": reason, "changed": len(build.changed)})
 
     def _write_ref(self, name: str, revision: str, message: str) -> None:
@@ -824,7 +828,7 @@ class ControlPlane:
                 log.error("rollback after NACK failed", extra={"revision": good[:12], "error": str(e)})
                 return
             self._publish(build, good)
-            self.store.apply(Applied(good, evaluation.snapshot, build.model, time.time()))
+            self.store.apply(Applied(good, evaluation.snapshot, build.model, time.time(), _shapes(build)))
             first = f"; first: {nacks[0][0]} {nacks[0][1]}: {nacks[0][2]}" if nacks else ""
             back = Attempt(good, "applied", f"Applied revision: {revision_string(branch, good)} (rolled back: proxies rejected {revision_string(branch, bad)})", trigger="rollback-on-nack")
             refused = Attempt(
@@ -1000,3 +1004,7 @@ class _Callbacks:
         t.nacks += 1
         self.cp.metrics.inc("reconciler_xds_nacks_total", type=SHORT_NAMES.get(type_url, type_url))
         self.cp._proxy_nacked(revision)
+
+
+def _shapes(build: Build) -> dict[str, ShapeChoice]:
+    return {node: view.shape for node, view in build.views.items()}

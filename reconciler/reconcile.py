@@ -68,8 +68,9 @@ class Build:
 
 
 class Engine:
-    def __init__(self, source: GitSource, certs: CertificateProvider | None = None) -> None:
+    def __init__(self, source: GitSource, certs: CertificateProvider | None = None, compact_outbounds: int | None = None) -> None:
         self.source = source
+        self.compact_outbounds = compact_outbounds
         self.validator = ResourceValidator()
         self.certs = certs or CertificateProvider()
         self._views: dict[str, ProxyView] = {}
@@ -103,7 +104,7 @@ class Engine:
         revision = snapshot.revision or ""
         try:
             model = build_mesh_model(snapshot.resources, registered)
-            views = proxy_views(model, self.certs)
+            views = proxy_views(model, self.certs, self.compact_outbounds)
         except CaError:
             raise
         except Exception as e:

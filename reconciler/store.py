@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from reconciler.errors import Problem
 from reconciler.mesh.model import MeshModel
+from reconciler.mesh.shape import ShapeChoice
 from reconciler.model import Resource, Snapshot
 from reconciler.xds.resources import SHORT_NAMES
 
@@ -44,6 +45,8 @@ class Applied:
     snapshot: Snapshot
     model: MeshModel
     applied_at: float
+    shapes: Mapping[str, ShapeChoice] = field(default_factory=dict)
+    """Each proxy's outbound shape (node id → choice), for the API and run-dataplane."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +296,12 @@ class Store:
                 "adminPort": dp.admin_port if dp else None,
                 "inbounds": [{"address": i.address, "port": i.port, "service": i.service, "protocol": i.protocol} for i in dp.inbounds] if dp else [],
                 "outbounds": [{"address": o.address, "port": o.port, "service": o.service or (o.backend_ref[1] if o.backend_ref else "")} for o in dp.outbounds] if dp else [],
+                "outboundShape": _shape_json(self.applied.shapes.get(node_id) if self.applied else None),
                 "synced": bool(proxy and proxy.synced(self.current_generation(node_id))),
                 "xds": proxy.to_json()["types"] if proxy else {},
             })
         return out
+
+
+def _shape_json(choice: ShapeChoice | None) -> dict[str, str] | None:
+    return {"shape": choice.shape, "reason": choice.reason} if choice is not None else None

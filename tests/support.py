@@ -12,7 +12,7 @@ from reconciler.model import Snapshot
 from reconciler.source.loader import load_file
 from reconciler.validate import Report, validate
 
-__all__ = ["GitRepo", "git", "validate_text", "snapshot_of_text", "meshes_for", "problem_dicts", "dataplane_yaml"]
+__all__ = ["GitRepo", "git", "validate_text", "snapshot_of_text", "meshes_for", "problem_dicts", "dataplane_yaml", "served_listener"]
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -123,3 +123,10 @@ def dataplane_yaml(
     if outbounds:
         text += "  outbound:\n" + "".join(f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in outbounds.items())
     return text
+
+
+def served_listener(outbound_listener: str) -> str:
+    """The Envoy listener that serves the outbound listener of this (Kuma) name: `outbounds`
+    when this test run gives every proxy the compact outbound shape (`make test` runs the
+    Envoy tests a second time with RECONCILER_COMPACT_OUTBOUNDS=1)."""
+    return "outbounds" if os.environ.get("RECONCILER_COMPACT_OUTBOUNDS") else outbound_listener

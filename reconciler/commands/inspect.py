@@ -10,6 +10,7 @@ from reconciler.commands.read import read_snapshot
 from reconciler.frozen import thaw
 from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.proxy import destination_of, policy_indexes, proxy_view
+from reconciler.policies._meshproxypatch_shape import patches_missing_listeners
 from reconciler.policies.match import Conf, resolve
 from reconciler.policies.plugin import PLUGIN_ORDER
 from reconciler.validate import validate
@@ -25,7 +26,9 @@ def _conf_json(kind: str, conf: Conf | None) -> dict[str, Any] | None:
     return {"kind": kind, "conf": thaw(conf.value), "from": [{"policy": str(c.policy), "pointer": c.pointer} for c in conf.origins]}
 
 
-def inspect_dataplane(repo: str, path: str | None, rev: str | None, worktree: bool, mesh: str, name: str, *, config: bool = False) -> dict[str, Any]:
+def inspect_dataplane(
+    repo: str, path: str | None, rev: str | None, worktree: bool, mesh: str, name: str, *, config: bool = False, compact_outbounds: int | None = None
+) -> dict[str, Any]:
     snapshot = read_snapshot(repo, path, rev, worktree)
     report = validate(snapshot)
     if not report.valid:
@@ -33,13 +36,20 @@ def inspect_dataplane(repo: str, path: str | None, rev: str | None, worktree: bo
     model = build_mesh_model(snapshot.resources)
     node = f"{mesh}.{name}"
     indexes = policy_indexes(model)
-    view = proxy_view(model, node, indexes)
+    view = proxy_view(model, node, indexes, compact_from=compact_outbounds)
     if view is None:
         raise RepositoryError(f"no Dataplane {mesh}/{name} in {snapshot.revision or 'the work tree'}")
     index = indexes[mesh]
     dp = view.dataplane
     kinds = list(PLUGIN_ORDER)
-    out: dict[str, Any] = {"dataplane": node, "revision": snapshot.revision, "inbounds": [], "outbounds": [], "proxy": []}
+    out: dict[str, Any] = {
+        "dataplane": node,
+        "revision": snapshot.revision,
+        "outboundShape": {"shape": view.shape.shape, "reason": view.shape.reason},
+        "inbounds": [],
+        "outbounds": [],
+        "proxy": [],
+    }
     for i in dp.inbounds:
         confs = [c for k in kinds if (c := _conf_json(k, resolve(k, dp, i, index))) is not None]
         out["inbounds"].append({"address": i.address, "port": i.port, "service": i.service, "protocol": i.protocol, "policies": confs})
@@ -48,6 +58,7 @@ def inspect_dataplane(repo: str, path: str | None, rev: str | None, worktree: bo
         confs = [c for k in kinds if (c := _conf_json(k, resolve(k, dp, dest, index))) is not None]
         out["outbounds"].append({"address": o.outbound.address, "port": o.outbound.port, "service": o.service_name, "protocol": o.protocol, "policies": confs})
     out["proxy"] = [c for k in kinds if (c := _conf_json(k, resolve(k, dp, None, index))) is not None]
+    out["warnings"] = [p.render() for p in patches_missing_listeners(dp, view.shape, index)]
     if config:
         grouped: dict[str, list[dict[str, Any]]] = {}
         for r in generate(view):
@@ -68,7 +79,8 @@ def _policies_text(policies: list[dict[str, Any]], indent: str) -> list[str]:
 
 
 def inspect_text(doc: dict[str, Any]) -> str:
-    lines = [f"Dataplane {doc['dataplane']} at {doc['revision'] or 'work tree'}"]
+    shape = doc["outboundShape"]
+    lines = [f"Dataplane {doc['dataplane']} at {doc['revision'] or 'work tree'}", f"outbound shape: {shape['shape']} ({shape['reason']})"]
     for i in doc["inbounds"]:
         lines.append(f"inbound {i['address']}:{i['port']} ({i['service']}, {i['protocol']})")
         lines += _policies_text(i["policies"], "  ")
@@ -78,6 +90,7 @@ def inspect_text(doc: dict[str, Any]) -> str:
     if doc["proxy"]:
         lines.append("proxy")
         lines += _policies_text(doc["proxy"], "  ")
+    lines += doc["warnings"]
     if "envoy" in doc:
         lines.append("")
         lines.append(json.dumps(doc["envoy"], indent=2))

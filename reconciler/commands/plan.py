@@ -33,6 +33,7 @@ from reconciler.diff import Diff, FieldChange, diff, diff_documents
 from reconciler.errors import escape_control
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.mesh.proxy import ProxyView, policy_indexes, proxy_views
+from reconciler.policies._meshproxypatch_shape import patches_missing_listeners
 from reconciler.model import Resource, Snapshot
 from reconciler.source.git import GitSource, SourceError
 from reconciler.validate import Report, validate
@@ -115,6 +116,8 @@ class ProxyPlan:
     resources: tuple[ResourceDelta, ...] = ()
     reach: tuple[ReachChange, ...] = ()
     envoy: EnvoyVerdict | None = None
+    shape: str = ""
+    """The outbound shape when it is not Kuma's or when it changes ("kuma → compact")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +158,10 @@ def run_plan(
     envoy_check: bool = True,
     envoy: str | None = None,
     jobs: int | None = None,
+    compact_outbounds: int | None = None,
 ) -> Plan:
-    """Plan the change from `base` to `head` of the repository at `repo`.
+    """Plan the change from `base` to `head` of the repository at `repo`; `compact_outbounds`
+    as the server's --compact-outbounds, so that proxies get the outbound shape they would.
 
     A bug hit while reading or validating raises InternalBug (one line, exit 3); one hit while
     building HEAD is the plan's error, and one hit while building BASE a note.
@@ -179,6 +184,7 @@ def run_plan(
         envoy=envoy,
         jobs=jobs,
         base_invalid=base_invalid,
+        compact_outbounds=compact_outbounds,
     )
 
 
@@ -212,6 +218,7 @@ def plan_snapshots(
     envoy: str | None = None,
     jobs: int | None = None,
     base_invalid: bool = False,
+    compact_outbounds: int | None = None,
 ) -> Plan:
     """The plan between two validated sets of resources (HEAD's `report` already computed)."""
     base, head = tuple(base), tuple(head)
@@ -221,7 +228,7 @@ def plan_snapshots(
     certs = CertificateProvider()
     notes: list[str] = []
     try:
-        before = _Side.of(base, certs)
+        before = _Side.of(base, certs, compact_outbounds)
     except CaError as e:
         before = _Side.empty()
         notes.append(f"base: cannot issue certificates ({e}); compared against an empty configuration")
@@ -230,7 +237,7 @@ def plan_snapshots(
         before = _Side.empty()
         notes.append(f"base: {describe_bug(e, 'building BASE')}; compared against an empty configuration")
     try:
-        after = _Side.of(head, certs)
+        after = _Side.of(head, certs, compact_outbounds)
     except CaError as e:
         return Plan(base_rev, head_rev, report, diff(base, head), errors=(f"cannot issue certificates: {e}",))
     except Exception as e:  # the server would reject HEAD with this message: say so, no traceback
@@ -243,6 +250,7 @@ def plan_snapshots(
             proxies.append(proxy)
     if envoy_check:
         proxies = _check_with_envoy(proxies, after, envoy, jobs)
+    notes += _shape_notes(after)
     pairs_before, pairs_after = before.pairs(), after.pairs()
     return Plan(
         base_rev,
@@ -270,10 +278,10 @@ class _Side:
     clients: Mapping[InboundKey, frozenset[str]]
 
     @classmethod
-    def of(cls, resources: tuple[Resource, ...], certs: CertificateProvider) -> _Side:
+    def of(cls, resources: tuple[Resource, ...], certs: CertificateProvider, compact_outbounds: int | None = None) -> _Side:
         """Raises CaError when a mesh's CA cannot be used."""
         model = build_mesh_model(resources)
-        views = proxy_views(model, certs)
+        views = proxy_views(model, certs, compact_outbounds)
         config = {n: generate(v) for n, v in views.items()}
         return cls(model, views, config, inbound_clients(model, policy_indexes(model)))
 
@@ -292,14 +300,33 @@ class _Side:
 def _proxy_plan(node_id: str, before: _Side, after: _Side) -> ProxyPlan | None:
     old, new = before.config.get(node_id), after.config.get(node_id)
     deltas = resource_deltas(old, new)
+    shape = _shape_text(before.views.get(node_id), after.views.get(node_id))
     if old is None:
-        return ProxyPlan(node_id, "added", deltas)
+        return ProxyPlan(node_id, "added", deltas, shape=shape)
     if new is None:
         return ProxyPlan(node_id, "removed", deltas)
     reach = _reach_changes(node_id, before.clients, after.clients)
     if not deltas and not reach:
         return None
-    return ProxyPlan(node_id, "changed", deltas, reach)
+    return ProxyPlan(node_id, "changed", deltas, reach, shape=shape)
+
+
+def _shape_text(old: ProxyView | None, new: ProxyView | None) -> str:
+    if new is None:
+        return ""
+    if old is not None and old.shape.shape != new.shape.shape:
+        return f"outbound shape {old.shape.shape} → {new.shape.shape} ({new.shape.reason})"
+    return f"compact outbound shape ({new.shape.reason})" if new.shape.shape == "compact" else ""
+
+
+def _shape_notes(after: _Side) -> list[str]:
+    """MeshProxyPatches that name a per-outbound listener a compact proxy does not have."""
+    indexes = policy_indexes(after.model)
+    out = []
+    for node_id in sorted(after.views):
+        view = after.views[node_id]
+        out += [p.render() for p in patches_missing_listeners(view.dataplane, view.shape, indexes[view.dataplane.mesh])]
+    return out
 
 
 def _reach_changes(node_id: str, before: Mapping[InboundKey, frozenset[str]], after: Mapping[InboundKey, frozenset[str]]) -> tuple[ReachChange, ...]:
@@ -317,7 +344,7 @@ def _check_with_envoy(proxies: list[ProxyPlan], after: _Side, envoy: str | None,
         verdicts = validate_with_envoy(configs, envoy=envoy, jobs=jobs)
     except EnvoyNotFound as e:
         raise EnvoyUnavailable(f"{e}; or plan without it: --no-envoy-check") from None
-    return [ProxyPlan(p.node_id, p.status, p.resources, p.reach, verdicts.get(p.node_id)) for p in proxies]
+    return [ProxyPlan(p.node_id, p.status, p.resources, p.reach, verdicts.get(p.node_id), p.shape) for p in proxies]
 
 
 # -- Envoy resource diff --------------------------------------------------------------------
@@ -400,6 +427,8 @@ def _proxy_summary(p: ProxyPlan) -> str:
     text = f"Envoy resources: {', '.join(parts)}" if parts else "Envoy config unchanged"
     if p.reach:
         text += "; allowed clients changed"
+    if p.shape:
+        text += f"; {p.shape}"
     return text
 
 
@@ -514,6 +543,7 @@ def plan_json(plan: Plan) -> str:
                     for c in p.reach
                 ],
                 "envoy": None if p.envoy is None else {"ok": p.envoy.ok, "message": p.envoy.message},
+                "outboundShape": p.shape,
             }
             for p in plan.proxies
         ]

@@ -70,6 +70,7 @@ def render_out(
     check: bool = False,
     envoy: str | None = None,
     jobs: int | None = None,
+    compact_outbounds: int | None = None,
 ) -> RenderResult:
     """Validate `rev`, then write one static Envoy bootstrap per dataplane into `out_dir`.
 
@@ -84,7 +85,7 @@ def render_out(
         return RenderResult(snapshot.revision, out, report)
     certs = CertificateProvider(CaStore(state_dir) if state_dir is not None else None)
     try:
-        views = proxy_views(build_mesh_model(snapshot.resources), certs)
+        views = proxy_views(build_mesh_model(snapshot.resources), certs, compact_outbounds)
     except CaError as e:
         raise InvalidConfig(f"cannot issue certificates: {e}") from None
     configs = {}

@@ -30,6 +30,7 @@ from reconciler.kinds.mesh import (
     uint,
 )
 from reconciler.model import Resource
+from reconciler.mesh.shape import SHAPE_LABEL, SHAPES
 from reconciler.validate.checks import as_list, as_map, check_dns1123_subdomain, check_tags, enumerate_list, get, parse_duration
 
 __all__ = ["KIND", "validate", "check_proxy_address", "admin_port_clashes", "LOOPBACK", "SUPPORTED_PROTOCOLS"]
@@ -68,6 +69,9 @@ def validate(resource: Resource) -> list[Violation]:
             return [Violation(NETWORKING, "must be defined")]
         return []
     out = Violations()
+    shape = resource.labels.get(SHAPE_LABEL)
+    if shape is not None and shape not in SHAPES:
+        out.add(Path.root("labels", SHAPE_LABEL), f"must be one of {', '.join(SHAPES)}: kuma for one listener per outbound (Kuma's), compact for one listener holding them all")
     out.extend(_both_spellings(networking, NETWORKING, (("transparentProxying", "transparent_proxying"),)))
     out.extend(_check_admin(networking))
     gateway = networking.get("gateway")

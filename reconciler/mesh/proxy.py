@@ -20,6 +20,7 @@ from reconciler.mesh.external import external_backend
 from reconciler.mesh.gateway import GatewayView, gateway_view
 from reconciler.mesh.model import HTTP_PROTOCOLS, Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, resolve_backend
+from reconciler.mesh.shape import ShapeChoice, outbound_shape
 from reconciler.policies._meshhttproute_rules import http_routes, tcp_backends
 from reconciler.policies.defaults import with_default_policies
 from reconciler.policies.match import Destination, PolicyIndex, inbound_conf, matched_policies, merge_confs, outbound_conf, route_confs, single_conf
@@ -73,6 +74,8 @@ class ProxyView:
     """mTLS material when the mesh has mTLS enabled."""
     gateway: GatewayView | None = None
     """Listeners, routes and backends of a builtin gateway (reconciler/mesh/gateway.py)."""
+    shape: ShapeChoice = ShapeChoice("kuma", "the default")
+    """Kuma's listener per outbound, or one compact listener for all (reconciler/mesh/shape.py)."""
 
     @property
     def node_id(self) -> str:
@@ -234,7 +237,10 @@ def proxy_view(
     tls: Mapping[str, MeshTls | None] | None = None,
     identities: Mapping[str, Identity] | None = None,
     ids: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
+    compact_from: int | None = None,
 ) -> ProxyView | None:
+    """`compact_from`: proxies with at least this many outbounds get the compact outbound shape
+    (serve's --compact-outbounds); a Dataplane's own label overrides it."""
     dp = model.dataplanes.get(node_id)
     mesh = model.meshes.get(dp.mesh) if dp is not None else None
     if dp is None or mesh is None:
@@ -251,7 +257,8 @@ def proxy_view(
     outbounds = tuple(_shared_outbound_view(model, index, dp, o, outbound_kinds, ids, alike) for o in dp.outbounds)
     inbounds = tuple(InboundView(i, _inbound_confs(dp, i, index, inbound_kinds, proxy_tls is not None)) for i in dp.inbounds)
     confs = _confs_for([p.kind for p in plugins()], lambda k: single_conf(k, dp, index))
-    return ProxyView(dp, mesh, outbounds, inbounds, confs, proxy_tls, gateway_view(model, index, dp, ids))
+    shape = outbound_shape(dp.labels, len(dp.outbounds), compact_from)
+    return ProxyView(dp, mesh, outbounds, inbounds, confs, proxy_tls, gateway_view(model, index, dp, ids), shape)
 
 
 _ROUTE_KINDS = ("MeshHTTPRoute", "MeshTCPRoute")
@@ -295,12 +302,13 @@ def _inbound_confs(dp: Dataplane, inbound: Inbound, index: PolicyIndex, kinds: l
     return FrozenDict(out)
 
 
-def proxy_views(model: MeshModel, certs: CertificateProvider | None = None) -> dict[str, ProxyView]:
-    """Every proxy's view. Certificates come from `certs` (a throwaway in-memory CA if None)."""
+def proxy_views(model: MeshModel, certs: CertificateProvider | None = None, compact_from: int | None = None) -> dict[str, ProxyView]:
+    """Every proxy's view. Certificates come from `certs` (a throwaway in-memory CA if None);
+    `compact_from` as in `proxy_view`."""
     indexes = policy_indexes(model)
     certs = certs or CertificateProvider()
     tls = mesh_tls(model, certs)
     identities = workload_identities(model)
     ids = service_identities(model, identities)
-    views = (proxy_view(model, node_id, indexes, certs, tls, identities, ids) for node_id in model.dataplanes)
+    views = (proxy_view(model, node_id, indexes, certs, tls, identities, ids, compact_from) for node_id in model.dataplanes)
     return {v.node_id: v for v in views if v is not None}

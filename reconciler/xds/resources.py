@@ -30,6 +30,7 @@ __all__ = [
     "XdsResource",
     "ProxyResources",
     "resource",
+    "resource_from_payload",
     "intern",
     "message_class",
     "redact",
@@ -130,7 +131,11 @@ def intern(res: XdsResource) -> XdsResource:
 
 def resource(type_url: str, name: str, message: Message, *, by_name_only: bool = False) -> XdsResource:
     """Serialize `message` deterministically and version it by content."""
-    payload = message.SerializeToString(deterministic=True)
+    return resource_from_payload(type_url, name, message.SerializeToString(deterministic=True), by_name_only=by_name_only)
+
+
+def resource_from_payload(type_url: str, name: str, payload: bytes, *, by_name_only: bool = False) -> XdsResource:
+    """A resource whose bytes were assembled already (a message's fields may be concatenated)."""
     version = hashlib.sha256(payload).hexdigest()[:16]
     return intern(XdsResource(type_url, name, version, payload, by_name_only))
 

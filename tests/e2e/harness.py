@@ -35,6 +35,9 @@ __all__ = [
     "EnvoyProcess",
     "ConfigRemote",
     "REPO_ROOT",
+    "route_configs",
+    "outbound_listeners",
+    "wait_settled",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -375,6 +378,49 @@ class EnvoyProcess(_Process):
         stats = self.stats("listener_manager.total_")
         gauges = ("total_listeners_warming", "total_listeners_draining", "total_filter_chains_draining")
         return all(stats.get(f"listener_manager.{g}") == 0 for g in gauges)
+
+
+def wait_settled(envoys: Iterable[EnvoyProcess], timeout: float = 10.0) -> None:
+    """Until no listener of these Envoys is warming or draining: a policy change replaces the
+    listener that carries the routes, and a pooled connection on the old filter chain is
+    closed when its drain time ends."""
+    envoys = list(envoys)
+    wait_until(lambda: all(e.listeners_settled() for e in envoys), timeout, what="listeners warmed and old filter chains drained")
+
+
+def outbound_listeners(config_dump: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each outbound's listener by its Kuma name (`outbound:<address>:<port>`), in either
+    outbound shape: in the compact one, the filter chain of that name of the listener
+    `outbounds`, as a listener with that one chain."""
+    out: dict[str, dict[str, Any]] = {}
+    for config in config_dump["configs"]:
+        for item in config.get("dynamic_listeners", []):
+            listener = (item.get("active_state") or {}).get("listener")
+            if not listener:
+                continue
+            if item["name"] == "outbounds":
+                for chain in listener.get("filter_chains", []):
+                    out[chain["name"]] = {**listener, "name": chain["name"], "filter_chains": [chain]}
+            elif item["name"].startswith("outbound:"):
+                out[item["name"]] = listener
+    return out
+
+
+def route_configs(config_dump: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every route configuration Envoy holds, by name: those over RDS and those inline in an
+    HTTP connection manager of a listener (sidecar listeners carry theirs inline)."""
+    out: dict[str, dict[str, Any]] = {}
+    for config in config_dump["configs"]:
+        for item in config.get("dynamic_route_configs", []):
+            out[item["route_config"]["name"]] = item["route_config"]
+        for item in config.get("dynamic_listeners", []):
+            listener = (item.get("active_state") or {}).get("listener") or {}
+            for chain in listener.get("filter_chains", []):
+                for f in chain.get("filters", []):
+                    inline = (f.get("typed_config") or {}).get("route_config")
+                    if inline:
+                        out[inline["name"]] = inline
+    return out
 
 
 class ConfigRemote:

@@ -9,11 +9,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_settled, wait_until
 from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
@@ -152,6 +152,7 @@ class World:
     echo_a: Echo
     echo_b: Echo
     nodes: list[str]
+    envoys: list[EnvoyProcess] = field(default_factory=list)
 
     def files(self, *routes: str) -> dict[str, str | None]:
         p = self.ports
@@ -169,6 +170,7 @@ class World:
     def apply(self, *routes: str) -> str:
         sha = self.repo.push(self.files(*routes))
         self.remote.wait_applied(sha, self.nodes, timeout=30)
+        wait_settled(self.envoys)
         return sha
 
     def get(self, path: str = "/", headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -188,6 +190,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         first = repo.push(w.files(), "initial")
         cp.start()
         envoys = [EnvoyProcess(cp, root / "envoys", name=n) for n in names]
+        w.envoys = envoys
         try:
             for e in envoys:
                 e.start()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from reconciler.cli import cli
 from reconciler.commands.plan import MARKDOWN_MARKER, REDACTED, PairChange, plan_markdown, redact, run_plan
 from tests.gitops.helpers import ALLOW_ALL, dataplane, deny_from, mesh
-from tests.support import GitRepo, git
+from tests.support import GitRepo, git, served_listener
 
 pytestmark = pytest.mark.envoy
 
@@ -85,7 +85,7 @@ def test_plan_fails_when_envoy_rejects_a_config_the_validator_accepts(config_rep
 
     code, output = plan_cli(config_repo, "clash")
     assert code == 1
-    assert "Envoy rejects the config: error adding listener: 'outbound:127.0.0.1:18080' has duplicate address" in output
+    assert f"Envoy rejects the config: error adding listener: '{served_listener('outbound:127.0.0.1:18080')}' has duplicate address" in output
     assert output.rstrip().endswith("invalid: Envoy rejects the config of 1 proxy (default.web)")
 
 
@@ -117,7 +117,7 @@ def test_markdown_plan_has_the_summary_first_and_a_collapsible_block_per_proxy(c
     assert summaries == ["default.backend", "default.orders"]
     assert output.count("<details>\n<summary><code>") == 2
     assert "-    - LDS outbound:127.0.0.1:20003" not in output  # diffs are of Envoy JSON, not of text
-    assert '--- LDS outbound:127.0.0.1:20003' in output and "+++ /dev/null" in output
+    assert f"--- LDS {served_listener('outbound:127.0.0.1:20003')}" in output and "+++ /dev/null" in output
 
 
 def test_plan_redacts_secrets_and_private_keys(config_repo: GitRepo) -> None:

@@ -16,6 +16,7 @@ import pytest
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
 from tests.gitops.helpers import dataplane, mesh
 from tests.gitops.serving import as_admin, conditions, history_outcomes, read_jsonl, ref, run_cli
+from tests.support import served_listener
 
 pytestmark = pytest.mark.envoy
 
@@ -55,7 +56,7 @@ def test_commit_envoy_rejects_is_rolled_back_and_not_retried_until_the_branch_mo
             cp.wait_applied(good, ["default.web", "default.backend-1"])
             web_envoy = envoys[0]
             before = _listeners(web_envoy)
-            assert f"outbound:127.0.0.1:{p['web_to_backend']}" in before
+            assert served_listener(f"outbound:127.0.0.1:{p['web_to_backend']}") in before
 
             bad = remote.push(files({"backend": p["web_to_backend"], "nowhere": taken}), "outbound on a taken port")
             code, out = run_cli("reconcile", "--server", cp.api, *as_admin(cp.state_dir), "--timeout", "20s")
@@ -63,7 +64,7 @@ def test_commit_envoy_rejects_is_rolled_back_and_not_retried_until_the_branch_mo
             lines = out.splitlines()
             # Whether the watcher or this request applied it first, the answer is the same.
             assert lines[0] == f"rejected by proxies {bad[:12]}: proxies rejected main@sha1:{bad}, rolled back to main@sha1:{good}: 1 NACK"
-            assert lines[1].startswith(f"  default.web rejected LDS: Error adding/updating listener(s) outbound:127.0.0.1:{taken}")
+            assert lines[1].startswith(f"  default.web rejected LDS: Error adding/updating listener(s) {served_listener(f'outbound:127.0.0.1:{taken}')}")
             assert lines[-1] == f"serving {good[:12]}"
 
             # Serving is back on the good commit: status, the proxy's own config, traffic.

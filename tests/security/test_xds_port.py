@@ -24,7 +24,7 @@ from tests.support import GitRepo
 def first(tmp_path: Path) -> Iterator[ControlPlaneProcess]:
     repo = GitRepo(tmp_path / "repo")
     repo.commit({"mesh.yaml": MESH, "web.yaml": dataplane_yaml("web", "web")})
-    cp = ControlPlaneProcess(repo.path, tmp_path / "first", shared_identity=False, extra=["--xds-first-request-timeout", "1"])
+    cp = ControlPlaneProcess(repo.path, tmp_path / "first", shared_identity=False, extra=["--xds-first-request-timeout", "3"])
     cp.start()
     try:
         yield cp
@@ -58,7 +58,7 @@ def test_serve_closes_a_stream_that_sends_nothing_within_its_first_request_timeo
     assert first.ca_cert is not None
     client = AdsClient(first.xds, ca_pem=first.ca_cert.read_bytes())
     error = client.wait_end(timeout=15)
-    assert (error.code(), error.details()) == (grpc.StatusCode.DEADLINE_EXCEEDED, "no DiscoveryRequest within 1s of opening the stream")
+    assert (error.code(), error.details()) == (grpc.StatusCode.DEADLINE_EXCEEDED, "no DiscoveryRequest within 3s of opening the stream")
     client.close()
 
 

@@ -11,16 +11,20 @@ from functools import lru_cache
 
 from envoy.config.listener.v3 import api_listener_pb2, listener_pb2
 
+from reconciler.mesh.routing import RouteView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.envoy import pack
-from reconciler.xds.generate.http import http_connection_manager
+from reconciler.xds.generate.hooks import HookContext
+from reconciler.xds.generate.http import inline_http_connection_manager
+from reconciler.xds.generate.outbound import outbound_route_config
 from reconciler.xds.resources import LISTENER, XdsResource, resource
 
 __all__ = ["api_listener"]
 
 
 @lru_cache(maxsize=65536)
-def api_listener(service_name: str, cluster_name: str) -> XdsResource:
-    hcm = http_connection_manager(names.stat_prefix(service_name), names.outbound_route(cluster_name))
-    listener = listener_pb2.Listener(name=service_name, api_listener=api_listener_pb2.ApiListener(api_listener=pack(hcm)))
-    return resource(LISTENER, service_name, listener, by_name_only=True)
+def api_listener(ctx: HookContext, routes: tuple[RouteView, ...]) -> XdsResource:
+    """The outbound's routes inline, as in the sidecar's listener, so gRPC needs no RDS either."""
+    hcm = inline_http_connection_manager(names.stat_prefix(ctx.service), outbound_route_config(ctx.cluster, ctx.service, ctx, routes))
+    listener = listener_pb2.Listener(name=ctx.service, api_listener=api_listener_pb2.ApiListener(api_listener=pack(hcm)))
+    return resource(LISTENER, ctx.service, listener, by_name_only=True)

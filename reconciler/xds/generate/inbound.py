@@ -1,4 +1,4 @@
-"""Inbound side of a sidecar: a listener per inbound and a static cluster to the workload."""
+"""Inbound side of a sidecar: a listener per inbound (HTTP routes inline) and a static cluster to the workload."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from reconciler.mesh.proxy import Confs, InboundView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.envoy import duration, socket_address, upstream_protocol_options
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
-from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector
+from reconciler.xds.generate.http import hcm_filter, inline_http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector
 from reconciler.xds.generate.tls import downstream_tls
-from reconciler.xds.resources import CLUSTER, LISTENER, ROUTE, XdsResource, resource
+from reconciler.xds.resources import CLUSTER, LISTENER, XdsResource, resource
 
 __all__ = ["inbound_resources"]
 
@@ -58,20 +58,19 @@ def local_cluster(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
     return resource(CLUSTER, name, cluster)
 
 
-@lru_cache(maxsize=65536)
-def inbound_route(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
-    name = names.inbound_listener(inbound.address, inbound.port)
+def inbound_route_config(inbound: Inbound, confs: Confs, mesh: str) -> route_pb2.RouteConfiguration:
+    """Everything to the workload; Kuma names the table after the service."""
     cluster = names.local_cluster(inbound.service_port)
     route = route_components_pb2.Route(
         match=route_components_pb2.RouteMatch(prefix="/"),
         route=route_components_pb2.RouteAction(cluster=cluster, timeout=duration(0)),
     )
     apply_hooks("route", route, confs, _ctx(inbound, mesh))
-    config = route_pb2.RouteConfiguration(
-        name=name,
-        virtual_hosts=[route_components_pb2.VirtualHost(name=inbound.service or name, domains=["*"], routes=[route])],
+    service = inbound.service or names.inbound_listener(inbound.address, inbound.port)
+    return route_pb2.RouteConfiguration(
+        name=names.inbound_route(service),
+        virtual_hosts=[route_components_pb2.VirtualHost(name=service, domains=["*"], routes=[route])],
     )
-    return resource(ROUTE, name, config)
 
 
 @lru_cache(maxsize=65536)
@@ -82,7 +81,7 @@ def inbound_listener(inbound: Inbound, confs: Confs, mesh: str, tls_mode: str | 
     prefix = names.stat_prefix(name)
     ctx = _ctx(inbound, mesh)
     if inbound.protocol in HTTP_PROTOCOLS:
-        hcm = http_connection_manager(prefix, name)
+        hcm = inline_http_connection_manager(prefix, inbound_route_config(inbound, confs, mesh))
         if tls_mode is not None:
             # The workload learns the caller's identity from X-Forwarded-Client-Cert.
             hcm.forward_client_cert_details = hcm.SANITIZE_SET
@@ -138,7 +137,4 @@ def inbound_tls_mode(view: InboundView, mesh_mode: str | None) -> str | None:
 
 def inbound_resources(view: InboundView, mesh: str, mesh_mode: str | None = None, trust_domains: tuple[str, ...] = ()) -> list[XdsResource]:
     inbound, confs = view.inbound, view.confs
-    out = [local_cluster(inbound, confs, mesh), inbound_listener(inbound, confs, mesh, inbound_tls_mode(view, mesh_mode), trust_domains)]
-    if inbound.protocol in HTTP_PROTOCOLS:
-        out.append(inbound_route(inbound, confs, mesh))
-    return out
+    return [local_cluster(inbound, confs, mesh), inbound_listener(inbound, confs, mesh, inbound_tls_mode(view, mesh_mode), trust_domains)]

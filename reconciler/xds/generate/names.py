@@ -4,10 +4,10 @@ dashboards written for Kuma find the same names. See docs/xds.md.
 | resource                      | name                                   |
 | ----------------------------- | -------------------------------------- |
 | inbound listener              | `inbound:<address>:<port>`             |
-| inbound route configuration   | `inbound:<address>:<port>`             |
+| inbound route configuration   | `inbound:<service>` (inline)           |
 | local (application) cluster   | `localhost:<servicePort>`              |
 | outbound listener             | `outbound:<address>:<port>`            |
-| outbound route configuration  | `outbound:<service>`                   |
+| outbound route configuration  | `outbound:<service>` (inline)          |
 | outbound cluster, endpoints   | `<service>` (MeshService: `<mesh>_<name>___msvc_<port>`) |
 | gRPC API listener             | `<service>`                            |
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 __all__ = [
     "inbound_listener",
+    "inbound_route",
     "local_cluster",
     "outbound_listener",
     "outbound_route",
@@ -29,6 +30,10 @@ def _host(address: str) -> str:
 
 def inbound_listener(address: str, port: int) -> str:
     return f"inbound:{_host(address)}:{port}"
+
+
+def inbound_route(service: str) -> str:
+    return f"inbound:{service}"
 
 
 def local_cluster(service_port: int) -> str:

@@ -20,12 +20,12 @@ from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster
 from reconciler.xds.generate import names
 from reconciler.xds.generate.envoy import ads_source, duration, socket_address, upstream_protocol_options
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
-from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter
+from reconciler.xds.generate.http import hcm_filter, inline_http_connection_manager, tcp_proxy, tcp_proxy_filter
 from reconciler.xds.generate.httproute import envoy_route
 from reconciler.xds.generate.tls import upstream_tls
-from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsResource, resource
+from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, XdsResource, resource
 
-__all__ = ["outbound_resources", "outbound_cluster", "load_assignment", "outbound_route"]
+__all__ = ["outbound_resources", "outbound_cluster", "outbound_listener", "load_assignment", "outbound_route_config"]
 
 CONNECT_TIMEOUT = 5.0
 """Envoy's connect timeout to other services when no MeshTimeout sets one (Kuma's default)."""
@@ -76,28 +76,26 @@ def load_assignment(cluster_name: str, endpoints: tuple[Endpoint, ...], ctx: Hoo
     return resource(ENDPOINT, cluster_name, cla)
 
 
-@lru_cache(maxsize=65536)
-def outbound_route(cluster_name: str, service_name: str, ctx: HookContext, routes: tuple[RouteView, ...]) -> XdsResource:
+def outbound_route_config(cluster_name: str, service_name: str, ctx: HookContext, routes: tuple[RouteView, ...]) -> route_pb2.RouteConfiguration:
     """The routes of an HTTP outbound: MeshHTTPRoute rules, most specific first, then `/`."""
-    name = names.outbound_route(cluster_name)
     envoy_routes = []
     for view in routes:
         route = envoy_route(view)
         apply_hooks("route", route, view.confs, replace(ctx, route=view.origin))
         envoy_routes.append(route)
-    config = route_pb2.RouteConfiguration(
-        name=name,
+    return route_pb2.RouteConfiguration(
+        name=names.outbound_route(cluster_name),
         virtual_hosts=[route_components_pb2.VirtualHost(name=service_name, domains=["*"], routes=envoy_routes)],
     )
-    return resource(ROUTE, name, config)
 
 
 @lru_cache(maxsize=65536)
-def outbound_listener(address: str, port: int, ctx: HookContext, confs: Confs, split: tuple[WeightedCluster, ...] = ()) -> XdsResource:
+def outbound_listener(address: str, port: int, ctx: HookContext, confs: Confs, split: tuple[WeightedCluster, ...] = (), routes: tuple[RouteView, ...] = ()) -> XdsResource:
+    """One outbound's listener; an HTTP one carries its routes inline, as Kuma's do."""
     name = names.outbound_listener(address, port)
     prefix = names.stat_prefix(ctx.cluster)
     if ctx.protocol in HTTP_PROTOCOLS:
-        hcm = http_connection_manager(prefix, names.outbound_route(ctx.cluster))
+        hcm = inline_http_connection_manager(prefix, outbound_route_config(ctx.cluster, ctx.service, ctx, routes))
         apply_hooks("http_connection_manager", hcm, confs, ctx)
         network_filter = hcm_filter(hcm)
     else:
@@ -147,13 +145,11 @@ def _outbound_resources(view: OutboundView, mesh: str, mtls: bool) -> list[XdsRe
     ctx = outbound_context(view, mesh)
     confs: Mapping[str, Mapping[str, object]] = view.confs
     endpoints = view.service.endpoints if view.service is not None else ()
-    out = [outbound_listener(o.address, o.port, ctx, confs, view.tcp_split)]
+    out = [outbound_listener(o.address, o.port, ctx, confs, view.tcp_split, view.routes)]
     if not any(b.name == view.cluster_name for b in view.backends):
         # A destination that is itself a backend (a MeshExternalService) brings its own cluster.
         out.append(outbound_cluster(view.cluster_name, view.protocol, ctx, confs, view.identities if mtls else None))
         out.append(load_assignment(view.cluster_name, endpoints, ctx, confs))
-    if view.protocol in HTTP_PROTOCOLS:
-        out.append(outbound_route(view.cluster_name, view.service_name, ctx, view.routes))
     for backend in view.backends:
         out.extend(backend_resources(backend, mesh, mtls))
     return out

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, wait_until
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, wait_settled, wait_until
 
 pytestmark = pytest.mark.envoy
 
@@ -145,6 +145,7 @@ class Mesh:
     def apply(self) -> None:
         sha = self.remote.push(self.files(), "circuit breakers")
         self.cp.wait_applied(sha, [f"default.{n}" for n in self.envoys])
+        wait_settled(self.envoys.values())
 
     def via_web(self, service: str, path: str = "/") -> Response:
         return fetch(self.ports[f"web_to_{service}"], path)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_settled, wait_until
 
 pytestmark = pytest.mark.envoy
 
@@ -101,6 +101,7 @@ class Mesh:
     def apply(self) -> None:
         sha = self.remote.push(self.files(), "health checks")
         self.cp.wait_applied(sha, [f"default.{n}" for n in self.envoys])
+        wait_settled(self.envoys.values())
 
     def get(self, service: str) -> str:
         status, body = http_get(f"http://127.0.0.1:{self.ports[f'web_to_{service}']}/")

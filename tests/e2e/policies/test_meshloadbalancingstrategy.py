@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_settled, wait_until
 
 pytestmark = pytest.mark.envoy
 
@@ -90,6 +90,7 @@ class Mesh:
     def apply(self) -> None:
         sha = self.remote.push(self.files(), "ring hash for backend")
         self.cp.wait_applied(sha, ["default.web", *(f"default.{i}" for i in INSTANCES)])
+        wait_settled(self.envoys.values())
 
     def get(self, service: str, headers: dict[str, str] | None = None) -> str:
         status, body = http_get(f"http://127.0.0.1:{self.ports[f'web_to_{service}']}/", headers)

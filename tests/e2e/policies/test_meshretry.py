@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, outbound_listeners, route_configs, wait_settled
 from tests.e2e.tcp import EchoServer
 from tests.support import dataplane_yaml
 
@@ -108,6 +108,7 @@ class Mesh:
     def apply(self, policies: dict[str, str] | None = None) -> None:
         sha = self.remote.push(self.files(policies), "retries")
         self.cp.wait_applied(sha, ["default.web", "default.flaky-1"])
+        wait_settled(self.envoys.values())
 
     def call_failing(self, failures: int, status: int = 503) -> tuple[int, int]:
         """GET a fresh path that fails `failures` times through web; (status seen, attempts the
@@ -131,18 +132,16 @@ class Mesh:
 
     def web_tcp_proxy(self) -> dict[str, Any]:
         name = f"outbound:127.0.0.1:{self.ports['to_db']}"
-        for config in self.envoys["web"].config_dump()["configs"]:
-            for item in config.get("dynamic_listeners", []):
-                if item["name"] == name:
-                    return item["active_state"]["listener"]["filter_chains"][0]["filters"][0]["typed_config"]  # type: ignore[no-any-return]
-        raise AssertionError(f"no listener {name} in web's config dump")
+        listener = outbound_listeners(self.envoys["web"].config_dump()).get(name)
+        if listener is None:
+            raise AssertionError(f"no listener {name} in web's config dump")
+        return listener["filter_chains"][0]["filters"][0]["typed_config"]  # type: ignore[no-any-return]
 
     def web_retry_policy(self) -> dict[str, Any] | None:
-        for config in self.envoys["web"].config_dump()["configs"]:
-            for item in config.get("dynamic_route_configs", []):
-                if item["route_config"]["name"] == "outbound:flaky":
-                    return item["route_config"]["virtual_hosts"][0]["routes"][0]["route"].get("retry_policy")  # type: ignore[no-any-return]
-        raise AssertionError("no route configuration outbound:flaky in web's config dump")
+        config = route_configs(self.envoys["web"].config_dump()).get("outbound:flaky")
+        if config is None:
+            raise AssertionError("no route configuration outbound:flaky in web's config dump")
+        return config["virtual_hosts"][0]["routes"][0]["route"].get("retry_policy")  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, outbound_listeners, route_configs, wait_settled
 from tests.e2e.tcp import EchoServer
 from tests.support import dataplane_yaml
 
@@ -164,6 +164,7 @@ class Mesh:
     def apply(self, policies: dict[str, str] | None = None) -> None:
         sha = self.remote.push(self.files(policies), "timeouts")
         self.cp.wait_applied(sha, ["default.web", "default.slow-1"])
+        wait_settled(self.envoys.values())
 
     def timed_get(self, port_key: str, path: str = "/") -> tuple[int, str, float]:
         start = time.monotonic()
@@ -173,13 +174,14 @@ class Mesh:
     def dump(self, proxy: str) -> dict[str, Any]:
         """{"cluster/<name>": cluster, "route/<name>": route configuration} from Envoy's config dump."""
         out: dict[str, Any] = {}
-        for config in self.envoys[proxy].config_dump()["configs"]:
+        dump = self.envoys[proxy].config_dump()
+        out.update({f"route/{name}": config for name, config in route_configs(dump).items()})
+        for config in dump["configs"]:
             for item in config.get("dynamic_active_clusters", []):
                 out[f"cluster/{item['cluster']['name']}"] = item["cluster"]
-            for item in config.get("dynamic_route_configs", []):
-                out[f"route/{item['route_config']['name']}"] = item["route_config"]
             for item in config.get("dynamic_listeners", []):
                 out[f"listener/{item['name']}"] = item["active_state"]["listener"]
+        out.update({f"listener/{name}": listener for name, listener in outbound_listeners(dump).items()})
         return out
 
 
@@ -219,7 +221,7 @@ def test_without_a_meshtimeout_in_git_envoy_gets_kumas_default_timeouts(mesh: Me
     assert _route_action(web["route/outbound:slow"])["idle_timeout"] == "1800s"
     assert web["cluster/slow"]["connect_timeout"] == "5s"
     # Inbound (its `from`): no request timeout, stream idle 1h, connect 10s, idle 2h.
-    inbound_route = _route_action(slow[f"route/inbound:127.0.0.1:{mesh.ports['slow_in']}"])
+    inbound_route = _route_action(slow["route/inbound:slow"])
     assert (inbound_route["timeout"], inbound_route["idle_timeout"]) == ("0s", "3600s")
     local = slow[f"cluster/localhost:{mesh.slow.port}"]
     assert local["connect_timeout"] == "10s"
