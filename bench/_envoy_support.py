@@ -11,6 +11,7 @@ import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,7 +86,7 @@ def admin_get(admin: str, path: str, timeout: float = 10.0) -> str:
 def gauges(admin: str, names: tuple[str, ...] = READY_GAUGES) -> dict[str, int]:
     """Exact-name stats; one anchored regex keeps the admin thread's work small."""
     pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
-    text = admin_get(admin, "/stats?filter=" + urllib.request.quote(pattern))
+    text = admin_get(admin, "/stats?filter=" + urllib.parse.quote(pattern))
     out: dict[str, int] = {}
     for line in text.splitlines():
         key, _, value = line.partition(": ")
@@ -98,7 +99,7 @@ def prometheus_totals(admin: str, pattern: str) -> dict[str, float]:
     """Stats matching `pattern` from the Prometheus output (the only one with histogram sums),
     each metric name summed over its labels: e.g. every RDS subscription's update_duration_sum
     adds up to envoy_http_rds_update_duration_sum."""
-    text = admin_get(admin, "/stats/prometheus?filter=" + urllib.request.quote(pattern), timeout=60)
+    text = admin_get(admin, "/stats/prometheus?filter=" + urllib.parse.quote(pattern), timeout=60)
     totals: dict[str, float] = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):

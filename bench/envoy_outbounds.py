@@ -43,13 +43,12 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +178,7 @@ def run_dataplane_has_concurrency() -> bool:
 
 
 def measure_envoy(shape: str, services: int, launched: float, pid: int, admin: str, log: Path, sampled: list[Outbound],
-                  addresses: int, alive: Any, timeout: float) -> Run:
+                  addresses: int, alive: Callable[[], bool], timeout: float) -> Run:
     started = process_started(pid)
     readiness = wait_ready(admin, clusters=services, addresses=addresses, timeout=timeout, alive=alive)
     cpu = cpu_seconds(pid)
@@ -281,7 +280,7 @@ def run_ours(cp: ControlPlaneProcess, work: Path, name: str, shape: str, outs: l
         direct.stop()
 
 
-def _wait_child(parent: int, alive: Any, timeout: float = 30) -> int:
+def _wait_child(parent: int, alive: Callable[[], bool], timeout: float = 30) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = envoy_child(parent)
