@@ -400,10 +400,21 @@ def bootstrap(**options: Any) -> None:
     type=click.IntRange(min=1),
     help="Envoy worker threads (default: the container's CPU quota rounded up, else the CPUs this process may run on; fewer when the open-files limit needs it).",
 )
-def run_dataplane(work_dir: str | None, log_level: str, concurrency: int | None, **options: Any) -> None:
+@click.option(
+    "--drain-time",
+    default="30s",
+    show_default=True,
+    help="How long a replaced listener keeps serving its connections (kuma-dp's flag; a route or policy change replaces the listener that carries it). Whole seconds: 30s, 1m.",
+)
+def run_dataplane(work_dir: str | None, log_level: str, concurrency: int | None, drain_time: str, **options: Any) -> None:
     """Run Envoy as the sidecar of a dataplane (like kuma-dp); exits with Envoy's exit code."""
     from reconciler.dataplane.envoy_binary import find_envoy
     from reconciler.dataplane.launcher import plan_workers, run_envoy
+    from reconciler.validate.checks import parse_duration
+
+    drain = parse_duration(drain_time)
+    if drain is None or drain < 0 or drain != int(drain):
+        raise click.BadParameter(f"{drain_time!r}: give whole seconds as a duration, e.g. 30s or 1m", param_hint="--drain-time")
 
     find_envoy()  # no Envoy: say what to install before asking the control plane anything
     config, identity = _dataplane_bootstrap(**options, count_listeners=True)
@@ -412,7 +423,7 @@ def run_dataplane(work_dir: str | None, log_level: str, concurrency: int | None,
         click.echo(choice.message, err=True)
     if choice.fatal:
         sys.exit(EXIT_INVALID)
-    sys.exit(run_envoy(config, work_dir=work_dir, log_level=log_level, extra=choice.args, facts=facts))
+    sys.exit(run_envoy(config, work_dir=work_dir, log_level=log_level, drain_time=int(drain), extra=choice.args, facts=facts))
 
 
 @cli.command()

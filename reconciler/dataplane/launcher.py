@@ -26,14 +26,19 @@ READER_JOIN_TIMEOUT = 5.0
 """Seconds to wait for Envoy's last output after it exited (a grandchild could hold the pipe)."""
 
 
-def envoy_command(config_path: str, *, log_level: str = "info", extra: Sequence[str] = ()) -> list[str]:
+DRAIN_TIME = 30
+"""kuma-dp's default `--drain-time`: how long a replaced listener or filter chain keeps serving
+the connections it has (a route change replaces the listener that carries the routes)."""
+
+
+def envoy_command(config_path: str, *, log_level: str = "info", drain_time: int = DRAIN_TIME, extra: Sequence[str] = ()) -> list[str]:
     return [
         find_envoy(),
         "--config-path", config_path,
         "--log-level", log_level,
         # Several dataplanes share one host: each needs its own shared-memory base id.
         "--use-dynamic-base-id",
-        "--drain-time-s", "1",
+        "--drain-time-s", str(drain_time),
         *extra,
     ]
 
@@ -60,6 +65,7 @@ def run_envoy(
     *,
     work_dir: str | None = None,
     log_level: str = "info",
+    drain_time: int = DRAIN_TIME,
     extra: Sequence[str] = (),
     facts: RunFacts | None = None,
 ) -> int:
@@ -77,7 +83,7 @@ def run_envoy(
         f.write(json.dumps(config, indent=2))
     os.chmod(config_path, 0o600)
     sys.stderr.flush()
-    proc = subprocess.Popen(envoy_command(str(config_path), log_level=log_level, extra=extra), stderr=subprocess.PIPE)
+    proc = subprocess.Popen(envoy_command(str(config_path), log_level=log_level, drain_time=drain_time, extra=extra), stderr=subprocess.PIPE)
     assert proc.stderr is not None
     tail = OutputTail(proc.stderr, _stderr_bytes()).start()
 

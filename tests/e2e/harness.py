@@ -336,6 +336,8 @@ class EnvoyProcess(_Process):
         args = [*launcher, "-m", "reconciler", "run-dataplane", "--cp-address", cp.xds, "--admin-port", str(self.admin_port), "--xds-mode", mode, "--work-dir", str(work / name), "--log-level", "info"]
         # The API tells run-dataplane the listeners it sizes Envoy's workers by (never port 5681 here).
         args += ["--api-address", cp.api]
+        # Old filter chains drain for 1 s instead of Kuma's 30 s, so tests settle quickly.
+        args += ["--drain-time", "1s"]
         if dataplane_file is not None:
             args += ["--dataplane-file", str(dataplane_file)]
         else:
