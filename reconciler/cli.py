@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -198,11 +198,26 @@ def status(server: str, fmt: str) -> None:
     click.echo(json.dumps(doc, indent=2) if fmt == "json" else status_text(doc))
 
 
-def _dataplane_identity(dataplane_file: str | None, mesh: str | None, name: str | None, api: str | None) -> tuple[str, str, str | None, int]:
-    """(mesh, name, dataplane text or None, admin port) from --dataplane-file or --mesh/--name.
+class _DataplaneIdentity(NamedTuple):
+    mesh: str
+    name: str
+    text: str | None
+    """The Dataplane resource to register (--dataplane-file), None for one declared in git."""
+    admin_port: int
+    listeners: int | None
+    """Addresses Envoy will listen on; None when not known."""
 
-    For a Dataplane declared in git, its admin port is asked from the control plane's API.
+
+def _dataplane_identity(
+    dataplane_file: str | None, mesh: str | None, name: str | None, api: str | None, *, need_admin: bool = True, count_listeners: bool = False,
+) -> _DataplaneIdentity:
+    """Which Dataplane, from --dataplane-file or --mesh/--name, and what Envoy needs to know of it.
+
+    A Dataplane declared in git is looked up in the control plane's API (`api`) for its admin
+    port (`need_admin`) and its inbounds and outbounds (`count_listeners`, for run-dataplane's
+    open-files check); a builtin gateway's listeners are counted in its generated config.
     """
+    from reconciler.dataplane.listeners import listeners_of_spec
     from reconciler.source.loader import load_file
 
     if dataplane_file:
@@ -215,20 +230,47 @@ def _dataplane_identity(dataplane_file: str | None, mesh: str | None, name: str 
             raise click.ClickException(f"{dataplane_file}: expected exactly one Dataplane, found {len(dps)}")
         dp = dps[0]
         admin = int(((dp.spec.get("networking") or {}).get("admin") or {}).get("port") or 9901)
-        return dp.mesh, dp.name, json.dumps(dp.document()), admin
+        listeners = listeners_of_spec(dp.spec)
+        if listeners is None and count_listeners and api:
+            # A builtin gateway: the control plane has its config once it registered (a restart).
+            listeners = _gateway_listeners(api, dp.mesh, dp.name, quiet=True)
+        return _DataplaneIdentity(dp.mesh, dp.name, json.dumps(dp.document()), admin, listeners)
     if not name:
         raise click.UsageError("give --dataplane-file, or --name (and --mesh) of a Dataplane declared in git")
     mesh = mesh or "default"
     admin = 9901
-    if api:
+    listeners = None
+    if api and (need_admin or count_listeners):
         from reconciler.commands.errors import RepositoryError
         from reconciler.commands.status import fetch_json
+        from reconciler.dataplane.listeners import listeners_of_api_entry
 
         try:
-            admin = int(fetch_json(api, f"/dataplanes/{mesh}/{name}", timeout=5).get("adminPort") or 9901)
+            entry = fetch_json(api, f"/dataplanes/{mesh}/{name}", timeout=5)
         except RepositoryError as e:
-            click.echo(f"warning: {e.message}; using admin port {admin}", err=True)
-    return mesh, name, None, admin
+            consequences = ([f"using admin port {admin}"] if need_admin else []) + (["open files not checked"] if count_listeners else [])
+            click.echo(f"warning: {e.message}; {', '.join(consequences)}", err=True)
+        else:
+            admin = int(entry.get("adminPort") or 9901)
+            if count_listeners:
+                listeners = listeners_of_api_entry(entry)
+                if listeners is None:
+                    listeners = _gateway_listeners(api, mesh, name, quiet=False)
+    return _DataplaneIdentity(mesh, name, None, admin, listeners)
+
+
+def _gateway_listeners(api: str, mesh: str, name: str, *, quiet: bool) -> int | None:
+    """Listening addresses in the config the control plane generated for a proxy; None when it has none."""
+    from reconciler.commands.errors import RepositoryError
+    from reconciler.commands.status import fetch_json
+    from reconciler.dataplane.listeners import listeners_of_config
+
+    try:
+        return listeners_of_config(fetch_json(api, f"/config/{mesh}/{name}", timeout=10))
+    except RepositoryError as e:
+        if not quiet:
+            click.echo(f"warning: {e.message}; open files not checked", err=True)
+        return None
 
 
 def _xds_client_options(f: Any) -> Any:
@@ -308,7 +350,11 @@ def _dataplane_options(f: Any) -> Any:
     return f
 
 
-def _make_bootstrap(
+def _make_bootstrap(**options: Any) -> dict[str, Any]:
+    return _dataplane_bootstrap(**options)[0]
+
+
+def _dataplane_bootstrap(
     cp_address: str,
     dataplane_file: str | None,
     mesh: str | None,
@@ -319,16 +365,23 @@ def _make_bootstrap(
     dataplane_token_file: str | None,
     ca_cert: str | None,
     xds_tls: str,
-) -> dict[str, Any]:
+    *,
+    count_listeners: bool = False,
+) -> tuple[dict[str, Any], _DataplaneIdentity]:
     from reconciler.dataplane.bootstrap import bootstrap as make_bootstrap
 
     host, port = _split_address(cp_address)
     token, ca_pem = _xds_credentials(dataplane_token_file, ca_cert, xds_tls)
-    m, n, dp_text, default_admin = _dataplane_identity(dataplane_file, mesh, name, None if admin_port else api_address or f"http://{host}:5681")
-    return make_bootstrap(
-        mesh=m, name=n, cp_host=host, cp_port=port, admin_port=admin_port or default_admin, dataplane=dp_text, mode=xds_mode,  # type: ignore[arg-type]
+    identity = _dataplane_identity(
+        dataplane_file, mesh, name, api_address or f"http://{host}:5681", need_admin=admin_port is None, count_listeners=count_listeners,
+    )
+    if admin_port:
+        identity = identity._replace(admin_port=admin_port)
+    config = make_bootstrap(
+        mesh=identity.mesh, name=identity.name, cp_host=host, cp_port=port, admin_port=identity.admin_port, dataplane=identity.text, mode=xds_mode,  # type: ignore[arg-type]
         token=token, ca_cert_pem=ca_pem,
     )
+    return config, identity
 
 
 @cli.command()
@@ -342,11 +395,35 @@ def bootstrap(**options: Any) -> None:
 @_dataplane_options
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Where to write the bootstrap (default: a temp dir).")
 @click.option("--log-level", default="info", show_default=True, help="Envoy log level.")
-def run_dataplane(work_dir: str | None, log_level: str, **options: Any) -> None:
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Envoy worker threads (default: the container's CPU quota rounded up, else the CPUs this process may run on; fewer when the open-files limit needs it).",
+)
+@click.option(
+    "--drain-time",
+    default="30s",
+    show_default=True,
+    help="How long a replaced listener keeps serving its connections (kuma-dp's flag; a route or policy change replaces the listener that carries it). Whole seconds: 30s, 1m.",
+)
+def run_dataplane(work_dir: str | None, log_level: str, concurrency: int | None, drain_time: str, **options: Any) -> None:
     """Run Envoy as the sidecar of a dataplane (like kuma-dp); exits with Envoy's exit code."""
-    from reconciler.dataplane.launcher import run_envoy
+    from reconciler.dataplane.envoy_binary import find_envoy
+    from reconciler.dataplane.launcher import plan_workers, run_envoy
+    from reconciler.validate.checks import parse_duration
 
-    sys.exit(run_envoy(_make_bootstrap(**options), work_dir=work_dir, log_level=log_level))
+    drain = parse_duration(drain_time)
+    if drain is None or drain < 0 or drain != int(drain):
+        raise click.BadParameter(f"{drain_time!r}: give whole seconds as a duration, e.g. 30s or 1m", param_hint="--drain-time")
+
+    find_envoy()  # no Envoy: say what to install before asking the control plane anything
+    config, identity = _dataplane_bootstrap(**options, count_listeners=True)
+    choice, facts = plan_workers(concurrency, identity.listeners, admin_address=f"127.0.0.1:{identity.admin_port}")
+    if choice.message:
+        click.echo(choice.message, err=True)
+    if choice.fatal:
+        sys.exit(EXIT_INVALID)
+    sys.exit(run_envoy(config, work_dir=work_dir, log_level=log_level, drain_time=int(drain), extra=choice.args, facts=facts))
 
 
 @cli.command()

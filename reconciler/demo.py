@@ -198,6 +198,7 @@ def _start_envoys(dataplanes: list[Dataplane], settings: DemoSettings, state: Pa
         args = [
             sys.executable, "-m", "reconciler", "run-dataplane",
             "--cp-address", f"127.0.0.1:{settings.ports[0]}",
+            "--api-address", f"http://127.0.0.1:{settings.ports[1]}",
             "--mesh", dp.mesh, "--name", dp.name,
             "--admin-port", str(dp.admin_port),
             "--work-dir", str(state / "envoy" / dp.name),

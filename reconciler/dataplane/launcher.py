@@ -1,4 +1,5 @@
-"""`reconciler run-dataplane`: write the bootstrap, run Envoy, pass signals and exit codes."""
+"""`reconciler run-dataplane`: size Envoy's workers, write the bootstrap, run Envoy, pass
+signals and exit codes, and say in one line why Envoy stopped when it failed."""
 
 from __future__ import annotations
 
@@ -13,25 +14,65 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from reconciler.dataplane.cpu_quota import cpu_quota
 from reconciler.dataplane.envoy_binary import find_envoy
+from reconciler.dataplane.envoy_exit import OutputTail, RunFacts, exit_reason
+from reconciler.dataplane.open_files import raise_soft_limit
+from reconciler.dataplane.workers import WorkerChoice, choose_workers
 
-__all__ = ["run_envoy", "envoy_command"]
+__all__ = ["run_envoy", "envoy_command", "plan_workers", "affinity_cpus"]
+
+READER_JOIN_TIMEOUT = 5.0
+"""Seconds to wait for Envoy's last output after it exited (a grandchild could hold the pipe)."""
 
 
-def envoy_command(config_path: str, *, log_level: str = "info", extra: Sequence[str] = ()) -> list[str]:
+DRAIN_TIME = 30
+"""kuma-dp's default `--drain-time`: how long a replaced listener or filter chain keeps serving
+the connections it has (a route change replaces the listener that carries the routes)."""
+
+
+def envoy_command(config_path: str, *, log_level: str = "info", drain_time: int = DRAIN_TIME, extra: Sequence[str] = ()) -> list[str]:
     return [
         find_envoy(),
         "--config-path", config_path,
         "--log-level", log_level,
         # Several dataplanes share one host: each needs its own shared-memory base id.
         "--use-dynamic-base-id",
-        "--drain-time-s", "1",
+        "--drain-time-s", str(drain_time),
         *extra,
     ]
 
 
-def run_envoy(config: dict[str, Any], *, work_dir: str | None = None, log_level: str = "info", extra: Sequence[str] = ()) -> int:
-    """Run Envoy in the foreground until it exits; SIGINT/SIGTERM/SIGHUP are passed to it."""
+def affinity_cpus() -> int:
+    """CPUs this process may run on (the affinity mask; all CPUs where there is none)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def plan_workers(forced: int | None, listeners: int | None, *, admin_address: str | None = None) -> tuple[WorkerChoice, RunFacts]:
+    """Raise the soft open-files limit to the hard one, then choose Envoy's workers from the
+    CPU quota, the affinity mask, the listeners and that limit."""
+    limit = raise_soft_limit()
+    choice = choose_workers(
+        forced=forced, quota=cpu_quota(), affinity=affinity_cpus(), listeners=listeners, limit=limit, linux=sys.platform.startswith("linux"),
+    )
+    return choice, RunFacts(workers=choice.workers, listeners=listeners, limit=limit, admin_address=admin_address)
+
+
+def run_envoy(
+    config: dict[str, Any],
+    *,
+    work_dir: str | None = None,
+    log_level: str = "info",
+    drain_time: int = DRAIN_TIME,
+    extra: Sequence[str] = (),
+    facts: RunFacts | None = None,
+) -> int:
+    """Run Envoy in the foreground until it exits; SIGINT/SIGTERM/SIGHUP are passed to it.
+
+    Envoy's stderr is copied to ours as it comes; when Envoy exits non-zero, one more line
+    says why (see envoy_exit)."""
     find_envoy()  # no Envoy: say what to install before writing anything
     directory = Path(work_dir or tempfile.mkdtemp(prefix="reconciler-dp-"))
     directory.mkdir(parents=True, exist_ok=True)
@@ -41,7 +82,10 @@ def run_envoy(config: dict[str, Any], *, work_dir: str | None = None, log_level:
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps(config, indent=2))
     os.chmod(config_path, 0o600)
-    proc = subprocess.Popen(envoy_command(str(config_path), log_level=log_level, extra=extra))
+    sys.stderr.flush()
+    proc = subprocess.Popen(envoy_command(str(config_path), log_level=log_level, drain_time=drain_time, extra=extra), stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    tail = OutputTail(proc.stderr, _stderr_bytes()).start()
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         if proc.poll() is None:
@@ -53,8 +97,16 @@ def run_envoy(config: dict[str, Any], *, work_dir: str | None = None, log_level:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    tail.join(READER_JOIN_TIMEOUT)
     # A signal-terminated Envoy exits like a shell would report it.
-    return 128 - code if code < 0 else code
+    code = 128 - code if code < 0 else code
+    if code != 0:
+        print(exit_reason(code, tail.lines(), facts or RunFacts()), file=sys.stderr, flush=True)
+    return code
+
+
+def _stderr_bytes() -> Any:
+    return getattr(sys.stderr, "buffer", None)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -297,6 +297,13 @@ class ControlPlaneProcess(_Process):
         return wait_until(done, timeout, what=f"revision {sha[:12]} attempted")  # type: ignore[no-any-return]
 
 
+# Set RLIMIT_NOFILE (soft and hard) and become `python -m ...`: as `ulimit -n N` would.
+_UNDER_NOFILE = (
+    "import os, resource, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
+
+
 class EnvoyProcess(_Process):
     """A sidecar run by `reconciler run-dataplane`.
 
@@ -319,11 +326,18 @@ class EnvoyProcess(_Process):
         token: str | None = None,
         issue_token: bool = True,
         ca_cert: Path | str | None = None,
+        nofile: int | None = None,
     ) -> None:
         self.name = name
         self.admin_port = admin_port or free_port()
         work.mkdir(parents=True, exist_ok=True)
-        args = [PYTHON, "-m", "reconciler", "run-dataplane", "--cp-address", cp.xds, "--admin-port", str(self.admin_port), "--xds-mode", mode, "--work-dir", str(work / name), "--log-level", "info"]
+        # `nofile`: run-dataplane (and so Envoy) starts under this open-files limit, soft and hard.
+        launcher = [PYTHON, "-c", _UNDER_NOFILE, str(nofile)] if nofile is not None else [PYTHON]
+        args = [*launcher, "-m", "reconciler", "run-dataplane", "--cp-address", cp.xds, "--admin-port", str(self.admin_port), "--xds-mode", mode, "--work-dir", str(work / name), "--log-level", "info"]
+        # The API tells run-dataplane the listeners it sizes Envoy's workers by (never port 5681 here).
+        args += ["--api-address", cp.api]
+        # Old filter chains drain for 1 s instead of Kuma's 30 s, so tests settle quickly.
+        args += ["--drain-time", "1s"]
         if dataplane_file is not None:
             args += ["--dataplane-file", str(dataplane_file)]
         else:

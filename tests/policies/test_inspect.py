@@ -52,6 +52,7 @@ def test_inspect_prints_merged_conf_and_contributing_policies(repo: GitRepo) -> 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"Dataplane default.web-1 at {sha}",
+        "outbound shape: kuma (the default)",
         "inbound 10.0.0.1:8080 (web, http)",
         "  (no policy)",
         "outbound 127.0.0.1:10001 -> backend (tcp)",
