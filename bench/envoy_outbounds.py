@@ -59,7 +59,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _envoy_support import (  # noqa: E402
-    admin_get,
     boottime,
     cpu_seconds,
     envoy_child,

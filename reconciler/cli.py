@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NamedTuple
+from typing import Any
 
 import click
 
@@ -198,81 +198,6 @@ def status(server: str, fmt: str) -> None:
     click.echo(json.dumps(doc, indent=2) if fmt == "json" else status_text(doc))
 
 
-class _DataplaneIdentity(NamedTuple):
-    mesh: str
-    name: str
-    text: str | None
-    """The Dataplane resource to register (--dataplane-file), None for one declared in git."""
-    admin_port: int
-    listeners: int | None
-    """Addresses Envoy will listen on; None when not known."""
-
-
-def _dataplane_identity(
-    dataplane_file: str | None, mesh: str | None, name: str | None, api: str | None, *, need_admin: bool = True, count_listeners: bool = False,
-) -> _DataplaneIdentity:
-    """Which Dataplane, from --dataplane-file or --mesh/--name, and what Envoy needs to know of it.
-
-    A Dataplane declared in git is looked up in the control plane's API (`api`) for its admin
-    port (`need_admin`) and its inbounds and outbounds (`count_listeners`, for run-dataplane's
-    open-files check); a builtin gateway's listeners are counted in its generated config.
-    """
-    from reconciler.dataplane.listeners import listeners_of_spec
-    from reconciler.source.loader import load_file
-
-    if dataplane_file:
-        text = open(dataplane_file, encoding="utf-8").read()
-        result = load_file(dataplane_file, text.encode())
-        if result.problems:
-            raise click.ClickException("\n".join(p.render() for p in result.problems))
-        dps = [r for r in result.resources if r.type == "Dataplane"]
-        if len(dps) != 1:
-            raise click.ClickException(f"{dataplane_file}: expected exactly one Dataplane, found {len(dps)}")
-        dp = dps[0]
-        admin = int(((dp.spec.get("networking") or {}).get("admin") or {}).get("port") or 9901)
-        listeners = listeners_of_spec(dp.spec)
-        if listeners is None and count_listeners and api:
-            # A builtin gateway: the control plane has its config once it registered (a restart).
-            listeners = _gateway_listeners(api, dp.mesh, dp.name, quiet=True)
-        return _DataplaneIdentity(dp.mesh, dp.name, json.dumps(dp.document()), admin, listeners)
-    if not name:
-        raise click.UsageError("give --dataplane-file, or --name (and --mesh) of a Dataplane declared in git")
-    mesh = mesh or "default"
-    admin = 9901
-    listeners = None
-    if api and (need_admin or count_listeners):
-        from reconciler.commands.errors import RepositoryError
-        from reconciler.commands.status import fetch_json
-        from reconciler.dataplane.listeners import listeners_of_api_entry
-
-        try:
-            entry = fetch_json(api, f"/dataplanes/{mesh}/{name}", timeout=5)
-        except RepositoryError as e:
-            consequences = ([f"using admin port {admin}"] if need_admin else []) + (["open files not checked"] if count_listeners else [])
-            click.echo(f"warning: {e.message}; {', '.join(consequences)}", err=True)
-        else:
-            admin = int(entry.get("adminPort") or 9901)
-            if count_listeners:
-                listeners = listeners_of_api_entry(entry)
-                if listeners is None:
-                    listeners = _gateway_listeners(api, mesh, name, quiet=False)
-    return _DataplaneIdentity(mesh, name, None, admin, listeners)
-
-
-def _gateway_listeners(api: str, mesh: str, name: str, *, quiet: bool) -> int | None:
-    """Listening addresses in the config the control plane generated for a proxy; None when it has none."""
-    from reconciler.commands.errors import RepositoryError
-    from reconciler.commands.status import fetch_json
-    from reconciler.dataplane.listeners import listeners_of_config
-
-    try:
-        return listeners_of_config(fetch_json(api, f"/config/{mesh}/{name}", timeout=10))
-    except RepositoryError as e:
-        if not quiet:
-            click.echo(f"warning: {e.message}; open files not checked", err=True)
-        return None
-
-
 def _xds_client_options(f: Any) -> Any:
     """Options of `bootstrap` and `run-dataplane` that say how the proxy proves who it is and
     how it checks the control plane."""
@@ -298,39 +223,6 @@ def _xds_client_options(f: Any) -> Any:
     return f
 
 
-def _xds_credentials(token_file: str | None, ca_cert: str | None, xds_tls: str) -> tuple[str | None, str | None]:
-    """(token, CA certificate PEM) from the files given, checked so mistakes show here, not in Envoy's log."""
-    token = None
-    if token_file:
-        token = open(token_file, encoding="utf-8").read().strip()
-        if not token:
-            raise click.UsageError(f"{token_file} is empty: write a token from `reconciler token issue` into it")
-    if xds_tls == "none":
-        if ca_cert:
-            raise click.UsageError("--ca-cert needs TLS: drop --xds-tls none")
-        return token, None
-    if not ca_cert:
-        raise click.UsageError(
-            "the control plane serves xDS over TLS: give --ca-cert FILE (serve writes it to <state-dir>/xds-tls/ca.crt), "
-            "or --xds-tls none for a control plane run with --xds-tls none"
-        )
-    pem = open(ca_cert, "rb").read()
-    try:
-        from cryptography import x509
-
-        x509.load_pem_x509_certificates(pem)
-    except ValueError:
-        raise click.UsageError(f"{ca_cert}: not a PEM certificate") from None
-    return token, pem.decode()
-
-
-def _split_address(cp_address: str) -> tuple[str, int]:
-    host, _, port = cp_address.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.UsageError(f"--cp-address {cp_address}: use host:port")
-    return host.strip("[]"), int(port)
-
-
 _DATAPLANE_OPTIONS = (
     click.option("--cp-address", default="127.0.0.1:5678", show_default=True, help="Control plane xDS address host:port."),
     click.option("--dataplane-file", type=click.Path(exists=True, dir_okay=False), help="A Dataplane resource to register when connecting."),
@@ -351,37 +243,9 @@ def _dataplane_options(f: Any) -> Any:
 
 
 def _make_bootstrap(**options: Any) -> dict[str, Any]:
-    return _dataplane_bootstrap(**options)[0]
+    from reconciler.commands.dataplane import dataplane_bootstrap
 
-
-def _dataplane_bootstrap(
-    cp_address: str,
-    dataplane_file: str | None,
-    mesh: str | None,
-    name: str | None,
-    admin_port: int | None,
-    xds_mode: str,
-    api_address: str | None,
-    dataplane_token_file: str | None,
-    ca_cert: str | None,
-    xds_tls: str,
-    *,
-    count_listeners: bool = False,
-) -> tuple[dict[str, Any], _DataplaneIdentity]:
-    from reconciler.dataplane.bootstrap import bootstrap as make_bootstrap
-
-    host, port = _split_address(cp_address)
-    token, ca_pem = _xds_credentials(dataplane_token_file, ca_cert, xds_tls)
-    identity = _dataplane_identity(
-        dataplane_file, mesh, name, api_address or f"http://{host}:5681", need_admin=admin_port is None, count_listeners=count_listeners,
-    )
-    if admin_port:
-        identity = identity._replace(admin_port=admin_port)
-    config = make_bootstrap(
-        mesh=identity.mesh, name=identity.name, cp_host=host, cp_port=port, admin_port=identity.admin_port, dataplane=identity.text, mode=xds_mode,  # type: ignore[arg-type]
-        token=token, ca_cert_pem=ca_pem,
-    )
-    return config, identity
+    return dataplane_bootstrap(**options)[0]
 
 
 @cli.command()
@@ -408,6 +272,7 @@ def bootstrap(**options: Any) -> None:
 )
 def run_dataplane(work_dir: str | None, log_level: str, concurrency: int | None, drain_time: str, **options: Any) -> None:
     """Run Envoy as the sidecar of a dataplane (like kuma-dp); exits with Envoy's exit code."""
+    from reconciler.commands.dataplane import dataplane_bootstrap
     from reconciler.dataplane.envoy_binary import find_envoy
     from reconciler.dataplane.launcher import plan_workers, run_envoy
     from reconciler.validate.checks import parse_duration
@@ -417,7 +282,7 @@ def run_dataplane(work_dir: str | None, log_level: str, concurrency: int | None,
         raise click.BadParameter(f"{drain_time!r}: give whole seconds as a duration, e.g. 30s or 1m", param_hint="--drain-time")
 
     find_envoy()  # no Envoy: say what to install before asking the control plane anything
-    config, identity = _dataplane_bootstrap(**options, count_listeners=True)
+    config, identity = dataplane_bootstrap(**options, count_listeners=True)
     choice, facts = plan_workers(concurrency, identity.listeners, admin_address=f"127.0.0.1:{identity.admin_port}")
     if choice.message:
         click.echo(choice.message, err=True)

@@ -80,7 +80,7 @@ def test_compact_shape_serves_the_same_chains_as_kumas_listeners() -> None:
 def test_an_unknown_shape_label_is_an_error_at_its_line() -> None:
     report = validate_text(MESH + "---\n" + dataplane_yaml("web", "web", 8000, 8001, labels={SHAPE_LABEL: "tiny"}))
     assert [p.render() for p in report.errors] == [
-        f"input.yaml:8: Dataplane default/web /labels/reconciler.io~1outbound-shape: must be one of kuma, compact: "
+        "input.yaml:8: Dataplane default/web /labels/reconciler.io~1outbound-shape: must be one of kuma, compact: "
         "kuma for one listener per outbound (Kuma's), compact for one listener holding them all"
     ]
 
