@@ -9,6 +9,7 @@ import atexit
 import http.server
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -44,7 +45,51 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
+_PORTS_FROM = 20000
+"""Ports the tests hand out start here: above the example's 15000-19999 and 5678/5681."""
+_given: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _port_slice() -> range:
+    """This pytest-xdist worker's own ports, below the kernel's ephemeral range.
+
+    A port from bind(port 0) is an ephemeral one, which the kernel may give to any outgoing
+    connection (an Envoy's, git's, gRPC's) between the moment it is chosen and the moment the
+    process it was chosen for binds it; and two workers could be given the same one.
+    """
+    end = _ephemeral_start()
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+    worker = int((os.environ.get("PYTEST_XDIST_WORKER", "gw0") or "gw0").removeprefix("gw") or 0)
+    size = (end - _PORTS_FROM) // workers
+    if size < 100:
+        return range(0)
+    start = _PORTS_FROM + (worker % workers) * size
+    return range(start, start + size)
+
+
 def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on and that no other test worker is given."""
+    ports = _port_slice()
+    if ports:
+        offset = random.randrange(len(ports))
+        for i in range(len(ports)):
+            port = ports[(offset + i) % len(ports)]
+            if port in _given:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _given.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -41,14 +41,15 @@ def _free(port: int) -> bool:
 
 
 def free_base_port() -> int:
-    """A base whose whole block is free, below the ephemeral range (32768-60999) where the
-    other tests' free_port() and outgoing connections take their ports."""
-    bases = list(range(20000, 32768 - BLOCK, 250))
+    """A base whose whole block is free, in 6000-14999: below the ports other tests'
+    free_port() hands out (20000 up to the ephemeral range, where outgoing connections take
+    theirs) and above the user's 5678/5681."""
+    bases = list(range(6000, 15000 - BLOCK + 1, 250))
     random.shuffle(bases)
     for base in bases:
         if all(_free(p) for p in range(base, base + BLOCK)):
             return base
-    raise AssertionError("no free block of 5000 ports below 32768")
+    raise AssertionError("no free block of 5000 ports in 6000-14999")
 
 
 def _children(pid: int) -> list[int]:
