@@ -6,8 +6,8 @@ Follows Kuma v2.14 (`pkg/plugins/policies/meshratelimit/plugin/xds/configurer.go
 - `local.http` → the HTTP filter `envoy.filters.http.local_ratelimit` before the router, with
   only `stat_prefix: rate_limit` at the filter level; the limit itself (token bucket, status,
   response headers, `filter_enabled`/`filter_enforced` at 100%) goes into every route's
-  `typed_per_filter_config`. Kuma's inbound route configuration is inline in the HCM; here it
-  comes over RDS, so the route part is done by the `route` hook.
+  `typed_per_filter_config`. The route part is done by the `route` hook, on the inbound route
+  configuration inline in the HCM (as Kuma's).
 - `local.tcp` → the network filter `envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit`
   (Kuma's name for it) placed first in every filter chain of the inbound listener, HTTP or TCP.
 - `disabled: true`, or no `requestRate` / `connectionRate`, configures nothing.
