@@ -135,7 +135,8 @@ class Proxy:
             elif t == LDS:
                 routes = sorted({_rds(a.value) for a in response.resources} - {""})
                 self.request(LDS, response=response)
-                if routes != self.subscribed.get(RDS):
+                # Sidecar routes are inline in their listeners; RDS only for those that name one.
+                if routes and routes != self.subscribed.get(RDS):
                     self.subscribed[RDS] = routes
                     self.request(RDS, routes, response=self.last.get(RDS))
             else:
@@ -150,7 +151,7 @@ class Proxy:
                     self.reached_target.set()
             self.last[t] = response
             self.acked_types.add(t)
-            if self.acked_types >= {CDS, EDS, LDS, RDS}:
+            if self.acked_types >= {CDS, EDS, LDS} | ({RDS} if self.subscribed.get(RDS) else set()):
                 self.synced.set()
 
 
