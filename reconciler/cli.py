@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from reconciler.commands.dataplane import dataplane_options
 from reconciler.commands.errors import EXIT_INVALID, EXIT_OK
 
 __all__ = ["main", "cli"]
@@ -198,65 +199,17 @@ def status(server: str, fmt: str) -> None:
     click.echo(json.dumps(doc, indent=2) if fmt == "json" else status_text(doc))
 
 
-def _xds_client_options(f: Any) -> Any:
-    """Options of `bootstrap` and `run-dataplane` that say how the proxy proves who it is and
-    how it checks the control plane."""
-    f = click.option(
-        "--xds-tls",
-        type=click.Choice(["verify", "none"]),
-        default="verify",
-        show_default=True,
-        help="verify: connect over TLS and check the server against --ca-cert; none: plaintext, for a control plane run with --xds-tls none.",
-    )(f)
-    f = click.option(
-        "--ca-cert",
-        "--ca-cert-file",
-        "ca_cert",
-        type=click.Path(exists=True, dir_okay=False),
-        help="CA certificate that verifies the control plane's xDS server (serve writes it to <state-dir>/xds-tls/ca.crt).",
-    )(f)
-    f = click.option(
-        "--dataplane-token-file",
-        type=click.Path(exists=True, dir_okay=False),
-        help="File with this dataplane's token (`reconciler token issue`).",
-    )(f)
-    return f
-
-
-_DATAPLANE_OPTIONS = (
-    click.option("--cp-address", default="127.0.0.1:5678", show_default=True, help="Control plane xDS address host:port."),
-    click.option("--dataplane-file", type=click.Path(exists=True, dir_okay=False), help="A Dataplane resource to register when connecting."),
-    click.option("--mesh", help="Mesh of a Dataplane declared in git."),
-    click.option("--name", help="Name of a Dataplane declared in git."),
-    click.option("--admin-port", type=int, help="Envoy admin port (default: networking.admin.port, or 9901)."),
-    click.option("--xds-mode", type=click.Choice(["sotw", "delta"]), default="sotw", show_default=True),
-    click.option("--api-address", help="Control plane HTTP API, to look up a git-declared Dataplane (default: cp host, port 5681)."),
-)
-
-
-def _dataplane_options(f: Any) -> Any:
-    """Options of `bootstrap` and `run-dataplane`: which dataplane, and how to reach the control plane."""
-    f = _xds_client_options(f)
-    for option in reversed(_DATAPLANE_OPTIONS):
-        f = option(f)
-    return f
-
-
-def _make_bootstrap(**options: Any) -> dict[str, Any]:
-    from reconciler.commands.dataplane import dataplane_bootstrap
-
-    return dataplane_bootstrap(**options)[0]
-
-
 @cli.command()
-@_dataplane_options
+@dataplane_options
 def bootstrap(**options: Any) -> None:
     """Print the Envoy bootstrap for a dataplane."""
-    click.echo(json.dumps(_make_bootstrap(**options), indent=2))
+    from reconciler.commands.dataplane import dataplane_bootstrap
+
+    click.echo(json.dumps(dataplane_bootstrap(**options)[0], indent=2))
 
 
 @cli.command("run-dataplane")
-@_dataplane_options
+@dataplane_options
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Where to write the bootstrap (default: a temp dir).")
 @click.option("--log-level", default="info", show_default=True, help="Envoy log level.")
 @click.option(
@@ -416,7 +369,8 @@ def plan(repo: str, path: str, base: str, head: str, fmt: str, envoy_check: bool
     Exit 0 when HEAD is valid and Envoy accepts every changed proxy's config, 1 otherwise
     (the reasons are printed), 2 when a revision cannot be read or Envoy cannot be found.
     """
-    from reconciler.commands.plan import plan_json, plan_markdown, plan_text, run_plan
+    from reconciler.commands.plan import run_plan
+    from reconciler.commands.plan_render import plan_json, plan_markdown, plan_text
 
     result = run_plan(repo, path, base, head, envoy_check=envoy_check, jobs=jobs, compact_outbounds=compact_outbounds)
     render = {"json": plan_json, "markdown": plan_markdown}.get(fmt, plan_text)

@@ -1,5 +1,6 @@
-"""`bootstrap` and `run-dataplane`: which Dataplane a sidecar is, what the control plane says
-of it (admin port, listeners), the credentials it presents, and the Envoy bootstrap."""
+"""`bootstrap` and `run-dataplane`: their shared options, which Dataplane a sidecar is, what
+the control plane says of it (admin port, listeners), the credentials it presents, and the
+Envoy bootstrap."""
 
 from __future__ import annotations
 
@@ -8,7 +9,51 @@ from typing import Any, NamedTuple
 
 import click
 
-__all__ = ["DataplaneIdentity", "dataplane_identity", "dataplane_bootstrap"]
+__all__ = ["DataplaneIdentity", "dataplane_identity", "dataplane_bootstrap", "dataplane_options"]
+
+
+def _xds_client_options(f: Any) -> Any:
+    """Options of `bootstrap` and `run-dataplane` that say how the proxy proves who it is and
+    how it checks the control plane."""
+    f = click.option(
+        "--xds-tls",
+        type=click.Choice(["verify", "none"]),
+        default="verify",
+        show_default=True,
+        help="verify: connect over TLS and check the server against --ca-cert; none: plaintext, for a control plane run with --xds-tls none.",
+    )(f)
+    f = click.option(
+        "--ca-cert",
+        "--ca-cert-file",
+        "ca_cert",
+        type=click.Path(exists=True, dir_okay=False),
+        help="CA certificate that verifies the control plane's xDS server (serve writes it to <state-dir>/xds-tls/ca.crt).",
+    )(f)
+    f = click.option(
+        "--dataplane-token-file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="File with this dataplane's token (`reconciler token issue`).",
+    )(f)
+    return f
+
+
+_DATAPLANE_OPTIONS = (
+    click.option("--cp-address", default="127.0.0.1:5678", show_default=True, help="Control plane xDS address host:port."),
+    click.option("--dataplane-file", type=click.Path(exists=True, dir_okay=False), help="A Dataplane resource to register when connecting."),
+    click.option("--mesh", help="Mesh of a Dataplane declared in git."),
+    click.option("--name", help="Name of a Dataplane declared in git."),
+    click.option("--admin-port", type=int, help="Envoy admin port (default: networking.admin.port, or 9901)."),
+    click.option("--xds-mode", type=click.Choice(["sotw", "delta"]), default="sotw", show_default=True),
+    click.option("--api-address", help="Control plane HTTP API, to look up a git-declared Dataplane (default: cp host, port 5681)."),
+)
+
+
+def dataplane_options(f: Any) -> Any:
+    """Options of `bootstrap` and `run-dataplane`: which dataplane, and how to reach the control plane."""
+    f = _xds_client_options(f)
+    for option in reversed(_DATAPLANE_OPTIONS):
+        f = option(f)
+    return f
 
 
 class DataplaneIdentity(NamedTuple):

@@ -54,10 +54,12 @@ def choose_workers(
     """Workers for Envoy. `listeners` None: not known (the plan is skipped); `limit` None: no limit."""
     if forced is not None:
         args: tuple[str, ...] = ("--concurrency", str(forced))
-        if listeners is None or limit is None or most_workers_that_fit(listeners, limit, forced) == forced:
+        if listeners is None or limit is None:
+            return WorkerChoice(forced, args)
+        fit = most_workers_that_fit(listeners, limit, forced)
+        if fit == forced:
             return WorkerChoice(forced, args)
         need = files_needed(listeners, forced, limit)
-        fit = most_workers_that_fit(listeners, limit, forced)
         instead = f"run --concurrency {fit}" if fit else "give this Dataplane fewer inbounds and outbounds"
         return WorkerChoice(forced, args, (
             f"run-dataplane: warning: {_listeners_times(listeners, forced)} need about {need:,} open files but the hard limit is {limit:,}: "

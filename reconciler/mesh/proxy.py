@@ -302,10 +302,12 @@ def _inbound_confs(dp: Dataplane, inbound: Inbound, index: PolicyIndex, kinds: l
     return FrozenDict(out)
 
 
-def proxy_views(model: MeshModel, certs: CertificateProvider | None = None, compact_from: int | None = None) -> dict[str, ProxyView]:
+def proxy_views(
+    model: MeshModel, certs: CertificateProvider | None = None, compact_from: int | None = None, indexes: Mapping[str, PolicyIndex] | None = None
+) -> dict[str, ProxyView]:
     """Every proxy's view. Certificates come from `certs` (a throwaway in-memory CA if None);
-    `compact_from` as in `proxy_view`."""
-    indexes = policy_indexes(model)
+    `compact_from` as in `proxy_view`; `indexes` when the caller has them already."""
+    indexes = indexes if indexes is not None else policy_indexes(model)
     certs = certs or CertificateProvider()
     tls = mesh_tls(model, certs)
     identities = workload_identities(model)

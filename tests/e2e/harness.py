@@ -45,9 +45,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
-_PORTS_FROM = 20000
-"""Ports the tests hand out start here: above the example's 15000-19999 and 5678/5681."""
-_given: set[int] = set()
+_PORTS_FROM = 30000
+"""Ports the tests hand out start here, under the kernel's ephemeral range: above the
+example's 15000-19999, the demo test's blocks (6000-14999) and the blocks the demo suggests
+(20000-29999)."""
+_next_port: list[int] = []
 
 
 def _ephemeral_start() -> int:
@@ -75,20 +77,20 @@ def _port_slice() -> range:
 
 
 def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on and that no other test worker is given."""
+    """A port on 127.0.0.1 that nothing listens on, from this worker's slice: in turn, so that
+    a port comes back only after the whole slice has been handed out."""
     ports = _port_slice()
     if ports:
-        offset = random.randrange(len(ports))
-        for i in range(len(ports)):
-            port = ports[(offset + i) % len(ports)]
-            if port in _given:
-                continue
+        if not _next_port:
+            _next_port.append(random.randrange(len(ports)))
+        for _ in range(len(ports)):
+            port = ports[_next_port[0] % len(ports)]
+            _next_port[0] += 1
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
                     continue
-            _given.add(port)
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -41,9 +41,9 @@ def _free(port: int) -> bool:
 
 
 def free_base_port() -> int:
-    """A base whose whole block is free, in 6000-14999: below the ports other tests'
-    free_port() hands out (20000 up to the ephemeral range, where outgoing connections take
-    theirs) and above the user's 5678/5681."""
+    """A base whose whole block is free, in 6000-14999: apart from the ports other tests'
+    free_port() hands out (30000 up to the ephemeral range, where outgoing connections take
+    theirs) and the blocks the demo suggests (20000-29999 first), above the user's 5678/5681."""
     bases = list(range(6000, 15000 - BLOCK + 1, 250))
     random.shuffle(bases)
     for base in bases:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from reconciler.commands.plan import MARKDOWN_MARKER
+from reconciler.commands.plan_render import MARKDOWN_MARKER
 from tests.e2e.harness import REPO_ROOT
 from tests.gitops.helpers import fresh_shell_env, mesh, reconciler_cmd
 from tests.support import GitRepo, git

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.commands.plan import MARKDOWN_MARKER, REDACTED, PairChange, plan_markdown, redact, run_plan
+from reconciler.commands.plan import REDACTED, PairChange, redact, run_plan
+from reconciler.commands.plan_render import MARKDOWN_MARKER, plan_markdown
 from tests.gitops.helpers import ALLOW_ALL, dataplane, deny_from, mesh
 from tests.support import GitRepo, git, served_listener
 
