@@ -23,25 +23,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.ca.signing_keys import SigningKeys  # noqa: E402
-from reconciler.ca.tokens import issue_token, verify_token  # noqa: E402
-from reconciler.model import Snapshot  # noqa: E402
-from reconciler.source.loader import load_file  # noqa: E402
-from reconciler.xds.security import DataplaneAuthenticator, XdsCall  # noqa: E402
-from tests.security.test_identity_binding import MTLS_MESH, ORDERS_IDENTITY  # noqa: E402
-from tests.support import dataplane_yaml  # noqa: E402
+from reconciler.ca.signing_keys import SigningKeys
+from reconciler.ca.tokens import issue_token, verify_token
+from reconciler.model import Snapshot
+from reconciler.source.loader import load_file
+from reconciler.xds.security import DataplaneAuthenticator, XdsCall
+from tests.security.test_identity_binding import MTLS_MESH, ORDERS_IDENTITY
+from tests.support import dataplane_yaml
 
 
 async def measure(dataplanes: int) -> None:
-    docs = [MTLS_MESH, ORDERS_IDENTITY] + [dataplane_yaml(f"dp-{i}", f"svc-{i % 50}", 10000 + i % 20000, 40000 + i % 20000) for i in range(dataplanes)]
-    files = [load_file(f"bench-{i}.yaml", "---\n".join(docs[i : i + 500]).encode()) for i in range(0, len(docs), 500)]  # a file's own limits
+    docs = [MTLS_MESH, ORDERS_IDENTITY] + [
+        dataplane_yaml(f"dp-{i}", f"svc-{i % 50}", 10000 + i % 20000, 40000 + i % 20000) for i in range(dataplanes)
+    ]
+    files = [
+        load_file(f"bench-{i}.yaml", "---\n".join(docs[i : i + 500]).encode()) for i in range(0, len(docs), 500)
+    ]  # a file's own limits
     snapshot = Snapshot(None, tuple(r for f in files for r in f.resources), tuple(p for f in files for p in f.problems), 1)
     assert not snapshot.problems, snapshot.problems[:3]
     keys = SigningKeys.open(tempfile.mkdtemp(prefix="bench-keys-"))
-    registered = load_file("rt.yaml", dataplane_yaml("rt", "svc-1", 30000, 30001, labels={"kuma.io/workload": "orders"}).encode()).resources[0]
+    registered = load_file(
+        "rt.yaml", dataplane_yaml("rt", "svc-1", 30000, 30001, labels={"kuma.io/workload": "orders"}).encode()
+    ).resources[0]
     auth = DataplaneAuthenticator(keys)
     auth.use(snapshot)
-    git_call = XdsCall({}, "bench", "default.dp-7", verify_token(issue_token(keys, mesh="default", tags={"kuma.io/service": ["svc-7"]}), keys))
+    git_call = XdsCall(
+        {}, "bench", "default.dp-7", verify_token(issue_token(keys, mesh="default", tags={"kuma.io/service": ["svc-7"]}), keys)
+    )
     tags = {"kuma.io/service": ["svc-1"]}
     rt_call = XdsCall({}, "bench", "default.rt", verify_token(issue_token(keys, mesh="default", tags=tags, workload="orders"), keys))
     for call, reg in ((git_call, None), (rt_call, registered)):

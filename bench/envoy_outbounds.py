@@ -63,8 +63,8 @@ from _envoy_support import (  # noqa: E402
     cpu_seconds,
     envoy_child,
     gauges,
-    prometheus_totals,
     process_started,
+    prometheus_totals,
     rss_mib,
     wait_ready,
 )
@@ -84,6 +84,7 @@ HISTOGRAMS = "update_duration|initialization_time_ms|init_fetch_timeout"
 
 
 # ---------------------------------------------------------------------------- the config
+
 
 @dataclass(frozen=True)
 class Outbound:
@@ -112,9 +113,20 @@ def service_dataplane(i: int, upstream: Workload) -> str:
 
 def client_dataplane(name: str, shape: str, inbound: int, outs: list[Outbound]) -> str:
     lines = [
-        "type: Dataplane", "mesh: default", f"name: {name}", "labels:", f"  {SHAPE_LABEL}: {shape}",
-        "networking:", "  address: 127.0.0.1", "  inbound:", f"    - port: {inbound}", f"      servicePort: {free_port()}",
-        "      tags:", f"        kuma.io/service: {name}", "        kuma.io/protocol: http", "  outbound:",
+        "type: Dataplane",
+        "mesh: default",
+        f"name: {name}",
+        "labels:",
+        f"  {SHAPE_LABEL}: {shape}",
+        "networking:",
+        "  address: 127.0.0.1",
+        "  inbound:",
+        f"    - port: {inbound}",
+        f"      servicePort: {free_port()}",
+        "      tags:",
+        f"        kuma.io/service: {name}",
+        "        kuma.io/protocol: http",
+        "  outbound:",
     ]
     for o in outs:
         lines += [f"    - address: {o.address}", f"      port: {o.port}", "      tags:", f"        kuma.io/service: {o.service}"]
@@ -122,6 +134,7 @@ def client_dataplane(name: str, shape: str, inbound: int, outs: list[Outbound]) 
 
 
 # ---------------------------------------------------------------------------- running Envoy
+
 
 @dataclass
 class Run:
@@ -150,7 +163,7 @@ class DirectEnvoy:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log = open(self.log_path, "ab")
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 (the child process writes to it)
         self.proc = subprocess.Popen(
             envoy_command(str(self.config), extra=["--concurrency", "1"]), stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -172,12 +185,24 @@ class DirectEnvoy:
 
 
 def run_dataplane_has_concurrency() -> bool:
-    help_text = subprocess.run([sys.executable, "-m", "reconciler", "run-dataplane", "--help"], capture_output=True, text=True, cwd=ROOT).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "reconciler", "run-dataplane", "--help"], capture_output=True, text=True, cwd=ROOT
+    ).stdout
     return "--concurrency" in help_text
 
 
-def measure_envoy(shape: str, services: int, launched: float, pid: int, admin: str, log: Path, sampled: list[Outbound],
-                  addresses: int, alive: Callable[[], bool], timeout: float) -> Run:
+def measure_envoy(
+    shape: str,
+    services: int,
+    launched: float,
+    pid: int,
+    admin: str,
+    log: Path,
+    sampled: list[Outbound],
+    addresses: int,
+    alive: Callable[[], bool],
+    timeout: float,
+) -> Run:
     started = process_started(pid)
     readiness = wait_ready(admin, clusters=services, addresses=addresses, timeout=timeout, alive=alive)
     cpu = cpu_seconds(pid)
@@ -187,7 +212,10 @@ def measure_envoy(shape: str, services: int, launched: float, pid: int, admin: s
 
 def collect(run: Run) -> dict[str, Any]:
     """Envoy's own figures once it is ready, then traffic through the sampled outbounds."""
-    memory = gauges(run.admin, ("server.memory_allocated", "server.memory_heap_size", "cluster_manager.cds.update_time", "listener_manager.lds.update_time"))
+    memory = gauges(
+        run.admin,
+        ("server.memory_allocated", "server.memory_heap_size", "cluster_manager.cds.update_time", "listener_manager.lds.update_time"),
+    )
     rss = rss_mib(run.pid)
     # update_time: when Envoy last accepted a CDS/LDS response (ms since the epoch), for ADS and REST alike.
     started_epoch_ms = (time.time() - (boottime() - run.envoy_started)) * 1000
@@ -205,7 +233,9 @@ def collect(run: Run) -> dict[str, Any]:
             status, body = http_get(f"http://{o.address}:{o.port}/", timeout=5)
         except OSError as e:
             status, body = 0, str(e)
-        traffic.append({"outbound": f"{o.address}:{o.port}", "service": o.service, "status": status, "reached": body.strip() == o.upstream.name})
+        traffic.append(
+            {"outbound": f"{o.address}:{o.port}", "service": o.service, "status": status, "reached": body.strip() == o.upstream.name}
+        )
 
     def total(name: str) -> float:
         return totals.get(f"envoy_{name}", 0.0)
@@ -245,7 +275,9 @@ def sample(outs: list[Outbound]) -> list[Outbound]:
     return [outs[0], outs[len(outs) // 2], outs[-1]]
 
 
-def run_ours(cp: ControlPlaneProcess, work: Path, name: str, shape: str, outs: list[Outbound], concurrency_flag: bool, timeout: float) -> dict[str, Any]:
+def run_ours(
+    cp: ControlPlaneProcess, work: Path, name: str, shape: str, outs: list[Outbound], concurrency_flag: bool, timeout: float
+) -> dict[str, Any]:
     admin_port = free_port()
     admin = f"http://127.0.0.1:{admin_port}"
     addresses = len(outs) + 1  # and the inbound
@@ -264,8 +296,22 @@ def run_ours(cp: ControlPlaneProcess, work: Path, name: str, shape: str, outs: l
     token.parent.mkdir(parents=True, exist_ok=True)
     token.write_text(cp.issue_token(name) + "\n")
     token.chmod(0o600)
-    args = [sys.executable, "-m", "reconciler", "bootstrap", "--cp-address", cp.xds, "--mesh", "default", "--name", name,
-            "--admin-port", str(admin_port), "--dataplane-token-file", str(token)]
+    args = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "bootstrap",
+        "--cp-address",
+        cp.xds,
+        "--mesh",
+        "default",
+        "--name",
+        name,
+        "--admin-port",
+        str(admin_port),
+        "--dataplane-token-file",
+        str(token),
+    ]
     args += ["--ca-cert", str(cp.ca_cert)] if cp.ca_cert else ["--xds-tls", "none"]
     bootstrap = json.loads(subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT).stdout)
     direct = DirectEnvoy(bootstrap, work, name)
@@ -273,7 +319,9 @@ def run_ours(cp: ControlPlaneProcess, work: Path, name: str, shape: str, outs: l
         launched = boottime()
         direct.start()
         assert direct.proc is not None
-        run = measure_envoy(shape, len(outs), launched, direct.proc.pid, admin, direct.log_path, sample(outs), addresses, direct.alive, timeout)
+        run = measure_envoy(
+            shape, len(outs), launched, direct.proc.pid, admin, direct.log_path, sample(outs), addresses, direct.alive, timeout
+        )
         return collect(run) | {"launcher": "reconciler bootstrap + envoy --concurrency 1"}
     finally:
         direct.stop()
@@ -293,13 +341,16 @@ def _wait_child(parent: int, alive: Callable[[], bool], timeout: float = 30) -> 
 
 # ---------------------------------------------------------------------------- sovereign
 
+
 def sovereign_bin() -> Path:
     """bench/.venv-sovereign/bin/sovereign, installing it from PyPI the first time."""
     exe = SOVEREIGN_VENV / "bin" / "sovereign"
     if not exe.exists():
         print(f"installing sovereign=={SOVEREIGN_VERSION} into {SOVEREIGN_VENV.relative_to(ROOT)} ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(SOVEREIGN_VENV)], check=True)
-        subprocess.run([str(SOVEREIGN_VENV / "bin" / "pip"), "install", "--quiet", f"sovereign=={SOVEREIGN_VERSION}"], check=True, timeout=900)
+        subprocess.run(
+            [str(SOVEREIGN_VENV / "bin" / "pip"), "install", "--quiet", f"sovereign=={SOVEREIGN_VERSION}"], check=True, timeout=900
+        )
     return exe
 
 
@@ -313,9 +364,16 @@ def sovereign_resources(outs: list[Outbound]) -> dict[str, list[dict[str, Any]]]
             "name": o.service,
             "type": "STATIC",
             "connect_timeout": "5s",
-            "load_assignment": {"cluster_name": o.service, "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": o.upstream.port}}}}
-            ]}]},
+            "load_assignment": {
+                "cluster_name": o.service,
+                "endpoints": [
+                    {
+                        "lb_endpoints": [
+                            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": o.upstream.port}}}}
+                        ]
+                    }
+                ],
+            },
         }
         for o in outs
     ]
@@ -325,18 +383,35 @@ def sovereign_resources(outs: list[Outbound]) -> dict[str, list[dict[str, Any]]]
             "name": f"outbound:{o.address}:{o.port}",
             "address": {"socket_address": {"address": o.address, "port_value": o.port}},
             "traffic_direction": "OUTBOUND",
-            "filter_chains": [{"filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": o.service,
-                    "route_config": {"name": o.service, "virtual_hosts": [
-                        {"name": o.service, "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": o.service}}]}
-                    ]},
-                    "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
-                },
-            }]}],
+            "filter_chains": [
+                {
+                    "filters": [
+                        {
+                            "name": "envoy.filters.network.http_connection_manager",
+                            "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                                "stat_prefix": o.service,
+                                "route_config": {
+                                    "name": o.service,
+                                    "virtual_hosts": [
+                                        {
+                                            "name": o.service,
+                                            "domains": ["*"],
+                                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": o.service}}],
+                                        }
+                                    ],
+                                },
+                                "http_filters": [
+                                    {
+                                        "name": "envoy.filters.http.router",
+                                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                                    }
+                                ],
+                            },
+                        }
+                    ]
+                }
+            ],
         }
         for o in outs
     ]
@@ -356,18 +431,23 @@ def sovereign_server(work: Path, outs: list[Outbound]) -> Iterator[int]:
         # The resources are built once: each poll costs sovereign only its own work. They carry
         # their @type already: sovereign adds it in place after hashing, so a shared object without
         # it would hash differently on the next poll and make Envoy apply everything again.
-        template.write_text(f"import json\nRESOURCES = json.load(open({str(data)!r}))\n\ndef call(*args, **kwargs):\n    return RESOURCES\n")
+        template.write_text(
+            f"import json\nRESOURCES = json.load(open({str(data)!r}))\n\ndef call(*args, **kwargs):\n    return RESOURCES\n"
+        )
         specs.append({"type": kind, "spec": {"protocol": "python", "serialization": "raw", "path": str(template)}})
     config = work / "sovereign.yaml"
     config.write_text(json.dumps({"templates": {"default": specs}}))  # JSON is YAML
     port = free_port()
     env = {
-        **os.environ, "SOVEREIGN_CONFIG": f"file://{config}", "SOVEREIGN_HOST": "127.0.0.1", "SOVEREIGN_PORT": str(port),
+        **os.environ,
+        "SOVEREIGN_CONFIG": f"file://{config}",
+        "SOVEREIGN_HOST": "127.0.0.1",
+        "SOVEREIGN_PORT": str(port),
         # gunicorn closes an idle connection after 5 s by default; Envoy, busy applying 10,000 clusters
         # for longer than that, reuses it for its first LDS poll, fails and waits a refresh_delay.
         "SOVEREIGN_KEEPALIVE": "120",
     }
-    log = open(work / "sovereign.log", "ab")
+    log = open(work / "sovereign.log", "ab")  # noqa: SIM115 (the child process writes to it)
     proc = subprocess.Popen([str(exe)], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -395,18 +475,35 @@ def sovereign_server(work: Path, outs: list[Outbound]) -> Iterator[int]:
 
 def sovereign_bootstrap(port: int, admin_port: int) -> dict[str, Any]:
     # Envoy's REST default request_timeout (1 s) is shorter than rendering 10,000 listeners.
-    rest = {"resource_api_version": "V3", "api_config_source": {
-        "api_type": "REST", "transport_api_version": "V3", "cluster_names": ["sovereign"], "refresh_delay": "5s", "request_timeout": "30s"}}
+    rest = {
+        "resource_api_version": "V3",
+        "api_config_source": {
+            "api_type": "REST",
+            "transport_api_version": "V3",
+            "cluster_names": ["sovereign"],
+            "refresh_delay": "5s",
+            "request_timeout": "30s",
+        },
+    }
     return {
         "node": {"id": "client", "cluster": "client"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "dynamic_resources": {"cds_config": rest, "lds_config": rest},
-        "static_resources": {"clusters": [{
-            "name": "sovereign", "type": "STATIC", "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": "sovereign", "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
-            ]}]},
-        }]},
+        "static_resources": {
+            "clusters": [
+                {
+                    "name": "sovereign",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {
+                        "cluster_name": "sovereign",
+                        "endpoints": [
+                            {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}
+                        ],
+                    },
+                }
+            ]
+        },
     }
 
 
@@ -418,14 +515,25 @@ def run_sovereign(work: Path, outs: list[Outbound], timeout: float) -> dict[str,
             launched = boottime()
             envoy.start()
             assert envoy.proc is not None
-            run = measure_envoy("sovereign", len(outs), launched, envoy.proc.pid, f"http://127.0.0.1:{admin_port}", envoy.log_path, sample(outs),
-                                len(outs), envoy.alive, timeout)
+            run = measure_envoy(
+                "sovereign",
+                len(outs),
+                launched,
+                envoy.proc.pid,
+                f"http://127.0.0.1:{admin_port}",
+                envoy.log_path,
+                sample(outs),
+                len(outs),
+                envoy.alive,
+                timeout,
+            )
             return collect(run) | {"launcher": f"envoy --concurrency 1 (sovereign {SOVEREIGN_VERSION}, REST)"}
         finally:
             envoy.stop()
 
 
 # ---------------------------------------------------------------------------- one N
+
 
 def measure(n: int, shapes: list[str], runs: int, timeout: float, root: Path) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get  # noqa: E402
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get
 
 
 def dataplane(name: str, service: str, inbound: int, app: int, outbounds: dict[str, int]) -> str:
@@ -97,7 +97,10 @@ def main() -> None:
                     if time.perf_counter() - t0 > 30:
                         raise SystemExit(f"round {r}: not synced within 30 s: {status}")
                     time.sleep(0.01)
-                print(f"round {r + 1}: {len(nodes)} proxies, push → all ACK {acks[-1] * 1000:.0f} ms, push → traffic {traffic[-1] * 1000:.0f} ms", flush=True)
+                print(
+                    f"round {r + 1}: {len(nodes)} proxies, push → all ACK {acks[-1] * 1000:.0f} ms, push → traffic {traffic[-1] * 1000:.0f} ms",
+                    flush=True,
+                )
             print(
                 f"median over {args.rounds} rounds ({args.mode}): push → all ACK {statistics.median(acks) * 1000:.0f} ms, "
                 f"push → traffic {statistics.median(traffic) * 1000:.0f} ms"

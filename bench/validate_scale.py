@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.source.git import GitSource  # noqa: E402
-from reconciler.validate import ResourceValidator, validate  # noqa: E402
+from reconciler.source.git import GitSource
+from reconciler.validate import ResourceValidator, validate
 
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@x"}
 
@@ -118,8 +118,12 @@ def main() -> None:
             assert source.parsed_blobs - parsed_before == 1 and memo.computed - computed_before == 1
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"resources: {report.resources}")
-        print(f"first read + validate: median {statistics.median(firsts) * 1000:.0f} ms (runs: {', '.join(f'{x * 1000:.0f}' for x in firsts)})")
-        print(f"one file changed:      median {statistics.median(changes) * 1000:.0f} ms (runs: {', '.join(f'{x * 1000:.0f}' for x in changes)})")
+        print(
+            f"first read + validate: median {statistics.median(firsts) * 1000:.0f} ms (runs: {', '.join(f'{x * 1000:.0f}' for x in firsts)})"
+        )
+        print(
+            f"one file changed:      median {statistics.median(changes) * 1000:.0f} ms (runs: {', '.join(f'{x * 1000:.0f}' for x in changes)})"
+        )
         print(f"peak RSS: {rss:.0f} MiB")
 
 

@@ -52,10 +52,18 @@ def git(cwd: Path, *args: str) -> str:
 def dataplane(i: int, services: int, service: str | None = None) -> str:
     svc = service or f"svc-{i % services}"
     lines = [
-        "type: Dataplane", "mesh: default", f"name: dp-{i}", "networking:",
+        "type: Dataplane",
+        "mesh: default",
+        f"name: dp-{i}",
+        "networking:",
         f"  address: 10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}",
-        "  inbound:", "    - port: 8080", "      servicePort: 9090", "      tags:",
-        f"        kuma.io/service: {svc}", "        kuma.io/protocol: http", "  outbound:",
+        "  inbound:",
+        "    - port: 8080",
+        "      servicePort: 9090",
+        "      tags:",
+        f"        kuma.io/service: {svc}",
+        "        kuma.io/protocol: http",
+        "  outbound:",
     ]
     targets = ["svc-0"] + [f"svc-{(i + k) % (services - 1) + 1}" for k in range(1, OUTBOUNDS)]
     for n, target in enumerate(targets):
@@ -109,7 +117,9 @@ class Proxy:
                 return
             yield item
 
-    def request(self, type_url: str, names: list[str] | None = None, response: discovery_pb2.DiscoveryResponse | None = None, first: bool = False) -> None:
+    def request(
+        self, type_url: str, names: list[str] | None = None, response: discovery_pb2.DiscoveryResponse | None = None, first: bool = False
+    ) -> None:
         req = discovery_pb2.DiscoveryRequest(type_url=type_url, resource_names=names or [])
         if first:
             req.node.CopyFrom(base_pb2.Node(id=self.node_id))
@@ -188,11 +198,30 @@ def free_port() -> int:
 def start_cp(bare: Path, root: Path) -> tuple[subprocess.Popen[bytes], int, int]:
     xds_port, api_port = free_port(), free_port()
     cp = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "serve", "--repo", str(bare), "--state-dir", str(root / "state"),
-         "--xds-port", str(xds_port), "--api-port", str(api_port), "--poll-interval", "1",
-         # The simulated proxies measure xDS work, not TLS handshakes or token checks.
-         "--dataplane-auth", "none", "--xds-tls", "none"],
-        stdout=subprocess.DEVNULL, stderr=open(root / "cp.log", "w"), cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "serve",
+            "--repo",
+            str(bare),
+            "--state-dir",
+            str(root / "state"),
+            "--xds-port",
+            str(xds_port),
+            "--api-port",
+            str(api_port),
+            "--poll-interval",
+            "1",
+            # The simulated proxies measure xDS work, not TLS handshakes or token checks.
+            "--dataplane-auth",
+            "none",
+            "--xds-tls",
+            "none",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "cp.log", "w"),  # noqa: SIM115 (the child process writes to it)
+        cwd=ROOT,
     )
     wait_http(f"http://127.0.0.1:{api_port}/status")
     return cp, xds_port, api_port

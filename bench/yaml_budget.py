@@ -67,7 +67,10 @@ def validate_once(repo: Path) -> tuple[float, float, int, str]:
     start = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "validate", "--repo", str(repo), "HEAD"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ, cwd=repo,  # no checkout on sys.path[0]
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=os.environ,
+        cwd=repo,  # no checkout on sys.path[0]
     )
     assert child.stdout is not None
     output = child.stdout.read().decode(errors="replace")

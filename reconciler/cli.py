@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -46,10 +47,24 @@ def cli(verbose: bool) -> None:
 @click.option("--worktree", is_flag=True, help="Validate the files on disk, including uncommitted changes.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option("--show-resources", is_flag=True, help="Also list the resources that were read.")
-@click.option("--verify-signatures", "allowed_signers", type=click.Path(dir_okay=False), help="Also require an SSH signature by a key in this allowed-signers file (as serve --verify-signatures).")
+@click.option(
+    "--verify-signatures",
+    "allowed_signers",
+    type=click.Path(dir_okay=False),
+    help="Also require an SSH signature by a key in this allowed-signers file (as serve --verify-signatures).",
+)
 @click.option("--gpg-keyring", type=click.Path(dir_okay=False), help="Also accept GPG signatures by the keys of this (binary) keyring.")
 @click.argument("rev", required=False)
-def validate(repo: str, path: str, worktree: bool, fmt: str, show_resources: bool, allowed_signers: str | None, gpg_keyring: str | None, rev: str | None) -> None:
+def validate(
+    repo: str,
+    path: str,
+    worktree: bool,
+    fmt: str,
+    show_resources: bool,
+    allowed_signers: str | None,
+    gpg_keyring: str | None,
+    rev: str | None,
+) -> None:
     """Validate one revision (default HEAD) or the work tree.
 
     Exit 0 when valid (and, with --verify-signatures/--gpg-keyring, signed by a trusted key),
@@ -103,9 +118,19 @@ def diff(repo: str, path: str, fmt: str, base: str, head: str) -> None:
 @click.option("--branch", default="main", show_default=True, help="Branch to follow.")
 @click.option("--path", default="", help="Only read files under this directory of the repository.")
 @click.option("--state-dir", default=".reconciler", show_default=True, help="Where the control plane keeps its state (mirror, keys).")
-@click.option("--address", default="127.0.0.1", show_default=True, help="Address xDS listens on (0.0.0.0 for proxies on other hosts); the API has its own, --api-address.")
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address xDS listens on (0.0.0.0 for proxies on other hosts); the API has its own, --api-address.",
+)
 @click.option("--xds-port", default=5678, show_default=True, type=int)
-@click.option("--api-address", default="127.0.0.1", show_default=True, help="Address the HTTP API listens on. Elsewhere than loopback, reads are open to whoever reaches it; changes need the admin token (<state-dir>/admin-token).")
+@click.option(
+    "--api-address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the HTTP API listens on. Elsewhere than loopback, reads are open to whoever reaches it; changes need the admin token (<state-dir>/admin-token).",
+)
 @click.option("--api-port", default=5681, show_default=True, type=int)
 @click.option("--poll-interval", default=1.0, show_default=True, type=float, help="Seconds between branch checks.")
 @click.option(
@@ -123,15 +148,50 @@ def diff(repo: str, path: str, fmt: str, base: str, head: str) -> None:
     help="builtin: serve xDS over TLS with a certificate from the control plane's CA, whose certificate is written to <state-dir>/xds-tls/ca.crt; none: plaintext.",
 )
 @click.option("--xds-tls-san", multiple=True, help="Another DNS name or IP address proxies use to reach the control plane (repeatable).")
-@click.option("--xds-first-request-timeout", default=15.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Seconds a new xDS stream has to send its first request before it is closed.")
-@click.option("--fetch-interval", default=60.0, show_default=True, type=float, help="Remote repositories: seconds between fetches (a webhook fetches at once).")
-@click.option("--git-token-file", type=click.Path(dir_okay=False), help="HTTPS token for a remote repository (else $RECONCILER_GIT_TOKEN), sent as basic auth.")
+@click.option(
+    "--xds-first-request-timeout",
+    default=15.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a new xDS stream has to send its first request before it is closed.",
+)
+@click.option(
+    "--fetch-interval",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="Remote repositories: seconds between fetches (a webhook fetches at once).",
+)
+@click.option(
+    "--git-token-file",
+    type=click.Path(dir_okay=False),
+    help="HTTPS token for a remote repository (else $RECONCILER_GIT_TOKEN), sent as basic auth.",
+)
 @click.option("--git-username", default="x-access-token", show_default=True, help="User name sent with the HTTPS token.")
-@click.option("--git-ssh-key", type=click.Path(dir_okay=False), help="Private SSH key for an ssh:// or git@host:path remote (passphrase: $RECONCILER_GIT_SSH_PASSPHRASE).")
-@click.option("--git-known-hosts", type=click.Path(dir_okay=False), help="known_hosts file that SSH host keys are checked against (default ~/.ssh/known_hosts).")
-@click.option("--git-ca-file", type=click.Path(dir_okay=False), help="CA certificates (PEM) that verify an HTTPS git server, instead of the system's.")
-@click.option("--webhook-secret-file", type=click.Path(dir_okay=False), help="Shared secret of POST /hooks/git (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token); without it the endpoint answers 404.")
-@click.option("--verify-signatures", "allowed_signers", type=click.Path(dir_okay=False), help="Apply only commits with an SSH signature by a key in this allowed-signers file.")
+@click.option(
+    "--git-ssh-key",
+    type=click.Path(dir_okay=False),
+    help="Private SSH key for an ssh:// or git@host:path remote (passphrase: $RECONCILER_GIT_SSH_PASSPHRASE).",
+)
+@click.option(
+    "--git-known-hosts",
+    type=click.Path(dir_okay=False),
+    help="known_hosts file that SSH host keys are checked against (default ~/.ssh/known_hosts).",
+)
+@click.option(
+    "--git-ca-file", type=click.Path(dir_okay=False), help="CA certificates (PEM) that verify an HTTPS git server, instead of the system's."
+)
+@click.option(
+    "--webhook-secret-file",
+    type=click.Path(dir_okay=False),
+    help="Shared secret of POST /hooks/git (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token); without it the endpoint answers 404.",
+)
+@click.option(
+    "--verify-signatures",
+    "allowed_signers",
+    type=click.Path(dir_okay=False),
+    help="Apply only commits with an SSH signature by a key in this allowed-signers file.",
+)
 @click.option("--gpg-keyring", type=click.Path(dir_okay=False), help="Also trust GPG signatures by the keys of this (binary) keyring.")
 @click.option("--rollback-on-nack", is_flag=True, help="When proxies NACK a new commit, serve again the last commit every proxy accepted.")
 @compact_outbounds_option
@@ -177,12 +237,30 @@ def serve(
 
     run_serve(
         ServeSettings(
-            repo, branch, path, state_dir, address, xds_port, api_port, poll_interval,
-            dataplane_auth=dataplane_auth, xds_tls=xds_tls, xds_tls_names=xds_tls_san, xds_first_request_timeout=xds_first_request_timeout,
-            fetch_interval=fetch_interval, git_username=git_username, git_token_file=git_token_file,
-            git_ssh_key=git_ssh_key, git_known_hosts=git_known_hosts, git_ca_file=git_ca_file,
-            webhook_secret_file=webhook_secret_file, verify_signatures=allowed_signers, gpg_keyring=gpg_keyring,
-            rollback_on_nack=rollback_on_nack, rotate_missing_keys=rotate_missing_keys, api_address=api_address,
+            repo,
+            branch,
+            path,
+            state_dir,
+            address,
+            xds_port,
+            api_port,
+            poll_interval,
+            dataplane_auth=dataplane_auth,
+            xds_tls=xds_tls,
+            xds_tls_names=xds_tls_san,
+            xds_first_request_timeout=xds_first_request_timeout,
+            fetch_interval=fetch_interval,
+            git_username=git_username,
+            git_token_file=git_token_file,
+            git_ssh_key=git_ssh_key,
+            git_known_hosts=git_known_hosts,
+            git_ca_file=git_ca_file,
+            webhook_secret_file=webhook_secret_file,
+            verify_signatures=allowed_signers,
+            gpg_keyring=gpg_keyring,
+            rollback_on_nack=rollback_on_nack,
+            rotate_missing_keys=rotate_missing_keys,
+            api_address=api_address,
             compact_outbounds=compact_outbounds,
         )
     )
@@ -275,7 +353,12 @@ def token() -> None:
 
 
 @token.command("issue")
-@click.option("--state-dir", default=".reconciler", show_default=True, help="The control plane's state directory (its signing key is made there if absent).")
+@click.option(
+    "--state-dir",
+    default=".reconciler",
+    show_default=True,
+    help="The control plane's state directory (its signing key is made there if absent).",
+)
 @click.option("-m", "--mesh", default="default", show_default=True, help="Mesh of the dataplane.")
 @click.option("--name", help="Name of the dataplane the token is for.")
 @click.option(
@@ -291,8 +374,15 @@ def token() -> None:
     help="Also bind to a workload: only dataplanes labelled kuma.io/workload=<this> (needed when a MeshIdentity makes the SPIFFE id from that label).",
 )
 @click.option("--valid-for", default="24h", show_default=True, help="How long the token is valid (24h, 30m, 7d).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the token to this file (mode 0600) instead of printing it.")
-def token_issue(state_dir: str, mesh: str, name: str | None, tags: tuple[str, ...], workload: str, valid_for: str, output: str | None) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the token to this file (mode 0600) instead of printing it.",
+)
+def token_issue(
+    state_dir: str, mesh: str, name: str | None, tags: tuple[str, ...], workload: str, valid_for: str, output: str | None
+) -> None:
     """Issue a dataplane token, signed with the control plane's key in the state directory."""
     from reconciler.commands.token import run_issue, write_token
 
@@ -323,7 +413,7 @@ def token_inspect(token_file: str | None, state_dir: str | None, fmt: str, value
 
     if bool(token_file) == bool(value):
         raise click.UsageError("give the token, or --file")
-    text = open(token_file, encoding="utf-8").read() if token_file else value or ""
+    text = Path(token_file).read_text(encoding="utf-8") if token_file else value or ""
     doc = run_inspect(text, state_dir)
     click.echo(json.dumps(doc, indent=2) if fmt == "json" else inspect_text(doc))
 
@@ -338,14 +428,29 @@ def inspect() -> None:
 @click.option("--path", default="", help="Only read files under this directory of the repository.")
 @click.option("--rev", default=None, help="Revision to read (default HEAD).")
 @click.option("--worktree", is_flag=True, help="Read the files on disk instead of a commit.")
-@click.option("--policies", "show_policies", is_flag=True, default=True, help="Per inbound/outbound, the merged conf of each policy kind and where it came from.")
+@click.option(
+    "--policies",
+    "show_policies",
+    is_flag=True,
+    default=True,
+    help="Per inbound/outbound, the merged conf of each policy kind and where it came from.",
+)
 @click.option("--config", "show_config", is_flag=True, help="Also print the generated Envoy resources.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @compact_outbounds_option
 @click.argument("mesh")
 @click.argument("name")
 def inspect_dataplane_command(
-    repo: str, path: str, rev: str | None, worktree: bool, show_policies: bool, show_config: bool, fmt: str, compact_outbounds: int | None, mesh: str, name: str
+    repo: str,
+    path: str,
+    rev: str | None,
+    worktree: bool,
+    show_policies: bool,
+    show_config: bool,
+    fmt: str,
+    compact_outbounds: int | None,
+    mesh: str,
+    name: str,
 ) -> None:
     """Matched policies per inbound and outbound of dataplane MESH/NAME, and its outbound shape."""
     from reconciler.commands.inspect import inspect_dataplane, inspect_text
@@ -359,8 +464,20 @@ def inspect_dataplane_command(
 @click.option("--path", default="", help="Only read files under this directory of the repository.")
 @click.option("--base", required=True, help="Revision the change starts from (the pull request's base).")
 @click.option("--head", default="HEAD", show_default=True, help="Revision to plan (the pull request's head or merge commit).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True, help="markdown is made to be posted as a pull-request comment.")
-@click.option("--envoy-check/--no-envoy-check", default=True, show_default=True, help="Validate each changed proxy's full config with the real Envoy (--mode validate).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="markdown is made to be posted as a pull-request comment.",
+)
+@click.option(
+    "--envoy-check/--no-envoy-check",
+    default=True,
+    show_default=True,
+    help="Validate each changed proxy's full config with the real Envoy (--mode validate).",
+)
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Envoy validations run in parallel (default: CPUs, at most 8).")
 @compact_outbounds_option
 def plan(repo: str, path: str, base: str, head: str, fmt: str, envoy_check: bool, jobs: int | None, compact_outbounds: int | None) -> None:
@@ -389,8 +506,14 @@ _ADMIN_TOKEN_FILE = click.option(
 @click.option("--repo", default=None, help="Repository (bare or with a work tree); default: the current directory.")
 @click.option("--rev", default=None, help="Revision to render (default HEAD).")
 @click.option("--path", default="", help="Only read files under this directory of the repository.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write one static Envoy bootstrap per dataplane here (<mesh>.<name>.yaml).")
-@click.option("--state-dir", default=None, help="Take builtin mesh CAs from this state directory (the one `serve` uses); default: a throwaway CA. With --server: where the admin token is (default .reconciler).")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Write one static Envoy bootstrap per dataplane here (<mesh>.<name>.yaml)."
+)
+@click.option(
+    "--state-dir",
+    default=None,
+    help="Take builtin mesh CAs from this state directory (the one `serve` uses); default: a throwaway CA. With --server: where the admin token is (default .reconciler).",
+)
 @click.option("--check", is_flag=True, help="Also validate each written file with the real Envoy (--mode validate).")
 @click.option("--server", default=None, help="Instead: ask the running server at this HTTP API URL to fetch and reconcile now.")
 @_ADMIN_TOKEN_FILE
@@ -431,7 +554,9 @@ def reconcile(
     from reconciler.commands.reconcile_out import render_json, render_out, render_text
 
     if not out_dir:
-        raise click.UsageError("missing option '--out' DIR (render the static Envoy configs without a server), or give --server URL (reconcile a running server now)")
+        raise click.UsageError(
+            "missing option '--out' DIR (render the static Envoy configs without a server), or give --server URL (reconcile a running server now)"
+        )
     result = render_out(repo or ".", path, rev, out_dir, state_dir=state_dir, check=check, compact_outbounds=compact_outbounds)
     click.echo(render_json(result) if fmt == "json" else render_text(result))
     sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
@@ -444,8 +569,12 @@ def _repo_or_server(repo: str | None, server: str | None) -> str:
 
 
 @cli.command()
-@click.option("--repo", default=None, help="The repository `serve` reads (a remote URL reads <state-dir>/mirror.git); default: the current directory.")
-@click.option("--state-dir", default=".reconciler", show_default=True, help="The state directory of `serve` (its history.jsonl holds the outcomes).")
+@click.option(
+    "--repo", default=None, help="The repository `serve` reads (a remote URL reads <state-dir>/mirror.git); default: the current directory."
+)
+@click.option(
+    "--state-dir", default=".reconciler", show_default=True, help="The state directory of `serve` (its history.jsonl holds the outcomes)."
+)
 @click.option("--branch", default="main", show_default=True)
 @click.option("--server", default=None, help="Ask the running server at this HTTP API URL instead.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Commits to list, newest first.")
@@ -481,7 +610,9 @@ def history(repo: str | None, state_dir: str, branch: str, server: str | None, l
 
 
 @cli.command()
-@click.option("--repo", default=None, help="The repository `serve` reads (a remote URL: its mirror in --state-dir); default: the current directory.")
+@click.option(
+    "--repo", default=None, help="The repository `serve` reads (a remote URL: its mirror in --state-dir); default: the current directory."
+)
 @click.option("--state-dir", default=".reconciler", show_default=True, help="The state directory of `serve`.")
 @click.option("--branch", default="main", show_default=True, help="The tracked branch (REV must be on its history unless --force).")
 @click.option("--path", default="", help="Only read files under this directory (as `serve --path`).")
@@ -491,7 +622,18 @@ def history(repo: str | None, state_dir: str, branch: str, server: str | None, l
 @click.option("--timeout", default="30s", show_default=True, help="With --server: how long to wait for the proxies' ACKs.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.argument("rev")
-def rollback(repo: str | None, state_dir: str, branch: str, path: str, server: str | None, admin_token_file: str | None, force: bool, timeout: str, fmt: str, rev: str) -> None:
+def rollback(
+    repo: str | None,
+    state_dir: str,
+    branch: str,
+    path: str,
+    server: str | None,
+    admin_token_file: str | None,
+    force: bool,
+    timeout: str,
+    fmt: str,
+    rev: str,
+) -> None:
     """Pin serving to REV, an earlier commit that validates (refs/reconciler/pin).
 
     New commits are then validated and recorded, not applied, until `reconciler resume`. The
@@ -511,14 +653,26 @@ def rollback(repo: str | None, state_dir: str, branch: str, path: str, server: s
 
     pinned = pin_offline(where, state_dir, branch, path, rev, force=force)
     if fmt == "json":
-        click.echo(json.dumps({"pinnedRevision": pinned.revision, "previousPin": pinned.previous_pin, "servedRevision": pinned.served, "validation": pinned.report}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "pinnedRevision": pinned.revision,
+                    "previousPin": pinned.previous_pin,
+                    "servedRevision": pinned.served,
+                    "validation": pinned.report,
+                },
+                indent=2,
+            )
+        )
         return
     click.echo(f"pinned {branch} to {pinned.revision[:12]} (refs/reconciler/pin): {pinned.report}")
     click.echo(f"a server reading this repository applies it at its next check; `reconciler resume` follows {branch} again")
 
 
 @cli.command()
-@click.option("--repo", default=None, help="The repository `serve` reads (a remote URL: its mirror in --state-dir); default: the current directory.")
+@click.option(
+    "--repo", default=None, help="The repository `serve` reads (a remote URL: its mirror in --state-dir); default: the current directory."
+)
 @click.option("--state-dir", default=".reconciler", show_default=True, help="The state directory of `serve`.")
 @click.option("--server", default=None, help="Ask the running server at this HTTP API URL, and wait for the proxies' ACKs.")
 @_ADMIN_TOKEN_FILE
@@ -559,7 +713,12 @@ def hook() -> None:
 @click.option("--branch", default="main", show_default=True, help="Branch whose pushes are validated; other refs pass.")
 @click.option("--path", default="", help="Only read files under this directory of the repository.")
 @click.option("--force", is_flag=True, help="Replace a pre-receive hook that reconciler did not install.")
-@click.option("--verify-signatures", "allowed_signers", type=click.Path(dir_okay=False), help="Also refuse a tip without an SSH signature by a key in this allowed-signers file.")
+@click.option(
+    "--verify-signatures",
+    "allowed_signers",
+    type=click.Path(dir_okay=False),
+    help="Also refuse a tip without an SSH signature by a key in this allowed-signers file.",
+)
 @click.option("--gpg-keyring", type=click.Path(dir_okay=False), help="Also accept GPG signatures by the keys of this (binary) keyring.")
 def hook_install(repo: str, branch: str, path: str, force: bool, allowed_signers: str | None, gpg_keyring: str | None) -> None:
     """Install the pre-receive hook into REPO (it runs this Python by absolute path)."""
@@ -567,7 +726,9 @@ def hook_install(repo: str, branch: str, path: str, force: bool, allowed_signers
     from reconciler.source.signatures import SignaturePolicy
 
     done = install_hook(repo, branch, path, force=force, signatures=SignaturePolicy(allowed_signers, gpg_keyring))
-    click.echo(f"{'replaced' if done.replaced else 'installed'} {done.path}: pushes to refs/heads/{done.branch} are validated with {done.python}")
+    click.echo(
+        f"{'replaced' if done.replaced else 'installed'} {done.path}: pushes to refs/heads/{done.branch} are validated with {done.python}"
+    )
 
 
 @hook.command("pre-receive")

@@ -31,32 +31,39 @@ from envoy.config.core.v3 import base_pb2
 
 from reconciler.api.admin_token import AdminToken, AdminTokenError
 from reconciler.api.admin_token import load_or_create as load_admin_token
+from reconciler.api.metrics import Metrics
 from reconciler.api.routes import routes
 from reconciler.api.server import ApiServer
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
+from reconciler.ca.signing_keys import SigningKeys
+from reconciler.ca.statefiles import ROTATE_FLAG, StateFileError
 from reconciler.ca.store import CaStore
-from reconciler.api.metrics import Metrics
+from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
+from reconciler.ca.xds_tls import check_state as check_xds_tls
 from reconciler.errors import Problem
 from reconciler.history import HistoryLog, Record, branch_history
-from reconciler.xds.registration import DATAPLANE_METADATA_KEY, registered_dataplane
+from reconciler.mesh.shape import ShapeChoice
 from reconciler.ports import listen_error
 from reconciler.reconcile import Build, Engine, InternalError
-from reconciler.mesh.shape import ShapeChoice
 from reconciler.source.git import APPLIED_REF, PIN_REF, GitSource, SourceError, delete_ref, write_ref
 from reconciler.source.remote import CredentialError, GitCredentials, is_remote, make_callbacks, redact, use_known_hosts
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
 from reconciler.store import Applied, Attempt, Lockout, Store, revision_string
 from reconciler.validate.bugs import describe_bug
 from reconciler.xds.cache import ConfigCache, NodeConfig
+from reconciler.xds.registration import DATAPLANE_METADATA_KEY, registered_dataplane
 from reconciler.xds.resources import SHORT_NAMES
+from reconciler.xds.security import (
+    AuthorizedWatcher,
+    DataplaneAuthenticator,
+    StreamGuard,
+    XdsCall,
+    current_call,
+    server_credentials,
+    split_node_id,
+)
 from reconciler.xds.server import FIRST_REQUEST_TIMEOUT, AdsServer, add_ads_server
-from reconciler.xds.security import AuthorizedWatcher, XdsCall
-from reconciler.ca.signing_keys import SigningKeys
-from reconciler.ca.statefiles import ROTATE_FLAG, StateFileError
-from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
-from reconciler.ca.xds_tls import check_state as check_xds_tls
-from reconciler.xds.security import DataplaneAuthenticator, StreamGuard, current_call, server_credentials, split_node_id
 
 __all__ = ["ServeSettings", "ControlPlane", "SetupError", "APPLIED_REF", "PIN_REF", "DATAPLANE_METADATA_KEY"]
 
@@ -206,7 +213,9 @@ class ControlPlane:
             raise SetupError(f"cannot serve the API on {self.settings.api_address}:{self.settings.api_port}: {e.strerror or e}") from None
         self._watch.task = asyncio.create_task(self._watch_loop())
         log.info("admin token", extra={"path": str(self.admin_token.path), "token_id": self.admin_token.id})
-        log.info("serving", extra={"xds": f"{self.settings.address}:{self.xds_port}", "api": f"{self.settings.api_address}:{self.api_port}"})
+        log.info(
+            "serving", extra={"xds": f"{self.settings.address}:{self.xds_port}", "api": f"{self.settings.api_address}:{self.api_port}"}
+        )
 
     def _load_setup(self) -> None:
         """Read credential, secret and key files once; a missing or unusable one stops the start
@@ -215,8 +224,12 @@ class ControlPlane:
         s = self.settings
         try:
             if self.remote:
-                self.credentials = GitCredentials.load(token_file=s.git_token_file, username=s.git_username, ssh_key=s.git_ssh_key, known_hosts=s.git_known_hosts)
-                log.info("remote repository", extra={"url": redact(s.repo, self.credentials.secrets), "credentials": self.credentials.describe()})
+                self.credentials = GitCredentials.load(
+                    token_file=s.git_token_file, username=s.git_username, ssh_key=s.git_ssh_key, known_hosts=s.git_known_hosts
+                )
+                log.info(
+                    "remote repository", extra={"url": redact(s.repo, self.credentials.secrets), "credentials": self.credentials.describe()}
+                )
             elif s.git_token_file or s.git_ssh_key:
                 log.warning("git credentials ignored: the repository is local", extra={"repo": s.repo})
             if s.webhook_secret_file:
@@ -226,7 +239,10 @@ class ControlPlane:
                 self._webhook_secret = secret
             if self.signatures.enabled:
                 self.signatures = self.signatures.check_setup()
-                log.info("commit signatures verified", extra={"allowed_signers": self.signatures.allowed_signers or "-", "gpg_keyring": self.signatures.gpg_keyring or "-"})
+                log.info(
+                    "commit signatures verified",
+                    extra={"allowed_signers": self.signatures.allowed_signers or "-", "gpg_keyring": self.signatures.gpg_keyring or "-"},
+                )
             # Every key file of the state directory, now: an unusable or lost one stops the start.
             rotated = CaStore(s.state_dir).check_keys(rotate_missing=s.rotate_missing_keys)
             if s.xds_tls != "none":
@@ -252,7 +268,9 @@ class ControlPlane:
 
     def _make_engine(self) -> Engine:
         assert self.repo is not None
-        return Engine(GitSource(self.repo, self.settings.path), CertificateProvider(CaStore(self.settings.state_dir)), self.settings.compact_outbounds)
+        return Engine(
+            GitSource(self.repo, self.settings.path), CertificateProvider(CaStore(self.settings.state_dir)), self.settings.compact_outbounds
+        )
 
     def _make_grpc_server(self) -> tuple[grpc.aio.Server, int]:
         """The xDS gRPC server with ADS registered, bound to the xDS port: over TLS unless
@@ -275,9 +293,15 @@ class ControlPlane:
 
         server = grpc.aio.server(
             interceptors=[guard],
-            options=[("grpc.keepalive_time_ms", 30_000), ("grpc.http2.min_ping_interval_without_data_ms", 10_000), ("grpc.so_reuseport", 0)],
+            options=[
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.so_reuseport", 0),
+            ],
         )
-        ads = AdsServer(AuthorizedWatcher(self.cache, refusal), _Callbacks(self), first_request_timeout=self.settings.xds_first_request_timeout)
+        ads = AdsServer(
+            AuthorizedWatcher(self.cache, refusal), _Callbacks(self), first_request_timeout=self.settings.xds_first_request_timeout
+        )
         add_ads_server(server, ads)
         address = f"{self.settings.address}:{self.settings.xds_port}"
         in_use = listen_error(self.settings.address, self.settings.xds_port)
@@ -310,9 +334,12 @@ class ControlPlane:
             keys = SigningKeys.open(self.settings.state_dir, rotate_missing=self.settings.rotate_missing_keys)
             auth = self._dp_auth = DataplaneAuthenticator(keys)
             lost = (
-                [f"signing key {', '.join(keys.lost)} was lost and replaced at start ({ROTATE_FLAG}): the tokens it signed are "
-                 "refused; give those proxies new tokens (`reconciler token issue`)"]
-                if keys.lost else []
+                [
+                    f"signing key {', '.join(keys.lost)} was lost and replaced at start ({ROTATE_FLAG}): the tokens it signed are "
+                    "refused; give those proxies new tokens (`reconciler token issue`)"
+                ]
+                if keys.lost
+                else []
             )
             for what in lost:
                 log.warning("lost key replaced", extra={"what": what})
@@ -429,7 +456,9 @@ class ControlPlane:
             if fetching:
                 self.store.fetch_error = f"{message}; retrying in {self.settings.fetch_interval:g}s"
             last = self.store.last_attempt
-            attempt = Attempt(last.revision if last else "", "failed", message, cause="GitOperationFailed" if fetching else "", trigger=reason)
+            attempt = Attempt(
+                last.revision if last else "", "failed", message, cause="GitOperationFailed" if fetching else "", trigger=reason
+            )
             self.store.record(attempt)
             self.metrics.inc("reconciler_reconciles_total", outcome="failed")
             log.warning("repository not read", extra={"error": message, "reason": reason})
@@ -469,8 +498,15 @@ class ControlPlane:
             verdict = await asyncio.to_thread(verify_commit, self.repo, evaluation.revision, self.signatures)
             if not verdict.trusted:
                 problem = Problem(None, None, None, "", verdict.message)
-                return Attempt(evaluation.revision, "rejected", f"signature verification failed: {verdict.message}", (problem,),
-                               duration=time.perf_counter() - started, cause="VerificationError", trigger=trigger), evaluation
+                return Attempt(
+                    evaluation.revision,
+                    "rejected",
+                    f"signature verification failed: {verdict.message}",
+                    (problem,),
+                    duration=time.perf_counter() - started,
+                    cause="VerificationError",
+                    trigger=trigger,
+                ), evaluation
         if not evaluation.report.valid:
             errors = evaluation.report.errors
             return Attempt(
@@ -506,7 +542,14 @@ class ControlPlane:
                 try:
                     build = await asyncio.to_thread(self.engine.build, evaluation.snapshot, list(self.store.registered.values()))
                 except CaError as e:
-                    attempt = Attempt(evaluation.revision, "rejected", f"mTLS: {e}", (Problem(None, None, None, "", f"mTLS: {e}"),), duration=time.perf_counter() - started, trigger=reason)
+                    attempt = Attempt(
+                        evaluation.revision,
+                        "rejected",
+                        f"mTLS: {e}",
+                        (Problem(None, None, None, "", f"mTLS: {e}"),),
+                        duration=time.perf_counter() - started,
+                        trigger=reason,
+                    )
                     raise _Rejected(attempt) from None
                 except InternalError as e:
                     raise _Rejected(_internal_error(evaluation.revision, e.message, started, reason)) from None
@@ -532,7 +575,9 @@ class ControlPlane:
             except _Rejected as rejected:
                 attempt = rejected.attempt
             except (SourceError, pygit2.GitError, KeyError, ValueError, OSError, SignatureSetupError) as e:
-                attempt = Attempt(revision, "failed", f"reconcile failed: {self._redact(str(e))}", duration=time.perf_counter() - started, trigger=reason)
+                attempt = Attempt(
+                    revision, "failed", f"reconcile failed: {self._redact(str(e))}", duration=time.perf_counter() - started, trigger=reason
+                )
             except Exception as e:  # a bug anywhere else in here: recorded once as this commit's rejection
                 log.debug("internal error", exc_info=e, extra={"revision": revision[:12]})
                 attempt = _internal_error(revision, describe_bug(e, f"reconciling {revision[:12]}"), started, reason)
@@ -646,7 +691,9 @@ class ControlPlane:
                 self._rebuild_failure = f"rebuilding the applied revision ({reason}) failed: {e}; proxies keep their config, certificates are not renewed until it succeeds (retrying every {REBUILD_RETRY:g}s)"
                 log.error("rebuild failed", extra={"reason": reason, "error": str(e), "retry_s": REBUILD_RETRY})
                 if not self._stopping.is_set():
-                    self._renewal = asyncio.get_running_loop().call_later(REBUILD_RETRY, lambda: asyncio.ensure_future(self.rebuild(reason)))
+                    self._renewal = asyncio.get_running_loop().call_later(
+                        REBUILD_RETRY, lambda: asyncio.ensure_future(self.rebuild(reason))
+                    )
                 return
             self._publish(build, applied.revision)
             self.store.apply(Applied(applied.revision, applied.snapshot, build.model, applied.applied_at, _shapes(build)))
@@ -696,7 +743,7 @@ class ControlPlane:
             rel = os.path.relpath(path, git_dir)
             if remote:  # the mirror: only what people change in it (a pin); fetches are timed
                 return rel.startswith(os.path.join("refs", "reconciler")) or rel == "packed-refs"
-            return rel.startswith("refs") or rel in ("packed-refs", "HEAD") or rel.startswith("FETCH_HEAD")
+            return rel.startswith(("refs", "FETCH_HEAD")) or rel in ("packed-refs", "HEAD")
 
         try:
             async for _ in awatch(git_dir, watch_filter=refs_only, stop_event=self._stopping, debounce=50, step=20):
@@ -733,19 +780,29 @@ class ControlPlane:
         head = self._ref(f"refs/heads/{branch}")
         on_branch = head is not None and (sha == head or self.repo.descendant_of(head, sha))
         if not on_branch and not force:
-            return 409, {"error": f"{sha[:12]} is not on the history of {branch}: refusing to pin it (rollback --force pins it anyway)", "revision": sha}
+            return 409, {
+                "error": f"{sha[:12]} is not on the history of {branch}: refusing to pin it (rollback --force pins it anyway)",
+                "revision": sha,
+            }
         async with self._lock:
             try:
                 rejection, _ = await self._judge(sha, time.perf_counter(), "rollback")
             except (SourceError, pygit2.GitError, KeyError, ValueError, OSError, SignatureSetupError) as e:
                 return 409, {"error": f"refusing to pin {sha[:12]}: cannot read it: {self._redact(str(e))}", "revision": sha}
         if rejection is not None:
-            return 409, {"error": f"refusing to pin {sha[:12]}: {rejection.message}", "revision": sha, "errors": [p.to_json() for p in rejection.errors]}
+            return 409, {
+                "error": f"refusing to pin {sha[:12]}: {rejection.message}",
+                "revision": sha,
+                "errors": [p.to_json() for p in rejection.errors],
+            }
         served = self.store.applied.revision[:12] if self.store.applied else "nothing"
         who = f"api, token {requested_by}" if requested_by else "api"
         if not on_branch:
             who = f"forced off {branch}, {who}"
-            log.warning("forced rollback to a commit off the branch", extra={"revision": sha[:12], "branch": branch, "token_id": requested_by or "-"})
+            log.warning(
+                "forced rollback to a commit off the branch",
+                extra={"revision": sha[:12], "branch": branch, "token_id": requested_by or "-"},
+            )
         await asyncio.to_thread(self._write_ref, PIN_REF, sha, f"reconciler rollback: pin {sha[:12]} (serving {served}, {who})")
         attempt = await self.reconcile("rollback", fetch=False)
         if attempt.outcome == "unchanged" and self.store.applied is not None and self.store.applied.revision == sha:
@@ -762,7 +819,11 @@ class ControlPlane:
         attempt = await self.reconcile("resume")
         if attempt.outcome == "unchanged" and self.store.last_attempt is not None:
             attempt = self.store.last_attempt
-        return {"unpinned": revision_string(self.settings.branch, pin), **attempt.to_json(self.settings.branch), "status": self.store.status()}
+        return {
+            "unpinned": revision_string(self.settings.branch, pin),
+            **attempt.to_json(self.settings.branch),
+            "status": self.store.status(),
+        }
 
     def _check_accepted(self, node_id: str | None = None) -> None:
         """rollback-on-nack: note the applied revision as accepted once every connected proxy
@@ -797,7 +858,9 @@ class ControlPlane:
         if revision == self._accepted or revision in self._refused or self.store.rolling_back is not None:
             return
         if self._accepted is None:
-            log.warning("proxies rejected the applied revision; no revision every proxy accepted to return to", extra={"revision": revision[:12]})
+            log.warning(
+                "proxies rejected the applied revision; no revision every proxy accepted to return to", extra={"revision": revision[:12]}
+            )
             return
         # Said at once, so a client polling the status waits for the rollback, not a bare NACK.
         self.store.rolling_back = (revision, self._accepted)
@@ -830,7 +893,12 @@ class ControlPlane:
             self._publish(build, good)
             self.store.apply(Applied(good, evaluation.snapshot, build.model, time.time(), _shapes(build)))
             first = f"; first: {nacks[0][0]} {nacks[0][1]}: {nacks[0][2]}" if nacks else ""
-            back = Attempt(good, "applied", f"Applied revision: {revision_string(branch, good)} (rolled back: proxies rejected {revision_string(branch, bad)})", trigger="rollback-on-nack")
+            back = Attempt(
+                good,
+                "applied",
+                f"Applied revision: {revision_string(branch, good)} (rolled back: proxies rejected {revision_string(branch, bad)})",
+                trigger="rollback-on-nack",
+            )
             refused = Attempt(
                 bad,
                 "rejected-by-proxies",
@@ -844,9 +912,13 @@ class ControlPlane:
             self._refused[bad] = refused
             self._record(back)
             self._record(refused)
-            await asyncio.to_thread(self._write_ref, APPLIED_REF, good, f"reconciler: applied {good[:12]} (rollback-on-nack: proxies rejected {bad[:12]})")
+            await asyncio.to_thread(
+                self._write_ref, APPLIED_REF, good, f"reconciler: applied {good[:12]} (rollback-on-nack: proxies rejected {bad[:12]})"
+            )
             self.metrics.inc("reconciler_reconciles_total", outcome="rejected-by-proxies")
-            log.warning("rolled back: proxies rejected the revision", extra={"rejected": bad[:12], "serving": good[:12], "nacks": len(nacks)})
+            log.warning(
+                "rolled back: proxies rejected the revision", extra={"rejected": bad[:12], "serving": good[:12], "nacks": len(nacks)}
+            )
             for listener in list(self.listeners):
                 listener(back)
 
@@ -862,7 +934,11 @@ class ControlPlane:
             claims = auth.authenticate(node, call, mesh, name)
             auth.authorize(claims, mesh, name, check_tags=False)
         raw = node.metadata.fields.get(DATAPLANE_METADATA_KEY) if node.HasField("metadata") else None
-        resource = await asyncio.to_thread(registered_dataplane, node_id, raw, self.store.applied.model.meshes if self.store.applied else None) if raw is not None else None
+        resource = (
+            await asyncio.to_thread(registered_dataplane, node_id, raw, self.store.applied.model.meshes if self.store.applied else None)
+            if raw is not None
+            else None
+        )
         if auth is not None and claims is not None:
             auth.authorize(claims, mesh, name, resource)
         if call is not None:
@@ -908,7 +984,9 @@ class ControlPlane:
         assert self.repo is not None
         served = self.store.applied.revision if self.store.applied else None
         async with self._lock:  # the repository is read by one thread at a time
-            return await asyncio.to_thread(branch_history, self.repo, self.settings.branch, self.history.read(), served=served, pinned=self.store.pin, limit=limit)
+            return await asyncio.to_thread(
+                branch_history, self.repo, self.settings.branch, self.history.read(), served=served, pinned=self.store.pin, limit=limit
+            )
 
     @property
     def webhook_secret(self) -> bytes | None:
@@ -947,20 +1025,37 @@ _malloc_trim: Any = None
 
 def _record_of(attempt: Attempt, branch: str) -> Record:
     return Record(
-        attempt.revision, attempt.outcome, attempt.message, attempt.at, branch,
-        tuple(p.to_json() for p in attempt.errors if p.is_error), attempt.trigger, attempt.cause, attempt.to, attempt.duration,
+        attempt.revision,
+        attempt.outcome,
+        attempt.message,
+        attempt.at,
+        branch,
+        tuple(p.to_json() for p in attempt.errors if p.is_error),
+        attempt.trigger,
+        attempt.cause,
+        attempt.to,
+        attempt.duration,
     )
 
 
 def _attempt_of(record: Record) -> Attempt:
     errors = tuple(Problem(None, None, None, "", str(e.get("message", ""))) for e in record.errors)
-    return Attempt(record.revision, record.outcome, record.message, errors, record.time, record.duration, record.cause, record.trigger, record.to)  # type: ignore[arg-type]
+    return Attempt(
+        record.revision, record.outcome, record.message, errors, record.time, record.duration, record.cause, record.trigger, record.to
+    )  # type: ignore[arg-type]
 
 
 def _internal_error(revision: str, message: str, started: float, trigger: str) -> Attempt:
     """A commit that hit a bug: rejected (terminal for that revision, not retried every poll)."""
-    return Attempt(revision, "rejected", message, (Problem(None, None, None, "", message),),
-                   duration=time.perf_counter() - started, cause="InternalError", trigger=trigger)
+    return Attempt(
+        revision,
+        "rejected",
+        message,
+        (Problem(None, None, None, "", message),),
+        duration=time.perf_counter() - started,
+        cause="InternalError",
+        trigger=trigger,
+    )
 
 
 class _Rejected(Exception):

@@ -30,8 +30,8 @@ from typing import Any
 
 import click
 
-from reconciler.ca.tokens import issue_token
 from reconciler.ca.signing_keys import SigningKeys
+from reconciler.ca.tokens import issue_token
 from reconciler.ca.xds_tls import ca_cert_path
 from reconciler.controlplane import ControlPlane, ServeSettings
 from reconciler.dataplane.envoy_binary import find_envoy
@@ -143,7 +143,7 @@ class _Workload(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     identity = "workload"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = f"{self.identity} {self.path}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
@@ -151,7 +151,7 @@ class _Workload(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_POST = do_GET  # noqa: N815
+    do_POST = do_GET
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -196,17 +196,30 @@ def _start_envoys(dataplanes: list[Dataplane], settings: DemoSettings, state: Pa
         token_file.touch(mode=0o600)
         token_file.write_text(issue_token(keys, mesh=dp.mesh, name=dp.name, valid_for=7 * 86400) + "\n")
         args = [
-            sys.executable, "-m", "reconciler", "run-dataplane",
-            "--cp-address", f"127.0.0.1:{settings.ports[0]}",
-            "--api-address", f"http://127.0.0.1:{settings.ports[1]}",
-            "--mesh", dp.mesh, "--name", dp.name,
-            "--admin-port", str(dp.admin_port),
-            "--work-dir", str(state / "envoy" / dp.name),
-            "--log-level", settings.envoy_log_level,
-            "--dataplane-token-file", str(token_file),
-            "--ca-cert", str(ca_cert_path(cp_state)),
+            sys.executable,
+            "-m",
+            "reconciler",
+            "run-dataplane",
+            "--cp-address",
+            f"127.0.0.1:{settings.ports[0]}",
+            "--api-address",
+            f"http://127.0.0.1:{settings.ports[1]}",
+            "--mesh",
+            dp.mesh,
+            "--name",
+            dp.name,
+            "--admin-port",
+            str(dp.admin_port),
+            "--work-dir",
+            str(state / "envoy" / dp.name),
+            "--log-level",
+            settings.envoy_log_level,
+            "--dataplane-token-file",
+            str(token_file),
+            "--ca-cert",
+            str(ca_cert_path(cp_state)),
         ]
-        logfile = open(state / "envoy" / f"{dp.name}.log", "ab")
+        logfile = open(state / "envoy" / f"{dp.name}.log", "ab")  # noqa: SIM115 (the child process writes to it)
         running.processes.append(subprocess.Popen(args, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True))
 
 
@@ -243,7 +256,9 @@ def _instructions(dataplanes: list[Dataplane], work: Path, settings: DemoSetting
     lines.append(f"    {_reconciler_command()} status --server http://127.0.0.1:{api_port}")
     # Changing what is served through the API takes the admin token, which the CLI reads from
     # the control plane's state directory.
-    lines.append(f"    {_reconciler_command()} rollback --server http://127.0.0.1:{api_port} --state-dir {shlex.quote(str(cp_state))} HEAD~1")
+    lines.append(
+        f"    {_reconciler_command()} rollback --server http://127.0.0.1:{api_port} --state-dir {shlex.quote(str(cp_state))} HEAD~1"
+    )
     lines.append(f"    {_reconciler_command()} resume --server http://127.0.0.1:{api_port} --state-dir {shlex.quote(str(cp_state))}")
     lines.append("")
     lines.append("  Ctrl-C stops everything the demo started.")
@@ -252,7 +267,9 @@ def _instructions(dataplanes: list[Dataplane], work: Path, settings: DemoSetting
 
 async def _serve(settings: DemoSettings, bare: Path, state: Path) -> ControlPlane:
     xds_port, api_port = settings.ports
-    cp = ControlPlane(ServeSettings(repo=str(bare), state_dir=str(state / "control-plane"), xds_port=xds_port, api_port=api_port, poll_interval=0.5))
+    cp = ControlPlane(
+        ServeSettings(repo=str(bare), state_dir=str(state / "control-plane"), xds_port=xds_port, api_port=api_port, poll_interval=0.5)
+    )
     await cp.start()
     return cp
 
@@ -277,7 +294,9 @@ def _settle_base(settings: DemoSettings, state: Path) -> DemoSettings:
         return dataclasses.replace(settings, base_port=seeded)
     if _plan_offset(settings.base_port) != _plan_offset(seeded):
         was = f"--base-port {seeded}" if seeded else "the example's own ports"
-        raise DemoNotStarted(f"the demo in {state} was seeded with {was}: start it the same way, or remove {state} to seed it again with --base-port {settings.base_port}")
+        raise DemoNotStarted(
+            f"the demo in {state} was seeded with {was}: start it the same way, or remove {state} to seed it again with --base-port {settings.base_port}"
+        )
     return settings
 
 
@@ -288,12 +307,16 @@ def _check_ports(snapshot: Snapshot, settings: DemoSettings, state: Path, seeded
         return
     use, earlier = taken
     if earlier is not None:
-        raise DemoNotStarted(f"port {use.port} is used twice by the demo: by {earlier.what} and by {use.what}; give one of them another port")
+        raise DemoNotStarted(
+            f"port {use.port} is used twice by the demo: by {earlier.what} and by {use.what}; give one of them another port"
+        )
     base = free_base()
     option = f"--base-port {base}" if base else f"--base-port N (N from 1024 to {65536 - PLAN_SPAN})"
     move = f"remove {state} and start again with {option}" if seeded else f"start again with {option}"
     hint = f" (with make: RECONCILER_DEMO_BASE_PORT={base} make run)" if base else ""
-    raise DemoNotStarted(f"port {use.port} on {use.address} ({use.what}) is in use: stop what listens there, or move every port of the demo: {move}{hint}")
+    raise DemoNotStarted(
+        f"port {use.port} on {use.address} ({use.what}) is in use: stop what listens there, or move every port of the demo: {move}{hint}"
+    )
 
 
 def _prepare(settings: DemoSettings, state: Path, example: Path) -> tuple[DemoSettings, Path, Path, Snapshot]:

@@ -57,17 +57,13 @@ class Diff:
     @property
     def keys(self) -> frozenset[ResourceKey]:
         """Every identity that differs between the two snapshots."""
-        return frozenset(
-            [r.key for r in self.added] + [r.key for r in self.removed] + [c.key for c in self.changed]
-        )
+        return frozenset([r.key for r in self.added] + [r.key for r in self.removed] + [c.key for c in self.changed])
 
     def to_json(self) -> dict[str, Any]:
         return {
             "added": [_ref(r) for r in self.added],
             "removed": [_ref(r) for r in self.removed],
-            "changed": [
-                {**_ref(c.new), "fields": [f.to_json() for f in c.fields]} for c in self.changed
-            ],
+            "changed": [{**_ref(c.new), "fields": [f.to_json() for f in c.fields]} for c in self.changed],
         }
 
 
@@ -102,7 +98,7 @@ def diff(old: Iterable[Resource], new: Iterable[Resource]) -> Diff:
     return Diff(added, removed, tuple(changed))
 
 
-def diff_documents(old: Any, new: Any, path: Path = Path()) -> Iterator[FieldChange]:
+def diff_documents(old: Any, new: Any, path: Path = Path()) -> Iterator[FieldChange]:  # noqa: B008 (Path is frozen)
     """Field-level changes from `old` to `new` (JSON values), shallowest first."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         for key in sorted(set(old) | set(new), key=str):

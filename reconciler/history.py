@@ -296,7 +296,11 @@ def history_text(doc: Mapping[str, Any], *, show_errors: int = 3) -> str:
     for c in doc.get("commits", []):
         marker = "*" if c["served"] else " "
         outcome = OUTCOME_TEXT.get(c["outcome"], c["outcome"])
-        flags = [f for f, on in (("served", c["served"]), ("pinned", c["pinned"]), (f"not on {doc['branch']}", not c.get("onBranch", True))) if on]
+        flags = [
+            f
+            for f, on in (("served", c["served"]), ("pinned", c["pinned"]), (f"not on {doc['branch']}", not c.get("onBranch", True)))
+            if on
+        ]
         if flags:
             outcome += f", {', '.join(flags)}"
         lines.append(f"{marker} {c['revision'][:12]:<12}  {outcome:<27} {c['attemptedAt'] or '-':<20}  {c['subject']}")

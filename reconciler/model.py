@@ -101,9 +101,7 @@ class Resource:
         key = ResourceKey(type, mesh, name)
         frozen_spec = freeze(spec)
         frozen_labels = freeze(labels or {})
-        digest = hashlib.sha256(
-            canonical_json([type, mesh, name, frozen_labels, frozen_spec]).encode()
-        ).hexdigest()
+        digest = hashlib.sha256(canonical_json([type, mesh, name, frozen_labels, frozen_spec]).encode()).hexdigest()
         return cls(key, frozen_spec, frozen_labels, flat, origin, digest)
 
     @property

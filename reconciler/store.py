@@ -237,34 +237,40 @@ class Store:
             served = f"serving {revision_string(self.branch, self.applied.revision)}, but " if self.applied else ""
             out.append({"type": "Ready", "status": "False", "reason": lockouts[0].reason, "message": served + locked[2:]})
         elif self.applied is not None:
-            out.append({
-                "type": "Ready",
-                "status": "True",
-                "reason": "ReconciliationSucceeded",
-                "message": f"Applied revision: {revision_string(self.branch, self.applied.revision)}",
-            })
+            out.append(
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "ReconciliationSucceeded",
+                    "message": f"Applied revision: {revision_string(self.branch, self.applied.revision)}",
+                }
+            )
         else:
             out.append({"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "no revision applied yet"})
         if self.rolling_back is not None:
             bad, good = self.rolling_back
-            out.append({
-                "type": "Reconciling",
-                "status": "True",
-                "reason": "RollingBack",
-                "message": f"proxies rejected {revision_string(self.branch, bad)}; returning to {revision_string(self.branch, good)}",
-            })
+            out.append(
+                {
+                    "type": "Reconciling",
+                    "status": "True",
+                    "reason": "RollingBack",
+                    "message": f"proxies rejected {revision_string(self.branch, bad)}; returning to {revision_string(self.branch, good)}",
+                }
+            )
         elif self.reconciling:
             out.append({"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "reconciliation in progress"})
         elif self.fetch_error is not None:
             out.append({"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry", "message": self.fetch_error})
         if self.pin is not None:
-            out.append({
-                "type": "Pinned",
-                "status": "True",
-                "reason": "RollbackPinned",
-                "message": f"serving is pinned to {revision_string(self.branch, self.pin)} by refs/reconciler/pin; "
-                f"new commits are validated, not applied (`reconciler resume` follows {self.branch} again)",
-            })
+            out.append(
+                {
+                    "type": "Pinned",
+                    "status": "True",
+                    "reason": "RollbackPinned",
+                    "message": f"serving is pinned to {revision_string(self.branch, self.pin)} by refs/reconciler/pin; "
+                    f"new commits are validated, not applied (`reconciler resume` follows {self.branch} again)",
+                }
+            )
         return out
 
     def status(self) -> dict[str, Any]:
@@ -272,12 +278,16 @@ class Store:
         return {
             "branch": self.branch,
             "lastAppliedRevision": revision_string(self.branch, self.applied.revision if self.applied else None),
-            "lastAttemptedRevision": revision_string(self.branch, attempt.revision if attempt else (self.applied.revision if self.applied else None)),
+            "lastAttemptedRevision": revision_string(
+                self.branch, attempt.revision if attempt else (self.applied.revision if self.applied else None)
+            ),
             "pinnedRevision": revision_string(self.branch, self.pin),
             "conditions": self.conditions(),
             "lastFailure": self.last_failure.to_json(self.branch) if self.last_failure else None,
             "resources": len(self.applied.snapshot) if self.applied else 0,
-            "proxies": {p.node_id: p.to_json(self.current_generation(p.node_id)) for p in sorted(self.proxies.values(), key=lambda p: p.node_id)},
+            "proxies": {
+                p.node_id: p.to_json(self.current_generation(p.node_id)) for p in sorted(self.proxies.values(), key=lambda p: p.node_id)
+            },
         }
 
     def dataplanes(self) -> list[dict[str, Any]]:
@@ -287,19 +297,28 @@ class Store:
         for node_id in sorted(set(names) | set(self.proxies)):
             dp = names.get(node_id)
             proxy = self.proxies.get(node_id)
-            out.append({
-                "node": node_id,
-                "mesh": dp.mesh if dp else node_id.partition(".")[0],
-                "name": dp.name if dp else node_id.partition(".")[2],
-                "source": ("registered" if dp.registered else "git") if dp else "unknown",
-                "connected": bool(proxy and proxy.connected),
-                "adminPort": dp.admin_port if dp else None,
-                "inbounds": [{"address": i.address, "port": i.port, "service": i.service, "protocol": i.protocol} for i in dp.inbounds] if dp else [],
-                "outbounds": [{"address": o.address, "port": o.port, "service": o.service or (o.backend_ref[1] if o.backend_ref else "")} for o in dp.outbounds] if dp else [],
-                "outboundShape": _shape_json(self.applied.shapes.get(node_id) if self.applied else None),
-                "synced": bool(proxy and proxy.synced(self.current_generation(node_id))),
-                "xds": proxy.to_json()["types"] if proxy else {},
-            })
+            out.append(
+                {
+                    "node": node_id,
+                    "mesh": dp.mesh if dp else node_id.partition(".")[0],
+                    "name": dp.name if dp else node_id.partition(".")[2],
+                    "source": ("registered" if dp.registered else "git") if dp else "unknown",
+                    "connected": bool(proxy and proxy.connected),
+                    "adminPort": dp.admin_port if dp else None,
+                    "inbounds": [{"address": i.address, "port": i.port, "service": i.service, "protocol": i.protocol} for i in dp.inbounds]
+                    if dp
+                    else [],
+                    "outbounds": [
+                        {"address": o.address, "port": o.port, "service": o.service or (o.backend_ref[1] if o.backend_ref else "")}
+                        for o in dp.outbounds
+                    ]
+                    if dp
+                    else [],
+                    "outboundShape": _shape_json(self.applied.shapes.get(node_id) if self.applied else None),
+                    "synced": bool(proxy and proxy.synced(self.current_generation(node_id))),
+                    "xds": proxy.to_json()["types"] if proxy else {},
+                }
+            )
         return out
 
 

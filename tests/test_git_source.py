@@ -190,7 +190,9 @@ def test_validate_refuses_the_alias_bomb_file_at_the_line_where_its_budget_ran_o
     repo.commit({"m.yaml": MESH, "bomb.yaml": alias_bomb(100)})
     done = subprocess.run(
         [sys.executable, "-m", "reconciler", "validate", "--repo", str(repo.path), "HEAD"],
-        capture_output=True, text=True, timeout=120,  # a hang guard; the refusal takes well under a second
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard; the refusal takes well under a second
     )
     assert done.returncode == 1, done.stderr
     assert done.stdout.splitlines()[0] == f"bomb.yaml:17: {FILE_BUDGET_MESSAGE}"

@@ -21,8 +21,7 @@ INDEX = EXAMPLES / "INDEX.tsv"
 
 if not INDEX.exists():
     pytest.skip(
-        f"Kuma's examples are not here ({EXAMPLES}); they live beside the project in the "
-        "team's workspace, not in a user's clone",
+        f"Kuma's examples are not here ({EXAMPLES}); they live beside the project in the team's workspace, not in a user's clone",
         allow_module_level=True,
     )
 
@@ -116,8 +115,7 @@ MISLABELLED = {
     "valid/doc-meshaccesslog-example.yaml": "docs snippet without backends[].type and format.type, which Kuma's schema requires",
     "valid/doc-meshaccesslog-example-outbound.yaml": "docs snippet without backends[].type and format.type, which Kuma's schema requires",
     "valid/kt-meshaccesslog-opentelemetry-attribute-key-with-placeho.yaml": (
-        "from the error table of Kuma's validator_test.go (L578): Kuma expects "
-        "'must be a static OpenTelemetry attribute name' on the key"
+        "from the error table of Kuma's validator_test.go (L578): Kuma expects 'must be a static OpenTelemetry attribute name' on the key"
     ),
     "valid/kt-meshaccesslog-opentelemetry-attribute-keys-accumulate.yaml": (
         "from the error table of Kuma's validator_test.go (L622): Kuma expects violations on both keys"
@@ -127,7 +125,9 @@ MISLABELLED = {
 
 def _params(valid: str) -> list[object]:
     return [
-        pytest.param(r, id=r["file"], marks=[pytest.mark.xfail(strict=True, reason=MISLABELLED[r["file"]])] if r["file"] in MISLABELLED else [])
+        pytest.param(
+            r, id=r["file"], marks=[pytest.mark.xfail(strict=True, reason=MISLABELLED[r["file"]])] if r["file"] in MISLABELLED else []
+        )
         for r in ROWS
         if r["valid"] == valid
     ]
@@ -147,7 +147,6 @@ def test_kuma_invalid_example_is_rejected_at_kumas_fields(row: dict[str, str]) -
     assert report.errors, f"{row['file']} was accepted; Kuma rejects it with: {row['expected_error']}"
     reported = [p.pointer for p in report.errors]
     missing = [f for f in _expected_fields(row["expected_error"]) if not _hits(kuma_field_to_pointer(f), reported)]
-    assert not missing, (
-        f"{row['file']}: no error at {missing}; Kuma says: {row['expected_error']}\nwe said:\n"
-        + "\n".join(p.render() for p in report.errors)
+    assert not missing, f"{row['file']}: no error at {missing}; Kuma says: {row['expected_error']}\nwe said:\n" + "\n".join(
+        p.render() for p in report.errors
     )

@@ -92,7 +92,9 @@ spec:
         type: builtin
 """
     r = load_file("m.yaml", text.encode()).resources[0]
-    universal = load_file("m2.yaml", b"type: Mesh\nname: prod\nmtls:\n  enabledBackend: ca-1\n  backends:\n    - name: ca-1\n      type: builtin\n").resources[0]
+    universal = load_file(
+        "m2.yaml", b"type: Mesh\nname: prod\nmtls:\n  enabledBackend: ca-1\n  backends:\n    - name: ca-1\n      type: builtin\n"
+    ).resources[0]
     assert r == universal
     assert r.document()["mtls"]["enabledBackend"] == "ca-1"
     # A problem found in the lifted field points back into the file as written.
@@ -122,15 +124,13 @@ def test_kubectl_read_only_fields_are_ignored() -> None:
 
 def test_malformed_yaml_is_reported_at_its_line() -> None:
     text = "type: Mesh\nname: a\nmtls:\n  enabledBackend: [unclosed\n"
-    (line, pointer, message), = messages(load_file("bad.yaml", text.encode()))
+    ((line, pointer, message),) = messages(load_file("bad.yaml", text.encode()))
     assert (line, pointer) == (5, "")
     assert message.startswith("malformed YAML: while parsing a flow sequence")
 
 
 def test_document_that_is_not_a_mapping() -> None:
-    assert messages(load_file("l.yaml", b"- a\n- b\n")) == [
-        (1, "", "document is a list; a resource is a mapping with type, name and spec")
-    ]
+    assert messages(load_file("l.yaml", b"- a\n- b\n")) == [(1, "", "document is a list; a resource is a mapping with type, name and spec")]
     assert messages(load_file("s.yaml", b"just text\n")) == [
         (1, "", "document is a str scalar; a resource is a mapping with type, name and spec")
     ]
@@ -146,7 +146,7 @@ def test_missing_type_and_name_are_both_reported() -> None:
 
 def test_unknown_type_suggests_the_closest_kind() -> None:
     result = load_file("x.yaml", b"type: MeshTimeOut\nname: a\n")
-    (line, pointer, message), = messages(result)
+    ((line, pointer, message),) = messages(result)
     assert (line, pointer) == (1, "/type")
     assert message.startswith('unknown type "MeshTimeOut"; did you mean "MeshTimeout"?')
 
@@ -187,7 +187,7 @@ def test_non_utf8_file_is_reported_with_the_line_of_the_bad_byte() -> None:
 
 def test_file_over_one_mebibyte_is_refused_unread() -> None:
     data = b"# " + b"x" * MAX_FILE_BYTES + b"\n"
-    (line, _, message), = messages(load_file("big.yaml", data))
+    ((line, _, message),) = messages(load_file("big.yaml", data))
     assert line == 1
     assert message.startswith(f"file is {len(data):,} bytes; the limit is 1,048,576 (1 MiB)")
 
@@ -199,7 +199,7 @@ def test_billion_laughs_is_refused() -> None:
         lines.append(f"{n}: &{n} [" + ", ".join([f"*{prev}"] * 10) + "]")
         prev = n
     text = "type: Mesh\nname: laughs\nlogging:\n" + "\n".join("  " + line for line in lines) + "\n"
-    (line, _, message), = messages(load_file("lol.yaml", text.encode()))
+    ((line, _, message),) = messages(load_file("lol.yaml", text.encode()))
     assert message == FILE_BUDGET_MESSAGE
     assert line >= 4
 
@@ -218,7 +218,7 @@ def test_budget_names_the_line_that_uses_the_alias_not_the_line_that_defines_it(
     for n in range(2, 6):  # 123,455 values on lines 4-8: within the budget
         lines.append(f"  level{n}: &level{n} [" + ", ".join([f"*level{n - 1}"] * 10) + "]")
     lines += ["  fine: 1", "  again: *level5", "  later: 2"]  # line 10 asks for 111,111 more
-    (line, _, message), = messages(load_file("a.yaml", ("\n".join(lines) + "\n").encode()))
+    ((line, _, message),) = messages(load_file("a.yaml", ("\n".join(lines) + "\n").encode()))
     assert (line, message) == (10, FILE_BUDGET_MESSAGE)
 
 
@@ -226,7 +226,7 @@ def test_merge_keys_count_against_the_budget_at_the_line_that_merges() -> None:
     lines = ["type: Mesh", "name: a", "logging:", "  base: &base"]
     lines += [f"    k{i}: &v{i} [x, x, x, x, x, x, x, x, x, x]" for i in range(10)]  # lines 5-14
     lines += ["  copies:"] + [f"    - <<: *base  # {i}" for i in range(2000)]  # line 16 on: 111 values each
-    (line, _, message), = messages(load_file("m.yaml", ("\n".join(lines) + "\n").encode()))
+    ((line, _, message),) = messages(load_file("m.yaml", ("\n".join(lines) + "\n").encode()))
     assert message == FILE_BUDGET_MESSAGE
     # 116 values up to line 15, then the copy on line 16 + k runs out for k = 1,800.
     assert line == 16 + (200_000 - 116) // 111
@@ -236,7 +236,7 @@ def test_budget_can_be_smaller_for_one_resource() -> None:
     text = "type: Mesh\nname: a\nlogging:\n  list: &l [x, x, x, x, x, x, x, x, x, x]\n  copies: [*l, *l, *l]\n"
     assert load_file("a.yaml", text.encode()).problems == ()
     small = file_budget(30)
-    (line, _, message), = messages(load_file("a.yaml", text.encode(), budget=small))
+    ((line, _, message),) = messages(load_file("a.yaml", text.encode(), budget=small))
     assert line == 5
     assert message.startswith("file expands to more than 30 values")
 
@@ -256,13 +256,13 @@ def test_a_mebibyte_of_real_resources_in_one_file_is_within_the_budget() -> None
 
 
 def test_recursive_alias_is_refused() -> None:
-    (_, _, message), = messages(load_file("r.yaml", b"type: Mesh\nname: a\nx: &x\n  y: *x\n"))
+    ((_, _, message),) = messages(load_file("r.yaml", b"type: Mesh\nname: a\nx: &x\n  y: *x\n"))
     assert message == "recursive YAML alias: a value contains itself"
 
 
 def test_deep_nesting_is_refused() -> None:
     text = "type: Mesh\nname: a\nx: " + "[" * 100 + "]" * 100 + "\n"
-    (_, _, message), = messages(load_file("deep.yaml", text.encode()))
+    ((_, _, message),) = messages(load_file("deep.yaml", text.encode()))
     assert message == "document is nested deeper than 64 levels"
 
 

@@ -19,7 +19,10 @@ def test_a_newline_in_a_field_cannot_forge_a_log_line() -> None:
 
 
 def test_escape_sequences_and_quotes_are_shown_as_text() -> None:
-    assert render(node="a\x1b[31mb", reason='say "hi"') == 'WARNING reconciler.xds.server: stream refused node=a\\x1b[31mb reason="say \\"hi\\""'
+    assert (
+        render(node="a\x1b[31mb", reason='say "hi"')
+        == 'WARNING reconciler.xds.server: stream refused node=a\\x1b[31mb reason="say \\"hi\\""'
+    )
 
 
 def test_a_huge_field_is_cut() -> None:

@@ -82,7 +82,10 @@ def test_the_resource_list_shows_file_names_as_text(repo: GitRepo) -> None:
 
 def test_diff_shows_file_names_and_values_as_text(repo: GitRepo) -> None:
     base = git(repo.path, "rev-parse", "HEAD").stdout.strip()
-    repo.commit({OSC: "type: Mesh\nname: other\n", "meshes/default.yaml": "type: Mesh\nname: default\nlabels:\n  note: \"a\\u202eb\\u0085c\"\n"}, "add")
+    repo.commit(
+        {OSC: "type: Mesh\nname: other\n", "meshes/default.yaml": 'type: Mesh\nname: default\nlabels:\n  note: "a\\u202eb\\u0085c"\n'},
+        "add",
+    )
     done = run("diff", "--repo", str(repo.path), base)
     assert done.returncode == 0, done.stderr
     assert_shown_as_text(done.stdout, (OSC,))
@@ -113,7 +116,9 @@ def test_a_refused_push_cannot_forge_the_hooks_reply(tmp_path: Path) -> None:
     clone.commit({"meshes/default.yaml": mesh(), NEWLINE: bad_mesh("m0"), OSC: bad_mesh("m1")}, "bad names")
     home = tmp_path / "home"
     home.mkdir()
-    pushed = subprocess.run(["git", "push", "origin", "HEAD:refs/heads/main"], cwd=work, env=fresh_shell_env(home), capture_output=True, text=True, check=False)
+    pushed = subprocess.run(
+        ["git", "push", "origin", "HEAD:refs/heads/main"], cwd=work, env=fresh_shell_env(home), capture_output=True, text=True, check=False
+    )
     assert pushed.returncode != 0
     shown = [line.removeprefix("remote: ") for line in pushed.stderr.splitlines() if line.startswith("remote: ")]
     assert not any(line.startswith("valid") for line in shown), pushed.stderr
@@ -159,7 +164,9 @@ def test_a_terminal_gets_no_escape_sequence_from_a_file_name(repo: GitRepo) -> N
     clear = "meshes/\x1b[2J\x1b[Hclean.yaml"
     repo.commit({clear: bad_mesh("m0")}, "clear the screen")
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(reconciler_cmd("validate", "--repo", str(repo.path)), stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+    proc = subprocess.Popen(
+        reconciler_cmd("validate", "--repo", str(repo.path)), stdin=subprocess.DEVNULL, stdout=follower, stderr=follower
+    )
     os.close(follower)
     output = b"".join(_read_all(leader)).decode()
     assert proc.wait(60) == 1
@@ -179,7 +186,7 @@ def _read_all(fd: int) -> Iterator[bytes]:
 
 def test_an_error_message_quoting_a_server_answer_is_shown_as_text() -> None:
     class Hostile(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = b"no\x1b]0;owned\x07 such thing"
             self.send_response(500)
             self.send_header("Content-Length", str(len(body)))
@@ -199,4 +206,3 @@ def test_an_error_message_quoting_a_server_answer_is_shown_as_text() -> None:
     assert done.returncode == 2
     assert "no\\x1b]0;owned\\x07" in done.stderr
     assert "\x1b" not in done.stderr and "\x07" not in done.stderr
-

@@ -30,7 +30,9 @@ def test_validation_case(input_path: Path) -> None:
     report = validate_text(input_path.read_text(encoding="utf-8"))
     actual = problem_dicts(report.problems)
     if UPDATE:
-        expected_path.write_text(yaml.safe_dump(actual, sort_keys=False, allow_unicode=True, width=200) if actual else "[]\n", encoding="utf-8")
+        expected_path.write_text(
+            yaml.safe_dump(actual, sort_keys=False, allow_unicode=True, width=200) if actual else "[]\n", encoding="utf-8"
+        )
     assert expected_path.exists(), (
         f"no expected file for {input_path.name}; rerun with UPDATE_GOLDEN_FILES=true to create it: "
         f"UPDATE_GOLDEN_FILES=true .venv/bin/python -m pytest {__file__} -k '{input_path.parent.name}'"

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from reconciler.api.revision import revision_problem
 from reconciler.api.server import ADMIN_KEY, BadRequest, Route, error_response, json_response, read_body, read_json
-from reconciler.store import revision_string
 from reconciler.source.remote import verify_webhook, webhook_ref
+from reconciler.store import revision_string
 from reconciler.xds.resources import SHORT_NAMES
 
 if TYPE_CHECKING:
@@ -40,7 +40,11 @@ def routes(cp: ControlPlane) -> list[Route]:
     async def readyz(_: web.Request) -> web.Response:
         reasons = cp.not_ready()
         applied = cp.store.applied
-        doc = {"ready": not reasons, "revision": revision_string(cp.settings.branch, applied.revision if applied else None), "reasons": reasons}
+        doc = {
+            "ready": not reasons,
+            "revision": revision_string(cp.settings.branch, applied.revision if applied else None),
+            "reasons": reasons,
+        }
         return json_response(doc, 503 if reasons else 200)
 
     async def dataplanes(_: web.Request) -> web.Response:
@@ -58,12 +62,14 @@ def routes(cp: ControlPlane) -> list[Route]:
         cfg = cp.cache.fetch(node_id)
         if cfg is None:
             return error_response(404, f"no config for {node_id}")
-        return json_response({
-            "node": node_id,
-            "revision": cfg.revision,
-            # Never the proxies' keys: reads are open, unlike the xDS port.
-            "resources": {SHORT_NAMES.get(t, t): [r.public_dict() for r in m.values()] for t, m in cfg.resources.by_type.items() if m},
-        })
+        return json_response(
+            {
+                "node": node_id,
+                "revision": cfg.revision,
+                # Never the proxies' keys: reads are open, unlike the xDS port.
+                "resources": {SHORT_NAMES.get(t, t): [r.public_dict() for r in m.values()] for t, m in cfg.resources.by_type.items() if m},
+            }
+        )
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=cp.metrics.render().encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
@@ -124,7 +130,10 @@ def _webhook(cp: ControlPlane, secret: bytes, request: web.Request, body: bytes)
     source = verify_webhook(headers, body, secret)
     if source is None:
         cp.metrics.inc("reconciler_webhooks_total", result="unauthorized")
-        log.warning("webhook refused: wrong or missing secret", extra={"github": "x-hub-signature-256" in headers, "gitlab": "x-gitlab-token" in headers})
+        log.warning(
+            "webhook refused: wrong or missing secret",
+            extra={"github": "x-hub-signature-256" in headers, "gitlab": "x-gitlab-token" in headers},
+        )
         return error_response(401, "wrong or missing webhook secret (X-Hub-Signature-256 or X-Gitlab-Token)")
     event = headers.get("x-github-event") or headers.get("x-gitlab-event") or ""
     if event == "ping":

@@ -103,7 +103,9 @@ class _QuietProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
             self.logger.debug(msg, *args, exc_info=exc_info, **kwargs)
 
     def _refused(self, error: HttpProcessingError) -> None:
-        self.logger.info("api request refused: malformed http", extra={"status": error.code, "reason": " ".join(str(error.message).split())[:200]})
+        self.logger.info(
+            "api request refused: malformed http", extra={"status": error.code, "reason": " ".join(str(error.message).split())[:200]}
+        )
 
 
 @web.middleware
@@ -170,7 +172,10 @@ class ApiServer:
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             if not token.accepts(request.headers.get("Authorization")):
-                log.warning("api call refused: wrong or missing admin token", extra={"method": request.method, "path": request.path, "peer": request.remote or "-"})
+                log.warning(
+                    "api call refused: wrong or missing admin token",
+                    extra={"method": request.method, "path": request.path, "peer": request.remote or "-"},
+                )
                 return error_response(
                     401,
                     f"{request.method} {request.path} changes what is served and needs the admin token: send it as "
@@ -179,7 +184,9 @@ class ApiServer:
                     {"WWW-Authenticate": 'Bearer realm="reconciler"'},
                 )
             request[ADMIN_KEY] = token.id
-            log.info("api call", extra={"method": request.method, "path": request.path, "token_id": token.id, "peer": request.remote or "-"})
+            log.info(
+                "api call", extra={"method": request.method, "path": request.path, "token_id": token.id, "peer": request.remote or "-"}
+            )
             return await handler(request)
 
         return guarded

@@ -87,12 +87,14 @@ class WorkloadCertificate:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def generate_root(mesh: str, backend: str, *, rsa_bits: int = 2048, validity: float = 10 * 365 * 86400) -> Authority:
     key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mesh-reconciler"), x509.NameAttribute(NameOID.COMMON_NAME, f"{mesh} {backend} CA")])
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mesh-reconciler"), x509.NameAttribute(NameOID.COMMON_NAME, f"{mesh} {backend} CA")]
+    )
     now = _now()
     cert = (
         x509.CertificateBuilder()
@@ -104,7 +106,17 @@ def generate_root(mesh: str, backend: str, *, rsa_bits: int = 2048, validity: fl
         .not_valid_after(now + dt.timedelta(seconds=validity))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
         .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(f"spiffe://{mesh}")]), critical=False)
@@ -154,10 +166,12 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> Any:
         return None
 
 
-def issue_workload(ca: Authority, spiffe_ids: Sequence[str], tag_uris: Iterable[str], validity: float, *, now: float | None = None) -> WorkloadCertificate:
+def issue_workload(
+    ca: Authority, spiffe_ids: Sequence[str], tag_uris: Iterable[str], validity: float, *, now: float | None = None
+) -> WorkloadCertificate:
     """A certificate for one proxy, valid for `validity` seconds from now."""
     key = ec.generate_private_key(ec.SECP256R1())
-    start = dt.datetime.fromtimestamp(now, dt.timezone.utc) if now is not None else _now()
+    start = dt.datetime.fromtimestamp(now, dt.UTC) if now is not None else _now()
     # Backdate a little: clocks of other hosts may lag.
     not_before = start - dt.timedelta(seconds=min(60.0, validity / 10))
     not_after = start + dt.timedelta(seconds=validity)
@@ -173,7 +187,17 @@ def issue_workload(ca: Authority, spiffe_ids: Sequence[str], tag_uris: Iterable[
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True, data_encipherment=False, key_agreement=True, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)

@@ -79,10 +79,20 @@ def identity_for(dp: Dataplane, identities: Iterable[Resource]) -> Identity | No
     spiffe = identity.spec.get("spiffeID") or {}
     labels = dict(dp.labels)
     what = f"MeshIdentity {identity.mesh}/{identity.name}"
-    trust_domain = _render(str(spiffe.get("trustDomain") or DEFAULT_TRUST_DOMAIN), {"Mesh": dp.mesh, "Zone": labels.get("kuma.io/zone", DEFAULT_ZONE)}, labels, what)
+    trust_domain = _render(
+        str(spiffe.get("trustDomain") or DEFAULT_TRUST_DOMAIN),
+        {"Mesh": dp.mesh, "Zone": labels.get("kuma.io/zone", DEFAULT_ZONE)},
+        labels,
+        what,
+    )
     path = _render(
         str(spiffe.get("path") or DEFAULT_PATH),
-        {"TrustDomain": trust_domain, "Namespace": labels.get("k8s.kuma.io/namespace", ""), "ServiceAccount": labels.get("kuma.io/service-account", ""), "Workload": labels.get("kuma.io/workload", "")},
+        {
+            "TrustDomain": trust_domain,
+            "Namespace": labels.get("k8s.kuma.io/namespace", ""),
+            "ServiceAccount": labels.get("kuma.io/service-account", ""),
+            "Workload": labels.get("kuma.io/workload", ""),
+        },
         labels,
         what,
     )

@@ -96,7 +96,9 @@ class CertificateProvider:
         self._certs: dict[tuple[Any, ...], WorkloadCertificate] = {}
         self._lock = threading.Lock()
 
-    def mesh_tls(self, mesh: Resource, secrets: Mapping[str, Resource], identities: Iterable[Resource] = (), trusts: Iterable[Resource] = ()) -> MeshTls | None:
+    def mesh_tls(
+        self, mesh: Resource, secrets: Mapping[str, Resource], identities: Iterable[Resource] = (), trusts: Iterable[Resource] = ()
+    ) -> MeshTls | None:
         """The mesh's CA and trust bundle; None when neither mTLS nor a MeshIdentity is on."""
         identity_cas = {i.name: identity_authority(i, self.store, secrets) for i in identities if i.mesh == mesh.name}
         extra_trust = [ca.cert_pem for ca, _ in identity_cas.values()] + trusted_bundles(trusts, mesh.name)
@@ -128,13 +130,17 @@ class CertificateProvider:
         validity = parse_kuma_duration(((backend.get("dpCert") or {}).get("rotation") or {}).get("expiration"), DEFAULT_CERT_VALIDITY)
         now = self.clock()
         self.store.activate(mesh.name, authority, now)
-        trusted = [authority.cert_pem] + [r.cert_pem for r in self.store.retired(mesh.name) if r.retired_at > now - validity and r.fingerprint != authority.fingerprint]
+        trusted = [authority.cert_pem] + [
+            r.cert_pem for r in self.store.retired(mesh.name) if r.retired_at > now - validity and r.fingerprint != authority.fingerprint
+        ]
         mode = str(backend.get("mode") or "STRICT")
         if mode in ("0", "1"):
             mode = ("STRICT", "PERMISSIVE")[int(mode)]
         return MeshTls(mesh.name, mode, authority, b"".join(trusted + extra_trust), validity, identity_cas)
 
-    def for_dataplane(self, mesh_tls: MeshTls, dp: Dataplane, identity: Identity | None = None, trust_domains: tuple[str, ...] = ()) -> ProxyTls | None:
+    def for_dataplane(
+        self, mesh_tls: MeshTls, dp: Dataplane, identity: Identity | None = None, trust_domains: tuple[str, ...] = ()
+    ) -> ProxyTls | None:
         """The proxy's certificate: from its MeshIdentity if one selects it, else the mesh CA."""
         tag_uris = tuple(sorted({f"kuma://{k}/{v}" for i in dp.inbounds for k, v in i.tags.items() if k != SERVICE_TAG}))
         if identity is not None and identity.resource.name in mesh_tls.identity_cas:
@@ -142,7 +148,9 @@ class CertificateProvider:
             ids: tuple[str, ...] = (identity.spiffe_id,)
         elif mesh_tls.authority is not None:
             authority, validity = mesh_tls.authority, mesh_tls.validity
-            services = sorted({i.service for i in dp.inbounds if i.service} | ({(dp.gateway or {}).get("tags", {}).get(SERVICE_TAG)} - {None}))
+            services = sorted(
+                {i.service for i in dp.inbounds if i.service} | ({(dp.gateway or {}).get("tags", {}).get(SERVICE_TAG)} - {None})
+            )
             ids = tuple(spiffe_id(dp.mesh, s) for s in services)
         else:
             return None
@@ -154,7 +162,9 @@ class CertificateProvider:
                 cert = issue_workload(authority, ids, tag_uris, validity, now=now)
                 self._certs = {k: v for k, v in self._certs.items() if k[:2] != key[:2]}
                 self._certs[key] = cert
-        return ProxyTls(dp.mesh, mesh_tls.mode, mesh_tls.trust_pem, cert.cert_pem, cert.key_pem, ids, cert.not_after, trust_domains or (dp.mesh,))
+        return ProxyTls(
+            dp.mesh, mesh_tls.mode, mesh_tls.trust_pem, cert.cert_pem, cert.key_pem, ids, cert.not_after, trust_domains or (dp.mesh,)
+        )
 
     def forget_except(self, nodes: set[tuple[str, str]]) -> None:
         """Drop cached certificates of proxies that are gone."""

@@ -16,7 +16,15 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from reconciler.ca.statefiles import ROTATE_FLAG, KeyFileUnusable, KeyMissing, create_private_once, ensure_state_dir, read_private_key, write_public
+from reconciler.ca.statefiles import (
+    ROTATE_FLAG,
+    KeyFileUnusable,
+    KeyMissing,
+    create_private_once,
+    ensure_state_dir,
+    read_private_key,
+    write_public,
+)
 from reconciler.ca.tokens import TokenError
 
 __all__ = ["KEY_DIRECTORY", "SigningKeys"]
@@ -91,7 +99,9 @@ class SigningKeys:
             try:
                 key = read_private_key(path)
                 if not isinstance(key, rsa.RSAPrivateKey):
-                    raise KeyFileUnusable(path, "not an RSA private key: token signing keys are RSA (`reconciler token rotate-key` makes one)")
+                    raise KeyFileUnusable(
+                        path, "not an RSA private key: token signing keys are RSA (`reconciler token rotate-key` makes one)"
+                    )
             except KeyFileUnusable as e:
                 if strict:
                     raise
@@ -119,7 +129,11 @@ class SigningKeys:
 
     def _next_kid(self) -> str:
         # Past every kid ever recorded: a token of a lost or removed key never meets a new key of its kid.
-        seen = [int(p.stem) for p in self.directory.glob("*") if p.suffix in (".pem", ".pub", ".lost") and _KID.match(p.stem)] if self.directory.is_dir() else []
+        seen = (
+            [int(p.stem) for p in self.directory.glob("*") if p.suffix in (".pem", ".pub", ".lost") and _KID.match(p.stem)]
+            if self.directory.is_dir()
+            else []
+        )
         return str(max([0, *seen, *(int(k) for k in self._keys)]) + 1)
 
     def _lost(self) -> list[str]:

@@ -134,11 +134,16 @@ class CaStore:
         recorded = self._history_builtin(mesh) == backend
         what = f"the builtin CA {backend} of mesh {mesh}"
         if has_cert and not has_key:
-            raise CaKeyMissing(key_file, f"the key of {what} is missing, but {cert_file} shows the CA existed: {_LOST_CA_HINT.format(dir=d, mesh=mesh)}")
+            raise CaKeyMissing(
+                key_file, f"the key of {what} is missing, but {cert_file} shows the CA existed: {_LOST_CA_HINT.format(dir=d, mesh=mesh)}"
+            )
         if not has_cert and recorded:
             missing, part = (cert_file, "certificate") if has_key else (key_file, "key")
             history = self._history(mesh)
-            raise CaKeyMissing(missing, f"the {part} of {what} is missing, but {history} records it as the CA the mesh signs with: {_LOST_CA_HINT.format(dir=d, mesh=mesh)}")
+            raise CaKeyMissing(
+                missing,
+                f"the {part} of {what} is missing, but {history} records it as the CA the mesh signs with: {_LOST_CA_HINT.format(dir=d, mesh=mesh)}",
+            )
         if not has_cert:
             return None  # nothing yet, or a key whose certificate was never written: made anew
         try:

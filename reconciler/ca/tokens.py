@@ -79,7 +79,6 @@ LATEST_TIME = 253_402_300_799
 claimed time printable and comparable; NaN, infinity or a 400-digit number is malformed."""
 
 
-
 class TokenError(Exception):
     """A token that must not be accepted; the message says why, for the proxy's operator."""
 
@@ -298,7 +297,9 @@ def dataplane_tags(spec: Mapping[str, Any]) -> dict[str, set[str]]:
     return out
 
 
-def check_identity(claims: DataplaneClaims, mesh: str, name: str, tags: Mapping[str, Collection[str]] | None, *, check_tags: bool = True) -> None:
+def check_identity(
+    claims: DataplaneClaims, mesh: str, name: str, tags: Mapping[str, Collection[str]] | None, *, check_tags: bool = True
+) -> None:
     """Raise `IdentityMismatch` unless the token admits dataplane `mesh`.`name`.
 
     `tags` are the dataplane's tags (`dataplane_tags`), None when the Dataplane is not known;
@@ -324,7 +325,9 @@ def check_identity(claims: DataplaneClaims, mesh: str, name: str, tags: Mapping[
             raise IdentityMismatch(f'dataplane {mesh}.{name} has no tag "{tag}" required by the token')
         for value in sorted(values):
             if value not in allowed:
-                raise IdentityMismatch(f'dataplane {mesh}.{name} has tag "{tag}" with value "{value}", which the token does not allow (allowed: {", ".join(allowed)})')
+                raise IdentityMismatch(
+                    f'dataplane {mesh}.{name} has tag "{tag}" with value "{value}", which the token does not allow (allowed: {", ".join(allowed)})'
+                )
 
 
 def check_workload(claims: DataplaneClaims, mesh: str, name: str, labels: Mapping[str, str], identity_from_label: str | None) -> None:
@@ -337,7 +340,9 @@ def check_workload(claims: DataplaneClaims, mesh: str, name: str, labels: Mappin
     """
     workload = labels.get(WORKLOAD_LABEL)
     if identity_from_label is not None and workload is None:  # every such dataplane would share one id
-        raise IdentityMismatch(f'dataplane {mesh}.{name} has no label "{WORKLOAD_LABEL}", which MeshIdentity {identity_from_label} makes its identity')
+        raise IdentityMismatch(
+            f'dataplane {mesh}.{name} has no label "{WORKLOAD_LABEL}", which MeshIdentity {identity_from_label} makes its identity'
+        )
     if not claims.workload:
         if identity_from_label is not None and workload is not None:
             raise IdentityMismatch(
@@ -346,9 +351,13 @@ def check_workload(claims: DataplaneClaims, mesh: str, name: str, labels: Mappin
             )
         return
     if workload is None:
-        raise IdentityMismatch(f'dataplane {mesh}.{name} has no label "{WORKLOAD_LABEL}", and the token is for workload "{claims.workload}"')
+        raise IdentityMismatch(
+            f'dataplane {mesh}.{name} has no label "{WORKLOAD_LABEL}", and the token is for workload "{claims.workload}"'
+        )
     if workload != claims.workload:
-        raise IdentityMismatch(f'dataplane {mesh}.{name} has label "{WORKLOAD_LABEL}" with value "{workload}", the token is for workload "{claims.workload}"')
+        raise IdentityMismatch(
+            f'dataplane {mesh}.{name} has label "{WORKLOAD_LABEL}" with value "{workload}", the token is for workload "{claims.workload}"'
+        )
 
 
 # -- revocation -------------------------------------------------------------------------------

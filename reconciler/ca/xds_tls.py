@@ -101,7 +101,7 @@ def default_names(address: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -131,12 +131,19 @@ def _read_pair(path: Path) -> tuple[list[x509.Certificate], ec.EllipticCurvePriv
             if path.name == "ca.pem"
             else "remove it to have it issued again by the CA"
         )
-        raise KeyFileUnusable(path, f"expected a PEM certificate and private key (ECDSA) as mesh-reconciler writes them ({why}); {hint}") from None
+        raise KeyFileUnusable(
+            path, f"expected a PEM certificate and private key (ECDSA) as mesh-reconciler writes them ({why}); {hint}"
+        ) from None
 
 
 def _new_ca() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mesh-reconciler"), x509.NameAttribute(NameOID.COMMON_NAME, "mesh-reconciler xDS CA")])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mesh-reconciler"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "mesh-reconciler xDS CA"),
+        ]
+    )
     now = _now()
     cert = (
         x509.CertificateBuilder()

@@ -5,6 +5,7 @@ Envoy bootstrap."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import click
@@ -39,7 +40,9 @@ def _xds_client_options(f: Any) -> Any:
 
 _DATAPLANE_OPTIONS = (
     click.option("--cp-address", default="127.0.0.1:5678", show_default=True, help="Control plane xDS address host:port."),
-    click.option("--dataplane-file", type=click.Path(exists=True, dir_okay=False), help="A Dataplane resource to register when connecting."),
+    click.option(
+        "--dataplane-file", type=click.Path(exists=True, dir_okay=False), help="A Dataplane resource to register when connecting."
+    ),
     click.option("--mesh", help="Mesh of a Dataplane declared in git."),
     click.option("--name", help="Name of a Dataplane declared in git."),
     click.option("--admin-port", type=int, help="Envoy admin port (default: networking.admin.port, or 9901)."),
@@ -67,7 +70,13 @@ class DataplaneIdentity(NamedTuple):
 
 
 def dataplane_identity(
-    dataplane_file: str | None, mesh: str | None, name: str | None, api: str | None, *, need_admin: bool = True, count_listeners: bool = False,
+    dataplane_file: str | None,
+    mesh: str | None,
+    name: str | None,
+    api: str | None,
+    *,
+    need_admin: bool = True,
+    count_listeners: bool = False,
 ) -> DataplaneIdentity:
     """Which Dataplane, from --dataplane-file or --mesh/--name, and what Envoy needs to know of it.
 
@@ -79,7 +88,7 @@ def dataplane_identity(
     from reconciler.source.loader import load_file
 
     if dataplane_file:
-        text = open(dataplane_file, encoding="utf-8").read()
+        text = Path(dataplane_file).read_text(encoding="utf-8")
         result = load_file(dataplane_file, text.encode())
         if result.problems:
             raise click.ClickException("\n".join(p.render() for p in result.problems))
@@ -135,7 +144,7 @@ def _xds_credentials(token_file: str | None, ca_cert: str | None, xds_tls: str) 
     """(token, CA certificate PEM) from the files given, checked so mistakes show here, not in Envoy's log."""
     token = None
     if token_file:
-        token = open(token_file, encoding="utf-8").read().strip()
+        token = Path(token_file).read_text(encoding="utf-8").strip()
         if not token:
             raise click.UsageError(f"{token_file} is empty: write a token from `reconciler token issue` into it")
     if xds_tls == "none":
@@ -147,7 +156,7 @@ def _xds_credentials(token_file: str | None, ca_cert: str | None, xds_tls: str) 
             "the control plane serves xDS over TLS: give --ca-cert FILE (serve writes it to <state-dir>/xds-tls/ca.crt), "
             "or --xds-tls none for a control plane run with --xds-tls none"
         )
-    pem = open(ca_cert, "rb").read()
+    pem = Path(ca_cert).read_bytes()
     try:
         from cryptography import x509
 
@@ -183,12 +192,24 @@ def dataplane_bootstrap(
     host, port = _split_address(cp_address)
     token, ca_pem = _xds_credentials(dataplane_token_file, ca_cert, xds_tls)
     identity = dataplane_identity(
-        dataplane_file, mesh, name, api_address or f"http://{host}:5681", need_admin=admin_port is None, count_listeners=count_listeners,
+        dataplane_file,
+        mesh,
+        name,
+        api_address or f"http://{host}:5681",
+        need_admin=admin_port is None,
+        count_listeners=count_listeners,
     )
     if admin_port:
         identity = identity._replace(admin_port=admin_port)
     config = make_bootstrap(
-        mesh=identity.mesh, name=identity.name, cp_host=host, cp_port=port, admin_port=identity.admin_port, dataplane=identity.text, mode=xds_mode,  # type: ignore[arg-type]
-        token=token, ca_cert_pem=ca_pem,
+        mesh=identity.mesh,
+        name=identity.name,
+        cp_host=host,
+        cp_port=port,
+        admin_port=identity.admin_port,
+        dataplane=identity.text,
+        mode=xds_mode,  # type: ignore[arg-type]
+        token=token,
+        ca_cert_pem=ca_pem,
     )
     return config, identity

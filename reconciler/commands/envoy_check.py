@@ -63,7 +63,9 @@ def _message(output: str, code: int) -> str:
     return "\n".join(lines)
 
 
-def validate_with_envoy(configs: Mapping[str, Mapping[str, Any]], *, envoy: str | None = None, jobs: int | None = None, timeout: float = TIMEOUT) -> dict[str, EnvoyVerdict]:
+def validate_with_envoy(
+    configs: Mapping[str, Mapping[str, Any]], *, envoy: str | None = None, jobs: int | None = None, timeout: float = TIMEOUT
+) -> dict[str, EnvoyVerdict]:
     """Validate each node's bootstrap with Envoy, in parallel; verdicts by node id, in input order.
 
     Raises EnvoyNotFound when no Envoy binary can be found.

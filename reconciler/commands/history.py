@@ -49,7 +49,9 @@ def offline_history(repo: str, state_dir: str, branch: str, limit: int) -> dict[
     if _ref(repository, f"refs/heads/{branch}") is None:
         raise RepositoryError(f"branch {branch!r} not found in {repository.path}")
     log = HistoryLog(state_dir)
-    doc = branch_history(repository, branch, log.read(), served=_ref(repository, APPLIED_REF), pinned=_ref(repository, PIN_REF), limit=limit)
+    doc = branch_history(
+        repository, branch, log.read(), served=_ref(repository, APPLIED_REF), pinned=_ref(repository, PIN_REF), limit=limit
+    )
     if not log.path.exists():
         doc["note"] = f"no attempts recorded in {log.path}: outcomes are known only for commits a server with this --state-dir tried"
     return doc

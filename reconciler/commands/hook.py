@@ -131,7 +131,13 @@ def hook_script(python: str, branch: str, path: str, signatures: SignaturePolicy
 
 
 def install_hook(
-    repo: str, branch: str = "main", path: str = "", *, python: str | None = None, force: bool = False, signatures: SignaturePolicy | None = None
+    repo: str,
+    branch: str = "main",
+    path: str = "",
+    *,
+    python: str | None = None,
+    force: bool = False,
+    signatures: SignaturePolicy | None = None,
 ) -> Installed:
     """Write the pre-receive hook into the repository at `repo`.
 
@@ -204,7 +210,9 @@ def check_updates(
             out.append(RefVerdict(u.ref, True))
             continue
         if u.deletes:
-            out.append(RefVerdict(u.ref, False, (f"mesh-reconciler: refusing to delete {tracked}: it is the branch the reconciler serves",)))
+            out.append(
+                RefVerdict(u.ref, False, (f"mesh-reconciler: refusing to delete {tracked}: it is the branch the reconciler serves",))
+            )
             continue
         if engine is None:
             engine = Engine(GitSource(repo, path))
@@ -213,7 +221,16 @@ def check_updates(
         except SourceError as e:
             out.append(RefVerdict(u.ref, False, (f"mesh-reconciler: refusing {tracked}: {e}",)))
         except InternalError as e:
-            out.append(RefVerdict(u.ref, False, (e.message, f"mesh-reconciler: refusing {tracked}: commit {u.new[:12]} hits a bug in mesh-reconciler; the server would reject it too")))
+            out.append(
+                RefVerdict(
+                    u.ref,
+                    False,
+                    (
+                        e.message,
+                        f"mesh-reconciler: refusing {tracked}: commit {u.new[:12]} hits a bug in mesh-reconciler; the server would reject it too",
+                    ),
+                )
+            )
         except Exception as e:  # never a traceback on the pusher's terminal
             out.append(RefVerdict(u.ref, False, (f"mesh-reconciler: refusing {tracked}: {describe_bug(e, 'checking the push')}",)))
     # The pusher's terminal shows these after `remote:`; what the push brought (names, signers)
@@ -242,4 +259,8 @@ def _check_tip(engine: Engine, repo: pygit2.Repository, u: RefUpdate, tracked: s
     if report.valid:
         return RefVerdict(u.ref, True, lines)
     short = u.new[:12]
-    return RefVerdict(u.ref, False, lines + (f"mesh-reconciler: refusing {tracked}: commit {short} is invalid (`reconciler validate {short}` shows the same errors)",))
+    return RefVerdict(
+        u.ref,
+        False,
+        lines + (f"mesh-reconciler: refusing {tracked}: commit {short} is invalid (`reconciler validate {short}` shows the same errors)",),
+    )

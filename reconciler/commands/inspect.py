@@ -27,7 +27,15 @@ def _conf_json(kind: str, conf: Conf | None) -> dict[str, Any] | None:
 
 
 def inspect_dataplane(
-    repo: str, path: str | None, rev: str | None, worktree: bool, mesh: str, name: str, *, config: bool = False, compact_outbounds: int | None = None
+    repo: str,
+    path: str | None,
+    rev: str | None,
+    worktree: bool,
+    mesh: str,
+    name: str,
+    *,
+    config: bool = False,
+    compact_outbounds: int | None = None,
 ) -> dict[str, Any]:
     snapshot = read_snapshot(repo, path, rev, worktree)
     report = validate(snapshot)
@@ -56,7 +64,9 @@ def inspect_dataplane(
     for o in view.outbounds:
         dest = destination_of(o)
         confs = [c for k in kinds if (c := _conf_json(k, resolve(k, dp, dest, index))) is not None]
-        out["outbounds"].append({"address": o.outbound.address, "port": o.outbound.port, "service": o.service_name, "protocol": o.protocol, "policies": confs})
+        out["outbounds"].append(
+            {"address": o.outbound.address, "port": o.outbound.port, "service": o.service_name, "protocol": o.protocol, "policies": confs}
+        )
     out["proxy"] = [c for k in kinds if (c := _conf_json(k, resolve(k, dp, None, index))) is not None]
     out["warnings"] = [p.render() for p in patches_missing_listeners(dp, view.shape, index)]
     if config:

@@ -31,9 +31,9 @@ from reconciler.dataplane.envoy_binary import EnvoyNotFound
 from reconciler.diff import Diff, FieldChange, diff, diff_documents
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.mesh.proxy import ProxyView, policy_indexes, proxy_views
+from reconciler.model import Resource, Snapshot
 from reconciler.policies._meshproxypatch_shape import patches_missing_listeners
 from reconciler.policies.match import PolicyIndex
-from reconciler.model import Resource, Snapshot
 from reconciler.source.git import GitSource, SourceError
 from reconciler.validate import Report, validate
 from reconciler.validate.bugs import describe_bug
@@ -321,7 +321,9 @@ def _shape_notes(after: _Side) -> list[str]:
     return out
 
 
-def _reach_changes(node_id: str, before: Mapping[InboundKey, frozenset[str]], after: Mapping[InboundKey, frozenset[str]]) -> tuple[ReachChange, ...]:
+def _reach_changes(
+    node_id: str, before: Mapping[InboundKey, frozenset[str]], after: Mapping[InboundKey, frozenset[str]]
+) -> tuple[ReachChange, ...]:
     out = []
     for key in sorted(k for k in before.keys() & after.keys() if k.node_id == node_id):
         lost, gained = before[key] - after[key], after[key] - before[key]

@@ -95,7 +95,9 @@ def _outcome(plan: Plan) -> str:
     if plan.envoy_checked:
         if not checked:
             return "valid: no proxy config changes"
-        return f"valid: Envoy accepts the config of {'the' if checked == 1 else f'all {checked}'} changed prox{'y' if checked == 1 else 'ies'}"
+        return (
+            f"valid: Envoy accepts the config of {'the' if checked == 1 else f'all {checked}'} changed prox{'y' if checked == 1 else 'ies'}"
+        )
     return "valid (Envoy check skipped)"
 
 
@@ -184,7 +186,11 @@ def plan_json(plan: Plan) -> str:
                 "status": p.status,
                 "resources": [_delta_json(d) for d in p.resources],
                 "allowedClients": [
-                    {"inbound": {"address": c.inbound.address, "port": c.inbound.port, "service": c.inbound.service}, "lost": list(c.lost), "gained": list(c.gained)}
+                    {
+                        "inbound": {"address": c.inbound.address, "port": c.inbound.port, "service": c.inbound.service},
+                        "lost": list(c.lost),
+                        "gained": list(c.gained),
+                    }
                     for c in p.reach
                 ],
                 "envoy": None if p.envoy is None else {"ok": p.envoy.ok, "message": p.envoy.message},
@@ -214,7 +220,16 @@ def _unified(d: ResourceDelta) -> list[str]:
         return [f"{sign} {label}  (secret {d.op}: content redacted)"]
     old = _json_lines(d.old)
     new = _json_lines(d.new)
-    diff_lines = list(difflib.unified_diff(old, new, fromfile=label if d.old is not None else "/dev/null", tofile=label if d.new is not None else "/dev/null", n=3, lineterm=""))
+    diff_lines = list(
+        difflib.unified_diff(
+            old,
+            new,
+            fromfile=label if d.old is not None else "/dev/null",
+            tofile=label if d.new is not None else "/dev/null",
+            n=3,
+            lineterm="",
+        )
+    )
     return diff_lines or [f"  {label}: only redacted fields changed"]
 
 
@@ -233,7 +248,11 @@ def _fenced(lang: str, lines: list[str], limit: int) -> list[str]:
 def _md_proxy(p: ProxyPlan, limit: int) -> list[str]:
     icon = "" if p.envoy is None else (" ✅" if p.envoy.ok else " ❌")
     rejected = p.envoy is not None and not p.envoy.ok
-    out = ["<details open>" if rejected else "<details>", f"<summary><code>{p.node_id}</code> ({p.status}){icon}: {_md_escape(_proxy_summary(p))}</summary>", ""]
+    out = [
+        "<details open>" if rejected else "<details>",
+        f"<summary><code>{p.node_id}</code> ({p.status}){icon}: {_md_escape(_proxy_summary(p))}</summary>",
+        "",
+    ]
     if rejected and p.envoy is not None:
         out += ["**Envoy rejects this config:**", *_fenced("text", p.envoy.message.splitlines(), limit), ""]
     if p.reach:
@@ -274,14 +293,30 @@ def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         head += [f"> **Note:** base `{_short(plan.base)}` does not validate; compared against an empty configuration.", ""]
     head += [f"> **Note:** {_md_escape(n)}" for n in plan.notes] + ([""] if plan.notes else [])
     if plan.report.warnings:
-        head += [f"<details><summary>{len(plan.report.warnings)} validation warning(s)</summary>", "", *_fenced("text", [p.render() for p in plan.report.warnings], 200), "", "</details>", ""]
+        head += [
+            f"<details><summary>{len(plan.report.warnings)} validation warning(s)</summary>",
+            "",
+            *_fenced("text", [p.render() for p in plan.report.warnings], 200),
+            "",
+            "</details>",
+            "",
+        ]
     if lost or gained:
         head += ["#### Who may talk to whom", "", "| | source | destination | mesh |", "| --- | --- | --- | --- |"]
         head += [f"| ➖ no longer allowed | `{c.source}` | `{c.destination}` | `{c.mesh}` |" for c in plan.lost]
         head += [f"| ➕ newly allowed | `{c.source}` | `{c.destination}` | `{c.mesh}` |" for c in plan.gained]
         head.append("")
     if not plan.diff.empty:
-        head += ["#### Resources", "", *_fenced("diff", [line.strip() if line.startswith("  ") and line[2] in "+-~" else line for line in _resource_diff_lines(plan.diff)], 300), ""]
+        head += [
+            "#### Resources",
+            "",
+            *_fenced(
+                "diff",
+                [line.strip() if line.startswith("  ") and line[2] in "+-~" else line for line in _resource_diff_lines(plan.diff)],
+                300,
+            ),
+            "",
+        ]
     body: list[str] = []
     if plan.proxies:
         body += ["#### Proxies", ""]
@@ -292,7 +327,11 @@ def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         return text
     # Too long for a comment: keep the summary, list the proxies without their diffs.
     short = ["#### Proxies", "", "_Per-proxy diffs left out: the comment would be too long; run `reconciler plan` locally._", ""]
-    short += [f"- `{p.node_id}` ({p.status}): {_md_escape(_proxy_summary(p))}" + (f" — ❌ {_md_escape(p.envoy.message.splitlines()[0])}" if p.envoy and not p.envoy.ok and p.envoy.message else "") for p in plan.proxies]
+    short += [
+        f"- `{p.node_id}` ({p.status}): {_md_escape(_proxy_summary(p))}"
+        + (f" — ❌ {_md_escape(p.envoy.message.splitlines()[0])}" if p.envoy and not p.envoy.ok and p.envoy.message else "")
+        for p in plan.proxies
+    ]
     return (_joined(head + short) + "\n")[:limit]
 
 
@@ -306,4 +345,3 @@ def _envoy_summary(plan: Plan) -> str:
     if rejected:
         return f"{len(rejected)} of {len(checked)} rejected"
     return f"{len(checked)} of {len(checked)} accepted"
-

@@ -140,7 +140,9 @@ def _allows(inbound: Inbound, dp: Dataplane, client: _Client, index: PolicyIndex
         # `rules` decide alone when any policy on this inbound has them: deny first, then allow.
         if any(_spiffe_matches(m, identities) for conf in rules for m in conf.get("deny") or ()):
             return False
-        return any(_spiffe_matches(m, identities) for conf in rules for name in ("allow", "allowWithShadowDeny") for m in conf.get(name) or ())
+        return any(
+            _spiffe_matches(m, identities) for conf in rules for name in ("allow", "allowWithShadowDeny") for m in conf.get(name) or ()
+        )
     from_confs: list[Mapping[str, Any]] = []
     for policy in policies:
         for entry in policy.spec.get("from") or ():

@@ -102,7 +102,11 @@ def render_out(
         _write_atomic(target, to_yaml(config), private=counts[node_id][2] > 0)
         written[node_id] = target
     removed = _remove_stale(out, {p.name for p in written.values()})
-    _write_atomic(out / MANIFEST, json.dumps({"revision": snapshot.revision, "files": sorted(p.name for p in written.values())}, indent=2) + "\n", private=False)
+    _write_atomic(
+        out / MANIFEST,
+        json.dumps({"revision": snapshot.revision, "files": sorted(p.name for p in written.values())}, indent=2) + "\n",
+        private=False,
+    )
     verdicts: dict[str, EnvoyVerdict] = {}
     if check:
         try:
@@ -160,7 +164,13 @@ def render_text(result: RenderResult) -> str:
 def render_json(result: RenderResult) -> str:
     files = []
     for f in result.files:
-        item: dict[str, object] = {"node": f.node_id, "path": str(f.path), "listeners": f.listeners, "clusters": f.clusters, "secrets": f.secrets}
+        item: dict[str, object] = {
+            "node": f.node_id,
+            "path": str(f.path),
+            "listeners": f.listeners,
+            "clusters": f.clusters,
+            "secrets": f.secrets,
+        }
         if f.envoy is not None:
             item["envoy"] = {"ok": f.envoy.ok, "message": f.envoy.message}
         files.append(item)

@@ -53,7 +53,9 @@ def admin_token(token_file: str | None, state_dir: str | None) -> ClientToken:
         raise RepositoryError(str(e)) from None
 
 
-def call(server: str, method: str, path: str, body: Mapping[str, Any] | None = None, timeout: float = 30.0, token: str | None = None) -> tuple[int, Any]:
+def call(
+    server: str, method: str, path: str, body: Mapping[str, Any] | None = None, timeout: float = 30.0, token: str | None = None
+) -> tuple[int, Any]:
     """(HTTP status, JSON body); an unreachable server is a RepositoryError (exit 2). `token` is
     sent as `Authorization: Bearer`."""
     url = server.rstrip("/") + path
@@ -183,7 +185,9 @@ def act(server: str, action: str, timeout: float, body: Mapping[str, Any] | None
     if code == 400:
         raise RepositoryError(doc.get("error") or f"HTTP {code}")
     if code != 200:
-        return ServerResult(action, "refused", _sha(doc.get("revision", "")), doc.get("error") or f"HTTP {code}", list(doc.get("errors") or []))
+        return ServerResult(
+            action, "refused", _sha(doc.get("revision", "")), doc.get("error") or f"HTTP {code}", list(doc.get("errors") or [])
+        )
     status = doc.get("status") or {}
     result = ServerResult(
         action,
@@ -210,7 +214,9 @@ def act(server: str, action: str, timeout: float, body: Mapping[str, Any] | None
 
 def _refused_token(server: str, token: ClientToken | None) -> str:
     """One line: which token the server refused, or that none was found, and where to get it."""
-    fix = "it is in the server's <state-dir>/admin-token: give --state-dir of the server, --admin-token-file FILE or $RECONCILER_ADMIN_TOKEN"
+    fix = (
+        "it is in the server's <state-dir>/admin-token: give --state-dir of the server, --admin-token-file FILE or $RECONCILER_ADMIN_TOKEN"
+    )
     if token is None or token.value is None:
         where = token.searched if token is not None else "--admin-token-file, $RECONCILER_ADMIN_TOKEN, --state-dir"
         return f"no admin token found (looked in {where}) and {server} needs one for this; {fix}"

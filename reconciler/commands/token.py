@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from reconciler.ca.signing_keys import SigningKeys
+from reconciler.ca.statefiles import StateFileError
 from reconciler.ca.tokens import (
     TokenError,
     decode_unverified,
@@ -25,8 +27,6 @@ from reconciler.ca.tokens import (
     revocation_secret_name,
     verify_token,
 )
-from reconciler.ca.signing_keys import SigningKeys
-from reconciler.ca.statefiles import StateFileError
 from reconciler.commands.errors import InvalidConfig, RepositoryError
 from reconciler.errors import escape_control
 

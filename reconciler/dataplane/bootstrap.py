@@ -46,9 +46,11 @@ def bootstrap(
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {
-                    "connection_keepalive": {"interval": "15s", "timeout": "5s"},
-                }},
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": {"interval": "15s", "timeout": "5s"},
+                    }
+                },
             }
         },
         "load_assignment": {
@@ -63,10 +65,13 @@ def bootstrap(
             "common_tls_context": {
                 "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
                 "alpn_protocols": ["h2"],
-                "validation_context": {"trusted_ca": trusted_ca, "match_typed_subject_alt_names": [
-                    {"san_type": "DNS", "matcher": {"exact": cp_host}},
-                    {"san_type": "IP_ADDRESS", "matcher": {"exact": cp_host}},
-                ]},
+                "validation_context": {
+                    "trusted_ca": trusted_ca,
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "DNS", "matcher": {"exact": cp_host}},
+                        {"san_type": "IP_ADDRESS", "matcher": {"exact": cp_host}},
+                    ],
+                },
             },
         }
         if not _is_ip(cp_host):

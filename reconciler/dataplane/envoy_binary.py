@@ -38,12 +38,16 @@ def find_envoy() -> str:
     explicit = os.environ.get("ENVOY_BIN")
     if explicit:
         if not os.access(explicit, os.X_OK) or os.path.isdir(explicit):
-            raise EnvoyNotFound(f"ENVOY_BIN={explicit} is not an executable file: point it at an Envoy binary, or unset it and install one with `{install_hint()}`")
+            raise EnvoyNotFound(
+                f"ENVOY_BIN={explicit} is not an executable file: point it at an Envoy binary, or unset it and install one with `{install_hint()}`"
+            )
         return explicit
     beside = Path(sys.executable).parent / "envoy"
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     found = shutil.which("envoy")
     if found is None:
-        raise EnvoyNotFound(f"envoy not found beside {sys.executable} or on PATH: install it with `{install_hint()}`, or set ENVOY_BIN to an Envoy binary")
+        raise EnvoyNotFound(
+            f"envoy not found beside {sys.executable} or on PATH: install it with `{install_hint()}`, or set ENVOY_BIN to an Envoy binary"
+        )
     return found

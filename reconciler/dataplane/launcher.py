@@ -34,11 +34,14 @@ the connections it has (a route change replaces the listener that carries the ro
 def envoy_command(config_path: str, *, log_level: str = "info", drain_time: int = DRAIN_TIME, extra: Sequence[str] = ()) -> list[str]:
     return [
         find_envoy(),
-        "--config-path", config_path,
-        "--log-level", log_level,
+        "--config-path",
+        config_path,
+        "--log-level",
+        log_level,
         # Several dataplanes share one host: each needs its own shared-memory base id.
         "--use-dynamic-base-id",
-        "--drain-time-s", str(drain_time),
+        "--drain-time-s",
+        str(drain_time),
         *extra,
     ]
 
@@ -55,7 +58,12 @@ def plan_workers(forced: int | None, listeners: int | None, *, admin_address: st
     CPU quota, the affinity mask, the listeners and that limit."""
     limit = raise_soft_limit()
     choice = choose_workers(
-        forced=forced, quota=cpu_quota(), affinity=affinity_cpus(), listeners=listeners, limit=limit, linux=sys.platform.startswith("linux"),
+        forced=forced,
+        quota=cpu_quota(),
+        affinity=affinity_cpus(),
+        listeners=listeners,
+        limit=limit,
+        linux=sys.platform.startswith("linux"),
     )
     return choice, RunFacts(workers=choice.workers, listeners=listeners, limit=limit, admin_address=admin_address)
 
@@ -83,7 +91,9 @@ def run_envoy(
         f.write(json.dumps(config, indent=2))
     os.chmod(config_path, 0o600)
     sys.stderr.flush()
-    proc = subprocess.Popen(envoy_command(str(config_path), log_level=log_level, drain_time=drain_time, extra=extra), stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        envoy_command(str(config_path), log_level=log_level, drain_time=drain_time, extra=extra), stderr=subprocess.PIPE
+    )
     assert proc.stderr is not None
     tail = OutputTail(proc.stderr, _stderr_bytes()).start()
 

@@ -61,10 +61,14 @@ def choose_workers(
             return WorkerChoice(forced, args)
         need = files_needed(listeners, forced, limit)
         instead = f"run --concurrency {fit}" if fit else "give this Dataplane fewer inbounds and outbounds"
-        return WorkerChoice(forced, args, (
-            f"run-dataplane: warning: {_listeners_times(listeners, forced)} need about {need:,} open files but the hard limit is {limit:,}: "
-            f"Envoy may fail to open its listeners (raise the limit, e.g. {_raise(limit_to_suggest(listeners, forced))}, or {instead})"
-        ))
+        return WorkerChoice(
+            forced,
+            args,
+            (
+                f"run-dataplane: warning: {_listeners_times(listeners, forced)} need about {need:,} open files but the hard limit is {limit:,}: "
+                f"Envoy may fail to open its listeners (raise the limit, e.g. {_raise(limit_to_suggest(listeners, forced))}, or {instead})"
+            ),
+        )
     cpus = cpu_workers(quota, affinity)
     if quota is not None:
         args = ("--concurrency", str(cpus))
@@ -77,15 +81,24 @@ def choose_workers(
         return WorkerChoice(cpus, args)
     if fit == 0:
         suggest = limit_to_suggest(listeners, 1)
-        return WorkerChoice(0, (), (
-            f"run-dataplane: {plural(listeners, 'listener')} need about {files_needed(listeners, 1, limit):,} open files even with 1 worker "
-            f"but the hard limit is {limit:,}: raise it (e.g. {_raise(suggest)}) or give this Dataplane fewer inbounds and outbounds"
-        ), fatal=True)
-    return WorkerChoice(fit, ("--concurrency", str(fit)), (
-        f"run-dataplane: {_listeners_times(listeners, cpus)} need about {files_needed(listeners, cpus, limit):,} open files "
-        f"but the hard limit is {limit:,}: running {plural(fit, 'worker')} "
-        f"(raise the limit, e.g. {_raise(limit_to_suggest(listeners, cpus))}, to run {cpus})"
-    ))
+        return WorkerChoice(
+            0,
+            (),
+            (
+                f"run-dataplane: {plural(listeners, 'listener')} need about {files_needed(listeners, 1, limit):,} open files even with 1 worker "
+                f"but the hard limit is {limit:,}: raise it (e.g. {_raise(suggest)}) or give this Dataplane fewer inbounds and outbounds"
+            ),
+            fatal=True,
+        )
+    return WorkerChoice(
+        fit,
+        ("--concurrency", str(fit)),
+        (
+            f"run-dataplane: {_listeners_times(listeners, cpus)} need about {files_needed(listeners, cpus, limit):,} open files "
+            f"but the hard limit is {limit:,}: running {plural(fit, 'worker')} "
+            f"(raise the limit, e.g. {_raise(limit_to_suggest(listeners, cpus))}, to run {cpus})"
+        ),
+    )
 
 
 def _listeners_times(listeners: int, workers: int) -> str:

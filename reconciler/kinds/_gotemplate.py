@@ -38,8 +38,27 @@ __all__ = [
 ]
 
 BUILTIN_FUNCTIONS = frozenset(
-    {"and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf", "println",
-     "urlquery", "eq", "ge", "gt", "le", "lt", "ne"}
+    {
+        "and",
+        "call",
+        "html",
+        "index",
+        "slice",
+        "js",
+        "len",
+        "not",
+        "or",
+        "print",
+        "printf",
+        "println",
+        "urlquery",
+        "eq",
+        "ge",
+        "gt",
+        "le",
+        "lt",
+        "ne",
+    }
 )
 
 
@@ -63,8 +82,18 @@ _KEYWORD = 30
 BLOCK, BREAK, CONTINUE, DOT, DEFINE, ELSE, END, IF, NIL, RANGE, TEMPLATE, WITH = range(31, 43)
 
 _KEYWORDS = {
-    ".": DOT, "block": BLOCK, "break": BREAK, "continue": CONTINUE, "define": DEFINE, "else": ELSE,
-    "end": END, "if": IF, "range": RANGE, "nil": NIL, "template": TEMPLATE, "with": WITH,
+    ".": DOT,
+    "block": BLOCK,
+    "break": BREAK,
+    "continue": CONTINUE,
+    "define": DEFINE,
+    "else": ELSE,
+    "end": END,
+    "if": IF,
+    "range": RANGE,
+    "nil": NIL,
+    "template": TEMPLATE,
+    "with": WITH,
 }
 _LEFT, _RIGHT = "{{", "}}"
 _LEFT_COMMENT, _RIGHT_COMMENT = "/*", "*/"
@@ -178,7 +207,7 @@ class _Lexer:
                 self.line -= 1
 
     def this_item(self, typ: int) -> Item:
-        item = Item(typ, self.start, self.input[self.start:self.pos], self.start_line)
+        item = Item(typ, self.start, self.input[self.start : self.pos], self.start_line)
         self.start = self.pos
         self.start_line = self.line
         return item
@@ -187,7 +216,7 @@ class _Lexer:
         self.item = self.this_item(typ)
 
     def ignore(self) -> None:
-        self.line += self.input[self.start:self.pos].count("\n")
+        self.line += self.input[self.start : self.pos].count("\n")
         self.start = self.pos
         self.start_line = self.line
 
@@ -228,10 +257,10 @@ class _Lexer:
                 trim = 0
                 delim_end = self.pos + len(_LEFT)
                 if _has_left_trim(self.input[delim_end:]):
-                    before = self.input[self.start:self.pos]
+                    before = self.input[self.start : self.pos]
                     trim = len(before) - len(before.rstrip(_SPACE_CHARS))
                 self.pos -= trim
-                self.line += self.input[self.start:self.pos].count("\n")
+                self.line += self.input[self.start : self.pos].count("\n")
                 item = self.this_item(TEXT)
                 self.pos += trim
                 self.ignore()
@@ -241,14 +270,14 @@ class _Lexer:
             return self.lex_left_delim
         self.pos = len(self.input)
         if self.pos > self.start:
-            self.line += self.input[self.start:self.pos].count("\n")
+            self.line += self.input[self.start : self.pos].count("\n")
             self.emit(TEXT)
             return None
         self.emit(EOF)
         return None
 
     def at_right_delim(self) -> tuple[bool, bool]:
-        rest = self.input[self.pos:]
+        rest = self.input[self.pos :]
         if _has_right_trim(rest) and rest[_TRIM_LEN:].startswith(_RIGHT):
             return True, True
         if rest.startswith(_RIGHT):
@@ -257,9 +286,9 @@ class _Lexer:
 
     def lex_left_delim(self) -> Callable[[], Any] | None:
         self.pos += len(_LEFT)
-        trim = _has_left_trim(self.input[self.pos:])
+        trim = _has_left_trim(self.input[self.pos :])
         after = _TRIM_LEN if trim else 0
-        if self.input[self.pos + after:].startswith(_LEFT_COMMENT):
+        if self.input[self.pos + after :].startswith(_LEFT_COMMENT):
             self.pos += after
             self.ignore()
             return self.lex_comment
@@ -287,7 +316,7 @@ class _Lexer:
             self.pos += _TRIM_LEN
         self.pos += len(_RIGHT)
         if trim:
-            rest = self.input[self.pos:]
+            rest = self.input[self.pos :]
             self.pos += len(rest) - len(rest.lstrip(_SPACE_CHARS))
         self.ignore()
         return self.lex_text
@@ -300,7 +329,7 @@ class _Lexer:
         self.pos += len(_RIGHT)
         item = self.this_item(RIGHT_DELIM)
         if trim:
-            rest = self.input[self.pos:]
+            rest = self.input[self.pos :]
             self.pos += len(rest) - len(rest.lstrip(_SPACE_CHARS))
             self.ignore()
         self.inside_action = False
@@ -372,7 +401,7 @@ class _Lexer:
             self.next()
             spaces += 1
         # A " -}}" ends the action: leave its space to the right delimiter.
-        if _has_right_trim(self.input[self.pos - 1:]) and self.input[self.pos - 1 + _TRIM_LEN:].startswith(_RIGHT):
+        if _has_right_trim(self.input[self.pos - 1 :]) and self.input[self.pos - 1 + _TRIM_LEN :].startswith(_RIGHT):
             self.backup()
             if spaces == 1:
                 return self.lex_right_delim
@@ -385,7 +414,7 @@ class _Lexer:
             if _is_alnum(r):
                 continue
             self.backup()
-            word = self.input[self.start:self.pos]
+            word = self.input[self.start : self.pos]
             if not self.at_terminator():
                 self.errorf(f"bad character {_go_rune(r)}")
                 return None
@@ -432,7 +461,7 @@ class _Lexer:
         r = self.peek()
         if r == "" or _is_space(r) or r in ".,|:)(":
             return True
-        return self.input[self.pos:].startswith(_RIGHT)
+        return self.input[self.pos :].startswith(_RIGHT)
 
     def lex_char(self) -> Callable[[], Any] | None:
         return self._lex_escaped("'", "character constant", CHAR_CONSTANT)
@@ -457,11 +486,11 @@ class _Lexer:
 
     def lex_number(self) -> Callable[[], Any] | None:
         if not self._scan_number():
-            self.errorf(f"bad number syntax: {go_quote(self.input[self.start:self.pos])}")
+            self.errorf(f"bad number syntax: {go_quote(self.input[self.start : self.pos])}")
             return None
         if self.peek() in ("+", "-") and self.peek() != "":
             if not self._scan_number() or self.input[self.pos - 1] != "i":
-                self.errorf(f"bad number syntax: {go_quote(self.input[self.start:self.pos])}")
+                self.errorf(f"bad number syntax: {go_quote(self.input[self.start : self.pos])}")
                 return None
             self.emit(COMPLEX)
             return None
@@ -774,7 +803,7 @@ class _Parser:
             if self.action_line != 0 and self.action_line != token.line:
                 extra = f" in action started at :{self.action_line}"
                 if token.val.endswith(" action"):
-                    extra = extra[len(" in action"):]
+                    extra = extra[len(" in action") :]
             self.errorf(f"{token}{extra}")
         self.errorf(f"unexpected {token} in {context}")
 
@@ -1151,13 +1180,13 @@ def _unescape(body: str, quote: str) -> str:
             i += 2
         elif esc in "xuU":
             width = {"x": 2, "u": 4, "U": 8}[esc]
-            digits = body[i + 2:i + 2 + width]
+            digits = body[i + 2 : i + 2 + width]
             if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
                 raise ValueError(body)
             out.append(chr(int(digits, 16)))
             i += 2 + width
         elif esc in "01234567":
-            digits = body[i + 1:i + 4]
+            digits = body[i + 1 : i + 4]
             if len(digits) != 3 or not all(c in "01234567" for c in digits) or int(digits, 8) > 255:
                 raise ValueError(body)
             out.append(chr(int(digits, 8)))
@@ -1302,7 +1331,7 @@ def _sprintf(fmt: str, args: Sequence[Any]) -> str:
     pos = 0
     argi = 0
     for m in _VERB.finditer(fmt):
-        out.append(fmt[pos:m.start()])
+        out.append(fmt[pos : m.start()])
         pos = m.end()
         flags, width, precision, verb = m.groups()
         if verb == "%":
@@ -1811,7 +1840,7 @@ def _slice(item: Any, *indexes: Any) -> Any:
     if bounds[0] > bounds[1]:
         raise ExecError(f"invalid slice index: {bounds[0]} > {bounds[1]}")
     try:
-        return data[bounds[0]:bounds[1]].decode()
+        return data[bounds[0] : bounds[1]].decode()
     except UnicodeDecodeError:
         raise Unsupported("byte slice of a multi-byte string") from None
 
@@ -1840,9 +1869,22 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
 }
 # (fixed parameters, variadic) per function, as Go's reflection sees them.
 _ARITY: dict[str, tuple[int, bool]] = {
-    "eq": (1, True), "ne": (2, False), "lt": (2, False), "le": (2, False), "gt": (2, False), "ge": (2, False),
-    "html": (0, True), "js": (0, True), "urlquery": (0, True), "index": (1, True), "slice": (1, True),
-    "len": (1, False), "not": (1, False), "print": (0, True), "println": (0, True), "printf": (1, True),
+    "eq": (1, True),
+    "ne": (2, False),
+    "lt": (2, False),
+    "le": (2, False),
+    "gt": (2, False),
+    "ge": (2, False),
+    "html": (0, True),
+    "js": (0, True),
+    "urlquery": (0, True),
+    "index": (1, True),
+    "slice": (1, True),
+    "len": (1, False),
+    "not": (1, False),
+    "print": (0, True),
+    "println": (0, True),
+    "printf": (1, True),
     "label": (1, False),
 }
 _STRING_PARAMS: dict[str, tuple[int, ...]] = {"printf": (0,), "label": (0,)}
@@ -1862,4 +1904,3 @@ def execute(template: Template, data: Record, funcs: Mapping[str, Callable[..., 
     except RecursionError:
         raise Unsupported("template recursion") from None
     return "".join(state.out)
-

@@ -128,7 +128,13 @@ def destination_deprecations(
     # The length is already an error (name_limit <= 63); only the format is worth a warning.
     reasons = [r for r in dns1035_label_errors(shown) if not (len(shown) > name_limit and r.startswith("must be no more"))]
     if reasons:
-        out.append(Violation(name_path, f"{kind} name '{shown}' is not an RFC 1035 label ({'; '.join(reasons)}); Kuma still accepts it but such names are deprecated", "warning"))
+        out.append(
+            Violation(
+                name_path,
+                f"{kind} name '{shown}' is not an RFC 1035 label ({'; '.join(reasons)}); Kuma still accepts it but such names are deprecated",
+                "warning",
+            )
+        )
     if not sections:
         return out
     zone = labels.get(ZONE_LABEL) if isinstance(labels.get(ZONE_LABEL), str) else ""
@@ -143,13 +149,27 @@ def destination_deprecations(
         if what == "name" and len(value) > name_limit:
             errors = [e for e in errors if not e.startswith("must be no more")]
         if errors:
-            out.append(Violation(path, f"the {what} '{value}' makes an invalid SNI for this {kind} ({'; '.join(errors)}); such SNIs are deprecated", "warning"))
+            out.append(
+                Violation(
+                    path,
+                    f"the {what} '{value}' makes an invalid SNI for this {kind} ({'; '.join(errors)}); such SNIs are deprecated",
+                    "warning",
+                )
+            )
     prefix = ".".join(["sni", short_name, mesh] + ([zone] if zone else []) + ([namespace] if namespace else []) + [shown])
     for section, path in sections:
         errors = dns1123_label_errors(section)
         if errors:
-            out.append(Violation(path, f"port name '{section}' makes an invalid SNI ({'; '.join(errors)}); such SNIs are deprecated", "warning"))
+            out.append(
+                Violation(path, f"port name '{section}' makes an invalid SNI ({'; '.join(errors)}); such SNIs are deprecated", "warning")
+            )
         sni = f"{prefix}.{section}"
         if len(sni) > 253:
-            out.append(Violation(path, f"the SNI of this port would be {len(sni)} characters, over the DNS limit of 253; such SNIs are deprecated", "warning"))
+            out.append(
+                Violation(
+                    path,
+                    f"the SNI of this port would be {len(sni)} characters, over the DNS limit of 253; such SNIs are deprecated",
+                    "warning",
+                )
+            )
     return out

@@ -29,8 +29,8 @@ from reconciler.kinds.mesh import (
     text,
     uint,
 )
-from reconciler.model import Resource
 from reconciler.mesh.shape import SHAPE_LABEL, SHAPES
+from reconciler.model import Resource
 from reconciler.validate.checks import as_list, as_map, check_dns1123_subdomain, check_tags, enumerate_list, get, parse_duration
 
 __all__ = ["KIND", "validate", "check_proxy_address", "admin_port_clashes", "LOOPBACK", "SUPPORTED_PROTOCOLS"]
@@ -71,7 +71,10 @@ def validate(resource: Resource) -> list[Violation]:
     out = Violations()
     shape = resource.labels.get(SHAPE_LABEL)
     if shape is not None and shape not in SHAPES:
-        out.add(Path.root("labels", SHAPE_LABEL), f"must be one of {', '.join(SHAPES)}: kuma for one listener per outbound (Kuma's), compact for one listener holding them all")
+        out.add(
+            Path.root("labels", SHAPE_LABEL),
+            f"must be one of {', '.join(SHAPES)}: kuma for one listener per outbound (Kuma's), compact for one listener holding them all",
+        )
     out.extend(_both_spellings(networking, NETWORKING, (("transparentProxying", "transparent_proxying"),)))
     out.extend(_check_admin(networking))
     gateway = networking.get("gateway")
@@ -98,11 +101,7 @@ def validate(resource: Resource) -> list[Violation]:
 
 
 def _forbid(networking: Mapping[str, Any], fields: tuple[str, ...], what: str) -> list[Violation]:
-    return [
-        Violation(NETWORKING.field(f), f"{f} cannot be defined for {what}")
-        for f in fields
-        if as_list(networking.get(f))
-    ]
+    return [Violation(NETWORKING.field(f), f"{f} cannot be defined for {what}") for f in fields if as_list(networking.get(f))]
 
 
 # -- addresses and ports --------------------------------------------------------------------
@@ -324,9 +323,7 @@ def _check_listeners(networking: Mapping[str, Any]) -> list[Violation]:
     path = NETWORKING.field("listeners")
     inbounds = [as_map(i) for i in as_list(networking.get("inbound"))]
     names = {text(i.get("name")) or str(uint(i.get("port")) or 0) for i in inbounds}
-    inbound_keys = {
-        f"{text(i.get('address')) or text(networking.get('address'))}:{uint(i.get('port')) or 0}" for i in inbounds
-    }
+    inbound_keys = {f"{text(i.get('address')) or text(networking.get('address'))}:{uint(i.get('port')) or 0}" for i in inbounds}
     seen: dict[str, int | None] = {}
     out = Violations()
     for lpath, listener in enumerate_list(networking.get("listeners"), path):

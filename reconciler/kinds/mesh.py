@@ -348,9 +348,8 @@ def go_regexp_error(pattern: str) -> str | None:
                 out.append("(?P<")
                 i += 3
                 continue
-        elif c in "*+?" and i > 0 and pattern[i - 1] in "*+}" and (i < 2 or pattern[i - 2] != "\\"):
-            if c != "?":
-                return f"invalid nested repetition operator: `{pattern[i - 1 : i + 1]}`"
+        elif c in "*+?" and i > 0 and pattern[i - 1] in "*+}" and (i < 2 or pattern[i - 2] != "\\") and c != "?":
+            return f"invalid nested repetition operator: `{pattern[i - 1 : i + 1]}`"
         out.append(c)
         i += 1
     for m in _BIG_REPEAT.finditer(pattern):
@@ -378,7 +377,9 @@ def validate(resource: Resource) -> list[Violation]:
     out.extend(_check_metrics(spec.get("metrics")))
     out.extend(_check_constraints(spec.get("constraints")))
     if get(spec, "routing", "zoneEgress") is True and not text(get(spec, "mtls", "enabledBackend")):
-        out.add(ROOT.field("mtls"), "has to be set when zoneEgress enabled: routing through ZoneEgress needs mTLS (set mtls.enabledBackend)")
+        out.add(
+            ROOT.field("mtls"), "has to be set when zoneEgress enabled: routing through ZoneEgress needs mTLS (set mtls.enabledBackend)"
+        )
     return list(out)
 
 
@@ -407,7 +408,11 @@ def _check_mtls(mtls: Any, mesh_name: str) -> list[Violation]:
             hint = _KUMA_DURATION_HINT if expiration else "dpCert needs rotation.expiration, e.g. 24h"
             out.add(bpath.field("dpCert").field("rotation").field("expiration"), f"has to be a valid format: {hint}")
         else:
-            out.extend(_check_lifetime(expiration, bpath.field("dpCert").field("rotation").field("expiration"), _MIN_DP_CERT_LIFETIME, _SHORT_DP_CERT))
+            out.extend(
+                _check_lifetime(
+                    expiration, bpath.field("dpCert").field("rotation").field("expiration"), _MIN_DP_CERT_LIFETIME, _SHORT_DP_CERT
+                )
+            )
         out.extend(_check_ca_plugin(backend, bpath, mesh_name, skip_validation))
     enabled = text(get(mtls, "enabledBackend"))
     if enabled and enabled not in used:
@@ -538,7 +543,12 @@ def _check_builtin_ca(backend: Any, conf: Any, path: Path, mesh_name: str) -> li
     if bits and not _RSA_BITS[0] <= bits <= _RSA_BITS[1]:
         # Not a Kuma rule: the control plane generates this key itself, and a smaller one is
         # refused by the crypto library while a much larger one takes minutes to generate.
-        out.append(Violation(path.field("conf").field("caCert").field("RSAbits"), f"must be in inclusive range [{_RSA_BITS[0]}, {_RSA_BITS[1]}] (unset: 2048)"))
+        out.append(
+            Violation(
+                path.field("conf").field("caCert").field("RSAbits"),
+                f"must be in inclusive range [{_RSA_BITS[0]}, {_RSA_BITS[1]}] (unset: 2048)",
+            )
+        )
     return out
 
 
@@ -582,7 +592,9 @@ def check_data_source(source: Any, path: Path, *, chosen_required: bool) -> list
         return out
     if len(present) > 1:
         # Protobuf keeps the last field of a oneof it reads; the others are silently dropped.
-        out.append(Violation(path, f"only one of secret, file, inline and inlineString can be set; Kuma would use {quote(present[-1])}", "warning"))
+        out.append(
+            Violation(path, f"only one of secret, file, inline and inlineString can be set; Kuma would use {quote(present[-1])}", "warning")
+        )
     chosen = present[-1]
     value = source.get(chosen)
     if not isinstance(value, str):
@@ -590,7 +602,11 @@ def check_data_source(source: Any, path: Path, *, chosen_required: bool) -> list
     if chosen == "inline":
         decoded = decode_base64(value)
         if decoded is None:
-            out.append(Violation(path.field("inline"), "must be base64-encoded (standard alphabet, with = padding), e.g. the output of `base64 -w0 file`"))
+            out.append(
+                Violation(
+                    path.field("inline"), "must be base64-encoded (standard alphabet, with = padding), e.g. the output of `base64 -w0 file`"
+                )
+            )
         elif not decoded:
             out.append(Violation(path.field("inline"), "cannot be empty"))
     elif chosen in ("secret", "file") and value == "":

@@ -47,7 +47,11 @@ def validate(resource: Resource) -> list[Violation]:
         out.add(SPEC.field("extension").field("type"), MUST_NOT_BE_EMPTY)
     port = get(spec, "match", "port")
     sections = [(str(port), SPEC.field("match").field("port"))] if isinstance(port, int) and not isinstance(port, bool) else []
-    out.extend(destination_deprecations("MeshExternalService", "extsvc", resource.name, resource.mesh, resource.labels, sections, name_limit=MAX_NAME_LENGTH))
+    out.extend(
+        destination_deprecations(
+            "MeshExternalService", "extsvc", resource.name, resource.mesh, resource.labels, sections, name_limit=MAX_NAME_LENGTH
+        )
+    )
     return list(out)
 
 

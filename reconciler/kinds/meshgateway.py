@@ -99,7 +99,11 @@ def _check_listener(listener: Mapping[str, Any], path: Path) -> list[Violation]:
         elif not isinstance(tls, Mapping):
             out.append(Violation(path.field("tls"), "cannot be empty on an HTTPS listener"))
         elif tls.get("mode") == "PASSTHROUGH":
-            out.append(Violation(path.field("tls").field("mode"), "mode is not supported on HTTPS listeners; use a TLS listener to pass TLS through"))
+            out.append(
+                Violation(
+                    path.field("tls").field("mode"), "mode is not supported on HTTPS listeners; use a TLS listener to pass TLS through"
+                )
+            )
     if isinstance(tls, Mapping):
         out += _check_tls(tls, path.field("tls"), cross_mesh=cross_mesh)
     out += _check_gateway_tags(listener.get("tags"), path.field("tags"))
@@ -201,14 +205,22 @@ def _check_collapsibility(listeners: Any, path: Path) -> list[Violation]:
         if len(by_protocol) > 1:
             names = ", ".join(sorted(by_protocol))
             for indexes in by_protocol.values():
-                out += [Violation(path.index(i), f"protocol conflicts with other listeners on this port ({port}: {names})") for i in indexes]
+                out += [
+                    Violation(path.index(i), f"protocol conflicts with other listeners on this port ({port}: {names})") for i in indexes
+                ]
     for port, by_hostname in hostnames.items():
         for hostname, indexes in by_hostname.items():
             if len(indexes) > 1:
                 out += [Violation(path.index(i), f'multiple listeners for hostname "{hostname}" on this port ({port})') for i in indexes]
     for port, (values, indexes) in limits.items():
         if len(values) > 1:
-            out += [Violation(path.index(i).field("resources").field("connectionLimit"), f"conflicting values for this port ({port}); use one connectionLimit") for i in indexes]
+            out += [
+                Violation(
+                    path.index(i).field("resources").field("connectionLimit"),
+                    f"conflicting values for this port ({port}); use one connectionLimit",
+                )
+                for i in indexes
+            ]
     return out
 
 

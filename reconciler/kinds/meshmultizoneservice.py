@@ -29,15 +29,23 @@ def validate(resource: Resource) -> list[Violation]:
     spec = as_map(resource.spec)
     out = Violations()
     if not as_map(get(spec, "selector", "meshService", "matchLabels")):
-        out.add(SPEC.field("selector").field("meshService").field("matchLabels"), "cannot be empty: an empty selector would match every MeshService")
+        out.add(
+            SPEC.field("selector").field("meshService").field("matchLabels"),
+            "cannot be empty: an empty selector would match every MeshService",
+        )
     if not as_list(spec.get("ports")):
         out.add(SPEC.field("ports"), "cannot be empty: list at least one port")
     for path, port in enumerate_list(spec.get("ports"), SPEC.field("ports")):
         out.extend(_check_port(as_map(port), path))
     out.extend(
         destination_deprecations(
-            "MeshMultiZoneService", "mzsvc", resource.name, resource.mesh, resource.labels,
-            _sections(spec.get("ports")), name_limit=_NAME_LIMIT,
+            "MeshMultiZoneService",
+            "mzsvc",
+            resource.name,
+            resource.mesh,
+            resource.labels,
+            _sections(spec.get("ports")),
+            name_limit=_NAME_LIMIT,
         )
     )
     return list(out)

@@ -32,8 +32,13 @@ def validate(resource: Resource) -> list[Violation]:
     out.extend(_check_selector(spec.get("selector"), SPEC.field("selector")))
     out.extend(
         destination_deprecations(
-            "MeshService", "msvc", resource.name, resource.mesh, resource.labels,
-            _sections(spec.get("ports")), name_limit=MAX_NAME_LENGTH,
+            "MeshService",
+            "msvc",
+            resource.name,
+            resource.mesh,
+            resource.labels,
+            _sections(spec.get("ports")),
+            name_limit=MAX_NAME_LENGTH,
         )
     )
     return list(out)
@@ -42,7 +47,9 @@ def validate(resource: Resource) -> list[Violation]:
 def _check_selector(selector: Any, path: Path) -> list[Violation]:
     present = [k for k in SELECTOR_KINDS if as_map(selector).get(k) is not None]
     if len(present) > 1:
-        return [Violation(path, "must specify only one of: dataplaneTags, dataplaneRef, or dataplaneLabels (found " + ", ".join(present) + ")")]
+        return [
+            Violation(path, "must specify only one of: dataplaneTags, dataplaneRef, or dataplaneLabels (found " + ", ".join(present) + ")")
+        ]
     return []
 
 

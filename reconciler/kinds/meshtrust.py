@@ -73,11 +73,11 @@ def pem_problem(text: str) -> str | None:
         if match.start() > 0 and text[match.start() - 1] != "\n":
             continue  # BEGIN must open a line
         block_type = match.group(1)
-        rest = text[match.end():]
+        rest = text[match.end() :]
         line_end = rest.find("\n")
         if (rest if line_end < 0 else rest[:line_end]).strip(" \t\r"):
             continue  # the BEGIN line must end after its dashes
-        rest = "" if line_end < 0 else rest[line_end + 1:]
+        rest = "" if line_end < 0 else rest[line_end + 1 :]
         end = rest.find(f"-----END {block_type}-----")
         if end < 0:
             continue

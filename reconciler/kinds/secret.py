@@ -19,7 +19,9 @@ __all__ = ["KIND", "validate"]
 def validate(resource: Resource) -> list[Violation]:
     data = as_map(resource.spec).get("data")
     if isinstance(data, str) and decode_base64(data) is None:
-        return [Violation(Path.root("data"), "must be base64-encoded (standard alphabet, with = padding), e.g. the output of `base64 -w0 file`")]
+        return [
+            Violation(Path.root("data"), "must be base64-encoded (standard alphabet, with = padding), e.g. the output of `base64 -w0 file`")
+        ]
     return []
 
 

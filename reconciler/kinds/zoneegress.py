@@ -30,7 +30,12 @@ def validate(resource: Resource) -> list[Violation]:
     address, port = text(networking.get("address")), uint(networking.get("port"))
     admin_port = uint(get(networking, "admin", "port"))
     if isinstance(networking.get("admin"), Mapping) and admin_port is not None and admin_port_clashes(admin_port, [(address, port or 0)]):
-        out.append(Violation(NETWORKING.field("admin").field("port"), "must differ from port: the admin API listens on 127.0.0.1, where the egress listener uses this port"))
+        out.append(
+            Violation(
+                NETWORKING.field("admin").field("port"),
+                "must differ from port: the admin API listens on 127.0.0.1, where the egress listener uses this port",
+            )
+        )
     out += check_proxy_address(address, NETWORKING.field("address"), required=False)
     out += check_port_number(networking.get("port"), NETWORKING.field("port"))
     return out

@@ -41,7 +41,12 @@ def _check_networking(networking: Mapping[str, Any]) -> list[Violation]:
     admin_port = uint(get(networking, "admin", "port"))
     listeners = [(address, port or 0), (advertised_address, advertised_port or 0)]
     if isinstance(networking.get("admin"), Mapping) and admin_port is not None and admin_port_clashes(admin_port, listeners):
-        out.append(Violation(NETWORKING.field("admin").field("port"), "must differ from port: the admin API listens on 127.0.0.1, where the ingress listener uses this port"))
+        out.append(
+            Violation(
+                NETWORKING.field("admin").field("port"),
+                "must differ from port: the admin API listens on 127.0.0.1, where the ingress listener uses this port",
+            )
+        )
     if not advertised_address and advertised_port:
         out.append(Violation(NETWORKING.field("advertisedAddress"), "has to be defined with advertisedPort"))
     if advertised_port == 0 and advertised_address:

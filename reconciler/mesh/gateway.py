@@ -141,9 +141,9 @@ def hostname_contains(target: str, test: str) -> bool:
     other_host, other_domain = _split(test)
     if len(domain) > len(other_domain):
         return False
-    if domain and other_domain[-len(domain):] != domain:
+    if domain and other_domain[-len(domain) :] != domain:
         return False
-    return host == WILDCARD or host == other_host
+    return host in (WILDCARD, other_host)
 
 
 def hostnames_match(target: str, other: str) -> bool:
@@ -292,6 +292,7 @@ def _entries(rules: list[_Rule]) -> list[_Entry]:
             entry = _Entry(freeze(match), tuple(conf.get("filters") or ()), tuple(conf.get("backendRefs") or ()), rule.origin)
             if entry not in out:
                 out.append(entry)
+
     # Stable: on equal specificity, rules of more exact route hostnames stay first.
     def compare(a: _Entry, b: _Entry) -> int:
         return compare_match(a.match, b.match)
@@ -299,7 +300,9 @@ def _entries(rules: list[_Rule]) -> list[_Entry]:
     return sorted(out, key=cmp_to_key(compare))
 
 
-def _virtual_hosts(listener_hostnames: Sequence[str], rules: Mapping[str, Mapping[str, _Rule]]) -> dict[str, list[tuple[str, list[_Entry]]]]:
+def _virtual_hosts(
+    listener_hostnames: Sequence[str], rules: Mapping[str, Mapping[str, _Rule]]
+) -> dict[str, list[tuple[str, list[_Entry]]]]:
     """Per listener hostname: (virtual host domain, entries), as Kuma's sortRulesToHosts.
 
     Listener hostnames are taken most exact first; a domain already served by a more exact
@@ -321,10 +324,7 @@ def _virtual_hosts(listener_hostnames: Sequence[str], rules: Mapping[str, Mappin
         for domain in domains:
             if any(hostname_contains(seen, domain) for seen in observed):
                 continue
-            covering = [
-                h for h in rule_hostnames
-                if hostnames_match(domain, h) and not (h in domains and not hostname_contains(h, domain))
-            ]
+            covering = [h for h in rule_hostnames if hostnames_match(domain, h) and not (h in domains and not hostname_contains(h, domain))]
             merged: list[_Rule] = []
             for h in sort_hostnames(covering):
                 merged.extend(rules[h].values())
@@ -368,7 +368,9 @@ def _items(dp: Dataplane, gateway: Resource) -> list[_Item]:
             continue
         tags = FrozenDict({**dp_tags, **gw_tags, **{str(k): str(v) for k, v in (raw.get("tags") or {}).items()}})
         limit = int(((raw.get("resources") or {}).get("connectionLimit")) or 0)
-        out.append(_Item(int(raw.get("port") or 0), protocol, str(raw.get("hostname") or WILDCARD), tags, raw.get("tls") or FrozenDict(), limit))
+        out.append(
+            _Item(int(raw.get("port") or 0), protocol, str(raw.get("hostname") or WILDCARD), tags, raw.get("tls") or FrozenDict(), limit)
+        )
     return out
 
 
@@ -427,7 +429,9 @@ def gateway_view(
             for f in entry.filters
             if f.get("type") == "RequestMirror" and (f.get("requestMirror") or {}).get("backendRef")
         )
-        first = next((ref for ref in entry.backend_refs if int(ref.get("weight", 1)) > 0), entry.backend_refs[0] if entry.backend_refs else None)
+        first = next(
+            (ref for ref in entry.backend_refs if int(ref.get("weight", 1)) > 0), entry.backend_refs[0] if entry.backend_refs else None
+        )
         confs: Confs = confs_for(str(first.get("name") or "")) if first is not None else FrozenDict()
         if first is not None and entry.origin:
             per_route = _route_confs(kinds, dp, Destination(str(first.get("name") or "")), index).get(entry.origin)
@@ -449,7 +453,9 @@ def gateway_view(
             rules_per_item = {i.hostname: _rules_by_hostname(_attached("MeshHTTPRoute", gateway.name, i.tags, index)) for i in items}
             for item in sorted(items, key=lambda i: _exactness(i.hostname)):
                 hosts = _virtual_hosts([i.hostname for i in items], rules_per_item[item.hostname])[item.hostname]
-                virtual_hosts = tuple(VirtualHost(domain, tuple(r for r in map(route_view, entries) if r is not None)) for domain, entries in hosts)
+                virtual_hosts = tuple(
+                    VirtualHost(domain, tuple(r for r in map(route_view, entries) if r is not None)) for domain, entries in hosts
+                )
                 hostnames.append(_hostname(item, secrets, virtual_hosts=virtual_hosts))
         else:
             for item in sorted(items, key=lambda i: _exactness(i.hostname)):
@@ -461,7 +467,9 @@ def gateway_view(
     return GatewayView(gateway.name, service, dp.address, tuple(listeners), tuple(backends[n] for n in sorted(backends)))
 
 
-def _hostname(item: _Item, secrets: Mapping[str, Resource], *, virtual_hosts: tuple[VirtualHost, ...] = (), tcp: tuple[WeightedCluster, ...] = ()) -> ListenerHostname:
+def _hostname(
+    item: _Item, secrets: Mapping[str, Resource], *, virtual_hosts: tuple[VirtualHost, ...] = (), tcp: tuple[WeightedCluster, ...] = ()
+) -> ListenerHostname:
     mode = str(item.tls.get("mode") or "") if item.protocol in ("HTTPS", "TLS") else ""
     certs: list[GatewayCertificate] = []
     if mode == "TERMINATE":
@@ -483,4 +491,3 @@ def _route_confs(kinds: list[str], dp: Dataplane, dest: Destination, index: Poli
         for route, conf in route_confs(kind, dp, dest, index).items():
             out.setdefault(route, {})[kind] = conf.value
     return out
-

@@ -289,7 +289,7 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
     for r in resources:
         if r.type != "MeshService" or r.mesh not in meshes:
             continue
-        selector = _str_map(((r.spec.get("selector") or {}).get("dataplaneTags")))
+        selector = _str_map((r.spec.get("selector") or {}).get("dataplaneTags"))
         for port in r.spec.get("ports") or ():
             number = int(port.get("port") or 0)
             target = port.get("targetPort", number)

@@ -48,7 +48,6 @@ CONNECTION_LIMIT_FIELDS = {
 """Conf field → CircuitBreakers.Thresholds field."""
 
 
-
 def configure_cluster(cluster: cluster_pb2.Cluster, conf: Mapping[str, Any], ctx: HookContext) -> None:
     """The `cluster` hook: apply one merged MeshCircuitBreaker conf to an Envoy cluster."""
     _configure_circuit_breakers(cluster, conf.get("connectionLimits"))
@@ -102,7 +101,9 @@ def _u32(value: int) -> wrappers_pb2.UInt32Value:
     return wrappers_pb2.UInt32Value(value=value)
 
 
-def _consecutive(od: outlier_detection_pb2.OutlierDetection, detector: Mapping[str, Any] | None, count_field: str, enforcing_field: str) -> None:
+def _consecutive(
+    od: outlier_detection_pb2.OutlierDetection, detector: Mapping[str, Any] | None, count_field: str, enforcing_field: str
+) -> None:
     consecutive = (detector or {}).get("consecutive")
     if consecutive is None:
         getattr(od, enforcing_field).CopyFrom(_u32(0))

@@ -104,7 +104,9 @@ def http_fault(conf: Mapping[str, Any]) -> fault_pb2.HTTPFault:
         )
     abort = conf.get("abort")
     if isinstance(abort, Mapping):
-        fault.abort.CopyFrom(fault_pb2.FaultAbort(http_status=int(abort.get("httpStatus") or 0), percentage=fractional_percent(abort.get("percentage"))))
+        fault.abort.CopyFrom(
+            fault_pb2.FaultAbort(http_status=int(abort.get("httpStatus") or 0), percentage=fractional_percent(abort.get("percentage")))
+        )
     bandwidth = conf.get("responseBandwidth")
     if isinstance(bandwidth, Mapping):
         kbps = bandwidth_kbps(bandwidth.get("limit"))
@@ -179,7 +181,9 @@ def _one_uri_san(spiffe: Mapping[str, Any]) -> string_pb2.StringMatcher:
     """
     value = re.escape(str(spiffe.get("value", "")))
     rest = ".*" if spiffe.get("type") == "Prefix" else "(?:,.*)?"
-    return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(google_re2=regex_pb2.RegexMatcher.GoogleRE2(), regex=f"^(?:.*,)?{value}{rest}$"))
+    return string_pb2.StringMatcher(
+        safe_regex=regex_pb2.RegexMatcher(google_re2=regex_pb2.RegexMatcher.GoogleRE2(), regex=f"^(?:.*,)?{value}{rest}$")
+    )
 
 
 def _predicate(match: Mapping[str, Any]) -> Any:
@@ -190,7 +194,13 @@ def _predicate(match: Mapping[str, Any]) -> Any:
         parts.append(_single("envoy.matching.inputs.uri_san", ssl_inputs_pb2.UriSanInput(), _one_uri_san(spiffe)))
     sni = match.get("sni")
     if isinstance(sni, Mapping):
-        parts.append(_single("envoy.matching.inputs.server_name", network_inputs_pb2.ServerNameInput(), string_pb2.StringMatcher(exact=str(sni.get("value", "")))))
+        parts.append(
+            _single(
+                "envoy.matching.inputs.server_name",
+                network_inputs_pb2.ServerNameInput(),
+                string_pb2.StringMatcher(exact=str(sni.get("value", ""))),
+            )
+        )
     if len(parts) == 1:
         return parts[0]
     return Predicate(and_matcher=Predicate.PredicateList(predicate=parts))

@@ -77,7 +77,6 @@ def outbound_conf(dp: Dataplane, dest: Destination, index: PolicyIndex) -> Mappi
     return freeze({**merged.value, PROXY_TAGS: tags})  # type: ignore[no-any-return]
 
 
-
 def configure_cluster(cluster: cluster_pb2.Cluster, conf: Mapping[str, Any], ctx: HookContext) -> None:
     """The `cluster` hook: apply one merged MeshHealthCheck conf to an outbound cluster."""
     panic = conf.get("healthyPanicThreshold")
@@ -132,7 +131,11 @@ def health_check(conf: Mapping[str, Any], protocol: str, source_tags: Mapping[st
     unhealthy, healthy = conf.get("unhealthyThreshold"), conf.get("healthyThreshold")
     check.unhealthy_threshold.value = DEFAULT_UNHEALTHY_THRESHOLD if unhealthy is None else int(unhealthy)
     check.healthy_threshold.value = DEFAULT_HEALTHY_THRESHOLD if healthy is None else int(healthy)
-    for field, name in (("initial_jitter", "initialJitter"), ("interval_jitter", "intervalJitter"), ("no_traffic_interval", "noTrafficInterval")):
+    for field, name in (
+        ("initial_jitter", "initialJitter"),
+        ("interval_jitter", "intervalJitter"),
+        ("no_traffic_interval", "noTrafficInterval"),
+    ):
         seconds = parse_duration(conf.get(name))
         if seconds is not None:
             getattr(check, field).CopyFrom(duration(seconds))
@@ -150,7 +153,9 @@ def health_check(conf: Mapping[str, Any], protocol: str, source_tags: Mapping[st
     elif kind == "grpc":
         grpc = conf["grpc"]
         check.grpc_health_check.CopyFrom(
-            health_check_pb2.HealthCheck.GrpcHealthCheck(service_name=str(grpc.get("serviceName") or ""), authority=str(grpc.get("authority") or ""))
+            health_check_pb2.HealthCheck.GrpcHealthCheck(
+                service_name=str(grpc.get("serviceName") or ""), authority=str(grpc.get("authority") or "")
+            )
         )
     else:
         check.tcp_health_check.CopyFrom(_tcp(conf["tcp"]))
@@ -177,10 +182,15 @@ def _headers(modifier: Mapping[str, Any], source_tags: Mapping[str, Iterable[str
     if source_tags:
         out.append(base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=TAGS_HEADER, value=serialize_tags(source_tags))))
     # A comma-separated value becomes one header per value (RFC 7230 list syntax), as in Kuma.
-    for action, field in ((base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD, "add"), (base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD, "set")):
+    for action, field in (
+        (base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD, "add"),
+        (base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD, "set"),
+    ):
         for header in modifier.get(field) or ():
             for value in str(header["value"]).split(","):
-                out.append(base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=str(header["name"]), value=value), append_action=action))
+                out.append(
+                    base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=str(header["name"]), value=value), append_action=action)
+                )
     return out
 
 

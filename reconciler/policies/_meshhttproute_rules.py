@@ -82,7 +82,7 @@ def http_routes(dp: Dataplane, dest: Destination, index: PolicyIndex) -> tuple[H
             else:
                 merged[key] = (matches, [rule.get("default") or {}], matched.resource.name)
     routes: list[HttpRoute] = []
-    for key, (matches, defaults, origin) in merged.items():
+    for matches, defaults, origin in merged.values():
         conf = merge_confs(defaults)
         for match in matches or (CATCH_ALL,):
             routes.append(HttpRoute(freeze(match), tuple(conf.get("filters") or ()), tuple(conf.get("backendRefs") or ()), origin, origin))

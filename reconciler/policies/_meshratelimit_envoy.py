@@ -86,10 +86,19 @@ def _response_headers(headers: Mapping[str, Any] | None) -> list[base_pb2.Header
     part of `value` (Kuma splits it, so `set: a,b` sends the header twice)."""
     out = []
     for h in _get(headers, "add") or ():
-        out.append(HeaderValueOption(header=base_pb2.HeaderValue(key=str(h["name"]), value=str(h["value"])), append_action=HeaderValueOption.APPEND_IF_EXISTS_OR_ADD))
+        out.append(
+            HeaderValueOption(
+                header=base_pb2.HeaderValue(key=str(h["name"]), value=str(h["value"])),
+                append_action=HeaderValueOption.APPEND_IF_EXISTS_OR_ADD,
+            )
+        )
     for h in _get(headers, "set") or ():
         for part in str(h["value"]).split(","):
-            out.append(HeaderValueOption(header=base_pb2.HeaderValue(key=str(h["name"]), value=part), append_action=HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD))
+            out.append(
+                HeaderValueOption(
+                    header=base_pb2.HeaderValue(key=str(h["name"]), value=part), append_action=HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+                )
+            )
     return out
 
 
@@ -137,7 +146,9 @@ def configure_http_connection_manager(hcm: hcm_pb2.HttpConnectionManager, conf: 
     filters of kinds applied earlier (MeshFaultInjection's faults come first, as in Kuma)."""
     if ctx.direction != "inbound" or http_rate_limit(_get(conf, "local", "http")) is None:
         return
-    _upsert_before_router(hcm, hcm_pb2.HttpFilter(name=HTTP_FILTER, typed_config=pack(http_local_rate_limit_pb2.LocalRateLimit(stat_prefix=HTTP_STAT_PREFIX))))
+    _upsert_before_router(
+        hcm, hcm_pb2.HttpFilter(name=HTTP_FILTER, typed_config=pack(http_local_rate_limit_pb2.LocalRateLimit(stat_prefix=HTTP_STAT_PREFIX)))
+    )
 
 
 def configure_route(route: route_components_pb2.Route, conf: Mapping[str, Any], ctx: HookContext) -> None:

@@ -164,19 +164,25 @@ def _host_selection(predicates: Sequence[Mapping[str, Any]], policy: route_pb2.R
         kind = predicate.get("predicate")
         if kind == "OmitPreviousHosts":
             policy.retry_host_predicate.append(
-                route_pb2.RetryPolicy.RetryHostPredicate(name="envoy.retry_host_predicates.previous_hosts", typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate()))
+                route_pb2.RetryPolicy.RetryHostPredicate(
+                    name="envoy.retry_host_predicates.previous_hosts", typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate())
+                )
             )
         elif kind == "OmitHostsWithTags":
             tags = struct_pb2.Struct()
             tags.update({str(k): str(v) for k, v in (predicate.get("tags") or {}).items()})
-            config = omit_host_metadata_config_pb2.OmitHostMetadataConfig(metadata_match=base_pb2.Metadata(filter_metadata={"envoy.lb": tags}))
+            config = omit_host_metadata_config_pb2.OmitHostMetadataConfig(
+                metadata_match=base_pb2.Metadata(filter_metadata={"envoy.lb": tags})
+            )
             policy.retry_host_predicate.append(
                 route_pb2.RetryPolicy.RetryHostPredicate(name="envoy.retry_host_predicates.omit_host_metadata", typed_config=pack(config))
             )
         elif kind == "OmitPreviousPriorities":
             frequency = predicate.get("updateFrequency", _DEFAULT_UPDATE_FREQUENCY)
             config = previous_priorities_config_pb2.PreviousPrioritiesConfig(update_frequency=int(frequency))
-            policy.retry_priority.CopyFrom(route_pb2.RetryPolicy.RetryPriority(name="envoy.retry_priorities.previous_priorities", typed_config=pack(config)))
+            policy.retry_priority.CopyFrom(
+                route_pb2.RetryPolicy.RetryPriority(name="envoy.retry_priorities.previous_priorities", typed_config=pack(config))
+            )
 
 
 def _common(section: Mapping[str, Any], retry_on: str) -> route_pb2.RetryPolicy | None:
@@ -209,7 +215,9 @@ def _http_retry_policy(http: Mapping[str, Any]) -> route_pb2.RetryPolicy | None:
         if _RETRIABLE_STATUS_CODES not in policy.retry_on.split(","):
             policy.retry_on = f"{policy.retry_on},{_RETRIABLE_STATUS_CODES}"
     for method in methods:
-        policy.retriable_request_headers.append(route_pb2.HeaderMatcher(name=":method", string_match=string_pb2.StringMatcher(exact=method)))
+        policy.retriable_request_headers.append(
+            route_pb2.HeaderMatcher(name=":method", string_match=string_pb2.StringMatcher(exact=method))
+        )
     for header in http.get("retriableRequestHeaders") or ():
         policy.retriable_request_headers.append(_header_matcher(header))
     for header in http.get("retriableResponseHeaders") or ():

@@ -61,12 +61,14 @@ def inbound_permissions(dp: Dataplane, inbound: Inbound, index: PolicyIndex, mtl
             action = str((entry.get("default") or {}).get("action") or "")
             froms.append((_subset(entry.get("targetRef") or {}), action))
     if rules:
-        return freeze({
-            "form": "rules",
-            "deny": [m for r in rules for m in (r.get("deny") or ())],
-            "allow": [m for r in rules for m in list(r.get("allow") or ()) + list(r.get("allowWithShadowDeny") or ())],
-            "shadowDeny": [m for r in rules for m in (r.get("allowWithShadowDeny") or ())],
-        })
+        return freeze(
+            {
+                "form": "rules",
+                "deny": [m for r in rules for m in (r.get("deny") or ())],
+                "allow": [m for r in rules for m in list(r.get("allow") or ()) + list(r.get("allowWithShadowDeny") or ())],
+                "shadowDeny": [m for r in rules for m in (r.get("allowWithShadowDeny") or ())],
+            }
+        )
     allowed, shadow = _legacy(froms)
     return freeze({"form": "from", "allow": allowed, "shadowDeny": shadow})
 
@@ -90,7 +92,7 @@ def _legacy(items: Sequence[tuple[tuple[tuple[str, str], ...], str]]) -> tuple[l
         tags = tags[:MAX_TAGS]
     allowed, shadow = [], []
     for signs in itertools.product((True, False), repeat=len(tags)):
-        present = {t for t, s in zip(tags, signs) if s}
+        present = {t for t, s in zip(tags, signs, strict=True) if s}
         keys = [k for k, _ in present]
         if len(keys) != len(set(keys)):
             continue  # one client cannot have two values of the same tag
@@ -99,7 +101,7 @@ def _legacy(items: Sequence[tuple[tuple[tuple[str, str], ...], str]]) -> tuple[l
             if all(t in present for t in subset):
                 action = item_action
         if action in ("Allow", "AllowWithShadowDeny"):
-            combo = [(k, v, s) for (k, v), s in zip(tags, signs)]
+            combo = [(k, v, s) for (k, v), s in zip(tags, signs, strict=True)]
             allowed.append(combo)
             if action == "AllowWithShadowDeny":
                 shadow.append(combo)
@@ -199,4 +201,3 @@ def configure_listener(listener: listener_pb2.Listener, conf: Mapping[str, Any],
             existing = list(chain.filters)
             del chain.filters[:]
             chain.filters.extend(rbac_filters + existing)
-

@@ -395,7 +395,11 @@ def inbound_conf(kind: str, dp: Dataplane, inbound: Inbound, index: PolicyIndex)
 
 def single_conf(kind: str, dp: Dataplane, index: PolicyIndex) -> Conf | None:
     """The merged top-level `default` (MeshTrace, MeshMetric, MeshProxyPatch, MeshPassthrough…)."""
-    entries = [(m.resource, "/spec/default", m.resource.spec["default"]) for m in matched_policies(kind, dp, index) if m.resource.spec.get("default") is not None]
+    entries = [
+        (m.resource, "/spec/default", m.resource.spec["default"])
+        for m in matched_policies(kind, dp, index)
+        if m.resource.spec.get("default") is not None
+    ]
     return _conf(entries)
 
 

@@ -22,7 +22,14 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.policies.targetref import affects_inbounds, check_items, check_match, check_target_ref, deprecated_top_level_kind, top_level_kind
+from reconciler.policies.targetref import (
+    affects_inbounds,
+    check_items,
+    check_match,
+    check_target_ref,
+    deprecated_top_level_kind,
+    top_level_kind,
+)
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 
 __all__ = [
@@ -43,8 +50,7 @@ GATEWAY_TO_KINDS = ("Mesh",)
 FROM_KINDS = ("Mesh",)
 
 _INVALID_FILE_PATH = (
-    "file backend requires a valid path: an absolute Unix path like /tmp/access.log "
-    "or a Windows path like C:\\logs\\access.log"
+    "file backend requires a valid path: an absolute Unix path like /tmp/access.log or a Windows path like C:\\logs\\access.log"
 )
 
 
@@ -52,10 +58,15 @@ def validate(resource: Resource) -> list[Violation]:
     """Every rule of Kuma's MeshAccessLog validator, plus its deprecation warnings."""
     spec = as_map(resource.spec)
     out = Violations()
-    out.extend(check_target_ref(
-        spec.get("targetRef"), SPEC.field("targetRef"), TOP_LEVEL_KINDS,
-        gateway_listener_tags_allowed=True, inbound_policy=affects_inbounds(spec),
-    ))
+    out.extend(
+        check_target_ref(
+            spec.get("targetRef"),
+            SPEC.field("targetRef"),
+            TOP_LEVEL_KINDS,
+            gateway_listener_tags_allowed=True,
+            inbound_policy=affects_inbounds(spec),
+        )
+    )
     has_to, has_from, has_rules = (bool(as_list(spec.get(f))) for f in ("to", "from", "rules"))
     if has_rules and (has_to or has_from):
         out.add(SPEC, "fields 'to' and 'from' must be empty when 'rules' is defined")
@@ -103,7 +114,12 @@ def _check_backend(backend: Mapping[str, Any], path: Path) -> list[Violation]:
         out = _check_format(tcp.get("format"), path.field("tcp").field("format"))
         address = tcp.get("address")
         if not is_url(address if isinstance(address, str) else ""):
-            out.append(Violation(path.field("tcp").field("address"), "tcp backend requires valid address, like 127.0.0.1:5000 or logstash.example.com:5000"))
+            out.append(
+                Violation(
+                    path.field("tcp").field("address"),
+                    "tcp backend requires valid address, like 127.0.0.1:5000 or logstash.example.com:5000",
+                )
+            )
         return out
     if kind == "OpenTelemetry":
         otel = backend.get("openTelemetry")
@@ -198,7 +214,11 @@ def check_otel_backend(otel: Mapping[str, Any], path: Path, *, host_port: bool =
         if get(ref, "kind") != "MeshOpenTelemetryBackend":
             out.append(Violation(ref_path.field("kind"), '"kind" must be one of ["MeshOpenTelemetryBackend"]'))
         if not as_map(get(ref, "labels")):
-            out.append(Violation(ref_path, "backendRef must have exactly one defined: labels (the labels that select the MeshOpenTelemetryBackend)"))
+            out.append(
+                Violation(
+                    ref_path, "backendRef must have exactly one defined: labels (the labels that select the MeshOpenTelemetryBackend)"
+                )
+            )
         return out
     if not isinstance(endpoint, str):
         return []  # the schema reports the wrong type
@@ -250,7 +270,7 @@ def split_host_port(hostport: str) -> tuple[str, str] | None:
             return None
     if "[" in hostport[j:] or "]" in hostport[k:]:
         return None
-    return host, hostport[i + 1:]
+    return host, hostport[i + 1 :]
 
 
 # -- Go's net/url.Parse and url.ParseRequestURI -------------------------------------------
@@ -269,7 +289,7 @@ class GoURL:
     def port(self) -> str:
         colon = self.host.rfind(":")
         if colon != -1 and _valid_optional_port(self.host[colon:]):
-            return self.host[colon + 1:]
+            return self.host[colon + 1 :]
         return ""
 
 
@@ -293,7 +313,7 @@ def _unescape_ok(s: str, *, host: bool = False) -> bool:
             if i + 2 >= len(s) or s[i + 1] not in _HEX or s[i + 2] not in _HEX:
                 return False
             # In a host only non-ASCII bytes may be escaped (and %25, the zone marker).
-            if host and int(s[i + 1], 16) < 8 and s[i:i + 3] != "%25":
+            if host and int(s[i + 1], 16) < 8 and s[i : i + 3] != "%25":
                 return False
             i += 3
             continue
@@ -306,7 +326,7 @@ def _unescape_ok(s: str, *, host: bool = False) -> bool:
 def _parse_host(host: str) -> bool:
     if host.startswith("["):
         close = host.rfind("]")
-        if close < 0 or not _valid_optional_port(host[close + 1:]):
+        if close < 0 or not _valid_optional_port(host[close + 1 :]):
             return False
         # Go checks that a bracketed host is an IPv6 address, with an optional %25-escaped zone.
         address, _, zone = host[1:close].partition("%25")
@@ -333,7 +353,7 @@ def _scheme_of(raw: str) -> tuple[str, str] | None:
                 return "", raw
             continue
         if c == ":":
-            return None if i == 0 else (raw[:i], raw[i + 1:])
+            return None if i == 0 else (raw[:i], raw[i + 1 :])
         return "", raw
     return "", raw
 
@@ -372,7 +392,7 @@ def go_parse_url(raw: str, *, request: bool = False) -> GoURL | None:
         authority, slash, tail = rest[2:].partition("/")
         rest = slash + tail
         at = authority.rfind("@")
-        host = authority[at + 1:]
+        host = authority[at + 1 :]
         if not _parse_host(host):
             return None
         if at >= 0:

@@ -18,7 +18,16 @@ from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies.targetref import affects_inbounds, check_items, check_target_ref, deprecated_top_level_kind
-from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, check_duration_greater_than_zero, check_percentage, enumerate_list, get, int_or_decimal_string
+from reconciler.validate.checks import (
+    MUST_BE_DEFINED,
+    as_list,
+    as_map,
+    check_duration_greater_than_zero,
+    check_percentage,
+    enumerate_list,
+    get,
+    int_or_decimal_string,
+)
 
 __all__ = ["KIND", "PLUGIN", "validate", "default_policies", "TOP_LEVEL_KINDS", "FROM_KINDS", "TO_KINDS", "DETECTORS"]
 
@@ -41,8 +50,11 @@ def validate(resource: Resource) -> list[Violation]:
     out = Violations()
     out.extend(
         check_target_ref(
-            spec.get("targetRef"), SPEC.field("targetRef"), TOP_LEVEL_KINDS,
-            gateway_listener_tags_allowed=True, inbound_policy=affects_inbounds(spec),
+            spec.get("targetRef"),
+            SPEC.field("targetRef"),
+            TOP_LEVEL_KINDS,
+            gateway_listener_tags_allowed=True,
+            inbound_policy=affects_inbounds(spec),
         )
     )
     has_to, has_from, has_rules = (bool(as_list(spec.get(f))) for f in ("to", "from", "rules"))
@@ -109,7 +121,7 @@ def _check_deviation_factor(value: Any, path: Path) -> list[Violation]:
         return []
     number = int_or_decimal_string(value)
     if number is None:
-        return [Violation(path, "invalid number; write an integer or a decimal in quotes, like \"1.9\"")] if isinstance(value, str) else []
+        return [Violation(path, 'invalid number; write an integer or a decimal in quotes, like "1.9"')] if isinstance(value, str) else []
     if number <= 0:
         return [Violation(path, _GREATER_THAN_ZERO)]
     return []

@@ -96,7 +96,13 @@ def _deprecations(spec: Any, root: Path) -> list[Violation]:
         out.append(Violation(root.field("from"), "'from' field is deprecated, use 'rules' with SPIFFE-based 'matches' instead", "warning"))
     kind = get(spec, "targetRef", "kind")
     if kind in ("MeshService", "MeshServiceSubset", "MeshSubset"):
-        out.append(Violation(root.field("targetRef").field("kind"), f"{kind} value for 'targetRef.kind' is deprecated, use Dataplane with labels instead", "warning"))
+        out.append(
+            Violation(
+                root.field("targetRef").field("kind"),
+                f"{kind} value for 'targetRef.kind' is deprecated, use Dataplane with labels instead",
+                "warning",
+            )
+        )
     return out
 
 

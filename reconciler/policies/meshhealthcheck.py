@@ -57,7 +57,9 @@ def _check_conf(conf: Any, path: Path) -> list[Violation]:
     out += check_percentage(conf.get("healthyPanicThreshold"), path.field("healthyPanicThreshold"))
     log_path = conf.get("eventLogPath")
     if isinstance(log_path, str) and not (_WINDOWS_PATH.fullmatch(log_path) or _UNIX_PATH.fullmatch(log_path)):
-        out.append(Violation(path.field("eventLogPath"), "must be a valid path when defined: an absolute file path like /tmp/health-check.log"))
+        out.append(
+            Violation(path.field("eventLogPath"), "must be a valid path when defined: an absolute file path like /tmp/health-check.log")
+        )
     http = conf.get("http")
     if isinstance(http, Mapping):
         out += _check_http(http, path.field("http"))
@@ -86,11 +88,18 @@ def _deprecations(spec: Mapping[str, Any]) -> list[Violation]:
     out += deprecated_top_level_kind(spec, TOP_LEVEL_KINDS)
     for path, item in enumerate_list(spec.get("to"), SPEC.field("to")):
         if get(item, "default", "healthyPanicThreshold") is not None:
-            out.append(Violation(path.field("default").field("healthyPanicThreshold"), "healthyPanicThreshold is deprecated here; set it in a MeshCircuitBreaker (outlierDetection.healthyPanicThreshold) instead", "warning"))
+            out.append(
+                Violation(
+                    path.field("default").field("healthyPanicThreshold"),
+                    "healthyPanicThreshold is deprecated here; set it in a MeshCircuitBreaker (outlierDetection.healthyPanicThreshold) instead",
+                    "warning",
+                )
+            )
     return out
 
 
 KIND = Kind(name="MeshHealthCheck", policy=True, short_name="mhc", validate=validate)
+
 
 def __getattr__(name: str) -> Any:
     # The Envoy side is imported on first use: it pulls in the targetRef engine and protobuf

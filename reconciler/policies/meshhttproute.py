@@ -246,10 +246,15 @@ def _check_precise_hostname(hostname: Any, path: Path) -> list[Violation]:
 # -- backendRefs --------------------------------------------------------------------------------
 def _check_backend_refs(backends: Any, path: Path, top: str, filters: Any) -> list[Violation]:
     out: list[Violation] = []
-    if not as_list(backends) and top == "MeshGateway":
-        # A gateway has no destination of its own to fall back on, except when it answers itself.
+    # A gateway has no destination of its own to fall back on, except when it answers itself.
+    if not as_list(backends) and top == "MeshGateway":  # noqa: SIM102
         if not any(get(f, "type") == "RequestRedirect" for f in as_list(filters)):
-            out.append(Violation(path, f"{MUST_NOT_BE_EMPTY} when the top-level targetRef is a MeshGateway (unless a RequestRedirect filter answers the request)"))
+            out.append(
+                Violation(
+                    path,
+                    f"{MUST_NOT_BE_EMPTY} when the top-level targetRef is a MeshGateway (unless a RequestRedirect filter answers the request)",
+                )
+            )
     for backend_path, backend in enumerate_list(backends, path):
         out += check_backend_ref(backend, backend_path, _BACKEND_KINDS, allow_unresolved=True)
     return out

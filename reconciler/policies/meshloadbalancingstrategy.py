@@ -14,7 +14,16 @@ from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies.targetref import check_target_ref, top_level_kind
-from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, MUST_NOT_BE_SET, as_list, as_map, enumerate_list, get, int_or_decimal_string
+from reconciler.validate.checks import (
+    MUST_BE_DEFINED,
+    MUST_NOT_BE_EMPTY,
+    MUST_NOT_BE_SET,
+    as_list,
+    as_map,
+    enumerate_list,
+    get,
+    int_or_decimal_string,
+)
 
 __all__ = ["KIND", "PLUGIN", "validate"]
 
@@ -34,7 +43,6 @@ _HASH_POLICY_FIELDS = {
     "SourceIP": "connection",
 }
 # What Kuma's decimal parser (shopspring/decimal) accepts in a string.
-
 
 
 def validate(resource: Resource) -> list[Violation]:
@@ -58,7 +66,9 @@ def _check_to(entry: Any, path: Path, top: str) -> list[Violation]:
         # A gateway builds one cluster per destination for all its listeners, so the
         # algorithm can only be chosen for the whole mesh.
         out = check_target_ref(
-            ref, ref_path, _TO_KINDS_GATEWAY_WITH_LB,
+            ref,
+            ref_path,
+            _TO_KINDS_GATEWAY_WITH_LB,
             supported_error=f"value '{top}' is not supported, only Mesh is allowed if loadBalancer is set",
         )
     else:
@@ -88,7 +98,12 @@ def _check_conf(conf: Any, path: Path, ref: Any) -> list[Violation]:
     if conf.get("hashPolicies") is not None:
         for algorithm in ("ringHash", "maglev"):
             if get(lb, algorithm, "hashPolicies") is not None:
-                out.append(Violation(path.field("loadBalancer").field(algorithm).field("hashPolicies"), "hashPolicies already specified in the root level"))
+                out.append(
+                    Violation(
+                        path.field("loadBalancer").field(algorithm).field("hashPolicies"),
+                        "hashPolicies already specified in the root level",
+                    )
+                )
     return out
 
 
@@ -224,17 +239,26 @@ def _deprecations(spec: Any) -> list[Violation]:
         if policies is None:
             continue
         policies_path = path.field("default").field("loadBalancer").field(field).field("hashPolicies")
-        out.append(Violation(policies_path, f"'{field}.hashPolicies' is deprecated, use 'spec.to[].default.hashPolicies' instead", "warning"))
+        out.append(
+            Violation(policies_path, f"'{field}.hashPolicies' is deprecated, use 'spec.to[].default.hashPolicies' instead", "warning")
+        )
         for policy_path, policy in enumerate_list(policies, policies_path):
             if get(policy, "type") == "SourceIP":
                 out.append(Violation(policy_path.field("type"), "SourceIP type is deprecated, use Connection instead", "warning"))
     kind = get(spec, "targetRef", "kind")
     if kind in _DEPRECATED_TOP_KINDS:
-        out.append(Violation(root.field("targetRef").field("kind"), f"{kind} value for 'targetRef.kind' is deprecated, use Dataplane with labels instead", "warning"))
+        out.append(
+            Violation(
+                root.field("targetRef").field("kind"),
+                f"{kind} value for 'targetRef.kind' is deprecated, use Dataplane with labels instead",
+                "warning",
+            )
+        )
     return out
 
 
 KIND = Kind(name="MeshLoadBalancingStrategy", policy=True, short_name="mlbs", validate=validate)
+
 
 def __getattr__(name: str) -> Any:
     # The Envoy side is imported on first use: it pulls in the targetRef engine and protobuf

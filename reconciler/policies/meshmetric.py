@@ -70,7 +70,9 @@ def _check_profiles(profiles: Any, path: Path) -> list[Violation]:
     for item_path, profile in enumerate_list(profiles.get("appendProfiles"), path.field("appendProfiles")):
         name = get(profile, "name")
         if name not in _PROFILES:
-            out.append(Violation(item_path.field("name"), f"unrecognized profile name '{_text(name)}' - 'All', 'None', 'Basic' are supported"))
+            out.append(
+                Violation(item_path.field("name"), f"unrecognized profile name '{_text(name)}' - 'All', 'None', 'Basic' are supported")
+            )
     return out
 
 
@@ -162,7 +164,7 @@ def go_regex_error(pattern: str) -> str | None:
             if repeat and any(int(v) > 1000 for v in repeat.groups() if v):
                 return f"invalid repeat count {repeat.group(0)!r}: RE2 allows at most 1000"
             if c == "+" and after_repeat:
-                return _NO_PERL.format(pattern[i - 1:i + 1])
+                return _NO_PERL.format(pattern[i - 1 : i + 1])
             token = repeat.group(0) if repeat else c
             # A ? right after a repetition makes it lazy; nothing may follow that.
             after_repeat = (c in "*+?" or repeat is not None) and not (c == "?" and after_repeat)
@@ -191,24 +193,24 @@ def _escape(pattern: str, i: int, in_class: bool) -> tuple[str, int] | str:
     any_char = "a" if in_class else "."  # stands for a character Python cannot spell the RE2 way
     if e == "Q":  # literal text up to \E
         end = pattern.find("\\E", i + 2)
-        return re.escape(pattern[i + 2:] if end < 0 else pattern[i + 2:end]), len(pattern) if end < 0 else end + 2
+        return re.escape(pattern[i + 2 :] if end < 0 else pattern[i + 2 : end]), len(pattern) if end < 0 else end + 2
     if e in "pP" or (e == "x" and pattern.startswith("{", i + 2)):
         if i + 2 >= len(pattern):
             return f"invalid character class range {pattern[i:]!r}"
         close = pattern.find("}", i + 3) if pattern.startswith("{", i + 2) else i + 2
-        return f"missing closing }} in {pattern[i:i + 3]!r}" if close < 0 else (any_char, close + 1)
+        return f"missing closing }} in {pattern[i : i + 3]!r}" if close < 0 else (any_char, close + 1)
     if e in "123456789":
-        if not (e in "1234567" and pattern[i + 2:i + 3] in tuple("01234567")):
+        if not (e in "1234567" and pattern[i + 2 : i + 3] in tuple("01234567")):
             return _NO_PERL.format("\\" + e)
         # An octal character code: up to three octal digits.
-        return any_char, i + (4 if pattern[i + 3:i + 4] in tuple("01234567") else 3)
+        return any_char, i + (4 if pattern[i + 3 : i + 4] in tuple("01234567") else 3)
     if e == "N":
         return "RE2 does not support '\\N' escapes"
     if e == "Z":
         return "RE2 does not support '\\Z'; use '\\z' for the end of the text"
     if e in "zC":
         return ("\\Z" if e == "z" else any_char), i + 2
-    return pattern[i:i + 2], i + 2
+    return pattern[i : i + 2], i + 2
 
 
 def _group(pattern: str, i: int) -> tuple[str, int] | str:
@@ -223,7 +225,7 @@ def _group(pattern: str, i: int) -> tuple[str, int] | str:
     if flags and set((flags.group(1) or "") + (flags.group(2) or "")) <= set("imsU"):
         # Flags never change whether a pattern compiles; Python only refuses them mid-pattern.
         return ("(?:" if flags.group(3) == ":" else ""), flags.end()
-    return f"invalid or unsupported Perl syntax at {pattern[i:i + 4]!r}"
+    return f"invalid or unsupported Perl syntax at {pattern[i : i + 4]!r}"
 
 
 KIND = Kind(name="MeshMetric", policy=True, short_name="mm", validate=validate)

@@ -64,10 +64,15 @@ def _check_matches(matches: Any, path: Path) -> list[Violation]:
                 out.append(Violation(item_path.field("port"), "port must be a valid (1-65535)"))
             seen = protocol_of_port.get(port)
             if seen is not None and seen != protocol and protocol in _L7_PROTOCOLS:
-                out.append(Violation(item_path.field("port"), (
-                    "using the same port in multiple matches requires the same protocol for the following "
-                    f"protocols: [grpc http http2] (port {port} is already used with {seen})"
-                )))
+                out.append(
+                    Violation(
+                        item_path.field("port"),
+                        (
+                            "using the same port in multiple matches requires the same protocol for the following "
+                            f"protocols: [grpc http http2] (port {port} is already used with {seen})"
+                        ),
+                    )
+                )
             else:
                 protocol_of_port[port] = protocol
             values = values_of.setdefault((port, _hashable(protocol)), set())
@@ -94,7 +99,9 @@ def _check_value(match: Mapping[str, Any], path: Path, port: int | None, protoco
         out: list[Violation] = []
         if protocol in ("tcp", "mysql"):
             # Plain TCP carries no host name, so the proxy could not tell domains apart.
-            out.append(Violation(path.field("protocol"), f"protocol {protocol} is not supported for a domain; use tls, http, http2 or grpc"))
+            out.append(
+                Violation(path.field("protocol"), f"protocol {protocol} is not supported for a domain; use tls, http, http2 or grpc")
+            )
         if _PARTIAL_WILDCARD.match(text):
             out.append(Violation(path.field("value"), "provided DNS has incorrect value, partial wildcard is currently not supported"))
         if port is None and match.get("port") is None and text.startswith("*") and protocol in _L7_PROTOCOLS:

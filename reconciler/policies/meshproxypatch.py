@@ -153,7 +153,11 @@ def _check_value(name: str, value: Any, path: Path, *, patch: bool) -> list[Viol
             return [Violation(path, f"native Envoy resource is not valid: {_yaml_problem(e)}")]
     if not isinstance(parsed, Mapping):
         found = _KIND_OF.get(type(parsed), "a scalar") if parsed is not None else "nothing"
-        return [Violation(path, f"native Envoy resource is not valid: expected the fields of an Envoy {envoy_type} as a YAML mapping, found {found}")]
+        return [
+            Violation(
+                path, f"native Envoy resource is not valid: expected the fields of an Envoy {envoy_type} as a YAML mapping, found {found}"
+            )
+        ]
     if patch:
         return []
     return _check_envoy_constraints(name, parsed, path)
@@ -171,7 +175,9 @@ def _check_envoy_constraints(name: str, resource: Mapping[str, Any], path: Path)
     if name == "virtualHost":
         domains = resource.get("domains")
         if not isinstance(domains, list) or not domains:
-            out.append(Violation(path, "native Envoy resource is not valid: invalid VirtualHost.Domains: value must contain at least 1 item(s)"))
+            out.append(
+                Violation(path, "native Envoy resource is not valid: invalid VirtualHost.Domains: value must contain at least 1 item(s)")
+            )
     return out
 
 

@@ -15,7 +15,14 @@ from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies._meshratelimit_envoy import configure_http_connection_manager, configure_listener, configure_route
 from reconciler.policies.plugin import Plugin
-from reconciler.policies.targetref import affects_inbounds, check_gateway_scoped_from_to, check_match, check_target_ref, includes_gateways, policy_role
+from reconciler.policies.targetref import (
+    affects_inbounds,
+    check_gateway_scoped_from_to,
+    check_match,
+    check_target_ref,
+    includes_gateways,
+    policy_role,
+)
 from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
 
 __all__ = ["KIND", "PLUGIN", "validate"]
@@ -131,13 +138,19 @@ def _deprecations(spec: Any, root: Path) -> list[Violation]:
             status = get(item, "default", "local", "http", "onRateLimit", "status")
             if isinstance(status, int) and not isinstance(status, bool) and 0 < status < 400:
                 status_path = path.field("default").field("local").field("http").field("onRateLimit").field("status")
-                out.append(Violation(status_path, "should be 400 or higher (an error status); Kuma asks to update this configuration", "warning"))
+                out.append(
+                    Violation(status_path, "should be 400 or higher (an error status); Kuma asks to update this configuration", "warning")
+                )
     kind = get(spec, "targetRef", "kind")
     kind_path = root.field("targetRef").field("kind")
     if kind in ("MeshService", "MeshServiceSubset", "MeshSubset"):
         out.append(Violation(kind_path, f"{kind} value for 'targetRef.kind' is deprecated, use Dataplane with labels instead", "warning"))
     elif kind == "MeshHTTPRoute":
-        out.append(Violation(kind_path, "MeshHTTPRoute value for 'targetRef.kind' is deprecated, use MeshHTTPRoute in spec.to[].targetRef", "warning"))
+        out.append(
+            Violation(
+                kind_path, "MeshHTTPRoute value for 'targetRef.kind' is deprecated, use MeshHTTPRoute in spec.to[].targetRef", "warning"
+            )
+        )
     return out
 
 

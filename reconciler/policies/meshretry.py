@@ -87,7 +87,16 @@ _HTTP_RETRY_ON_HINT = (
     'or a known HTTP status code like "503" (values are case-sensitive)'
 )
 
-_HTTP_FIELDS = ("numRetries", "perTryTimeout", "backOff", "retryOn", "retriableRequestHeaders", "retriableResponseHeaders", "rateLimitedBackOff", "hostSelection")
+_HTTP_FIELDS = (
+    "numRetries",
+    "perTryTimeout",
+    "backOff",
+    "retryOn",
+    "retriableRequestHeaders",
+    "retriableResponseHeaders",
+    "rateLimitedBackOff",
+    "hostSelection",
+)
 _GRPC_FIELDS = ("numRetries", "perTryTimeout", "backOff", "retryOn", "rateLimitedBackOff")
 
 
@@ -183,7 +192,9 @@ def _check_rate_limited_back_off(back_off: Any, path: Path) -> list[Violation]:
     headers = back_off.get("resetHeaders")
     if headers is None:
         # Without headers to read the reset time from, rate-limited back-off cannot work.
-        out.append(Violation(path.field("resetHeaders"), f"{MUST_BE_DEFINED}: list the headers (like retry-after) that carry the reset time"))
+        out.append(
+            Violation(path.field("resetHeaders"), f"{MUST_BE_DEFINED}: list the headers (like retry-after) that carry the reset time")
+        )
     for header_path, header in enumerate_list(headers, path.field("resetHeaders")):
         if get(header, "name") == "":
             out.append(Violation(header_path.field("name"), MUST_BE_DEFINED))
@@ -206,7 +217,12 @@ def _check_host_selection(predicates: Any, path: Path) -> list[Violation]:
                 out.append(Violation(item_path.field("updateFrequency"), "must be defined and greater than zero"))
             priorities_seen = True
         elif kind != "OmitPreviousHosts" and isinstance(predicate, Mapping):
-            out.append(Violation(item_path.field("predicate"), f"unknown predicate type '{'' if kind is None else kind}'; use one of {', '.join(PREDICATES)}"))
+            out.append(
+                Violation(
+                    item_path.field("predicate"),
+                    f"unknown predicate type '{'' if kind is None else kind}'; use one of {', '.join(PREDICATES)}",
+                )
+            )
     return out
 
 

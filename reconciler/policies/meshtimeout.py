@@ -20,8 +20,24 @@ from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies import _meshtimeout_envoy as _envoy
 from reconciler.policies.plugin import Plugin
-from reconciler.policies.targetref import affects_inbounds, check_items, check_match, check_target_ref, deprecated_top_level_kind, policy_role, top_level_kind
-from reconciler.validate.checks import MUST_NOT_BE_DEFINED, as_list, as_map, check_duration, check_duration_greater_than_zero, enumerate_list, get
+from reconciler.policies.targetref import (
+    affects_inbounds,
+    check_items,
+    check_match,
+    check_target_ref,
+    deprecated_top_level_kind,
+    policy_role,
+    top_level_kind,
+)
+from reconciler.validate.checks import (
+    MUST_NOT_BE_DEFINED,
+    as_list,
+    as_map,
+    check_duration,
+    check_duration_greater_than_zero,
+    enumerate_list,
+    get,
+)
 
 __all__ = [
     "KIND",
@@ -78,7 +94,9 @@ def _check_top_level(resource: Resource, spec: Mapping[str, Any]) -> list[Violat
     ref = spec.get("targetRef")
     inbound = affects_inbounds(spec)
     if policy_role(resource) == "system":
-        return check_target_ref(ref, SPEC.field("targetRef"), SYSTEM_TOP_LEVEL_KINDS, gateway_listener_tags_allowed=True, inbound_policy=inbound)
+        return check_target_ref(
+            ref, SPEC.field("targetRef"), SYSTEM_TOP_LEVEL_KINDS, gateway_listener_tags_allowed=True, inbound_policy=inbound
+        )
     return check_target_ref(ref, SPEC.field("targetRef"), TOP_LEVEL_KINDS, inbound_policy=inbound)
 
 
@@ -139,7 +157,12 @@ def _check_conf(conf: Any, path: Path, top: str) -> list[Violation]:
     if isinstance(http, Mapping):
         http_path = path.field("http")
         if all(http.get(name) is None for name in _HTTP_COUNTED):
-            out.append(Violation(http_path, "at least one timeout in this section should be configured: requestTimeout, streamIdleTimeout, maxStreamDuration or maxConnectionDuration"))
+            out.append(
+                Violation(
+                    http_path,
+                    "at least one timeout in this section should be configured: requestTimeout, streamIdleTimeout, maxStreamDuration or maxConnectionDuration",
+                )
+            )
         for name in _HTTP_FIELDS:
             out += check_duration(http.get(name), http_path.field(name))
     return out

@@ -48,11 +48,20 @@ def validate(resource: Resource) -> list[Violation]:
 def _check_conf(conf: Mapping[str, Any], path: Path, top: str) -> list[Violation]:
     out: list[Violation] = []
     if as_list(conf.get("tlsCiphers")) and top != "Mesh":
-        out.append(Violation(path.field("tlsCiphers"), f"tlsCiphers can only be defined with top level targetRef kind: Mesh (this policy targets {top})"))
+        out.append(
+            Violation(
+                path.field("tlsCiphers"), f"tlsCiphers can only be defined with top level targetRef kind: Mesh (this policy targets {top})"
+            )
+        )
     version = conf.get("tlsVersion")
     if version is not None:
         if top != "Mesh":
-            out.append(Violation(path.field("tlsVersion"), f"tlsVersion can only be defined with top level targetRef kind: Mesh (this policy targets {top})"))
+            out.append(
+                Violation(
+                    path.field("tlsVersion"),
+                    f"tlsVersion can only be defined with top level targetRef kind: Mesh (this policy targets {top})",
+                )
+            )
         else:
             out += _check_version(as_map(version), path.field("tlsVersion"))
     return out
@@ -61,7 +70,9 @@ def _check_conf(conf: Mapping[str, Any], path: Path, top: str) -> list[Violation
 def _check_version(version: Mapping[str, Any], path: Path) -> list[Violation]:
     low, high = _VERSION_ORDER.get(str(version.get("min"))), _VERSION_ORDER.get(str(version.get("max")))
     if low is not None and high is not None and low > high:
-        return [Violation(path.field("min"), f"min version must be lower than max ({version.get('min')} is newer than {version.get('max')})")]
+        return [
+            Violation(path.field("min"), f"min version must be lower than max ({version.get('min')} is newer than {version.get('max')})")
+        ]
     return []
 
 

@@ -16,7 +16,16 @@ from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies.meshaccesslog import check_otel_backend, go_parse_url, is_url, otel_endpoint_deprecation
 from reconciler.policies.targetref import check_target_ref, deprecated_top_level_kind, policy_role
-from reconciler.validate.checks import GO_DECIMAL, MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
+from reconciler.validate.checks import (
+    GO_DECIMAL,
+    MUST_BE_DEFINED,
+    MUST_NOT_BE_DEFINED,
+    MUST_NOT_BE_EMPTY,
+    as_list,
+    as_map,
+    enumerate_list,
+    get,
+)
 
 __all__ = ["KIND", "validate", "SYSTEM_TOP_LEVEL_KINDS", "TOP_LEVEL_KINDS"]
 
@@ -105,7 +114,13 @@ def _check_datadog_url(url: str, path: Path) -> list[Violation]:
         out.append(Violation(path, f"port {MUST_BE_DEFINED}"))
     elif not port.isdigit() or not 1 <= int(port) <= 65535:
         out.append(Violation(path, _INVALID_PORT))
-    for part, value in (("opaque", parsed.opaque), ("user", parsed.user), ("path", parsed.path), ("query", parsed.raw_query), ("fragment", parsed.fragment)):
+    for part, value in (
+        ("opaque", parsed.opaque),
+        ("user", parsed.user),
+        ("path", parsed.path),
+        ("query", parsed.raw_query),
+        ("fragment", parsed.fragment),
+    ):
         if value not in ("", None):
             out.append(Violation(path, f"{part} {MUST_NOT_BE_DEFINED}"))
     return out

@@ -73,10 +73,22 @@ def _check_from(item: Any, path: Path) -> list[Violation]:
 def _deprecations(spec: Any) -> list[Violation]:
     out: list[Violation] = []
     if as_list(spec.get("from")):
-        out.append(Violation(SPEC.field("from"), "'from' is deprecated and will be removed in Kuma 3.0; use 'rules' with SPIFFE ID matches (MeshIdentity) instead", "warning"))
+        out.append(
+            Violation(
+                SPEC.field("from"),
+                "'from' is deprecated and will be removed in Kuma 3.0; use 'rules' with SPIFFE ID matches (MeshIdentity) instead",
+                "warning",
+            )
+        )
     for path, item in enumerate_list(spec.get("from"), SPEC.field("from")):
         if get(item, "targetRef", "kind") == "MeshService":
-            out.append(Violation(path.field("targetRef").field("kind"), "MeshService in 'from[].targetRef.kind' is deprecated; use MeshSubset with the 'kuma.io/service' tag instead", "warning"))
+            out.append(
+                Violation(
+                    path.field("targetRef").field("kind"),
+                    "MeshService in 'from[].targetRef.kind' is deprecated; use MeshSubset with the 'kuma.io/service' tag instead",
+                    "warning",
+                )
+            )
     out += deprecated_top_level_kind(spec, TOP_LEVEL_KINDS)
     return out
 

@@ -193,7 +193,7 @@ def is_valid_spiffe_id(value: Any) -> str | None:
         return "cannot be empty"
     if not value.startswith("spiffe://"):
         return "scheme is missing or invalid"
-    rest = value[len("spiffe://"):]
+    rest = value[len("spiffe://") :]
     domain, slash, path = rest.partition("/")
     if not domain:
         return "trust domain is missing"
@@ -203,7 +203,11 @@ def is_valid_spiffe_id(value: Any) -> str | None:
         segments = path.split("/")
         for seg in segments:
             if seg == "":
-                return "path cannot contain empty segments" if seg is not segments[-1] or len(segments) == 1 else "path cannot have a trailing slash"
+                return (
+                    "path cannot contain empty segments"
+                    if seg is not segments[-1] or len(segments) == 1
+                    else "path cannot have a trailing slash"
+                )
             if seg in (".", ".."):
                 return "path cannot contain dot segments"
             if not _SPIFFE_SEGMENT.match(seg):
@@ -243,8 +247,7 @@ def check_match(match: Any, path: Path) -> list[Violation]:
 
 
 _GATEWAY_FROM = (
-    f"{MUST_NOT_BE_DEFINED} when the scope includes a Gateway, select only proxyType Sidecar "
-    "or select only gateways and use spec.to"
+    f"{MUST_NOT_BE_DEFINED} when the scope includes a Gateway, select only proxyType Sidecar or select only gateways and use spec.to"
 )
 
 

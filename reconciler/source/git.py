@@ -27,7 +27,6 @@ import pygit2
 
 from reconciler.errors import Problem
 from reconciler.model import Snapshot
-from reconciler.source.lru import BoundedLRU
 from reconciler.source.loader import (
     MAX_COMMIT_BYTES,
     MAX_COMMIT_ENTRIES,
@@ -41,6 +40,7 @@ from reconciler.source.loader import (
     load_file,
     oversized_file,
 )
+from reconciler.source.lru import BoundedLRU
 from reconciler.source.yamldoc import NodeBudget
 
 __all__ = [
@@ -255,7 +255,9 @@ class GitSource:
                 files.append(parsed)
                 count += 1
                 cacheable = cacheable and not parsed.over_budget
-        result = _TreeResult(tuple(files), tuple(warnings), count, sum(f.nodes for f in files), sum(f.size for f in files), cacheable, walk.entries - start)
+        result = _TreeResult(
+            tuple(files), tuple(warnings), count, sum(f.nodes for f in files), sum(f.size for f in files), cacheable, walk.entries - start
+        )
         if cacheable:
             walk.trees.append((key, result))
         return result
@@ -296,7 +298,9 @@ def _over_budget(revision: str | None, problem: Problem, count: int) -> Snapshot
     return Snapshot(revision, (), (problem,), count)
 
 
-def _assemble(revision: str | None, files: tuple[FileResult, ...] | list[FileResult], warnings: tuple[Problem, ...] | list[Problem], count: int) -> Snapshot:
+def _assemble(
+    revision: str | None, files: tuple[FileResult, ...] | list[FileResult], warnings: tuple[Problem, ...] | list[Problem], count: int
+) -> Snapshot:
     files = sorted(files, key=lambda f: f.path)
     resources = tuple(r for f in files for r in f.resources)
     problems = tuple(p for f in files for p in f.problems) + tuple(warnings)

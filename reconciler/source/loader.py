@@ -92,7 +92,10 @@ class FileResult:
 
 def file_budget(limit: int = MAX_FILE_NODES) -> NodeBudget:
     """The budget of one repository file, shared by its documents."""
-    return NodeBudget(limit, f"file expands to more than {limit:,} values, {_ALIASES}; it reached the limit here: write the values out instead of aliases, or split the file")
+    return NodeBudget(
+        limit,
+        f"file expands to more than {limit:,} values, {_ALIASES}; it reached the limit here: write the values out instead of aliases, or split the file",
+    )
 
 
 def commit_budget(limit: int = MAX_COMMIT_NODES) -> NodeBudget:
@@ -107,7 +110,10 @@ def commit_budget(limit: int = MAX_COMMIT_NODES) -> NodeBudget:
 def commit_too_large(path: str, limit: int = MAX_COMMIT_BYTES) -> Problem:
     """The problem of the file that takes a commit past `limit` bytes; it is not read."""
     return Problem(
-        path, 1, None, "",
+        path,
+        1,
+        None,
+        "",
         f"the commit's YAML files are over {_amount(limit, ' bytes')} in all, and this file passed the limit: "
         "keep fewer or smaller files under the configured path",
     )
@@ -116,7 +122,10 @@ def commit_too_large(path: str, limit: int = MAX_COMMIT_BYTES) -> Problem:
 def commit_too_many_entries(path: str, limit: int = MAX_COMMIT_ENTRIES) -> Problem:
     """The problem of the entry that takes a commit past `limit` files and folders."""
     return Problem(
-        path, None, None, "",
+        path,
+        None,
+        None,
+        "",
         f"the configured path holds more than {limit:,} files and folders, and reading stopped here: "
         "point the reconciler at the directory of the mesh configuration (--path)",
     )
@@ -216,9 +225,13 @@ def _from_universal(path: str, doc: YamlDocument, value: dict[str, Any]) -> tupl
     type_ = value.get("type")
     name = value.get("name")
     if not isinstance(type_, str) or not type_:
-        problems.append(_problem(path, doc, "/type" if "type" in value else "", "missing type: every resource needs `type:` (e.g. type: MeshTimeout)"))
+        problems.append(
+            _problem(path, doc, "/type" if "type" in value else "", "missing type: every resource needs `type:` (e.g. type: MeshTimeout)")
+        )
     if not isinstance(name, str) or not name:
-        problems.append(_problem(path, doc, "/name" if "name" in value else "", "missing name: every resource needs a non-empty string `name:`"))
+        problems.append(
+            _problem(path, doc, "/name" if "name" in value else "", "missing name: every resource needs a non-empty string `name:`")
+        )
     if problems:
         return None, problems
     assert isinstance(type_, str) and isinstance(name, str)
@@ -236,8 +249,7 @@ def _from_universal(path: str, doc: YamlDocument, value: dict[str, Any]) -> tupl
     else:
         unknown = sorted(set(body) - {"spec"})
         problems += [
-            _problem(path, doc, "/" + k, f"unknown field `{k}`: a {type_} has type, name, mesh, labels and spec", key)
-            for k in unknown
+            _problem(path, doc, "/" + k, f"unknown field `{k}`: a {type_} has type, name, mesh, labels and spec", key) for k in unknown
         ]
         spec = body.get("spec", {})
     return _checked_build(path, doc, "universal", key, value.get("labels"), "/labels", spec, kind.flat, False, problems)
@@ -251,7 +263,9 @@ def _from_kubernetes(path: str, doc: YamlDocument, value: dict[str, Any]) -> tup
     if api_version != KUBERNETES_API_VERSION:
         return None, [
             _problem(
-                path, doc, "/apiVersion" if "apiVersion" in value else "",
+                path,
+                doc,
+                "/apiVersion" if "apiVersion" in value else "",
                 f'apiVersion "{api_version}" is not a Kuma resource; use apiVersion: {KUBERNETES_API_VERSION} '
                 "or keep non-Kuma YAML outside the configured path",
             )
@@ -263,7 +277,14 @@ def _from_kubernetes(path: str, doc: YamlDocument, value: dict[str, Any]) -> tup
         return None, [_problem(path, doc, "/kind", _unknown_type_message("kind", kind_name))]
     metadata = value.get("metadata")
     if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
-        return None, [_problem(path, doc, "/metadata" if "metadata" in value else "", "missing metadata.name: a Kubernetes-form resource needs `metadata: {name: ...}`")]
+        return None, [
+            _problem(
+                path,
+                doc,
+                "/metadata" if "metadata" in value else "",
+                "missing metadata.name: a Kubernetes-form resource needs `metadata: {name: ...}`",
+            )
+        ]
     name = metadata["name"]
     raw_labels = metadata.get("labels")
     labels = dict(raw_labels) if isinstance(raw_labels, dict) else raw_labels
@@ -296,7 +317,9 @@ def _checked_build(
     if labels is None:
         labels = {}
     if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
-        problems.append(_problem(path, doc, labels_pointer, "labels must be a mapping of strings to strings (quote numbers and booleans)", key))
+        problems.append(
+            _problem(path, doc, labels_pointer, "labels must be a mapping of strings to strings (quote numbers and booleans)", key)
+        )
     if spec is None:
         spec = {}
     if not isinstance(spec, dict):
@@ -310,7 +333,7 @@ def _checked_build(
 def _kubernetes_secret(path: str, doc: YamlDocument, value: dict[str, Any]) -> tuple[Resource | None, list[Problem]]:
     """A Kubernetes Secret of type system.kuma.io/secret is Kuma's Secret on Kubernetes."""
     if value.get("type") != "system.kuma.io/secret":
-        return None, [_problem(path, doc, "/type", 'a Kubernetes Secret needs `type: system.kuma.io/secret` to be a Kuma Secret')]
+        return None, [_problem(path, doc, "/type", "a Kubernetes Secret needs `type: system.kuma.io/secret` to be a Kuma Secret")]
     metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
     name = metadata.get("name")
     if not isinstance(name, str) or not name:

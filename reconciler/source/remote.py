@@ -144,7 +144,9 @@ class _Callbacks(pygit2.RemoteCallbacks):
         # SSH: `valid` says whether the host key matches known_hosts; an unknown key is refused.
         if not valid:
             name = host.decode(errors="replace") if isinstance(host, bytes) else host
-            raise pygit2.GitError(f"the certificate or host key of {name} is not trusted (SSH: add it to --git-known-hosts; HTTPS: --git-ca-file)")
+            raise pygit2.GitError(
+                f"the certificate or host key of {name} is not trusted (SSH: add it to --git-known-hosts; HTTPS: --git-ca-file)"
+            )
         return True
 
 

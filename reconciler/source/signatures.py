@@ -108,7 +108,9 @@ def _verify_ssh(short: str, signature: bytes, payload: bytes, committed: int, al
         found = _run(["ssh-keygen", "-Y", "find-principals", "-s", str(sig), "-f", allowed])
         principals = [p for p in found.stdout.decode(errors="replace").splitlines() if p.strip()]
         if found.returncode != 0 or not principals:
-            return Verdict(False, f"commit {short} is signed by an untrusted SSH key{_paren(key)}: it is not in the allowed signers file {allowed}")
+            return Verdict(
+                False, f"commit {short} is signed by an untrusted SSH key{_paren(key)}: it is not in the allowed signers file {allowed}"
+            )
         when = time.strftime("%Y%m%d%H%M%S", time.gmtime(committed))
         last = ""
         for principal in principals:
@@ -120,7 +122,9 @@ def _verify_ssh(short: str, signature: bytes, payload: bytes, committed: int, al
                 return Verdict(True, f"good SSH signature by {principal}{_paren(key)}", principal)
             lines = (ok.stderr or ok.stdout).decode(errors="replace").strip().splitlines()
             last = lines[-1] if lines else last
-        return Verdict(False, f"commit {short}: the SSH signature{_paren(key)} does not verify for {', '.join(principals)}: {last or 'bad signature'}")
+        return Verdict(
+            False, f"commit {short}: the SSH signature{_paren(key)} does not verify for {', '.join(principals)}: {last or 'bad signature'}"
+        )
 
 
 def _ssh_key_of(sig: Path, payload: bytes) -> str:

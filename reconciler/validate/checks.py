@@ -269,17 +269,24 @@ def _check_tag_map(
 def check_tags(tags: Any, path: Path, *, require_service: bool = False, require_one: bool = False) -> list[Violation]:
     """Tags on a dataplane or gateway listener: concrete values, no wildcards."""
     return _check_tag_map(
-        tags, path, _TAG_VALUE, "tag value must consist of alphanumeric characters, dots, dashes and underscores",
-        require_service=require_service, require_one=require_one,
+        tags,
+        path,
+        _TAG_VALUE,
+        "tag value must consist of alphanumeric characters, dots, dashes and underscores",
+        require_service=require_service,
+        require_one=require_one,
     )
 
 
 def check_selector(tags: Any, path: Path, *, require_service: bool = False, require_one: bool = False) -> list[Violation]:
     """Tags used to select dataplanes: like tags, but a value may be `*`."""
     return _check_tag_map(
-        tags, path, _SELECTOR_VALUE,
+        tags,
+        path,
+        _SELECTOR_VALUE,
         'tag value must consist of alphanumeric characters, dots, dashes, slashes and underscores or be "*"',
-        require_service=require_service, require_one=require_one,
+        require_service=require_service,
+        require_one=require_one,
     )
 
 

@@ -113,6 +113,8 @@ def missing_secret_problems(resources: Iterable[Resource]) -> list[Problem]:
         for mesh, name, pointer in _secret_refs(r):
             if (mesh, name) not in secrets:
                 path = Path(tuple(int(p) if p.isdigit() else p for p in pointer.strip("/").split("/")))
-                message = f'Secret "{name}" does not exist in mesh "{mesh}"; add it (type: Secret, mesh: {mesh}, base64 data) or fix the name'
+                message = (
+                    f'Secret "{name}" does not exist in mesh "{mesh}"; add it (type: Secret, mesh: {mesh}, base64 data) or fix the name'
+                )
                 out.append(r.locate(Violation(path, message, "warning")))
     return out

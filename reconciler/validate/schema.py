@@ -167,7 +167,9 @@ def _explain(error: ValidationError) -> Iterator[Violation]:
     elif validator == "maxLength":
         yield Violation(path, f"must not be longer than {error.validator_value} characters")
     elif validator == "minItems":
-        yield Violation(path, "must have at least one element" if error.validator_value == 1 else f"must have at least {error.validator_value} elements")
+        yield Violation(
+            path, "must have at least one element" if error.validator_value == 1 else f"must have at least {error.validator_value} elements"
+        )
     elif validator == "maxItems":
         yield Violation(path, f"must have at most {error.validator_value} elements")
     elif validator == "minProperties":

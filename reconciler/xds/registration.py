@@ -36,7 +36,10 @@ def registered_dataplane(node_id: str, raw: Any, meshes: Collection[str] | None)
     limit = MAX_DATAPLANE_METADATA_BYTES
 
     def too_large(size: int) -> XdsRejected:
-        return XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f"{DATAPLANE_METADATA_KEY} is {size:,} bytes; the limit is {limit:,} ({limit // 1024} KiB) for one Dataplane")
+        return XdsRejected(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{DATAPLANE_METADATA_KEY} is {size:,} bytes; the limit is {limit:,} ({limit // 1024} KiB) for one Dataplane",
+        )
 
     if raw.ByteSize() > limit:
         raise too_large(raw.ByteSize())
@@ -52,10 +55,14 @@ def registered_dataplane(node_id: str, raw: Any, meshes: Collection[str] | None)
     if resources:
         r = resources[0]
         if (r.mesh, r.name) != (mesh, name):
-            raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f"node id {node_id} does not match the Dataplane {r.mesh}.{r.name} in its metadata")
+            raise XdsRejected(
+                grpc.StatusCode.INVALID_ARGUMENT, f"node id {node_id} does not match the Dataplane {r.mesh}.{r.name} in its metadata"
+            )
         problems += [p for p in validate_resource(r) if p.is_error]
         if meshes is not None and mesh not in meshes:
             problems.append(Problem(None, None, r.key, "/mesh", f'mesh "{mesh}" does not exist in the applied revision'))
     if problems:
-        raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid Dataplane in node metadata:\n" + "\n".join(p.render() for p in problems))
+        raise XdsRejected(
+            grpc.StatusCode.INVALID_ARGUMENT, "invalid Dataplane in node metadata:\n" + "\n".join(p.render() for p in problems)
+        )
     return resources[0]

@@ -94,7 +94,9 @@ class XdsResource:
         return json.loads(json_format.MessageToJson(self.message(), preserving_proto_field_name=False))  # type: ignore[no-any-return]
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, XdsResource) and self.version == other.version and self.name == other.name and self.type_url == other.type_url
+        return (
+            isinstance(other, XdsResource) and self.version == other.version and self.name == other.name and self.type_url == other.type_url
+        )
 
     def __hash__(self) -> int:
         return hash((self.type_url, self.name, self.version))

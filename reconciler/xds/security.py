@@ -38,6 +38,7 @@ from envoy.config.core.v3 import base_pb2
 
 from reconciler.ca.authority import CaError
 from reconciler.ca.identity import DEFAULT_PATH, identity_for
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.tokens import (
     REVOCATIONS_PREFIX,
     DataplaneClaims,
@@ -49,7 +50,6 @@ from reconciler.ca.tokens import (
     parse_revocations,
     verify_token,
 )
-from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.xds_tls import XdsCertificate
 from reconciler.errors import escape_control
 from reconciler.kinds.mesh import decode_base64
@@ -215,7 +215,10 @@ def split_node_id(node_id: str) -> tuple[str, str]:
     before anything else reads it: the id goes into logs and into the refusal sent back, so
     a huge one or one with control characters is refused without being echoed."""
     if len(node_id) > MAX_NODE_ID:
-        raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f"node id is {len(node_id):,} characters long; at most {MAX_NODE_ID} (<mesh>.<dataplane name>)")
+        raise XdsRejected(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"node id is {len(node_id):,} characters long; at most {MAX_NODE_ID} (<mesh>.<dataplane name>)",
+        )
     if escape_control(node_id) != node_id:
         raise XdsRejected(grpc.StatusCode.INVALID_ARGUMENT, f'node id "{escape_control(node_id)}" holds control characters')
     mesh, _, name = node_id.partition(".")
@@ -231,7 +234,10 @@ def presented_token(node: base_pb2.Node, call: XdsCall | None) -> str | None:
     field_value = node.metadata.fields.get(TOKEN_METADATA_KEY) if node.HasField("metadata") else None
     in_node = field_value.string_value.strip() if field_value is not None and field_value.HasField("string_value") else ""
     if header and in_node and header != in_node:
-        raise XdsRejected(grpc.StatusCode.UNAUTHENTICATED, f"two different dataplane tokens: one in the {AUTHORIZATION_HEADER} header, one in node metadata {TOKEN_METADATA_KEY}")
+        raise XdsRejected(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"two different dataplane tokens: one in the {AUTHORIZATION_HEADER} header, one in node metadata {TOKEN_METADATA_KEY}",
+        )
     return header or in_node or None
 
 
@@ -323,7 +329,9 @@ class DataplaneAuthenticator:
             return declared
         return dataplane_tags(registered.spec) if registered is not None else None
 
-    def authorize(self, claims: DataplaneClaims, mesh: str, name: str, registered: Resource | None = None, *, check_tags: bool = True) -> None:
+    def authorize(
+        self, claims: DataplaneClaims, mesh: str, name: str, registered: Resource | None = None, *, check_tags: bool = True
+    ) -> None:
         """PERMISSION_DENIED unless the token names this dataplane (or allows its tags).
 
         The tags are those of the Dataplane served (`served_tags`: git's, else `registered`);

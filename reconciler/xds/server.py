@@ -170,7 +170,9 @@ class _SotwStream:
         await self.context.write(response)
         if record:
             self.server.callbacks.on_sent(self.node_id, type_url, version, state.sent_revision)
-        log.debug("sent", extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "version": version, "count": len(resources)})
+        log.debug(
+            "sent", extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "version": version, "count": len(resources)}
+        )
 
     async def on_request(self, req: discovery_pb2.DiscoveryRequest) -> None:
         type_url = req.type_url
@@ -271,10 +273,7 @@ class _DeltaStream:
         if self.config is None:
             return
         wanted = self._wanted(type_url, state)
-        changed = [
-            r for n, r in sorted(wanted.items())
-            if state.known.get(n) != r.version and state.nacked.get(n) != r.version
-        ]
+        changed = [r for n, r in sorted(wanted.items()) if state.known.get(n) != r.version and state.nacked.get(n) != r.version]
         # Removed: what the client has but we no longer serve; and names it asked for that
         # do not exist, so it does not wait for them.
         removed = sorted(n for n in state.known if n not in wanted)
@@ -372,18 +371,20 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self.first_request_timeout = first_request_timeout
         self.streams = 0
 
-    async def StreamAggregatedResources(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:  # noqa: N802
+    async def StreamAggregatedResources(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await self._serve(context, "sotw")
 
-    async def DeltaAggregatedResources(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:  # noqa: N802
+    async def DeltaAggregatedResources(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await self._serve(context, "delta")
 
     async def _serve(self, context: grpc.aio.ServicerContext[Any, Any], mode: str) -> None:
         try:
             first = await asyncio.wait_for(context.read(), self.first_request_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("stream closed: no first request", extra={"peer": context.peer(), "seconds": self.first_request_timeout})
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no DiscoveryRequest within {self.first_request_timeout:g}s of opening the stream")
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"no DiscoveryRequest within {self.first_request_timeout:g}s of opening the stream"
+            )
             return
         except DecodeError:
             log.warning("stream closed: malformed request", extra={"peer": context.peer()})

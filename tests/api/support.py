@@ -72,7 +72,7 @@ def raw_exchange(host: str, port: int, data: bytes, timeout: float = 10.0) -> by
                 chunks.append(chunk)
                 if b"\r\n\r\n" in b"".join(chunks):
                     s.settimeout(0.5)  # the head is in; take what body follows, then stop
-        except socket.timeout:
+        except TimeoutError:
             pass
         except ConnectionResetError:
             pass
@@ -90,7 +90,9 @@ def token_id(token: str) -> str:
 
 
 @contextlib.contextmanager
-def served_control_plane(root: Path, files: Mapping[str, str | None], *, extra: tuple[str, ...] = ()) -> Iterator[tuple[ConfigRemote, ControlPlaneProcess, str]]:
+def served_control_plane(
+    root: Path, files: Mapping[str, str | None], *, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[ConfigRemote, ControlPlaneProcess, str]]:
     """A bare repository with one pushed commit and `reconciler serve` on it: (remote, cp, commit)."""
     remote = ConfigRemote(root)
     first = remote.push(files, "first")

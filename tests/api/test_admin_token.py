@@ -65,7 +65,12 @@ def test_mutating_calls_without_the_right_admin_token_are_refused_and_change_not
     cp = world.cp
     before = applied(cp)
     for path, body in MUTATING:
-        for headers in ({}, {"Authorization": "Bearer not-the-token"}, {"Authorization": f"Basic {world.token}"}, {"Authorization": world.token}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer not-the-token"},
+            {"Authorization": f"Basic {world.token}"},
+            {"Authorization": world.token},
+        ):
             reply = request(cp.api, "POST", path, body, headers=headers)
             assert reply.status == 401, (path, headers, reply)
             assert reply.headers["www-authenticate"].startswith("Bearer"), reply.headers

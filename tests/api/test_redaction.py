@@ -13,7 +13,10 @@ from tests.e2e.harness import REPO_ROOT
 
 def test_user_info_in_urls_and_known_secrets_are_removed() -> None:
     assert redact_url("https://user:secret@host/x") == "https://***@host/x"
-    assert redact_url("cannot fetch ssh://git@host:22/r.git and http://t0k3n@127.0.0.1:8/c.git") == "cannot fetch ssh://***@host:22/r.git and http://***@127.0.0.1:8/c.git"
+    assert (
+        redact_url("cannot fetch ssh://git@host:22/r.git and http://t0k3n@127.0.0.1:8/c.git")
+        == "cannot fetch ssh://***@host:22/r.git and http://***@127.0.0.1:8/c.git"
+    )
     assert redact_url("git+ssh://a:b@h/p, file:///srv/x@y") == "git+ssh://***@h/p, file:///srv/x@y"
     assert redact_url("no url here: user@host:path") == "no url here: user@host:path"
     assert redact("token abc123 in https://u:abc123@h/x", ("abc123",)) == "token *** in https://***@h/x"

@@ -13,9 +13,23 @@ from tests.e2e.harness import ControlPlaneProcess
 from tests.gitops.helpers import mesh
 
 ACCEPTED = [
-    "main", "HEAD", "main~1", "HEAD~3", "main^", "main^2~1", "main~~", "abcd", "a1b2c3d",
-    "0123456789abcdef0123456789abcdef01234567", "f" * 64, "refs/heads/main", "v1.2.3",
-    "feature/x-y_z", "release-2024.01", "origin/main", "ü-branch",
+    "main",
+    "HEAD",
+    "main~1",
+    "HEAD~3",
+    "main^",
+    "main^2~1",
+    "main~~",
+    "abcd",
+    "a1b2c3d",
+    "0123456789abcdef0123456789abcdef01234567",
+    "f" * 64,
+    "refs/heads/main",
+    "v1.2.3",
+    "feature/x-y_z",
+    "release-2024.01",
+    "origin/main",
+    "ü-branch",
 ]
 REFUSED = {
     "": "empty",
@@ -79,7 +93,14 @@ def test_an_oversized_revision_is_a_400_and_nothing_is_pinned(served: tuple[Cont
 def test_refused_revision_shapes_are_400s_from_the_server(served: tuple[ControlPlaneProcess, str, str]) -> None:
     cp, _, _ = served
     token = admin_token(cp.state_dir)
-    for body in ({"revision": "main..x"}, {"revision": "a\nb"}, {"revision": 1234}, {"revision": ["main"]}, {"nothing": 1}, {"revision": "main", "force": "yes"}):
+    for body in (
+        {"revision": "main..x"},
+        {"revision": "a\nb"},
+        {"revision": 1234},
+        {"revision": ["main"]},
+        {"nothing": 1},
+        {"revision": "main", "force": "yes"},
+    ):
         reply = request(cp.api, "POST", "/rollback", body, token=token)
         assert reply.status == 400 and reply.json()["error"], (body, reply)
 

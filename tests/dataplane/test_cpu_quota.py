@@ -51,10 +51,15 @@ def test_cfs_quota(quota: str, period: str, cpus: float | None) -> None:
 
 
 def test_cgroup_v2_quota_of_the_process_own_cgroup(tmp_path: Path) -> None:
-    root = tree(tmp_path, "0::/kubepods/pod-1/ctr\n", V2_MOUNT, {
-        "sys/fs/cgroup/kubepods/pod-1/ctr/cpu.max": "150000 100000\n",
-        "sys/fs/cgroup/kubepods/pod-1/cpu.max": "max 100000\n",
-    })
+    root = tree(
+        tmp_path,
+        "0::/kubepods/pod-1/ctr\n",
+        V2_MOUNT,
+        {
+            "sys/fs/cgroup/kubepods/pod-1/ctr/cpu.max": "150000 100000\n",
+            "sys/fs/cgroup/kubepods/pod-1/cpu.max": "max 100000\n",
+        },
+    )
     assert cpu_quota(root) == 1.5
 
 
@@ -65,38 +70,58 @@ def test_cgroup_v2_in_a_cgroup_namespace_reads_the_mount_point(tmp_path: Path) -
 
 
 def test_a_stricter_parent_cgroup_wins(tmp_path: Path) -> None:
-    root = tree(tmp_path, "0::/pod/ctr\n", V2_MOUNT, {
-        "sys/fs/cgroup/pod/ctr/cpu.max": "max 100000\n",
-        "sys/fs/cgroup/pod/cpu.max": "50000 100000\n",
-        "sys/fs/cgroup/cpu.max": "400000 100000\n",
-    })
+    root = tree(
+        tmp_path,
+        "0::/pod/ctr\n",
+        V2_MOUNT,
+        {
+            "sys/fs/cgroup/pod/ctr/cpu.max": "max 100000\n",
+            "sys/fs/cgroup/pod/cpu.max": "50000 100000\n",
+            "sys/fs/cgroup/cpu.max": "400000 100000\n",
+        },
+    )
     assert cpu_quota(root) == 0.5
 
 
 def test_cgroup_v1_cpu_controller(tmp_path: Path) -> None:
-    root = tree(tmp_path, "5:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/\n", V1_CPU_MOUNT, {
-        "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "200000\n",
-        "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
-    })
+    root = tree(
+        tmp_path,
+        "5:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/\n",
+        V1_CPU_MOUNT,
+        {
+            "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "200000\n",
+            "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+        },
+    )
     assert cpu_quota(root) == 2.0
 
 
 def test_cgroup_v1_mount_showing_only_the_container_cgroup(tmp_path: Path) -> None:
     # Docker without a cgroup namespace: the mount's root is the container's cgroup itself.
     mount = "32 31 0:29 /docker/abc /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
-    root = tree(tmp_path, "4:cpu:/docker/abc\n", mount, {
-        "sys/fs/cgroup/cpu/cpu.cfs_quota_us": "100000\n",
-        "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n",
-    })
+    root = tree(
+        tmp_path,
+        "4:cpu:/docker/abc\n",
+        mount,
+        {
+            "sys/fs/cgroup/cpu/cpu.cfs_quota_us": "100000\n",
+            "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n",
+        },
+    )
     assert cpu_quota(root) == 1.0
 
 
 def test_hybrid_hierarchy_takes_the_quota_from_v1_when_v2_has_no_cpu_controller(tmp_path: Path) -> None:
-    root = tree(tmp_path, "4:cpu,cpuacct:/\n0::/\n", V2_MOUNT.replace("/sys/fs/cgroup ", "/sys/fs/cgroup/unified ") + V1_CPU_MOUNT, {
-        "sys/fs/cgroup/unified/cgroup.controllers": "",
-        "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "150000\n",
-        "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n",
-    })
+    root = tree(
+        tmp_path,
+        "4:cpu,cpuacct:/\n0::/\n",
+        V2_MOUNT.replace("/sys/fs/cgroup ", "/sys/fs/cgroup/unified ") + V1_CPU_MOUNT,
+        {
+            "sys/fs/cgroup/unified/cgroup.controllers": "",
+            "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "150000\n",
+            "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+        },
+    )
     assert cpu_quota(root) == 1.5
 
 
@@ -104,9 +129,17 @@ def test_hybrid_hierarchy_takes_the_quota_from_v1_when_v2_has_no_cpu_controller(
     ("cgroup", "mountinfo", "files"),
     [
         ("0::/\n", V2_MOUNT, {"sys/fs/cgroup/cpu.max": "max 100000\n"}),
-        ("4:cpu,cpuacct:/\n", V1_CPU_MOUNT, {"sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n"}),
+        (
+            "4:cpu,cpuacct:/\n",
+            V1_CPU_MOUNT,
+            {"sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n"},
+        ),
         ("0::/\n", V2_MOUNT, {}),  # the cpu controller is not enabled: no cpu.max file
-        ("0::/elsewhere\n", V2_MOUNT.replace(" / /sys", " /mine /sys"), {"sys/fs/cgroup/cpu.max": "100000 100000\n"}),  # mount shows another cgroup
+        (
+            "0::/elsewhere\n",
+            V2_MOUNT.replace(" / /sys", " /mine /sys"),
+            {"sys/fs/cgroup/cpu.max": "100000 100000\n"},
+        ),  # mount shows another cgroup
     ],
     ids=["v2-max", "v1-minus-one", "v2-no-cpu-controller", "cgroup-not-mounted"],
 )

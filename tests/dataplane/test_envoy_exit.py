@@ -46,40 +46,86 @@ FACTS = RunFacts(workers=4, listeners=300, limit=512, admin_address="127.0.0.1:1
 @pytest.mark.parametrize(
     ("code", "lines", "facts", "line"),
     [
-        pytest.param(134, OUT_OF_FILES, FACTS, (
-            "run-dataplane: Envoy exited with code 134 (SIGABRT): out of open files (socket(2) failed, got error: Too many open files); "
-            "300 listeners × 4 workers need about 1,392 and the limit is 512: raise it (e.g. ulimit -Hn 2048 or LimitNOFILE=2048) "
-            "or run fewer workers (--concurrency 1)"
-        ), id="out-of-files"),
-        pytest.param(134, OUT_OF_FILES, RunFacts(workers=1, listeners=400, limit=512), (
-            "run-dataplane: Envoy exited with code 134 (SIGABRT): out of open files (socket(2) failed, got error: Too many open files); "
-            "400 listeners × 1 worker need about 568 and the limit is 512: raise it (e.g. ulimit -Hn 1024 or LimitNOFILE=1024)"
-        ), id="out-of-files-one-worker"),
-        pytest.param(134, OUT_OF_FILES, RunFacts(workers=2, limit=512), (
-            "run-dataplane: Envoy exited with code 134 (SIGABRT): out of open files (socket(2) failed, got error: Too many open files); "
-            "2 workers ran under a limit of 512 open files: raise the limit (ulimit -Hn, or LimitNOFILE= in a systemd unit) "
-            "or run fewer workers (--concurrency)"
-        ), id="out-of-files-listeners-unknown"),
-        pytest.param(1, ADMIN_TAKEN, FACTS, (
-            "run-dataplane: Envoy exited with code 1: Envoy's admin address 127.0.0.1:19901 is already in use: "
-            "give another --admin-port (or networking.admin.port)"
-        ), id="admin-address-in-use"),
-        pytest.param(1, ADMIN_TAKEN, RunFacts(admin_address="127.0.0.1:9901"), (
-            "run-dataplane: Envoy exited with code 1: the address 127.0.0.1:19901 is already in use: stop what listens there"
-        ), id="other-address-in-use"),
-        pytest.param(139, SEGFAULT, FACTS, (
-            "run-dataplane: Envoy exited with code 139 (SIGSEGV): Caught Segmentation fault, suspect faulting address 0x0"
-        ), id="crash"),
-        pytest.param(1, CONFIG_ERROR, FACTS, (
-            "run-dataplane: Envoy exited with code 1: error initializing config '  bootstrap.json': "
-            "Proto constraint validation failed (BootstrapValidationError.Admin: value is required)"
-        ), id="last-critical-line"),
-        pytest.param(1, ["PARSE ERROR: Argument: --concurrency", "             Couldn't read argument value"], FACTS, (
-            "run-dataplane: Envoy exited with code 1: PARSE ERROR: Argument: --concurrency"
-        ), id="usage-error"),
-        pytest.param(2, [f"{T}[info][main] [source/server/server.cc:1159] exiting"], FACTS, (
-            "run-dataplane: Envoy exited with code 2 (its output above does not say why)"
-        ), id="nothing-said"),
+        pytest.param(
+            134,
+            OUT_OF_FILES,
+            FACTS,
+            (
+                "run-dataplane: Envoy exited with code 134 (SIGABRT): out of open files (socket(2) failed, got error: Too many open files); "
+                "300 listeners × 4 workers need about 1,392 and the limit is 512: raise it (e.g. ulimit -Hn 2048 or LimitNOFILE=2048) "
+                "or run fewer workers (--concurrency 1)"
+            ),
+            id="out-of-files",
+        ),
+        pytest.param(
+            134,
+            OUT_OF_FILES,
+            RunFacts(workers=1, listeners=400, limit=512),
+            (
+                "run-dataplane: Envoy exited with code 134 (SIGABRT): out of open files (socket(2) failed, got error: Too many open files); "
+                "400 listeners × 1 worker need about 568 and the limit is 512: raise it (e.g. ulimit -Hn 1024 or LimitNOFILE=1024)"
+            ),
+            id="out-of-files-one-worker",
+        ),
+        pytest.param(
+            134,
+            OUT_OF_FILES,
+            RunFacts(workers=2, limit=512),
+            (
+                "run-dataplane: Envoy exited with code 134 (SIGABRT): out of open files (socket(2) failed, got error: Too many open files); "
+                "2 workers ran under a limit of 512 open files: raise the limit (ulimit -Hn, or LimitNOFILE= in a systemd unit) "
+                "or run fewer workers (--concurrency)"
+            ),
+            id="out-of-files-listeners-unknown",
+        ),
+        pytest.param(
+            1,
+            ADMIN_TAKEN,
+            FACTS,
+            (
+                "run-dataplane: Envoy exited with code 1: Envoy's admin address 127.0.0.1:19901 is already in use: "
+                "give another --admin-port (or networking.admin.port)"
+            ),
+            id="admin-address-in-use",
+        ),
+        pytest.param(
+            1,
+            ADMIN_TAKEN,
+            RunFacts(admin_address="127.0.0.1:9901"),
+            ("run-dataplane: Envoy exited with code 1: the address 127.0.0.1:19901 is already in use: stop what listens there"),
+            id="other-address-in-use",
+        ),
+        pytest.param(
+            139,
+            SEGFAULT,
+            FACTS,
+            ("run-dataplane: Envoy exited with code 139 (SIGSEGV): Caught Segmentation fault, suspect faulting address 0x0"),
+            id="crash",
+        ),
+        pytest.param(
+            1,
+            CONFIG_ERROR,
+            FACTS,
+            (
+                "run-dataplane: Envoy exited with code 1: error initializing config '  bootstrap.json': "
+                "Proto constraint validation failed (BootstrapValidationError.Admin: value is required)"
+            ),
+            id="last-critical-line",
+        ),
+        pytest.param(
+            1,
+            ["PARSE ERROR: Argument: --concurrency", "             Couldn't read argument value"],
+            FACTS,
+            ("run-dataplane: Envoy exited with code 1: PARSE ERROR: Argument: --concurrency"),
+            id="usage-error",
+        ),
+        pytest.param(
+            2,
+            [f"{T}[info][main] [source/server/server.cc:1159] exiting"],
+            FACTS,
+            ("run-dataplane: Envoy exited with code 2 (its output above does not say why)"),
+            id="nothing-said",
+        ),
     ],
 )
 def test_exit_reason(code: int, lines: list[str], facts: RunFacts, line: str) -> None:
@@ -97,7 +143,9 @@ def test_output_tail_copies_everything_and_keeps_the_last_lines() -> None:
     sink = io.BytesIO()
     with os.fdopen(read_fd, "rb") as source:
         tail = OutputTail(source, sink, keep=3).start()
-        writer = threading.Thread(target=lambda: _write(write_fd, b"".join(b"line %d\n" % i for i in range(1000)) + b"last without newline"))
+        writer = threading.Thread(
+            target=lambda: _write(write_fd, b"".join(b"line %d\n" % i for i in range(1000)) + b"last without newline")
+        )
         writer.start()
         writer.join(10)
         tail.join(10)

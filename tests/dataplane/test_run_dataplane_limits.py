@@ -45,7 +45,10 @@ networking:
 
 
 def client(name: str, base: str, port: int, count: int) -> str:
-    outbounds = "".join(f"    - address: {outbound_address(base, i)}\n      port: {port}\n      tags:\n        kuma.io/service: svc-{i}\n" for i in range(count))
+    outbounds = "".join(
+        f"    - address: {outbound_address(base, i)}\n      port: {port}\n      tags:\n        kuma.io/service: svc-{i}\n"
+        for i in range(count)
+    )
     return f"type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: 127.0.0.1\n  outbound:\n{outbounds}"
 
 
@@ -107,12 +110,14 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     remote = ConfigRemote(root)
     port = free_port()
     with Workload("upstream") as workload:
-        sha = remote.push({
-            "mesh.yaml": "type: Mesh\nname: default\n",
-            "services.yaml": "".join(service(i, workload.port) for i in range(SERVICES)),
-            "client.yaml": client("client", "127.34", port, SERVICES),
-            "gateway.yaml": GATEWAY + mesh_gateway(free_port(), free_port()),
-        })
+        sha = remote.push(
+            {
+                "mesh.yaml": "type: Mesh\nname: default\n",
+                "services.yaml": "".join(service(i, workload.port) for i in range(SERVICES)),
+                "client.yaml": client("client", "127.34", port, SERVICES),
+                "gateway.yaml": GATEWAY + mesh_gateway(free_port(), free_port()),
+            }
+        )
         # The same client, to register from a file (under another name: git's would take precedence).
         client_file = root / "registered.yaml"
         client_file.write_text(client("registered", "127.35", port, SERVICES))

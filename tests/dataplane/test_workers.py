@@ -49,7 +49,9 @@ def test_most_workers_that_fit(listeners: int, limit: int | None, upto: int, fit
     assert most_workers_that_fit(listeners, limit, upto) == fit
 
 
-@pytest.mark.parametrize(("listeners", "workers", "limit"), [(2500, 2, 8192), (300, 4, 2048), (300, 1, 1024), (10, 1, 1024), (20000, 1, 32768)])
+@pytest.mark.parametrize(
+    ("listeners", "workers", "limit"), [(2500, 2, 8192), (300, 4, 2048), (300, 1, 1024), (10, 1, 1024), (20000, 1, 32768)]
+)
 def test_suggested_limit_is_a_round_one_that_fits(listeners: int, workers: int, limit: int) -> None:
     assert limit_to_suggest(listeners, workers) == limit
     assert files_needed(listeners, workers, limit) <= limit
@@ -68,46 +70,73 @@ CASES = [
     ),
     pytest.param(
         dict(forced=4, quota=None, affinity=2, listeners=300, limit=512),
-        WorkerChoice(4, ("--concurrency", "4"), (
-            "run-dataplane: warning: 300 listeners × 4 workers need about 1,392 open files but the hard limit is 512: "
-            "Envoy may fail to open its listeners (raise the limit, e.g. ulimit -Hn 2048 or LimitNOFILE=2048, or run --concurrency 1)"
-        )),
+        WorkerChoice(
+            4,
+            ("--concurrency", "4"),
+            (
+                "run-dataplane: warning: 300 listeners × 4 workers need about 1,392 open files but the hard limit is 512: "
+                "Envoy may fail to open its listeners (raise the limit, e.g. ulimit -Hn 2048 or LimitNOFILE=2048, or run --concurrency 1)"
+            ),
+        ),
         id="forced-does-not-fit",
     ),
     pytest.param(
         dict(forced=2, quota=None, affinity=2, listeners=300, limit=200),
-        WorkerChoice(2, ("--concurrency", "2"), (
-            "run-dataplane: warning: 300 listeners × 2 workers need about 776 open files but the hard limit is 200: "
-            "Envoy may fail to open its listeners (raise the limit, e.g. ulimit -Hn 1024 or LimitNOFILE=1024, or give this Dataplane fewer inbounds and outbounds)"
-        )),
+        WorkerChoice(
+            2,
+            ("--concurrency", "2"),
+            (
+                "run-dataplane: warning: 300 listeners × 2 workers need about 776 open files but the hard limit is 200: "
+                "Envoy may fail to open its listeners (raise the limit, e.g. ulimit -Hn 1024 or LimitNOFILE=1024, or give this Dataplane fewer inbounds and outbounds)"
+            ),
+        ),
         id="forced-and-not-even-one-fits",
     ),
-    pytest.param(dict(forced=None, quota=None, affinity=2, listeners=None, limit=1024), WorkerChoice(2, ("--cpuset-threads",)), id="no-quota-linux"),
-    pytest.param(dict(forced=None, quota=None, affinity=8, listeners=10, limit=None, linux=False), WorkerChoice(8, ()), id="no-quota-elsewhere"),
+    pytest.param(
+        dict(forced=None, quota=None, affinity=2, listeners=None, limit=1024), WorkerChoice(2, ("--cpuset-threads",)), id="no-quota-linux"
+    ),
+    pytest.param(
+        dict(forced=None, quota=None, affinity=8, listeners=10, limit=None, linux=False), WorkerChoice(8, ()), id="no-quota-elsewhere"
+    ),
     pytest.param(dict(forced=None, quota=1.5, affinity=8, listeners=10, limit=1024), WorkerChoice(2, ("--concurrency", "2")), id="quota"),
-    pytest.param(dict(forced=None, quota=None, affinity=64, listeners=10, limit=None), WorkerChoice(64, ("--cpuset-threads",)), id="unlimited-files"),
+    pytest.param(
+        dict(forced=None, quota=None, affinity=64, listeners=10, limit=None), WorkerChoice(64, ("--cpuset-threads",)), id="unlimited-files"
+    ),
     pytest.param(
         dict(forced=None, quota=None, affinity=2, listeners=2500, limit=4096),
-        WorkerChoice(1, ("--concurrency", "1"), (
-            "run-dataplane: 2,500 listeners × 2 workers need about 5,304 open files but the hard limit is 4,096: "
-            "running 1 worker (raise the limit, e.g. ulimit -Hn 8192 or LimitNOFILE=8192, to run 2)"
-        )),
+        WorkerChoice(
+            1,
+            ("--concurrency", "1"),
+            (
+                "run-dataplane: 2,500 listeners × 2 workers need about 5,304 open files but the hard limit is 4,096: "
+                "running 1 worker (raise the limit, e.g. ulimit -Hn 8192 or LimitNOFILE=8192, to run 2)"
+            ),
+        ),
         id="fewer-workers",
     ),
     pytest.param(
         dict(forced=None, quota=3.0, affinity=8, listeners=600, limit=1536),
-        WorkerChoice(2, ("--concurrency", "2"), (
-            "run-dataplane: 600 listeners × 3 workers need about 1,984 open files but the hard limit is 1,536: "
-            "running 2 workers (raise the limit, e.g. ulimit -Hn 2048 or LimitNOFILE=2048, to run 3)"
-        )),
+        WorkerChoice(
+            2,
+            ("--concurrency", "2"),
+            (
+                "run-dataplane: 600 listeners × 3 workers need about 1,984 open files but the hard limit is 1,536: "
+                "running 2 workers (raise the limit, e.g. ulimit -Hn 2048 or LimitNOFILE=2048, to run 3)"
+            ),
+        ),
         id="fewer-workers-than-the-quota",
     ),
     pytest.param(
         dict(forced=None, quota=None, affinity=2, listeners=300, limit=200),
-        WorkerChoice(0, (), (
-            "run-dataplane: 300 listeners need about 468 open files even with 1 worker but the hard limit is 200: "
-            "raise it (e.g. ulimit -Hn 1024 or LimitNOFILE=1024) or give this Dataplane fewer inbounds and outbounds"
-        ), fatal=True),
+        WorkerChoice(
+            0,
+            (),
+            (
+                "run-dataplane: 300 listeners need about 468 open files even with 1 worker but the hard limit is 200: "
+                "raise it (e.g. ulimit -Hn 1024 or LimitNOFILE=1024) or give this Dataplane fewer inbounds and outbounds"
+            ),
+            fatal=True,
+        ),
         id="not-even-one",
     ),
     pytest.param(dict(forced=None, quota=None, affinity=2, listeners=300, limit=1024), WorkerChoice(2, ("--cpuset-threads",)), id="fits"),

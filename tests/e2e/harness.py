@@ -123,7 +123,9 @@ def http_get(url: str, headers: Mapping[str, str] | None = None, timeout: float 
 class Workload:
     """An HTTP service on 127.0.0.1 that answers with its name and counts requests."""
 
-    def __init__(self, name: str, port: int | None = None, behaviour: Callable[[http.server.BaseHTTPRequestHandler], bool] | None = None) -> None:
+    def __init__(
+        self, name: str, port: int | None = None, behaviour: Callable[[http.server.BaseHTTPRequestHandler], bool] | None = None
+    ) -> None:
         self.name = name
         self.port = port or free_port()
         self.requests: Counter[str] = Counter()
@@ -134,7 +136,7 @@ class Workload:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # header and body are separate writes: no 40 ms delayed-ACK stall
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 workload.requests[self.path] += 1
                 workload.headers.append(dict(self.headers))
                 if behaviour is not None and behaviour(self):
@@ -174,7 +176,7 @@ class _Process:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log = open(self.log_path, "ab")
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 (the child process writes to it)
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
@@ -251,7 +253,7 @@ class ControlPlaneProcess(_Process):
         self.api_port = api_port or free_port()
         self.state_dir = state_dir
         extra = list(extra)
-        given = dict(zip(extra, extra[1:]))
+        given = dict(zip(extra, extra[1:], strict=False))
         self.dataplane_auth = dataplane_auth and given.get("--dataplane-auth", "dpToken") != "none"
         self.xds_tls = xds_tls and given.get("--xds-tls", "builtin") != "none"
         if not dataplane_auth and "--dataplane-auth" not in given:
@@ -259,13 +261,23 @@ class ControlPlaneProcess(_Process):
         if not xds_tls and "--xds-tls" not in given:
             extra += ["--xds-tls", "none"]
         args = [
-            PYTHON, "-m", "reconciler", "-v", "serve",
-            "--repo", str(repo),
-            "--state-dir", str(state_dir),
-            "--address", "127.0.0.1",
-            "--xds-port", str(self.xds_port),
-            "--api-port", str(self.api_port),
-            "--poll-interval", "0.5",
+            PYTHON,
+            "-m",
+            "reconciler",
+            "-v",
+            "serve",
+            "--repo",
+            str(repo),
+            "--state-dir",
+            str(state_dir),
+            "--address",
+            "127.0.0.1",
+            "--xds-port",
+            str(self.xds_port),
+            "--api-port",
+            str(self.api_port),
+            "--poll-interval",
+            "0.5",
             *extra,
         ]
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -334,7 +346,9 @@ class ControlPlaneProcess(_Process):
         except AssertionError as e:
             status = self.status() or {}
             proxies = {p: status.get("proxies", {}).get(p, "not connected") for p in wanted}
-            raise AssertionError(f"{e}\nlast applied: {status.get('lastAppliedRevision')}\nproxies: {json.dumps(proxies, indent=1)[:4000]}") from None
+            raise AssertionError(
+                f"{e}\nlast applied: {status.get('lastAppliedRevision')}\nproxies: {json.dumps(proxies, indent=1)[:4000]}"
+            ) from None
 
     def wait_attempted(self, sha: str, timeout: float = 20.0) -> dict[str, Any]:
         def done() -> dict[str, Any] | None:
@@ -380,7 +394,22 @@ class EnvoyProcess(_Process):
         work.mkdir(parents=True, exist_ok=True)
         # `nofile`: run-dataplane (and so Envoy) starts under this open-files limit, soft and hard.
         launcher = [PYTHON, "-c", _UNDER_NOFILE, str(nofile)] if nofile is not None else [PYTHON]
-        args = [*launcher, "-m", "reconciler", "run-dataplane", "--cp-address", cp.xds, "--admin-port", str(self.admin_port), "--xds-mode", mode, "--work-dir", str(work / name), "--log-level", "info"]
+        args = [
+            *launcher,
+            "-m",
+            "reconciler",
+            "run-dataplane",
+            "--cp-address",
+            cp.xds,
+            "--admin-port",
+            str(self.admin_port),
+            "--xds-mode",
+            mode,
+            "--work-dir",
+            str(work / name),
+            "--log-level",
+            "info",
+        ]
         # The API tells run-dataplane the listeners it sizes Envoy's workers by (never port 5681 here).
         args += ["--api-address", cp.api]
         # Old filter chains drain for 1 s instead of Kuma's 30 s, so tests settle quickly.

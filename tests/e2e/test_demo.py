@@ -88,7 +88,12 @@ def running_demo(state: Path, base: int, env: dict[str, str]) -> Iterator[tuple[
     """The demo, started as `make run` does, until it prints its instructions; Ctrl-C at the end."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "demo", "--state-dir", str(state), "--base-port", str(base)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     lines: list[str] = []
     try:
@@ -173,18 +178,33 @@ def test_demo_serves_the_example_follows_the_printed_push_and_stops_everything_o
         assert len(started) >= 5  # the Envoys and their launchers
     assert proc.returncode == 0
     time.sleep(0.5)
-    assert not [p for p in started if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()], "processes left behind"
+    assert not [p for p in started if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()], (
+        "processes left behind"
+    )
     # Nothing listens on the demo's ports any more (SO_REUSEADDR lets the bind pass the
     # TIME_WAIT left by our own requests, not a live listener).
     assert _free(frontend)
     # The seeded repository holds the moved ports: another base is refused, not half-applied.
     other = base + 250
-    again = subprocess.run([sys.executable, "-m", "reconciler", "demo", "--state-dir", str(state), "--base-port", str(other)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    again = subprocess.run(
+        [sys.executable, "-m", "reconciler", "demo", "--state-dir", str(state), "--base-port", str(other)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
-    assert again.stderr.strip() == f"Error: the demo in {state} was seeded with --base-port {base}: start it the same way, or remove {state} to seed it again with --base-port {other}"
+    assert (
+        again.stderr.strip()
+        == f"Error: the demo in {state} was seeded with --base-port {base}: start it the same way, or remove {state} to seed it again with --base-port {other}"
+    )
 
 
-@pytest.mark.parametrize("offset,what", [(678, "the control plane's xDS"), (1001, "frontend-1's outbound to backend")], ids=["xds", "sidecar"])
+@pytest.mark.parametrize(
+    "offset,what", [(678, "the control plane's xDS"), (1001, "frontend-1's outbound to backend")], ids=["xds", "sidecar"]
+)
 def test_a_taken_port_is_named_in_one_line_with_a_base_port_that_moves_them_all(tmp_path: Path, offset: int, what: str) -> None:
     base = free_base_port()
     state = tmp_path / "demo"
@@ -195,7 +215,11 @@ def test_a_taken_port_is_named_in_one_line_with_a_base_port_that_moves_them_all(
         taken.listen()
         done = subprocess.run(
             [sys.executable, "-m", "reconciler", "demo", "--state-dir", str(state), "--base-port", str(base)],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr

@@ -48,7 +48,7 @@ def _name(cn: str) -> x509.Name:
 
 def make_ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
@@ -66,7 +66,7 @@ def make_ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
 
 def make_server_cert(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     sans = [x509.DNSName("localhost"), x509.DNSName("ext.example.test"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     cert = (
         x509.CertificateBuilder()
@@ -145,7 +145,9 @@ class Setup:
 
     def files(self, ext_ca: bytes | None = None) -> dict[str, str | None]:
         p = self.ports
-        outbounds = "".join(f"    - port: {p[name]}\n      backendRef:\n        kind: MeshExternalService\n        name: {name}\n" for name in EXTERNALS)
+        outbounds = "".join(
+            f"    - port: {p[name]}\n      backendRef:\n        kind: MeshExternalService\n        name: {name}\n" for name in EXTERNALS
+        )
         dataplane = f"""\
 type: Dataplane
 mesh: default
@@ -153,8 +155,8 @@ name: web
 networking:
   address: 127.0.0.1
   inbound:
-    - port: {p['web_in']}
-      servicePort: {p['web_app']}
+    - port: {p["web_in"]}
+      servicePort: {p["web_app"]}
       tags:
         kuma.io/service: web
         kuma.io/protocol: http

@@ -166,27 +166,44 @@ def make_certificates(directory: Path) -> GatewayCa:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway test CA")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mesh-reconciler tests"), x509.NameAttribute(NameOID.COMMON_NAME, "*.example.test")]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mesh-reconciler tests"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "*.example.test"),
+                ]
+            )
+        )
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("*.example.test")]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     ca_file = directory / "ca.pem"
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    bundle = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()) + leaf.public_bytes(serialization.Encoding.PEM)
+    bundle = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ) + leaf.public_bytes(serialization.Encoding.PEM)
     return GatewayCa(ca_file, base64.b64encode(bundle).decode())
 
 
@@ -227,7 +244,9 @@ class Gateway:
         chain (the gateway's pooled connections to a sidecar keep the chain they began on)."""
         sha = self.remote.push(files, message)
         self.cp.wait_applied(sha, PROXIES)
-        wait_until(lambda: all(e.listeners_settled() for e in self.envoys.values()), 10, what="listeners warmed and old filter chains drained")
+        wait_until(
+            lambda: all(e.listeners_settled() for e in self.envoys.values()), 10, what="listeners warmed and old filter chains drained"
+        )
 
     def via_gateway(self, host: str, path: str = "/") -> tuple[int, str]:
         return http_get(f"http://127.0.0.1:{self.ports['http']}{path}", headers={"Host": host, "Connection": "close"})
@@ -295,13 +314,15 @@ def test_backend_refuses_the_gateway_unless_a_traffic_permission_allows_its_serv
 
 def _https(gateway: Gateway, server_name: str, host: str) -> tuple[Any, bytes]:
     context = ssl.create_default_context(cafile=str(gateway.certs.ca_file))
-    with socket.create_connection(("127.0.0.1", gateway.ports["https"]), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=server_name) as tls:
-            cert = tls.getpeercert()
-            tls.sendall(f"GET /secure HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            response = b""
-            while chunk := tls.recv(65536):
-                response += chunk
+    with (
+        socket.create_connection(("127.0.0.1", gateway.ports["https"]), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        cert = tls.getpeercert()
+        tls.sendall(f"GET /secure HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        response = b""
+        while chunk := tls.recv(65536):
+            response += chunk
     return cert, response
 
 

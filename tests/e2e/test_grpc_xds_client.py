@@ -36,9 +36,7 @@ def greeter() -> Iterator[int]:
     def hello(request: bytes, context: grpc.ServicerContext) -> bytes:
         return b"hello " + request
 
-    handler = grpc.method_handlers_generic_handler(
-        "demo.Greeter", {"Hello": grpc.unary_unary_rpc_method_handler(hello)}
-    )
+    handler = grpc.method_handlers_generic_handler("demo.Greeter", {"Hello": grpc.unary_unary_rpc_method_handler(hello)})
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -90,10 +88,24 @@ networking:
         envoy.start()
         cp.wait_applied(sha, ["default.greeter-1"])
         bootstrap = tmp_path / "xds-bootstrap.json"
-        bootstrap.write_text(json.dumps({
-            "xds_servers": [{"server_uri": cp.xds, "channel_creds": [{"type": "tls", "config": {"ca_certificate_file": str(cp.ca_cert)}}], "server_features": ["xds_v3"]}],
-            "node": {"id": "default.grpc-client", "cluster": "grpc-client", "metadata": {"dataplane.token": cp.issue_token("grpc-client")}},
-        }))
+        bootstrap.write_text(
+            json.dumps(
+                {
+                    "xds_servers": [
+                        {
+                            "server_uri": cp.xds,
+                            "channel_creds": [{"type": "tls", "config": {"ca_certificate_file": str(cp.ca_cert)}}],
+                            "server_features": ["xds_v3"],
+                        }
+                    ],
+                    "node": {
+                        "id": "default.grpc-client",
+                        "cluster": "grpc-client",
+                        "metadata": {"dataplane.token": cp.issue_token("grpc-client")},
+                    },
+                }
+            )
+        )
         result = subprocess.run(
             [sys.executable, "-c", CLIENT.format(method=METHOD)],
             env={"GRPC_XDS_BOOTSTRAP": str(bootstrap), "PATH": "/usr/bin:/bin"},

@@ -47,7 +47,10 @@ def services(ports: list[int]) -> str:
 
 
 def client(shape: str, port: int) -> str:
-    outbounds = "".join(f"    - address: {outbound_address(shape, i)}\n      port: {port}\n      tags:\n        kuma.io/service: svc-{i}\n" for i in range(SERVICES))
+    outbounds = "".join(
+        f"    - address: {outbound_address(shape, i)}\n      port: {port}\n      tags:\n        kuma.io/service: svc-{i}\n"
+        for i in range(SERVICES)
+    )
     return (
         f"type: Dataplane\nmesh: default\nname: client-{shape}\nlabels:\n  reconciler.io/outbound-shape: {shape}\n"
         f"networking:\n  address: 127.0.0.1\n  outbound:\n{outbounds}"
@@ -77,11 +80,13 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     port = free_port()
     with Workload("upstream-a") as a, Workload("upstream-b") as b, Workload("upstream-c") as c:
         workloads = [a, b, c]
-        sha = remote.push({
-            "mesh.yaml": "type: Mesh\nname: default\n",
-            "services.yaml": services([w.port for w in workloads]),
-            **{f"client-{shape}.yaml": client(shape, port) for shape in SHAPES},
-        })
+        sha = remote.push(
+            {
+                "mesh.yaml": "type: Mesh\nname: default\n",
+                "services.yaml": services([w.port for w in workloads]),
+                **{f"client-{shape}.yaml": client(shape, port) for shape in SHAPES},
+            }
+        )
         cp = ControlPlaneProcess(remote.bare, root / "state", dataplane_auth=False)
         cp.start()
         try:

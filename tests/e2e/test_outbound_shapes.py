@@ -17,7 +17,17 @@ from typing import Any
 import pytest
 
 from reconciler.mesh.shape import SHAPE_LABEL
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, route_configs, wait_settled, wait_until
+from tests.e2e.harness import (
+    ConfigRemote,
+    ControlPlaneProcess,
+    EnvoyProcess,
+    Workload,
+    free_port,
+    http_get,
+    route_configs,
+    wait_settled,
+    wait_until,
+)
 from tests.e2e.tcp import EchoServer
 from tests.gitops.serving import run_cli
 from tests.support import dataplane_yaml
@@ -77,7 +87,9 @@ class World:
             "route.yaml": ROUTE_TO_OTHER if route else None,
         }
         for caller in CALLERS:
-            out[f"{caller}.yaml"] = dataplane_yaml(caller, caller, p[f"{caller}:in"], free_port(), self.outbounds(caller, extra=extra), labels=labels[caller])
+            out[f"{caller}.yaml"] = dataplane_yaml(
+                caller, caller, p[f"{caller}:in"], free_port(), self.outbounds(caller, extra=extra), labels=labels[caller]
+            )
         return out
 
     def apply(self, **kwargs: bool) -> str:
@@ -104,7 +116,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ports = {f"{c}:{k}": free_port() for c in CALLERS for k in ("in", "backend", "other", "db", "extra")}
     echo = EchoServer()
     with Workload("backend") as backend, Workload("other") as other, Workload("extra") as extra:
-        w = World(remote, ControlPlaneProcess(remote.bare, root / "state", extra=["--compact-outbounds", "3"]), backend, other, extra, echo, ports)
+        w = World(
+            remote, ControlPlaneProcess(remote.bare, root / "state", extra=["--compact-outbounds", "3"]), backend, other, extra, echo, ports
+        )
         first = remote.push(w.files(), "initial")
         w.cp.start()
         try:
@@ -144,7 +158,10 @@ def test_kuma_shape_has_a_listener_per_outbound_and_compact_one_listener_with_a_
         assert ports == {p[f"{caller}:{s}"] for s in ("backend", "other", "db")}
         chains = {c["name"]: c["filter_chain_match"] for c in compact["filter_chains"]}
         assert chains == {
-            f"outbound:127.0.0.1:{p[f'{caller}:{s}']}": {"destination_port": p[f"{caller}:{s}"], "prefix_ranges": [{"address_prefix": "127.0.0.1", "prefix_len": 32}]}
+            f"outbound:127.0.0.1:{p[f'{caller}:{s}']}": {
+                "destination_port": p[f"{caller}:{s}"],
+                "prefix_ranges": [{"address_prefix": "127.0.0.1", "prefix_len": 32}],
+            }
             for s in ("backend", "other", "db")
         }
 
@@ -184,7 +201,9 @@ def test_adding_and_removing_an_outbound_keeps_the_others_serving(world: World) 
             assert world.get(caller, "backend") == (200, "backend\n")
         status = world.cp.status() or {}
         for caller in CALLERS:
-            assert not any("nack" in t for t in status["proxies"][f"default.{caller}"]["types"].values()), status["proxies"][f"default.{caller}"]
+            assert not any("nack" in t for t in status["proxies"][f"default.{caller}"]["types"].values()), status["proxies"][
+                f"default.{caller}"
+            ]
     finally:
         world.apply()
     for caller in CALLERS:
@@ -204,6 +223,8 @@ def test_the_api_and_inspect_say_which_shape_each_proxy_has_and_why(world: World
     code, out = run_cli("inspect", "dataplane", "--repo", str(world.remote.bare), "--compact-outbounds", "3", "default", "web-auto")
     assert code == 0, out
     assert "outbound shape: compact (3 outbounds, at least --compact-outbounds 3)" in out.splitlines()
-    code, out = run_cli("inspect", "dataplane", "--repo", str(world.remote.bare), "default", "web-auto", env={"RECONCILER_COMPACT_OUTBOUNDS": None})
+    code, out = run_cli(
+        "inspect", "dataplane", "--repo", str(world.remote.bare), "default", "web-auto", env={"RECONCILER_COMPACT_OUTBOUNDS": None}
+    )
     assert code == 0, out
     assert "outbound shape: kuma (the default)" in out.splitlines()

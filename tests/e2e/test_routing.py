@@ -22,7 +22,8 @@ MESH = "type: Mesh\nname: default\n"
 
 
 def canary(v1: int, v2: int, *, header_rule: bool = True) -> str:
-    header = """\
+    header = (
+        """\
         - matches:
             - path: {type: PathPrefix, value: /}
               headers:
@@ -30,7 +31,10 @@ def canary(v1: int, v2: int, *, header_rule: bool = True) -> str:
           default:
             backendRefs:
               - {kind: MeshServiceSubset, name: backend, tags: {version: v2}}
-""" if header_rule else ""
+"""
+        if header_rule
+        else ""
+    )
     return f"""\
 type: MeshHTTPRoute
 name: backend-canary
@@ -158,7 +162,9 @@ class World:
         p = self.ports
         return {
             "mesh.yaml": MESH,
-            "web.yaml": dataplane_yaml("web-1", "web", p["web_in"], free_port(), outbounds={"backend": p["to_backend"], "echo": p["to_echo"]}),
+            "web.yaml": dataplane_yaml(
+                "web-1", "web", p["web_in"], free_port(), outbounds={"backend": p["to_backend"], "echo": p["to_echo"]}
+            ),
             "backend-v1.yaml": dataplane_yaml("backend-v1", "backend", p["v1_in"], self.v1.port, tags={"version": "v1"}),
             "backend-v2.yaml": dataplane_yaml("backend-v2", "backend", p["v2_in"], self.v2.port, tags={"version": "v2"}),
             "echo.yaml": dataplane_yaml("echo-1", "echo", p["echo_in"], self.echo_a.port, protocol="tcp"),

@@ -38,7 +38,9 @@ class Mesh:
         p = self.ports
         return {
             "meshes/default.yaml": MESH,
-            "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], self.web.port, web_outbounds or {"backend": p["web_to_backend"]}),
+            "dataplanes/web.yaml": dataplane_yaml(
+                "web", "web", p["web_in"], self.web.port, web_outbounds or {"backend": p["web_to_backend"]}
+            ),
             "dataplanes/backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], self.backend.port),
             "dataplanes/other.yaml": None,
             "policies/timeouts.yaml": None,
@@ -161,7 +163,7 @@ def test_config_envoy_rejects_is_recorded_not_resent_and_old_config_keeps_servin
             return lds if lds.get("nack", {}).get("revision") == sha else None
 
         lds = wait_until(nacked, 15, what="LDS NACK from web's Envoy")
-        assert "127.0.0.1:%d" % taken in lds["nack"]["message"] or "bind" in lds["nack"]["message"]
+        assert f"127.0.0.1:{taken}" in lds["nack"]["message"] or "bind" in lds["nack"]["message"]
         pushes = lds["pushes"]
         time.sleep(2)
         later = mesh.cp.status()["proxies"]["default.web"]["types"]["LDS"]
@@ -236,7 +238,9 @@ def test_dataplane_registered_from_node_metadata_joins_and_leaves_the_service(me
         envoy = EnvoyProcess(mesh.cp, mesh.work, name="backend-2", dataplane_file=file)
         envoy.start()
         try:
-            dataplanes = wait_until(lambda: {d["node"]: d for d in mesh.cp.get("/dataplanes")}.get("default.backend-2"), 10, what="registration")
+            dataplanes = wait_until(
+                lambda: {d["node"]: d for d in mesh.cp.get("/dataplanes")}.get("default.backend-2"), 10, what="registration"
+            )
             assert dataplanes["source"] == "registered"
             seen = set()
             for _ in range(60):
@@ -247,7 +251,11 @@ def test_dataplane_registered_from_node_metadata_joins_and_leaves_the_service(me
         finally:
             envoy.stop()
         # Gone with its stream: traffic only reaches the dataplane declared in git.
-        wait_until(lambda: "default.backend-2" not in {d["node"] for d in mesh.cp.get("/dataplanes") if d["source"] != "unknown"}, 10, what="unregistration")
+        wait_until(
+            lambda: "default.backend-2" not in {d["node"] for d in mesh.cp.get("/dataplanes") if d["source"] != "unknown"},
+            10,
+            what="unregistration",
+        )
         assert {mesh.via_web("web_to_backend")[1] for _ in range(20)} == {"backend\n"}
 
 
@@ -317,4 +325,3 @@ def test_status_command_and_metrics_show_what_is_served(mesh: Mesh) -> None:
     unreachable = CliRunner().invoke(cli, ["status", "--server", "http://127.0.0.1:9"])
     assert unreachable.exit_code == 2
     assert "cannot reach the control plane" in unreachable.output
-

@@ -30,12 +30,71 @@ Route = tuple[str | int, ...]
 
 # Values that have broken parsers before: empties, bounds, wrong types, odd text.
 INTERESTING: tuple[Any, ...] = (
-    None, "", " ", 0, -1, 1, 80, 65535, 65536, 2**31, 2**32, 2**63, -(2**63), 1.5, -0.0,
-    float("inf"), float("nan"), True, False, [], {}, [None], [[]], {"": None}, {"a": None},
-    "0s", "-1s", "1ms", "1h", "10y", "1000y", "999999999999h", "1e400", 512, 100000, "*", "**", "..", "/", "default",
-    "kuma.io/service", "kuma.io/zone", "Mesh", "MeshService", "Dataplane", "MeshSubset",
-    "127.0.0.1", "::", "0.0.0.0", "256.0.0.1", "10.0.0.0/33", "http://", "https://x:99999/",
-    "ü", "\u202e", "😀", "\u0000", "\t", "a" * 300, "%s%n", "{{ .Name }}", "{{", "null", "~", "yes",
+    None,
+    "",
+    " ",
+    0,
+    -1,
+    1,
+    80,
+    65535,
+    65536,
+    2**31,
+    2**32,
+    2**63,
+    -(2**63),
+    1.5,
+    -0.0,
+    float("inf"),
+    float("nan"),
+    True,
+    False,
+    [],
+    {},
+    [None],
+    [[]],
+    {"": None},
+    {"a": None},
+    "0s",
+    "-1s",
+    "1ms",
+    "1h",
+    "10y",
+    "1000y",
+    "999999999999h",
+    "1e400",
+    512,
+    100000,
+    "*",
+    "**",
+    "..",
+    "/",
+    "default",
+    "kuma.io/service",
+    "kuma.io/zone",
+    "Mesh",
+    "MeshService",
+    "Dataplane",
+    "MeshSubset",
+    "127.0.0.1",
+    "::",
+    "0.0.0.0",
+    "256.0.0.1",
+    "10.0.0.0/33",
+    "http://",
+    "https://x:99999/",
+    "ü",
+    "\u202e",
+    "😀",
+    "\u0000",
+    "\t",
+    "a" * 300,
+    "%s%n",
+    "{{ .Name }}",
+    "{{",
+    "null",
+    "~",
+    "yes",
 )
 
 
@@ -179,7 +238,11 @@ def _add_key(data: st.DataObject, doc: Tree) -> Tree:
     if route is not None:
         subtrees, keys = _corpus()
         key = data.draw(st.sampled_from(keys), label="added key")
-        value = copy.deepcopy(data.draw(st.sampled_from(subtrees), label="spliced value")) if data.draw(st.booleans(), label="splice") else data.draw(scalar_values)
+        value = (
+            copy.deepcopy(data.draw(st.sampled_from(subtrees), label="spliced value"))
+            if data.draw(st.booleans(), label="splice")
+            else data.draw(scalar_values)
+        )
         _get(doc, route)[key] = value
     return doc
 
@@ -213,7 +276,16 @@ def _to_kubernetes(data: st.DataObject, doc: Tree) -> Tree:
 
 
 DOCUMENT_MUTATIONS: tuple[Callable[[st.DataObject, Tree], Tree], ...] = (
-    _delete_key, _replace_value, _swap_type, _null_in_list, _duplicate_in_list, _rename_key, _add_key, _splice, _nest, _to_kubernetes,
+    _delete_key,
+    _replace_value,
+    _swap_type,
+    _null_in_list,
+    _duplicate_in_list,
+    _rename_key,
+    _add_key,
+    _splice,
+    _nest,
+    _to_kubernetes,
 )
 
 
@@ -226,7 +298,11 @@ def _flip_bytes(data: st.DataObject, raw: bytes) -> bytes:
         if how == "flip" and at < len(out):
             out[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
         elif how == "insert":
-            out[at:at] = data.draw(st.binary(min_size=1, max_size=8) | st.sampled_from([b": ", b"- ", b"\n  ", b"&a ", b"*a", b"---\n", b"\t", b"\xef\xbb\xbf", b"{", b"]"]), label="inserted")
+            out[at:at] = data.draw(
+                st.binary(min_size=1, max_size=8)
+                | st.sampled_from([b": ", b"- ", b"\n  ", b"&a ", b"*a", b"---\n", b"\t", b"\xef\xbb\xbf", b"{", b"]"]),
+                label="inserted",
+            )
         elif how == "delete":
             del out[at : at + data.draw(st.integers(1, 16), label="deleted bytes")]
         else:

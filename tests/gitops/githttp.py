@@ -107,8 +107,8 @@ class GitHttpServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = _cgi  # noqa: N815
-            do_POST = _cgi  # noqa: N815
+            do_GET = _cgi
+            do_POST = _cgi
 
             def log_message(self, *args: Any) -> None:
                 pass

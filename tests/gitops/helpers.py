@@ -23,7 +23,9 @@ def mesh(name: str = "default", mtls: bool = False, backend: str = "ca-1") -> st
     return text
 
 
-def dataplane(name: str, inbound_port: int, service_port: int, admin_port: int, outbounds: Mapping[str, int] | None = None, service: str | None = None) -> str:
+def dataplane(
+    name: str, inbound_port: int, service_port: int, admin_port: int, outbounds: Mapping[str, int] | None = None, service: str | None = None
+) -> str:
     """A Universal Dataplane on 127.0.0.1 with one HTTP inbound; labelled app=<service>."""
     service = service or name
     return dataplane_yaml(name, service, inbound_port, service_port, outbounds, labels={"app": service}, admin_port=admin_port)
@@ -67,7 +69,12 @@ spec:
 
 def fresh_shell_env(home: Path) -> dict[str, str]:
     """What a new login shell has: no virtualenv, no PYTHONPATH, a minimal PATH."""
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", **{k: v for k, v in GIT_ENV.items() if k != "HOME"}}
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        **{k: v for k, v in GIT_ENV.items() if k != "HOME"},
+    }
 
 
 def reconciler_cmd(*args: str) -> list[str]:

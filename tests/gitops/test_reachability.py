@@ -52,7 +52,9 @@ def test_later_entries_of_one_policy_win_for_the_clients_they_match() -> None:
 
 
 def test_a_more_specific_top_level_policy_wins_over_a_mesh_wide_one() -> None:
-    mesh_wide_deny = mtp("deny-web", "{kind: Mesh}", ("{kind: Mesh}", "Allow"), ("{kind: MeshSubset, tags: {kuma.io/service: web}}", "Deny"))
+    mesh_wide_deny = mtp(
+        "deny-web", "{kind: Mesh}", ("{kind: Mesh}", "Allow"), ("{kind: MeshSubset, tags: {kuma.io/service: web}}", "Deny")
+    )
     backend_allows_all = mtp("backend-open", "{kind: Dataplane, labels: {app: backend}}", ("{kind: Mesh}", "Allow"))
     assert pairs(mesh_wide_deny, backend_allows_all) == (EVERY_PAIR - {("web", d) for d in SERVICES}) | {("web", "backend")}
 

@@ -47,12 +47,18 @@ def test_rendered_configs_carry_traffic_between_two_real_envoys(tmp_path: Path, 
         assert "dynamicResources" not in web_config
         assert web_config["admin"]["address"]["socketAddress"]["portValue"] == ports["web_admin"]
         if mtls:
-            assert {s["name"] for s in web_config["staticResources"]["secrets"]} == {"identity_cert:secret:default", "mesh_ca:secret:default"}
+            assert {s["name"] for s in web_config["staticResources"]["secrets"]} == {
+                "identity_cert:secret:default",
+                "mesh_ca:secret:default",
+            }
             assert stat.S_IMODE((out / "default.web.yaml").stat().st_mode) == 0o600
 
         logs = tmp_path / "logs"
         logs.mkdir()
-        with StaticEnvoy(out / "default.backend.yaml", ports["backend_admin"], logs / "backend.log") as backend_envoy, StaticEnvoy(out / "default.web.yaml", ports["web_admin"], logs / "web.log") as web_envoy:
+        with (
+            StaticEnvoy(out / "default.backend.yaml", ports["backend_admin"], logs / "backend.log") as backend_envoy,
+            StaticEnvoy(out / "default.web.yaml", ports["web_admin"], logs / "web.log") as web_envoy,
+        ):
             status, body = http_get(f"http://127.0.0.1:{ports['web_to_backend']}/through-the-mesh")
             assert (status, body) == (200, "backend\n")
             assert backend.requests["/through-the-mesh"] == 1
@@ -70,20 +76,27 @@ def test_rendered_rbac_denies_what_the_plan_says_is_denied(tmp_path: Path) -> No
     ports = {k: free_port() for k in ("web_in", "web_admin", "web_to_backend", "backend_in", "backend_admin")}
     with Workload("web") as web, Workload("backend") as backend:
         repo = GitRepo(tmp_path / "config")
-        repo.commit({
-            "meshes/default.yaml": mesh(mtls=True),
-            "policies/allow-all.yaml": ALLOW_ALL,
-            "policies/deny.yaml": deny_from("web", "backend"),
-            "dataplanes/web.yaml": dataplane("web", ports["web_in"], web.port, ports["web_admin"], {"backend": ports["web_to_backend"]}),
-            "dataplanes/backend.yaml": dataplane("backend", ports["backend_in"], backend.port, ports["backend_admin"]),
-        })
+        repo.commit(
+            {
+                "meshes/default.yaml": mesh(mtls=True),
+                "policies/allow-all.yaml": ALLOW_ALL,
+                "policies/deny.yaml": deny_from("web", "backend"),
+                "dataplanes/web.yaml": dataplane(
+                    "web", ports["web_in"], web.port, ports["web_admin"], {"backend": ports["web_to_backend"]}
+                ),
+                "dataplanes/backend.yaml": dataplane("backend", ports["backend_in"], backend.port, ports["backend_admin"]),
+            }
+        )
         out = tmp_path / "out"
         code, output = reconcile("--repo", str(repo.path), "--out", str(out), "--check")
         assert code == 0, output
         assert output.count("envoy: OK") == 2
         logs = tmp_path / "logs"
         logs.mkdir()
-        with StaticEnvoy(out / "default.backend.yaml", ports["backend_admin"], logs / "backend.log"), StaticEnvoy(out / "default.web.yaml", ports["web_admin"], logs / "web.log"):
+        with (
+            StaticEnvoy(out / "default.backend.yaml", ports["backend_admin"], logs / "backend.log"),
+            StaticEnvoy(out / "default.web.yaml", ports["web_admin"], logs / "web.log"),
+        ):
             status, _ = http_get(f"http://127.0.0.1:{ports['web_to_backend']}/")
             assert status == 403
             assert backend.total == 0

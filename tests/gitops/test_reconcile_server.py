@@ -10,7 +10,9 @@ from tests.gitops.serving import run_cli
 A, B = "a" * 40, "b" * 40
 
 
-def status(applied: str, proxies: dict[str, dict[str, Any]], conditions: list[dict[str, str]] | None = None, failure: dict[str, Any] | None = None) -> dict[str, Any]:
+def status(
+    applied: str, proxies: dict[str, dict[str, Any]], conditions: list[dict[str, str]] | None = None, failure: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "lastAppliedRevision": f"main@sha1:{applied}",
         "conditions": conditions or [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded", "message": ""}],
@@ -29,7 +31,12 @@ def proxy(synced: bool, revision: str = A, nack: str | None = None, connected: b
 def test_done_when_every_connected_proxy_acked_or_nacked_the_revision() -> None:
     r, done = _observe(status(A, {"default.web": proxy(True), "default.db": proxy(False)}), A)
     assert not done and r.pending == ["default.db"]
-    r, done = _observe(status(A, {"default.web": proxy(True), "default.db": proxy(False, nack="cannot bind"), "default.gone": proxy(False, connected=False)}), A)
+    r, done = _observe(
+        status(
+            A, {"default.web": proxy(True), "default.db": proxy(False, nack="cannot bind"), "default.gone": proxy(False, connected=False)}
+        ),
+        A,
+    )
     assert done and r.acked == ["default.web"] and r.nacked == {"default.db": [("LDS", "cannot bind")]}
     # Not yet applied (another commit is served): wait.
     assert not _observe(status(B, {"default.web": proxy(True, B)}), A)[1]

@@ -59,7 +59,9 @@ def test_token_comes_from_the_file_else_the_environment(tmp_path: Path) -> None:
 
 def test_callbacks_answer_with_the_configured_credential_kind(tmp_path: Path) -> None:
     key = ssh_key(tmp_path, "deploy")
-    creds = GitCredentials.load(token_file=None, username="bot", ssh_key=str(key), env={"RECONCILER_GIT_TOKEN": TOKEN, "RECONCILER_GIT_SSH_PASSPHRASE": "pw"})
+    creds = GitCredentials.load(
+        token_file=None, username="bot", ssh_key=str(key), env={"RECONCILER_GIT_TOKEN": TOKEN, "RECONCILER_GIT_SSH_PASSPHRASE": "pw"}
+    )
     kinds = pygit2.enums.CredentialType
     userpass = make_callbacks(creds).credentials("https://git.example.com/x.git", None, kinds.USERPASS_PLAINTEXT)
     assert isinstance(userpass, pygit2.UserPass) and userpass.credential_tuple == ("bot", TOKEN)
@@ -168,20 +170,32 @@ def test_a_failing_fetch_keeps_serving_and_is_retried(tmp_path: Path) -> None:
 
 def _tls_files(directory: Path) -> tuple[Path, Path, Path]:
     """A CA, and a certificate it signed for localhost: (ca.pem, server.pem, server.key)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test git CA")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256())
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])).issuer_name(ca_name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
@@ -218,7 +232,7 @@ def test_https_remote_with_a_token_from_a_file(tmp_path: Path, scheme: str) -> N
         assert "x-access-token" in users  # the token was sent, as basic auth
         log = cp.output()
         assert TOKEN not in log and TOKEN not in status_text
-        assert "credentials=\"https token (user x-access-token)\"" in log
+        assert 'credentials="https token (user x-access-token)"' in log
 
 
 @pytest.mark.skipif(http_backend() is None, reason="git http-backend not installed")
@@ -228,9 +242,27 @@ def test_a_refused_token_stops_serve_with_exit_2_and_no_secret_in_the_output(tmp
     with GitHttpServer(tmp_path, "x-access-token", "the-right-token") as server:
         env = {**os.environ, "RECONCILER_GIT_TOKEN": TOKEN}
         result = subprocess.run(
-            [sys.executable, "-m", "reconciler", "serve", "--repo", server.url("config.git"), "--state-dir", str(tmp_path / "state"),
-             "--xds-port", str(free_port()), "--api-port", str(free_port()), "--xds-tls", "none"],
-            capture_output=True, text=True, env=env, timeout=60, check=False,
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "serve",
+                "--repo",
+                server.url("config.git"),
+                "--state-dir",
+                str(tmp_path / "state"),
+                "--xds-port",
+                str(free_port()),
+                "--api-port",
+                str(free_port()),
+                "--xds-tls",
+                "none",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
         )
     assert result.returncode == 2, result.stderr
     assert "Error: cannot mirror http://127.0.0.1:" in result.stderr
@@ -240,9 +272,28 @@ def test_a_refused_token_stops_serve_with_exit_2_and_no_secret_in_the_output(tmp
 
 def test_serve_with_a_missing_credential_file_exits_2(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "reconciler", "serve", "--repo", "https://git.invalid/x.git", "--state-dir", str(tmp_path / "state"),
-         "--git-token-file", str(tmp_path / "nope"), "--xds-port", str(free_port()), "--api-port", str(free_port()), "--xds-tls", "none"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "serve",
+            "--repo",
+            "https://git.invalid/x.git",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--git-token-file",
+            str(tmp_path / "nope"),
+            "--xds-port",
+            str(free_port()),
+            "--api-port",
+            str(free_port()),
+            "--xds-tls",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert f"Error: cannot read the git token file {tmp_path / 'nope'}: No such file or directory" in result.stderr

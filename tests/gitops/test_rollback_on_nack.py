@@ -64,7 +64,9 @@ def test_commit_envoy_rejects_is_rolled_back_and_not_retried_until_the_branch_mo
             lines = out.splitlines()
             # Whether the watcher or this request applied it first, the answer is the same.
             assert lines[0] == f"rejected by proxies {bad[:12]}: proxies rejected main@sha1:{bad}, rolled back to main@sha1:{good}: 1 NACK"
-            assert lines[1].startswith(f"  default.web rejected LDS: Error adding/updating listener(s) {served_listener(f'outbound:127.0.0.1:{taken}')}")
+            assert lines[1].startswith(
+                f"  default.web rejected LDS: Error adding/updating listener(s) {served_listener(f'outbound:127.0.0.1:{taken}')}"
+            )
             assert lines[-1] == f"serving {good[:12]}"
 
             # Serving is back on the good commit: status, the proxy's own config, traffic.
@@ -72,7 +74,9 @@ def test_commit_envoy_rejects_is_rolled_back_and_not_retried_until_the_branch_mo
             assert status["lastAttemptedRevision"] == f"main@sha1:{bad}"
             cond = conditions(status)
             assert (cond["Ready"]["status"], cond["Ready"]["reason"]) == ("False", "ProxiesRejected")
-            assert cond["Ready"]["message"].startswith(f"proxies rejected main@sha1:{bad}, rolled back to main@sha1:{good}: 1 NACK; first: default.web LDS: ")
+            assert cond["Ready"]["message"].startswith(
+                f"proxies rejected main@sha1:{bad}, rolled back to main@sha1:{good}: 1 NACK; first: default.web LDS: "
+            )
             assert cond["Ready"]["message"].endswith(f"; serving main@sha1:{good}")
             assert (cond["Stalled"]["status"], cond["Stalled"]["reason"]) == ("True", "ProxiesRejected")
             assert status["lastFailure"]["outcome"] == "rejected-by-proxies"
@@ -97,7 +101,10 @@ def test_commit_envoy_rejects_is_rolled_back_and_not_retried_until_the_branch_mo
             cp.start()
             status = cp.wait_applied(good, ["default.web"])
             assert conditions(status)["Ready"]["reason"] == "ProxiesRejected"
-            assert "nack" not in status["proxies"]["default.web"]["types"]["LDS"] or status["proxies"]["default.web"]["types"]["LDS"]["nack"]["revision"] != bad
+            assert (
+                "nack" not in status["proxies"]["default.web"]["types"]["LDS"]
+                or status["proxies"]["default.web"]["types"]["LDS"]["nack"]["revision"] != bad
+            )
             records = [(r["revision"], r["outcome"]) for r in read_jsonl(cp.state_dir / "history.jsonl")]
             assert records.count((bad, "rejected-by-proxies")) == 1
 

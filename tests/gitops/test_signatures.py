@@ -80,7 +80,12 @@ def test_serve_applies_only_commits_signed_by_a_trusted_key(tmp_path: Path, keys
         code, out = run_cli("history", "--server", cp.api, "--format", "json")
         doc = json.loads(out)
         outcomes = history_outcomes(doc)
-        assert (outcomes[trusted], outcomes[untrusted], outcomes[unsigned], outcomes[first]) == ("applied", "rejected", "rejected", "applied")
+        assert (outcomes[trusted], outcomes[untrusted], outcomes[unsigned], outcomes[first]) == (
+            "applied",
+            "rejected",
+            "rejected",
+            "applied",
+        )
         by_rev = {c["revision"]: c for c in doc["commits"]}
         assert by_rev[unsigned]["cause"] == "VerificationError"
         # An unsigned commit cannot be pinned either.
@@ -93,13 +98,21 @@ def test_serve_applies_only_commits_signed_by_a_trusted_key(tmp_path: Path, keys
 def test_validate_and_the_pre_receive_hook_check_signatures(tmp_path: Path, keys: dict[str, Path]) -> None:
     clone = SigningClone(tmp_path)
     installed = subprocess.run(
-        reconciler_cmd("hook", "install", "--repo", str(clone.bare), "--verify-signatures", str(keys["allowed"])), capture_output=True, text=True, check=False
+        reconciler_cmd("hook", "install", "--repo", str(clone.bare), "--verify-signatures", str(keys["allowed"])),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert installed.returncode == 0, installed.stderr
     unsigned = clone.commit_signed({"meshes/default.yaml": mesh()}, "unsigned", None)
     code, out = run_cli("validate", "--repo", str(clone.work), "--verify-signatures", str(keys["allowed"]), unsigned)
-    assert (code, out.splitlines()[-1]) == (1, f"signature: commit {unsigned[:12]} is not signed; only commits signed by a trusted key are applied")
-    pushed = subprocess.run(["git", "push", "origin", "HEAD:main"], cwd=clone.work, env=fresh_shell_env(tmp_path), capture_output=True, text=True, check=False)
+    assert (code, out.splitlines()[-1]) == (
+        1,
+        f"signature: commit {unsigned[:12]} is not signed; only commits signed by a trusted key are applied",
+    )
+    pushed = subprocess.run(
+        ["git", "push", "origin", "HEAD:main"], cwd=clone.work, env=fresh_shell_env(tmp_path), capture_output=True, text=True, check=False
+    )
     assert pushed.returncode != 0
     assert f"remote: mesh-reconciler: refusing refs/heads/main: commit {unsigned[:12]} is not signed" in pushed.stderr
 
@@ -107,7 +120,9 @@ def test_validate_and_the_pre_receive_hook_check_signatures(tmp_path: Path, keys
     code, out = run_cli("validate", "--repo", str(clone.work), "--verify-signatures", str(keys["allowed"]), "--format", "json", signed)
     doc = json.loads(out)
     assert code == 0 and doc["valid"] and doc["signature"]["signer"] == "alice@example.com"
-    pushed = subprocess.run(["git", "push", "origin", "HEAD:main"], cwd=clone.work, env=fresh_shell_env(tmp_path), capture_output=True, text=True, check=False)
+    pushed = subprocess.run(
+        ["git", "push", "origin", "HEAD:main"], cwd=clone.work, env=fresh_shell_env(tmp_path), capture_output=True, text=True, check=False
+    )
     assert pushed.returncode == 0, pushed.stderr
     assert "remote: signature: good SSH signature by alice@example.com" in pushed.stderr
 
@@ -119,7 +134,12 @@ def test_gpg_signatures_are_checked_against_the_given_keyring(tmp_path: Path) ->
     env = {**os.environ, "GNUPGHOME": str(home)}
 
     def gpg(*args: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "", *args], env=env, capture_output=True, check=True)
+        return subprocess.run(
+            ["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "", *args],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
 
     gpg("--quick-gen-key", "Bob <bob@example.com>", "ed25519", "sign", "never")
     gpg("--quick-gen-key", "Eve <eve@example.com>", "ed25519", "sign", "never")
@@ -129,8 +149,16 @@ def test_gpg_signatures_are_checked_against_the_given_keyring(tmp_path: Path) ->
     for who in ("bob", "eve"):
         subprocess.run(
             ["git", "-c", f"user.signingkey={who}@example.com", "commit", "-q", "-S", "--allow-empty", "-m", who],
-            cwd=repo, env={**env, "GIT_AUTHOR_NAME": who, "GIT_AUTHOR_EMAIL": f"{who}@example.com", "GIT_COMMITTER_NAME": who, "GIT_COMMITTER_EMAIL": f"{who}@example.com"},
-            check=True, capture_output=True,
+            cwd=repo,
+            env={
+                **env,
+                "GIT_AUTHOR_NAME": who,
+                "GIT_AUTHOR_EMAIL": f"{who}@example.com",
+                "GIT_COMMITTER_NAME": who,
+                "GIT_COMMITTER_EMAIL": f"{who}@example.com",
+            },
+            check=True,
+            capture_output=True,
         )
     r = pygit2.Repository(str(repo))
     policy = SignaturePolicy(None, str(tmp_path / "bob.gpg")).check_setup()
@@ -139,7 +167,9 @@ def test_gpg_signatures_are_checked_against_the_given_keyring(tmp_path: Path) ->
     eve = verify_commit(r, "HEAD", policy)
     assert not eve.trusted and "is signed by an untrusted GPG key" in eve.message
     # An SSH-only policy refuses GPG signatures, saying which flag is missing.
-    assert verify_commit(r, "HEAD~1", SignaturePolicy(str(tmp_path / "bob.gpg"))).message.endswith("no GPG keyring is configured (--gpg-keyring)")
+    assert verify_commit(r, "HEAD~1", SignaturePolicy(str(tmp_path / "bob.gpg"))).message.endswith(
+        "no GPG keyring is configured (--gpg-keyring)"
+    )
 
 
 def test_serve_with_a_missing_allowed_signers_file_exits_2(tmp_path: Path) -> None:

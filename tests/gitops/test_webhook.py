@@ -45,7 +45,9 @@ def test_webhook_with_the_secret_fetches_now_and_a_wrong_secret_changes_nothing(
     remote = ConfigRemote(tmp_path)
     first = remote.push({"meshes/default.yaml": mesh()}, "first")
     (tmp_path / "hook-secret").write_text(SECRET + "\n")
-    cp = ControlPlaneProcess(f"file://{remote.bare}", tmp_path / "state", extra=[*SLOW, "--webhook-secret-file", str(tmp_path / "hook-secret")])
+    cp = ControlPlaneProcess(
+        f"file://{remote.bare}", tmp_path / "state", extra=[*SLOW, "--webhook-secret-file", str(tmp_path / "hook-secret")]
+    )
     cp.start()
     try:
         assert applied(cp) == first
@@ -75,7 +77,11 @@ def test_webhook_with_the_secret_fetches_now_and_a_wrong_secret_changes_nothing(
 
         # GitLab: the token header.
         third = remote.push({"meshes/third.yaml": mesh("third")}, "third")
-        code, doc = post(hook, json.dumps({"object_kind": "push", "ref": "refs/heads/main"}).encode(), {"X-Gitlab-Token": SECRET, "X-Gitlab-Event": "Push Hook"})
+        code, doc = post(
+            hook,
+            json.dumps({"object_kind": "push", "ref": "refs/heads/main"}).encode(),
+            {"X-Gitlab-Token": SECRET, "X-Gitlab-Event": "Push Hook"},
+        )
         assert (code, doc["source"]) == (202, "gitlab")
         cp.wait_applied(third, timeout=10)
 

@@ -60,7 +60,11 @@ def test_inspect_prints_merged_conf_and_contributing_policies(repo: GitRepo) -> 
         "    from MeshTimeout default/mesh-wide /spec/to/0",
         "    from MeshTimeout default/backend /spec/to/0",
     ]
-    doc = json.loads(CliRunner().invoke(cli, ["inspect", "dataplane", "--repo", str(repo.path), "--format", "json", "--config", "default", "web-1"]).output)
+    doc = json.loads(
+        CliRunner()
+        .invoke(cli, ["inspect", "dataplane", "--repo", str(repo.path), "--format", "json", "--config", "default", "web-1"])
+        .output
+    )
     assert doc["outbounds"][0]["policies"][0]["from"][1] == {"policy": "MeshTimeout default/backend", "pointer": "/spec/to/0"}
     assert {r["name"] for r in doc["envoy"]["LDS"]} == {"inbound:10.0.0.1:8080", "outbound:127.0.0.1:10001"}
 

@@ -100,7 +100,9 @@ class AdsClient:
     """One ADS stream, as Envoy would open it: first request with the node, then the others."""
 
     def __init__(self, target: str, *, ca_pem: bytes | None = None, delta: bool = False, headers: Sequence[tuple[str, str]] = ()) -> None:
-        self.channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(ca_pem)) if ca_pem is not None else grpc.insecure_channel(target)
+        self.channel = (
+            grpc.secure_channel(target, grpc.ssl_channel_credentials(ca_pem)) if ca_pem is not None else grpc.insecure_channel(target)
+        )
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self.channel)
         self.delta = delta
         self.requests: queue.Queue[Any] = queue.Queue()

@@ -135,7 +135,9 @@ def test_revoked_token_pushed_to_git_disconnects_the_envoy_and_keeps_it_out(mesh
         wait_until(lambda: (mesh.cp.status() or {})["proxies"].get("default.other-1", {}).get("synced"), 15, what="other-1 synced")
         sha = mesh.push(**{"revocations.yaml": revocation_secret([token_id])})
         mesh.cp.wait_applied(sha, ["default.web", "default.backend-1"])
-        wait_until(lambda: envoy.stats("control_plane.connected_state")["control_plane.connected_state"] == 0, 15, what="other-1 disconnected")
+        wait_until(
+            lambda: envoy.stats("control_plane.connected_state")["control_plane.connected_state"] == 0, 15, what="other-1 disconnected"
+        )
         wait_until(lambda: f"token {token_id} is revoked" in envoy.output(), 15, what="the refusal of the reconnect in Envoy's log")
         assert f"dataplane token {token_id} was revoked" in envoy.output()
         assert not (mesh.cp.status() or {})["proxies"]["default.other-1"]["connected"]

@@ -18,8 +18,8 @@ import pytest
 from cryptography import x509
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from reconciler.ca.tokens import issue_token
 from reconciler.ca.signing_keys import SigningKeys
+from reconciler.ca.tokens import issue_token
 from reconciler.xds.resources import CLUSTER, LISTENER, SECRET
 from tests.security.support import AdsClient, LocalControlPlane, dataplane_yaml
 from tests.support import GitRepo
@@ -176,22 +176,31 @@ GIT = "backend"
 GIT_CASES = {
     "name_bound_without_metadata": Case(token_name="{node}", served="backend"),
     "name_bound_with_matching_metadata": Case(token_name="{node}", metadata_service="backend", served="backend"),
-    "name_bound_with_other_tags_in_metadata_gets_the_git_identity": Case(token_name="{node}", metadata_service="frontend", served="backend"),
+    "name_bound_with_other_tags_in_metadata_gets_the_git_identity": Case(
+        token_name="{node}", metadata_service="frontend", served="backend"
+    ),
     "name_bound_to_another_dataplane": Case(
-        token_name="frontend", metadata_service="frontend", code=grpc.StatusCode.PERMISSION_DENIED,
+        token_name="frontend",
+        metadata_service="frontend",
+        code=grpc.StatusCode.PERMISSION_DENIED,
         message="dataplane token does not admit default.backend: the token is for dataplane default.frontend, not default.backend",
     ),
     "tag_bound_without_metadata": Case(token_service="backend", served="backend"),
     "tag_bound_with_matching_metadata": Case(token_service="backend", metadata_service="backend", served="backend"),
-    "tag_bound_with_other_tags_in_metadata_gets_the_git_identity": Case(token_service="backend", metadata_service="frontend", served="backend"),
+    "tag_bound_with_other_tags_in_metadata_gets_the_git_identity": Case(
+        token_service="backend", metadata_service="frontend", served="backend"
+    ),
     "tag_bound_to_another_service_without_metadata": Case(
-        token_service="frontend", code=grpc.StatusCode.PERMISSION_DENIED,
+        token_service="frontend",
+        code=grpc.StatusCode.PERMISSION_DENIED,
         message='dataplane token does not admit default.backend: dataplane default.backend has tag "kuma.io/service" with value "backend", '
         "which the token does not allow (allowed: frontend)",
     ),
     # The attack of issue 11, item 1: metadata carries the tags the token allows, git's do not.
     "tag_bound_to_another_service_with_its_tags_in_metadata": Case(
-        token_service="frontend", metadata_service="frontend", code=grpc.StatusCode.PERMISSION_DENIED,
+        token_service="frontend",
+        metadata_service="frontend",
+        code=grpc.StatusCode.PERMISSION_DENIED,
         message='dataplane token does not admit default.backend: dataplane default.backend has tag "kuma.io/service" with value "backend", '
         "which the token does not allow (allowed: frontend); the Dataplane declared in git is served, not the one in node metadata",
     ),
@@ -201,17 +210,22 @@ RUNTIME_CASES = {
     # Kuma's rule: a token bound to a name only lets that dataplane declare its own tags.
     "name_bound_lets_the_dataplane_declare_its_tags": Case(token_name="{node}", metadata_service="frontend", served="frontend"),
     "name_bound_to_another_dataplane": Case(
-        token_name="someone-else", metadata_service="backend", code=grpc.StatusCode.PERMISSION_DENIED,
+        token_name="someone-else",
+        metadata_service="backend",
+        code=grpc.StatusCode.PERMISSION_DENIED,
         message="dataplane token does not admit default.{node}: the token is for dataplane default.someone-else, not default.{node}",
     ),
     "tag_bound_with_matching_metadata": Case(token_service="backend", metadata_service="backend", served="backend"),
     "tag_bound_with_other_tags_in_metadata": Case(
-        token_service="backend", metadata_service="frontend", code=grpc.StatusCode.PERMISSION_DENIED,
+        token_service="backend",
+        metadata_service="frontend",
+        code=grpc.StatusCode.PERMISSION_DENIED,
         message='dataplane token does not admit default.{node}: dataplane default.{node} has tag "kuma.io/service" with value "frontend", '
         "which the token does not allow (allowed: backend)",
     ),
     "tag_bound_without_metadata": Case(
-        token_service="backend", code=grpc.StatusCode.PERMISSION_DENIED,
+        token_service="backend",
+        code=grpc.StatusCode.PERMISSION_DENIED,
         message="dataplane token does not admit default.{node}: dataplane default.{node} is not known, so the tags the token is bound to cannot be checked",
     ),
 }
@@ -249,15 +263,24 @@ def test_the_attack_is_refused_on_delta_streams_too(world: World) -> None:
 
 def test_metadata_naming_another_dataplane_is_invalid(world: World) -> None:
     client = world.client()
-    client.open("default.backend", token=world.token(service="frontend"), dataplane=world.metadata("frontend", "frontend"), secrets=[IDENTITY_SECRET])
-    refused(client, grpc.StatusCode.INVALID_ARGUMENT, "node id default.backend does not match the Dataplane default.frontend in its metadata")
+    client.open(
+        "default.backend",
+        token=world.token(service="frontend"),
+        dataplane=world.metadata("frontend", "frontend"),
+        secrets=[IDENTITY_SECRET],
+    )
+    refused(
+        client, grpc.StatusCode.INVALID_ARGUMENT, "node id default.backend does not match the Dataplane default.frontend in its metadata"
+    )
     client.close()
 
 
 def test_a_git_dataplane_that_appears_later_closes_a_stream_its_token_does_not_admit(world: World) -> None:
     world.commit()
     client = world.client()
-    client.open("default.late", token=world.token(service="frontend"), dataplane=world.metadata("late", "frontend"), secrets=[IDENTITY_SECRET])
+    client.open(
+        "default.late", token=world.token(service="frontend"), dataplane=world.metadata("late", "frontend"), secrets=[IDENTITY_SECRET]
+    )
     admitted_as(client, "frontend")
     try:
         world.commit(**{"late.yaml": dataplane_yaml("late", "backend", 10021)})
@@ -276,7 +299,9 @@ def test_a_git_dataplane_that_appears_later_closes_a_stream_its_token_does_not_a
 def test_a_git_dataplane_that_goes_away_closes_a_stream_whose_metadata_the_token_does_not_admit(world: World) -> None:
     world.commit(**{"moving.yaml": dataplane_yaml("moving", "backend", 10031)})
     client = world.client()
-    client.open("default.moving", token=world.token(service="backend"), dataplane=world.metadata("moving", "frontend"), secrets=[IDENTITY_SECRET])
+    client.open(
+        "default.moving", token=world.token(service="backend"), dataplane=world.metadata("moving", "frontend"), secrets=[IDENTITY_SECRET]
+    )
     admitted_as(client, "backend")
     try:
         world.commit(**{"moving.yaml": None})
@@ -294,15 +319,24 @@ def test_a_git_dataplane_that_goes_away_closes_a_stream_whose_metadata_the_token
 def test_a_second_stream_that_registers_other_tags_closes_the_first_before_it_sees_them(world: World) -> None:
     world.commit()
     first = world.client()
-    first.open("default.shared", token=world.token(service="backend"), dataplane=world.metadata("shared", "backend"), secrets=[IDENTITY_SECRET])
+    first.open(
+        "default.shared", token=world.token(service="backend"), dataplane=world.metadata("shared", "backend"), secrets=[IDENTITY_SECRET]
+    )
     admitted_as(first, "backend")
     second = world.client()
     try:
-        second.open("default.shared", token=world.token(service="frontend"), dataplane=world.metadata("shared", "frontend"), secrets=[IDENTITY_SECRET])
+        second.open(
+            "default.shared",
+            token=world.token(service="frontend"),
+            dataplane=world.metadata("shared", "frontend"),
+            secrets=[IDENTITY_SECRET],
+        )
         admitted_as(second, "frontend")
         error = first.wait_end()
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert 'has tag "kuma.io/service" with value "frontend", which the token does not allow (allowed: backend)' in (error.details() or "")
+        assert 'has tag "kuma.io/service" with value "frontend", which the token does not allow (allowed: backend)' in (
+            error.details() or ""
+        )
         assert identity_sans(first) == [{spiffe("backend")}]
     finally:
         first.close()
@@ -328,7 +362,8 @@ def test_registered_dataplane_cannot_pick_a_workload_identity_with_a_token_not_b
     client = world.client()
     client.open(f"default.{node}", token=token, dataplane=metadata, secrets=[IDENTITY_SECRET])
     refused(
-        client, grpc.StatusCode.PERMISSION_DENIED,
+        client,
+        grpc.StatusCode.PERMISSION_DENIED,
         f'dataplane token does not admit default.{node}: its identity comes from label "kuma.io/workload" (orders) through MeshIdentity '
         "orders-identity, so the token must be bound to that workload (issue it with a workload)",
     )
@@ -341,18 +376,23 @@ def test_workload_bound_token_admits_a_registered_dataplane_of_that_workload_onl
     token = world.token(service="web", workload="orders")
     client = world.client()
     client.open(
-        f"default.{node}", token=token, secrets=[IDENTITY_SECRET],
+        f"default.{node}",
+        token=token,
+        secrets=[IDENTITY_SECRET],
         dataplane=labelled_dataplane_yaml(node, "web", next(world.ports), 11001, labels={"kuma.io/workload": "orders"}),
     )
     admitted_as(client, ORDERS)
     client.close()
     other = world.client()
     other.open(
-        f"default.{node}-b", token=token, secrets=[IDENTITY_SECRET],
+        f"default.{node}-b",
+        token=token,
+        secrets=[IDENTITY_SECRET],
         dataplane=labelled_dataplane_yaml(f"{node}-b", "web", next(world.ports), 11001, labels={"kuma.io/workload": "billing"}),
     )
     refused(
-        other, grpc.StatusCode.PERMISSION_DENIED,
+        other,
+        grpc.StatusCode.PERMISSION_DENIED,
         f'dataplane token does not admit default.{node}-b: dataplane default.{node}-b has label "kuma.io/workload" with value "billing", '
         'the token is for workload "orders"',
     )
@@ -367,7 +407,8 @@ def test_registered_dataplane_without_the_workload_label_its_identity_needs_is_r
     client = world.client()
     client.open(f"default.{node}", token=world.token(service="web"), dataplane=metadata, secrets=[IDENTITY_SECRET])
     refused(
-        client, grpc.StatusCode.PERMISSION_DENIED,
+        client,
+        grpc.StatusCode.PERMISSION_DENIED,
         f'dataplane token does not admit default.{node}: dataplane default.{node} has no label "kuma.io/workload", '
         "which MeshIdentity payments-identity makes its identity",
     )
@@ -382,7 +423,8 @@ def test_registered_dataplane_its_mesh_identity_cannot_name_is_refused_and_commi
     client.open(f"default.{node}", token=world.token(name=node), dataplane=metadata, secrets=[IDENTITY_SECRET])
     try:
         refused(
-            client, grpc.StatusCode.INVALID_ARGUMENT,
+            client,
+            grpc.StatusCode.INVALID_ARGUMENT,
             "invalid Dataplane in node metadata: MeshIdentity default/team-identity: cannot render '/team/{{ label \"team\" }}': "
             'template: :1:9: executing "" at <label>: error calling label: label team not found',
         )

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from reconciler.ca.tokens import LATEST_TIME, issue_token
 from reconciler.ca.signing_keys import SigningKeys
+from reconciler.ca.tokens import LATEST_TIME, issue_token
 from reconciler.xds.resources import CLUSTER, LISTENER
 from tests.security.support import MESH, AdsClient, LocalControlPlane, dataplane_yaml
 from tests.support import GitRepo
 
 FIRST_REQUEST_TIMEOUT = 0.5
-OUT_OF_RANGE = f"invalid dataplane token: malformed token: claim {{}} must be a time in seconds since 1970, at most {LATEST_TIME} (year 9999)"
+OUT_OF_RANGE = (
+    f"invalid dataplane token: malformed token: claim {{}} must be a time in seconds since 1970, at most {LATEST_TIME} (year 9999)"
+)
 NOT_JSON = "invalid dataplane token: malformed token: header or claims are not JSON"
 NOT_BASE64 = "invalid dataplane token: malformed token: not base64url"
 
@@ -72,7 +74,9 @@ MALFORMED = {
     "exp_has_more_digits_than_python_reads": (CLAIMS.format(exp="1" + "0" * 5000), False, NOT_JSON),
     "claims_nested_too_deep": ('{"Mesh": ' + "[" * 5000 + "]" * 5000 + "}", False, NOT_JSON),
     "signed_with_nbf_far_in_the_future": (
-        '{"Mesh": "default", "Name": "web", "jti": "t-2", "nbf": 1e300, "exp": 253402300000}', True, OUT_OF_RANGE.format("nbf"),
+        '{"Mesh": "default", "Name": "web", "jti": "t-2", "nbf": 1e300, "exp": 253402300000}',
+        True,
+        OUT_OF_RANGE.format("nbf"),
     ),
     "signed_with_exp_past_year_9999": ('{"Mesh": "default", "Name": "web", "jti": "t-3", "exp": 1e18}', True, OUT_OF_RANGE.format("exp")),
     "claims_not_json": ("not json", False, NOT_JSON),
@@ -91,7 +95,9 @@ def test_unparsable_token_is_unauthenticated_with_a_short_reason(setup: Setup, c
     client.close()
 
 
-@pytest.mark.parametrize("token", ["abcde.abcde.abcde", "a$b.c.d", "é.é.é"], ids=["length_not_base64", "character_not_base64url", "not_ascii"])
+@pytest.mark.parametrize(
+    "token", ["abcde.abcde.abcde", "a$b.c.d", "é.é.é"], ids=["length_not_base64", "character_not_base64url", "not_ascii"]
+)
 def test_token_that_is_not_base64url_is_unauthenticated(setup: Setup, token: str) -> None:
     client = setup.client()
     client.open("default.web", token=token)
@@ -119,7 +125,10 @@ def test_admitted_stream_may_stay_quiet_after_its_first_request(setup: Setup) ->
 
 
 NODE_IDS = {
-    "longer_than_any_mesh_and_dataplane_name": ("default." + "a" * 300_000, "node id is 300,008 characters long; at most 318 (<mesh>.<dataplane name>)"),
+    "longer_than_any_mesh_and_dataplane_name": (
+        "default." + "a" * 300_000,
+        "node id is 300,008 characters long; at most 318 (<mesh>.<dataplane name>)",
+    ),
     "with_a_newline_and_an_escape_sequence": ("default.web\n\x1b[31m", 'node id "default.web\\n\\x1b[31m" holds control characters'),
     "without_a_mesh": ("web", 'node id "web" must be <mesh>.<dataplane name>'),
 }

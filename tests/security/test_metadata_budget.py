@@ -18,15 +18,14 @@ import pytest
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import struct_pb2
 
-from reconciler.ca.tokens import issue_token
 from reconciler.ca.signing_keys import SigningKeys
+from reconciler.ca.tokens import issue_token
 from reconciler.xds.resources import CLUSTER, LISTENER
 from tests.security.support import MESH, AdsClient, LocalControlPlane, dataplane_yaml
 from tests.support import GitRepo
 
 BUDGET_MESSAGE = (
-    "Dataplane expands to more than 20,000 values, counting each use of an alias (*ref) in full; "
-    "write the values out instead of aliases"
+    "Dataplane expands to more than 20,000 values, counting each use of an alias (*ref) in full; write the values out instead of aliases"
 )
 
 
@@ -145,6 +144,6 @@ def test_other_proxies_and_the_api_keep_working_while_hostile_proxies_are_refuse
             web.arrived.wait_for(lambda: len(web.resources(LISTENER)) > pushed or web.ended.is_set(), timeout=30)
         assert not web.ended.is_set(), web.error
         assert any(":10002" in str(r) or "10002" in str(r) for r in web.resources(LISTENER)[pushed:])
-        assert not any(node.startswith("default.bomb") or node.startswith("default.big") for node in setup.cp.cp.store.registered)
+        assert not any(node.startswith(("default.bomb", "default.big")) for node in setup.cp.cp.store.registered)
     finally:
         web.close()

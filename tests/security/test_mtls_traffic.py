@@ -98,7 +98,7 @@ def tcp_roundtrip(port: int, payload: bytes = b"ping") -> bytes:
         s.settimeout(3)
         try:
             return s.recv(4096)
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             return b""
 
 
@@ -227,7 +227,12 @@ def settle(world: World, key: str = "web_to_backend") -> None:
 
 def _serial(envoy: EnvoyProcess) -> str:
     certs = json.loads(http_get(envoy.admin + "/certs")[1])["certificates"]
-    return next(c["serial_number"] for entry in certs for c in entry["cert_chain"] if any("spiffe://default/" in s.get("uri", "") for s in c.get("subject_alt_names", [])))
+    return next(
+        c["serial_number"]
+        for entry in certs
+        for c in entry["cert_chain"]
+        if any("spiffe://default/" in s.get("uri", "") for s in c.get("subject_alt_names", []))
+    )
 
 
 class Load:
@@ -312,7 +317,9 @@ def _provided_ca() -> tuple[str, str]:
 def test_provided_ca_works_and_survives_a_deleted_state_directory(world: World, tmp_path: Path) -> None:
     cert, key = _provided_ca()
     secrets = f"type: Secret\nname: ca-cert\nmesh: default\ndata: {cert}\n---\ntype: Secret\nname: ca-key\nmesh: default\ndata: {key}\n"
-    files = world.files(mesh("STRICT", backend="provided-ca", provided={"cert": "ca-cert", "key": "ca-key"}), ALLOW_ALL, extra={"secrets.yaml": secrets})
+    files = world.files(
+        mesh("STRICT", backend="provided-ca", provided={"cert": "ca-cert", "key": "ca-key"}), ALLOW_ALL, extra={"secrets.yaml": secrets}
+    )
     sha = world.apply(files, "provided CA")
     assert world.get("web_to_backend") == (200, "backend\n")
     # A fresh control plane with an empty state directory serves certificates from the same CA.

@@ -10,8 +10,8 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from reconciler.ca.tokens import decode_unverified, verify_token
 from reconciler.ca.signing_keys import SigningKeys
+from reconciler.ca.tokens import decode_unverified, verify_token
 from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
 from reconciler.cli import cli
 
@@ -80,7 +80,9 @@ def test_token_inspect_shows_the_id_to_revoke_and_verifies_with_the_state_dir(tm
 
 def _dataplane_file(tmp_path: Path) -> str:
     dp = tmp_path / "dp.yaml"
-    dp.write_text("type: Dataplane\nmesh: default\nname: web\nnetworking:\n  address: 127.0.0.1\n  inbound:\n    - port: 10001\n      servicePort: 8080\n      tags:\n        kuma.io/service: web\n")
+    dp.write_text(
+        "type: Dataplane\nmesh: default\nname: web\nnetworking:\n  address: 127.0.0.1\n  inbound:\n    - port: 10001\n      servicePort: 8080\n      tags:\n        kuma.io/service: web\n"
+    )
     return str(dp)
 
 

@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.store import CaStore
 from reconciler.ca.tokens import issue_token
-from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.xds_tls import default_names, load_or_create
 from reconciler.cli import cli
 from reconciler.xds.resources import CLUSTER, LISTENER, SECRET
@@ -88,7 +88,11 @@ def test_a_name_planted_in_a_key_directory_never_receives_a_key(tmp_path: Path) 
     outside.mkdir()
     ca_dir = state / "ca" / "default" / "ca-1"
     ca_dir.mkdir(parents=True)
-    planted = {ca_dir / "ca.key.tmp": outside / "stolen-ca-key", ca_dir / "ca.crt.tmp": outside / "stolen-ca-crt", state / "ca" / "default" / "history.tmp": outside / "clobbered"}
+    planted = {
+        ca_dir / "ca.key.tmp": outside / "stolen-ca-key",
+        ca_dir / "ca.crt.tmp": outside / "stolen-ca-crt",
+        state / "ca" / "default" / "history.tmp": outside / "clobbered",
+    }
     for link, target in planted.items():
         target.write_bytes(b"")
         link.symlink_to(target)
@@ -124,7 +128,7 @@ def test_every_private_key_of_the_state_directory_is_0600_and_no_temporary_is_le
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     private = {str(p.relative_to(tmp_path)) for p in files if b"PRIVATE KEY" in p.read_bytes()}
     assert private == {"dataplane-tokens/1.pem", "dataplane-tokens/2.pem", "xds-tls/ca.pem", "xds-tls/server.pem", "ca/default/ca-1/ca.key"}
-    assert {f: oct(stat.S_IMODE((tmp_path / f).stat().st_mode)) for f in private} == {f: "0o600" for f in private}
+    assert {f: oct(stat.S_IMODE((tmp_path / f).stat().st_mode)) for f in private} == dict.fromkeys(private, "0o600")
     for directory in ("dataplane-tokens", "ca/default/ca-1"):
         assert stat.S_IMODE((tmp_path / directory).stat().st_mode) == 0o700
     assert [p.name for p in files if p.name.startswith(".tmp")] == []
@@ -230,7 +234,13 @@ def test_an_issued_token_keeps_working_across_a_restart_and_a_lost_signing_key_s
     assert result.returncode == 2, result.stderr
     assert f"Error: cannot use {state / 'dataplane-tokens' / '1.pem'}: signing key 1 is missing" in result.stderr
     assert "--rotate-missing-keys" in result.stderr and "Traceback" not in result.stderr
-    issue = subprocess.run([sys.executable, "-m", "reconciler", "token", "issue", "--state-dir", str(state), "--name", "web"], capture_output=True, text=True, timeout=60, check=False)
+    issue = subprocess.run(
+        [sys.executable, "-m", "reconciler", "token", "issue", "--state-dir", str(state), "--name", "web"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert (issue.returncode, issue.stdout) == (2, ""), issue.stderr
     assert "signing key 1 is missing" in issue.stderr
     assert snapshot_files(state / "dataplane-tokens") == before
@@ -430,7 +440,6 @@ def test_status_is_not_ready_while_a_signing_key_cannot_be_used_and_strangers_ca
         client.close()
     finally:
         cp.stop()
-
 
 
 def test_a_provided_ca_that_breaks_while_serving_makes_status_not_ready_until_it_is_back(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.tokens import (
     IdentityMismatch,
     TokenExpired,
@@ -28,7 +29,6 @@ from reconciler.ca.tokens import (
     parse_tags,
     verify_token,
 )
-from reconciler.ca.signing_keys import SigningKeys
 
 
 def _part(token: str, i: int) -> dict[str, object]:
@@ -46,7 +46,9 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> SigningKeys:
 
 
 def test_token_is_an_rs256_jwt_with_kid_and_kumas_dataplane_claims(keys: SigningKeys) -> None:
-    token = issue_token(keys, mesh="default", name="web-1", tags={"kuma.io/service": ["web"]}, valid_for=3600, now=1_700_000_000, token_id="id-1")
+    token = issue_token(
+        keys, mesh="default", name="web-1", tags={"kuma.io/service": ["web"]}, valid_for=3600, now=1_700_000_000, token_id="id-1"
+    )
     assert _part(token, 0) == {"alg": "RS256", "kid": "1", "typ": "JWT"}
     assert _part(token, 1) == {
         "Name": "web-1",
@@ -60,7 +62,13 @@ def test_token_is_an_rs256_jwt_with_kid_and_kumas_dataplane_claims(keys: Signing
         "jti": "id-1",
     }
     claims = verify_token(token, keys, now=1_700_000_000)
-    assert (claims.mesh, claims.name, dict(claims.tags), claims.token_id, claims.key_id) == ("default", "web-1", {"kuma.io/service": ("web",)}, "id-1", "1")
+    assert (claims.mesh, claims.name, dict(claims.tags), claims.token_id, claims.key_id) == (
+        "default",
+        "web-1",
+        {"kuma.io/service": ("web",)},
+        "id-1",
+        "1",
+    )
 
 
 def test_each_token_gets_its_own_id(keys: SigningKeys) -> None:
@@ -255,6 +263,10 @@ def test_durations_and_tags_from_the_command_line() -> None:
     for bad in ("", "24", "1y", "h"):
         with pytest.raises(ValueError, match="invalid duration"):
             parse_duration(bad)
-    assert parse_tags(["kuma.io/service=web,web-api,version=v1", "zone=a"]) == {"kuma.io/service": ["web", "web-api"], "version": ["v1"], "zone": ["a"]}
+    assert parse_tags(["kuma.io/service=web,web-api,version=v1", "zone=a"]) == {
+        "kuma.io/service": ["web", "web-api"],
+        "version": ["v1"],
+        "zone": ["a"],
+    }
     with pytest.raises(ValueError, match="invalid tag"):
         parse_tags(["web"])

@@ -14,8 +14,8 @@ import grpc
 import pytest
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from reconciler.ca.tokens import decode_unverified, issue_token
 from reconciler.ca.signing_keys import SigningKeys
+from reconciler.ca.tokens import decode_unverified, issue_token
 from reconciler.xds.resources import CLUSTER, LISTENER, SECRET, resource
 from tests.security.support import MESH, AdsClient, LocalControlPlane, dataplane_yaml, revocation_secret
 from tests.support import GitRepo
@@ -93,7 +93,11 @@ def test_stream_without_token_is_unauthenticated_and_gets_nothing(setup: Setup, 
     setup.commit()
     client = setup.client(delta=delta)
     client.open("default.web", secrets=[SECRET_NAME])
-    refused(client, grpc.StatusCode.UNAUTHENTICATED, "dataplane token required for default.web: issue one with `reconciler token issue --mesh default --name web`")
+    refused(
+        client,
+        grpc.StatusCode.UNAUTHENTICATED,
+        "dataplane token required for default.web: issue one with `reconciler token issue --mesh default --name web`",
+    )
 
 
 def test_expired_token_is_unauthenticated_and_gets_nothing(setup: Setup) -> None:
@@ -107,7 +111,11 @@ def test_token_for_another_dataplane_is_permission_denied_and_gets_nothing(setup
     setup.commit()
     client = setup.client()
     client.open("default.web", token=setup.token("backend-1"), secrets=[SECRET_NAME])
-    refused(client, grpc.StatusCode.PERMISSION_DENIED, "dataplane token does not admit default.web: the token is for dataplane default.backend-1, not default.web")
+    refused(
+        client,
+        grpc.StatusCode.PERMISSION_DENIED,
+        "dataplane token does not admit default.web: the token is for dataplane default.backend-1, not default.web",
+    )
 
 
 def test_token_for_another_mesh_is_permission_denied(setup: Setup) -> None:
@@ -149,7 +157,11 @@ def test_tag_bound_token_admits_dataplanes_whose_inbound_tags_it_allows(setup: S
     client.close()
     other = setup.client()
     other.open("default.backend-1", token=token)
-    refused(other, grpc.StatusCode.PERMISSION_DENIED, 'dataplane default.backend-1 has tag "kuma.io/service" with value "backend", which the token does not allow')
+    refused(
+        other,
+        grpc.StatusCode.PERMISSION_DENIED,
+        'dataplane default.backend-1 has tag "kuma.io/service" with value "backend", which the token does not allow',
+    )
 
 
 def test_tag_bound_token_is_checked_against_a_dataplane_registered_from_metadata(setup: Setup) -> None:

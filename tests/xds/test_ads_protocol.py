@@ -133,7 +133,16 @@ class Client:
         except grpc.RpcError as e:
             self.responses.put(e)
 
-    def send(self, type_url: str, names: list[str] | None = None, *, version: str = "", nonce: str = "", error: str | None = None, first: bool = False) -> None:
+    def send(
+        self,
+        type_url: str,
+        names: list[str] | None = None,
+        *,
+        version: str = "",
+        nonce: str = "",
+        error: str | None = None,
+        first: bool = False,
+    ) -> None:
         req = discovery_pb2.DiscoveryRequest(type_url=type_url, resource_names=names or [], version_info=version, response_nonce=nonce)
         if first:
             req.node.id = NODE
@@ -141,7 +150,17 @@ class Client:
             req.error_detail.CopyFrom(status_pb2.Status(code=3, message=error))
         self.requests.put(req)
 
-    def send_delta(self, type_url: str, *, subscribe: list[str] | None = None, unsubscribe: list[str] | None = None, nonce: str = "", error: str | None = None, initial: dict[str, str] | None = None, first: bool = False) -> None:
+    def send_delta(
+        self,
+        type_url: str,
+        *,
+        subscribe: list[str] | None = None,
+        unsubscribe: list[str] | None = None,
+        nonce: str = "",
+        error: str | None = None,
+        initial: dict[str, str] | None = None,
+        first: bool = False,
+    ) -> None:
         req = discovery_pb2.DeltaDiscoveryRequest(
             type_url=type_url,
             resource_names_subscribe=subscribe or [],

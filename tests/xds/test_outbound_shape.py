@@ -30,7 +30,9 @@ MESH = "type: Mesh\nname: default\n"
         ({SHAPE_LABEL: "compact"}, 1, None, "compact", f"label {SHAPE_LABEL}: compact"),
     ],
 )
-def test_the_label_wins_then_the_threshold_then_kumas_shape(labels: dict[str, str], outbounds: int, compact_from: int | None, shape: str, reason: str) -> None:
+def test_the_label_wins_then_the_threshold_then_kumas_shape(
+    labels: dict[str, str], outbounds: int, compact_from: int | None, shape: str, reason: str
+) -> None:
     choice = outbound_shape(labels, outbounds, compact_from)
     assert (choice.shape, choice.reason) == (shape, reason)
 
@@ -110,12 +112,14 @@ spec:
 
 
 def test_a_proxy_patch_naming_a_per_outbound_listener_is_reported_on_a_compact_proxy_only(repo: GitRepo) -> None:
-    repo.commit({
-        "mesh.yaml": MESH,
-        "backend.yaml": dataplane_yaml("backend-1", "backend", 9000, 9000),
-        "web.yaml": dataplane_yaml("web", "web", 8000, 8001, {"backend": 7000}),
-        "patch.yaml": PATCH,
-    })
+    repo.commit(
+        {
+            "mesh.yaml": MESH,
+            "backend.yaml": dataplane_yaml("backend-1", "backend", 9000, 9000),
+            "web.yaml": dataplane_yaml("web", "web", 8000, 8001, {"backend": 7000}),
+            "patch.yaml": PATCH,
+        }
+    )
     code, out = run_cli("inspect", "dataplane", "--repo", str(repo.path), "default", "web", env={"RECONCILER_COMPACT_OUTBOUNDS": None})
     assert code == 0, out
     assert "outbound shape: kuma (the default)" in out and "does not have" not in out

@@ -102,10 +102,18 @@ def test_refused_stream_gets_the_status_admission_chose(server: Server) -> None:
 
 def test_failing_admission_is_internal_with_a_short_message_not_the_exception_text(server: Server) -> None:
     error = end_of(server, request("default.buggy"))
-    assert (error.code(), error.details()) == (grpc.StatusCode.INTERNAL, "admission failed: internal error in the control plane (see its log)")
+    assert (error.code(), error.details()) == (
+        grpc.StatusCode.INTERNAL,
+        "admission failed: internal error in the control plane (see its log)",
+    )
 
 
-@pytest.mark.parametrize("requests", [[b"\xff\xff\xff\xff"], [request("default.web"), b"\x0a\xff"]], ids=["first_request", "after_admission"])
+@pytest.mark.parametrize(
+    "requests", [[b"\xff\xff\xff\xff"], [request("default.web"), b"\x0a\xff"]], ids=["first_request", "after_admission"]
+)
 def test_bytes_that_are_not_a_discovery_request_are_invalid_argument(server: Server, requests: list[bytes]) -> None:
     error = end_of(server, *requests)
-    assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "malformed request: not a DiscoveryRequest protobuf message")
+    assert (error.code(), error.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "malformed request: not a DiscoveryRequest protobuf message",
+    )

@@ -182,7 +182,9 @@ def _tls(service: str, tls: Mapping[str, Any], first_address: str) -> tuple[base
         name = client_cert_secret_name(service)
         secret = secret_pb2.Secret(
             name=name,
-            tls_certificate=common_pb2.TlsCertificate(certificate_chain=base_pb2.DataSource(inline_bytes=cert), private_key=base_pb2.DataSource(inline_bytes=key)),
+            tls_certificate=common_pb2.TlsCertificate(
+                certificate_chain=base_pb2.DataSource(inline_bytes=cert), private_key=base_pb2.DataSource(inline_bytes=key)
+            ),
         )
         secrets.append(resource(SECRET, name, secret))
         common.tls_certificate_sds_secret_configs.append(_sds(name))
@@ -190,7 +192,9 @@ def _tls(service: str, tls: Mapping[str, Any], first_address: str) -> tuple[base
         matchers = _san_matchers([("Exact", sni or first_address)]) + _san_matchers(sans) if check_names else []
         if ca is not None:
             name = ca_secret_name(service)
-            secret = secret_pb2.Secret(name=name, validation_context=common_pb2.CertificateValidationContext(trusted_ca=base_pb2.DataSource(inline_bytes=ca)))
+            secret = secret_pb2.Secret(
+                name=name, validation_context=common_pb2.CertificateValidationContext(trusted_ca=base_pb2.DataSource(inline_bytes=ca))
+            )
             secrets.append(resource(SECRET, name, secret))
             common.combined_validation_context.CopyFrom(
                 tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
@@ -200,7 +204,9 @@ def _tls(service: str, tls: Mapping[str, Any], first_address: str) -> tuple[base
             )
         else:
             common.validation_context.CopyFrom(
-                common_pb2.CertificateValidationContext(trusted_ca=base_pb2.DataSource(filename=SYSTEM_CA_PATH), match_typed_subject_alt_names=matchers)
+                common_pb2.CertificateValidationContext(
+                    trusted_ca=base_pb2.DataSource(filename=SYSTEM_CA_PATH), match_typed_subject_alt_names=matchers
+                )
             )
     version = tls.get("version") or {}
     if version.get("min") in _TLS_VERSIONS:

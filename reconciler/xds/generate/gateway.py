@@ -97,7 +97,9 @@ def _hcm(service: str, route_name: str) -> hcm_pb2.HttpConnectionManager:
     hcm.request_headers_timeout.CopyFrom(duration(REQUEST_HEADERS_TIMEOUT))
     hcm.stream_idle_timeout.CopyFrom(duration(STREAM_IDLE_TIMEOUT))
     hcm.common_http_protocol_options.CopyFrom(
-        protocol_pb2.HttpProtocolOptions(idle_timeout=duration(IDLE_TIMEOUT), headers_with_underscores_action=protocol_pb2.HttpProtocolOptions.REJECT_REQUEST)
+        protocol_pb2.HttpProtocolOptions(
+            idle_timeout=duration(IDLE_TIMEOUT), headers_with_underscores_action=protocol_pb2.HttpProtocolOptions.REJECT_REQUEST
+        )
     )
     hcm.http2_protocol_options.CopyFrom(
         protocol_pb2.Http2ProtocolOptions(
@@ -118,7 +120,9 @@ def _tcp(service: str, split: tuple[WeightedCluster, ...]) -> listener_component
     if len(live) > 1:
         proxy.ClearField("cluster")
         proxy.weighted_clusters.CopyFrom(
-            tcp_proxy_pb2.TcpProxy.WeightedCluster(clusters=[tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=c.name, weight=c.weight) for c in live])
+            tcp_proxy_pb2.TcpProxy.WeightedCluster(
+                clusters=[tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=c.name, weight=c.weight) for c in live]
+            )
         )
     return tcp_proxy_filter(proxy)
 
@@ -201,10 +205,18 @@ def _virtual_host(host: VirtualHost, https: bool, mesh: str) -> rc.VirtualHost:
     if https:
         vh.require_tls = rc.VirtualHost.ALL
         vh.response_headers_to_add.append(
-            base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key="Strict-Transport-Security", value=HSTS), append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD)
+            base_pb2.HeaderValueOption(
+                header=base_pb2.HeaderValue(key="Strict-Transport-Security", value=HSTS),
+                append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+            )
         )
     if not host.routes:
-        vh.routes.append(rc.Route(match=rc.RouteMatch(prefix="/"), direct_response=rc.DirectResponseAction(status=404, body=base_pb2.DataSource(inline_string=NO_ROUTES))))
+        vh.routes.append(
+            rc.Route(
+                match=rc.RouteMatch(prefix="/"),
+                direct_response=rc.DirectResponseAction(status=404, body=base_pb2.DataSource(inline_string=NO_ROUTES)),
+            )
+        )
         return vh
     for view in host.routes:
         route = envoy_route(view)
@@ -241,4 +253,3 @@ def gateway_routes(listener: GatewayListener, mesh: str) -> tuple[XdsResource, .
     if listener.protocol == "HTTPS":
         return tuple(_route_configuration(listener.route_name(h), h.hosts, True, mesh) for h in listener.hostnames if h.certificates)
     return ()
-

@@ -45,9 +45,7 @@ def _hcm(stat_prefix: str) -> hcm_pb2.HttpConnectionManager:
     return HCM(
         stat_prefix=stat_prefix,
         codec_type=HCM.AUTO,
-        http_filters=[
-            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router()))
-        ],
+        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router()))],
     )
 
 
@@ -66,4 +64,6 @@ def tcp_proxy_filter(proxy: tcp_proxy_pb2.TcpProxy) -> listener_components_pb2.F
 def tls_inspector() -> listener_components_pb2.ListenerFilter:
     from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 
-    return listener_components_pb2.ListenerFilter(name="envoy.filters.listener.tls_inspector", typed_config=pack(tls_inspector_pb2.TlsInspector()))
+    return listener_components_pb2.ListenerFilter(
+        name="envoy.filters.listener.tls_inspector", typed_config=pack(tls_inspector_pb2.TlsInspector())
+    )

@@ -73,7 +73,11 @@ def _match(match: Mapping[str, Any]) -> rc.RouteMatch:
         else:
             out.headers.append(rc.HeaderMatcher(name=name, string_match=string_pb2.StringMatcher(exact=value)))
     for param in match.get("queryParams") or ():
-        matcher = string_pb2.StringMatcher(safe_regex=_regex(str(param.get("value", "")))) if param.get("type") == "RegularExpression" else string_pb2.StringMatcher(exact=str(param.get("value", "")))
+        matcher = (
+            string_pb2.StringMatcher(safe_regex=_regex(str(param.get("value", ""))))
+            if param.get("type") == "RegularExpression"
+            else string_pb2.StringMatcher(exact=str(param.get("value", "")))
+        )
         out.query_parameters.append(rc.QueryParameterMatcher(name=str(param.get("name")), string_match=matcher))
     return out
 
@@ -81,9 +85,19 @@ def _match(match: Mapping[str, Any]) -> rc.RouteMatch:
 def _headers(modifier: Mapping[str, Any]) -> tuple[list[base_pb2.HeaderValueOption], list[str]]:
     options = []
     for h in modifier.get("set") or ():
-        options.append(base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=str(h["name"]), value=str(h.get("value", ""))), append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD))
+        options.append(
+            base_pb2.HeaderValueOption(
+                header=base_pb2.HeaderValue(key=str(h["name"]), value=str(h.get("value", ""))),
+                append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+            )
+        )
     for h in modifier.get("add") or ():
-        options.append(base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=str(h["name"]), value=str(h.get("value", ""))), append_action=base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD))
+        options.append(
+            base_pb2.HeaderValueOption(
+                header=base_pb2.HeaderValue(key=str(h["name"]), value=str(h.get("value", ""))),
+                append_action=base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD,
+            )
+        )
     return options, [str(n) for n in modifier.get("remove") or ()]
 
 
@@ -116,7 +130,11 @@ def envoy_route(view: RouteView) -> rc.Route:
         if len(live) == 1:
             action.cluster = live[0].name
         else:
-            action.weighted_clusters.CopyFrom(rc.WeightedCluster(clusters=[rc.WeightedCluster.ClusterWeight(name=c.name, weight=wrappers_pb2.UInt32Value(value=c.weight)) for c in live]))
+            action.weighted_clusters.CopyFrom(
+                rc.WeightedCluster(
+                    clusters=[rc.WeightedCluster.ClusterWeight(name=c.name, weight=wrappers_pb2.UInt32Value(value=c.weight)) for c in live]
+                )
+            )
         for f in view.filters:
             if f.get("type") != "URLRewrite":
                 continue
@@ -125,20 +143,28 @@ def envoy_route(view: RouteView) -> rc.Route:
                 action.host_rewrite_literal = str(rewrite["hostname"])
             path = rewrite.get("path") or {}
             if path.get("type") == "ReplaceFullPath":
-                action.regex_rewrite.CopyFrom(regex_pb2.RegexMatchAndSubstitute(pattern=_regex(".*"), substitution=str(path.get("replaceFullPath", "/"))))
+                action.regex_rewrite.CopyFrom(
+                    regex_pb2.RegexMatchAndSubstitute(pattern=_regex(".*"), substitution=str(path.get("replaceFullPath", "/")))
+                )
             elif path.get("type") == "ReplacePrefixMatch":
                 prefix = _prefix_of(view.match)
                 replacement = str(path.get("replacePrefixMatch", "/"))
                 if prefix.rstrip("/") and replacement == "/":
                     # /api/x with prefix /api rewritten to / must give /x, not //x.
-                    action.regex_rewrite.CopyFrom(regex_pb2.RegexMatchAndSubstitute(pattern=_regex("^" + re.escape(prefix.rstrip("/")) + "/*"), substitution="/"))
+                    action.regex_rewrite.CopyFrom(
+                        regex_pb2.RegexMatchAndSubstitute(pattern=_regex("^" + re.escape(prefix.rstrip("/")) + "/*"), substitution="/")
+                    )
                 else:
                     action.prefix_rewrite = replacement
         for cluster, percentage in view.mirrors:
             action.request_mirror_policies.append(
                 rc.RouteAction.RequestMirrorPolicy(
                     cluster=cluster,
-                    runtime_fraction=base_pb2.RuntimeFractionalPercent(default_value=percent_pb2.FractionalPercent(numerator=int(round(percentage * 10000)), denominator=percent_pb2.FractionalPercent.MILLION)),
+                    runtime_fraction=base_pb2.RuntimeFractionalPercent(
+                        default_value=percent_pb2.FractionalPercent(
+                            numerator=int(round(percentage * 10000)), denominator=percent_pb2.FractionalPercent.MILLION
+                        )
+                    ),
                 )
             )
         route.route.CopyFrom(action)

@@ -44,9 +44,7 @@ def local_cluster(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
                 endpoint_components_pb2.LocalityLbEndpoints(
                     lb_endpoints=[
                         endpoint_components_pb2.LbEndpoint(
-                            endpoint=endpoint_components_pb2.Endpoint(
-                                address=socket_address(inbound.service_address, inbound.service_port)
-                            )
+                            endpoint=endpoint_components_pb2.Endpoint(address=socket_address(inbound.service_address, inbound.service_port))
                         )
                     ]
                 )
@@ -101,7 +99,9 @@ def inbound_listener(inbound: Inbound, confs: Confs, mesh: str, tls_mode: str | 
     if tls_mode is None:
         listener.filter_chains.append(listener_components_pb2.FilterChain(filters=[network_filter]))
     elif tls_mode == "STRICT":
-        listener.filter_chains.append(listener_components_pb2.FilterChain(filters=[network_filter], transport_socket=downstream_tls(mesh, trust_domains)))
+        listener.filter_chains.append(
+            listener_components_pb2.FilterChain(filters=[network_filter], transport_socket=downstream_tls(mesh, trust_domains))
+        )
     else:
         listener.listener_filters.append(tls_inspector())
         listener.filter_chains.append(

@@ -76,7 +76,9 @@ def load_assignment(cluster_name: str, endpoints: tuple[Endpoint, ...], ctx: Hoo
     return resource(ENDPOINT, cluster_name, cla)
 
 
-def outbound_route_config(cluster_name: str, service_name: str, ctx: HookContext, routes: tuple[RouteView, ...]) -> route_pb2.RouteConfiguration:
+def outbound_route_config(
+    cluster_name: str, service_name: str, ctx: HookContext, routes: tuple[RouteView, ...]
+) -> route_pb2.RouteConfiguration:
     """The routes of an HTTP outbound: MeshHTTPRoute rules, most specific first, then `/`."""
     envoy_routes = []
     for view in routes:
@@ -90,7 +92,9 @@ def outbound_route_config(cluster_name: str, service_name: str, ctx: HookContext
 
 
 @lru_cache(maxsize=65536)
-def outbound_listener(address: str, port: int, ctx: HookContext, confs: Confs, split: tuple[WeightedCluster, ...] = (), routes: tuple[RouteView, ...] = ()) -> XdsResource:
+def outbound_listener(
+    address: str, port: int, ctx: HookContext, confs: Confs, split: tuple[WeightedCluster, ...] = (), routes: tuple[RouteView, ...] = ()
+) -> XdsResource:
     """One outbound's listener; an HTTP one carries its routes inline, as Kuma's do."""
     name = names.outbound_listener(address, port)
     prefix = names.stat_prefix(ctx.cluster)
@@ -106,7 +110,9 @@ def outbound_listener(address: str, port: int, ctx: HookContext, confs: Confs, s
         elif live:
             proxy.ClearField("cluster")
             proxy.weighted_clusters.CopyFrom(
-                tcp_proxy_pb2.TcpProxy.WeightedCluster(clusters=[tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=c.name, weight=c.weight) for c in live])
+                tcp_proxy_pb2.TcpProxy.WeightedCluster(
+                    clusters=[tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=c.name, weight=c.weight) for c in live]
+                )
             )
         apply_hooks("tcp_proxy", proxy, confs, ctx)
         network_filter = tcp_proxy_filter(proxy)

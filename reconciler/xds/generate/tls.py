@@ -54,7 +54,9 @@ def _common(mesh: str, sans: list[string_pb2.StringMatcher]) -> tls_pb2.CommonTl
         tls_certificate_sds_secret_configs=[_sds(identity_secret_name(mesh))],
         combined_validation_context=tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
             default_validation_context=common_pb2.CertificateValidationContext(
-                match_typed_subject_alt_names=[common_pb2.SubjectAltNameMatcher(san_type=common_pb2.SubjectAltNameMatcher.URI, matcher=san) for san in sans]
+                match_typed_subject_alt_names=[
+                    common_pb2.SubjectAltNameMatcher(san_type=common_pb2.SubjectAltNameMatcher.URI, matcher=san) for san in sans
+                ]
             ),
             validation_context_sds_secret_config=_sds(mesh_ca_secret_name(mesh)),
         ),

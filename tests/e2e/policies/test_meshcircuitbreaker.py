@@ -101,7 +101,9 @@ def inbound(port: int, service_port: int, service: str) -> str:
 def dataplane(name: str, inbounds: str, outbounds: dict[str, int] | None = None) -> str:
     text = f"type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: 127.0.0.1\n  inbound:\n{inbounds}"
     if outbounds:
-        text += "  outbound:\n" + "".join(f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in outbounds.items())
+        text += "  outbound:\n" + "".join(
+            f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in outbounds.items()
+        )
     return text
 
 
@@ -136,10 +138,16 @@ class Mesh:
             "mesh.yaml": MESH,
             "policies/circuit-breakers.yaml": POLICIES,
             "dataplanes/web.yaml": dataplane("web", inbound(p["web_in"], w["web"].port, "web"), {s: p[f"web_to_{s}"] for s in OUTBOUNDS}),
-            "dataplanes/slow-1.yaml": dataplane("slow-1", inbound(p["slow_limited"], w["slow"].port, "limited") + inbound(p["slow_unlimited"], w["slow"].port, "unlimited")),
+            "dataplanes/slow-1.yaml": dataplane(
+                "slow-1", inbound(p["slow_limited"], w["slow"].port, "limited") + inbound(p["slow_unlimited"], w["slow"].port, "unlimited")
+            ),
             "dataplanes/guarded-1.yaml": dataplane("guarded-1", inbound(p["guarded_in"], w["guarded"].port, "guarded")),
-            "dataplanes/flaky-ok.yaml": dataplane("flaky-ok", inbound(p["ok_flaky"], w["ok"].port, "flaky") + inbound(p["ok_plain"], w["ok"].port, "flaky-plain")),
-            "dataplanes/flaky-bad.yaml": dataplane("flaky-bad", inbound(p["bad_flaky"], w["bad"].port, "flaky") + inbound(p["bad_plain"], w["bad"].port, "flaky-plain")),
+            "dataplanes/flaky-ok.yaml": dataplane(
+                "flaky-ok", inbound(p["ok_flaky"], w["ok"].port, "flaky") + inbound(p["ok_plain"], w["ok"].port, "flaky-plain")
+            ),
+            "dataplanes/flaky-bad.yaml": dataplane(
+                "flaky-bad", inbound(p["bad_flaky"], w["bad"].port, "flaky") + inbound(p["bad_plain"], w["bad"].port, "flaky-plain")
+            ),
         }
 
     def apply(self) -> None:
@@ -169,7 +177,17 @@ class Mesh:
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     root = tmp_path_factory.mktemp("mcb")
     remote = ConfigRemote(root)
-    keys = ("web_in", *(f"web_to_{s}" for s in OUTBOUNDS), "slow_limited", "slow_unlimited", "guarded_in", "ok_flaky", "ok_plain", "bad_flaky", "bad_plain")
+    keys = (
+        "web_in",
+        *(f"web_to_{s}" for s in OUTBOUNDS),
+        "slow_limited",
+        "slow_unlimited",
+        "guarded_in",
+        "ok_flaky",
+        "ok_plain",
+        "bad_flaky",
+        "bad_plain",
+    )
     ports = {k: free_port() for k in keys}
     workloads = {
         "web": Workload("web"),

@@ -90,7 +90,11 @@ class Mesh:
         self.cp.wait_applied(sha, PROXIES)
         # A changed listener warms, then drains its old connections (1s drain time); until then
         # web's pooled connection to the backend would still be served by the old filter chain.
-        wait_until(lambda: all(self.envoys[name].listeners_settled() for name in ("web", "backend-1")), 10, what="listeners warmed and old filter chains drained")
+        wait_until(
+            lambda: all(self.envoys[name].listeners_settled() for name in ("web", "backend-1")),
+            10,
+            what="listeners warmed and old filter chains drained",
+        )
 
     def requests(self, count: int) -> list[tuple[int, float]]:
         """`count` requests through web's outbound on one kept-alive connection: (status, seconds)."""

@@ -58,7 +58,9 @@ def inbound(port: int, service_port: int, service: str) -> str:
 def dataplane(name: str, inbounds: str, outbounds: dict[str, int] | None = None) -> str:
     text = f"type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: 127.0.0.1\n  inbound:\n{inbounds}"
     if outbounds:
-        text += "  outbound:\n" + "".join(f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in outbounds.items())
+        text += "  outbound:\n" + "".join(
+            f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in outbounds.items()
+        )
     return text
 
 

@@ -72,7 +72,9 @@ class Mesh:
         files: dict[str, str | None] = {
             "mesh.yaml": MESH,
             "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], self.web.port, {"backend": p["web_to_backend"]}),
-            "dataplanes/backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], self.backend.port, protocol=backend_protocol),
+            "dataplanes/backend.yaml": dataplane_yaml(
+                "backend-1", "backend", p["backend_in"], self.backend.port, protocol=backend_protocol
+            ),
         }
         return files | self.remote.replace_directory("policies", policies)
 
@@ -82,7 +84,11 @@ class Mesh:
         self.cp.wait_applied(sha, PROXIES)
         # A changed listener warms, then drains its old connections (1s drain time); until then
         # web's pooled connection to the backend would still be served by the old filter chain.
-        wait_until(lambda: all(self.envoys[name].listeners_settled() for name in ("web", "backend-1")), 10, what="listeners warmed and old filter chains drained")
+        wait_until(
+            lambda: all(self.envoys[name].listeners_settled() for name in ("web", "backend-1")),
+            10,
+            what="listeners warmed and old filter chains drained",
+        )
 
     def get(self) -> tuple[int, dict[str, str]]:
         """One request through web's outbound on a new connection: status and response headers."""

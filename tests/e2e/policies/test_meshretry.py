@@ -23,7 +23,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, outbound_listeners, route_configs, wait_settled
+from tests.e2e.harness import (
+    ConfigRemote,
+    ControlPlaneProcess,
+    EnvoyProcess,
+    Workload,
+    free_port,
+    http_get,
+    outbound_listeners,
+    route_configs,
+    wait_settled,
+)
 from tests.e2e.tcp import EchoServer
 from tests.support import dataplane_yaml
 
@@ -97,7 +107,9 @@ class Mesh:
         p = self.ports
         out: dict[str, str | None] = {
             "mesh.yaml": MESH,
-            "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], p["web_app"], outbounds={"flaky": p["to_flaky"], "db": p["to_db"]}),
+            "dataplanes/web.yaml": dataplane_yaml(
+                "web", "web", p["web_in"], p["web_app"], outbounds={"flaky": p["to_flaky"], "db": p["to_db"]}
+            ),
             "dataplanes/flaky.yaml": dataplane_yaml("flaky-1", "flaky", p["flaky_in"], p["flaky_app"]),
             # No sidecars: web's Envoy connects straight to these two ports.
             "dataplanes/db-1.yaml": dataplane_yaml("db-1", "db", self.echo.port, self.echo.port, protocol="tcp"),

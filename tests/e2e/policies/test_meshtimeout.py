@@ -27,7 +27,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, outbound_listeners, route_configs, wait_settled
+from tests.e2e.harness import (
+    ConfigRemote,
+    ControlPlaneProcess,
+    EnvoyProcess,
+    Workload,
+    free_port,
+    http_get,
+    outbound_listeners,
+    route_configs,
+    wait_settled,
+)
 from tests.e2e.tcp import EchoServer
 from tests.support import dataplane_yaml
 
@@ -153,7 +163,9 @@ class Mesh:
         p = self.ports
         out: dict[str, str | None] = {
             "mesh.yaml": MESH,
-            "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], p["web_app"], outbounds={"slow": p["to_slow"], "db": p["to_db"]}),
+            "dataplanes/web.yaml": dataplane_yaml(
+                "web", "web", p["web_in"], p["web_app"], outbounds={"slow": p["to_slow"], "db": p["to_db"]}
+            ),
             "dataplanes/slow.yaml": dataplane_yaml("slow-1", "slow", p["slow_in"], self.slow.port),
             # No sidecars: web's Envoy connects straight to the test's sockets.
             "dataplanes/stuck.yaml": dataplane_yaml("stuck-1", "stuck", self.stuck.port, self.stuck.port),
@@ -287,7 +299,9 @@ def test_mesh_wide_and_service_specific_timeouts_merge_and_envoy_enforces_the_me
 def test_connection_to_an_unresponsive_endpoint_gives_up_after_the_connection_timeout(mesh: Mesh) -> None:
     # A client of its own, so that web's clusters stay as they are.
     files = mesh.files({"caller-to-stuck": web_timeouts("caller-to-stuck", "stuck", "        connectionTimeout: 1s\n", client="caller")})
-    files["dataplanes/caller.yaml"] = dataplane_yaml("caller", "caller", free_port(), free_port(), outbounds={"stuck": mesh.ports["caller_to_stuck"]})
+    files["dataplanes/caller.yaml"] = dataplane_yaml(
+        "caller", "caller", free_port(), free_port(), outbounds={"stuck": mesh.ports["caller_to_stuck"]}
+    )
     sha = mesh.remote.push(files, "caller with a 1s connect timeout to stuck")
     caller = EnvoyProcess(mesh.cp, mesh.work, name="caller")
     caller.start()

@@ -44,7 +44,13 @@ def test_a_wildcard_hostname_contains_the_names_under_it(target: str, test: str,
 
 
 def test_hostnames_sort_most_exact_first() -> None:
-    assert sort_hostnames(["*", "*.com", "b.example.com", "*.example.com", "a.example.com"]) == ["a.example.com", "b.example.com", "*.example.com", "*.com", "*"]
+    assert sort_hostnames(["*", "*.com", "b.example.com", "*.example.com", "a.example.com"]) == [
+        "a.example.com",
+        "b.example.com",
+        "*.example.com",
+        "*.com",
+        "*",
+    ]
 
 
 def test_a_secret_must_hold_one_key_and_a_certificate() -> None:
@@ -54,7 +60,7 @@ def test_a_secret_must_hold_one_key_and_a_certificate() -> None:
     bundle = base64.b64decode(data)
     kind, chain, key = server_secret(bundle) or ("", b"", b"")
     assert kind == "ecdsa" and chain.startswith(b"-----BEGIN CERTIFICATE-----") and b"PRIVATE KEY" in key
-    cert_only = bundle[bundle.index(b"-----BEGIN CERTIFICATE-----"):]
+    cert_only = bundle[bundle.index(b"-----BEGIN CERTIFICATE-----") :]
     assert server_secret(cert_only) is None
     assert server_secret(bundle + bundle[: bundle.index(b"-----BEGIN CERTIFICATE-----")]) is None  # two keys
 

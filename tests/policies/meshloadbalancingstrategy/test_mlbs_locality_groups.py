@@ -13,7 +13,13 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from google.protobuf import json_format, struct_pb2
 
 from reconciler.frozen import freeze
-from reconciler.policies._meshloadbalancingstrategy_envoy import PROXY_TAGS, configure_load_assignment, local_groups, locality_endpoints, overprovisioning_factor
+from reconciler.policies._meshloadbalancingstrategy_envoy import (
+    PROXY_TAGS,
+    configure_load_assignment,
+    local_groups,
+    locality_endpoints,
+    overprovisioning_factor,
+)
 from reconciler.policies.plugin import HookContext
 from reconciler.xds.generate.envoy import socket_address
 
@@ -78,7 +84,13 @@ def _cla() -> endpoint_pb2.ClusterLoadAssignment:
 
 def _summary(groups: Any) -> list[tuple[str, str, int, int, list[str]]]:
     return [
-        (g.locality.zone, g.locality.sub_zone, g.priority, g.load_balancing_weight.value, [e.endpoint.address.socket_address.address for e in g.lb_endpoints])
+        (
+            g.locality.zone,
+            g.locality.sub_zone,
+            g.priority,
+            g.load_balancing_weight.value,
+            [e.endpoint.address.socket_address.address for e in g.lb_endpoints],
+        )
         for g in groups
     ]
 
