@@ -12,7 +12,7 @@ $(BIN)/python:
 # Re-install when the dependencies change; the stamp keeps `make test` fast otherwise.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -22,6 +22,13 @@ install: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 	RECONCILER_COMPACT_OUTBOUNDS=1 $(BIN)/python -m pytest -n auto --dist loadfile -m "envoy and not both_shapes" $(PYTEST_ARGS)
+
+# The layers (import-linter contracts in pyproject.toml), strict typing, and ruff's checks and format.
+lint: $(VENV)/.installed
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/ruff check reconciler tests bench
+	$(BIN)/ruff format --check reconciler tests bench
 
 run: $(VENV)/.installed
 	$(BIN)/reconciler validate --repo example-repo --worktree

@@ -306,7 +306,7 @@ def run_dataplane(work_dir: str | None, log_level: str, concurrency: int | None,
     from reconciler.commands.dataplane import dataplane_bootstrap
     from reconciler.dataplane.envoy_binary import find_envoy
     from reconciler.dataplane.launcher import plan_workers, run_envoy
-    from reconciler.validate.checks import parse_duration
+    from reconciler.durations import parse_duration
 
     drain = parse_duration(drain_time)
     if drain is None or drain < 0 or drain != int(drain):

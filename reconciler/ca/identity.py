@@ -26,9 +26,9 @@ from typing import Any
 
 from reconciler.ca.authority import Authority, CaError, load_authority
 from reconciler.ca.store import CaStore
+from reconciler.durations import parse_duration
 from reconciler.mesh.model import Dataplane
 from reconciler.model import Resource
-from reconciler.validate.checks import parse_duration
 
 __all__ = ["Identity", "identity_for", "identity_authority", "trusted_bundles"]
 

@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.durations import parse_duration
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.kinds.mesh import (
@@ -31,7 +32,7 @@ from reconciler.kinds.mesh import (
 )
 from reconciler.mesh.shape import SHAPE_LABEL, SHAPES
 from reconciler.model import Resource
-from reconciler.validate.checks import as_list, as_map, check_dns1123_subdomain, check_tags, enumerate_list, get, parse_duration
+from reconciler.validate.checks import as_list, as_map, check_dns1123_subdomain, check_tags, enumerate_list, get
 
 __all__ = ["KIND", "validate", "check_proxy_address", "admin_port_clashes", "LOOPBACK", "SUPPORTED_PROTOCOLS"]
 

@@ -26,9 +26,9 @@ from envoy.config.core.v3 import base_pb2
 from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
 
+from reconciler.durations import parse_duration
+from reconciler.envoy_builders import duration
 from reconciler.policies.plugin import HookContext
-from reconciler.validate.checks import parse_duration
-from reconciler.xds.generate.envoy import duration
 
 __all__ = [
     "configure_cluster",

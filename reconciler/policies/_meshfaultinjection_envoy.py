@@ -42,14 +42,14 @@ from envoy.type.v3 import percent_pb2
 from xds.core.v3 import extension_pb2 as xds_extension_pb2
 from xds.type.matcher.v3 import matcher_pb2, regex_pb2, string_pb2
 
+from reconciler.durations import parse_duration
+from reconciler.envoy_builders import duration, pack
 from reconciler.frozen import freeze
 from reconciler.mesh.model import Dataplane, Inbound
 from reconciler.model import Resource
 from reconciler.policies.match import PolicyIndex, matched_policies
 from reconciler.policies.match import inbound_conf as merged_inbound_conf
 from reconciler.policies.plugin import HookContext
-from reconciler.validate.checks import parse_duration
-from reconciler.xds.generate.envoy import duration, pack
 
 __all__ = [
     "FAULT_FILTER",

@@ -30,14 +30,14 @@ from envoy.config.core.v3 import base_pb2, extension_pb2, health_check_pb2
 from envoy.extensions.health_check.event_sinks.file.v3 import file_pb2
 from envoy.type.v3 import http_pb2, range_pb2
 
+from reconciler.durations import parse_duration
+from reconciler.envoy_builders import duration, pack
 from reconciler.frozen import freeze
 from reconciler.mesh.model import Dataplane
 from reconciler.policies._meshcircuitbreaker_envoy import envoy_percent
 from reconciler.policies.match import Destination, PolicyIndex
 from reconciler.policies.match import outbound_conf as merged_outbound_conf
 from reconciler.policies.plugin import HookContext
-from reconciler.validate.checks import parse_duration
-from reconciler.xds.generate.envoy import duration, pack
 
 __all__ = [
     "outbound_conf",

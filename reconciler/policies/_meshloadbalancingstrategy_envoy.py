@@ -36,14 +36,14 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.route.v3 import route_components_pb2
 from google.protobuf import wrappers_pb2
 
+from reconciler.durations import parse_duration
+from reconciler.envoy_builders import duration
 from reconciler.frozen import freeze
 from reconciler.mesh.model import Dataplane
 from reconciler.policies._meshcircuitbreaker_envoy import decimal_of
 from reconciler.policies.match import Destination, PolicyIndex
 from reconciler.policies.match import outbound_conf as merged_outbound_conf
 from reconciler.policies.plugin import HookContext
-from reconciler.validate.checks import parse_duration
-from reconciler.xds.generate.envoy import duration
 
 __all__ = [
     "outbound_conf",

@@ -31,9 +31,9 @@ from envoy.extensions.filters.network.local_ratelimit.v3 import local_rate_limit
 from envoy.type.v3 import http_status_pb2, percent_pb2, token_bucket_pb2
 from google.protobuf import wrappers_pb2
 
+from reconciler.durations import parse_duration
+from reconciler.envoy_builders import duration, pack
 from reconciler.policies.plugin import HookContext
-from reconciler.validate.checks import parse_duration
-from reconciler.xds.generate.envoy import duration, pack
 
 __all__ = [
     "HTTP_FILTER",

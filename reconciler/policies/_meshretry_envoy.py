@@ -47,11 +47,11 @@ from envoy.extensions.retry.priority.previous_priorities.v3 import previous_prio
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import struct_pb2
 
+from reconciler.durations import parse_duration
+from reconciler.envoy_builders import duration, pack
 from reconciler.model import Resource
 from reconciler.policies.plugin import HookContext
 from reconciler.source.loader import load_file
-from reconciler.validate.checks import parse_duration
-from reconciler.xds.generate.envoy import duration, pack
 
 __all__ = [
     "HTTP_RETRY_ON_DEFAULT",

@@ -34,11 +34,11 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
+from reconciler.durations import parse_duration
+from reconciler.envoy_builders import HTTP_OPTIONS_KEY, duration, pack
 from reconciler.model import Resource
 from reconciler.policies.plugin import HookContext
 from reconciler.source.loader import load_file
-from reconciler.validate.checks import parse_duration
-from reconciler.xds.generate.envoy import HTTP_OPTIONS_KEY, duration, pack
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",

@@ -15,10 +15,10 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 
+from reconciler.envoy_builders import pack
 from reconciler.mesh.model import Dataplane
 from reconciler.policies.match import Destination, PolicyIndex, matched_policies, merge_confs
 from reconciler.policies.plugin import HookContext
-from reconciler.xds.generate.envoy import pack
 
 __all__ = ["mesh_wide_conf", "configure_listener", "configure_cluster"]
 

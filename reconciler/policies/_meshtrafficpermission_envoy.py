@@ -31,11 +31,11 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
 from envoy.type.matcher.v3 import string_pb2
 
+from reconciler.envoy_builders import pack
 from reconciler.frozen import freeze
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound
 from reconciler.policies.match import PolicyIndex, matched_policies
 from reconciler.policies.plugin import HookContext
-from reconciler.xds.generate.envoy import pack
 
 __all__ = ["inbound_permissions", "configure_listener", "MAX_TAGS"]
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from reconciler.durations import parse_duration
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.policies._meshfaultinjection_envoy import configure_http_connection_manager, inbound_conf
 from reconciler.policies.plugin import Plugin
 from reconciler.policies.targetref import affects_inbounds, check_gateway_scoped_from_to, check_match, check_target_ref, policy_role
-from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, check_percentage, enumerate_list, get, parse_duration
+from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, check_percentage, enumerate_list, get
 
 __all__ = ["KIND", "PLUGIN", "validate"]
 

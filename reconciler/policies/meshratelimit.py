@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.durations import parse_duration
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
@@ -23,7 +24,7 @@ from reconciler.policies.targetref import (
     includes_gateways,
     policy_role,
 )
-from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, as_list, as_map, enumerate_list, get, parse_duration
+from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "PLUGIN", "validate"]
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from reconciler.durations import parse_duration
 from reconciler.errors import Path, Violation
 
 __all__ = [
@@ -21,7 +22,6 @@ __all__ = [
     "MUST_BE_SET",
     "MUST_NOT_BE_SET",
     "MUST_NOT_BE_EMPTY",
-    "parse_duration",
     "parse_decimal",
     "int_or_decimal_string",
     "GO_DECIMAL",
@@ -53,45 +53,6 @@ MUST_NOT_BE_DEFINED = "must not be defined"
 MUST_BE_SET = "must be set"
 MUST_NOT_BE_SET = "must not be set"
 MUST_NOT_BE_EMPTY = "must not be empty"
-
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,  # U+00B5 micro sign, as Go accepts
-    "μs": 1e-6,  # U+03BC greek mu, as Go accepts
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_duration(text: Any) -> float | None:
-    """Seconds in a Go duration string (`300ms`, `1m30s`, `-1.5h`, `0`), or None if invalid.
-
-    Kuma's durations are Kubernetes `metav1.Duration`, parsed by Go's time.ParseDuration.
-    """
-    if not isinstance(text, str) or not text:
-        return None
-    s = text
-    sign = 1.0
-    if s[0] in "+-":
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        return None
-    total = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if m is None:
-            return None
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total
 
 
 def parse_decimal(value: Any) -> float | None:

@@ -9,7 +9,7 @@ from envoy.config.listener.v3 import api_listener_pb2, listener_components_pb2, 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 
-from reconciler.xds.generate.envoy import ads_source, pack, socket_address
+from reconciler.envoy_builders import ads_source, pack, socket_address
 from reconciler.xds.generate.http import hcm_filter, http_connection_manager
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ProxyResources, resource
 from reconciler.xds.static import HCM_TYPE, static_bootstrap

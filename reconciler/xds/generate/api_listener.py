@@ -11,9 +11,9 @@ from functools import lru_cache
 
 from envoy.config.listener.v3 import api_listener_pb2, listener_pb2
 
+from reconciler.envoy_builders import pack
 from reconciler.mesh.routing import RouteView
 from reconciler.xds.generate import names
-from reconciler.xds.generate.envoy import pack
 from reconciler.xds.generate.hooks import HookContext
 from reconciler.xds.generate.http import inline_http_connection_manager
 from reconciler.xds.generate.outbound import outbound_route_config

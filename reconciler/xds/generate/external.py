@@ -40,11 +40,11 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import wrappers_pb2
 
+from reconciler.envoy_builders import ads_source, duration, pack, socket_address, upstream_protocol_options
 from reconciler.mesh.external import SECRET_DATA
 from reconciler.mesh.routing import BackendCluster
 from reconciler.policies.plugin import HookContext
 from reconciler.xds.generate import names
-from reconciler.xds.generate.envoy import ads_source, duration, pack, socket_address, upstream_protocol_options
 from reconciler.xds.generate.hooks import apply_hooks
 from reconciler.xds.resources import CLUSTER, ENDPOINT, SECRET, XdsResource, resource
 

@@ -32,10 +32,10 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from google.protobuf import wrappers_pb2
 
+from reconciler.envoy_builders import ads_source, duration, pack, socket_address
 from reconciler.mesh.gateway import GatewayCertificate, GatewayListener, GatewayView, VirtualHost
 from reconciler.mesh.routing import WeightedCluster
 from reconciler.xds.generate import names
-from reconciler.xds.generate.envoy import ads_source, duration, pack, socket_address
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector
 from reconciler.xds.generate.httproute import envoy_route

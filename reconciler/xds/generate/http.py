@@ -8,7 +8,7 @@ from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
-from reconciler.xds.generate.envoy import ads_source, pack
+from reconciler.envoy_builders import ads_source, pack
 
 __all__ = ["http_connection_manager", "inline_http_connection_manager", "hcm_filter", "tcp_proxy", "tcp_proxy_filter", "tls_inspector"]
 

@@ -11,10 +11,10 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf import struct_pb2
 
+from reconciler.envoy_builders import duration, socket_address, upstream_protocol_options
 from reconciler.mesh.model import HTTP_PROTOCOLS, Inbound
 from reconciler.mesh.proxy import Confs, InboundView
 from reconciler.xds.generate import names
-from reconciler.xds.generate.envoy import duration, socket_address, upstream_protocol_options
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, inline_http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector
 from reconciler.xds.generate.tls import downstream_tls

@@ -13,7 +13,7 @@ from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import wrappers_pb2
 
 from reconciler.ca.provider import ProxyTls, spiffe_id
-from reconciler.xds.generate.envoy import ads_source, pack
+from reconciler.envoy_builders import ads_source, pack
 from reconciler.xds.resources import SECRET, XdsResource, resource
 
 __all__ = ["identity_secret_name", "mesh_ca_secret_name", "secrets", "upstream_tls", "downstream_tls", "ALPN"]

@@ -12,6 +12,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from google.protobuf import json_format, struct_pb2
 
+from reconciler.envoy_builders import socket_address
 from reconciler.frozen import freeze
 from reconciler.policies._meshloadbalancingstrategy_envoy import (
     PROXY_TAGS,
@@ -21,7 +22,6 @@ from reconciler.policies._meshloadbalancingstrategy_envoy import (
     overprovisioning_factor,
 )
 from reconciler.policies.plugin import HookContext
-from reconciler.xds.generate.envoy import socket_address
 
 KUMA_BASIC_CONF = freeze(
     {

@@ -1,4 +1,4 @@
-"""Small builders for Envoy messages used by several generators."""
+"""Small builders for Envoy messages shared by the generators and the policies' Envoy effects (a leaf: protos only)."""
 
 from __future__ import annotations
 
