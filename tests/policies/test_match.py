@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.proxy import policy_indexes
-from reconciler.policies.match import Contribution, Destination, matched_policies, merge_confs, resolve
+from reconciler.policies.core.match import Contribution, Destination, matched_policies, merge_confs, resolve
 from reconciler.types import ResourceKey
 from tests.support import snapshot_of_text
 
