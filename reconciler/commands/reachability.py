@@ -34,7 +34,8 @@ from typing import Any
 
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound, MeshModel
 from reconciler.mesh.proxy import policy_indexes
-from reconciler.policies.core.match import PolicyIndex, matched_policies, merge_confs
+from reconciler.policies.core.match import PolicyIndex, matched_policies
+from reconciler.policies.core.merge import merge_confs
 
 __all__ = [
     "Pair",

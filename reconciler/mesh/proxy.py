@@ -26,11 +26,11 @@ from reconciler.policies.core.match import (
     PolicyIndex,
     inbound_conf,
     matched_policies,
-    merge_confs,
     outbound_conf,
     route_confs,
     single_conf,
 )
+from reconciler.policies.core.merge import merge_confs
 from reconciler.policies.core.route_rules import http_routes, tcp_backends
 from reconciler.policies.defaults import with_default_policies
 from reconciler.policies.plugins import plugins

@@ -19,7 +19,7 @@ Follows Kuma v2.14 (pkg/plugins/policies/core):
    rules); for a real MeshService / MeshExternalService / MeshMultiZoneService, entries are
    ordered by policy attributes, then by their own targetRef kind (and sectionName), then by
    name (Kuma's resource rules).
-4. **Merge** (`merge_confs`): the `default`s are merged in that order as JSON merge patches:
+4. **Merge** (`merge_confs`, core/merge.py): the `default`s are merged in that order as JSON merge patches:
    objects merge key by key, a later scalar or list replaces the earlier one — except fields
    named `append…`, whose lists concatenate.
 
@@ -33,9 +33,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from reconciler.frozen import FrozenDict, freeze
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound
 from reconciler.model import Resource
+from reconciler.policies.core.merge import merge_confs
 from reconciler.types import ResourceKey
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "Selection",
     "selects",
     "matched_policies",
-    "merge_confs",
     "outbound_conf",
     "inbound_conf",
     "single_conf",
@@ -265,31 +264,6 @@ def matched_policies(kind: str, dp: Dataplane, index: PolicyIndex) -> tuple[Matc
     result = tuple(out)
     index._matched[memo_key] = result
     return result
-
-
-# -- merging ---------------------------------------------------------------------------------
-def _merge(base: Any, patch: Any) -> Any:
-    if not isinstance(patch, Mapping):
-        return patch
-    out = dict(base) if isinstance(base, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)  # JSON merge patch: null removes
-        elif key.startswith("append") and isinstance(value, (list, tuple)):
-            out[key] = tuple(out.get(key) or ()) + tuple(value)
-        else:
-            out[key] = _merge(out.get(key), value)
-    return out
-
-
-def merge_confs(defaults: Sequence[Mapping[str, Any]]) -> FrozenDict:
-    """Merge `default` confs in order (later wins), lists replace, `append*` lists concatenate."""
-    if len(defaults) == 1 and isinstance(defaults[0], FrozenDict):
-        return defaults[0]
-    result: Any = {}
-    for d in defaults:
-        result = _merge(result, d)
-    return freeze(result)  # type: ignore[no-any-return]
 
 
 _merged: dict[tuple[tuple[int, str], ...], tuple[tuple[Resource, ...], Conf]] = {}

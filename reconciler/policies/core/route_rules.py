@@ -19,7 +19,8 @@ from typing import Any
 
 from reconciler.frozen import FrozenDict, freeze
 from reconciler.mesh.model import Dataplane
-from reconciler.policies.core.match import Destination, PolicyIndex, _to_entries, _to_matches, merge_confs
+from reconciler.policies.core.match import Destination, PolicyIndex, _to_entries, _to_matches
+from reconciler.policies.core.merge import merge_confs
 
 __all__ = ["HttpRoute", "http_routes", "tcp_backends", "CATCH_ALL"]
 

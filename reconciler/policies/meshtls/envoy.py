@@ -17,7 +17,8 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 
 from reconciler.envoy_builders import pack
 from reconciler.mesh.model import Dataplane
-from reconciler.policies.core.match import Destination, PolicyIndex, matched_policies, merge_confs
+from reconciler.policies.core.match import Destination, PolicyIndex, matched_policies
+from reconciler.policies.core.merge import merge_confs
 from reconciler.policies.core.plugin import HookContext, Plugin
 
 __all__ = ["PLUGIN", "mesh_wide_conf", "configure_listener", "configure_cluster"]

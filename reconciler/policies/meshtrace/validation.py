@@ -14,8 +14,9 @@ from typing import Any
 from reconciler.errors import Path, Violation, Violations
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
+from reconciler.policies.core.gourl import go_parse_url, is_url
+from reconciler.policies.core.otel import check_otel_backend, otel_endpoint_deprecation
 from reconciler.policies.core.targetref import check_target_ref, deprecated_top_level_kind, policy_role
-from reconciler.policies.meshaccesslog.validation import check_otel_backend, go_parse_url, is_url, otel_endpoint_deprecation
 from reconciler.validate.checks import (
     GO_DECIMAL,
     MUST_BE_DEFINED,
