@@ -17,7 +17,7 @@ Semantics (Kuma's MeshTrafficPermission, legacy `from` and SPIFFE-ID `rules`):
   a matching `deny` from any policy wins, then any matching `allow` / `allowWithShadowDeny`
   lets the client in, anything else is denied. When any policy on an inbound has `rules`,
   they alone decide for that inbound (its `from` entries are not used), as the RBAC generator
-  (reconciler/policies/_meshtrafficpermission_envoy.py) does.
+  (reconciler/policies/meshtrafficpermission/envoy.py) does.
 - A client is a dataplane that provides at least one service; its tags are the tags of all its
   inbounds (and of its gateway), as its certificate carries them.
 

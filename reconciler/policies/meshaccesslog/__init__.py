@@ -3,5 +3,5 @@
 `validation.py` exports `KIND`, the semantic checks beyond its JSON schema (schemas/MeshAccessLog.json).
 Validation only for now: no `envoy.py`. The Go-compatible address parsers it shares with MeshMetric and
 MeshTrace live in core/gourl.py and core/otel.py.
-Golden files: tests/policies/meshaccesslog/ where they exist; user docs: docs/policies/ and docs/policies.md.
+See its entry in docs/policies.md.
 """

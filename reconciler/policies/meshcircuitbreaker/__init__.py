@@ -3,5 +3,5 @@
 `validation.py` exports `KIND`, the semantic checks beyond its JSON schema (schemas/MeshCircuitBreaker.json).
 `envoy.py` sets circuit breakers and outlier detection on clusters; `defaults.py` holds Kuma's
 `mesh-circuit-breaker-all-<mesh>`.
-Golden files: tests/policies/meshcircuitbreaker/ where they exist; user docs: docs/policies/ and docs/policies.md.
+See golden files in tests/policies/meshcircuitbreaker/ and its page docs/policies/meshcircuitbreaker.md.
 """

@@ -2,5 +2,5 @@
 
 `validation.py` exports `KIND`, the semantic checks beyond its JSON schema (schemas/MeshLoadBalancingStrategy.json).
 `envoy.py` sets the LB policy on clusters, priorities on endpoints and hash policies on routes. No default policy.
-Golden files: tests/policies/meshloadbalancingstrategy/ where they exist; user docs: docs/policies/ and docs/policies.md.
+See golden files in tests/policies/meshloadbalancingstrategy/ and its page docs/policies/meshloadbalancingstrategy.md.
 """

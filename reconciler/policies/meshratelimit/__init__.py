@@ -2,5 +2,5 @@
 
 `validation.py` exports `KIND`, the semantic checks beyond its JSON schema (schemas/MeshRateLimit.json).
 `envoy.py` adds local rate limit filters to inbound listeners. No default policy.
-Golden files: tests/policies/meshratelimit/ where they exist; user docs: docs/policies/ and docs/policies.md.
+See golden files in tests/policies/meshratelimit/ and its page docs/policies/meshratelimit.md.
 """

@@ -3,5 +3,5 @@
 `validation.py` exports `KIND`, the semantic checks beyond its JSON schema (schemas/MeshRetry.json).
 `envoy.py` writes retry policies on outbound routes and connect attempts on TCP proxies; `defaults.py`
 holds Kuma's `mesh-retry-all-<mesh>`.
-Golden files: tests/policies/meshretry/ where they exist; user docs: docs/policies/ and docs/policies.md.
+See golden files in tests/policies/meshretry/ and its page docs/policies/meshretry.md.
 """

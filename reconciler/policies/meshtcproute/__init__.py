@@ -3,5 +3,5 @@
 `validation.py` exports `KIND`, the semantic checks beyond its JSON schema (schemas/MeshTCPRoute.json).
 It has no `envoy.py`: core/route_rules.py merges its backends and the generator builds the TCP proxies.
 No default policy.
-Golden files: tests/policies/meshtcproute/ where they exist; user docs: docs/policies/ and docs/policies.md.
+See its entry in docs/policies.md.
 """

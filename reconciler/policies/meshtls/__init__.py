@@ -3,5 +3,5 @@
 `validation.py` exports `KIND`, the semantic checks beyond its JSON schema (schemas/MeshTLS.json).
 `envoy.py` sets TLS parameters on inbound listeners and, from the mesh-wide conf, on outbound clusters.
 No default policy.
-Golden files: tests/policies/meshtls/ where they exist; user docs: docs/policies/ and docs/policies.md.
+See golden files in tests/policies/meshtls/ and its entry in docs/policies.md.
 """

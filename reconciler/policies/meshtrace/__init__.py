@@ -2,5 +2,5 @@
 
 `validation.py` exports `KIND`, the semantic checks beyond its JSON schema (schemas/MeshTrace.json).
 Validation only for now: no `envoy.py`.
-Golden files: tests/policies/meshtrace/ where they exist; user docs: docs/policies/ and docs/policies.md.
+See its entry in docs/policies.md.
 """

@@ -2,5 +2,5 @@
 
 `validation.py` exports `KIND`, the semantic checks beyond its JSON schema (schemas/MeshTrafficPermission.json).
 `envoy.py` turns the per-client conf into RBAC filters on inbound listeners. No default policy.
-Golden files: tests/policies/meshtrafficpermission/ where they exist; user docs: docs/policies/ and docs/policies.md.
+See golden files in tests/policies/meshtrafficpermission/ and its entry in docs/policies.md.
 """
