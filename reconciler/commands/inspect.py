@@ -10,9 +10,9 @@ from reconciler.commands.read import read_snapshot
 from reconciler.frozen import thaw
 from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.proxy import destination_of, policy_indexes, proxy_view
-from reconciler.policies._meshproxypatch_shape import patches_missing_listeners
-from reconciler.policies.match import Conf, resolve
-from reconciler.policies.plugin import PLUGIN_ORDER
+from reconciler.policies.core.match import Conf, resolve
+from reconciler.policies.meshproxypatch.shape import patches_missing_listeners
+from reconciler.policies.registry import PLUGIN_ORDER
 from reconciler.validate import validate
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import SHORT_NAMES

@@ -32,8 +32,8 @@ from reconciler.diff import Diff, FieldChange, diff, diff_documents
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.mesh.proxy import ProxyView, policy_indexes, proxy_views
 from reconciler.model import Resource, Snapshot
-from reconciler.policies._meshproxypatch_shape import patches_missing_listeners
-from reconciler.policies.match import PolicyIndex
+from reconciler.policies.core.match import PolicyIndex
+from reconciler.policies.meshproxypatch.shape import patches_missing_listeners
 from reconciler.source.git import GitSource, SourceError
 from reconciler.validate import Report, validate
 from reconciler.validate.bugs import describe_bug

@@ -1,7 +1,9 @@
 """The registry of resource kinds a Kuma Universal control plane stores.
 
-Each kind lives in its own module exporting `KIND`: core kinds in `reconciler.kinds.<kind>`,
-targetRef policies in `reconciler.policies.<kind>`. Adding a kind is one line in `_MODULES`.
+Each kind lives in its own module exporting `KIND`: core kinds in `reconciler.kinds.<kind>`
+(adding one is one line in `_MODULES`), targetRef policies in
+`reconciler.policies.<kind>.validation`, listed in their ordered registry
+(reconciler.policies.registry).
 """
 
 from __future__ import annotations
@@ -31,23 +33,6 @@ _MODULES = (
     "reconciler.kinds.meshtrust",
     "reconciler.kinds.workload",
     "reconciler.kinds.meshopentelemetrybackend",
-    # targetRef policies.
-    "reconciler.policies.meshtrafficpermission",
-    "reconciler.policies.meshtimeout",
-    "reconciler.policies.meshretry",
-    "reconciler.policies.meshcircuitbreaker",
-    "reconciler.policies.meshhealthcheck",
-    "reconciler.policies.meshhttproute",
-    "reconciler.policies.meshtcproute",
-    "reconciler.policies.meshloadbalancingstrategy",
-    "reconciler.policies.meshratelimit",
-    "reconciler.policies.meshfaultinjection",
-    "reconciler.policies.meshaccesslog",
-    "reconciler.policies.meshmetric",
-    "reconciler.policies.meshtrace",
-    "reconciler.policies.meshtls",
-    "reconciler.policies.meshpassthrough",
-    "reconciler.policies.meshproxypatch",
 )
 
 
@@ -56,6 +41,12 @@ def all_kinds() -> Mapping[str, Kind]:
     kinds: dict[str, Kind] = {}
     for module_name in _MODULES:
         kind: Kind = importlib.import_module(module_name).KIND
+        kinds[kind.name] = kind
+    # Imported on first use: the policies' validation modules import reconciler.kinds.base
+    # and reconciler.validate, which imports this package.
+    from reconciler.policies.registry import policy_kinds
+
+    for kind in policy_kinds():
         kinds[kind.name] = kind
     return kinds
 
