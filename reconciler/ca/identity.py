@@ -51,7 +51,7 @@ def _selects(identity: Resource, dp: Dataplane) -> tuple[bool, int]:
 
 
 def _render(template: str, data: Mapping[str, str], labels: Mapping[str, str], what: str) -> str:
-    from reconciler.kinds._gotemplate import ExecError, Record, TemplateError, Unsupported, execute, parse
+    from reconciler.gocompat.template import ExecError, Record, TemplateError, Unsupported, execute, parse
 
     def label(key: str) -> str:
         if key not in labels:
