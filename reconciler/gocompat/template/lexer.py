@@ -150,6 +150,8 @@ class Lexer:
         if not delim:
             self.errorf("comment ends before closing delimiter")
             return None
+        # The comment was skipped without next(), which counts lines: count its newlines here.
+        self.line += self.input[self.start : self.pos].count("\n")
         self.this_item(items.COMMENT)
         if trim:
             self.pos += items.TRIM_LEN
