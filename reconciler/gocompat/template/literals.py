@@ -8,11 +8,12 @@ import re
 _GO_INT = re.compile(r"^[+-]?(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|0[0-7_]*|[1-9][0-9_]*)$")
 
 
-def parse_go_number(text: str) -> int | float | None:
+def parse_go_number(text: str) -> int | float | complex | None:
     t = text.replace("_", "")
     if text.endswith("i"):
+        # An imaginary literal is a complex constant in Go, even `0i`; `073i` is decimal.
         try:
-            return float(t[:-1]) if t[:-1] else None
+            return complex(0, float(t[:-1])) if t[:-1] else None
         except ValueError:
             return None
     if _GO_INT.match(text):
@@ -30,6 +31,8 @@ def parse_go_number(text: str) -> int | float | None:
         return sign * int(body)
     try:
         if t.lower().startswith(("0x", "+0x", "-0x")):
+            if "p" not in t.lower():
+                return None  # strconv.ParseFloat: a hexadecimal mantissa requires a 'p' exponent
             return float.fromhex(t)
         value = float(t)
     except ValueError:
