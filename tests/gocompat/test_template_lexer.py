@@ -184,7 +184,42 @@ POSITION_CASES: list[tuple[str, str, list[tuple[str, int, str, int]]]] = [
 ]
 
 
-_KINDS = ["ERROR", "BOOL", "CHAR", "CHAR_CONSTANT", "COMMENT", "COMPLEX", "ASSIGN", "DECLARE", "EOF", "FIELD", "IDENTIFIER", "LEFT_DELIM", "LEFT_PAREN", "NUMBER", "PIPE", "RAW_STRING", "RIGHT_DELIM", "RIGHT_PAREN", "SPACE", "STRING", "TEXT", "VARIABLE", "BLOCK", "BREAK", "CONTINUE", "DOT", "DEFINE", "ELSE", "END", "IF", "NIL", "RANGE", "TEMPLATE", "WITH"]
+_KINDS = [
+    "ERROR",
+    "BOOL",
+    "CHAR",
+    "CHAR_CONSTANT",
+    "COMMENT",
+    "COMPLEX",
+    "ASSIGN",
+    "DECLARE",
+    "EOF",
+    "FIELD",
+    "IDENTIFIER",
+    "LEFT_DELIM",
+    "LEFT_PAREN",
+    "NUMBER",
+    "PIPE",
+    "RAW_STRING",
+    "RIGHT_DELIM",
+    "RIGHT_PAREN",
+    "SPACE",
+    "STRING",
+    "TEXT",
+    "VARIABLE",
+    "BLOCK",
+    "BREAK",
+    "CONTINUE",
+    "DOT",
+    "DEFINE",
+    "ELSE",
+    "END",
+    "IF",
+    "NIL",
+    "RANGE",
+    "TEMPLATE",
+    "WITH",
+]
 
 
 def _lex(text: str) -> list[tuple[str, int, str, int]]:

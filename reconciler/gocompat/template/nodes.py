@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 
 from reconciler.gocompat.template.items import go_quote
 
-
 # -- nodes -------------------------------------------------------------------------------------
+text_format = "%s"
+"""How a TextNode prints, as Go's parse.textFormat: the text itself; Go's tests (and ours) set "%q"."""
+
+
 @dataclass(slots=True)
 class Node:
     pos: int
@@ -19,6 +22,9 @@ class Node:
 @dataclass(slots=True)
 class TextNode(Node):
     text: str
+
+    def __str__(self) -> str:
+        return go_quote(self.text) if text_format == "%q" else self.text
 
 
 @dataclass(slots=True)
