@@ -358,7 +358,11 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration (`24h`, `1h30m`, `90s`), plus `d` for days (`365d`)."""
+    """Seconds in a Go-style duration (`24h`, `1h30m`, `90s`), plus `d` for days (`365d`).
+
+    For command-line values (`token issue --valid-for`); not `reconciler.durations`, which
+    reads Kuma's fields as Go does: no days there, and signs, fractions and `0` are allowed.
+    """
     s = text.strip()
     if not s or _DURATION_PART.sub("", s):
         raise ValueError(f'invalid duration "{text}": use e.g. 24h, 30m, 1h30m, 7d')
