@@ -10,7 +10,7 @@ produce a lowercase DNS name. Exactly one kind of resource is selected.
 from __future__ import annotations
 
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds._gotemplate import ExecError, Record, TemplateError, Unsupported, execute, go_quote, parse
+from reconciler.gocompat.template import ExecError, Record, TemplateError, Unsupported, execute, go_quote, parse
 from reconciler.kinds._naming import dns1123_subdomain_errors
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource

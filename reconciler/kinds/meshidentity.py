@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds._gotemplate import TemplateError, Unsupported, parse
+from reconciler.gocompat.template import TemplateError, Unsupported, parse
 from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 from reconciler.validate.checks import MUST_BE_DEFINED, as_map, check_duration, get, must_be_one_of

@@ -8,8 +8,8 @@ text is standard base64 with padding; that is the one rule here.
 from __future__ import annotations
 
 from reconciler.errors import Path, Violation
+from reconciler.gocompat.encoding import decode_base64
 from reconciler.kinds.base import Kind
-from reconciler.kinds.mesh import decode_base64
 from reconciler.model import Resource
 from reconciler.validate.checks import as_map
 
