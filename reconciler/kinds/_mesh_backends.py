@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
 from reconciler.gocompat.net import parse_request_uri, split_host_port
 from reconciler.gocompat.regexp import go_regexp_error
 from reconciler.kinds._protojson import check_port_number, enum_index, names_hint, number, quote, text
-from reconciler.validate.checks import enumerate_list, get
 
 __all__ = ["check_logging", "check_tracing", "check_metrics", "check_prometheus_conf"]
 

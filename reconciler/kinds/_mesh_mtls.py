@@ -13,12 +13,12 @@ from typing import Any
 
 from cryptography import x509
 
+from reconciler.checks import as_list, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
 from reconciler.gocompat.encoding import decode_base64
 from reconciler.gocompat.net import is_dns_name
 from reconciler.gocompat.tls import load_key_pair
 from reconciler.kinds._protojson import names_hint, quote, text, uint
-from reconciler.validate.checks import as_list, enumerate_list, get
 from reconciler.x509_checks import ca_certificate_problems, kuma_lifetime_seconds
 
 __all__ = ["CA_TYPES", "check_mtls", "check_data_source", "parse_kuma_duration"]

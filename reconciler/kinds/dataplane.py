@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import as_list, as_map, check_dns1123_subdomain, check_tags, enumerate_list, get
 from reconciler.durations import parse_duration
 from reconciler.errors import Path, Violation, Violations
 from reconciler.gocompat.net import is_go_ip, parse_request_uri
+from reconciler.kind import Kind
 from reconciler.kinds._mesh_backends import check_prometheus_conf
 from reconciler.kinds._protojson import check_port_number, enum_index, quote, tag_map, text, uint
 from reconciler.kinds._proxy_address import LOOPBACK, admin_port_clashes, check_proxy_address
-from reconciler.kinds.base import Kind
 from reconciler.kinds.labels import SHAPE_LABEL, SHAPES
 from reconciler.model import Resource
-from reconciler.validate.checks import as_list, as_map, check_dns1123_subdomain, check_tags, enumerate_list, get
 
 __all__ = ["KIND", "validate", "check_proxy_address", "admin_port_clashes", "LOOPBACK", "SUPPORTED_PROTOCOLS"]
 

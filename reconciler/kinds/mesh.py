@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.checks import as_map, check_selector, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
+from reconciler.kind import Kind
 from reconciler.kinds._mesh_backends import check_logging, check_metrics, check_tracing
 from reconciler.kinds._mesh_mtls import CA_TYPES, check_mtls
 from reconciler.kinds._protojson import tag_map, text
-from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.validate.checks import as_map, check_selector, enumerate_list, get
 
 __all__ = ["KIND", "validate", "CA_TYPES"]
 

@@ -13,7 +13,7 @@ entry here, and, when it changes Envoy resources, one import in policies/plugins
 
 from __future__ import annotations
 
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.policies.meshaccesslog import validation as meshaccesslog
 from reconciler.policies.meshcircuitbreaker import validation as meshcircuitbreaker
 from reconciler.policies.meshfaultinjection import validation as meshfaultinjection

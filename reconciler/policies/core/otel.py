@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import MUST_BE_DEFINED, as_map, get
 from reconciler.errors import Path, Violation
 from reconciler.policies.core.gourl import split_host_port
-from reconciler.validate.checks import MUST_BE_DEFINED, as_map, get
 
 __all__ = ["check_otel_attribute_name", "check_otel_backend", "otel_endpoint_deprecation"]
 

@@ -11,9 +11,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from reconciler.errors import Path, Violation
-from reconciler.model import Resource
-from reconciler.validate.checks import (
+from reconciler.checks import (
     MUST_BE_DEFINED,
     MUST_BE_SET,
     MUST_NOT_BE_DEFINED,
@@ -25,6 +23,8 @@ from reconciler.validate.checks import (
     enumerate_list,
     get,
 )
+from reconciler.errors import Path, Violation
+from reconciler.model import Resource
 
 __all__ = [
     "ALL_KINDS",

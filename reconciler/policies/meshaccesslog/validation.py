@@ -14,8 +14,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.gourl import is_file_path, is_url
 from reconciler.policies.core.otel import check_otel_attribute_name, check_otel_backend, otel_endpoint_deprecation
@@ -27,7 +28,6 @@ from reconciler.policies.core.targetref import (
     deprecated_top_level_kind,
     top_level_kind,
 )
-from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 
 __all__ = [
     "KIND",

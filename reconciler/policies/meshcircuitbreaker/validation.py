@@ -14,11 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
-from reconciler.model import Resource
-from reconciler.policies.core.targetref import affects_inbounds, check_items, check_target_ref, deprecated_top_level_kind
-from reconciler.validate.checks import (
+from reconciler.checks import (
     MUST_BE_DEFINED,
     as_list,
     as_map,
@@ -28,6 +24,10 @@ from reconciler.validate.checks import (
     get,
     int_or_decimal_string,
 )
+from reconciler.errors import Path, Violation, Violations
+from reconciler.kind import Kind
+from reconciler.model import Resource
+from reconciler.policies.core.targetref import affects_inbounds, check_items, check_target_ref, deprecated_top_level_kind
 
 __all__ = ["KIND", "validate", "TOP_LEVEL_KINDS", "FROM_KINDS", "TO_KINDS", "DETECTORS"]
 

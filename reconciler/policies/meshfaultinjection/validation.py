@@ -14,12 +14,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from reconciler.checks import MUST_BE_DEFINED, as_list, as_map, check_percentage, enumerate_list, get
 from reconciler.durations import parse_duration
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.targetref import affects_inbounds, check_gateway_scoped_from_to, check_match, check_target_ref, policy_role
-from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, check_percentage, enumerate_list, get
 
 __all__ = ["KIND", "validate"]
 

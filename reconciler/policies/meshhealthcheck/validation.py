@@ -10,11 +10,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import MUST_BE_DEFINED, as_map, check_duration_greater_than_zero, check_percentage, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.targetref import check_items, check_target_ref, deprecated_top_level_kind
-from reconciler.validate.checks import MUST_BE_DEFINED, as_map, check_duration_greater_than_zero, check_percentage, enumerate_list, get
 
 __all__ = ["KIND", "validate", "TOP_LEVEL_KINDS", "TO_KINDS"]
 

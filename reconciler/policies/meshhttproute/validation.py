@@ -14,11 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
-from reconciler.model import Resource
-from reconciler.policies.core.targetref import check_target_ref, policy_role, top_level_kind
-from reconciler.validate.checks import (
+from reconciler.checks import (
     MUST_BE_DEFINED,
     MUST_NOT_BE_DEFINED,
     MUST_NOT_BE_EMPTY,
@@ -28,6 +24,10 @@ from reconciler.validate.checks import (
     enumerate_list,
     get,
 )
+from reconciler.errors import Path, Violation, Violations
+from reconciler.kind import Kind
+from reconciler.model import Resource
+from reconciler.policies.core.targetref import check_target_ref, policy_role, top_level_kind
 
 __all__ = ["KIND", "validate", "check_backend_ref"]
 

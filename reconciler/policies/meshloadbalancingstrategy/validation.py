@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
-from reconciler.model import Resource
-from reconciler.policies.core.targetref import check_target_ref, top_level_kind
-from reconciler.validate.checks import (
+from reconciler.checks import (
     MUST_BE_DEFINED,
     MUST_NOT_BE_EMPTY,
     MUST_NOT_BE_SET,
@@ -24,6 +20,10 @@ from reconciler.validate.checks import (
     get,
     int_or_decimal_string,
 )
+from reconciler.errors import Path, Violation, Violations
+from reconciler.kind import Kind
+from reconciler.model import Resource
+from reconciler.policies.core.targetref import check_target_ref, top_level_kind
 
 __all__ = ["KIND", "validate"]
 

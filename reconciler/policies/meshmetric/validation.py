@@ -19,12 +19,12 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import MUST_BE_DEFINED, as_map, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.otel import check_otel_backend, otel_endpoint_deprecation
 from reconciler.policies.core.targetref import check_target_ref, deprecated_top_level_kind, policy_role
-from reconciler.validate.checks import MUST_BE_DEFINED, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate", "SYSTEM_TOP_LEVEL_KINDS", "TOP_LEVEL_KINDS"]
 

@@ -14,11 +14,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import as_map, enumerate_list, get, must_be_one_of
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.targetref import check_target_ref
-from reconciler.validate.checks import as_map, enumerate_list, get, must_be_one_of
 
 __all__ = ["KIND", "validate", "TOP_LEVEL_KINDS", "PROTOCOLS"]
 

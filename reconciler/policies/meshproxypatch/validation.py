@@ -22,11 +22,11 @@ from typing import Any
 
 import yaml
 
+from reconciler.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.targetref import check_target_ref, deprecated_top_level_kind, policy_role
-from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate", "SYSTEM_TOP_LEVEL_KINDS", "TOP_LEVEL_KINDS", "MODIFICATIONS"]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, as_list, as_map, enumerate_list, get
 from reconciler.durations import parse_duration
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.targetref import (
     affects_inbounds,
@@ -22,7 +23,6 @@ from reconciler.policies.core.targetref import (
     includes_gateways,
     policy_role,
 )
-from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_DEFINED, as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate"]
 

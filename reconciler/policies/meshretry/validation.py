@@ -18,12 +18,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, as_map, enumerate_list, get
 from reconciler.durations import parse_duration
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.targetref import check_items, check_target_ref, deprecated_top_level_kind, policy_role, top_level_kind
-from reconciler.validate.checks import MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, as_map, enumerate_list, get
 
 __all__ = [
     "KIND",

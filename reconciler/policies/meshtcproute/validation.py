@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.checks import MUST_BE_DEFINED, as_list, as_map, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.targetref import check_target_ref, policy_role, top_level_kind
 from reconciler.policies.meshhttproute.validation import check_backend_ref
-from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate"]
 

@@ -15,8 +15,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import (
+    MUST_NOT_BE_DEFINED,
+    as_list,
+    as_map,
+    check_duration,
+    check_duration_greater_than_zero,
+    enumerate_list,
+    get,
+)
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.targetref import (
     affects_inbounds,
@@ -26,15 +35,6 @@ from reconciler.policies.core.targetref import (
     deprecated_top_level_kind,
     policy_role,
     top_level_kind,
-)
-from reconciler.validate.checks import (
-    MUST_NOT_BE_DEFINED,
-    as_list,
-    as_map,
-    check_duration,
-    check_duration_greater_than_zero,
-    enumerate_list,
-    get,
 )
 
 __all__ = [

@@ -11,13 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
-from reconciler.model import Resource
-from reconciler.policies.core.gourl import go_parse_url, is_url
-from reconciler.policies.core.otel import check_otel_backend, otel_endpoint_deprecation
-from reconciler.policies.core.targetref import check_target_ref, deprecated_top_level_kind, policy_role
-from reconciler.validate.checks import (
+from reconciler.checks import (
     GO_DECIMAL,
     MUST_BE_DEFINED,
     MUST_NOT_BE_DEFINED,
@@ -27,6 +21,12 @@ from reconciler.validate.checks import (
     enumerate_list,
     get,
 )
+from reconciler.errors import Path, Violation, Violations
+from reconciler.kind import Kind
+from reconciler.model import Resource
+from reconciler.policies.core.gourl import go_parse_url, is_url
+from reconciler.policies.core.otel import check_otel_backend, otel_endpoint_deprecation
+from reconciler.policies.core.targetref import check_target_ref, deprecated_top_level_kind, policy_role
 
 __all__ = ["KIND", "validate", "SYSTEM_TOP_LEVEL_KINDS", "TOP_LEVEL_KINDS"]
 

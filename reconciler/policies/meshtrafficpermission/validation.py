@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import MUST_BE_DEFINED, as_list, as_map, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
 from reconciler.policies.core.targetref import affects_inbounds, check_match, check_target_ref, deprecated_top_level_kind
-from reconciler.validate.checks import MUST_BE_DEFINED, as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate", "TOP_LEVEL_KINDS", "FROM_KINDS", "ACTIONS"]
 
