@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.frozen import FrozenDict
+from reconciler.mesh.secret_data import with_secret_data
 from reconciler.model import Resource
 from reconciler.types import ResourceKey
 
@@ -162,9 +163,7 @@ class MeshModel:
     """MeshExternalService resources."""
 
     def external_specs(self, mesh: str) -> dict[str, Mapping[str, Any]]:
-        """Specs by name; TLS data sources that name a Secret carry its bytes (mesh/external.py)."""
-        from reconciler.mesh.external import with_secret_data
-
+        """Specs by name; TLS data sources that name a Secret carry its bytes (mesh/secret_data.py)."""
         secrets = self.secrets_of(mesh)
         return {r.name: with_secret_data(r.spec, secrets) for r in self.externals if r.mesh == mesh}
 

@@ -19,6 +19,8 @@ from weakref import WeakValueDictionary
 from google.protobuf import any_pb2, json_format
 from google.protobuf.message import Message
 
+from reconciler.xds_types import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SHORT_NAMES, TYPE_ORDER
+
 __all__ = [
     "LISTENER",
     "ROUTE",
@@ -36,17 +38,6 @@ __all__ = [
     "redact",
     "REDACTED",
 ]
-
-LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-
-TYPE_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
-"""The order Envoy needs updates in on one ADS stream (make before break)."""
-
-SHORT_NAMES = {CLUSTER: "CDS", ENDPOINT: "EDS", LISTENER: "LDS", ROUTE: "RDS", SECRET: "SDS"}
 
 
 def message_class(type_url: str) -> type[Message]:
