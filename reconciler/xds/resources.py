@@ -47,13 +47,14 @@ def message_class(type_url: str) -> type[Message]:
     from envoy.config.route.v3 import route_pb2
     from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-    return {
+    classes: dict[str, type[Message]] = {
         LISTENER: listener_pb2.Listener,
         ROUTE: route_pb2.RouteConfiguration,
         CLUSTER: cluster_pb2.Cluster,
         ENDPOINT: endpoint_pb2.ClusterLoadAssignment,
         SECRET: secret_pb2.Secret,
-    }[type_url]
+    }
+    return classes[type_url]
 
 
 @dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.mesh.gateway import hostname_contains, hostnames_match, server_secret, sort_hostnames
+from reconciler.mesh.gateway_certificates import server_secret
+from reconciler.mesh.hostnames import hostname_contains, hostnames_match, sort_hostnames
 from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.proxy import proxy_views
 from reconciler.xds.generate import generate
