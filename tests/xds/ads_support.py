@@ -101,7 +101,7 @@ class Server:
         add_ads_server(self.grpc, AdsServer(self.watcher, self.recorder))
         port = self.grpc.add_insecure_port("127.0.0.1:0")
         await self.grpc.start()
-        return port
+        return int(port)
 
     def call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
