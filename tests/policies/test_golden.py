@@ -22,9 +22,8 @@ import yaml
 from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.proxy import proxy_views
 from reconciler.validate import validate
-from reconciler.xds.generate import generate
 from reconciler.xds.resources import SHORT_NAMES
-from tests.support import snapshot_of_text
+from tests.support import generate_checked, snapshot_of_text
 
 HERE = Path(__file__).parent
 UPDATE = os.environ.get("UPDATE_GOLDEN_FILES") == "true"
@@ -45,7 +44,7 @@ def render(text: str) -> dict[str, Any]:
     node = first.group(1) if first else f"{dataplanes[0].mesh}.{dataplanes[0].name}"
     views = proxy_views(build_mesh_model(snapshot.resources))
     out = {}
-    for res in generate(views[node]):
+    for res in generate_checked(views[node]):
         word = TYPE_WORD[SHORT_NAMES[res.type_url]]
         out[f"{word}.{_safe(res.name)}"] = _redact(res.to_dict()) if word == "secret" else res.to_dict()
     return out
