@@ -157,6 +157,7 @@ def test_sotw_ack_and_nack_are_reported_with_the_version_and_revision_they_answe
     c.send(CLUSTER, first=True)
     first = c.recv()
     c.ack(first)
+    eventually(lambda: any(call[0] == "ack" for call in h.server.recorder.calls))  # before a newer response makes it stale
     h.push(NODE, h.fake.config("r2", cluster("a", 9)))
     second = c.recv()
     c.send(CLUSTER, version=first.version_info, nonce=second.nonce, error="bad cluster")
@@ -191,6 +192,7 @@ def test_delta_ack_and_nack_are_reported_with_nonce_and_revision(h: Harness) -> 
     c.send_delta(LISTENER, first=True)
     good = c.recv()
     c.send_delta(LISTENER, nonce=good.nonce)
+    eventually(lambda: any(call[0] == "ack" for call in h.server.recorder.calls))  # before a newer response makes it stale
     h.push(NODE, h.fake.config("r2", listener("l", 2)))
     bad = c.recv()
     c.send_delta(LISTENER, nonce=bad.nonce, error="cannot bind")
