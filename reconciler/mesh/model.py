@@ -293,7 +293,7 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
             number = int(port.get("port") or 0)
             target = port.get("targetPort", number)
             protocol = _protocol(port.get("appProtocol"))
-            eps = []
+            selected: list[Endpoint] = []
             for dp in dataplanes.values():
                 if dp.mesh != r.mesh:
                     continue
@@ -301,13 +301,13 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
                     if not inbound.ready or not _matches(selector, inbound.tags):
                         continue
                     if target == inbound.port or (isinstance(target, str) and target == inbound.name):
-                        eps.append(_endpoint(dp, inbound))
+                        selected.append(_endpoint(dp, inbound))
             key = (r.mesh, f"msvc:{r.name}:{number}")
             services[key] = Service(
                 r.mesh,
                 r.name,
                 protocol,
-                tuple(sorted(eps, key=lambda e: (e.address, e.port, e.dataplane))),
+                tuple(sorted(selected, key=lambda e: (e.address, e.port, e.dataplane))),
                 mesh_service_cluster_name(r.mesh, r.name, number),
                 mesh_service=r.name,
                 port=number,
