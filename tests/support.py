@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
 
 from reconciler.errors import Problem
 from reconciler.model import Snapshot
@@ -168,3 +170,35 @@ def generate_checked(view: ProxyView) -> ProxyResources:
     from reconciler.xds.generate import generate
 
     return assert_consistent(generate(view), view.node_id)
+
+
+RENDER_MODULES = ("reconciler.render", "reconciler.reconcile")
+"""Where the engine's render path calls `generate`: reconcile.py, or render.py once issue 17's
+one render path lands (the first of these that has it)."""
+
+
+def engine_generation_checked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For a fixture: every proxy config the engine generates while the test runs is checked
+    for consistency, and the test fails at teardown if one was not (the engine itself turns
+    exceptions into rejected commits, so the check records instead of raising)."""
+    import importlib
+    import importlib.util
+
+    from reconciler.xds.consistency import problems
+
+    module = next(
+        importlib.import_module(m)
+        for m in RENDER_MODULES
+        if importlib.util.find_spec(m) and hasattr(importlib.import_module(m), "generate")
+    )
+    real = module.generate
+    found: list[str] = []
+
+    def generate(view: ProxyView) -> ProxyResources:
+        resources: ProxyResources = real(view)
+        found.extend(f"{view.node_id}: {p}" for p in problems(resources))
+        return resources
+
+    monkeypatch.setattr(module, "generate", generate)
+    yield
+    assert not found, "inconsistent Envoy config generated:\n" + "\n".join(found)
