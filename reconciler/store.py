@@ -24,7 +24,7 @@ from reconciler.errors import Problem
 from reconciler.mesh.model import MeshModel
 from reconciler.mesh.shape import ShapeChoice
 from reconciler.model import Resource, Snapshot
-from reconciler.xds.resources import SHORT_NAMES
+from reconciler.xds_types import SHORT_NAMES
 
 __all__ = ["Applied", "Attempt", "ProxyStatus", "TypeStatus", "Store", "Outcome", "Lockout"]
 

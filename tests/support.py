@@ -1,18 +1,37 @@
-"""Test helpers: real git repositories in temp dirs, validation of YAML text, and resource YAML."""
+"""Test helpers: real git repositories in temp dirs, validation of YAML text, resource YAML, and
+Envoy config generated for a proxy with its consistency checked (`generate_checked`)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
 
 from reconciler.errors import Problem
 from reconciler.model import Snapshot
 from reconciler.source.loader import load_file
 from reconciler.validate import Report, validate
 
-__all__ = ["GitRepo", "git", "validate_text", "snapshot_of_text", "meshes_for", "problem_dicts", "dataplane_yaml", "served_listener"]
+if TYPE_CHECKING:
+    from reconciler.mesh.proxy import ProxyView
+    from reconciler.xds.resources import ProxyResources
+
+__all__ = [
+    "GitRepo",
+    "git",
+    "validate_text",
+    "snapshot_of_text",
+    "meshes_for",
+    "problem_dicts",
+    "dataplane_yaml",
+    "served_listener",
+    "assert_consistent",
+    "generate_checked",
+]
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -84,10 +103,13 @@ def validate_text(text: str, path: str = "input.yaml", add_meshes: bool = True) 
 
 
 def problem_dicts(problems: tuple[Problem, ...] | list[Problem]) -> list[dict[str, object]]:
-    return [
-        {"line": p.line, "pointer": p.pointer, "message": p.message} | ({"severity": p.severity} if p.severity != "error" else {})
-        for p in problems
-    ]
+    out: list[dict[str, object]] = []
+    for p in problems:
+        doc: dict[str, object] = {"line": p.line, "pointer": p.pointer, "message": p.message}
+        if p.severity != "error":
+            doc["severity"] = p.severity
+        out.append(doc)
+    return out
 
 
 def dataplane_yaml(
@@ -131,3 +153,52 @@ def served_listener(outbound_listener: str) -> str:
     when this test run gives every proxy the compact outbound shape (`make test` runs the
     Envoy tests a second time with RECONCILER_COMPACT_OUTBOUNDS=1)."""
     return "outbounds" if os.environ.get("RECONCILER_COMPACT_OUTBOUNDS") else outbound_listener
+
+
+def assert_consistent(resources: ProxyResources, what: str = "proxy") -> ProxyResources:
+    """`resources`, after checking that every EDS, RDS, SDS and cluster name they refer to is
+    served (reconciler/xds/consistency.py)."""
+    from reconciler.xds.consistency import problems
+
+    found = problems(resources)
+    assert not found, f"{what}: inconsistent Envoy config:\n" + "\n".join(found)
+    return resources
+
+
+def generate_checked(view: ProxyView) -> ProxyResources:
+    """`generate(view)`, asserting the result is consistent: use it wherever a test generates."""
+    from reconciler.xds.generate import generate
+
+    return assert_consistent(generate(view), view.node_id)
+
+
+RENDER_MODULES = ("reconciler.render", "reconciler.reconcile")
+"""Where the engine's render path calls `generate`: reconcile.py, or render.py once issue 17's
+one render path lands (the first of these that has it)."""
+
+
+def engine_generation_checked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For a fixture: every proxy config the engine generates while the test runs is checked
+    for consistency, and the test fails at teardown if one was not (the engine itself turns
+    exceptions into rejected commits, so the check records instead of raising)."""
+    import importlib
+    import importlib.util
+
+    from reconciler.xds.consistency import problems
+
+    module = next(
+        importlib.import_module(m)
+        for m in RENDER_MODULES
+        if importlib.util.find_spec(m) and hasattr(importlib.import_module(m), "generate")
+    )
+    real = module.generate
+    found: list[str] = []
+
+    def generate(view: ProxyView) -> ProxyResources:
+        resources: ProxyResources = real(view)
+        found.extend(f"{view.node_id}: {p}" for p in problems(resources))
+        return resources
+
+    monkeypatch.setattr(module, "generate", generate)
+    yield
+    assert not found, "inconsistent Envoy config generated:\n" + "\n".join(found)

@@ -16,53 +16,17 @@ and the generator fails closed (see reconciler/xds/generate/external.py).
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Mapping
-from typing import Any
-
-from reconciler.frozen import FrozenDict, freeze
+from reconciler.frozen import FrozenDict
 from reconciler.mesh.model import Dataplane, MeshModel, Outbound
 from reconciler.mesh.routing import BackendCluster
-from reconciler.model import Resource
+from reconciler.mesh.secret_data import DATA_SOURCES, SECRET_DATA, with_secret_data
 
 __all__ = ["DATA_SOURCES", "SECRET_DATA", "external_cluster_name", "external_backend", "with_secret_data"]
-
-DATA_SOURCES = ("caCert", "clientCert", "clientKey")
-"""The data sources of `tls.verification`."""
-
-SECRET_DATA = "secretData"
-"""Key added to a `{secret: NAME}` data source: the bytes of that Secret's `data`."""
 
 
 def external_cluster_name(mesh: str, name: str, port: int) -> str:
     """Kuma's legacy name for a MeshExternalService: `<mesh>_<name>_<namespace>_<zone>_extsvc_<port>`."""
     return f"{mesh}_{name}___extsvc_{port}"
-
-
-def with_secret_data(spec: Mapping[str, Any], secrets: Mapping[str, Resource]) -> Mapping[str, Any]:
-    """`spec` with each `secret` data source of `tls.verification` carrying that Secret's bytes."""
-    tls = spec.get("tls")
-    verification = tls.get("verification") if isinstance(tls, Mapping) else None
-    if not isinstance(verification, Mapping):
-        return spec
-    changes: dict[str, Any] = {}
-    for field in DATA_SOURCES:
-        source = verification.get(field)
-        if not isinstance(source, Mapping) or not source.get("secret"):
-            continue
-        secret = secrets.get(str(source["secret"]))
-        if secret is None:
-            continue
-        try:
-            data = base64.b64decode(str(secret.spec.get("data") or ""), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        changes[field] = {**source, SECRET_DATA: data}
-    if not changes:
-        return spec
-    assert isinstance(tls, Mapping)
-    return freeze({**spec, "tls": {**tls, "verification": {**verification, **changes}}})  # type: ignore[no-any-return]
 
 
 def external_backend(model: MeshModel, dp: Dataplane, outbound: Outbound) -> BackendCluster | None:

@@ -28,18 +28,16 @@ Everything here is a frozen value: two equal GatewayViews generate equal Envoy c
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cmp_to_key
-from pathlib import Path
 from typing import Any
 
 from reconciler.ca.provider import spiffe_id
 from reconciler.frozen import FrozenDict, freeze
+from reconciler.mesh.gateway_certificates import GatewayCertificate, gateway_certificate
+from reconciler.mesh.hostnames import WILDCARD, exactness, hostname_contains, hostnames_match, sort_hostnames
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, MeshModel
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, resolve_backend
 from reconciler.model import Resource
@@ -49,32 +47,16 @@ from reconciler.policies.core.route_rules import CATCH_ALL, compare_match
 from reconciler.policies.plugins import plugins
 
 __all__ = [
-    "GatewayCertificate",
     "VirtualHost",
     "ListenerHostname",
     "GatewayListener",
     "GatewayView",
     "gateway_view",
-    "hostnames_match",
-    "hostname_contains",
-    "sort_hostnames",
-    "server_secret",
 ]
 
 Confs = Mapping[str, Mapping[str, Any]]
 HTTP_LISTENERS = ("HTTP", "HTTPS")
 TCP_LISTENERS = ("TCP", "TLS")
-WILDCARD = "*"
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayCertificate:
-    """A TLS server certificate for a listener, delivered over SDS under `name`."""
-
-    name: str
-    """Kuma's SDS name: `cert.<rsa|ecdsa>:<secret|file|inline|inlineString>:<identifier>`."""
-    cert_pem: bytes = field(repr=False)
-    key_pem: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,103 +110,6 @@ class GatewayView:
     listeners: tuple[GatewayListener, ...]
     backends: tuple[BackendCluster, ...] = ()
     """Every cluster the routes send or mirror to, by name."""
-
-
-# -- hostnames (Kuma's pkg/plugins/runtime/gateway/match/hostnames.go) --------------------------
-def _split(name: str) -> tuple[str, tuple[str, ...]]:
-    parts = (name or WILDCARD).split(".")
-    return parts[0], tuple(parts[1:])
-
-
-def hostname_contains(target: str, test: str) -> bool:
-    """Whether every name `test` matches is matched by `target` (`*.a.com` contains `x.a.com`)."""
-    host, domain = _split(target)
-    other_host, other_domain = _split(test)
-    if len(domain) > len(other_domain):
-        return False
-    if domain and other_domain[-len(domain) :] != domain:
-        return False
-    return host in (WILDCARD, other_host)
-
-
-def hostnames_match(target: str, other: str) -> bool:
-    """Whether two hostnames can name the same host (equal, or one contains the other)."""
-    return target == other or hostname_contains(target, other) or hostname_contains(other, target)
-
-
-def _exactness(name: str) -> tuple[int, int, str]:
-    host, domain = _split(name)
-    wildcard = host == WILDCARD
-    return (1 if wildcard else 0, -len(domain) if wildcard else 0, name or WILDCARD)
-
-
-def sort_hostnames(names: Sequence[str]) -> list[str]:
-    """Most exact first: names before wildcards, longer wildcard domains before shorter."""
-    return sorted(names, key=_exactness)
-
-
-# -- certificates ------------------------------------------------------------------------------
-_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL)
-
-
-def server_secret(data: bytes) -> tuple[str, bytes, bytes] | None:
-    """(key type, certificate chain PEM, private key PEM) of a PEM bundle holding exactly one
-    private key (RSA or ECDSA) and at least one certificate; None for anything else."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    key: bytes | None = None
-    certs: list[bytes] = []
-    for block in _PEM.finditer(data):
-        kind, text = block.group(1), block.group(0).rstrip(b"\r\n") + b"\n"
-        if kind.endswith(b"PRIVATE KEY"):
-            if key is not None:
-                return None
-            key = text
-        elif kind.endswith(b"CERTIFICATE"):
-            certs.append(text)
-        else:
-            return None
-    if key is None or not certs:
-        return None
-    try:
-        loaded = serialization.load_pem_private_key(key, password=None)
-    except (ValueError, TypeError):
-        return None
-    if isinstance(loaded, rsa.RSAPrivateKey):
-        kind_name = "rsa"
-    elif isinstance(loaded, ec.EllipticCurvePrivateKey):
-        kind_name = "ecdsa"
-    else:
-        return None
-    return kind_name, b"".join(certs), key
-
-
-def _certificate(source: Mapping[str, Any], hostnames: str, secrets: Mapping[str, Resource]) -> GatewayCertificate | None:
-    data: bytes | None = None
-    scope, identifier = "", ""
-    try:
-        if source.get("secret"):
-            scope, identifier = "secret", str(source["secret"])
-            secret = secrets.get(identifier)
-            data = base64.b64decode(str(secret.spec.get("data") or "")) if secret is not None else None
-        elif source.get("inline"):
-            scope, identifier = "inline", hostnames
-            data = base64.b64decode(str(source["inline"]))
-        elif source.get("inlineString"):
-            scope, identifier = "inlineString", hostnames
-            data = str(source["inlineString"]).encode()
-        elif source.get("file"):
-            # Read on the control plane, as Kuma does; the CA provider reads files the same way.
-            scope, identifier = "file", str(source["file"])
-            data = Path(identifier).read_bytes()
-    except (OSError, binascii.Error, ValueError):
-        return None
-    parsed = server_secret(data) if data else None
-    if parsed is None:
-        return None
-    kind, chain, key = parsed
-    return GatewayCertificate(f"cert.{kind}:{scope}:{identifier}", chain, key)
 
 
 # -- routes attached to a listener ---------------------------------------------------------------
@@ -452,14 +337,14 @@ def gateway_view(
         hostnames = []
         if protocol in HTTP_LISTENERS:
             rules_per_item = {i.hostname: _rules_by_hostname(_attached("MeshHTTPRoute", gateway.name, i.tags, index)) for i in items}
-            for item in sorted(items, key=lambda i: _exactness(i.hostname)):
+            for item in sorted(items, key=lambda i: exactness(i.hostname)):
                 hosts = _virtual_hosts([i.hostname for i in items], rules_per_item[item.hostname])[item.hostname]
                 virtual_hosts = tuple(
                     VirtualHost(domain, tuple(r for r in map(route_view, entries) if r is not None)) for domain, entries in hosts
                 )
                 hostnames.append(_hostname(item, secrets, virtual_hosts=virtual_hosts))
         else:
-            for item in sorted(items, key=lambda i: _exactness(i.hostname)):
+            for item in sorted(items, key=lambda i: exactness(i.hostname)):
                 refs = _tcp_refs(_attached("MeshTCPRoute", gateway.name, item.tags, index))
                 split = tuple(WeightedCluster(cluster_for(ref), int(ref.get("weight", 1))) for ref in refs)
                 hostnames.append(_hostname(item, secrets, tcp=split))
@@ -475,7 +360,7 @@ def _hostname(
     certs: list[GatewayCertificate] = []
     if mode == "TERMINATE":
         for source in item.tls.get("certificates") or ():
-            cert = _certificate(source, item.hostname, secrets)
+            cert = gateway_certificate(source, item.hostname, secrets)
             if cert is not None and all(c.name != cert.name for c in certs):
                 certs.append(cert)
     return ListenerHostname(item.hostname, item.tags, mode, tuple(certs), virtual_hosts, tcp)

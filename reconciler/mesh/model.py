@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.frozen import FrozenDict
+from reconciler.mesh.secret_data import with_secret_data
 from reconciler.model import Resource
 from reconciler.types import ResourceKey
 
@@ -162,9 +163,7 @@ class MeshModel:
     """MeshExternalService resources."""
 
     def external_specs(self, mesh: str) -> dict[str, Mapping[str, Any]]:
-        """Specs by name; TLS data sources that name a Secret carry its bytes (mesh/external.py)."""
-        from reconciler.mesh.external import with_secret_data
-
+        """Specs by name; TLS data sources that name a Secret carry its bytes (mesh/secret_data.py)."""
         secrets = self.secrets_of(mesh)
         return {r.name: with_secret_data(r.spec, secrets) for r in self.externals if r.mesh == mesh}
 
@@ -294,7 +293,7 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
             number = int(port.get("port") or 0)
             target = port.get("targetPort", number)
             protocol = _protocol(port.get("appProtocol"))
-            eps = []
+            selected: list[Endpoint] = []
             for dp in dataplanes.values():
                 if dp.mesh != r.mesh:
                     continue
@@ -302,13 +301,13 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
                     if not inbound.ready or not _matches(selector, inbound.tags):
                         continue
                     if target == inbound.port or (isinstance(target, str) and target == inbound.name):
-                        eps.append(_endpoint(dp, inbound))
+                        selected.append(_endpoint(dp, inbound))
             key = (r.mesh, f"msvc:{r.name}:{number}")
             services[key] = Service(
                 r.mesh,
                 r.name,
                 protocol,
-                tuple(sorted(eps, key=lambda e: (e.address, e.port, e.dataplane))),
+                tuple(sorted(selected, key=lambda e: (e.address, e.port, e.dataplane))),
                 mesh_service_cluster_name(r.mesh, r.name, number),
                 mesh_service=r.name,
                 port=number,

@@ -154,8 +154,8 @@ def _outbound_view(
     confs = _confs_for(kinds, conf_of)
     per_route: dict[str, dict[str, Any]] = {}
     for kind in kinds:
-        for route, conf in route_confs(kind, dp, dest, index).items():
-            per_route.setdefault(route, {})[kind] = conf.value
+        for origin, conf in route_confs(kind, dp, dest, index).items():
+            per_route.setdefault(origin, {})[kind] = conf.value
     identities = ids.get((dp.mesh, base.cluster_name)) or (spiffe_id(dp.mesh, base.service_name),)
 
     def confs_for(service: str) -> Confs:
@@ -324,7 +324,7 @@ def _shared_outbound_view(
     the generator's caches hit on the very same object."""
     key = (o, alike)
     memo = index._views
-    hit = memo.get(key)
+    hit: OutboundView | None = memo.get(key)
     if hit is not None:
         return hit
     view = _outbound_view(model, index, dp, o, kinds, ids)

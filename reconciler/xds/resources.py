@@ -19,6 +19,8 @@ from weakref import WeakValueDictionary
 from google.protobuf import any_pb2, json_format
 from google.protobuf.message import Message
 
+from reconciler.xds_types import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, SHORT_NAMES, TYPE_ORDER
+
 __all__ = [
     "LISTENER",
     "ROUTE",
@@ -37,17 +39,6 @@ __all__ = [
     "REDACTED",
 ]
 
-LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-
-TYPE_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
-"""The order Envoy needs updates in on one ADS stream (make before break)."""
-
-SHORT_NAMES = {CLUSTER: "CDS", ENDPOINT: "EDS", LISTENER: "LDS", ROUTE: "RDS", SECRET: "SDS"}
-
 
 def message_class(type_url: str) -> type[Message]:
     from envoy.config.cluster.v3 import cluster_pb2
@@ -56,13 +47,14 @@ def message_class(type_url: str) -> type[Message]:
     from envoy.config.route.v3 import route_pb2
     from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-    return {
+    classes: dict[str, type[Message]] = {
         LISTENER: listener_pb2.Listener,
         ROUTE: route_pb2.RouteConfiguration,
         CLUSTER: cluster_pb2.Cluster,
         ENDPOINT: endpoint_pb2.ClusterLoadAssignment,
         SECRET: secret_pb2.Secret,
-    }[type_url]
+    }
+    return classes[type_url]
 
 
 @dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)

@@ -33,7 +33,7 @@ from reconciler.source.git import GitSource
 from reconciler.source.loader import is_config_file, load_file
 from reconciler.validate import Report, ResourceValidator, validate
 from reconciler.validate.bugs import is_internal_error
-from reconciler.xds.generate import generate
+from tests.support import generate_checked
 
 __all__ = ["run_files", "CommitRunner", "check_report", "check_ca_error"]
 
@@ -56,7 +56,7 @@ def run_files(files: Mapping[str, bytes], certs: CertificateProvider, validator:
             check_ca_error(e)
             return report
         for view in views.values():
-            generate(view)
+            generate_checked(view)
     return report
 
 

@@ -10,11 +10,10 @@ from reconciler.envoy_builders import socket_address
 from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.proxy import proxy_views
 from reconciler.mesh.shape import SHAPE_LABEL, outbound_shape
-from reconciler.xds.generate import generate
 from reconciler.xds.generate.compact import COMPACT_LISTENER, compact_outbound_listeners
 from reconciler.xds.resources import LISTENER, resource
 from tests.gitops.serving import run_cli
-from tests.support import GitRepo, dataplane_yaml, snapshot_of_text, validate_text
+from tests.support import GitRepo, dataplane_yaml, generate_checked, snapshot_of_text, validate_text
 
 MESH = "type: Mesh\nname: default\n"
 
@@ -39,7 +38,7 @@ def test_the_label_wins_then_the_threshold_then_kumas_shape(
 
 def _listener(name: str, address: str, port: int, **extra: object) -> listener_pb2.Listener:
     chain = listener_components_pb2.FilterChain(filters=[listener_components_pb2.Filter(name="envoy.filters.network.tcp_proxy")])
-    return listener_pb2.Listener(name=name, address=socket_address(address, port), filter_chains=[chain], **extra)  # type: ignore[arg-type]
+    return listener_pb2.Listener(name=name, address=socket_address(address, port), filter_chains=[chain], **extra)
 
 
 def test_a_wildcard_outbound_is_matched_by_port_and_a_listener_with_more_than_chains_stays_its_own() -> None:
@@ -67,8 +66,8 @@ def _views(*docs: str, compact_from: int | None = None) -> dict[str, object]:
 def test_compact_shape_serves_the_same_chains_as_kumas_listeners() -> None:
     services = [dataplane_yaml(f"s{i}-1", f"s{i}", 9000 + i, 9000 + i) for i in range(3)]
     client = dataplane_yaml("client", "client", 8000, 8001, {f"s{i}": 7000 + i for i in range(3)})
-    kuma = generate(_views(*services, client)["default.client"])  # type: ignore[arg-type]
-    compact = generate(_views(*services, client, compact_from=3)["default.client"])  # type: ignore[arg-type]
+    kuma = generate_checked(_views(*services, client)["default.client"])  # type: ignore[arg-type]
+    compact = generate_checked(_views(*services, client, compact_from=3)["default.client"])  # type: ignore[arg-type]
     kuma_listeners = {n: r.to_dict() for n, r in kuma.of(LISTENER).items() if n.startswith("outbound:")}
     folded = compact.of(LISTENER)[COMPACT_LISTENER].to_dict()
     assert not any(n.startswith("outbound:") for n in compact.of(LISTENER))

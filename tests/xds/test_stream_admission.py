@@ -49,7 +49,7 @@ class Server:
         add_ads_server(self.grpc, AdsServer(ConfigCache(), Admission(), first_request_timeout=timeout))
         port = self.grpc.add_insecure_port("127.0.0.1:0")
         await self.grpc.start()
-        return port
+        return int(port)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.grpc.stop(0), self.loop).result(10)
@@ -87,7 +87,7 @@ def end_of(server: Server, *requests: bytes) -> grpc.RpcError:
 def request(node_id: str) -> bytes:
     req = discovery_pb2.DiscoveryRequest(type_url=CLUSTER)
     req.node.id = node_id
-    return req.SerializeToString()
+    return bytes(req.SerializeToString())
 
 
 def test_stream_without_a_first_request_is_closed_after_the_limit(server: Server) -> None:

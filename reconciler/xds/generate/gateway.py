@@ -33,7 +33,8 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from google.protobuf import wrappers_pb2
 
 from reconciler.envoy_builders import ads_source, duration, pack, socket_address
-from reconciler.mesh.gateway import GatewayCertificate, GatewayListener, GatewayView, VirtualHost
+from reconciler.mesh.gateway import GatewayListener, GatewayView, VirtualHost
+from reconciler.mesh.gateway_certificates import GatewayCertificate
 from reconciler.mesh.routing import WeightedCluster
 from reconciler.xds.generate import names
 from reconciler.xds.generate.hooks import HookContext, apply_hooks

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from reconciler.mesh.gateway import hostname_contains, hostnames_match, server_secret, sort_hostnames
+from reconciler.mesh.gateway_certificates import server_secret
+from reconciler.mesh.hostnames import hostname_contains, hostnames_match, sort_hostnames
 from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.proxy import proxy_views
-from reconciler.xds.generate import generate
 from reconciler.xds.resources import LISTENER, ROUTE, SECRET
-from tests.support import snapshot_of_text
+from tests.support import generate_checked, snapshot_of_text
 
 HERE = Path(__file__).parent
 HTTPS_CASE = (HERE / "https-terminate-with-secret.input.yaml").read_text(encoding="utf-8")
@@ -22,7 +22,7 @@ HTTPS_CASE = (HERE / "https-terminate-with-secret.input.yaml").read_text(encodin
 
 def resources(text: str, node: str = "default.edge-1") -> dict[str, dict[str, dict[str, Any]]]:
     views = proxy_views(build_mesh_model(snapshot_of_text(text).resources))
-    generated = generate(views[node])
+    generated = generate_checked(views[node])
     return {t: {name: r.to_dict() for name, r in generated.of(t).items()} for t in (LISTENER, ROUTE, SECRET)}
 
 
@@ -74,9 +74,9 @@ def test_an_unreadable_certificate_leaves_the_hostname_without_a_filter_chain() 
 
 def test_the_certificate_is_served_to_the_gateway_only() -> None:
     views = proxy_views(build_mesh_model(snapshot_of_text(HTTPS_CASE).resources))
-    assert "cert.ecdsa:secret:edge-tls" in generate(views["default.edge-1"]).of(SECRET)
+    assert "cert.ecdsa:secret:edge-tls" in generate_checked(views["default.edge-1"]).of(SECRET)
     for node in ("default.shop-1", "default.www-1"):
-        assert not any(name.startswith("cert.") for name in generate(views[node]).of(SECRET))
+        assert not any(name.startswith("cert.") for name in generate_checked(views[node]).of(SECRET))
 
 
 NO_ROUTES = """\

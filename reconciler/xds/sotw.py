@@ -1,0 +1,138 @@
+"""State-of-the-world xDS on one ADS stream (envoyproxy.io "xDS REST and gRPC protocol").
+
+- per type: nonce, last version sent, subscription, ACKed version;
+- a request whose nonce is not the latest sent for its type is stale and ignored;
+- a NACK (error_detail) is recorded and the rejected content is never re-sent, only newer
+  content; an ACK with a changed subscription is always answered, even when nothing changed
+  (Envoy re-requests EDS after a cluster change and stalls 15 s if unanswered); LDS and CDS
+  are full state; an initial request is always answered;
+- updates go out in the order CDS, EDS, LDS, RDS, SDS, and clusters that disappear are
+  removed only after the listeners and routes that used them (make before break).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from envoy.service.discovery.v3 import discovery_pb2
+
+from reconciler.xds.cache import NodeConfig
+from reconciler.xds.protocol import DEPENDENTS, WILDCARD_TYPES, StreamHost
+from reconciler.xds.protocol import select as _select
+from reconciler.xds.protocol import set_version as _set_version
+from reconciler.xds.resources import CLUSTER, SHORT_NAMES, TYPE_ORDER, XdsResource
+
+__all__ = ["SotwStream"]
+
+# Logged under the server's name, as before the split, so log settings that name it still apply.
+log = logging.getLogger("reconciler.xds.server")
+
+
+@dataclass(slots=True)
+class _SotwType:
+    names: set[str] | None = None
+    """None is a wildcard subscription."""
+    nonce: str = ""
+    sent_version: str = ""
+    sent: dict[str, XdsResource] = field(default_factory=dict)
+    sent_revision: str = ""
+    acked_version: str = ""
+    nacked_version: str = ""
+
+
+class SotwStream:
+    def __init__(self, server: StreamHost, node_id: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.server = server
+        self.node_id = node_id
+        self.context = context
+        self.types: dict[str, _SotwType] = {}
+        self.nonces = itertools.count(1)
+        self.config: NodeConfig | None = server.watcher.fetch(node_id)
+        self.rewarm: set[str] = set()
+
+    async def send(self, type_url: str, resources: list[XdsResource], *, record: bool = True) -> None:
+        state = self.types[type_url]
+        self.rewarm.update(DEPENDENTS.get(type_url, ()))
+        self.rewarm.discard(type_url)
+        version = _set_version(resources)
+        nonce = str(next(self.nonces))
+        response = discovery_pb2.DiscoveryResponse(
+            version_info=version,
+            type_url=type_url,
+            nonce=nonce,
+            resources=[r.as_any() for r in resources],
+            control_plane=self.server.control_plane,
+        )
+        state.nonce = nonce
+        state.sent_version = version
+        state.sent = {r.name: r for r in resources}
+        state.sent_revision = self.config.revision if self.config else ""
+        await self.context.write(response)
+        if record:
+            self.server.callbacks.on_sent(self.node_id, type_url, version, state.sent_revision)
+        log.debug(
+            "sent", extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "version": version, "count": len(resources)}
+        )
+
+    async def on_request(self, req: discovery_pb2.DiscoveryRequest) -> None:
+        type_url = req.type_url
+        state = self.types.get(type_url)
+        names: set[str] | None = set(req.resource_names) - {"*"} if req.resource_names else None
+        if req.resource_names and "*" in req.resource_names:
+            names = None
+        if names is None and type_url not in WILDCARD_TYPES:
+            names = set()  # an empty subscription to a non-wildcard type asks for nothing
+        if state is None or not req.response_nonce:
+            # A new subscription (or a reconnect): always answered, with what we have now.
+            state = self.types.setdefault(type_url, _SotwType())
+            state.names = names
+            if self.config is not None:
+                await self.send(type_url, _select(self.config, type_url, names))
+            return
+        if req.response_nonce != state.nonce:
+            return  # stale: a newer response is in flight and its ACK/NACK will follow
+        if req.HasField("error_detail"):
+            state.nacked_version = state.sent_version
+            self.server.callbacks.on_nack(self.node_id, type_url, state.sent_version, state.sent_revision, req.error_detail.message)
+            log.warning(
+                "config rejected by proxy",
+                extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "error": req.error_detail.message},
+            )
+        else:
+            state.acked_version = req.version_info
+            self.server.callbacks.on_ack(self.node_id, type_url, req.version_info, state.sent_revision)
+        if names != state.names or (type_url in self.rewarm and self.config is not None):
+            state.names = names
+            resources = _select(self.config, type_url, names)
+            if not req.HasField("error_detail") or _set_version(resources) != state.nacked_version:
+                await self.send(type_url, resources)
+
+    async def on_config(self, config: NodeConfig | None) -> None:
+        """Push what changed, in Envoy's order, removing stale clusters last."""
+        self.config = config
+        if config is None:
+            return
+        final_cds: list[XdsResource] | None = None
+        for type_url in TYPE_ORDER:
+            state = self.types.get(type_url)
+            if state is None:
+                continue
+            resources = _select(config, type_url, state.names)
+            version = _set_version(resources)
+            if version == state.nacked_version or (version == state.sent_version and type_url not in self.rewarm):
+                continue
+            if type_url == CLUSTER:
+                names = {r.name for r in resources}
+                stale = [r for n, r in state.sent.items() if n not in names]
+                if stale:
+                    final_cds = resources
+                    resources = sorted(resources + stale, key=lambda r: r.name)
+            await self.send(type_url, resources)
+        if final_cds is not None:
+            await self.send(CLUSTER, final_cds)
+            # Removing clusters rebuilds none: nothing to warm again.
+            self.rewarm.difference_update(DEPENDENTS[CLUSTER])
