@@ -22,11 +22,11 @@ import pygit2
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.model import MeshModel, build_mesh_model
-from reconciler.mesh.proxy import ProxyView, proxy_views
 from reconciler.model import Resource, Snapshot
 from reconciler.source.git import GitSource, SourceError
 from reconciler.validate import Report, ResourceValidator, validate
 from reconciler.validate.bugs import describe_bug
+from reconciler.views.proxy import ProxyView, proxy_views
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import ProxyResources
 

@@ -17,7 +17,7 @@ from reconciler.source.loader import load_file
 from reconciler.validate import Report, validate
 
 if TYPE_CHECKING:
-    from reconciler.mesh.proxy import ProxyView
+    from reconciler.views.proxy import ProxyView
     from reconciler.xds.resources import ProxyResources
 
 __all__ = [

@@ -9,11 +9,11 @@ from reconciler.commands.errors import InvalidConfig, RepositoryError
 from reconciler.commands.read import read_snapshot
 from reconciler.frozen import thaw
 from reconciler.mesh.model import build_mesh_model
-from reconciler.mesh.proxy import destination_of, policy_indexes, proxy_view
 from reconciler.policies.core.match import Conf, resolve
 from reconciler.policies.meshproxypatch.shape import patches_missing_listeners
 from reconciler.policies.registry import PLUGIN_ORDER
 from reconciler.validate import validate
+from reconciler.views.proxy import destination_of, policy_indexes, proxy_view
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import SHORT_NAMES
 

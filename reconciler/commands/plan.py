@@ -30,13 +30,13 @@ from reconciler.commands.validate import bugs_as_one_line
 from reconciler.dataplane.envoy_binary import EnvoyNotFound
 from reconciler.diff import Diff, FieldChange, diff, diff_documents
 from reconciler.mesh.model import MeshModel, build_mesh_model
-from reconciler.mesh.proxy import ProxyView, policy_indexes, proxy_views
 from reconciler.model import Resource, Snapshot
 from reconciler.policies.core.match import PolicyIndex
 from reconciler.policies.meshproxypatch.shape import patches_missing_listeners
 from reconciler.source.git import GitSource, SourceError
 from reconciler.validate import Report, validate
 from reconciler.validate.bugs import describe_bug
+from reconciler.views.proxy import ProxyView, policy_indexes, proxy_views
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, REDACTED, ROUTE, SECRET, SHORT_NAMES, ProxyResources, XdsResource, redact
 from reconciler.xds.static import static_bootstrap_for

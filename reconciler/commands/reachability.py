@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound, MeshModel
-from reconciler.mesh.proxy import policy_indexes
 from reconciler.policies.core.match import PolicyIndex, matched_policies
 from reconciler.policies.core.merge import merge_confs
+from reconciler.views.proxy import policy_indexes
 
 __all__ = [
     "Pair",

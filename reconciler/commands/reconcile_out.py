@@ -26,8 +26,8 @@ from reconciler.commands.read import read_snapshot
 from reconciler.commands.validate import report_text
 from reconciler.dataplane.envoy_binary import EnvoyNotFound
 from reconciler.mesh.model import build_mesh_model
-from reconciler.mesh.proxy import proxy_views
 from reconciler.validate import Report, validate
+from reconciler.views.proxy import proxy_views
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import SECRET
 from reconciler.xds.static import static_bootstrap_for, to_yaml

@@ -20,7 +20,7 @@ from reconciler.kind import Kind
 from reconciler.kinds._mesh_backends import check_prometheus_conf
 from reconciler.kinds._protojson import check_port_number, enum_index, quote, tag_map, text, uint
 from reconciler.kinds._proxy_address import LOOPBACK, admin_port_clashes, check_proxy_address
-from reconciler.kinds.labels import SHAPE_LABEL, SHAPES
+from reconciler.labels import SHAPE_LABEL, SHAPES
 from reconciler.model import Resource
 
 __all__ = ["KIND", "validate", "check_proxy_address", "admin_port_clashes", "LOOPBACK", "SUPPORTED_PROTOCOLS"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.frozen import FrozenDict
+from reconciler.kind_names import POLICY_KINDS
 from reconciler.mesh.secret_data import with_secret_data
 from reconciler.model import Resource
 from reconciler.types import ResourceKey
@@ -312,9 +313,7 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
                 mesh_service=r.name,
                 port=number,
             )
-    from reconciler.kinds import get_kind
-
-    policies = tuple(r for r in resources if r.mesh in meshes and (kind := get_kind(r.type)) is not None and kind.policy)
+    policies = tuple(r for r in resources if r.mesh in meshes and r.type in POLICY_KINDS)
     gateways = tuple(r for r in resources if r.type == "MeshGateway" and r.mesh in meshes)
     secrets = {(r.mesh, r.name): r for r in resources if r.type == "Secret" and r.mesh in meshes}
     identities = tuple(r for r in resources if r.type == "MeshIdentity" and r.mesh in meshes)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.kinds.labels import SHAPE_LABEL, SHAPES
+from reconciler.labels import SHAPE_LABEL, SHAPES
 
 __all__ = ["SHAPE_LABEL", "SHAPES", "Shape", "ShapeChoice", "outbound_shape"]
 

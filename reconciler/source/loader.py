@@ -19,8 +19,8 @@ from typing import Any
 
 from reconciler.errors import Problem
 from reconciler.frozen import FrozenDict
+from reconciler.kind_names import FLAT_KINDS, GLOBAL_KINDS, KIND_NAMES
 from reconciler.model import Form, Origin, Resource
-from reconciler.source.kind_names import FLAT_KINDS, GLOBAL_KINDS, KIND_NAMES
 from reconciler.source.yamldoc import BudgetExceeded, NodeBudget, YamlDocument, YamlError, parse_documents
 from reconciler.types import DEFAULT_MESH, ResourceKey
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.mesh.proxy import ProxyView
+from reconciler.views.proxy import ProxyView
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ProxyResources
 

@@ -26,13 +26,13 @@ import pygit2
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.model import build_mesh_model
-from reconciler.mesh.proxy import proxy_views
 from reconciler.model import Snapshot
 from reconciler.reconcile import Engine
 from reconciler.source.git import GitSource
 from reconciler.source.loader import is_config_file, load_file
 from reconciler.validate import Report, ResourceValidator, validate
 from reconciler.validate.bugs import is_internal_error
+from reconciler.views.proxy import proxy_views
 from tests.support import generate_checked
 
 __all__ = ["run_files", "CommitRunner", "check_report", "check_ca_error"]

@@ -40,8 +40,9 @@ import yaml
 
 from reconciler.diff import diff_documents
 from reconciler.mesh.model import build_mesh_model
-from reconciler.mesh.proxy import proxy_views
+from reconciler.policies.plugins import plugins
 from reconciler.validate import validate
+from reconciler.views.proxy import proxy_views
 from reconciler.xds.resources import SHORT_NAMES
 from tests.support import generate_checked, snapshot_of_text
 
@@ -98,8 +99,6 @@ def baseline_text(text: str, kind: str) -> str:
 
 
 def _kinds_named(kind: str) -> list[str]:
-    from reconciler.policies.plugin import plugins
-
     return [p.kind for p in plugins() if p.kind.lower() == kind]
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from reconciler.mesh.model import build_mesh_model
-from reconciler.mesh.proxy import policy_indexes
 from reconciler.policies.core.match import Contribution, Destination, matched_policies, resolve
 from reconciler.policies.core.merge import merge_confs
 from reconciler.types import ResourceKey
+from reconciler.views.proxy import policy_indexes
 from tests.support import snapshot_of_text
 
 DATAPLANES = """\

@@ -8,8 +8,8 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 
 from reconciler.envoy_builders import socket_address
 from reconciler.mesh.model import build_mesh_model
-from reconciler.mesh.proxy import proxy_views
 from reconciler.mesh.shape import SHAPE_LABEL, outbound_shape
+from reconciler.views.proxy import proxy_views
 from reconciler.xds.generate.compact import COMPACT_LISTENER, compact_outbound_listeners
 from reconciler.xds.resources import LISTENER, resource
 from tests.gitops.serving import run_cli

@@ -128,7 +128,7 @@ class PolicyIndex:
     _matched: dict[tuple[str, int], tuple[MatchedPolicy, ...]] = field(default_factory=dict, compare=False, repr=False)
     """Memo of matched_policies for this index's lifetime (dataplanes outlive it)."""
     _views: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
-    """Memo of outbound views shared by alike proxies (reconciler.mesh.proxy)."""
+    """Memo of outbound views shared by alike proxies (reconciler.views.proxy)."""
 
     @classmethod
     def build(cls, policies: Iterable[Resource], gateways: Iterable[Resource] = ()) -> PolicyIndex:

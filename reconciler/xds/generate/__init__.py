@@ -7,7 +7,7 @@ A proxy in the compact outbound shape gets its outbound listeners folded into on
 from __future__ import annotations
 
 from reconciler.mesh.model import HTTP_PROTOCOLS
-from reconciler.mesh.proxy import ProxyView
+from reconciler.views.proxy import ProxyView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.api_listener import api_listener
 from reconciler.xds.generate.compact import compact_outbound_listeners

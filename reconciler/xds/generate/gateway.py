@@ -1,4 +1,4 @@
-"""Envoy config of a builtin gateway proxy, from its GatewayView (see reconciler/mesh/gateway.py).
+"""Envoy config of a builtin gateway proxy, from its GatewayView (see reconciler/views/gateway.py).
 
 As Kuma's builtin gateway builds it:
 
@@ -33,9 +33,9 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from google.protobuf import wrappers_pb2
 
 from reconciler.envoy_builders import ads_source, duration, pack, socket_address
-from reconciler.mesh.gateway import GatewayListener, GatewayView, VirtualHost
 from reconciler.mesh.gateway_certificates import GatewayCertificate
 from reconciler.mesh.routing import WeightedCluster
+from reconciler.views.gateway import GatewayListener, GatewayView, VirtualHost
 from reconciler.xds.generate import names
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector

@@ -13,7 +13,7 @@ from google.protobuf import struct_pb2
 
 from reconciler.envoy_builders import duration, socket_address, upstream_protocol_options
 from reconciler.mesh.model import HTTP_PROTOCOLS, Inbound
-from reconciler.mesh.proxy import Confs, InboundView
+from reconciler.views.proxy import Confs, InboundView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, inline_http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector

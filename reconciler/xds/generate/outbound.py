@@ -16,8 +16,8 @@ from google.protobuf import struct_pb2, wrappers_pb2
 
 from reconciler.envoy_builders import ads_source, duration, socket_address, upstream_protocol_options
 from reconciler.mesh.model import HTTP_PROTOCOLS, Endpoint
-from reconciler.mesh.proxy import Confs, OutboundView
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster
+from reconciler.views.proxy import Confs, OutboundView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, inline_http_connection_manager, tcp_proxy, tcp_proxy_filter

@@ -12,7 +12,7 @@ import pytest
 from reconciler.mesh.gateway_certificates import server_secret
 from reconciler.mesh.hostnames import hostname_contains, hostnames_match, sort_hostnames
 from reconciler.mesh.model import build_mesh_model
-from reconciler.mesh.proxy import proxy_views
+from reconciler.views.proxy import proxy_views
 from reconciler.xds.resources import LISTENER, ROUTE, SECRET
 from tests.support import generate_checked, snapshot_of_text
 

@@ -17,7 +17,6 @@ from reconciler.ca.identity import Identity, identity_for
 from reconciler.ca.provider import CertificateProvider, MeshTls, ProxyTls, spiffe_id
 from reconciler.frozen import FrozenDict
 from reconciler.mesh.external import external_backend
-from reconciler.mesh.gateway import GatewayView, gateway_view
 from reconciler.mesh.model import HTTP_PROTOCOLS, Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, resolve_backend
 from reconciler.mesh.shape import ShapeChoice, outbound_shape
@@ -34,6 +33,7 @@ from reconciler.policies.core.merge import merge_confs
 from reconciler.policies.core.route_rules import http_routes, tcp_backends
 from reconciler.policies.defaults import with_default_policies
 from reconciler.policies.plugins import plugins
+from reconciler.views.gateway import GatewayView, gateway_view
 
 __all__ = ["OutboundView", "InboundView", "ProxyView", "proxy_view", "proxy_views", "policy_indexes", "destination_of"]
 
@@ -82,7 +82,7 @@ class ProxyView:
     tls: ProxyTls | None = None
     """mTLS material when the mesh has mTLS enabled."""
     gateway: GatewayView | None = None
-    """Listeners, routes and backends of a builtin gateway (reconciler/mesh/gateway.py)."""
+    """Listeners, routes and backends of a builtin gateway (reconciler/views/gateway.py)."""
     shape: ShapeChoice = ShapeChoice("kuma", "the default")
     """Kuma's listener per outbound, or one compact listener for all (reconciler/mesh/shape.py)."""
 
