@@ -84,7 +84,7 @@ def to_yaml(config: Mapping[str, Any]) -> str:
     return text
 
 
-class _NoAliasDumper(yaml.SafeDumper):  # type: ignore[misc]
+class _NoAliasDumper(yaml.SafeDumper):
     """Repeated values are written out again: Envoy's YAML reader has no use for anchors."""
 
     def ignore_aliases(self, data: Any) -> bool:
