@@ -19,6 +19,7 @@ from reconciler.ca.authority import CaError
 from reconciler.controlplane import decide
 from reconciler.controlplane.acks import AckTracker
 from reconciler.controlplane.attempts import Rejected, attempt_of, internal_error, record_of, shapes
+from reconciler.controlplane.judge import judge
 from reconciler.controlplane.memory import release_free_memory
 from reconciler.controlplane.renewal import RenewalTimer
 from reconciler.controlplane.settings import REBUILD_RETRY, ServeSettings
@@ -28,7 +29,7 @@ from reconciler.reconcile import Build, Engine, InternalError
 from reconciler.source.git import GitError, SourceError
 from reconciler.source.mirror import Mirror
 from reconciler.source.refs import APPLIED_REF
-from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
+from reconciler.source.signatures import SignaturePolicy, SignatureSetupError
 from reconciler.store import Applied, Attempt, Store, revision_string
 from reconciler.validate.bugs import describe_bug
 from reconciler.xds.cache import ConfigCache
@@ -122,40 +123,9 @@ class Reconciler:
         return attempt
 
     async def judge(self, revision: str, started: float, trigger: str) -> tuple[Attempt | None, Any]:
-        """Read, verify the signature of and validate one commit: (a rejection or None, the evaluation).
-
-        A bug hit while loading or validating it is its rejection (cause InternalError); only a
-        commit that cannot be read raises (SourceError and git or file errors).
-        """
+        """Read, verify the signature of and validate one commit (judge.py)."""
         assert self.engine is not None
-        try:
-            evaluation = await asyncio.to_thread(self.engine.evaluate, revision)
-        except InternalError as e:
-            return internal_error(revision, e.message, started, trigger), None
-        if self.signatures.enabled:
-            verdict = await asyncio.to_thread(verify_commit, self.mirror.repository, evaluation.revision, self.signatures)
-            if not verdict.trusted:
-                problem = Problem(None, None, None, "", verdict.message)
-                return Attempt(
-                    evaluation.revision,
-                    "rejected",
-                    f"signature verification failed: {verdict.message}",
-                    (problem,),
-                    duration=time.perf_counter() - started,
-                    cause="VerificationError",
-                    trigger=trigger,
-                ), evaluation
-        if not evaluation.report.valid:
-            errors = evaluation.report.errors
-            return Attempt(
-                evaluation.revision,
-                "rejected",
-                f"validation failed: {len(errors)} error{'s' if len(errors) != 1 else ''}; first: {errors[0].render()}",
-                errors,
-                duration=time.perf_counter() - started,
-                trigger=trigger,
-            ), evaluation
-        return None, evaluation
+        return await judge(self.engine, self.mirror, self.signatures, revision, started, trigger)
 
     async def reconcile_to(self, revision: str, reason: str, *, pinned: bool = False) -> Attempt:
         assert self.engine is not None
