@@ -57,7 +57,7 @@ class Reconciler:
         self.stopping = asyncio.Event()
         self.listeners: list[Callable[[Attempt], None]] = []
         """Called with every attempt that changed or kept what is served (stream rechecks, tests)."""
-        self.acks = AckTracker(store, self.generation_of, enabled=settings.rollback_on_nack)
+        self.acks = AckTracker(store, store.current_generation, enabled=settings.rollback_on_nack)
         self.refused: dict[str, Attempt] = {}
         """Revisions proxies rejected (rollback-on-nack): not tried again until the branch moves."""
         self.held: dict[str, Attempt] = {}
@@ -69,10 +69,6 @@ class Reconciler:
     @property
     def branch(self) -> str:
         return self.settings.branch
-
-    def generation_of(self, node_id: str) -> int | None:
-        config = self.cache.fetch(node_id)
-        return config.generation if config else None
 
     def restore_verdicts(self) -> None:
         """From the history log: commits proxies rejected stay refused, heads held stay held."""
