@@ -33,6 +33,7 @@ from typing import Any
 import pygit2
 
 from reconciler.errors import escape_control
+from reconciler.source.refs import commit_of_ref
 
 __all__ = ["Record", "HistoryLog", "branch_history", "history_text", "problem_line", "is_commit_level", "OUTCOME_TEXT", "HISTORY_FILE"]
 
@@ -207,7 +208,7 @@ def branch_history(
     The served and pinned commits are added when they are not among them (an older commit,
     or with `rollback --force` one off the branch).
     """
-    head = _ref(repo, f"refs/heads/{branch}")
+    head = commit_of_ref(repo, f"refs/heads/{branch}")
     commits = _first_parent(repo, head, limit)
     listed = {c.revision for c in commits}
     for extra in (served, pinned):
@@ -254,13 +255,6 @@ def _newer_served(commits: list[_Commit], c: _Commit, served: str) -> bool:
         if other.revision == c.revision:
             return False
     return False
-
-
-def _ref(repo: pygit2.Repository, name: str) -> str | None:
-    try:
-        return str(repo.references[name].peel(pygit2.Commit).id)
-    except (KeyError, ValueError, pygit2.GitError):
-        return None
 
 
 def _entry_json(e: _Entry, served: str | None, pinned: str | None) -> dict[str, Any]:

@@ -1,27 +1,24 @@
 """The HTTP API on port 5681: what the server serves and to whom, history, health, and the few
 actions (reconcile now, rollback, resume, the git webhook).
 
-Handlers only translate between HTTP and the ControlPlane; the work happens there. Reads are
-open; the actions that change what is served need the admin token (`Route.admin`, checked by
-the server). Nothing here returns key material. The webhook proves itself with its own shared
+Handlers only translate between HTTP and the control plane (seen through `ApiBackend`); the
+work happens there. Reads are open; the actions that change what is served need the admin token
+(`Route.admin`, checked by the server). Nothing here returns key material. The webhook proves itself with its own shared
 secret, not the admin token: GitHub and GitLab sign with it.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from reconciler.api.backend import ApiBackend
 from reconciler.api.revision import revision_problem
 from reconciler.api.server import ADMIN_KEY, BadRequest, Route, error_response, json_response, read_body, read_json
 from reconciler.source.remote import verify_webhook, webhook_ref
 from reconciler.store import revision_string
 from reconciler.xds.resources import SHORT_NAMES
-
-if TYPE_CHECKING:
-    from reconciler.controlplane import ControlPlane
 
 __all__ = ["routes"]
 
@@ -30,7 +27,7 @@ log = logging.getLogger("reconciler.controlplane")
 _ROLLBACK_USAGE = 'POST a JSON body {"revision": "<commit id or ref name>", "force": false}'
 
 
-def routes(cp: ControlPlane) -> list[Route]:
+def routes(cp: ApiBackend) -> list[Route]:
     async def status(_: web.Request) -> web.Response:
         return json_response(cp.store.status())
 
@@ -42,7 +39,7 @@ def routes(cp: ControlPlane) -> list[Route]:
         applied = cp.store.applied
         doc = {
             "ready": not reasons,
-            "revision": revision_string(cp.settings.branch, applied.revision if applied else None),
+            "revision": revision_string(cp.branch, applied.revision if applied else None),
             "reasons": reasons,
         }
         return json_response(doc, 503 if reasons else 200)
@@ -85,7 +82,7 @@ def routes(cp: ControlPlane) -> list[Route]:
         attempt = await cp.reconcile("api")
         if attempt.outcome == "unchanged" and cp.store.last_attempt is not None:
             attempt = cp.store.last_attempt
-        return json_response(attempt.to_json(cp.settings.branch) | {"status": cp.store.status()})
+        return json_response(attempt.to_json(cp.branch) | {"status": cp.store.status()})
 
     async def rollback(request: web.Request) -> web.Response:
         body = await read_json(request)
@@ -124,7 +121,7 @@ def routes(cp: ControlPlane) -> list[Route]:
     ]
 
 
-def _webhook(cp: ControlPlane, secret: bytes, request: web.Request, body: bytes) -> web.Response:
+def _webhook(cp: ApiBackend, secret: bytes, request: web.Request, body: bytes) -> web.Response:
     """`POST /hooks/git`: a GitHub or GitLab push proven by the shared secret → fetch now."""
     headers = {k.lower(): v for k, v in request.headers.items()}
     source = verify_webhook(headers, body, secret)
@@ -140,7 +137,7 @@ def _webhook(cp: ControlPlane, secret: bytes, request: web.Request, body: bytes)
         cp.metrics.inc("reconciler_webhooks_total", result="ping")
         return json_response({"accepted": False, "event": event, "message": "pong"})
     ref = webhook_ref(body)
-    tracked = f"refs/heads/{cp.settings.branch}"
+    tracked = f"refs/heads/{cp.branch}"
     if ref is not None and ref != tracked:
         cp.metrics.inc("reconciler_webhooks_total", result="ignored")
         return json_response({"accepted": False, "event": event, "ref": ref, "message": f"not the tracked branch {tracked}"})

@@ -17,7 +17,8 @@ import pygit2
 from reconciler.commands.errors import InvalidConfig, RepositoryError
 from reconciler.commands.validate import report_text
 from reconciler.history import HistoryLog, branch_history
-from reconciler.source.git import APPLIED_REF, PIN_REF, GitSource, SourceError, delete_ref, open_repository, write_ref
+from reconciler.source.git import GitSource, SourceError, open_repository
+from reconciler.source.refs import APPLIED_REF, PIN_REF, delete_ref, write_ref
 from reconciler.source.remote import is_remote
 from reconciler.validate import validate
 

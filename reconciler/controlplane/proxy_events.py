@@ -1,0 +1,108 @@
+"""The ADS server's callbacks: what the control plane does when a proxy connects, is sent a
+config, ACKs or NACKs it, and disconnects.
+
+A proxy is admitted by its dataplane token (`Admission`); one that brings its own Dataplane
+(not declared in git) registers it, which rebuilds the applied revision. ACKs feed
+rollback-on-nack's notion of an accepted revision; a NACK may roll back (rollback.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from envoy.config.core.v3 import base_pb2
+
+from reconciler.controlplane import rollback
+from reconciler.controlplane.grpc_setup import Admission
+from reconciler.controlplane.loop import Reconciler
+from reconciler.xds.cache import NodeConfig
+from reconciler.xds.registration import DATAPLANE_METADATA_KEY, registered_dataplane
+from reconciler.xds.resources import SHORT_NAMES
+from reconciler.xds.security import current_call, split_node_id
+
+__all__ = ["ProxyEvents"]
+
+
+class ProxyEvents:
+    """Implements reconciler.xds.server.StreamCallbacks for the control plane."""
+
+    def __init__(self, reconciler: Reconciler, admission: Admission) -> None:
+        self.reconciler = reconciler
+        self.store = reconciler.store
+        self.metrics = reconciler.metrics
+        self.admission = admission
+        self._streams: dict[str, int] = {}
+        """Open streams per node id (a proxy may hold a SotW and a delta stream)."""
+
+    async def on_open(self, node: base_pb2.Node, mode: str) -> str:
+        node_id = str(node.id)
+        mesh, name = split_node_id(node_id)
+        call = current_call()
+        auth = self.admission.authenticator()
+        claims = None
+        applied = self.store.applied
+        if auth is not None:
+            auth.use(applied.snapshot if applied else None)
+            claims = auth.authenticate(node, call, mesh, name)
+            auth.authorize(claims, mesh, name, check_tags=False)
+        raw = node.metadata.fields.get(DATAPLANE_METADATA_KEY) if node.HasField("metadata") else None
+        resource = (
+            await asyncio.to_thread(registered_dataplane, node_id, raw, self.store.applied.model.meshes if self.store.applied else None)
+            if raw is not None
+            else None
+        )
+        if auth is not None and claims is not None:
+            auth.authorize(claims, mesh, name, resource)
+        if call is not None:
+            call.node_id, call.claims = node_id, claims
+        if resource is not None:
+            previous = self.store.registered.get(node_id)
+            self.store.registered[node_id] = resource
+            if previous != resource:
+                await self.reconciler.rebuild(f"registered {node_id}")
+        self._streams[node_id] = self._streams.get(node_id, 0) + 1
+        status = self.store.proxy(node_id)
+        status.connected, status.mode, status.connected_at = True, mode, time.time()
+        status.streams = self._streams[node_id]
+        return node_id
+
+    def on_close(self, node_id: str, mode: str) -> None:
+        asyncio.ensure_future(self.release(node_id))
+
+    async def release(self, node_id: str) -> None:
+        count = self._streams.get(node_id, 1) - 1
+        if count > 0:
+            self._streams[node_id] = count
+            self.store.proxy(node_id).streams = count
+            return
+        self._streams.pop(node_id, None)
+        status = self.store.proxy(node_id)
+        status.connected, status.streams = False, 0
+        self.reconciler.acks.check()
+        if self.store.registered.pop(node_id, None) is not None:
+            await self.reconciler.rebuild(f"unregistered {node_id}")
+
+    def on_sent(self, node_id: str, type_url: str, version: str, revision: str) -> None:
+        t = self.store.proxy(node_id).type(type_url)
+        t.sent_version, t.sent_revision = version, revision
+        t.pushes += 1
+        self.metrics.inc("reconciler_xds_pushes_total", type=SHORT_NAMES.get(type_url, type_url))
+
+    def on_ack(self, node_id: str, type_url: str, version: str, revision: str) -> None:
+        t = self.store.proxy(node_id).type(type_url)
+        t.acked_version, t.acked_revision = version, revision
+        self.metrics.inc("reconciler_xds_acks_total", type=SHORT_NAMES.get(type_url, type_url))
+        self.reconciler.acks.check(node_id)
+
+    def on_config(self, node_id: str, config: NodeConfig) -> None:
+        status = self.store.proxy(node_id)
+        status.revision, status.generation = config.revision, config.generation
+        self.reconciler.acks.check(node_id)
+
+    def on_nack(self, node_id: str, type_url: str, version: str, revision: str, message: str) -> None:
+        t = self.store.proxy(node_id).type(type_url)
+        t.nacked_revision, t.nack_message = revision, message
+        t.nacks += 1
+        self.metrics.inc("reconciler_xds_nacks_total", type=SHORT_NAMES.get(type_url, type_url))
+        rollback.on_nack(self.reconciler, revision)
