@@ -12,19 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
 from reconciler.commands.errors import InvalidConfig, RepositoryError
 from reconciler.commands.validate import report_text
 from reconciler.history import HistoryLog, branch_history
 from reconciler.source.git import APPLIED_REF, PIN_REF, GitSource, SourceError, delete_ref, open_repository, write_ref
 from reconciler.source.remote import is_remote
+from reconciler.source.revisions import Repository, commit_of_ref, is_on_history
 from reconciler.validate import validate
 
 __all__ = ["open_state_repository", "offline_history", "Pinned", "pin_offline", "unpin_offline"]
 
 
-def open_state_repository(repo: str, state_dir: str) -> pygit2.Repository:
+def open_state_repository(repo: str, state_dir: str) -> Repository:
     """The repository `serve --repo REPO --state-dir STATE` reads."""
     if is_remote(repo):
         mirror = Path(state_dir) / "mirror.git"
@@ -37,20 +36,18 @@ def open_state_repository(repo: str, state_dir: str) -> pygit2.Repository:
         raise RepositoryError(str(e)) from None
 
 
-def _ref(repo: pygit2.Repository, name: str) -> str | None:
-    try:
-        return str(repo.references[name].peel(pygit2.Commit).id)
-    except (KeyError, ValueError, pygit2.GitError):
-        return None
-
-
 def offline_history(repo: str, state_dir: str, branch: str, limit: int) -> dict[str, Any]:
     repository = open_state_repository(repo, state_dir)
-    if _ref(repository, f"refs/heads/{branch}") is None:
+    if commit_of_ref(repository, f"refs/heads/{branch}") is None:
         raise RepositoryError(f"branch {branch!r} not found in {repository.path}")
     log = HistoryLog(state_dir)
     doc = branch_history(
-        repository, branch, log.read(), served=_ref(repository, APPLIED_REF), pinned=_ref(repository, PIN_REF), limit=limit
+        repository,
+        branch,
+        log.read(),
+        served=commit_of_ref(repository, APPLIED_REF),
+        pinned=commit_of_ref(repository, PIN_REF),
+        limit=limit,
     )
     if not log.path.exists():
         doc["note"] = f"no attempts recorded in {log.path}: outcomes are known only for commits a server with this --state-dir tried"
@@ -79,14 +76,14 @@ def pin_offline(repo: str, state_dir: str, branch: str, path: str, rev: str, *, 
     except SourceError as e:
         raise RepositoryError(str(e)) from None
     sha = str(commit.id)
-    head = _ref(repository, f"refs/heads/{branch}")
-    if not force and (head is None or (sha != head and not repository.descendant_of(head, sha))):
+    head = commit_of_ref(repository, f"refs/heads/{branch}")
+    if not force and (head is None or not is_on_history(repository, sha, head)):
         raise InvalidConfig(f"{sha[:12]} is not on the history of {branch}: refusing to pin it (--force pins it anyway)")
     report = validate(snapshot)
     if not report.valid:
         raise InvalidConfig(report_text(report) + f"\nrefusing to pin {sha[:12]}: it does not validate")
-    previous = _ref(repository, PIN_REF)
-    served = _ref(repository, APPLIED_REF)
+    previous = commit_of_ref(repository, PIN_REF)
+    served = commit_of_ref(repository, APPLIED_REF)
     write_ref(repository, PIN_REF, sha, f"reconciler rollback: pin {sha[:12]} (serving {served[:12] if served else 'nothing'}, cli)")
     return Pinned(sha, previous, served, report_text(report).splitlines()[-1])
 
@@ -94,7 +91,7 @@ def pin_offline(repo: str, state_dir: str, branch: str, path: str, rev: str, *, 
 def unpin_offline(repo: str, state_dir: str) -> str | None:
     """Delete refs/reconciler/pin; the commit it named, or None when there was no pin."""
     repository = open_state_repository(repo, state_dir)
-    pin = _ref(repository, PIN_REF)
+    pin = commit_of_ref(repository, PIN_REF)
     if pin is not None:
         delete_ref(repository, PIN_REF)
     return pin

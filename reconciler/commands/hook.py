@@ -33,14 +33,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pygit2
-
 from reconciler.ca.authority import CaError
 from reconciler.commands.errors import RepositoryError
 from reconciler.commands.validate import report_text
 from reconciler.errors import escape_control
 from reconciler.reconcile import Engine, InternalError
 from reconciler.source.git import GitSource, SourceError, normalize_subpath, open_repository
+from reconciler.source.revisions import Repository, hooks_dir, open_with_object_dirs
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
 from reconciler.validate.bugs import describe_bug
 
@@ -93,22 +92,6 @@ class Installed:
 
 
 # -- install --------------------------------------------------------------------------------
-def hooks_dir(repo: pygit2.Repository) -> Path:
-    """Where git looks for this repository's hooks (`core.hooksPath`, else `<git dir>/hooks`)."""
-    git_dir = Path(repo.path)
-    try:
-        configured = repo.config["core.hooksPath"]
-    except KeyError:
-        configured = None
-    if configured:
-        custom = Path(os.path.expanduser(str(configured)))
-        # Relative paths are relative to where hooks run: the git dir of a bare repository,
-        # the top of the work tree otherwise.
-        base = git_dir if repo.is_bare or repo.workdir is None else Path(repo.workdir)
-        return custom if custom.is_absolute() else base / custom
-    return git_dir / "hooks"
-
-
 def hook_script(python: str, branch: str, path: str, signatures: SignaturePolicy | None = None) -> str:
     """The pre-receive script: the interpreter and settings are baked in as absolute values."""
     args = [python, "-m", "reconciler", "hook", "pre-receive", "--branch", branch]
@@ -180,26 +163,17 @@ def _object_dirs(env: Mapping[str, str]) -> list[str]:
     return [os.path.abspath(d) for d in dirs if d]
 
 
-def open_for_hook(git_dir: str, env: Mapping[str, str] | None = None) -> pygit2.Repository:
+def open_for_hook(git_dir: str, env: Mapping[str, str] | None = None) -> Repository:
     """Open the repository a hook runs in, seeing the quarantined objects of the push."""
     env = os.environ if env is None else env
     try:
-        repo = open_repository(git_dir)
+        return open_with_object_dirs(git_dir, _object_dirs(env))
     except SourceError as e:
         raise RepositoryError(str(e)) from None
-    own = os.path.realpath(os.path.join(repo.path, "objects"))
-    seen = {own}
-    for directory in _object_dirs(env):
-        real = os.path.realpath(directory)
-        if real in seen or not os.path.isdir(real):
-            continue
-        seen.add(real)
-        repo.odb.add_disk_alternate(real)
-    return repo
 
 
 def check_updates(
-    repo: pygit2.Repository, updates: Iterable[RefUpdate], branch: str, path: str = "", signatures: SignaturePolicy | None = None
+    repo: Repository, updates: Iterable[RefUpdate], branch: str, path: str = "", signatures: SignaturePolicy | None = None
 ) -> list[RefVerdict]:
     """A verdict per ref update: only the tracked branch is validated (and its tip's signature checked)."""
     tracked = "refs/heads/" + branch.removeprefix("refs/heads/")
@@ -238,7 +212,7 @@ def check_updates(
     return [RefVerdict(v.ref, v.accepted, tuple(map(escape_control, v.lines))) for v in out]
 
 
-def _check_tip(engine: Engine, repo: pygit2.Repository, u: RefUpdate, tracked: str, signatures: SignaturePolicy | None) -> RefVerdict:
+def _check_tip(engine: Engine, repo: Repository, u: RefUpdate, tracked: str, signatures: SignaturePolicy | None) -> RefVerdict:
     """Validate the new tip, build it when valid, and check its signature when asked."""
     evaluation = engine.evaluate(u.new)
     report = evaluation.report

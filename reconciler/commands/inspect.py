@@ -9,12 +9,12 @@ from reconciler.commands.errors import InvalidConfig, RepositoryError
 from reconciler.commands.read import read_snapshot
 from reconciler.frozen import thaw
 from reconciler.mesh.model import build_mesh_model
-from reconciler.mesh.proxy import destination_of, policy_indexes, proxy_view
+from reconciler.mesh.proxy import destination_of
 from reconciler.policies._meshproxypatch_shape import patches_missing_listeners
 from reconciler.policies.match import Conf, resolve
 from reconciler.policies.plugin import PLUGIN_ORDER
+from reconciler.render import render
 from reconciler.validate import validate
-from reconciler.xds.generate import generate
 from reconciler.xds.resources import SHORT_NAMES
 
 __all__ = ["inspect_dataplane", "inspect_text"]
@@ -43,11 +43,11 @@ def inspect_dataplane(
         raise InvalidConfig("the configuration is invalid; run `reconciler validate` for the errors")
     model = build_mesh_model(snapshot.resources)
     node = f"{mesh}.{name}"
-    indexes = policy_indexes(model)
-    view = proxy_view(model, node, indexes, compact_from=compact_outbounds)
+    rendering = render(model, None, compact_outbounds, only=(node,), generate_config=config)
+    view = rendering.views.get(node)
     if view is None:
         raise RepositoryError(f"no Dataplane {mesh}/{name} in {snapshot.revision or 'the work tree'}")
-    index = indexes[mesh]
+    index = rendering.indexes[mesh]
     dp = view.dataplane
     kinds = list(PLUGIN_ORDER)
     out: dict[str, Any] = {
@@ -71,7 +71,7 @@ def inspect_dataplane(
     out["warnings"] = [p.render() for p in patches_missing_listeners(dp, view.shape, index)]
     if config:
         grouped: dict[str, list[dict[str, Any]]] = {}
-        for r in generate(view):
+        for r in rendering.resources[node]:
             grouped.setdefault(SHORT_NAMES[r.type_url], []).append(r.public_dict())
         out["envoy"] = grouped
     return out

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import click
-import pygit2
 
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
@@ -30,14 +29,15 @@ from reconciler.commands.validate import bugs_as_one_line
 from reconciler.dataplane.envoy_binary import EnvoyNotFound
 from reconciler.diff import Diff, FieldChange, diff, diff_documents
 from reconciler.mesh.model import MeshModel, build_mesh_model
-from reconciler.mesh.proxy import ProxyView, policy_indexes, proxy_views
+from reconciler.mesh.proxy import ProxyView
 from reconciler.model import Resource, Snapshot
 from reconciler.policies._meshproxypatch_shape import patches_missing_listeners
 from reconciler.policies.match import PolicyIndex
+from reconciler.render import render
 from reconciler.source.git import GitSource, SourceError
+from reconciler.source.revisions import has_path
 from reconciler.validate import Report, validate
 from reconciler.validate.bugs import describe_bug
-from reconciler.xds.generate import generate
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, REDACTED, ROUTE, SECRET, SHORT_NAMES, ProxyResources, XdsResource, redact
 from reconciler.xds.static import static_bootstrap_for
 
@@ -182,19 +182,11 @@ def _read_base(source: GitSource, base: str) -> Snapshot:
     """BASE's snapshot; empty when the configured path does not exist there yet."""
     try:
         commit = source.resolve(base)
-        if source.path and _missing(commit.tree, source.path):
+        if source.path and not has_path(commit, source.path):
             return Snapshot(str(commit.id), (), (), 0)
         return source.snapshot_of(commit)
     except SourceError as e:
         raise RepositoryError(str(e)) from None
-
-
-def _missing(tree: pygit2.Tree, path: str) -> bool:
-    try:
-        tree[path]
-    except KeyError:
-        return True
-    return False
 
 
 def plan_snapshots(
@@ -273,10 +265,9 @@ class _Side:
     def of(cls, resources: tuple[Resource, ...], certs: CertificateProvider, compact_outbounds: int | None = None) -> _Side:
         """Raises CaError when a mesh's CA cannot be used."""
         model = build_mesh_model(resources)
-        indexes = policy_indexes(model)
-        views = proxy_views(model, certs, compact_outbounds, indexes)
-        config = {n: generate(v) for n, v in views.items()}
-        return cls(model, views, config, inbound_clients(model, indexes), indexes)
+        rendering = render(model, certs, compact_outbounds)
+        indexes = rendering.indexes
+        return cls(model, rendering.views, rendering.resources, inbound_clients(model, indexes), indexes)
 
     @classmethod
     def empty(cls) -> _Side:

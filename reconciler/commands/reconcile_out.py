@@ -26,9 +26,8 @@ from reconciler.commands.read import read_snapshot
 from reconciler.commands.validate import report_text
 from reconciler.dataplane.envoy_binary import EnvoyNotFound
 from reconciler.mesh.model import build_mesh_model
-from reconciler.mesh.proxy import proxy_views
+from reconciler.render import render
 from reconciler.validate import Report, validate
-from reconciler.xds.generate import generate
 from reconciler.xds.resources import SECRET
 from reconciler.xds.static import static_bootstrap_for, to_yaml
 
@@ -85,13 +84,14 @@ def render_out(
         return RenderResult(snapshot.revision, out, report)
     certs = CertificateProvider(CaStore(state_dir) if state_dir is not None else None)
     try:
-        views = proxy_views(build_mesh_model(snapshot.resources), certs, compact_outbounds)
+        rendering = render(build_mesh_model(snapshot.resources), certs, compact_outbounds)
     except CaError as e:
         raise InvalidConfig(f"cannot issue certificates: {e}") from None
+    views = rendering.views
     configs = {}
     counts = {}
     for node_id in sorted(views):
-        resources = generate(views[node_id])
+        resources = rendering.resources[node_id]
         configs[node_id] = static_bootstrap_for(views[node_id], resources)
         static = configs[node_id]["staticResources"]
         counts[node_id] = (len(static["listeners"]), len(static["clusters"]), len(resources.of(SECRET)))
