@@ -33,8 +33,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from reconciler.ca.authority import CaError
-from reconciler.commands.errors import RepositoryError
+from reconciler.commands.errors import RepositoryError, exit_code_of
+from reconciler.commands.options import branch_option, path_option, repo_option, signature_options
 from reconciler.commands.validate import report_text
 from reconciler.errors import escape_control
 from reconciler.reconcile import Engine, InternalError
@@ -54,6 +57,7 @@ __all__ = [
     "parse_updates",
     "open_for_hook",
     "check_updates",
+    "hook_group",
 ]
 
 HOOK_MARKER = "# installed by `reconciler hook install` (mesh-reconciler)"
@@ -238,3 +242,40 @@ def _check_tip(engine: Engine, repo: Repository, u: RefUpdate, tracked: str, sig
         False,
         lines + (f"mesh-reconciler: refusing {tracked}: commit {short} is invalid (`reconciler validate {short}` shows the same errors)",),
     )
+
+
+@click.group("hook")
+def hook_group() -> None:
+    """A git pre-receive hook that refuses pushes of invalid configuration."""
+
+
+@hook_group.command("install")
+@repo_option("The (bare) repository that receives pushes.", required=True)
+@branch_option("Branch whose pushes are validated; other refs pass.")
+@path_option()
+@click.option("--force", is_flag=True, help="Replace a pre-receive hook that reconciler did not install.")
+@signature_options(
+    "Also refuse a tip without an SSH signature by a key in this allowed-signers file.",
+    "Also accept GPG signatures by the keys of this (binary) keyring.",
+)
+def hook_install(repo: str, branch: str, path: str, force: bool, allowed_signers: str | None, gpg_keyring: str | None) -> None:
+    """Install the pre-receive hook into REPO (it runs this Python by absolute path)."""
+    done = install_hook(repo, branch, path, force=force, signatures=SignaturePolicy(allowed_signers, gpg_keyring))
+    click.echo(
+        f"{'replaced' if done.replaced else 'installed'} {done.path}: pushes to refs/heads/{done.branch} are validated with {done.python}"
+    )
+
+
+@hook_group.command("pre-receive")
+@click.option("--repo", default=None, help="Repository the hook runs in (default: $GIT_DIR, else the current directory).")
+@branch_option()
+@path_option(None)
+@signature_options(None, None, paths=False)
+def hook_pre_receive(repo: str | None, branch: str, path: str, allowed_signers: str | None, gpg_keyring: str | None) -> None:
+    """Run by the installed hook: reads `<old> <new> <ref>` lines on stdin, exits 1 to refuse."""
+    repository = open_for_hook(repo or os.environ.get("GIT_DIR") or ".")
+    verdicts = check_updates(repository, parse_updates(sys.stdin.read()), branch, path, SignaturePolicy(allowed_signers, gpg_keyring))
+    for v in verdicts:
+        for line in v.lines:
+            click.echo(line)
+    raise exit_code_of(all(v.accepted for v in verdicts))

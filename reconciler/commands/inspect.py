@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import click
+
 from reconciler.commands.errors import InvalidConfig, RepositoryError
+from reconciler.commands.options import compact_outbounds_option, format_option, path_option, repo_option
 from reconciler.commands.read import read_snapshot
 from reconciler.frozen import thaw
 from reconciler.mesh.model import build_mesh_model
@@ -17,7 +20,7 @@ from reconciler.render import render
 from reconciler.validate import validate
 from reconciler.xds.resources import SHORT_NAMES
 
-__all__ = ["inspect_dataplane", "inspect_text"]
+__all__ = ["inspect_dataplane", "inspect_text", "inspect_group"]
 
 
 def _conf_json(kind: str, conf: Conf | None) -> dict[str, Any] | None:
@@ -105,3 +108,42 @@ def inspect_text(doc: dict[str, Any]) -> str:
         lines.append("")
         lines.append(json.dumps(doc["envoy"], indent=2))
     return "\n".join(lines)
+
+
+@click.group("inspect")
+def inspect_group() -> None:
+    """What a proxy is given, and which policies contributed (offline, from a revision)."""
+
+
+@inspect_group.command("dataplane")
+@repo_option("Repository (bare or not), or a directory with --worktree.")
+@path_option()
+@click.option("--rev", default=None, help="Revision to read (default HEAD).")
+@click.option("--worktree", is_flag=True, help="Read the files on disk instead of a commit.")
+@click.option(
+    "--policies",
+    "show_policies",
+    is_flag=True,
+    default=True,
+    help="Per inbound/outbound, the merged conf of each policy kind and where it came from.",
+)
+@click.option("--config", "show_config", is_flag=True, help="Also print the generated Envoy resources.")
+@format_option
+@compact_outbounds_option
+@click.argument("mesh")
+@click.argument("name")
+def inspect_dataplane_command(
+    repo: str,
+    path: str,
+    rev: str | None,
+    worktree: bool,
+    show_policies: bool,
+    show_config: bool,
+    fmt: str,
+    compact_outbounds: int | None,
+    mesh: str,
+    name: str,
+) -> None:
+    """Matched policies per inbound and outbound of dataplane MESH/NAME, and its outbound shape."""
+    doc = inspect_dataplane(repo, path, rev, worktree, mesh, name, config=show_config, compact_outbounds=compact_outbounds)
+    click.echo(json.dumps(doc, indent=2) if fmt == "json" else inspect_text(doc))

@@ -1,10 +1,11 @@
 """`reconciler plan --base A --head B`: a dry run of a pull request.
 
-`run_plan` returns a `Plan`: the validation of HEAD, the resource diff, every proxy whose Envoy
-config or whose set of allowed clients changes (with the Envoy resources added, removed and
-changed, secrets redacted), the service pairs that gain or lose the right to talk, and what
-the real Envoy said about each changed proxy's full config. `plan_text`, `plan_json` and
-`plan_markdown` (reconciler/commands/plan_render.py) format it; the Markdown is made to be
+`run_plan` reads the two revisions and `plan_snapshots` computes from them a `PlanResult`
+(reconciler/commands/plan_result.py): the validation of HEAD, the resource diff, every proxy
+whose Envoy config or whose set of allowed clients changes (with the Envoy resources added,
+removed and changed, secrets redacted), the service pairs that gain or lose the right to talk,
+and what the real Envoy said about each changed proxy's full config. `plan_text`, `plan_json`
+and `plan_markdown` (reconciler/commands/plan_render.py) format it; the Markdown is made to be
 posted as a pull-request comment.
 
 A plan is valid when HEAD validates and Envoy accepts every changed proxy's config.
@@ -14,20 +15,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
-from reconciler.commands.envoy_check import EnvoyVerdict, validate_with_envoy
-from reconciler.commands.errors import EXIT_USAGE, RepositoryError
+from reconciler.commands.envoy_check import validate_with_envoy
+from reconciler.commands.errors import EXIT_USAGE, RepositoryError, exit_code_of
+from reconciler.commands.options import compact_outbounds_option, path_option, repo_option
+from reconciler.commands.plan_result import PairChange, Plan, PlanResult, ProxyPlan, ReachChange, ResourceDelta
 from reconciler.commands.reachability import InboundKey, inbound_clients
 from reconciler.commands.read import open_source, read_snapshot
 from reconciler.commands.validate import bugs_as_one_line
 from reconciler.dataplane.envoy_binary import EnvoyNotFound
-from reconciler.diff import Diff, FieldChange, diff, diff_documents
+from reconciler.diff import diff, diff_documents
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.mesh.proxy import ProxyView
 from reconciler.model import Resource, Snapshot
@@ -43,6 +46,7 @@ from reconciler.xds.static import static_bootstrap_for
 
 __all__ = [
     "Plan",
+    "PlanResult",
     "ProxyPlan",
     "ResourceDelta",
     "ReachChange",
@@ -53,89 +57,18 @@ __all__ = [
     "resource_deltas",
     "redact",
     "REDACTED",
+    "plan_command",
 ]
 
 log = logging.getLogger(__name__)
 
 DISPLAY_ORDER = (LISTENER, ROUTE, CLUSTER, ENDPOINT, SECRET)
 
-Op = Literal["added", "removed", "changed"]
-
 
 class EnvoyUnavailable(click.ClickException):
     """No Envoy binary to validate with (exit 2: nothing was planned)."""
 
     exit_code = EXIT_USAGE
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceDelta:
-    """One Envoy resource of one proxy that differs between base and head (redacted JSON)."""
-
-    type: str
-    """Short xDS name: LDS, RDS, CDS, EDS or SDS."""
-    name: str
-    op: Op
-    old: Mapping[str, Any] | None
-    new: Mapping[str, Any] | None
-    fields: tuple[FieldChange, ...] = ()
-    redacted: bool = False
-    """The content is secret: only that it was added, removed or changed is shown."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReachChange:
-    """An inbound whose allowed clients (source services) changed."""
-
-    inbound: InboundKey
-    lost: tuple[str, ...]
-    gained: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class PairChange:
-    mesh: str
-    source: str
-    destination: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyPlan:
-    node_id: str
-    status: Op
-    resources: tuple[ResourceDelta, ...] = ()
-    reach: tuple[ReachChange, ...] = ()
-    envoy: EnvoyVerdict | None = None
-    shape: str = ""
-    """The outbound shape when it is not Kuma's or when it changes ("kuma → compact")."""
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    base: str | None
-    head: str | None
-    report: Report
-    """Validation of HEAD; when it failed, nothing else was computed."""
-    diff: Diff | None = None
-    proxies: tuple[ProxyPlan, ...] = ()
-    lost: tuple[PairChange, ...] = ()
-    gained: tuple[PairChange, ...] = ()
-    allowed_before: int = 0
-    allowed_after: int = 0
-    envoy_checked: bool = False
-    base_invalid: bool = False
-    """BASE did not validate: it was compared as an empty configuration."""
-    notes: tuple[str, ...] = field(default=())
-    errors: tuple[str, ...] = field(default=())
-    """Why HEAD cannot be served although it validates (a mesh CA that cannot be used)."""
-
-    @property
-    def rejected_by_envoy(self) -> tuple[ProxyPlan, ...]:
-        return tuple(p for p in self.proxies if p.envoy is not None and not p.envoy.ok)
-
-    @property
-    def valid(self) -> bool:
-        return self.report.valid and not self.errors and not self.rejected_by_envoy
 
 
 # -- computing ------------------------------------------------------------------------------
@@ -149,7 +82,7 @@ def run_plan(
     envoy: str | None = None,
     jobs: int | None = None,
     compact_outbounds: int | None = None,
-) -> Plan:
+) -> PlanResult:
     """Plan the change from `base` to `head` of the repository at `repo`; `compact_outbounds`
     as the server's --compact-outbounds, so that proxies get the outbound shape they would.
 
@@ -163,7 +96,7 @@ def run_plan(
         report = validate(b)
         base_invalid = report.valid and not validate(a).valid
     if not report.valid:
-        return Plan(a.revision, b.revision, report)
+        return PlanResult(a.revision, b.revision, report)
     return plan_snapshots(
         a.revision,
         () if base_invalid else a.resources,
@@ -201,7 +134,7 @@ def plan_snapshots(
     jobs: int | None = None,
     base_invalid: bool = False,
     compact_outbounds: int | None = None,
-) -> Plan:
+) -> PlanResult:
     """The plan between two validated sets of resources (HEAD's `report` already computed)."""
     base, head = tuple(base), tuple(head)
     # One certificate provider for both sides: the same CA and the same proxy certificates,
@@ -221,10 +154,10 @@ def plan_snapshots(
     try:
         after = _Side.of(head, certs, compact_outbounds)
     except CaError as e:
-        return Plan(base_rev, head_rev, report, diff(base, head), errors=(f"cannot issue certificates: {e}",))
+        return PlanResult(base_rev, head_rev, report, diff(base, head), errors=(f"cannot issue certificates: {e}",))
     except Exception as e:  # the server would reject HEAD with this message: say so, no traceback
         log.debug("internal error", exc_info=e)
-        return Plan(base_rev, head_rev, report, diff(base, head), errors=(describe_bug(e, "building HEAD"),))
+        return PlanResult(base_rev, head_rev, report, diff(base, head), errors=(describe_bug(e, "building HEAD"),))
     proxies = []
     for node_id in sorted(set(before.views) | set(after.views)):
         proxy = _proxy_plan(node_id, before, after)
@@ -234,7 +167,7 @@ def plan_snapshots(
         proxies = _check_with_envoy(proxies, after, envoy, jobs)
     notes += _shape_notes(after)
     pairs_before, pairs_after = before.pairs(), after.pairs()
-    return Plan(
+    return PlanResult(
         base_rev,
         head_rev,
         report,
@@ -360,3 +293,40 @@ def resource_deltas(old: ProxyResources | None, new: ProxyResources | None) -> t
                 fields = () if secret else tuple(diff_documents(da, db))
                 out.append(ResourceDelta(short, name, "changed", da, db, fields, secret or not fields))
     return tuple(out)
+
+
+@click.command("plan")
+@repo_option("Repository (bare or with a work tree).")
+@path_option()
+@click.option("--base", required=True, help="Revision the change starts from (the pull request's base).")
+@click.option("--head", default="HEAD", show_default=True, help="Revision to plan (the pull request's head or merge commit).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="markdown is made to be posted as a pull-request comment.",
+)
+@click.option(
+    "--envoy-check/--no-envoy-check",
+    default=True,
+    show_default=True,
+    help="Validate each changed proxy's full config with the real Envoy (--mode validate).",
+)
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Envoy validations run in parallel (default: CPUs, at most 8).")
+@compact_outbounds_option
+def plan_command(
+    repo: str, path: str, base: str, head: str, fmt: str, envoy_check: bool, jobs: int | None, compact_outbounds: int | None
+) -> None:
+    """Dry run of a change from BASE to HEAD: resources, proxies, Envoy config, who may talk to whom.
+
+    Exit 0 when HEAD is valid and Envoy accepts every changed proxy's config, 1 otherwise
+    (the reasons are printed), 2 when a revision cannot be read or Envoy cannot be found.
+    """
+    from reconciler.commands.plan_render import plan_json, plan_markdown, plan_text
+
+    result = run_plan(repo, path, base, head, envoy_check=envoy_check, jobs=jobs, compact_outbounds=compact_outbounds)
+    show = {"json": plan_json, "markdown": plan_markdown}.get(fmt, plan_text)
+    click.echo(show(result))
+    raise exit_code_of(result.valid)

@@ -314,7 +314,7 @@ def test_any_command_that_hits_a_bug_prints_one_line_and_exits_3(
     captured = capsys.readouterr()
     (line,) = captured.err.splitlines()
     # The deepest frame of mesh-reconciler's own code: where the injected function was called.
-    assert line.startswith(f"Error: {INTERNAL_ERROR} while running `reconciler reconcile`: IndexError: injected at reconciler/cli.py:"), (
+    assert line.startswith(f"Error: {INTERNAL_ERROR} while running `reconciler reconcile`: IndexError: injected at reconciler/commands/reconcile_out.py:"), (
         line
     )
     assert line.endswith("; please report it")
