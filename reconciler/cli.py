@@ -1,38 +1,86 @@
 """The `reconciler` command: the click group and its commands, wired.
 
 Each command is declared, with its options, beside its logic in reconciler/commands/<command>.py
-(shared options in reconciler/commands/options.py); `demo` is declared here because the demo
-sits beside the commands, not below them. Exit codes travel as exceptions: click's own
+(shared options in reconciler/commands/options.py) and listed in `COMMANDS`; `demo` is declared
+here because the demo sits beside the commands, not below them. Exit codes travel as exceptions: click's own
 (usage errors, `RepositoryError`, `InvalidConfig`, `InternalBug`) and `CommandExit` for a
 command that printed its verdict; `ReconcilerGroup.invoke` turns the latter into the exit code.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import click
 
-from reconciler.commands.dataplane import bootstrap_command, run_dataplane_command
-from reconciler.commands.diff import diff_command
 from reconciler.commands.errors import CommandExit
-from reconciler.commands.history import history_command, resume_command, rollback_command
-from reconciler.commands.hook import hook_group
-from reconciler.commands.inspect import inspect_group
 from reconciler.commands.options import state_dir_option
-from reconciler.commands.plan import plan_command
-from reconciler.commands.reconcile_out import reconcile_command
-from reconciler.commands.serve import serve_command
-from reconciler.commands.status import status_command
-from reconciler.commands.token import token_group
-from reconciler.commands.validate import validate_command
 
-__all__ = ["main", "cli", "ReconcilerGroup"]
+__all__ = ["main", "cli", "ReconcilerGroup", "COMMANDS"]
+
+
+COMMANDS = {
+    "validate": "reconciler.commands.validate:validate_command",
+    "diff": "reconciler.commands.diff:diff_command",
+    "serve": "reconciler.commands.serve:serve_command",
+    "status": "reconciler.commands.status:status_command",
+    "bootstrap": "reconciler.commands.dataplane:bootstrap_command",
+    "run-dataplane": "reconciler.commands.dataplane:run_dataplane_command",
+    "token": "reconciler.commands.token:token_group",
+    "inspect": "reconciler.commands.inspect:inspect_group",
+    "plan": "reconciler.commands.plan:plan_command",
+    "reconcile": "reconciler.commands.reconcile_out:reconcile_command",
+    "history": "reconciler.commands.history:history_command",
+    "rollback": "reconciler.commands.history:rollback_command",
+    "resume": "reconciler.commands.history:resume_command",
+    "hook": "reconciler.commands.hook:hook_group",
+}
+"""Command name → where it is declared. Loaded when named: a command starts without importing
+the others' dependencies (the hook runs on every push; `serve` alone needs gRPC)."""
+
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """The group's commands: those of `COMMANDS` are imported when first looked up."""
+
+    def __init__(self, where: Mapping[str, str]) -> None:
+        self._where = dict(where)
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            module, _, attr = self._where[name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command), self._where[name]
+            self._loaded[name] = command
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._where.pop(name, None)
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if self._where.pop(name, None) is None:
+            del self._loaded[name]
+        else:
+            self._loaded.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*self._where, *self._loaded}))
+
+    def __len__(self) -> int:
+        return len({*self._where, *self._loaded})
 
 
 class ReconcilerGroup(click.Group):
-    """The one place a command's `CommandExit` becomes the process's exit code."""
+    """The `reconciler` group: its commands load when named, and it is the one place where a
+    command's `CommandExit` becomes the process's exit code."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = LazyCommands(COMMANDS)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -78,25 +126,6 @@ def demo(state_dir: str, example: str, base_port: int | None, xds_port: int | No
 
     settings = DemoSettings(state_dir, example, xds_port, api_port, envoy_log_level, base_port=base_port)
     raise CommandExit(run_demo(settings))
-
-
-for command in (
-    validate_command,
-    diff_command,
-    serve_command,
-    status_command,
-    bootstrap_command,
-    run_dataplane_command,
-    token_group,
-    inspect_group,
-    plan_command,
-    reconcile_command,
-    history_command,
-    rollback_command,
-    resume_command,
-    hook_group,
-):
-    cli.add_command(command)
 
 
 def main() -> None:
