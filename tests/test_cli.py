@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import click
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
 from tests.support import GitRepo
@@ -29,7 +29,7 @@ spec:
 BAD_DURATION = RETRY.replace("numRetries: 3", "perTryTimeout: soon")
 
 
-def run(*args: str):
+def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
