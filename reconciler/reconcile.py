@@ -2,7 +2,8 @@
 
 `Engine` is the CPU-heavy half of the reconcile loop, free of sockets and clocks: it runs in a
 worker thread, one call at a time, and remembers each proxy's last ProxyView so that only
-proxies whose inputs changed are regenerated.
+proxies whose inputs changed are regenerated. The mesh model becomes Envoy config through
+`reconciler.render.render`, the same path `plan`, `reconcile --out` and `inspect` take.
 
 No commit may crash the loop: bad input becomes validation problems, and an exception that
 still escapes a stage is a bug, raised as `InternalError` with a one-line description (stage,
