@@ -9,7 +9,7 @@ tuples.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 __all__ = ["FrozenDict", "freeze", "thaw"]
 
@@ -29,11 +29,11 @@ class FrozenDict(dict[str, Any]):
     popitem = _immutable
     setdefault = _immutable
     update = _immutable
-    __ior__ = _immutable  # type: ignore[assignment]
+    __ior__ = _immutable
 
     def __hash__(self) -> int:  # type: ignore[override]
         try:
-            return self._hash  # type: ignore[no-any-return]
+            return cast(int, object.__getattribute__(self, "_hash"))
         except AttributeError:
             h = hash(frozenset((k, _hashable(v)) for k, v in self.items()))
             object.__setattr__(self, "_hash", h)

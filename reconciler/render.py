@@ -20,7 +20,7 @@ from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.model import MeshModel
 from reconciler.mesh.proxy import ProxyView, mesh_tls, policy_indexes, proxy_view, proxy_views, service_identities, workload_identities
-from reconciler.policies.match import PolicyIndex
+from reconciler.policies.core.match import PolicyIndex
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import ProxyResources
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from reconciler.x509_checks import ca_certificate_problems, kuma_lifetime_seconds
+
 __all__ = [
-    "ca_certificate_problems",
     "Authority",
     "WorkloadCertificate",
     "generate_root",
@@ -32,9 +31,6 @@ __all__ = [
     "parse_kuma_duration",
     "CaError",
 ]
-
-_KUMA_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w|y)$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
 class CaError(Exception):
@@ -45,10 +41,10 @@ def parse_kuma_duration(value: str | None, default: float) -> float:
     """Seconds in Kuma's certificate lifetimes (`24h`, `30d`, `1y`); `default` when unset."""
     if not value:
         return default
-    m = _KUMA_DURATION.match(str(value))
-    if m is None:
+    seconds = kuma_lifetime_seconds(str(value))
+    if seconds is None:
         raise CaError(f"{value!r} is not a duration like 24h, 30d or 1y")
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,28 +138,6 @@ def load_authority(name: str, cert_pem: bytes, key_pem: bytes) -> Authority:
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise CaError(f"CA {name!r}: only RSA and ECDSA keys are supported")
     return Authority(name, cert.public_bytes(serialization.Encoding.PEM), key)
-
-
-def ca_certificate_problems(cert: x509.Certificate) -> list[str]:
-    """Why a certificate cannot sign workload certificates (X509-SVID rules Kuma applies):
-    it must be CA:TRUE with keyCertSign, and must not allow keyAgreement."""
-    basic = _extension(cert, x509.BasicConstraints)
-    usage = _extension(cert, x509.KeyUsage)
-    out = []
-    if basic is None or not basic.ca:
-        out.append("basic constraint 'CA' must be set to 'true' (see X509-SVID: 4.1. Basic Constraints)")
-    if usage is None or not usage.key_cert_sign:
-        out.append("key usage extension 'keyCertSign' must be set (see X509-SVID: 4.3. Key Usage)")
-    if usage is not None and usage.key_agreement:
-        out.append("key usage extension 'keyAgreement' must NOT be set (see X509-SVID: Appendix A. X.509 Field Reference)")
-    return out
-
-
-def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> Any:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except Exception:  # absent, or present but malformed: Go then reads the field as unset
-        return None
 
 
 def issue_workload(

@@ -26,8 +26,9 @@ from typing import Any
 
 from reconciler.ca.authority import Authority, CaError, load_authority
 from reconciler.ca.store import CaStore
+from reconciler.ca.subject import ProxySubject
 from reconciler.durations import parse_duration
-from reconciler.mesh.model import Dataplane
+from reconciler.gocompat.template import ExecError, Record, TemplateError, Unsupported, execute, parse
 from reconciler.model import Resource
 
 __all__ = ["Identity", "identity_for", "identity_authority", "trusted_bundles"]
@@ -45,14 +46,12 @@ class Identity:
     trust_domain: str
 
 
-def _selects(identity: Resource, dp: Dataplane) -> tuple[bool, int]:
+def _selects(identity: Resource, dp: ProxySubject) -> tuple[bool, int]:
     labels = ((identity.spec.get("selector") or {}).get("dataplane") or {}).get("matchLabels") or {}
     return all(dp.labels.get(k) == v for k, v in labels.items()), len(labels)
 
 
 def _render(template: str, data: Mapping[str, str], labels: Mapping[str, str], what: str) -> str:
-    from reconciler.kinds._gotemplate import ExecError, Record, TemplateError, Unsupported, execute, parse
-
     def label(key: str) -> str:
         if key not in labels:
             raise ExecError(f"label {key} not found")
@@ -64,7 +63,7 @@ def _render(template: str, data: Mapping[str, str], labels: Mapping[str, str], w
         raise CaError(f"{what}: cannot render {template!r}: {e}") from None
 
 
-def identity_for(dp: Dataplane, identities: Iterable[Resource]) -> Identity | None:
+def identity_for(dp: ProxySubject, identities: Iterable[Resource]) -> Identity | None:
     """The MeshIdentity that gives `dp` its SPIFFE id, if any."""
     best: tuple[int, str, Resource] | None = None
     for identity in identities:

@@ -25,7 +25,7 @@ from typing import Any
 from reconciler.ca.authority import Authority, CaError, WorkloadCertificate, issue_workload, load_authority, parse_kuma_duration
 from reconciler.ca.identity import Identity, identity_authority, trusted_bundles
 from reconciler.ca.store import CaStore
-from reconciler.mesh.model import SERVICE_TAG, Dataplane
+from reconciler.ca.subject import SERVICE_TAG, ProxySubject
 from reconciler.model import Resource
 
 __all__ = ["ProxyTls", "MeshTls", "CertificateProvider", "DEFAULT_CERT_VALIDITY", "spiffe_id"]
@@ -139,7 +139,7 @@ class CertificateProvider:
         return MeshTls(mesh.name, mode, authority, b"".join(trusted + extra_trust), validity, identity_cas)
 
     def for_dataplane(
-        self, mesh_tls: MeshTls, dp: Dataplane, identity: Identity | None = None, trust_domains: tuple[str, ...] = ()
+        self, mesh_tls: MeshTls, dp: ProxySubject, identity: Identity | None = None, trust_domains: tuple[str, ...] = ()
     ) -> ProxyTls | None:
         """The proxy's certificate: from its MeshIdentity if one selects it, else the mesh CA."""
         tag_uris = tuple(sorted({f"kuma://{k}/{v}" for i in dp.inbounds for k, v in i.tags.items() if k != SERVICE_TAG}))

@@ -25,7 +25,7 @@ from reconciler.ca.statefiles import (
     read_private_key,
     write_public,
 )
-from reconciler.ca.tokens import TokenError
+from reconciler.ca.token_errors import TokenError
 
 __all__ = ["KEY_DIRECTORY", "SigningKeys"]
 

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from reconciler.ca.authority import Authority, CaError, ca_certificate_problems, generate_root
+from reconciler.ca.authority import Authority, CaError, generate_root
 from reconciler.ca.statefiles import (
     ROTATE_FLAG,
     KeyFileUnusable,
@@ -40,6 +40,7 @@ from reconciler.ca.statefiles import (
     write_private,
     write_public,
 )
+from reconciler.x509_checks import ca_certificate_problems
 
 __all__ = ["CaStore", "Retired", "CaKeyUnusable", "CaKeyMissing"]
 

@@ -39,6 +39,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from reconciler.ca.token_errors import IdentityMismatch, TokenError, TokenExpired, TokenInvalid, TokenRevoked
 from reconciler.frozen import FrozenDict
 
 if TYPE_CHECKING:
@@ -77,26 +78,6 @@ MAX_TOKEN_BYTES = 16 * 1024
 LATEST_TIME = 253_402_300_799
 """9999-12-31T23:59:59Z: the latest `exp`/`nbf`/`iat` a token may carry. A bound keeps every
 claimed time printable and comparable; NaN, infinity or a 400-digit number is malformed."""
-
-
-class TokenError(Exception):
-    """A token that must not be accepted; the message says why, for the proxy's operator."""
-
-
-class TokenInvalid(TokenError):
-    """Malformed, signed by an unknown key, or with a signature that does not verify."""
-
-
-class TokenExpired(TokenError):
-    pass
-
-
-class TokenRevoked(TokenError):
-    pass
-
-
-class IdentityMismatch(Exception):
-    """A valid token presented for a dataplane it does not name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +358,11 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration (`24h`, `1h30m`, `90s`), plus `d` for days (`365d`)."""
+    """Seconds in a Go-style duration (`24h`, `1h30m`, `90s`), plus `d` for days (`365d`).
+
+    For command-line values (`token issue --valid-for`); not `reconciler.durations`, which
+    reads Kuma's fields as Go does: no days there, and signs, fractions and `0` are allowed.
+    """
     s = text.strip()
     if not s or _DURATION_PART.sub("", s):
         raise ValueError(f'invalid duration "{text}": use e.g. 24h, 30m, 1h30m, 7d')

@@ -13,9 +13,9 @@ from reconciler.commands.read import read_snapshot
 from reconciler.frozen import thaw
 from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.proxy import destination_of
-from reconciler.policies._meshproxypatch_shape import patches_missing_listeners
-from reconciler.policies.match import Conf, resolve
-from reconciler.policies.plugin import PLUGIN_ORDER
+from reconciler.policies.core.match import Conf, resolve
+from reconciler.policies.meshproxypatch.shape import patches_missing_listeners
+from reconciler.policies.registry import PLUGIN_ORDER
 from reconciler.render import render
 from reconciler.validate import validate
 from reconciler.xds.resources import SHORT_NAMES

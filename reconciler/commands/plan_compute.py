@@ -23,8 +23,8 @@ from reconciler.diff import diff, diff_documents
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.mesh.proxy import ProxyView
 from reconciler.model import Resource, Snapshot
-from reconciler.policies._meshproxypatch_shape import patches_missing_listeners
-from reconciler.policies.match import PolicyIndex
+from reconciler.policies.core.match import PolicyIndex
+from reconciler.policies.meshproxypatch.shape import patches_missing_listeners
 from reconciler.render import render
 from reconciler.validate import Report
 from reconciler.validate.bugs import describe_bug

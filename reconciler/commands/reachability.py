@@ -17,7 +17,7 @@ Semantics (Kuma's MeshTrafficPermission, legacy `from` and SPIFFE-ID `rules`):
   a matching `deny` from any policy wins, then any matching `allow` / `allowWithShadowDeny`
   lets the client in, anything else is denied. When any policy on an inbound has `rules`,
   they alone decide for that inbound (its `from` entries are not used), as the RBAC generator
-  (reconciler/policies/_meshtrafficpermission_envoy.py) does.
+  (reconciler/policies/meshtrafficpermission/envoy.py) does.
 - A client is a dataplane that provides at least one service; its tags are the tags of all its
   inbounds (and of its gateway), as its certificate carries them.
 
@@ -34,7 +34,8 @@ from typing import Any
 
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound, MeshModel
 from reconciler.mesh.proxy import policy_indexes
-from reconciler.policies.match import PolicyIndex, matched_policies, merge_confs
+from reconciler.policies.core.match import PolicyIndex, matched_policies
+from reconciler.policies.core.merge import merge_confs
 
 __all__ = [
     "Pair",

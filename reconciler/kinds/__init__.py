@@ -1,63 +1,60 @@
 """The registry of resource kinds a Kuma Universal control plane stores.
 
-Each kind lives in its own module exporting `KIND`: core kinds in `reconciler.kinds.<kind>`,
-targetRef policies in `reconciler.policies.<kind>`. Adding a kind is one line in `_MODULES`.
+Each kind lives in its own module exporting `KIND`: core kinds in `reconciler.kinds.<kind>`
+(adding one is one line in `CORE_KINDS`), targetRef policies in
+`reconciler.policies.<kind>.validation`, listed in their ordered registry
+(reconciler.policies.registry).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from functools import cache
 
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
+from reconciler.kinds import (
+    dataplane,
+    hostnamegenerator,
+    mesh,
+    meshexternalservice,
+    meshgateway,
+    meshidentity,
+    meshmultizoneservice,
+    meshopentelemetrybackend,
+    meshservice,
+    meshtrust,
+    secret,
+    workload,
+    zoneegress,
+    zoneingress,
+)
+from reconciler.policies.registry import policy_kinds
 
 __all__ = ["Kind", "all_kinds", "get_kind", "kind_names"]
 
-_MODULES = (
+CORE_KINDS: tuple[Kind, ...] = (
     # Kuma's proto kinds: fields at the top level of the document.
-    "reconciler.kinds.mesh",
-    "reconciler.kinds.dataplane",
-    "reconciler.kinds.meshgateway",
-    "reconciler.kinds.zoneingress",
-    "reconciler.kinds.zoneegress",
-    "reconciler.kinds.secret",
+    mesh.KIND,
+    dataplane.KIND,
+    meshgateway.KIND,
+    zoneingress.KIND,
+    zoneegress.KIND,
+    secret.KIND,
     # New-style kinds with `spec`.
-    "reconciler.kinds.meshservice",
-    "reconciler.kinds.meshexternalservice",
-    "reconciler.kinds.meshmultizoneservice",
-    "reconciler.kinds.hostnamegenerator",
-    "reconciler.kinds.meshidentity",
-    "reconciler.kinds.meshtrust",
-    "reconciler.kinds.workload",
-    "reconciler.kinds.meshopentelemetrybackend",
-    # targetRef policies.
-    "reconciler.policies.meshtrafficpermission",
-    "reconciler.policies.meshtimeout",
-    "reconciler.policies.meshretry",
-    "reconciler.policies.meshcircuitbreaker",
-    "reconciler.policies.meshhealthcheck",
-    "reconciler.policies.meshhttproute",
-    "reconciler.policies.meshtcproute",
-    "reconciler.policies.meshloadbalancingstrategy",
-    "reconciler.policies.meshratelimit",
-    "reconciler.policies.meshfaultinjection",
-    "reconciler.policies.meshaccesslog",
-    "reconciler.policies.meshmetric",
-    "reconciler.policies.meshtrace",
-    "reconciler.policies.meshtls",
-    "reconciler.policies.meshpassthrough",
-    "reconciler.policies.meshproxypatch",
+    meshservice.KIND,
+    meshexternalservice.KIND,
+    meshmultizoneservice.KIND,
+    hostnamegenerator.KIND,
+    meshidentity.KIND,
+    meshtrust.KIND,
+    workload.KIND,
+    meshopentelemetrybackend.KIND,
 )
 
 
 @cache
 def all_kinds() -> Mapping[str, Kind]:
-    kinds: dict[str, Kind] = {}
-    for module_name in _MODULES:
-        kind: Kind = importlib.import_module(module_name).KIND
-        kinds[kind.name] = kind
-    return kinds
+    return {kind.name: kind for kind in (*CORE_KINDS, *policy_kinds())}
 
 
 def get_kind(name: str) -> Kind | None:

@@ -9,36 +9,23 @@ outbounds, listeners or probes) or a regular proxy; the networking rules are com
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import as_list, as_map, check_dns1123_subdomain, check_tags, enumerate_list, get
 from reconciler.durations import parse_duration
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
-from reconciler.kinds.mesh import (
-    check_port_number,
-    check_prometheus_conf,
-    enum_index,
-    ip_overlaps,
-    is_dns_name,
-    is_go_ip,
-    parse_ip,
-    parse_request_uri,
-    quote,
-    tag_map,
-    text,
-    uint,
-)
-from reconciler.mesh.shape import SHAPE_LABEL, SHAPES
+from reconciler.gocompat.net import is_go_ip, parse_request_uri
+from reconciler.kind import Kind
+from reconciler.kinds._mesh_backends import check_prometheus_conf
+from reconciler.kinds._protojson import check_port_number, enum_index, quote, tag_map, text, uint
+from reconciler.kinds._proxy_address import LOOPBACK, admin_port_clashes, check_proxy_address
+from reconciler.kinds.labels import SHAPE_LABEL, SHAPES
 from reconciler.model import Resource
-from reconciler.validate.checks import as_list, as_map, check_dns1123_subdomain, check_tags, enumerate_list, get
 
 __all__ = ["KIND", "validate", "check_proxy_address", "admin_port_clashes", "LOOPBACK", "SUPPORTED_PROTOCOLS"]
 
 NETWORKING = Path.root("networking")
-LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
-"""Envoy's admin API listens on localhost; its port must not be taken there."""
 
 SERVICE_TAG = "kuma.io/service"
 PROTOCOL_TAG = "kuma.io/protocol"
@@ -106,24 +93,6 @@ def _forbid(networking: Mapping[str, Any], fields: tuple[str, ...], what: str) -
 
 
 # -- addresses and ports --------------------------------------------------------------------
-def check_proxy_address(address: Any, path: Path, *, required: bool = True) -> list[Violation]:
-    """Kuma's validateAddress for a proxy: an IP or DNS name, never a wildcard."""
-    value = text(address)
-    if not value:
-        return [Violation(path, "address can't be empty")] if required else []
-    out = []
-    if value in ("0.0.0.0", "::"):
-        out.append(Violation(path, "must not be 0.0.0.0 or ::"))
-    if not is_go_ip(value) and not is_dns_name(value):
-        out.append(Violation(path, "address has to be valid IP address or domain name"))
-    return out
-
-
-def admin_port_clashes(admin_port: int, interfaces: list[tuple[str, int]]) -> bool:
-    """Does the admin port on 127.0.0.1 collide with any (address, port) listener?"""
-    return any(port == admin_port and ip_overlaps(LOOPBACK, parse_ip(address)) for address, port in interfaces)
-
-
 def _inbound_interfaces(networking: Mapping[str, Any]) -> list[tuple[str, int]]:
     """(address, port) of each inbound, on the proxy side and on the application side."""
     out = []
@@ -308,9 +277,10 @@ def _check_identifier(name: str, path: Path) -> list[Violation]:
 
 
 # -- gateway, listeners, probes, metrics ------------------------------------------------------
-def _check_gateway(gateway: Mapping[str, Any]) -> list[Violation]:
+def _check_gateway(gateway: Any) -> list[Violation]:
+    """Called only for a gateway given as a map (its type decides the Dataplane's shape)."""
     path = NETWORKING.field("gateway").field("tags")
-    tags = tag_map(gateway.get("tags"))
+    tags = tag_map(get(gateway, "tags"))
     out = []
     protocol = get(tags, PROTOCOL_TAG)
     if isinstance(protocol, str) and protocol.lower() != "tcp":

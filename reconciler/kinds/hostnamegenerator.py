@@ -9,12 +9,12 @@ produce a lowercase DNS name. Exactly one kind of resource is selected.
 
 from __future__ import annotations
 
+from reconciler.checks import MUST_NOT_BE_EMPTY, as_map, get
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds._gotemplate import ExecError, Record, TemplateError, Unsupported, execute, go_quote, parse
+from reconciler.gocompat.template import ExecError, Record, TemplateError, Unsupported, execute, go_quote, parse
+from reconciler.kind import Kind
 from reconciler.kinds._naming import dns1123_subdomain_errors
-from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.validate.checks import MUST_NOT_BE_EMPTY, as_map, get
 
 __all__ = ["KIND", "validate", "check_template", "SELECTORS", "TEMPLATE_FIELDS"]
 

@@ -13,11 +13,11 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import MUST_NOT_BE_EMPTY, as_map, enumerate_list, get, must_be_one_of
 from reconciler.errors import Path, Violation, Violations
+from reconciler.kind import Kind
 from reconciler.kinds._naming import check_name_length, destination_deprecations, is_go_dns_name, is_go_ip
-from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.validate.checks import MUST_NOT_BE_EMPTY, as_map, enumerate_list, get, must_be_one_of
 
 __all__ = ["KIND", "validate", "MATCH_PROTOCOLS", "TLS_VERSIONS", "VERIFICATION_MODES", "SAN_MATCH_TYPES", "check_tls_version"]
 

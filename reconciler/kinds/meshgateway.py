@@ -18,10 +18,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import as_list, as_map, check_hostname, check_selector, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
+from reconciler.kind import Kind
 from reconciler.model import Resource
-from reconciler.validate.checks import as_list, as_map, check_hostname, check_selector, enumerate_list, get
 
 __all__ = ["KIND", "validate", "PROTOCOLS", "TLS_MODES", "RESERVED_TAGS"]
 

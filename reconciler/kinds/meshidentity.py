@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import MUST_BE_DEFINED, as_map, check_duration, get, must_be_one_of
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds._gotemplate import TemplateError, Unsupported, parse
-from reconciler.kinds.base import Kind
+from reconciler.gocompat.template import TemplateError, Unsupported, parse
+from reconciler.kind import Kind
 from reconciler.model import Resource
-from reconciler.validate.checks import MUST_BE_DEFINED, as_map, check_duration, get, must_be_one_of
 
 __all__ = ["KIND", "validate", "PROVIDERS", "check_secure_data_source", "check_spiffe_template"]
 

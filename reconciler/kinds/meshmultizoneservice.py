@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.checks import MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
+from reconciler.kind import Kind
 from reconciler.kinds._naming import destination_deprecations
-from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.validate.checks import MUST_NOT_BE_EMPTY, as_list, as_map, enumerate_list, get
 
 __all__ = ["KIND", "validate", "SUPPORTED_PROTOCOLS"]
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import MUST_NOT_BE_EMPTY, as_map, must_be_one_of
 from reconciler.errors import Path, Violation, Violations
+from reconciler.kind import Kind
 from reconciler.kinds._naming import is_go_dns_name, is_go_ip
-from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.validate.checks import MUST_NOT_BE_EMPTY, as_map, must_be_one_of
 
 __all__ = ["KIND", "validate", "PROTOCOLS", "ENV_MODES", "ENV_PRECEDENCES"]
 

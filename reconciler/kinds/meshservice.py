@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.checks import as_map, enumerate_list
 from reconciler.errors import Path, Violation, Violations
+from reconciler.kind import Kind
 from reconciler.kinds._naming import check_name_length, destination_deprecations
-from reconciler.kinds.base import Kind
 from reconciler.model import Resource
-from reconciler.validate.checks import as_map, enumerate_list
 
 __all__ = ["KIND", "validate", "SELECTOR_KINDS", "MAX_NAME_LENGTH"]
 

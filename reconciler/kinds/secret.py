@@ -7,11 +7,11 @@ text is standard base64 with padding; that is the one rule here.
 
 from __future__ import annotations
 
+from reconciler.checks import as_map
 from reconciler.errors import Path, Violation
-from reconciler.kinds.base import Kind
-from reconciler.kinds.mesh import decode_base64
+from reconciler.gocompat.encoding import decode_base64
+from reconciler.kind import Kind
 from reconciler.model import Resource
-from reconciler.validate.checks import as_map
 
 __all__ = ["KIND", "validate"]
 

@@ -9,8 +9,8 @@ already held to 253 characters by the rules every resource follows).
 from __future__ import annotations
 
 from reconciler.errors import Violation
+from reconciler.kind import Kind
 from reconciler.kinds._naming import DISPLAY_NAME_LABEL, check_name_length
-from reconciler.kinds.base import Kind
 from reconciler.model import Resource
 
 __all__ = ["KIND", "validate", "MAX_NAME_LENGTH"]

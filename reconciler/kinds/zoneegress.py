@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from reconciler.checks import as_map, get
 from reconciler.errors import Path, Violation
-from reconciler.kinds.base import Kind
-from reconciler.kinds.dataplane import admin_port_clashes, check_proxy_address
-from reconciler.kinds.mesh import check_port_number, text, uint
+from reconciler.kind import Kind
+from reconciler.kinds._protojson import check_port_number, text, uint
+from reconciler.kinds._proxy_address import admin_port_clashes, check_proxy_address
 from reconciler.model import Resource
-from reconciler.validate.checks import as_map, get
 
 __all__ = ["KIND", "validate"]
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.checks import as_map, check_tags, enumerate_list, get
 from reconciler.errors import Path, Violation, Violations
-from reconciler.kinds.base import Kind
-from reconciler.kinds.dataplane import admin_port_clashes, check_proxy_address
-from reconciler.kinds.mesh import check_port_number, tag_map, text, uint
+from reconciler.kind import Kind
+from reconciler.kinds._protojson import check_port_number, tag_map, text, uint
+from reconciler.kinds._proxy_address import admin_port_clashes, check_proxy_address
 from reconciler.model import Resource
-from reconciler.validate.checks import as_map, check_tags, enumerate_list, get
 
 __all__ = ["KIND", "validate"]
 

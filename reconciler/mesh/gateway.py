@@ -43,9 +43,10 @@ from reconciler.frozen import FrozenDict, freeze
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, MeshModel
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, resolve_backend
 from reconciler.model import Resource
-from reconciler.policies._meshhttproute_rules import CATCH_ALL, compare_match
-from reconciler.policies.match import Destination, PolicyIndex, merge_confs, outbound_conf, policy_sort_key, route_confs
-from reconciler.policies.plugin import plugins
+from reconciler.policies.core.match import Destination, PolicyIndex, outbound_conf, policy_sort_key, route_confs
+from reconciler.policies.core.merge import merge_confs
+from reconciler.policies.core.route_rules import CATCH_ALL, compare_match
+from reconciler.policies.plugins import plugins
 
 __all__ = [
     "GatewayCertificate",

@@ -21,19 +21,19 @@ from reconciler.mesh.gateway import GatewayView, gateway_view
 from reconciler.mesh.model import HTTP_PROTOCOLS, Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, resolve_backend
 from reconciler.mesh.shape import ShapeChoice, outbound_shape
-from reconciler.policies._meshhttproute_rules import http_routes, tcp_backends
-from reconciler.policies.defaults import with_default_policies
-from reconciler.policies.match import (
+from reconciler.policies.core.match import (
     Destination,
     PolicyIndex,
     inbound_conf,
     matched_policies,
-    merge_confs,
     outbound_conf,
     route_confs,
     single_conf,
 )
-from reconciler.policies.plugin import plugins
+from reconciler.policies.core.merge import merge_confs
+from reconciler.policies.core.route_rules import http_routes, tcp_backends
+from reconciler.policies.defaults import with_default_policies
+from reconciler.policies.plugins import plugins
 
 __all__ = ["OutboundView", "InboundView", "ProxyView", "proxy_view", "proxy_views", "policy_indexes", "destination_of"]
 

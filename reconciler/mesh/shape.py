@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.kinds.labels import SHAPE_LABEL, SHAPES
+
 __all__ = ["SHAPE_LABEL", "SHAPES", "Shape", "ShapeChoice", "outbound_shape"]
 
-SHAPE_LABEL = "reconciler.io/outbound-shape"
-SHAPES = ("kuma", "compact")
 Shape = Literal["kuma", "compact"]
 
 

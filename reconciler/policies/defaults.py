@@ -4,7 +4,8 @@ Kuma creates them in its store when a Mesh is created (`mesh-timeout-all-<mesh>`
 `mesh-circuit-breaker-all-<mesh>`, `mesh-retry-all-<mesh>`, `mesh-gateways-timeout-all-<mesh>`).
 Here git is the store, so they are added to each mesh at reconcile time, with Kuma's names:
 committing a policy of the same name replaces the default, and listing its kind (or "*") in
-the Mesh's `skipCreatingInitialPolicies` removes it.
+the Mesh's `skipCreatingInitialPolicies` removes it. Each policy's own defaults are in its
+`<kind>/defaults.py`; this module gathers them, in the registry's order, through the plugins.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from reconciler.model import Resource
-from reconciler.policies.plugin import plugins
+from reconciler.policies.plugins import plugins
 
 __all__ = ["default_policies", "with_default_policies"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from reconciler.errors import Problem
 from reconciler.frozen import FrozenDict
-from reconciler.kinds import all_kinds, get_kind
 from reconciler.model import Form, Origin, Resource
+from reconciler.source.kind_names import FLAT_KINDS, GLOBAL_KINDS, KIND_NAMES
 from reconciler.source.yamldoc import BudgetExceeded, NodeBudget, YamlDocument, YamlError, parse_documents
 from reconciler.types import DEFAULT_MESH, ResourceKey
 
@@ -214,7 +214,7 @@ def _problem(path: str, doc: YamlDocument, pointer: str, message: str, key: Reso
 
 
 def _unknown_type_message(field: str, value: str) -> str:
-    names = sorted(all_kinds())
+    names = sorted(KIND_NAMES)
     close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
     hint = f'did you mean "{close[0]}"? ' if close else ""
     return f'unknown {field} "{value}"; {hint}known types: {", ".join(names)}'
@@ -235,16 +235,16 @@ def _from_universal(path: str, doc: YamlDocument, value: dict[str, Any]) -> tupl
     if problems:
         return None, problems
     assert isinstance(type_, str) and isinstance(name, str)
-    kind = get_kind(type_)
-    if kind is None:
+    if type_ not in KIND_NAMES:
         return None, [_problem(path, doc, "/type", _unknown_type_message("type", type_))]
+    flat = type_ in FLAT_KINDS
     key = ResourceKey(type_, "", name)
-    mesh, mesh_problem = _mesh_of(kind.global_scope, value.get("mesh"), type_)
+    mesh, mesh_problem = _mesh_of(type_ in GLOBAL_KINDS, value.get("mesh"), type_)
     if mesh_problem:
         return None, [_problem(path, doc, "/mesh", mesh_problem, key)]
     key = ResourceKey(type_, mesh, name)
     body = {k: v for k, v in value.items() if k not in _UNIVERSAL_META}
-    if kind.flat:
+    if flat:
         spec: Any = body
     else:
         unknown = sorted(set(body) - {"spec"})
@@ -252,7 +252,7 @@ def _from_universal(path: str, doc: YamlDocument, value: dict[str, Any]) -> tupl
             _problem(path, doc, "/" + k, f"unknown field `{k}`: a {type_} has type, name, mesh, labels and spec", key) for k in unknown
         ]
         spec = body.get("spec", {})
-    return _checked_build(path, doc, "universal", key, value.get("labels"), "/labels", spec, kind.flat, False, problems)
+    return _checked_build(path, doc, "universal", key, value.get("labels"), "/labels", spec, flat, False, problems)
 
 
 def _from_kubernetes(path: str, doc: YamlDocument, value: dict[str, Any]) -> tuple[Resource | None, list[Problem]]:
@@ -272,8 +272,7 @@ def _from_kubernetes(path: str, doc: YamlDocument, value: dict[str, Any]) -> tup
         ]
     if not isinstance(kind_name, str) or not kind_name:
         return None, [_problem(path, doc, "", "missing kind: a Kubernetes-form resource needs `kind:`")]
-    kind = get_kind(kind_name)
-    if kind is None:
+    if kind_name not in KIND_NAMES:
         return None, [_problem(path, doc, "/kind", _unknown_type_message("kind", kind_name))]
     metadata = value.get("metadata")
     if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
@@ -287,10 +286,10 @@ def _from_kubernetes(path: str, doc: YamlDocument, value: dict[str, Any]) -> tup
         ]
     name = metadata["name"]
     raw_labels = metadata.get("labels")
-    labels = dict(raw_labels) if isinstance(raw_labels, dict) else raw_labels
+    labels: Any = dict(raw_labels) if isinstance(raw_labels, dict) else raw_labels
     mesh_in_labels = isinstance(labels, dict) and MESH_LABEL in labels
     raw_mesh = labels.pop(MESH_LABEL) if mesh_in_labels else value.get("mesh")
-    mesh, mesh_problem = _mesh_of(kind.global_scope, raw_mesh, kind_name)
+    mesh, mesh_problem = _mesh_of(kind_name in GLOBAL_KINDS, raw_mesh, kind_name)
     key = ResourceKey(kind_name, mesh, name)
     if mesh_problem:
         return None, [_problem(path, doc, "/metadata/labels" if mesh_in_labels else "/mesh", mesh_problem, key)]
@@ -299,7 +298,7 @@ def _from_kubernetes(path: str, doc: YamlDocument, value: dict[str, Any]) -> tup
         for k in sorted(set(value) - {"apiVersion", "kind", "metadata", "spec", "mesh"})
     ]
     spec = value.get("spec", {})
-    return _checked_build(path, doc, "kubernetes", key, labels, "/metadata/labels", spec, kind.flat, mesh_in_labels, problems)
+    return _checked_build(path, doc, "kubernetes", key, labels, "/metadata/labels", spec, kind_name in FLAT_KINDS, mesh_in_labels, problems)
 
 
 def _checked_build(
@@ -334,13 +333,15 @@ def _kubernetes_secret(path: str, doc: YamlDocument, value: dict[str, Any]) -> t
     """A Kubernetes Secret of type system.kuma.io/secret is Kuma's Secret on Kubernetes."""
     if value.get("type") != "system.kuma.io/secret":
         return None, [_problem(path, doc, "/type", "a Kubernetes Secret needs `type: system.kuma.io/secret` to be a Kuma Secret")]
-    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+    raw_metadata = value.get("metadata")
+    metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
         return None, [_problem(path, doc, "/metadata", "missing metadata.name")]
     labels = dict(metadata.get("labels") or {})
     raw_mesh = labels.pop(MESH_LABEL, None)
-    data = value.get("data") if isinstance(value.get("data"), dict) else {}
+    raw_data = value.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     spec = {"data": data.get("value", "")}
     key = ResourceKey("Secret", raw_mesh or DEFAULT_MESH, name)
     return _build(path, doc, "kubernetes", key, labels, spec, True, True), []

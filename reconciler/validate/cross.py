@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from reconciler.checks import as_list, get
 from reconciler.errors import Path, Problem, Violation
 from reconciler.model import Resource
 from reconciler.types import ResourceKey
-from reconciler.validate.checks import as_list, get
 
 __all__ = ["duplicate_problems", "missing_mesh_problems", "missing_secret_problems"]
 

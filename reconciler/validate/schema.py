@@ -51,7 +51,7 @@ def _is_array(checker: Any, instance: Any) -> bool:
 
 
 _TYPE_CHECKER = Draft202012Validator.TYPE_CHECKER.redefine("array", _is_array)
-_Validator = jsonschema.validators.extend(Draft202012Validator, type_checker=_TYPE_CHECKER)
+_Validator = jsonschema.validators.extend(Draft202012Validator, type_checker=_TYPE_CHECKER)  # type: ignore[no-untyped-call]
 
 
 @cache
@@ -143,8 +143,8 @@ def _explain(error: ValidationError) -> Iterator[Violation]:
         yield Violation(path, custom)
         return
     if validator == "type":
-        wanted = error.validator_value
-        words = " or ".join(_TYPE_WORDS.get(w, w) for w in (wanted if isinstance(wanted, list) else [wanted]))
+        wanted: Any = error.validator_value
+        words = " or ".join(_TYPE_WORDS.get(str(w), str(w)) for w in (wanted if isinstance(wanted, list) else [wanted]))
         yield Violation(path, f"must be {words}, not {_type_name(error.instance)}")
     elif validator == "enum":
         field = next((p for p in reversed(path.parts) if isinstance(p, str)), "value")
@@ -197,4 +197,5 @@ def _explain(error: ValidationError) -> Iterator[Violation]:
 def _best_context(error: ValidationError) -> ValidationError | None:
     if not error.context:
         return None
-    return jsonschema.exceptions.best_match(error.context)
+    best: ValidationError | None = jsonschema.exceptions.best_match(error.context)
+    return best

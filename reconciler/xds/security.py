@@ -52,7 +52,7 @@ from reconciler.ca.tokens import (
 )
 from reconciler.ca.xds_tls import XdsCertificate
 from reconciler.errors import escape_control
-from reconciler.kinds.mesh import decode_base64
+from reconciler.gocompat.encoding import decode_base64
 from reconciler.mesh.model import dataplane_from_resource
 from reconciler.xds.cache import ConfigWatcher, NodeConfig
 from reconciler.xds.server import XdsRejected

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.proxy import policy_indexes
-from reconciler.policies.match import Contribution, Destination, matched_policies, merge_confs, resolve
+from reconciler.policies.core.match import Contribution, Destination, matched_policies, resolve
+from reconciler.policies.core.merge import merge_confs
 from reconciler.types import ResourceKey
 from tests.support import snapshot_of_text
 

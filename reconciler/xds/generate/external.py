@@ -43,7 +43,7 @@ from google.protobuf import wrappers_pb2
 from reconciler.envoy_builders import ads_source, duration, pack, socket_address, upstream_protocol_options
 from reconciler.mesh.external import SECRET_DATA
 from reconciler.mesh.routing import BackendCluster
-from reconciler.policies.plugin import HookContext
+from reconciler.policies.core.plugin import HookContext
 from reconciler.xds.generate import names
 from reconciler.xds.generate.hooks import apply_hooks
 from reconciler.xds.resources import CLUSTER, ENDPOINT, SECRET, XdsResource, resource

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.policies.plugin import HookContext, plugins
+from reconciler.policies.core.plugin import HookContext
+from reconciler.policies.plugins import plugins
 
 __all__ = ["apply_hooks", "HookContext"]
 

@@ -14,14 +14,14 @@ from google.protobuf import json_format, struct_pb2
 
 from reconciler.envoy_builders import socket_address
 from reconciler.frozen import freeze
-from reconciler.policies._meshloadbalancingstrategy_envoy import (
+from reconciler.policies.core.plugin import HookContext
+from reconciler.policies.meshloadbalancingstrategy.envoy import (
     PROXY_TAGS,
     configure_load_assignment,
     local_groups,
     locality_endpoints,
     overprovisioning_factor,
 )
-from reconciler.policies.plugin import HookContext
 
 KUMA_BASIC_CONF = freeze(
     {

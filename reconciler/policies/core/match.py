@@ -1,0 +1,390 @@
+"""The targetRef engine: which policies apply to a proxy, in which order, merged how.
+
+Follows Kuma v2.14 (pkg/plugins/policies/core):
+
+1. **Selection** (`selects`): a policy's top-level `targetRef` selects a dataplane and some of
+   its inbounds — Mesh (optionally by `proxyTypes`), MeshSubset (tags of an inbound),
+   Dataplane (by name, by labels, or all; `sectionName` picks one inbound), MeshService and
+   MeshServiceSubset (the `kuma.io/service` tag, plus tags), MeshGateway (the gateway's
+   proxies), MeshHTTPRoute (whatever that route's own targetRef selects).
+2. **Order** (`policy_sort_key`): by top-level kind (Mesh < Dataplane < MeshSubset <
+   MeshGateway < MeshService < MeshExternalService < MeshMultiZoneService <
+   MeshServiceSubset < MeshHTTPRoute), a Dataplane selected by name over by labels and with a
+   sectionName over without, origin (global < unknown < zone), role (system < producer <
+   consumer < workload-owner), then name descending. Later entries are more specific and win;
+   on a tie, the lexicographically smaller name is applied last and wins.
+3. **Entries**: `to` entries for outbounds, `from` entries and `rules` for inbounds, and the
+   top-level `default` for single-item policies. For a destination named by the
+   `kuma.io/service` tag, matching `to` entries are merged in policy order (Kuma's legacy
+   rules); for a real MeshService / MeshExternalService / MeshMultiZoneService, entries are
+   ordered by policy attributes, then by their own targetRef kind (and sectionName), then by
+   name (Kuma's resource rules).
+4. **Merge** (`merge_confs`, core/merge.py): the `default`s are merged in that order as JSON merge patches:
+   objects merge key by key, a later scalar or list replaces the earlier one — except fields
+   named `append…`, whose lists concatenate.
+
+`resolve(kind, proxy, target)` is the one function that answers "which conf applies to proxy P
+for inbound/outbound X", with the contributing policies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound
+from reconciler.model import Resource
+from reconciler.policies.core.merge import merge_confs
+from reconciler.types import ResourceKey
+
+__all__ = [
+    "KIND_ORDER",
+    "Contribution",
+    "Conf",
+    "Destination",
+    "PolicyIndex",
+    "Selection",
+    "selects",
+    "matched_policies",
+    "outbound_conf",
+    "inbound_conf",
+    "single_conf",
+    "route_confs",
+    "resolve",
+]
+
+KIND_ORDER = {
+    "Mesh": 1,
+    "Dataplane": 2,
+    "MeshSubset": 3,
+    "MeshGateway": 4,
+    "MeshService": 5,
+    "MeshExternalService": 6,
+    "MeshMultiZoneService": 7,
+    "MeshServiceSubset": 8,
+    "MeshHTTPRoute": 9,
+}
+_ORIGIN_ORDER = {"global": 1, "": 2, "zone": 3}
+_ROLE_ORDER = {"system": 1, "producer": 2, "consumer": 3, "workload-owner": 4}
+ORIGIN_LABEL = "kuma.io/origin"
+ROLE_LABEL = "kuma.io/policy-role"
+DISPLAY_NAME_LABEL = "kuma.io/display-name"
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One policy entry that contributed to a merged conf: the policy and where in it."""
+
+    policy: ResourceKey
+    pointer: str
+
+    def __str__(self) -> str:
+        return f"{self.policy} {self.pointer}"
+
+
+@dataclass(frozen=True, slots=True)
+class Conf:
+    """A merged `default`, and the entries it was merged from (in merge order)."""
+
+    value: Mapping[str, Any]
+    origins: tuple[Contribution, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """An outbound destination as policies see it."""
+
+    service: str
+    """The `kuma.io/service` name, or the name of the real resource."""
+    kind: Literal["service", "MeshService", "MeshExternalService", "MeshMultiZoneService"] = "service"
+    port: int = 0
+    port_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What of a dataplane a policy's top-level targetRef selects."""
+
+    inbounds: frozenset[tuple[str, int]]
+    """Selected inbound listeners (address, port)."""
+    whole_proxy: bool
+    """True when the proxy itself is selected (its outbounds are configured by `to`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedPolicy:
+    resource: Resource
+    selection: Selection
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyIndex:
+    """Policies of one mesh by kind, and the MeshHTTPRoutes that targetRefs may name."""
+
+    by_kind: Mapping[str, tuple[Resource, ...]] = field(default_factory=dict)
+    http_routes: Mapping[str, Resource] = field(default_factory=dict)
+    gateways: tuple[Resource, ...] = ()
+    _matched: dict[tuple[str, int], tuple[MatchedPolicy, ...]] = field(default_factory=dict, compare=False, repr=False)
+    """Memo of matched_policies for this index's lifetime (dataplanes outlive it)."""
+    _views: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Memo of outbound views shared by alike proxies (reconciler.mesh.proxy)."""
+
+    @classmethod
+    def build(cls, policies: Iterable[Resource], gateways: Iterable[Resource] = ()) -> PolicyIndex:
+        by_kind: dict[str, list[Resource]] = {}
+        routes: dict[str, Resource] = {}
+        for p in policies:
+            by_kind.setdefault(p.type, []).append(p)
+            if p.type == "MeshHTTPRoute":
+                routes[p.name] = p
+        return cls({k: tuple(v) for k, v in by_kind.items()}, routes, tuple(sorted(gateways, key=lambda g: g.name)))
+
+    def gateway_of(self, dp: Dataplane) -> Resource | None:
+        """The MeshGateway whose selectors match a builtin gateway dataplane's tags."""
+        if not dp.gateway or dp.gateway.get("type") != "BUILTIN":
+            return None
+        tags = dp.gateway.get("tags") or {}
+        for gw in self.gateways:
+            for selector in gw.spec.get("selectors") or ():
+                if _tags_match(selector.get("match") or {}, tags):
+                    return gw
+        return None
+
+    def of(self, kind: str) -> tuple[Resource, ...]:
+        return self.by_kind.get(kind, ())
+
+
+# -- selection ------------------------------------------------------------------------------
+def _proxy_type(dp: Dataplane) -> str:
+    return "Gateway" if dp.gateway else "Sidecar"
+
+
+def _tags_match(selector: Mapping[str, str], tags: Mapping[str, str]) -> bool:
+    return all(tags.get(k) == v or (v == "*" and k in tags) for k, v in selector.items())
+
+
+def _inbound_key(i: Inbound) -> tuple[str, int]:
+    return (i.address, i.port)
+
+
+def _by_tags(dp: Dataplane, selector: Mapping[str, str]) -> Selection:
+    inbounds = frozenset(_inbound_key(i) for i in dp.inbounds if _tags_match(selector, i.tags))
+    gateway_tags = (dp.gateway or {}).get("tags") or {}
+    gateway = bool(dp.gateway) and _tags_match(selector, gateway_tags)
+    return Selection(inbounds, bool(inbounds) or gateway)
+
+
+_NOTHING = Selection(frozenset(), False)
+
+
+def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0) -> Selection:
+    """What of `dp` the policy's top-level targetRef selects (nothing when not matched)."""
+    ref = policy.spec.get("targetRef") or {"kind": "Mesh"}
+    kind = ref.get("kind", "Mesh")
+    proxy_types = ref.get("proxyTypes") or ()
+    if kind == "Mesh":
+        if proxy_types and _proxy_type(dp) not in proxy_types:
+            return _NOTHING
+        return Selection(frozenset(_inbound_key(i) for i in dp.inbounds), True)
+    if kind == "MeshSubset":
+        if proxy_types and _proxy_type(dp) not in proxy_types:
+            return _NOTHING
+        return _by_tags(dp, ref.get("tags") or {})
+    if kind == "Dataplane":
+        if dp.gateway and (dp.gateway.get("type") == "BUILTIN"):
+            return _NOTHING
+        name, labels = ref.get("name"), ref.get("labels")
+        if name and name != dp.name:
+            return _NOTHING
+        if labels is not None and not all(dp.labels.get(k) == v for k, v in labels.items()):
+            return _NOTHING
+        section = ref.get("sectionName") or ""
+        chosen = [i for i in dp.inbounds if not section or i.name == section or str(i.port) == section]
+        return Selection(frozenset(_inbound_key(i) for i in chosen), True)
+    if kind == "MeshService":
+        return _by_tags(dp, {SERVICE_TAG: ref.get("name") or ""})
+    if kind == "MeshServiceSubset":
+        return _by_tags(dp, {**(ref.get("tags") or {}), SERVICE_TAG: ref.get("name") or ""})
+    if kind == "MeshGateway":
+        gateway = index.gateway_of(dp)
+        return Selection(frozenset(), gateway is not None and gateway.name == ref.get("name"))
+    if kind == "MeshHTTPRoute" and _depth < 2:
+        route = index.http_routes.get(ref.get("name") or "")
+        return selects(route, dp, index, _depth + 1) if route is not None else _NOTHING
+    return _NOTHING
+
+
+def _label(r: Resource, name: str) -> str:
+    return str(r.labels.get(name) or "")
+
+
+def policy_sort_key(policy: Resource) -> tuple[Any, ...]:
+    """Kuma's SortByTargetRef: least specific first; on full ties the smaller name is last."""
+    ref = policy.spec.get("targetRef") or {"kind": "Mesh"}
+    kind = ref.get("kind", "Mesh")
+    dataplane_rank = 0
+    if kind == "Dataplane":
+        # by name over by labels; with a sectionName over without
+        dataplane_rank = (2 if ref.get("name") else 1 if ref.get("labels") is not None else 0) * 2 + (1 if ref.get("sectionName") else 0)
+    gateway_tags = len(ref.get("tags") or {}) if kind == "MeshGateway" else 0
+    display = _label(policy, DISPLAY_NAME_LABEL) or policy.name
+    return (
+        KIND_ORDER.get(kind, 0),
+        dataplane_rank,
+        _ORIGIN_ORDER.get(_label(policy, ORIGIN_LABEL), 2),
+        gateway_tags,
+        _ROLE_ORDER.get(_label(policy, ROLE_LABEL) or "system", 1),
+        _Desc(display),
+    )
+
+
+@dataclass(frozen=True, slots=True, order=False)
+class _Desc:
+    """Sorts strings in descending order inside a tuple key."""
+
+    value: str
+
+    def __lt__(self, other: _Desc) -> bool:
+        return self.value > other.value
+
+
+def matched_policies(kind: str, dp: Dataplane, index: PolicyIndex) -> tuple[MatchedPolicy, ...]:
+    """Policies of `kind` that select `dp`, least specific first."""
+    memo_key = (kind, id(dp))
+    cached = index._matched.get(memo_key)
+    if cached is not None:
+        return cached
+    out = []
+    for policy in index.of(kind):
+        sel = selects(policy, dp, index)
+        if sel.whole_proxy or sel.inbounds:
+            out.append(MatchedPolicy(policy, sel))
+    out.sort(key=lambda m: policy_sort_key(m.resource))
+    result = tuple(out)
+    index._matched[memo_key] = result
+    return result
+
+
+_merged: dict[tuple[tuple[int, str], ...], tuple[tuple[Resource, ...], Conf]] = {}
+
+
+def _conf(entries: Sequence[tuple[Resource, str, Mapping[str, Any]]]) -> Conf | None:
+    if not entries:
+        return None
+    # Thousands of proxies see the same few entry lists: merge each list once. The key is
+    # the entries' identity; the resources are kept with the result so the ids stay theirs.
+    key = tuple((id(e[0]), e[1]) for e in entries)
+    hit = _merged.get(key)
+    if hit is not None and hit[0] == tuple(e[0] for e in entries):  # identical objects: C-speed
+        return hit[1]
+    conf = Conf(merge_confs([e[2] for e in entries]), tuple(Contribution(e[0].key, e[1]) for e in entries))
+    if len(_merged) > 50_000:
+        _merged.clear()
+    _merged[key] = (tuple(e[0] for e in entries), conf)
+    return conf
+
+
+# -- outbound --------------------------------------------------------------------------------
+def _to_matches(ref: Mapping[str, Any], dest: Destination) -> bool:
+    kind = ref.get("kind", "Mesh")
+    if kind == "Mesh":
+        return True
+    name = ref.get("name")
+    if kind == "MeshService":
+        if dest.kind == "service":
+            return name == dest.service and not ref.get("sectionName")
+        if dest.kind != "MeshService":
+            return False
+        if name is not None and name != dest.service:
+            return False
+        section = ref.get("sectionName")
+        return not section or section in (dest.port_name, str(dest.port))
+    if kind in ("MeshExternalService", "MeshMultiZoneService"):
+        return dest.kind == kind and name == dest.service
+    return False
+
+
+def _to_entries(kind: str, dp: Dataplane, index: PolicyIndex) -> list[tuple[MatchedPolicy, int, Mapping[str, Any]]]:
+    out = []
+    for m in matched_policies(kind, dp, index):
+        if not m.selection.whole_proxy:
+            continue
+        for i, entry in enumerate(m.resource.spec.get("to") or ()):
+            out.append((m, i, entry))
+    return out
+
+
+def outbound_conf(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex) -> Conf | None:
+    """The merged `to` conf of `kind` for traffic from `dp` to `dest`."""
+    entries = [e for e in _to_entries(kind, dp, index) if _to_matches(e[2].get("targetRef") or {}, dest)]
+    if dest.kind != "service":
+        # Real resources: policy attributes, then the entry's own kind, then name (Kuma's resource rules).
+        def key(e: tuple[MatchedPolicy, int, Mapping[str, Any]]) -> tuple[Any, ...]:
+            k = policy_sort_key(e[0].resource)
+            ref = e[2].get("targetRef") or {}
+            return (k[:5], KIND_ORDER.get(ref.get("kind", "Mesh"), 0), 1 if ref.get("sectionName") else 0, k[5])
+
+        entries.sort(key=key)
+    return _conf([(m.resource, f"/spec/to/{i}", e.get("default") or {}) for m, i, e in entries if e.get("default") is not None])
+
+
+def route_confs(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex) -> Mapping[str, Conf]:
+    """Per MeshHTTPRoute name: the merged `to` conf of policies targeting that route."""
+    out: dict[str, Conf] = {}
+    for m in matched_policies(kind, dp, index):
+        ref = m.resource.spec.get("targetRef") or {}
+        if ref.get("kind") != "MeshHTTPRoute":
+            continue
+        for i, entry in enumerate(m.resource.spec.get("to") or ()):
+            if _to_matches(entry.get("targetRef") or {}, dest) and entry.get("default") is not None:
+                prev = out.get(ref["name"])
+                merged = merge_confs(([prev.value] if prev else []) + [entry["default"]])
+                origins = (prev.origins if prev else ()) + (Contribution(m.resource.key, f"/spec/to/{i}"),)
+                out[ref["name"]] = Conf(merged, origins)
+    return out
+
+
+# -- inbound ---------------------------------------------------------------------------------
+def inbound_conf(kind: str, dp: Dataplane, inbound: Inbound, index: PolicyIndex) -> Conf | None:
+    """The merged conf of `kind` for all traffic into `inbound`.
+
+    Counts `from` entries whose targetRef is the whole mesh (conf for every client) and
+    `rules` entries without `matches`; client-specific entries are the business of the
+    policies that need them (MeshTrafficPermission), via `matched_policies`.
+    """
+    key = _inbound_key(inbound)
+    entries: list[tuple[Resource, str, Mapping[str, Any]]] = []
+    for m in matched_policies(kind, dp, index):
+        if key not in m.selection.inbounds:
+            continue
+        for i, entry in enumerate(m.resource.spec.get("from") or ()):
+            if (entry.get("targetRef") or {}).get("kind", "Mesh") == "Mesh" and entry.get("default") is not None:
+                entries.append((m.resource, f"/spec/from/{i}", entry["default"]))
+        for i, rule in enumerate(m.resource.spec.get("rules") or ()):
+            if not rule.get("matches") and rule.get("default") is not None:
+                entries.append((m.resource, f"/spec/rules/{i}", rule["default"]))
+    return _conf(entries)
+
+
+def single_conf(kind: str, dp: Dataplane, index: PolicyIndex) -> Conf | None:
+    """The merged top-level `default` (MeshTrace, MeshMetric, MeshProxyPatch, MeshPassthrough…)."""
+    entries = [
+        (m.resource, "/spec/default", m.resource.spec["default"])
+        for m in matched_policies(kind, dp, index)
+        if m.resource.spec.get("default") is not None
+    ]
+    return _conf(entries)
+
+
+Target = Destination | Inbound | None
+
+
+def resolve(kind: str, dp: Dataplane, target: Target, index: PolicyIndex) -> Conf | None:
+    """Which conf of `kind` applies to proxy `dp` for an outbound destination, an inbound, or
+    (target None) the proxy as a whole — merged, with the policies that contributed."""
+    if isinstance(target, Destination):
+        return outbound_conf(kind, dp, target, index)
+    if isinstance(target, Inbound):
+        return inbound_conf(kind, dp, target, index)
+    return single_conf(kind, dp, index)
