@@ -2,13 +2,14 @@
 
 `Engine` is the CPU-heavy half of the reconcile loop, free of sockets and clocks: it runs in a
 worker thread, one call at a time, and remembers each proxy's last ProxyView so that only
-proxies whose inputs changed are regenerated.
+proxies whose inputs changed are regenerated. The mesh model becomes Envoy config through
+`reconciler.render.render`, the same path `plan`, `reconcile --out` and `inspect` take.
 
 No commit may crash the loop: bad input becomes validation problems, and an exception that
 still escapes a stage is a bug, raised as `InternalError` with a one-line description (stage,
 exception, where it was raised) that the control plane records as the commit's rejection.
 Only what is not about the commit passes through as it is: git and file errors (SourceError,
-pygit2.GitError, OSError: the read is retried) and CaError (a CA that cannot be used).
+GitError, OSError: the read is retried) and CaError (a CA that cannot be used).
 """
 
 from __future__ import annotations
@@ -17,17 +18,15 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import pygit2
-
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.model import Resource, Snapshot
-from reconciler.source.git import GitSource, SourceError
+from reconciler.render import render
+from reconciler.source.git import GitError, GitSource, SourceError
 from reconciler.validate import Report, ResourceValidator, validate
 from reconciler.validate.bugs import describe_bug
-from reconciler.views.proxy import ProxyView, proxy_views
-from reconciler.xds.generate import generate
+from reconciler.views.proxy import ProxyView
 from reconciler.xds.resources import ProxyResources
 
 __all__ = ["Engine", "Evaluation", "Build", "InternalError"]
@@ -35,7 +34,7 @@ __all__ = ["Engine", "Evaluation", "Build", "InternalError"]
 log = logging.getLogger(__name__)
 
 
-_READ_ERRORS = (SourceError, pygit2.GitError, OSError)
+_READ_ERRORS = (SourceError, GitError, OSError)
 """Reading a commit failed (a missing object, a file error): not a bug, the read is retried."""
 
 
@@ -104,18 +103,14 @@ class Engine:
         revision = snapshot.revision or ""
         try:
             model = build_mesh_model(snapshot.resources, registered)
-            views = proxy_views(model, self.certs, self.compact_outbounds)
         except CaError:
             raise
         except Exception as e:
             raise _bug(e, "building the mesh model", revision) from e
-        changed = {}
-        for node, view in views.items():
-            if self._views.get(node) != view:
-                try:
-                    changed[node] = generate(view)
-                except Exception as e:
-                    raise _bug(e, f"generating the Envoy config of {node}", revision) from e
+        rendering = render(
+            model, self.certs, self.compact_outbounds, previous=self._views, on_bug=lambda e, doing: _bug(e, doing, revision)
+        )
+        views, changed = rendering.views, rendering.resources
         self.certs.forget_except({(v.dataplane.mesh, v.dataplane.name) for v in views.values()})
         removed = frozenset(self._views.keys() - views.keys())
         return Build(model, views, changed, removed)

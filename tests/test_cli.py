@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
+import click
+from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
 from tests.support import GitRepo
@@ -28,7 +29,7 @@ spec:
 BAD_DURATION = RETRY.replace("numRetries: 3", "perTryTimeout: soon")
 
 
-def run(*args: str):
+def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
@@ -114,3 +115,22 @@ def test_diff_text_and_json(repo: GitRepo) -> None:
     assert doc["added"] == [{"type": "Mesh", "mesh": None, "name": "other", "file": "m2.yaml", "line": 1}]
     assert doc["changed"][0]["fields"] == [{"pointer": "/spec/to/0/default/http/numRetries", "op": "replace", "old": 3, "new": 5}]
     assert run("diff", "--repo", str(repo.path), head, head).output.strip() == "no changes"
+
+
+def test_every_command_loads_under_the_name_it_is_listed_with() -> None:
+    ctx = click.Context(cli)
+    names = cli.list_commands(ctx)
+    assert {"validate", "diff", "serve", "plan", "reconcile", "rollback", "resume", "history", "hook", "token", "inspect"} <= set(names)
+    for name in names:
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name, name
+
+
+def test_a_command_that_prints_its_verdict_exits_with_it_and_nothing_else(repo: GitRepo) -> None:
+    # `validate` prints the report and then exits 1: no "Error:" line of its own, no traceback.
+    repo.commit({"bad.yaml": "type: Mesh\nname: Bad_Name\n"})
+    result = CliRunner().invoke(cli, ["validate", "--repo", str(repo.path)])
+    assert result.exit_code == 1, result.output
+    assert "Error:" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.output.rstrip().splitlines()[-1].startswith("invalid: ")

@@ -10,7 +10,16 @@ from typing import Any, NamedTuple
 
 import click
 
-__all__ = ["DataplaneIdentity", "dataplane_identity", "dataplane_bootstrap", "dataplane_options"]
+from reconciler.commands.errors import EXIT_INVALID, CommandExit
+
+__all__ = [
+    "DataplaneIdentity",
+    "dataplane_identity",
+    "dataplane_bootstrap",
+    "dataplane_options",
+    "bootstrap_command",
+    "run_dataplane_command",
+]
 
 
 def _xds_client_options(f: Any) -> Any:
@@ -213,3 +222,45 @@ def dataplane_bootstrap(
         ca_cert_pem=ca_pem,
     )
     return config, identity
+
+
+@click.command("bootstrap")
+@dataplane_options
+def bootstrap_command(**options: Any) -> None:
+    """Print the Envoy bootstrap for a dataplane."""
+    click.echo(json.dumps(dataplane_bootstrap(**options)[0], indent=2))
+
+
+@click.command("run-dataplane")
+@dataplane_options
+@click.option("--work-dir", type=click.Path(file_okay=False), help="Where to write the bootstrap (default: a temp dir).")
+@click.option("--log-level", default="info", show_default=True, help="Envoy log level.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Envoy worker threads (default: the container's CPU quota rounded up, else the CPUs this process may run on; fewer when the open-files limit needs it).",
+)
+@click.option(
+    "--drain-time",
+    default="30s",
+    show_default=True,
+    help="How long a replaced listener keeps serving its connections (kuma-dp's flag; a route or policy change replaces the listener that carries it). Whole seconds: 30s, 1m.",
+)
+def run_dataplane_command(work_dir: str | None, log_level: str, concurrency: int | None, drain_time: str, **options: Any) -> None:
+    """Run Envoy as the sidecar of a dataplane (like kuma-dp); exits with Envoy's exit code."""
+    from reconciler.dataplane.envoy_binary import find_envoy
+    from reconciler.dataplane.launcher import plan_workers, run_envoy
+    from reconciler.durations import parse_duration
+
+    drain = parse_duration(drain_time)
+    if drain is None or drain < 0 or drain != int(drain):
+        raise click.BadParameter(f"{drain_time!r}: give whole seconds as a duration, e.g. 30s or 1m", param_hint="--drain-time")
+
+    find_envoy()  # no Envoy: say what to install before asking the control plane anything
+    config, identity = dataplane_bootstrap(**options, count_listeners=True)
+    choice, facts = plan_workers(concurrency, identity.listeners, admin_address=f"127.0.0.1:{identity.admin_port}")
+    if choice.message:
+        click.echo(choice.message, err=True)
+    if choice.fatal:
+        raise CommandExit(EXIT_INVALID)
+    raise CommandExit(run_envoy(config, work_dir=work_dir, log_level=log_level, drain_time=int(drain), extra=choice.args, facts=facts))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import click
+
+from reconciler.commands.options import format_option, path_option, repo_option
 from reconciler.commands.read import open_source, read_snapshot
 from reconciler.diff import Diff, diff
 from reconciler.errors import escape_control
 
-__all__ = ["run_diff", "diff_text", "diff_json"]
+__all__ = ["run_diff", "diff_text", "diff_json", "diff_command"]
 
 
 def run_diff(repo: str, path: str | None, base: str, head: str) -> tuple[str | None, str | None, Diff]:
@@ -47,3 +50,15 @@ def diff_text(d: Diff) -> str:
 
 def diff_json(base: str | None, head: str | None, d: Diff) -> str:
     return json.dumps({"base": base, "head": head, **d.to_json()}, indent=2, ensure_ascii=False, default=str)
+
+
+@click.command("diff")
+@repo_option("Repository (bare or with a work tree).")
+@path_option()
+@format_option
+@click.argument("base")
+@click.argument("head", default="HEAD")
+def diff_command(repo: str, path: str, fmt: str, base: str, head: str) -> None:
+    """Resources added, removed and changed (field by field) from BASE to HEAD."""
+    a, b, d = run_diff(repo, path, base, head)
+    click.echo(diff_json(a, b, d) if fmt == "json" else diff_text(d))

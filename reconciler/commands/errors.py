@@ -3,6 +3,10 @@
 0  success
 1  rejected input: the configuration is invalid (the errors are printed)
 2  usage, repository or revision errors: nothing was validated
+3  an internal error, a bug in mesh-reconciler (reconciler.commands.validate.InternalBug)
+
+A command that has printed its result and must still fail raises `CommandExit(code)`; the
+`reconciler` group (reconciler.cli) turns it into the exit code, the only place that exits.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import click
 
 from reconciler.errors import escape_control
 
-__all__ = ["InvalidConfig", "RepositoryError", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE"]
+__all__ = ["InvalidConfig", "RepositoryError", "CommandExit", "exit_code_of", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -32,3 +36,16 @@ class InvalidConfig(_Escaped):
 
 class RepositoryError(_Escaped):
     exit_code = EXIT_USAGE
+
+
+class CommandExit(Exception):
+    """End the command with `code`, its output already printed (no message of its own)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def exit_code_of(ok: bool) -> CommandExit:
+    """0 when the command's verdict is good, else 1 (the reasons were printed)."""
+    return CommandExit(EXIT_OK if ok else EXIT_INVALID)

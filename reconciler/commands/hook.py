@@ -33,14 +33,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pygit2
+import click
 
 from reconciler.ca.authority import CaError
-from reconciler.commands.errors import RepositoryError
+from reconciler.commands.errors import RepositoryError, exit_code_of
+from reconciler.commands.options import branch_option, path_option, repo_option, signature_options
 from reconciler.commands.validate import report_text
 from reconciler.errors import escape_control
 from reconciler.reconcile import Engine, InternalError
 from reconciler.source.git import GitSource, SourceError, normalize_subpath, open_repository
+from reconciler.source.revisions import Repository, hooks_dir, open_with_object_dirs
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, verify_commit
 from reconciler.validate.bugs import describe_bug
 
@@ -55,6 +57,7 @@ __all__ = [
     "parse_updates",
     "open_for_hook",
     "check_updates",
+    "hook_group",
 ]
 
 HOOK_MARKER = "# installed by `reconciler hook install` (mesh-reconciler)"
@@ -93,22 +96,6 @@ class Installed:
 
 
 # -- install --------------------------------------------------------------------------------
-def hooks_dir(repo: pygit2.Repository) -> Path:
-    """Where git looks for this repository's hooks (`core.hooksPath`, else `<git dir>/hooks`)."""
-    git_dir = Path(repo.path)
-    try:
-        configured = repo.config["core.hooksPath"]
-    except KeyError:
-        configured = None
-    if configured:
-        custom = Path(os.path.expanduser(str(configured)))
-        # Relative paths are relative to where hooks run: the git dir of a bare repository,
-        # the top of the work tree otherwise.
-        base = git_dir if repo.is_bare or repo.workdir is None else Path(repo.workdir)
-        return custom if custom.is_absolute() else base / custom
-    return git_dir / "hooks"
-
-
 def hook_script(python: str, branch: str, path: str, signatures: SignaturePolicy | None = None) -> str:
     """The pre-receive script: the interpreter and settings are baked in as absolute values."""
     args = [python, "-m", "reconciler", "hook", "pre-receive", "--branch", branch]
@@ -180,26 +167,17 @@ def _object_dirs(env: Mapping[str, str]) -> list[str]:
     return [os.path.abspath(d) for d in dirs if d]
 
 
-def open_for_hook(git_dir: str, env: Mapping[str, str] | None = None) -> pygit2.Repository:
+def open_for_hook(git_dir: str, env: Mapping[str, str] | None = None) -> Repository:
     """Open the repository a hook runs in, seeing the quarantined objects of the push."""
     env = os.environ if env is None else env
     try:
-        repo = open_repository(git_dir)
+        return open_with_object_dirs(git_dir, _object_dirs(env))
     except SourceError as e:
         raise RepositoryError(str(e)) from None
-    own = os.path.realpath(os.path.join(repo.path, "objects"))
-    seen = {own}
-    for directory in _object_dirs(env):
-        real = os.path.realpath(directory)
-        if real in seen or not os.path.isdir(real):
-            continue
-        seen.add(real)
-        repo.odb.add_disk_alternate(real)
-    return repo
 
 
 def check_updates(
-    repo: pygit2.Repository, updates: Iterable[RefUpdate], branch: str, path: str = "", signatures: SignaturePolicy | None = None
+    repo: Repository, updates: Iterable[RefUpdate], branch: str, path: str = "", signatures: SignaturePolicy | None = None
 ) -> list[RefVerdict]:
     """A verdict per ref update: only the tracked branch is validated (and its tip's signature checked)."""
     tracked = "refs/heads/" + branch.removeprefix("refs/heads/")
@@ -238,7 +216,7 @@ def check_updates(
     return [RefVerdict(v.ref, v.accepted, tuple(map(escape_control, v.lines))) for v in out]
 
 
-def _check_tip(engine: Engine, repo: pygit2.Repository, u: RefUpdate, tracked: str, signatures: SignaturePolicy | None) -> RefVerdict:
+def _check_tip(engine: Engine, repo: Repository, u: RefUpdate, tracked: str, signatures: SignaturePolicy | None) -> RefVerdict:
     """Validate the new tip, build it when valid, and check its signature when asked."""
     evaluation = engine.evaluate(u.new)
     report = evaluation.report
@@ -264,3 +242,40 @@ def _check_tip(engine: Engine, repo: pygit2.Repository, u: RefUpdate, tracked: s
         False,
         lines + (f"mesh-reconciler: refusing {tracked}: commit {short} is invalid (`reconciler validate {short}` shows the same errors)",),
     )
+
+
+@click.group("hook")
+def hook_group() -> None:
+    """A git pre-receive hook that refuses pushes of invalid configuration."""
+
+
+@hook_group.command("install")
+@repo_option("The (bare) repository that receives pushes.", required=True)
+@branch_option("Branch whose pushes are validated; other refs pass.")
+@path_option()
+@click.option("--force", is_flag=True, help="Replace a pre-receive hook that reconciler did not install.")
+@signature_options(
+    "Also refuse a tip without an SSH signature by a key in this allowed-signers file.",
+    "Also accept GPG signatures by the keys of this (binary) keyring.",
+)
+def hook_install(repo: str, branch: str, path: str, force: bool, allowed_signers: str | None, gpg_keyring: str | None) -> None:
+    """Install the pre-receive hook into REPO (it runs this Python by absolute path)."""
+    done = install_hook(repo, branch, path, force=force, signatures=SignaturePolicy(allowed_signers, gpg_keyring))
+    click.echo(
+        f"{'replaced' if done.replaced else 'installed'} {done.path}: pushes to refs/heads/{done.branch} are validated with {done.python}"
+    )
+
+
+@hook_group.command("pre-receive")
+@click.option("--repo", default=None, help="Repository the hook runs in (default: $GIT_DIR, else the current directory).")
+@branch_option()
+@path_option(None)
+@signature_options(None, None, paths=False)
+def hook_pre_receive(repo: str | None, branch: str, path: str, allowed_signers: str | None, gpg_keyring: str | None) -> None:
+    """Run by the installed hook: reads `<old> <new> <ref>` lines on stdin, exits 1 to refuse."""
+    repository = open_for_hook(repo or os.environ.get("GIT_DIR") or ".")
+    verdicts = check_updates(repository, parse_updates(sys.stdin.read()), branch, path, SignaturePolicy(allowed_signers, gpg_keyring))
+    for v in verdicts:
+        for line in v.lines:
+            click.echo(line)
+    raise exit_code_of(all(v.accepted for v in verdicts))

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import click
+
 from reconciler.commands.errors import InvalidConfig, RepositoryError
+from reconciler.commands.options import compact_outbounds_option, format_option, path_option, repo_option
 from reconciler.commands.read import read_snapshot
 from reconciler.frozen import thaw
 from reconciler.mesh.model import build_mesh_model
 from reconciler.policies.core.match import Conf, resolve
 from reconciler.policies.meshproxypatch.shape import patches_missing_listeners
 from reconciler.policies.registry import PLUGIN_ORDER
+from reconciler.render import render
 from reconciler.validate import validate
-from reconciler.views.proxy import destination_of, policy_indexes, proxy_view
-from reconciler.xds.generate import generate
+from reconciler.views.proxy import destination_of
 from reconciler.xds.resources import SHORT_NAMES
 
-__all__ = ["inspect_dataplane", "inspect_text"]
+__all__ = ["inspect_dataplane", "inspect_text", "inspect_group"]
 
 
 def _conf_json(kind: str, conf: Conf | None) -> dict[str, Any] | None:
@@ -43,11 +46,11 @@ def inspect_dataplane(
         raise InvalidConfig("the configuration is invalid; run `reconciler validate` for the errors")
     model = build_mesh_model(snapshot.resources)
     node = f"{mesh}.{name}"
-    indexes = policy_indexes(model)
-    view = proxy_view(model, node, indexes, compact_from=compact_outbounds)
+    rendering = render(model, None, compact_outbounds, only=(node,), generate_config=config)
+    view = rendering.views.get(node)
     if view is None:
         raise RepositoryError(f"no Dataplane {mesh}/{name} in {snapshot.revision or 'the work tree'}")
-    index = indexes[mesh]
+    index = rendering.indexes[mesh]
     dp = view.dataplane
     kinds = list(PLUGIN_ORDER)
     out: dict[str, Any] = {
@@ -71,7 +74,7 @@ def inspect_dataplane(
     out["warnings"] = [p.render() for p in patches_missing_listeners(dp, view.shape, index)]
     if config:
         grouped: dict[str, list[dict[str, Any]]] = {}
-        for r in generate(view):
+        for r in rendering.resources[node]:
             grouped.setdefault(SHORT_NAMES[r.type_url], []).append(r.public_dict())
         out["envoy"] = grouped
     return out
@@ -105,3 +108,42 @@ def inspect_text(doc: dict[str, Any]) -> str:
         lines.append("")
         lines.append(json.dumps(doc["envoy"], indent=2))
     return "\n".join(lines)
+
+
+@click.group("inspect")
+def inspect_group() -> None:
+    """What a proxy is given, and which policies contributed (offline, from a revision)."""
+
+
+@inspect_group.command("dataplane")
+@repo_option("Repository (bare or not), or a directory with --worktree.")
+@path_option()
+@click.option("--rev", default=None, help="Revision to read (default HEAD).")
+@click.option("--worktree", is_flag=True, help="Read the files on disk instead of a commit.")
+@click.option(
+    "--policies",
+    "show_policies",
+    is_flag=True,
+    default=True,
+    help="Per inbound/outbound, the merged conf of each policy kind and where it came from.",
+)
+@click.option("--config", "show_config", is_flag=True, help="Also print the generated Envoy resources.")
+@format_option
+@compact_outbounds_option
+@click.argument("mesh")
+@click.argument("name")
+def inspect_dataplane_command(
+    repo: str,
+    path: str,
+    rev: str | None,
+    worktree: bool,
+    show_policies: bool,
+    show_config: bool,
+    fmt: str,
+    compact_outbounds: int | None,
+    mesh: str,
+    name: str,
+) -> None:
+    """Matched policies per inbound and outbound of dataplane MESH/NAME, and its outbound shape."""
+    doc = inspect_dataplane(repo, path, rev, worktree, mesh, name, config=show_config, compact_outbounds=compact_outbounds)
+    click.echo(json.dumps(doc, indent=2) if fmt == "json" else inspect_text(doc))

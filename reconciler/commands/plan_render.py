@@ -1,4 +1,4 @@
-"""How a `Plan` (reconciler/commands/plan.py) reads: text for a terminal, JSON for tools,
+"""How a `PlanResult` (reconciler/commands/plan_result.py) reads: text for a terminal, JSON for tools,
 Markdown for a pull-request comment."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.commands.plan import Plan, ProxyPlan, ReachChange, ResourceDelta
+from reconciler.commands.plan_result import PlanResult, ProxyPlan, ReachChange, ResourceDelta
 from reconciler.commands.validate import report_text
 from reconciler.diff import Diff, FieldChange
 from reconciler.errors import escape_control
@@ -83,7 +83,7 @@ def _envoy_line(p: ProxyPlan) -> str:
     return "Envoy accepts the config" if p.envoy.ok else f"Envoy rejects the config: {p.envoy.message}"
 
 
-def _outcome(plan: Plan) -> str:
+def _outcome(plan: PlanResult) -> str:
     if not plan.report.valid:
         return "invalid: the configuration does not validate"
     if plan.errors:
@@ -114,7 +114,7 @@ def _resource_diff_lines(d: Diff) -> list[str]:
     return lines
 
 
-def plan_text(plan: Plan) -> str:
+def plan_text(plan: PlanResult) -> str:
     lines = [f"plan {_short(plan.base)} → {_short(plan.head)}", *report_text(plan.report).split("\n")]
     if not plan.report.valid:
         return _joined(lines)
@@ -164,7 +164,7 @@ def _delta_json(d: ResourceDelta) -> dict[str, Any]:
     return out
 
 
-def plan_json(plan: Plan) -> str:
+def plan_json(plan: PlanResult) -> str:
     doc: dict[str, Any] = {
         "base": plan.base,
         "head": plan.head,
@@ -267,7 +267,7 @@ def _md_proxy(p: ProxyPlan, limit: int) -> list[str]:
     return out
 
 
-def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+def plan_markdown(plan: PlanResult, *, limit: int = MARKDOWN_LIMIT) -> str:
     ok = plan.valid
     head = [MARKDOWN_MARKER, f"### {'✅' if ok else '❌'} mesh-reconciler plan: {_md_escape(_outcome(plan))}", ""]
     head.append(f"`{_short(plan.base)}` → `{_short(plan.head)}`")
@@ -335,7 +335,7 @@ def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     return (_joined(head + short) + "\n")[:limit]
 
 
-def _envoy_summary(plan: Plan) -> str:
+def _envoy_summary(plan: PlanResult) -> str:
     if not plan.envoy_checked:
         return "skipped"
     checked = [p for p in plan.proxies if p.envoy is not None]

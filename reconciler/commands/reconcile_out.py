@@ -17,22 +17,33 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.ca.store import CaStore
 from reconciler.commands.envoy_check import EnvoyVerdict, validate_with_envoy
-from reconciler.commands.errors import InvalidConfig, RepositoryError
+from reconciler.commands.errors import CommandExit, InvalidConfig, RepositoryError, exit_code_of
+from reconciler.commands.options import (
+    admin_token_file_option,
+    compact_outbounds_option,
+    format_option,
+    path_option,
+    repo_option,
+    server_option,
+    state_dir_option,
+    timeout_option,
+)
 from reconciler.commands.read import read_snapshot
 from reconciler.commands.validate import report_text
 from reconciler.dataplane.envoy_binary import EnvoyNotFound
 from reconciler.mesh.model import build_mesh_model
+from reconciler.render import render
 from reconciler.validate import Report, validate
-from reconciler.views.proxy import proxy_views
-from reconciler.xds.generate import generate
 from reconciler.xds.resources import SECRET
 from reconciler.xds.static import static_bootstrap_for, to_yaml
 
-__all__ = ["Rendered", "RenderResult", "render_out", "render_text", "render_json", "MANIFEST"]
+__all__ = ["Rendered", "RenderResult", "render_out", "render_text", "render_json", "MANIFEST", "reconcile_command"]
 
 MANIFEST = ".reconciler-out.json"
 
@@ -85,13 +96,14 @@ def render_out(
         return RenderResult(snapshot.revision, out, report)
     certs = CertificateProvider(CaStore(state_dir) if state_dir is not None else None)
     try:
-        views = proxy_views(build_mesh_model(snapshot.resources), certs, compact_outbounds)
+        rendering = render(build_mesh_model(snapshot.resources), certs, compact_outbounds)
     except CaError as e:
         raise InvalidConfig(f"cannot issue certificates: {e}") from None
+    views = rendering.views
     configs = {}
     counts = {}
     for node_id in sorted(views):
-        resources = generate(views[node_id])
+        resources = rendering.resources[node_id]
         configs[node_id] = static_bootstrap_for(views[node_id], resources)
         static = configs[node_id]["staticResources"]
         counts[node_id] = (len(static["listeners"]), len(static["clusters"]), len(resources.of(SECRET)))
@@ -182,3 +194,60 @@ def render_json(result: RenderResult) -> str:
         "removed": [str(p) for p in result.removed],
     }
     return json.dumps(doc, indent=2)
+
+
+@click.command("reconcile")
+@repo_option("Repository (bare or with a work tree); default: the current directory.", default=None)
+@click.option("--rev", default=None, help="Revision to render (default HEAD).")
+@path_option()
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Write one static Envoy bootstrap per dataplane here (<mesh>.<name>.yaml)."
+)
+@state_dir_option(
+    "Take builtin mesh CAs from this state directory (the one `serve` uses); default: a throwaway CA. With --server: where the admin token is (default .reconciler).",
+    default=None,
+)
+@click.option("--check", is_flag=True, help="Also validate each written file with the real Envoy (--mode validate).")
+@server_option("Instead: ask the running server at this HTTP API URL to fetch and reconcile now.")
+@admin_token_file_option
+@timeout_option
+@format_option
+@compact_outbounds_option
+def reconcile_command(
+    repo: str | None,
+    rev: str | None,
+    path: str,
+    out_dir: str | None,
+    state_dir: str | None,
+    check: bool,
+    server: str | None,
+    admin_token_file: str | None,
+    timeout: str,
+    fmt: str,
+    compact_outbounds: int | None,
+) -> None:
+    """One-shot reconcile: with --server URL, a running server reconciles now and this waits for
+    the proxies; with --out DIR, every proxy's Envoy config is rendered without a server.
+
+    --server: exit 0 applied and ACKed by every connected proxy, 1 rejected or NACKed (the
+    errors and NACK messages are printed), 2 server unreachable, admin token refused, or timeout.
+    --out: exit 0 when written, 1 when the revision is invalid (nothing is written) or Envoy
+    rejects a file (with --check), 2 on usage or repository errors.
+    """
+    if server and (out_dir or repo or rev or check or path):
+        raise click.UsageError("--server asks a running server; --repo, --rev, --path, --out and --check are for rendering without one")
+    if admin_token_file and not server:
+        raise click.UsageError("--admin-token-file is for --server")
+    if server:
+        from reconciler.commands.rollout import act, admin_token, parse_timeout, result_json, result_text
+
+        outcome = act(server, "reconcile", parse_timeout(timeout), token=admin_token(admin_token_file, state_dir))
+        click.echo(result_json(outcome) if fmt == "json" else result_text(outcome))
+        raise CommandExit(outcome.exit_code)
+    if not out_dir:
+        raise click.UsageError(
+            "missing option '--out' DIR (render the static Envoy configs without a server), or give --server URL (reconcile a running server now)"
+        )
+    result = render_out(repo or ".", path, rev, out_dir, state_dir=state_dir, check=check, compact_outbounds=compact_outbounds)
+    click.echo(render_json(result) if fmt == "json" else render_text(result))
+    raise exit_code_of(result.ok)

@@ -7,10 +7,13 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import click
+
 from reconciler.commands.errors import RepositoryError
+from reconciler.commands.options import format_option
 from reconciler.errors import escape_control
 
-__all__ = ["fetch_json", "status_text"]
+__all__ = ["fetch_json", "status_text", "status_command"]
 
 
 def fetch_json(server: str, path: str, *, method: str = "GET", body: bytes | None = None, timeout: float = 10.0) -> Any:
@@ -59,3 +62,12 @@ def status_text(status: dict[str, Any]) -> str:
                 )
     # File names, messages and node ids came from pushers and proxies: one line each, as text.
     return "\n".join(map(escape_control, lines))
+
+
+@click.command("status")
+@click.option("--server", default="http://127.0.0.1:5681", show_default=True, help="The control plane's HTTP API.")
+@format_option
+def status_command(server: str, fmt: str) -> None:
+    """What the running server applies and attempted, and each proxy's ACK/NACK per type."""
+    doc = fetch_json(server, "/status")
+    click.echo(json.dumps(doc, indent=2) if fmt == "json" else status_text(doc))

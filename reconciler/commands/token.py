@@ -28,9 +28,10 @@ from reconciler.ca.tokens import (
     verify_token,
 )
 from reconciler.commands.errors import InvalidConfig, RepositoryError
+from reconciler.commands.options import format_option, state_dir_option
 from reconciler.errors import escape_control
 
-__all__ = ["run_issue", "write_token", "run_rotate_key", "run_inspect", "inspect_text"]
+__all__ = ["run_issue", "write_token", "run_rotate_key", "run_inspect", "inspect_text", "token_group"]
 
 
 def run_issue(state_dir: str, mesh: str, name: str | None, tags: Iterable[str], valid_for: str, workload: str = "") -> str:
@@ -124,3 +125,63 @@ def inspect_text(doc: dict[str, Any]) -> str:
     lines.append(f"revoke by adding the id to Secret {doc['revocationSecret']} in mesh {doc['mesh']}")
     # An unverified token is anybody's text: its claims are shown as text, one line each.
     return "\n".join(map(escape_control, lines))
+
+
+@click.group("token")
+def token_group() -> None:
+    """Dataplane tokens: what a proxy presents to prove which dataplane it is."""
+
+
+@token_group.command("issue")
+@state_dir_option("The control plane's state directory (its signing key is made there if absent).")
+@click.option("-m", "--mesh", default="default", show_default=True, help="Mesh of the dataplane.")
+@click.option("--name", help="Name of the dataplane the token is for.")
+@click.option(
+    "--tags",
+    "--tag",
+    "tags",
+    multiple=True,
+    help="Bind to tags instead of (or besides) a name: kuma.io/service=web,version=v1; a value without = adds to the previous tag (kuma.io/service=web,web-api).",
+)
+@click.option(
+    "--workload",
+    default="",
+    help="Also bind to a workload: only dataplanes labelled kuma.io/workload=<this> (needed when a MeshIdentity makes the SPIFFE id from that label).",
+)
+@click.option("--valid-for", default="24h", show_default=True, help="How long the token is valid (24h, 30m, 7d).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the token to this file (mode 0600) instead of printing it.",
+)
+def token_issue(
+    state_dir: str, mesh: str, name: str | None, tags: tuple[str, ...], workload: str, valid_for: str, output: str | None
+) -> None:
+    """Issue a dataplane token, signed with the control plane's key in the state directory."""
+    issued = run_issue(state_dir, mesh, name, tags, valid_for, workload)
+    if output:
+        write_token(output, issued)
+    else:
+        click.echo(issued)
+
+
+@token_group.command("rotate-key")
+@state_dir_option("The control plane's state directory.")
+def token_rotate_key(state_dir: str) -> None:
+    """Make a new signing key: new tokens use it, tokens of older keys stay valid until their key file is removed."""
+    click.echo(run_rotate_key(state_dir))
+
+
+@token_group.command("inspect")
+@click.option("--file", "token_file", type=click.Path(exists=True, dir_okay=False), help="Read the token from this file.")
+@state_dir_option("Also verify signature and expiry with the signing keys of this state directory.", default=None)
+@format_option
+@click.argument("value", required=False)
+def token_inspect(token_file: str | None, state_dir: str | None, fmt: str, value: str | None) -> None:
+    """Show a token's ID (what revocation names), mesh, name, tags and expiry."""
+    if bool(token_file) == bool(value):
+        raise click.UsageError("give the token, or --file")
+    text = Path(token_file).read_text(encoding="utf-8") if token_file else value or ""
+    doc = run_inspect(text, state_dir)
+    click.echo(json.dumps(doc, indent=2) if fmt == "json" else inspect_text(doc))

@@ -16,13 +16,24 @@ from typing import Any
 
 import click
 
+from reconciler.commands.errors import CommandExit, exit_code_of
+from reconciler.commands.options import format_option, path_option, repo_option, signature_options
 from reconciler.commands.read import read_snapshot
 from reconciler.errors import escape_control
 from reconciler.model import Snapshot
 from reconciler.validate import Report, validate
 from reconciler.validate.bugs import describe_bug
 
-__all__ = ["run_validate", "report_json", "report_text", "resources_text", "InternalBug", "EXIT_BUG", "bugs_as_one_line"]
+__all__ = [
+    "run_validate",
+    "report_json",
+    "report_text",
+    "resources_text",
+    "InternalBug",
+    "EXIT_BUG",
+    "bugs_as_one_line",
+    "validate_command",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +53,7 @@ def bugs_as_one_line(doing: str) -> Iterator[None]:
     its traceback goes to the debug log (`reconciler -v ...`)."""
     try:
         yield
-    except click.ClickException:
+    except (click.ClickException, CommandExit):
         raise
     except Exception as e:
         log.debug("internal error", exc_info=e)
@@ -91,3 +102,57 @@ def resources_text(snapshot: Snapshot) -> str:
     out.append("")
     out.append(", ".join(f"{n} {t}" for t, n in sorted(counts.items())))
     return "\n".join(map(escape_control, out))
+
+
+@click.command("validate")
+@repo_option("Repository (bare or with a work tree), or a directory with --worktree.")
+@path_option()
+@click.option("--worktree", is_flag=True, help="Validate the files on disk, including uncommitted changes.")
+@format_option
+@click.option("--show-resources", is_flag=True, help="Also list the resources that were read.")
+@signature_options(
+    "Also require an SSH signature by a key in this allowed-signers file (as serve --verify-signatures).",
+    "Also accept GPG signatures by the keys of this (binary) keyring.",
+)
+@click.argument("rev", required=False)
+def validate_command(
+    repo: str,
+    path: str,
+    worktree: bool,
+    fmt: str,
+    show_resources: bool,
+    allowed_signers: str | None,
+    gpg_keyring: str | None,
+    rev: str | None,
+) -> None:
+    """Validate one revision (default HEAD) or the work tree.
+
+    Exit 0 when valid (and, with --verify-signatures/--gpg-keyring, signed by a trusted key),
+    1 with errors, 2 when the repository or revision cannot be read, 3 on an internal error
+    (a bug in mesh-reconciler: one line says where; `reconciler -v validate` logs the traceback).
+    """
+    from reconciler.commands.verify import check_signature, policy_of
+
+    with bugs_as_one_line("validating"):
+        if worktree and rev:
+            raise click.UsageError("give either REV or --worktree, not both")
+        policy = policy_of(allowed_signers, gpg_keyring)
+        if policy is not None and worktree:
+            raise click.UsageError("--verify-signatures checks a commit: drop --worktree")
+        snapshot, report = run_validate(repo, path, rev, worktree)
+        verdict = check_signature(repo, rev or "HEAD", policy) if policy is not None else None
+        if fmt == "json":
+            doc = json.loads(report_json(report))
+            if verdict is not None:
+                doc["signature"] = {"trusted": verdict.trusted, "signer": verdict.signer, "message": verdict.message}
+                doc["valid"] = report.valid and verdict.trusted
+            click.echo(json.dumps(doc, indent=2))
+        else:
+            if show_resources:
+                click.echo(resources_text(snapshot))
+            click.echo(report_text(report))
+            if verdict is not None:
+                click.echo(f"signature: {verdict.message}")
+    if report.internal_errors:
+        raise CommandExit(EXIT_BUG)
+    raise exit_code_of(report.valid and (verdict is None or verdict.trusted))

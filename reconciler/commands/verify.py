@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pygit2
-
 from reconciler.commands.errors import RepositoryError
-from reconciler.source.git import SourceError, open_repository
+from reconciler.source.git import GitError, SourceError, open_repository
+from reconciler.source.revisions import Repository
 from reconciler.source.signatures import SignaturePolicy, SignatureSetupError, Verdict, verify_commit
 
 __all__ = ["policy_of", "check_signature"]
@@ -22,11 +21,11 @@ def policy_of(allowed_signers: str | None, gpg_keyring: str | None) -> Signature
         raise RepositoryError(str(e)) from None
 
 
-def check_signature(repo: str | pygit2.Repository, rev: str, policy: SignaturePolicy) -> Verdict:
+def check_signature(repo: str | Repository, rev: str, policy: SignaturePolicy) -> Verdict:
     try:
-        repository = repo if isinstance(repo, pygit2.Repository) else open_repository(repo)
+        repository = repo if isinstance(repo, Repository) else open_repository(repo)
         return verify_commit(repository, rev, policy)
     except (SourceError, SignatureSetupError) as e:
         raise RepositoryError(str(e)) from None
-    except (KeyError, ValueError, pygit2.GitError) as e:
+    except (KeyError, ValueError, GitError) as e:
         raise RepositoryError(f"revision {rev!r} not found: {e}") from None

@@ -123,19 +123,17 @@ def test_restart_whose_applied_revision_no_longer_validates_serves_nothing_says_
 def failing_generation(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
     """Make generating the config of the dataplanes named in the yielded set raise (a bug),
     in the serve loop's Engine (and so the hook) and in plan."""
-    import reconciler.commands.plan as plan
-    import reconciler.reconcile as reconcile
+    import reconciler.render as render  # the one render path: the Engine, the hook and plan
 
     broken: set[str] = set()
-    real = reconcile.generate
+    real = render.generate
 
     def generate(view):  # type: ignore[no-untyped-def]
         if view.dataplane.name in broken:
             raise RuntimeError("injected bug")
         return real(view)
 
-    monkeypatch.setattr(reconcile, "generate", generate)
-    monkeypatch.setattr(plan, "generate", generate)
+    monkeypatch.setattr(render, "generate", generate)
     yield broken
 
 
@@ -158,7 +156,7 @@ def test_a_bug_while_generating_rejects_the_commit_once_and_the_last_good_keeps_
         attempt = cp.cp.store.last_attempt
         assert (attempt.outcome, attempt.cause) == ("rejected", "InternalError")
         assert attempt.message.startswith(
-            f"{INTERNAL_ERROR} while generating the Envoy config of default.api: RuntimeError: injected bug at reconciler/reconcile.py:"
+            f"{INTERNAL_ERROR} while generating the Envoy config of default.api: RuntimeError: injected bug at reconciler/render.py:"
         )
         assert attempt.message.endswith("; please report it")
         assert cp.applied() == good
@@ -316,7 +314,7 @@ def test_any_command_that_hits_a_bug_prints_one_line_and_exits_3(
     captured = capsys.readouterr()
     (line,) = captured.err.splitlines()
     # The deepest frame of mesh-reconciler's own code: where the injected function was called.
-    assert line.startswith(f"Error: {INTERNAL_ERROR} while running `reconciler reconcile`: IndexError: injected at reconciler/cli.py:"), (
-        line
-    )
+    assert line.startswith(
+        f"Error: {INTERNAL_ERROR} while running `reconciler reconcile`: IndexError: injected at reconciler/commands/reconcile_out.py:"
+    ), line
     assert line.endswith("; please report it")

@@ -1,0 +1,104 @@
+"""The one render path: mesh model → proxy views → each proxy's Envoy resources.
+
+The server (`reconciler.reconcile.Engine`), `plan`, `reconcile --out` and `inspect` all call
+`render`, so what a dry run shows is what the server would publish. The caller builds the
+model (the server adds the dataplanes registered over xDS) and may hand in the policy indexes
+it already computed; `previous` (the views last published) lets the server regenerate only
+proxies whose inputs changed.
+
+Exceptions pass through as they are, unless `on_bug` is given: then one escaping a stage (other
+than a CA that cannot be used while building the views) is replaced by `on_bug(exception, what
+was being done)`, which lets the server turn it into the commit's one-line rejection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+from reconciler.ca.authority import CaError
+from reconciler.ca.provider import CertificateProvider
+from reconciler.mesh.model import MeshModel
+from reconciler.policies.core.match import PolicyIndex
+from reconciler.views.proxy import ProxyView, mesh_tls, policy_indexes, proxy_view, proxy_views, service_identities, workload_identities
+from reconciler.xds.generate import generate
+from reconciler.xds.resources import ProxyResources
+
+__all__ = ["Rendering", "render", "BugReporter"]
+
+BugReporter = Callable[[Exception, str], Exception]
+"""(the exception, what was being done) → the exception to raise instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    views: dict[str, ProxyView]
+    """Every rendered proxy's view, by node id."""
+    resources: dict[str, ProxyResources]
+    """The Envoy config of each proxy whose view differs from `previous` (all without it)."""
+    indexes: Mapping[str, PolicyIndex]
+    """Each mesh's policies, indexed once: callers reuse them (allowed clients, inspect)."""
+
+
+def render(
+    model: MeshModel,
+    certs: CertificateProvider | None = None,
+    compact_outbounds: int | None = None,
+    *,
+    indexes: Mapping[str, PolicyIndex] | None = None,
+    only: Collection[str] | None = None,
+    previous: Mapping[str, ProxyView] | None = None,
+    generate_config: bool = True,
+    on_bug: BugReporter | None = None,
+) -> Rendering:
+    """Views and Envoy config of every proxy of `model` (or of the node ids in `only`).
+
+    Certificates come from `certs` (a throwaway in-memory CA when None); `compact_outbounds` is
+    serve's --compact-outbounds. Without `generate_config`, only the views are computed.
+    Raises CaError when a mesh's CA cannot be used.
+    """
+    try:
+        indexes = indexes if indexes is not None else policy_indexes(model)
+        views = (
+            proxy_views(model, certs, compact_outbounds, indexes)
+            if only is None
+            else _some_views(model, certs, compact_outbounds, indexes, only)
+        )
+    except CaError:
+        raise
+    except Exception as e:
+        if on_bug is None:
+            raise
+        raise on_bug(e, "building the mesh model") from e
+    resources: dict[str, ProxyResources] = {}
+    if generate_config:
+        for node, view in views.items():
+            if previous is not None and previous.get(node) == view:
+                continue
+            try:
+                resources[node] = generate(view)
+            except Exception as e:
+                if on_bug is None:
+                    raise
+                raise on_bug(e, f"generating the Envoy config of {node}") from e
+    return Rendering(views, resources, indexes)
+
+
+def _some_views(
+    model: MeshModel,
+    certs: CertificateProvider | None,
+    compact_outbounds: int | None,
+    indexes: Mapping[str, PolicyIndex],
+    only: Collection[str],
+) -> dict[str, ProxyView]:
+    """`proxy_views` restricted to some nodes: what they see does not depend on the others."""
+    certs = certs or CertificateProvider()
+    tls = mesh_tls(model, certs)
+    identities = workload_identities(model)
+    ids = service_identities(model, identities)
+    out = {}
+    for node in only:
+        view = proxy_view(model, node, indexes, certs, tls, identities, ids, compact_outbounds)
+        if view is not None:
+            out[node] = view
+    return out
