@@ -27,7 +27,8 @@ from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.tokens import issue_token, verify_token
 from reconciler.model import Snapshot
 from reconciler.source.loader import load_file
-from reconciler.xds.security import DataplaneAuthenticator, XdsCall
+from reconciler.xds.admission import DataplaneAuthenticator
+from reconciler.xds.security import XdsCall
 from tests.security.test_identity_binding import MTLS_MESH, ORDERS_IDENTITY
 from tests.support import dataplane_yaml
 

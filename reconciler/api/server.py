@@ -38,7 +38,7 @@ MAX_HEADERS = 100
 KEEPALIVE_TIMEOUT = 15.0
 BODY_TIMEOUT = 10.0
 
-ADMIN_KEY = "reconciler.admin_token_id"
+ADMIN_KEY = web.RequestKey("reconciler.admin_token_id", str)
 """On a request that passed the admin check: the id of the token it presented (safe to log)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

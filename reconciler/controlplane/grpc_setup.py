@@ -17,8 +17,9 @@ from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
 from reconciler.controlplane.settings import ServeSettings, SetupError
 from reconciler.ports import listen_error
 from reconciler.store import Attempt, Lockout, Store
+from reconciler.xds.admission import AuthorizedWatcher, DataplaneAuthenticator
 from reconciler.xds.cache import ConfigCache
-from reconciler.xds.security import AuthorizedWatcher, DataplaneAuthenticator, StreamGuard, XdsCall, server_credentials
+from reconciler.xds.security import StreamGuard, XdsCall, server_credentials
 from reconciler.xds.server import AdsServer, StreamCallbacks, add_ads_server
 
 __all__ = ["Admission", "make_grpc_server"]

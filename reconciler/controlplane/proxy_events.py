@@ -16,10 +16,11 @@ from envoy.config.core.v3 import base_pb2
 from reconciler.controlplane import rollback
 from reconciler.controlplane.grpc_setup import Admission
 from reconciler.controlplane.loop import Reconciler
+from reconciler.xds.admission import split_node_id
 from reconciler.xds.cache import NodeConfig
 from reconciler.xds.registration import DATAPLANE_METADATA_KEY, registered_dataplane
 from reconciler.xds.resources import SHORT_NAMES
-from reconciler.xds.security import current_call, split_node_id
+from reconciler.xds.security import current_call
 
 __all__ = ["ProxyEvents"]
 

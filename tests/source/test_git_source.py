@@ -13,8 +13,8 @@ from reconciler.source.git import GitSource, SourceError, read_directory
 from reconciler.source.loader import load_file
 from reconciler.types import ResourceKey
 from reconciler.validate import validate
+from tests.source.test_loader import FILE_BUDGET_MESSAGE, alias_bomb
 from tests.support import GitRepo, git
-from tests.test_loader import FILE_BUDGET_MESSAGE, alias_bomb
 
 MESH = "type: Mesh\nname: default\n"
 
