@@ -10,9 +10,9 @@ the registry and this table agree; a new kind is a line in each.
 
 from __future__ import annotations
 
-__all__ = ["KIND_NAMES", "GLOBAL_KINDS", "FLAT_KINDS", "POLICY_KINDS"]
+__all__ = ["KIND_NAMES", "CORE_KIND_NAMES", "POLICY_KINDS", "GLOBAL_KINDS", "FLAT_KINDS"]
 
-KIND_NAMES = frozenset(
+CORE_KIND_NAMES = frozenset(
     {
         "Mesh",
         "Dataplane",
@@ -28,24 +28,10 @@ KIND_NAMES = frozenset(
         "MeshTrust",
         "Workload",
         "MeshOpenTelemetryBackend",
-        "MeshTrafficPermission",
-        "MeshTimeout",
-        "MeshRetry",
-        "MeshCircuitBreaker",
-        "MeshHealthCheck",
-        "MeshHTTPRoute",
-        "MeshTCPRoute",
-        "MeshLoadBalancingStrategy",
-        "MeshRateLimit",
-        "MeshFaultInjection",
-        "MeshAccessLog",
-        "MeshMetric",
-        "MeshTrace",
-        "MeshTLS",
-        "MeshPassthrough",
-        "MeshProxyPatch",
     }
 )
+"""The kinds of reconciler.kinds: Kuma's core resources."""
+
 GLOBAL_KINDS = frozenset({"Mesh", "ZoneIngress", "ZoneEgress", "HostnameGenerator"})
 """Kinds that take no mesh."""
 FLAT_KINDS = frozenset({"Mesh", "Dataplane", "MeshGateway", "ZoneIngress", "ZoneEgress", "Secret"})
@@ -71,3 +57,5 @@ POLICY_KINDS = frozenset(
     }
 )
 """The targetRef policies (reconciler.policies): the kinds the targetRef engine matches."""
+KIND_NAMES = CORE_KIND_NAMES | POLICY_KINDS
+"""Every kind a document may have."""
