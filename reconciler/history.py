@@ -34,6 +34,7 @@ import pygit2
 
 from reconciler.errors import escape_control
 from reconciler.source.refs import commit_of_ref
+from reconciler.source.revisions import is_on_history
 
 __all__ = ["Record", "HistoryLog", "branch_history", "history_text", "problem_line", "is_commit_level", "OUTCOME_TEXT", "HISTORY_FILE"]
 
@@ -217,7 +218,7 @@ def branch_history(
                 commit = repo[extra].peel(pygit2.Commit)
             except (KeyError, ValueError, pygit2.GitError):
                 continue
-            on_branch = head is not None and (head == extra or repo.descendant_of(head, extra))
+            on_branch = head is not None and is_on_history(repo, extra, head)
             commits.append(_describe(commit, on_branch))
             listed.add(extra)
     by_revision: dict[str, list[Record]] = {}

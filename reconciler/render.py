@@ -20,7 +20,7 @@ from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.model import MeshModel
 from reconciler.policies.core.match import PolicyIndex
-from reconciler.views.proxy import ProxyView, mesh_tls, policy_indexes, proxy_view, proxy_views, service_identities, workload_identities
+from reconciler.views.proxy import ProxyView, policy_indexes, proxy_views
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import ProxyResources
 
@@ -59,11 +59,7 @@ def render(
     """
     try:
         indexes = indexes if indexes is not None else policy_indexes(model)
-        views = (
-            proxy_views(model, certs, compact_outbounds, indexes)
-            if only is None
-            else _some_views(model, certs, compact_outbounds, indexes, only)
-        )
+        views = proxy_views(model, certs, compact_outbounds, indexes, only)
     except CaError:
         raise
     except Exception as e:
@@ -82,23 +78,3 @@ def render(
                     raise
                 raise on_bug(e, f"generating the Envoy config of {node}") from e
     return Rendering(views, resources, indexes)
-
-
-def _some_views(
-    model: MeshModel,
-    certs: CertificateProvider | None,
-    compact_outbounds: int | None,
-    indexes: Mapping[str, PolicyIndex],
-    only: Collection[str],
-) -> dict[str, ProxyView]:
-    """`proxy_views` restricted to some nodes: what they see does not depend on the others."""
-    certs = certs or CertificateProvider()
-    tls = mesh_tls(model, certs)
-    identities = workload_identities(model)
-    ids = service_identities(model, identities)
-    out = {}
-    for node in only:
-        view = proxy_view(model, node, indexes, certs, tls, identities, ids, compact_outbounds)
-        if view is not None:
-            out[node] = view
-    return out

@@ -23,7 +23,7 @@ from typing import Any
 
 import pygit2
 
-from reconciler.source.git import SourceError
+from reconciler.source.git import SourceError, open_repository
 from reconciler.source.refs import APPLIED_REF, PIN_REF, commit_of_ref, delete_ref, write_ref
 from reconciler.source.remote import GitCredentials, is_remote, make_callbacks, redact, use_known_hosts
 
@@ -76,10 +76,7 @@ class Mirror:
     # -- opening and fetching -----------------------------------------------------------
     def open(self) -> pygit2.Repository:
         if not self.remote:
-            found = pygit2.discover_repository(self.location)
-            if found is None:
-                raise SourceError(f"{self.location}: not a git repository")
-            self._repo = pygit2.Repository(found)
+            self._repo = open_repository(self.location)
             return self._repo
         if self.known_hosts:
             use_known_hosts(self.known_hosts, Path(self.state_dir) / "ssh-home")

@@ -9,7 +9,7 @@ the targetRef engine computed for it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -352,13 +352,16 @@ def proxy_views(
     certs: CertificateProvider | None = None,
     compact_from: int | None = None,
     indexes: Mapping[str, PolicyIndex] | None = None,
+    only: Collection[str] | None = None,
 ) -> dict[str, ProxyView]:
-    """Every proxy's view. Certificates come from `certs` (a throwaway in-memory CA if None);
-    `compact_from` as in `proxy_view`; `indexes` when the caller has them already."""
+    """Every proxy's view (or those of the node ids in `only`: what a proxy sees does not depend
+    on the other proxies' views). Certificates come from `certs` (a throwaway in-memory CA if
+    None); `compact_from` as in `proxy_view`; `indexes` when the caller has them already."""
     indexes = indexes if indexes is not None else policy_indexes(model)
     certs = certs or CertificateProvider()
     tls = mesh_tls(model, certs)
     identities = workload_identities(model)
     ids = service_identities(model, identities)
-    views = (proxy_view(model, node_id, indexes, certs, tls, identities, ids, compact_from) for node_id in model.dataplanes)
+    nodes = model.dataplanes if only is None else only
+    views = (proxy_view(model, node_id, indexes, certs, tls, identities, ids, compact_from) for node_id in nodes)
     return {v.node_id: v for v in views if v is not None}
