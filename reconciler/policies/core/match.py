@@ -70,6 +70,7 @@ _ROLE_ORDER = {"system": 1, "producer": 2, "consumer": 3, "workload-owner": 4}
 ORIGIN_LABEL = "kuma.io/origin"
 ROLE_LABEL = "kuma.io/policy-role"
 DISPLAY_NAME_LABEL = "kuma.io/display-name"
+ZONE_LABEL = "kuma.io/zone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,8 @@ class PolicyIndex:
         for p in policies:
             by_kind.setdefault(p.type, []).append(p)
             if p.type == "MeshHTTPRoute":
-                routes[p.name] = p
+                # Kuma's IsReferenced: a targetRef names a route by its display name.
+                routes[_label(p, DISPLAY_NAME_LABEL) or p.name] = p
         return cls({k: tuple(v) for k, v in by_kind.items()}, routes, tuple(sorted(gateways, key=lambda g: g.name)))
 
     def gateway_of(self, dp: Dataplane) -> Resource | None:
@@ -195,7 +197,7 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         if dp.gateway and (dp.gateway.get("type") == "BUILTIN"):
             return _NOTHING
         name, labels = ref.get("name"), ref.get("labels")
-        if name and name != dp.name:
+        if name and not _names_dataplane(policy, name, dp):
             return _NOTHING
         if labels is not None and not all(dp.labels.get(k) == v for k, v in labels.items()):
             return _NOTHING
@@ -213,6 +215,12 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         route = index.http_routes.get(ref.get("name") or "")
         return selects(route, dp, index, _depth + 1) if route is not None else _NOTHING
     return _NOTHING
+
+
+def _names_dataplane(policy: Resource, name: str, dp: Dataplane) -> bool:
+    """Kuma compares identifiers (kri): the Dataplane's display name, and the zone of the
+    policy (a policy synced from another zone, or from global, names no local Dataplane)."""
+    return name == (dp.labels.get(DISPLAY_NAME_LABEL) or dp.name) and _label(policy, ZONE_LABEL) == (dp.labels.get(ZONE_LABEL) or "")
 
 
 def _label(r: Resource, name: str) -> str:
