@@ -218,9 +218,11 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
 
 
 def _names_dataplane(policy: Resource, name: str, dp: Dataplane) -> bool:
-    """Kuma compares identifiers (kri): the Dataplane's display name, and the zone of the
-    policy (a policy synced from another zone, or from global, names no local Dataplane)."""
-    return name == (dp.labels.get(DISPLAY_NAME_LABEL) or dp.name) and _label(policy, ZONE_LABEL) == (dp.labels.get(ZONE_LABEL) or "")
+    """Kuma's kri: the Dataplane's display name and the policy's zone (a global or other zone's
+    policy names no Dataplane here; one without zone or global origin is this zone's own)."""
+    local = dp.labels.get(ZONE_LABEL) or ""
+    zone = _label(policy, ZONE_LABEL) or ("" if _label(policy, ORIGIN_LABEL) == "global" else local)
+    return name == (dp.labels.get(DISPLAY_NAME_LABEL) or dp.name) and zone == local
 
 
 def _label(r: Resource, name: str) -> str:

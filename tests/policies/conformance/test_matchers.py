@@ -256,3 +256,44 @@ def _check_gateway(expected: Mapping[str, Any], index: PolicyIndex, dp: Dataplan
     got = _plain(conf.value) if conf is not None else None
     failures = [(listener, got, want["conf"]) for listener, want in expected["listeners"].items() if _norm(got) != _norm(want["conf"])]
     assert not failures, failures
+
+
+ZONED = """\
+type: Mesh
+name: default
+skipCreatingInitialPolicies: ["*"]
+---
+type: Dataplane
+mesh: default
+name: dp-1
+labels: {kuma.io/zone: zone-1}
+networking:
+  address: 1.1.1.1
+  inbound: [{port: 8080, tags: {kuma.io/service: web}}]
+---
+type: MeshTimeout
+mesh: default
+name: by-name
+labels: LABELS
+spec:
+  targetRef: {kind: Dataplane, name: dp-1}
+  to: [{targetRef: {kind: Mesh}, default: {idleTimeout: 1s}}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("labels", "selected"),
+    [
+        ("{}", True),  # committed to this zone's git: no zone label, like Kuma's zone would add
+        ("{kuma.io/zone: zone-1}", True),
+        ("{kuma.io/zone: zone-2}", False),  # another zone's policy
+        ("{kuma.io/origin: global}", False),  # global's kri has no zone
+    ],
+)
+def test_dataplane_by_name_compares_the_policy_zone(labels: str, selected: bool) -> None:
+    """Beyond Kuma's cases: a policy in git carries no zone label unless written, and still
+    names the zone's Dataplanes (Kuma's zone control plane would have labelled it)."""
+    model = build_mesh_model(snapshot_of_text(ZONED.replace("LABELS", labels), add_meshes=False).resources)
+    index = policy_indexes(model)["default"]
+    names = [m.resource.name for m in matched_policies("MeshTimeout", model.dataplanes["default.dp-1"], index)]
+    assert names == (["by-name"] if selected else [])
