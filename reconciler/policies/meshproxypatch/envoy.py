@@ -59,13 +59,20 @@ class Generated:
     type_url: str
     name: str
     origin: str
-    message: Message
+    source: Message | Callable[[], Message]
+    """The message, or how to decode it: only resources a modification matches are decoded."""
     changed: bool = field(default=False)
     """Whether a modification touched it (untouched ones keep their serialized form)."""
     tags: Mapping[str, str] | None = None
     """A listener's tags when its message does not carry them: Kuma puts an outbound's tags in
     its listener's `io.kuma.tags` metadata; ours leave them out so that they fold into the
     compact listener, and the generator passes them here instead."""
+
+    @property
+    def message(self) -> Message:
+        if not isinstance(self.source, Message):
+            self.source = self.source()
+        return self.source
 
 
 Resources = dict[tuple[str, str], Generated]
@@ -168,9 +175,12 @@ def _listener_matches(match: Mapping[str, Any], r: Generated, name_key: str = "n
     selector = match.get(tags_key) or {}
     if not selector:
         return True
-    assert isinstance(r.message, listener_pb2.Listener)
-    tags = r.message.metadata.filter_metadata.get(_TAGS_METADATA)
-    have = {k: v.string_value for k, v in tags.fields.items()} if tags is not None else dict(r.tags or {})
+    if r.tags is not None:
+        have = dict(r.tags)
+    else:
+        assert isinstance(r.message, listener_pb2.Listener)
+        tags = r.message.metadata.filter_metadata.get(_TAGS_METADATA)
+        have = {k: v.string_value for k, v in tags.fields.items()} if tags is not None else {}
     return all(k in have and (v == "*" or have[k] == v) for k, v in selector.items())
 
 

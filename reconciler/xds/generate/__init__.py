@@ -67,9 +67,7 @@ def _patched(
     patchable = [r for r in items if r.type_url in (CLUSTER, LISTENER)]
     by_key = {(r.type_url, r.name): r for r in patchable}
     generated = [
-        Generated(
-            r.type_url, r.name, origins.get(id(r), "outbound"), r.message(), tags=tags.get(r.name) if r.type_url == LISTENER else None
-        )
+        Generated(r.type_url, r.name, origins.get(id(r), "outbound"), r.message, tags=tags.get(r.name) if r.type_url == LISTENER else None)
         for r in patchable
     ]
     result, problems = apply_modifications(conf, generated)
