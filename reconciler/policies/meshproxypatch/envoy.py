@@ -90,7 +90,7 @@ def apply_modifications(conf: Mapping[str, Any], resources: Iterable[Generated])
         body = mod[kind]
         try:
             current = _APPLY[kind](body, current)
-        except PatchError as e:
+        except (ValueError, TypeError) as e:  # PatchError, and protobuf's own complaints about a value
             problems.append(f"modification {i} ({kind} {body.get('operation')}) skipped: {e}")
     return list(current.values()), problems
 
