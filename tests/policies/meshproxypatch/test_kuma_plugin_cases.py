@@ -47,4 +47,4 @@ def test_cases_cover_every_modification_kind_and_operation() -> None:
     for kind in ("cluster", "listener", "virtualHost"):
         assert {(kind, op) for op in ("Add", "Remove", "Patch")} <= seen
     for kind in ("networkFilter", "httpFilter"):
-        assert {(kind, op) for op in ("AddFirst", "AddLast", "AddBefore", "Remove", "Patch")} <= seen
+        assert {(kind, op) for op in ("AddFirst", "AddLast", "AddBefore", "AddAfter", "Remove", "Patch")} <= seen
