@@ -13,6 +13,7 @@ from reconciler.policies.meshcircuitbreaker import envoy as meshcircuitbreaker
 from reconciler.policies.meshfaultinjection import envoy as meshfaultinjection
 from reconciler.policies.meshhealthcheck import envoy as meshhealthcheck
 from reconciler.policies.meshloadbalancingstrategy import envoy as meshloadbalancingstrategy
+from reconciler.policies.meshproxypatch import envoy as meshproxypatch
 from reconciler.policies.meshratelimit import envoy as meshratelimit
 from reconciler.policies.meshretry import envoy as meshretry
 from reconciler.policies.meshtimeout import envoy as meshtimeout
@@ -34,6 +35,7 @@ _BY_KIND: dict[str, Plugin] = {
         meshretry.PLUGIN,
         meshfaultinjection.PLUGIN,
         meshratelimit.PLUGIN,
+        meshproxypatch.PLUGIN,
     )
 }
 

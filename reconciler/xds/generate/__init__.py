@@ -1,12 +1,20 @@
 """generate(ProxyView) → ProxyResources: the Envoy config of one sidecar, as Kuma builds it in
 Universal mode without transparent proxying. Pure; pieces shared between proxies are memoized.
 A proxy in the compact outbound shape gets its outbound listeners folded into one
-(reconciler/xds/generate/compact.py).
+(reconciler/xds/generate/compact.py). A MeshProxyPatch selecting the proxy is applied last, on
+the finished resources (reconciler/policies/meshproxypatch/envoy.py): patched resources are new
+objects, so the memoized pieces other proxies share are never changed.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from typing import Any
+
 from reconciler.mesh.model import HTTP_PROTOCOLS
+from reconciler.policies.meshproxypatch.envoy import KIND as PROXY_PATCH
+from reconciler.policies.meshproxypatch.envoy import Generated, apply_modifications
 from reconciler.views.proxy import ProxyView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.api_listener import api_listener
@@ -15,9 +23,11 @@ from reconciler.xds.generate.gateway import gateway_resources
 from reconciler.xds.generate.inbound import inbound_resources
 from reconciler.xds.generate.outbound import outbound_context, outbound_resources
 from reconciler.xds.generate.tls import secrets
-from reconciler.xds.resources import LISTENER, ProxyResources, XdsResource
+from reconciler.xds.resources import CLUSTER, LISTENER, ProxyResources, XdsResource, resource
 
 __all__ = ["generate"]
+
+log = logging.getLogger(__name__)
 
 
 def generate(view: ProxyView) -> ProxyResources:
@@ -26,6 +36,7 @@ def generate(view: ProxyView) -> ProxyResources:
     mode = view.tls.mode if view.tls is not None else None
     for inbound in view.inbounds:
         items.extend(inbound_resources(inbound, mesh, mode, view.tls.trust_domains if view.tls is not None else ()))
+    inbound_count = len(items)
     outbound_listeners: list[XdsResource] = []
     for outbound in view.outbounds:
         own = names.outbound_listener(outbound.outbound.address, outbound.outbound.port)
@@ -36,8 +47,38 @@ def generate(view: ProxyView) -> ProxyResources:
     if view.shape.shape == "compact":
         outbound_listeners = compact_outbound_listeners(outbound_listeners)
     items.extend(outbound_listeners)
-    if view.gateway is not None:
-        items.extend(gateway_resources(view.gateway, mesh, view.tls is not None))
+    gateway = list(gateway_resources(view.gateway, mesh, view.tls is not None)) if view.gateway is not None else []
+    items.extend(gateway)
     if view.tls is not None:
         items.extend(secrets(view.tls))
+    patch = view.confs.get(PROXY_PATCH)
+    if patch:
+        # Kuma's origins: what the inbound, outbound and gateway generators made (secrets are not patched).
+        origins = {id(r): "inbound" for r in items[:inbound_count]} | {id(r): "gateway" for r in gateway}
+        tags = {names.outbound_listener(o.outbound.address, o.outbound.port): o.outbound.tags for o in view.outbounds}
+        items = _patched(items, origins, tags, patch, view.node_id)
     return ProxyResources.build(items)
+
+
+def _patched(
+    items: list[XdsResource], origins: Mapping[int, str], tags: Mapping[str, Mapping[str, str]], conf: Mapping[str, Any], node: str
+) -> list[XdsResource]:
+    """`items` after the MeshProxyPatch modifications; only clusters and listeners are patched."""
+    patchable = [r for r in items if r.type_url in (CLUSTER, LISTENER)]
+    by_key = {(r.type_url, r.name): r for r in patchable}
+    generated = [
+        Generated(r.type_url, r.name, origins.get(id(r), "outbound"), r.message, tags=tags.get(r.name) if r.type_url == LISTENER else None)
+        for r in patchable
+    ]
+    result, problems = apply_modifications(conf, generated)
+    for problem in problems:
+        log.warning("MeshProxyPatch on %s: %s", node, problem)
+    out = [r for r in items if r.type_url not in (CLUSTER, LISTENER)]
+    for g in result:
+        original = by_key.get((g.type_url, g.name))
+        if not g.changed and original is not None:
+            out.append(original)
+        else:
+            by_name_only = original.by_name_only if original is not None else False
+            out.append(resource(g.type_url, g.name, g.message, by_name_only=by_name_only))
+    return out
