@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound
 from reconciler.model import Resource
+from reconciler.policies.core import namespace
 from reconciler.policies.core.merge import merge_confs
 from reconciler.types import ResourceKey
 
@@ -180,6 +181,8 @@ _NOTHING = Selection(frozenset(), False)
 
 def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0) -> Selection:
     """What of `dp` the policy's top-level targetRef selects (nothing when not matched)."""
+    if not namespace.dataplane_in_scope(policy.labels, dp.labels):
+        return _NOTHING
     ref = policy.spec.get("targetRef") or {"kind": "Mesh"}
     kind = ref.get("kind", "Mesh")
     proxy_types = ref.get("proxyTypes") or ()
@@ -195,10 +198,11 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         if dp.gateway and (dp.gateway.get("type") == "BUILTIN"):
             return _NOTHING
         name, labels = ref.get("name"), ref.get("labels")
-        if name and name != dp.name:
-            return _NOTHING
-        if labels is not None and not all(dp.labels.get(k) == v for k, v in labels.items()):
-            return _NOTHING
+        if name or ref.get("namespace") or labels is not None:
+            # Kuma: by name (and namespace, the policy's own when omitted) or by labels.
+            by_name = bool(name) and namespace.refers_to(policy.labels, ref, dp.name, dp.labels)
+            if not by_name and (labels is None or not all(dp.labels.get(k) == v for k, v in labels.items())):
+                return _NOTHING
         section = ref.get("sectionName") or ""
         chosen = [i for i in dp.inbounds if not section or i.name == section or str(i.port) == section]
         return Selection(frozenset(_inbound_key(i) for i in chosen), True)
@@ -210,7 +214,7 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         gateway = index.gateway_of(dp)
         return Selection(frozenset(), gateway is not None and gateway.name == ref.get("name"))
     if kind == "MeshHTTPRoute" and _depth < 2:
-        route = index.http_routes.get(ref.get("name") or "")
+        route = index.http_routes.get(ref.get("name") or "") or namespace.by_display_name(index.of("MeshHTTPRoute"), ref.get("name"))
         return selects(route, dp, index, _depth + 1) if route is not None else _NOTHING
     return _NOTHING
 
@@ -286,11 +290,14 @@ def _conf(entries: Sequence[tuple[Resource, str, Mapping[str, Any]]]) -> Conf | 
 
 
 # -- outbound --------------------------------------------------------------------------------
-def _to_matches(ref: Mapping[str, Any], dest: Destination) -> bool:
+def _to_matches(ref: Mapping[str, Any], dest: Destination, policy_labels: Mapping[str, str] | None = None) -> bool:
     kind = ref.get("kind", "Mesh")
     if kind == "Mesh":
         return True
     name = ref.get("name")
+    if dest.kind != "service" and name is not None:
+        # A real resource is named in the policy's namespace unless the ref names another.
+        name = namespace.ref_core_name(policy_labels or {}, ref)
     if kind == "MeshService":
         if dest.kind == "service":
             return name == dest.service and not ref.get("sectionName")
@@ -317,7 +324,7 @@ def _to_entries(kind: str, dp: Dataplane, index: PolicyIndex) -> list[tuple[Matc
 
 def outbound_conf(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex) -> Conf | None:
     """The merged `to` conf of `kind` for traffic from `dp` to `dest`."""
-    entries = [e for e in _to_entries(kind, dp, index) if _to_matches(e[2].get("targetRef") or {}, dest)]
+    entries = [e for e in _to_entries(kind, dp, index) if _to_matches(e[2].get("targetRef") or {}, dest, e[0].resource.labels)]
     if dest.kind != "service":
         # Real resources: policy attributes, then the entry's own kind, then name (Kuma's resource rules).
         def key(e: tuple[MatchedPolicy, int, Mapping[str, Any]]) -> tuple[Any, ...]:
@@ -337,7 +344,7 @@ def route_confs(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex)
         if ref.get("kind") != "MeshHTTPRoute":
             continue
         for i, entry in enumerate(m.resource.spec.get("to") or ()):
-            if _to_matches(entry.get("targetRef") or {}, dest) and entry.get("default") is not None:
+            if _to_matches(entry.get("targetRef") or {}, dest, m.resource.labels) and entry.get("default") is not None:
                 prev = out.get(ref["name"])
                 merged = merge_confs(([prev.value] if prev else []) + [entry["default"]])
                 origins = (prev.origins if prev else ()) + (Contribution(m.resource.key, f"/spec/to/{i}"),)
