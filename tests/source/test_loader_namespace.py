@@ -7,6 +7,7 @@ import pytest
 
 from reconciler.source.loader import load_file
 from reconciler.types import ResourceKey
+from tests.support import validate_text
 
 
 def policy(namespace: str | None, to: str = "", from_: str = "", labels: str = "") -> bytes:
@@ -87,3 +88,27 @@ def test_a_display_name_label_already_set_is_kept() -> None:
 def test_a_namespace_that_is_not_a_string_is_located() -> None:
     result = load_file("t.yaml", policy("[a, b]", TO_BACKEND))
     assert [(p.line, p.pointer) for p in result.problems] == [(5, "/metadata/namespace")]
+
+
+def _timeout_in(namespace: str | None, name: str = "timeouts") -> str:
+    return policy(namespace, TO_MESH).decode().replace("name: timeouts", f"name: {name}")
+
+
+def test_the_same_name_in_two_namespaces_is_two_resources() -> None:
+    report = validate_text(_timeout_in("kuma-demo") + "---\n" + _timeout_in("other"))
+    assert report.valid, [p.message for p in report.errors]
+
+
+def test_the_same_name_twice_in_one_namespace_is_a_duplicate() -> None:
+    first = _timeout_in("kuma-demo")
+    report = validate_text(first + "---\n" + _timeout_in("kuma-demo"))
+    name_line = first.count("\n") + 2 + 3  # the second document's metadata.name
+    assert [(p.line, p.message.split(" is also")[0]) for p in report.errors] == [
+        (name_line, "duplicate resource: MeshTimeout default/timeouts.kuma-demo")
+    ]
+
+
+def test_a_universal_name_with_the_namespace_suffix_is_the_same_resource() -> None:
+    universal = "type: MeshTimeout\nmesh: default\nname: timeouts.kuma-demo\nspec:\n  targetRef:\n    kind: Mesh\n" + TO_MESH
+    report = validate_text(_timeout_in("kuma-demo") + "---\n" + universal)
+    assert len(report.errors) == 1 and "duplicate" in report.errors[0].message
