@@ -23,10 +23,13 @@ from typing import Any
 
 import pytest
 
+from reconciler.mesh.model import build_mesh_model
+from reconciler.policies.core.match import Destination, matched_policies, resolve
 from reconciler.reconcile import Build, Engine
 from reconciler.source.git import GitSource
+from reconciler.views.proxy import policy_indexes
 from reconciler.xds.resources import SHORT_NAMES, ProxyResources
-from tests.support import GitRepo
+from tests.support import GitRepo, snapshot_of_text
 
 MESH = """\
 apiVersion: kuma.io/v1alpha1
@@ -195,3 +198,109 @@ def test_targetref_namespace_picks_the_dataplane_of_that_namespace(build: Build)
 
     assert idle(DEMO) == "44s"
     assert idle(OTHER) != "44s"
+
+
+# -- Kuma's matcher testdata, written in Universal form with Kuma's labels -------------------
+def _index(text: str):  # type: ignore[no-untyped-def]
+    model = build_mesh_model(snapshot_of_text(text).resources)
+    return model, policy_indexes(model)["mesh-1"]
+
+
+KUMA_DP_1 = """\
+type: Mesh
+name: mesh-1
+skipCreatingInitialPolicies: ["*"]
+---
+type: Dataplane
+mesh: mesh-1
+name: dp-1
+labels:
+  k8s.kuma.io/namespace: {namespace}
+networking:
+  address: 1.1.1.1
+  inbound:
+    - port: 8080
+      tags: {{kuma.io/service: web, version: v1}}
+    - port: 8081
+      tags: {{kuma.io/service: web, version: v3}}
+"""
+
+
+def _mtp(name: str, dp: str, namespace: str) -> str:
+    return f"""\
+type: MeshTrafficPermission
+mesh: mesh-1
+name: {name}
+labels:
+  k8s.kuma.io/namespace: kuma-system
+  kuma.io/policy-role: system
+spec:
+  targetRef:
+    kind: Dataplane
+    name: {dp}
+    namespace: {namespace}
+  from:
+    - targetRef:
+        kind: Mesh
+      default:
+        action: Deny
+"""
+
+
+def test_kuma_dataplane_kind_select_by_name_and_namespace() -> None:
+    # matchedpolicies/dataplane-kind/select-by-name-and-namespace (k8s-zone, uni-zone): only the
+    # policy naming dp-1 in kuma-demo matches. Kuma's input names two policies mtp-2; here mtp-3.
+    text = (
+        KUMA_DP_1.format(namespace="kuma-demo")
+        + "---\n"
+        + "---\n".join([_mtp("mtp-1", "dp-1", "kuma-demo"), _mtp("mtp-2", "dp-1", "other-namespace"), _mtp("mtp-3", "dp-2", "kuma-demo")])
+    )
+    model, index = _index(text)
+    dp = model.dataplanes["mesh-1.dp-1"]
+    assert [m.resource.name for m in matched_policies("MeshTrafficPermission", dp, index)] == ["mtp-1"]
+
+
+def _consumer_timeout(name: str, namespace: str, http: str) -> str:
+    return f"""\
+type: MeshTimeout
+mesh: mesh-1
+name: {name}
+labels:
+  k8s.kuma.io/namespace: {namespace}
+  kuma.io/policy-role: consumer
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+    - targetRef:
+        kind: MeshService
+        name: backend
+      default:
+        http: {http}
+"""
+
+
+def test_kuma_torules_06_consumer_policies_of_another_namespace_do_not_apply() -> None:
+    text = (
+        KUMA_DP_1.format(namespace="test-ns")
+        + "---\n"
+        + "---\n".join(
+            [
+                _consumer_timeout("aaa", "test-ns", "{requestTimeout: 1s}"),
+                _consumer_timeout("bbb", "test-ns", "{streamIdleTimeout: 3s}"),
+                _consumer_timeout("ccc", "different-ns", "{requestTimeout: 3s, streamIdleTimeout: 3s}"),
+            ]
+        )
+    )
+    model, index = _index(text)
+    conf = resolve("MeshTimeout", model.dataplanes["mesh-1.dp-1"], Destination("backend"), index)
+    assert conf is not None
+    assert dict(conf.value) == {"http": {"requestTimeout": "1s", "streamIdleTimeout": "3s"}}
+    assert [c.policy.name for c in conf.origins] == ["bbb", "aaa"]
+
+
+def test_a_dataplane_ref_with_only_a_namespace_selects_nothing() -> None:
+    # Kuma selects every Dataplane only when name, namespace and labels are all unset.
+    text = KUMA_DP_1.format(namespace="kuma-demo") + "---\n" + _mtp("mtp-1", "dp-1", "kuma-demo").replace("    name: dp-1\n", "")
+    model, index = _index(text)
+    assert matched_policies("MeshTrafficPermission", model.dataplanes["mesh-1.dp-1"], index) == ()
