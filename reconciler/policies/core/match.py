@@ -290,14 +290,13 @@ def _conf(entries: Sequence[tuple[Resource, str, Mapping[str, Any]]]) -> Conf | 
 
 
 # -- outbound --------------------------------------------------------------------------------
-def _to_matches(ref: Mapping[str, Any], dest: Destination, policy_labels: Mapping[str, str] | None = None) -> bool:
+def _to_matches(ref: Mapping[str, Any], dest: Destination) -> bool:
     kind = ref.get("kind", "Mesh")
     if kind == "Mesh":
         return True
     name = ref.get("name")
     if dest.kind != "service" and name is not None:
-        # A real resource is named in the policy's namespace unless the ref names another.
-        name = namespace.ref_core_name(policy_labels or {}, ref)
+        name = namespace.ref_core_name(ref)  # a real resource: `name.namespace` on Kubernetes
     if kind == "MeshService":
         if dest.kind == "service":
             return name == dest.service and not ref.get("sectionName")
@@ -318,13 +317,13 @@ def _to_entries(kind: str, dp: Dataplane, index: PolicyIndex) -> list[tuple[Matc
         if not m.selection.whole_proxy:
             continue
         for i, entry in enumerate(m.resource.spec.get("to") or ()):
-            out.append((m, i, entry))
+            out.append((m, i, namespace.in_policy_namespace(m.resource.labels, entry)))
     return out
 
 
 def outbound_conf(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex) -> Conf | None:
     """The merged `to` conf of `kind` for traffic from `dp` to `dest`."""
-    entries = [e for e in _to_entries(kind, dp, index) if _to_matches(e[2].get("targetRef") or {}, dest, e[0].resource.labels)]
+    entries = [e for e in _to_entries(kind, dp, index) if _to_matches(e[2].get("targetRef") or {}, dest)]
     if dest.kind != "service":
         # Real resources: policy attributes, then the entry's own kind, then name (Kuma's resource rules).
         def key(e: tuple[MatchedPolicy, int, Mapping[str, Any]]) -> tuple[Any, ...]:
@@ -344,7 +343,8 @@ def route_confs(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex)
         if ref.get("kind") != "MeshHTTPRoute":
             continue
         for i, entry in enumerate(m.resource.spec.get("to") or ()):
-            if _to_matches(entry.get("targetRef") or {}, dest, m.resource.labels) and entry.get("default") is not None:
+            entry = namespace.in_policy_namespace(m.resource.labels, entry)
+            if _to_matches(entry.get("targetRef") or {}, dest) and entry.get("default") is not None:
                 prev = out.get(ref["name"])
                 merged = merge_confs(([prev.value] if prev else []) + [entry["default"]])
                 origins = (prev.origins if prev else ()) + (Contribution(m.resource.key, f"/spec/to/{i}"),)

@@ -57,6 +57,7 @@ __all__ = [
     "ref_identity",
     "refers_to",
     "ref_core_name",
+    "in_policy_namespace",
     "by_display_name",
 ]
 
@@ -170,10 +171,21 @@ def refers_to(policy_labels: Mapping[str, str], ref: Mapping[str, Any], name: st
     return ref_identity(policy_labels, ref) == (display_name(name, labels), namespace_of(labels))
 
 
-def ref_core_name(policy_labels: Mapping[str, str], ref: Mapping[str, Any]) -> str:
-    """The stored name of the resource a targetRef names: `name.namespace` when a namespace
-    applies (the ref's or the policy's own), else the name."""
-    return core_name(*ref_identity(policy_labels, ref))
+def ref_core_name(ref: Mapping[str, Any]) -> str:
+    """The stored name of the resource a targetRef names, once `in_policy_namespace` has given
+    it the policy's namespace: `name.namespace` when a namespace applies, else the name."""
+    return core_name(str(ref.get("name") or ""), str(ref.get("namespace") or ""))
+
+
+def in_policy_namespace(policy_labels: Mapping[str, str], entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A `to` entry whose targetRef names a resource without `namespace`, with the policy's
+    namespace filled in (Kuma's TargetRefToKRI); the entry itself when nothing changes, which
+    is always the case on Universal."""
+    ns = policy_labels.get(NAMESPACE_LABEL)
+    ref = entry.get("targetRef")
+    if not ns or not isinstance(ref, Mapping) or not ref.get("name") or ref.get("namespace") or ref.get("kind") == "Mesh":
+        return entry
+    return {**entry, "targetRef": {**ref, "namespace": ns}}
 
 
 def by_display_name(resources: Iterable[Resource], name: object) -> Resource | None:

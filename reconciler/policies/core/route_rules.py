@@ -72,7 +72,7 @@ def http_routes(dp: Dataplane, dest: Destination, index: PolicyIndex) -> tuple[H
     """The routes of an outbound towards `dest` (just the catch-all when no route applies)."""
     merged: dict[str, tuple[Sequence[Any], list[Mapping[str, Any]], str]] = {}
     for matched, _, entry in _to_entries("MeshHTTPRoute", dp, index):
-        if not _to_matches(entry.get("targetRef") or {}, dest, matched.resource.labels):
+        if not _to_matches(entry.get("targetRef") or {}, dest):
             continue
         for rule in entry.get("rules") or ():
             matches = rule.get("matches") or ()
@@ -103,8 +103,8 @@ def _with_path(route: HttpRoute) -> HttpRoute:
 def tcp_backends(dp: Dataplane, dest: Destination, index: PolicyIndex) -> tuple[Mapping[str, Any], ...]:
     """The weighted backends of a TCP outbound from MeshTCPRoutes (empty: the destination)."""
     refs: tuple[Mapping[str, Any], ...] = ()
-    for matched, _, entry in _to_entries("MeshTCPRoute", dp, index):
-        if not _to_matches(entry.get("targetRef") or {}, dest, matched.resource.labels):
+    for _, _, entry in _to_entries("MeshTCPRoute", dp, index):
+        if not _to_matches(entry.get("targetRef") or {}, dest):
             continue
         for rule in entry.get("rules") or ():
             refs = tuple((rule.get("default") or {}).get("backendRefs") or ())
