@@ -133,6 +133,34 @@ spec:
     ),
 }
 
+FILES["payments/route.yaml"] = """\
+apiVersion: kuma.io/v1alpha1
+kind: MeshHTTPRoute
+metadata:
+  name: backend-v2
+  namespace: payments
+  labels:
+    kuma.io/mesh: default
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+    - targetRef:
+        kind: MeshService
+        name: backend
+      rules:
+        - matches:
+            - path:
+                type: PathPrefix
+                value: /v2
+          default:
+            backendRefs:
+              - kind: MeshService
+                name: backend
+                port: 80
+                weight: 1
+"""
+
 DEMO, OTHER, BACKEND = "default.client.kuma-demo", "default.client.other", "default.backend.payments"
 
 
@@ -152,9 +180,15 @@ def _resource(resources: ProxyResources, short: str, name: str) -> dict[str, Any
     return found[0]
 
 
-def _route(listener: dict[str, Any]) -> dict[str, Any]:
+def _routes(listener: dict[str, Any]) -> list[dict[str, Any]]:
     hcm = listener["filterChains"][0]["filters"][0]["typedConfig"]
-    route: dict[str, Any] = hcm["routeConfig"]["virtualHosts"][0]["routes"][0]["route"]
+    routes: list[dict[str, Any]] = hcm["routeConfig"]["virtualHosts"][0]["routes"]
+    return routes
+
+
+def _route(listener: dict[str, Any]) -> dict[str, Any]:
+    """The catch-all route's action."""
+    route: dict[str, Any] = _routes(listener)[-1]["route"]
     return route
 
 
@@ -198,6 +232,19 @@ def test_targetref_namespace_picks_the_dataplane_of_that_namespace(build: Build)
 
     assert idle(DEMO) == "44s"
     assert idle(OTHER) != "44s"
+
+
+def test_a_producer_route_with_a_namespace_relative_backend_ref_reaches_every_client(build: Build) -> None:
+    # The route's `backend` (targetRef and backendRef) is backend of payments, stored as
+    # backend.payments: both clients route /v2 to its cluster, which has the backend endpoint.
+    for node in (DEMO, OTHER):
+        routes = _routes(_resource(build.changed[node], "LDS", "outbound:127.0.0.1:10001"))
+        v2 = [r for r in routes if r["match"].get("prefix") == "/v2" or "/v2" in str(r["match"])]
+        assert v2, routes
+        assert v2[0]["route"].get("cluster") == "default_backend.payments___msvc_80", v2[0]["route"]
+        endpoints = _resource(build.changed[node], "EDS", "default_backend.payments___msvc_80")
+        addresses = [lb["endpoint"]["address"]["socketAddress"]["address"] for e in endpoints["endpoints"] for lb in e["lbEndpoints"]]
+        assert addresses == ["10.0.0.3"]
 
 
 # -- Kuma's matcher testdata, written in Universal form with Kuma's labels -------------------

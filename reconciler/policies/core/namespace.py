@@ -178,14 +178,44 @@ def ref_core_name(ref: Mapping[str, Any]) -> str:
 
 
 def in_policy_namespace(policy_labels: Mapping[str, str], entry: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A `to` entry whose targetRef names a resource without `namespace`, with the policy's
-    namespace filled in (Kuma's TargetRefToKRI); the entry itself when nothing changes, which
-    is always the case on Universal."""
+    """A `to` entry whose targetRef, and whose rules' `backendRefs`, name resources without
+    `namespace`, with the policy's namespace filled in (Kuma's TargetRefToKRI); the entry
+    itself when nothing changes, which is always the case on Universal."""
     ns = policy_labels.get(NAMESPACE_LABEL)
-    ref = entry.get("targetRef")
-    if not ns or not isinstance(ref, Mapping) or not ref.get("name") or ref.get("namespace") or ref.get("kind") == "Mesh":
+    if not ns:
         return entry
-    return {**entry, "targetRef": {**ref, "namespace": ns}}
+    ref, rules = entry.get("targetRef"), entry.get("rules")
+    fill_ref = _needs_namespace(ref)
+    fill_rules = isinstance(rules, list | tuple) and any(_rule_needs_namespace(r) for r in rules)
+    if not fill_ref and not fill_rules:
+        return entry
+    out = dict(entry)
+    if fill_ref and isinstance(ref, Mapping):
+        out["targetRef"] = {**ref, "namespace": ns}
+    if fill_rules and isinstance(rules, list | tuple):
+        out["rules"] = [_rule_in_namespace(r, ns) for r in rules]
+    return out
+
+
+def _needs_namespace(ref: Any) -> bool:
+    return isinstance(ref, Mapping) and bool(ref.get("name")) and not ref.get("namespace") and ref.get("kind") != "Mesh"
+
+
+def _backend_refs(rule: Any) -> Any:
+    default = rule.get("default") if isinstance(rule, Mapping) else None
+    return default.get("backendRefs") if isinstance(default, Mapping) else None
+
+
+def _rule_needs_namespace(rule: Any) -> bool:
+    refs = _backend_refs(rule)
+    return isinstance(refs, list | tuple) and any(_needs_namespace(r) for r in refs)
+
+
+def _rule_in_namespace(rule: Any, ns: str) -> Any:
+    if not _rule_needs_namespace(rule):
+        return rule
+    refs = [{**r, "namespace": ns} if _needs_namespace(r) else r for r in _backend_refs(rule)]
+    return {**rule, "default": {**rule["default"], "backendRefs": refs}}
 
 
 def by_display_name(resources: Iterable[Resource], name: object) -> Resource | None:
