@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from reconciler.mesh.model import build_mesh_model
+from reconciler.policies.core import namespace
 from reconciler.policies.core.match import Destination, matched_policies, resolve
 from reconciler.reconcile import Build, Engine
 from reconciler.source.git import GitSource
@@ -351,3 +352,33 @@ def test_a_dataplane_ref_with_only_a_namespace_selects_nothing() -> None:
     text = KUMA_DP_1.format(namespace="kuma-demo") + "---\n" + _mtp("mtp-1", "dp-1", "kuma-demo").replace("    name: dp-1\n", "")
     model, index = _index(text)
     assert matched_policies("MeshTrafficPermission", model.dataplanes["mesh-1.dp-1"], index) == ()
+
+
+# -- the rules as pure functions --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("to", "role"),
+    [
+        ([{"targetRef": {"kind": "MeshHTTPRoute", "name": "r"}}], "producer"),
+        ([{"targetRef": {"kind": "MeshService", "name": "b", "namespace": "payments"}}], "producer"),
+        ([{"targetRef": {"kind": "MeshService", "labels": {"app": "b"}}}], "consumer"),
+        ([{"targetRef": {"kind": "MeshExternalService", "name": "ext"}}], "consumer"),
+    ],
+)
+def test_kumas_producer_items_are_named_meshservices_and_routes_of_the_own_namespace(to: list[dict[str, Any]], role: str) -> None:
+    assert namespace.compute_policy_role({"to": to}, "payments", "kuma-system") == (role, None)
+
+
+@pytest.mark.parametrize(
+    ("role", "dp_labels", "in_scope"),
+    [
+        ("consumer", {"k8s.kuma.io/namespace": "kuma-demo"}, True),
+        ("consumer", {"k8s.kuma.io/namespace": "other"}, False),
+        ("consumer", {}, False),  # a Universal proxy is in no namespace
+        ("workload-owner", {}, False),
+        ("producer", {}, True),
+        ("system", {"k8s.kuma.io/namespace": "other"}, True),
+    ],
+)
+def test_which_proxies_each_role_reaches(role: str, dp_labels: dict[str, str], in_scope: bool) -> None:
+    policy = {"k8s.kuma.io/namespace": "kuma-demo", "kuma.io/policy-role": role}
+    assert namespace.dataplane_in_scope(policy, dp_labels) is in_scope
