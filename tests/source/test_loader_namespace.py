@@ -112,3 +112,12 @@ def test_a_universal_name_with_the_namespace_suffix_is_the_same_resource() -> No
     universal = "type: MeshTimeout\nmesh: default\nname: timeouts.kuma-demo\nspec:\n  targetRef:\n    kind: Mesh\n" + TO_MESH
     report = validate_text(_timeout_in("kuma-demo") + "---\n" + universal)
     assert len(report.errors) == 1 and "duplicate" in report.errors[0].message
+
+
+def test_a_display_name_problem_is_reported_at_metadata_name() -> None:
+    # Kuma limits a MeshService's display name to 63 characters; the namespace made
+    # metadata.name the display name, so that is where the problem is.
+    doc = f"apiVersion: kuma.io/v1alpha1\nkind: MeshService\nmetadata:\n  name: {'a' * 64}\n  namespace: payments\n  labels:\n    kuma.io/mesh: default\nspec:\n  ports:\n    - port: 80\n"
+    report = validate_text(doc)
+    assert [(p.line, p.pointer) for p in report.errors] == [(4, "/metadata/name")]
+    assert "longer than 63 characters" in report.errors[0].message
