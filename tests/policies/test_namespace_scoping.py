@@ -382,3 +382,8 @@ def test_kumas_producer_items_are_named_meshservices_and_routes_of_the_own_names
 def test_which_proxies_each_role_reaches(role: str, dp_labels: dict[str, str], in_scope: bool) -> None:
     policy = {"k8s.kuma.io/namespace": "kuma-demo", "kuma.io/policy-role": role}
     assert namespace.dataplane_in_scope(policy, dp_labels) is in_scope
+
+
+def test_a_role_label_without_a_namespace_keeps_reaching_every_proxy() -> None:
+    # Universal repositories keep their behaviour (docs/policies.md, known differences).
+    assert namespace.dataplane_in_scope({"kuma.io/policy-role": "consumer"}, {"k8s.kuma.io/namespace": "other"})

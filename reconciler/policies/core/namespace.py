@@ -19,10 +19,12 @@ pkg/plugins/policies/core/matchers/dataplane.go, rules/resolve):
   of their own namespace; system and producer policies select proxies of any namespace (a
   producer policy's `to` entries still name only its own namespace's services, so it reaches
   every client of them).
-- **References** (`ref_identity`, `refers_to`): a targetRef `name` without `namespace` means
-  that name in the policy's own namespace; with `namespace`, in that one. A Dataplane or
-  MeshService is named by its display name and namespace label, so `backend` in `kuma-demo`
-  is the resource stored as `backend.kuma-demo`.
+- **References**: a targetRef `name` without `namespace` means that name in the policy's own
+  namespace; with `namespace`, in that one. A top-level Dataplane ref compares display name
+  and namespace label (`refers_to`); a `to` entry, and a route rule's `backendRefs`, get the
+  policy's namespace filled in (`in_policy_namespace`) and then name the stored resource
+  (`ref_core_name`): `backend` of a policy in `kuma-demo` is `backend.kuma-demo`. A
+  MeshHTTPRoute named by a top-level ref is found by display name (`by_display_name`).
 
 The system namespace is Kuma's `kuma-system` unless the environment variable
 `KUMA_STORE_KUBERNETES_SYSTEM_NAMESPACE` (Kuma's own setting for it) names another.
@@ -152,11 +154,15 @@ def display_name(name: str, labels: Mapping[str, str]) -> str:
 
 def dataplane_in_scope(policy_labels: Mapping[str, str], dataplane_labels: Mapping[str, str]) -> bool:
     """Kuma's dppSelectedByNamespace: consumer and workload-owner policies reach only the
-    proxies of their own namespace; system and producer policies reach every proxy."""
-    if policy_labels.get(ROLE_LABEL) not in ("consumer", "workload-owner"):
-        return True
+    proxies of their own namespace; system and producer policies reach every proxy.
+
+    A policy without a namespace keeps reaching every proxy whatever its role label says
+    (Kuma selects none: its Universal API refuses such a label, which this reconciler accepts,
+    and Universal repositories keep the behaviour they had)."""
     namespace = policy_labels.get(NAMESPACE_LABEL)
-    return namespace is not None and namespace == dataplane_labels.get(NAMESPACE_LABEL, "")
+    if policy_labels.get(ROLE_LABEL) not in ("consumer", "workload-owner") or not namespace:
+        return True
+    return namespace == dataplane_labels.get(NAMESPACE_LABEL, "")
 
 
 def ref_identity(policy_labels: Mapping[str, str], ref: Mapping[str, Any]) -> tuple[str, str]:
