@@ -48,6 +48,8 @@ class Origin:
         if head == "name":
             return "/metadata/name"
         if head == "labels":
+            if tail == "/kuma.io~1display-name" and "/metadata/labels" + tail not in self.lines:
+                return "/metadata/name"  # set from metadata.name with the namespace (the loader)
             return "/metadata/labels" + tail
         if head == "mesh":
             if self.mesh_in_labels:

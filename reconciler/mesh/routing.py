@@ -79,6 +79,8 @@ def resolve_backend(
     """(cluster name, the cluster to add, or None if it is a service cluster added anyway)."""
     kind = ref.get("kind", "MeshService")
     name = str(ref.get("name") or "")
+    if ref.get("namespace") and (kind in ("MeshExternalService", "MeshMultiZoneService") or (kind == "MeshService" and ref.get("port"))):
+        name = f"{name}.{ref['namespace']}"  # a real resource of a namespace: Kuma's Kubernetes name
     if kind == "MeshExternalService":
         external = (externals or {}).get(name)
         cluster = f"{mesh}_{name}___extsvc_{int(((external or {}).get('match') or {}).get('port') or 0)}"

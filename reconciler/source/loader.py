@@ -21,6 +21,7 @@ from reconciler.errors import Problem
 from reconciler.frozen import FrozenDict
 from reconciler.kind_names import FLAT_KINDS, GLOBAL_KINDS, KIND_NAMES
 from reconciler.model import Form, Origin, Resource
+from reconciler.policies.core import namespace as k8s_namespace
 from reconciler.source.yamldoc import BudgetExceeded, NodeBudget, YamlDocument, YamlError, parse_documents
 from reconciler.types import DEFAULT_MESH, ResourceKey
 
@@ -298,6 +299,16 @@ def _from_kubernetes(path: str, doc: YamlDocument, value: dict[str, Any]) -> tup
         for k in sorted(set(value) - {"apiVersion", "kind", "metadata", "spec", "mesh"})
     ]
     spec = value.get("spec", {})
+    namespace = metadata.get("namespace")
+    if namespace is not None and kind_name in k8s_namespace.NAMESPACED_KINDS and isinstance(labels, dict | None):
+        if not isinstance(namespace, str) or not namespace:
+            return None, [
+                _problem(path, doc, "/metadata/namespace", "metadata.namespace must be a non-empty string naming a namespace", key)
+            ]
+        stored, labels, role_problem = k8s_namespace.kubernetes_identity(kind_name, name, namespace, labels or {}, spec)
+        key = ResourceKey(kind_name, mesh, stored)
+        if role_problem:
+            problems.append(_problem(path, doc, "/spec", role_problem, key))
     return _checked_build(path, doc, "kubernetes", key, labels, "/metadata/labels", spec, kind_name in FLAT_KINDS, mesh_in_labels, problems)
 
 

@@ -27,7 +27,6 @@ apiVersion: kuma.io/v1alpha1
 kind: MeshTimeout
 metadata:
   name: backend-timeouts
-  namespace: kuma-system
   labels:
     kuma.io/mesh: default
     team: payments

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound
 from reconciler.model import Resource
+from reconciler.policies.core import namespace
 from reconciler.policies.core.merge import merge_confs
 from reconciler.types import ResourceKey
 
@@ -182,6 +183,8 @@ _NOTHING = Selection(frozenset(), False)
 
 def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0) -> Selection:
     """What of `dp` the policy's top-level targetRef selects (nothing when not matched)."""
+    if not namespace.dataplane_in_scope(policy.labels, dp.labels):
+        return _NOTHING
     ref = policy.spec.get("targetRef") or {"kind": "Mesh"}
     kind = ref.get("kind", "Mesh")
     proxy_types = ref.get("proxyTypes") or ()
@@ -197,10 +200,11 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         if dp.gateway and (dp.gateway.get("type") == "BUILTIN"):
             return _NOTHING
         name, labels = ref.get("name"), ref.get("labels")
-        if name and not _names_dataplane(policy, name, dp):
-            return _NOTHING
-        if labels is not None and not all(dp.labels.get(k) == v for k, v in labels.items()):
-            return _NOTHING
+        if name or ref.get("namespace") or labels is not None:
+            # Kuma: by name (and namespace, the policy's own when omitted) or by labels.
+            by_name = bool(name) and namespace.refers_to(policy.labels, ref, dp.name, dp.labels) and _same_zone(policy, dp)
+            if not by_name and (labels is None or not all(dp.labels.get(k) == v for k, v in labels.items())):
+                return _NOTHING
         section = ref.get("sectionName") or ""
         chosen = [i for i in dp.inbounds if not section or i.name == section or str(i.port) == section]
         return Selection(frozenset(_inbound_key(i) for i in chosen), True)
@@ -212,17 +216,17 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         gateway = index.gateway_of(dp)
         return Selection(frozenset(), gateway is not None and gateway.name == ref.get("name"))
     if kind == "MeshHTTPRoute" and _depth < 2:
-        route = index.http_routes.get(ref.get("name") or "")
+        route = index.http_routes.get(ref.get("name") or "") or namespace.by_display_name(index.of("MeshHTTPRoute"), ref.get("name"))
         return selects(route, dp, index, _depth + 1) if route is not None else _NOTHING
     return _NOTHING
 
 
-def _names_dataplane(policy: Resource, name: str, dp: Dataplane) -> bool:
-    """Kuma's kri: the Dataplane's display name and the policy's zone (a global or other zone's
-    policy names no Dataplane here; one without zone or global origin is this zone's own)."""
+def _same_zone(policy: Resource, dp: Dataplane) -> bool:
+    """Kuma's kri names a Dataplane in the policy's zone: a global or other zone's policy names
+    no Dataplane here; one without zone label or global origin is this zone's own."""
     local = dp.labels.get(ZONE_LABEL) or ""
     zone = _label(policy, ZONE_LABEL) or ("" if _label(policy, ORIGIN_LABEL) == "global" else local)
-    return name == (dp.labels.get(DISPLAY_NAME_LABEL) or dp.name) and zone == local
+    return zone == local
 
 
 def _label(r: Resource, name: str) -> str:
@@ -301,6 +305,8 @@ def _to_matches(ref: Mapping[str, Any], dest: Destination) -> bool:
     if kind == "Mesh":
         return True
     name = ref.get("name")
+    if dest.kind != "service" and name is not None:
+        name = namespace.ref_core_name(ref)  # a real resource: `name.namespace` on Kubernetes
     if kind == "MeshService":
         if dest.kind == "service":
             return name == dest.service and not ref.get("sectionName")
@@ -321,7 +327,7 @@ def _to_entries(kind: str, dp: Dataplane, index: PolicyIndex) -> list[tuple[Matc
         if not m.selection.whole_proxy:
             continue
         for i, entry in enumerate(m.resource.spec.get("to") or ()):
-            out.append((m, i, entry))
+            out.append((m, i, namespace.in_policy_namespace(m.resource.labels, entry)))
     return out
 
 
@@ -347,6 +353,7 @@ def route_confs(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex)
         if ref.get("kind") != "MeshHTTPRoute":
             continue
         for i, entry in enumerate(m.resource.spec.get("to") or ()):
+            entry = namespace.in_policy_namespace(m.resource.labels, entry)
             if _to_matches(entry.get("targetRef") or {}, dest) and entry.get("default") is not None:
                 prev = out.get(ref["name"])
                 merged = merge_confs(([prev.value] if prev else []) + [entry["default"]])

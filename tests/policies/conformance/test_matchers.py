@@ -75,15 +75,10 @@ SKIP: dict[str, str] = {
 _ITEM1 = "issue 12 item 1: a policy whose top-level targetRef is a MeshHTTPRoute also reaches the cluster and the catch-all route"
 _ITEM5_TAGS = "issue 12 item 5: a MeshGateway targetRef with tags selects only the tagged listeners; we apply one conf to every listener"
 _ITEM5_LISTENER = "issue 12 item 5: MeshServiceSubset tags are matched against the gateway listener's tags; we match the proxy's tags only"
-_ITEM6_REF = "issue 12 item 6: targetRef.namespace of a Dataplane ref is ignored (mtp-2 names dp-1 in other-namespace and still selects it)"
 XFAIL: dict[str, str] = {
     "torules-01": _ITEM1,
     "torules-02": _ITEM1,
     "torules-03": _ITEM1,
-    "torules-06": "issue 12 item 6: a consumer policy from another namespace (ccc) is applied",
-    "dataplane-kind-select-by-name-and-namespace-uni-zone": _ITEM6_REF,
-    "dataplane-kind-select-by-name-and-namespace-k8s-zone": _ITEM6_REF,
-    "dataplane-kind-select-by-name-and-namespace-policy-from-k8s-to-k8s": _ITEM6_REF,
     "meshgateways-01": _ITEM5_TAGS,
     "meshgateways-02": _ITEM5_TAGS,
     "meshgateways-policies_from_different_zones": _ITEM5_LISTENER,

@@ -1,0 +1,230 @@
+"""Kubernetes namespaces as Kuma v2.14 uses them to scope policies.
+
+A repository may hold resources in Kubernetes form with `metadata.namespace`. Kuma's
+Kubernetes store keeps such a resource under the name `<name>.<namespace>` and labels it with
+`k8s.kuma.io/namespace` and `kuma.io/display-name` (its name as written); the loader does the
+same through `core_name` and `namespace_labels`. On Universal nothing here applies: a resource
+without the namespace label keeps every rule it had before.
+
+What the namespace changes (Kuma: pkg/core/resources/labels/compute.go,
+pkg/plugins/policies/core/matchers/dataplane.go, rules/resolve):
+
+- **Role** (`compute_policy_role`): a policy in the system namespace is a `system` policy; else
+  a policy with `from` entries, or with neither `to` nor `from` (`rules`, single-item), is a
+  `workload-owner` policy; a policy whose every `to` entry names a MeshService or MeshHTTPRoute
+  by name in its own namespace is a `producer` policy; one whose `to` entries name none is a
+  `consumer` policy; a mix is refused. The computed role replaces any `kuma.io/policy-role`
+  label, as Kuma's admission does.
+- **Scope** (`dataplane_in_scope`): consumer and workload-owner policies select only proxies
+  of their own namespace; system and producer policies select proxies of any namespace (a
+  producer policy's `to` entries still name only its own namespace's services, so it reaches
+  every client of them).
+- **References**: a targetRef `name` without `namespace` means that name in the policy's own
+  namespace; with `namespace`, in that one. A top-level Dataplane ref compares display name
+  and namespace label (`refers_to`); a `to` entry, and a route rule's `backendRefs`, get the
+  policy's namespace filled in (`in_policy_namespace`) and then name the stored resource
+  (`ref_core_name`): `backend` of a policy in `kuma-demo` is `backend.kuma-demo`. A
+  MeshHTTPRoute named by a top-level ref is found by display name (`by_display_name`).
+
+The system namespace is Kuma's `kuma-system` unless the environment variable
+`KUMA_STORE_KUBERNETES_SYSTEM_NAMESPACE` (Kuma's own setting for it) names another.
+
+Pure functions of labels and specs: no mesh model, no I/O besides reading that variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reconciler.kind_names import KIND_NAMES, POLICY_KINDS
+from reconciler.model import Resource
+
+__all__ = [
+    "NAMESPACE_LABEL",
+    "DISPLAY_NAME_LABEL",
+    "ROLE_LABEL",
+    "SYSTEM_NAMESPACE_ENV",
+    "DEFAULT_SYSTEM_NAMESPACE",
+    "NAMESPACED_KINDS",
+    "system_namespace",
+    "core_name",
+    "namespace_labels",
+    "kubernetes_identity",
+    "compute_policy_role",
+    "namespace_of",
+    "display_name",
+    "dataplane_in_scope",
+    "ref_identity",
+    "refers_to",
+    "ref_core_name",
+    "in_policy_namespace",
+    "by_display_name",
+]
+
+NAMESPACE_LABEL = "k8s.kuma.io/namespace"
+DISPLAY_NAME_LABEL = "kuma.io/display-name"
+ROLE_LABEL = "kuma.io/policy-role"
+SYSTEM_NAMESPACE_ENV = "KUMA_STORE_KUBERNETES_SYSTEM_NAMESPACE"
+DEFAULT_SYSTEM_NAMESPACE = "kuma-system"
+
+# Kuma's cluster-scoped CRDs (Mesh, MeshGateway) have no namespace; a Kuma Secret lives in the
+# system namespace and keeps its plain name in Kuma's secret store. Every other kind is namespaced.
+NAMESPACED_KINDS = KIND_NAMES - {"Mesh", "MeshGateway", "Secret"}
+"""Kinds whose Kubernetes form takes `metadata.namespace` into its name and labels."""
+
+_PRODUCER_KINDS = frozenset({"MeshService", "MeshHTTPRoute"})
+
+
+def system_namespace(environ: Mapping[str, str] | None = None) -> str:
+    """The namespace whose policies are system policies (Kuma's default `kuma-system`)."""
+    env = os.environ if environ is None else environ
+    return env.get(SYSTEM_NAMESPACE_ENV) or DEFAULT_SYSTEM_NAMESPACE
+
+
+def core_name(name: str, namespace: str) -> str:
+    """The name Kuma's Kubernetes store gives `name` in `namespace`: `name.namespace`."""
+    return f"{name}.{namespace}" if namespace else name
+
+
+def namespace_labels(name: str, namespace: str, labels: Mapping[str, str]) -> dict[str, str]:
+    """`labels` plus the namespace and display-name labels Kuma sets, keeping any already set."""
+    out = dict(labels)
+    out.setdefault(NAMESPACE_LABEL, namespace)
+    out.setdefault(DISPLAY_NAME_LABEL, name)
+    return out
+
+
+def kubernetes_identity(
+    kind: str, name: str, namespace: str, labels: Mapping[str, str], spec: Any, system: str | None = None
+) -> tuple[str, dict[str, str], str | None]:
+    """What Kuma's Kubernetes store and admission make of a namespaced resource: its stored
+    name, its labels (namespace, display name and, for a policy, the role computed from its
+    namespace and entries, replacing any role label), and why Kuma would refuse it, if it would."""
+    out = namespace_labels(name, namespace, labels)
+    if kind not in POLICY_KINDS or not isinstance(spec, Mapping):
+        return core_name(name, namespace), out, None
+    role, why = compute_policy_role(spec, namespace, system_namespace() if system is None else system)
+    if why:
+        return (
+            core_name(name, namespace),
+            out,
+            f"{why} (Kuma computes the role of a policy in namespace {namespace} from its `to` and `from` entries)",
+        )
+    out[ROLE_LABEL] = role
+    return core_name(name, namespace), out, None
+
+
+def compute_policy_role(spec: Mapping[str, Any], namespace: str, system: str) -> tuple[str, str | None]:
+    """Kuma's ComputePolicyRole: (role, None), or ("", why) when Kuma refuses the policy."""
+    if not namespace or namespace == system:
+        return "system", None
+    to = spec.get("to") or ()
+    has_to = isinstance(to, list) and len(to) > 0
+    has_from = isinstance(spec.get("from"), list) and len(spec["from"]) > 0
+    if has_to and has_from:
+        return "", "it's not allowed to mix 'to' and 'from' arrays in the same policy"
+    if not has_to:
+        return "workload-owner", None
+    producer = sum(1 for entry in to if _is_producer_item(entry, namespace))
+    if producer == len(to):
+        return "producer", None
+    if producer == 0:
+        return "consumer", None
+    return "", "it's not allowed to mix producer and consumer items in the same policy"
+
+
+def _is_producer_item(entry: Any, namespace: str) -> bool:
+    ref = entry.get("targetRef") if isinstance(entry, Mapping) else None
+    if not isinstance(ref, Mapping) or ref.get("kind") not in _PRODUCER_KINDS or not ref.get("name"):
+        return False
+    return ref.get("namespace") in (None, "", namespace)
+
+
+def namespace_of(labels: Mapping[str, str]) -> str:
+    """The Kubernetes namespace a resource lives in; empty on Universal."""
+    return str(labels.get(NAMESPACE_LABEL) or "")
+
+
+def display_name(name: str, labels: Mapping[str, str]) -> str:
+    """The name as its author wrote it (Kuma's GetDisplayName)."""
+    return str(labels.get(DISPLAY_NAME_LABEL) or name)
+
+
+def dataplane_in_scope(policy_labels: Mapping[str, str], dataplane_labels: Mapping[str, str]) -> bool:
+    """Kuma's dppSelectedByNamespace: consumer and workload-owner policies reach only the
+    proxies of their own namespace; system and producer policies reach every proxy.
+
+    A policy without a namespace keeps reaching every proxy whatever its role label says
+    (Kuma selects none: its Universal API refuses such a label, which this reconciler accepts,
+    and Universal repositories keep the behaviour they had)."""
+    namespace = policy_labels.get(NAMESPACE_LABEL)
+    if policy_labels.get(ROLE_LABEL) not in ("consumer", "workload-owner") or not namespace:
+        return True
+    return namespace == dataplane_labels.get(NAMESPACE_LABEL, "")
+
+
+def ref_identity(policy_labels: Mapping[str, str], ref: Mapping[str, Any]) -> tuple[str, str]:
+    """(display name, namespace) a targetRef names: its `namespace`, else the policy's own
+    (Kuma's TargetRefToKRI)."""
+    return str(ref.get("name") or ""), str(ref.get("namespace") or namespace_of(policy_labels))
+
+
+def refers_to(policy_labels: Mapping[str, str], ref: Mapping[str, Any], name: str, labels: Mapping[str, str]) -> bool:
+    """Whether `ref` (in a policy with `policy_labels`) names the resource stored as `name`
+    with `labels`: same display name, same namespace."""
+    return ref_identity(policy_labels, ref) == (display_name(name, labels), namespace_of(labels))
+
+
+def ref_core_name(ref: Mapping[str, Any]) -> str:
+    """The stored name of the resource a targetRef names, once `in_policy_namespace` has given
+    it the policy's namespace: `name.namespace` when a namespace applies, else the name."""
+    return core_name(str(ref.get("name") or ""), str(ref.get("namespace") or ""))
+
+
+def in_policy_namespace(policy_labels: Mapping[str, str], entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A `to` entry whose targetRef, and whose rules' `backendRefs`, name resources without
+    `namespace`, with the policy's namespace filled in (Kuma's TargetRefToKRI); the entry
+    itself when nothing changes, which is always the case on Universal."""
+    ns = policy_labels.get(NAMESPACE_LABEL)
+    if not ns:
+        return entry
+    ref, rules = entry.get("targetRef"), entry.get("rules")
+    fill_ref = _needs_namespace(ref)
+    fill_rules = isinstance(rules, list | tuple) and any(_rule_needs_namespace(r) for r in rules)
+    if not fill_ref and not fill_rules:
+        return entry
+    out = dict(entry)
+    if fill_ref and isinstance(ref, Mapping):
+        out["targetRef"] = {**ref, "namespace": ns}
+    if fill_rules and isinstance(rules, list | tuple):
+        out["rules"] = [_rule_in_namespace(r, ns) for r in rules]
+    return out
+
+
+def _needs_namespace(ref: Any) -> bool:
+    return isinstance(ref, Mapping) and bool(ref.get("name")) and not ref.get("namespace") and ref.get("kind") != "Mesh"
+
+
+def _backend_refs(rule: Any) -> Any:
+    default = rule.get("default") if isinstance(rule, Mapping) else None
+    return default.get("backendRefs") if isinstance(default, Mapping) else None
+
+
+def _rule_needs_namespace(rule: Any) -> bool:
+    refs = _backend_refs(rule)
+    return isinstance(refs, list | tuple) and any(_needs_namespace(r) for r in refs)
+
+
+def _rule_in_namespace(rule: Any, ns: str) -> Any:
+    if not _rule_needs_namespace(rule):
+        return rule
+    refs = [{**r, "namespace": ns} if _needs_namespace(r) else r for r in _backend_refs(rule)]
+    return {**rule, "default": {**rule["default"], "backendRefs": refs}}
+
+
+def by_display_name(resources: Iterable[Resource], name: object) -> Resource | None:
+    """The first resource shown as `name` (Kuma's IsReferenced for MeshHTTPRoute refs: the
+    display name in the same mesh, whatever the namespace)."""
+    return next((r for r in resources if name and display_name(r.name, r.labels) == name), None)
