@@ -1,0 +1,214 @@
+"""Our Envoy config against Kuma v2.14.3's Envoy goldens for the routing and security policies.
+
+Each folder under envoy/ is one case taken from Kuma's plugin tests
+(pkg/plugins/policies/{meshhttproute,meshtcproute,meshtls,meshtrafficpermission}/plugin/v1alpha1):
+`input.yaml` is the Kuma test's proxy and policies written as the resources a user commits
+(Universal form), and `expected.yaml` the parts of Kuma's golden output where behaviour
+matters, copied from the golden (see envoy_compare.py for how they are compared):
+
+- `source`: the Kuma test entry and golden files the case comes from;
+- `proxy`: the node under test; `names`: Kuma resource name → ours, where they differ;
+- `listener` and `routes`: an outbound listener and Kuma's routes in it (verbatim), with
+  `probes`: requests whose outcome (route picked, cluster, rewritten path, redirect) must agree;
+- `fields`: fragments `{check, resource: "<type> <Kuma name>", at, expect}` compared at the
+  same path in our resource (`at` is a JSON pointer whose segments may be `[name=X]`, the list
+  item with that name, as filters are found by name);
+- `xfail`: check name → the reason we differ (an issue item being fixed, or a bug listed in
+  docs/routing.md). Strict: a check that starts passing fails until its mark is removed.
+
+Every check of a case is a test of its own, so one known difference never hides another.
+`.venv/bin/python -m tests.policies.conformance.test_envoy_goldens` prints the counts that
+docs/routing.md reports.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.mesh.model import build_mesh_model
+from reconciler.validate import validate
+from reconciler.views.proxy import proxy_views
+from reconciler.xds.resources import SHORT_NAMES
+from tests.policies.conformance.envoy_compare import Comparison, Request, canonical_routes, compare, probe
+from tests.support import generate_checked, snapshot_of_text
+
+HERE = Path(__file__).parent / "envoy"
+TYPE_WORD = {"LDS": "listener", "RDS": "route", "CDS": "cluster", "EDS": "endpoints", "SDS": "secret"}
+ROUTES_AT = "/filterChains/0/filters/[name=envoy.filters.network.http_connection_manager]/typedConfig/routeConfig/virtualHosts/0/routes"
+
+
+@dataclass(frozen=True)
+class Check:
+    case: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.case}/{self.name}"
+
+
+@cache
+def expected_of(case: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((HERE / case / "expected.yaml").read_text(encoding="utf-8"))
+    return doc
+
+
+@cache
+def ours(case: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(type word, resource name): resource as Envoy JSON} for the case's proxy."""
+    text = (HERE / case / "input.yaml").read_text(encoding="utf-8")
+    snapshot = snapshot_of_text(text, add_meshes=True)
+    report = validate(snapshot)
+    assert report.valid, f"{case}: input is not valid:\n" + "\n".join(p.render() for p in report.errors)
+    views = proxy_views(build_mesh_model(snapshot.resources))
+    node = expected_of(case)["proxy"]
+    return {(TYPE_WORD[SHORT_NAMES[r.type_url]], r.name): r.to_dict() for r in generate_checked(views[node])}
+
+
+def checks_of(case: str) -> list[str]:
+    doc = expected_of(case)
+    names: list[str] = []
+    if doc.get("routes"):
+        names.append("routes")
+        if any("timeout" in (r.get("route") or {}) for r in doc["routes"]):
+            names.append("route-timeouts")
+        if len(canonical_routes(doc["routes"])) != len(doc["routes"]):
+            names.append("prefix-form")
+    names.extend(probe_groups(doc))
+    if doc.get("names"):
+        names.append("resource-names")
+    for fragment in doc.get("fields") or ():
+        if fragment["check"] not in names:
+            names.append(fragment["check"])
+    return names
+
+
+def probe_groups(doc: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
+    """`probes` is a list of requests (the check `probes`) or {check name: requests}, which
+    keeps requests where we knowingly differ apart from those where we agree."""
+    probes = doc.get("probes") or {}
+    return dict(probes) if isinstance(probes, Mapping) else {"probes": list(probes)}
+
+
+def all_checks() -> list[Check]:
+    return [
+        Check(case.name, name)
+        for case in sorted(p for p in HERE.iterdir() if (p / "expected.yaml").exists())
+        for name in checks_of(case.name)
+    ]
+
+
+def params() -> Iterator[Any]:
+    for check in all_checks():
+        reason = (expected_of(check.case).get("xfail") or {}).get(check.name)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        yield pytest.param(check, id=check.id, marks=marks)
+
+
+def resource(case: str, ref: str) -> dict[str, Any]:
+    """Our resource for "<type word> <Kuma name>" (through the case's name table)."""
+    word, _, kuma_name = ref.partition(" ")
+    name = (expected_of(case).get("names") or {}).get(kuma_name, kuma_name)
+    found = ours(case).get((word, kuma_name)) or ours(case).get((word, name))
+    assert found is not None, f"{case}: we generate no {word} {name!r} (Kuma: {kuma_name!r}); we have {sorted(ours(case))}"
+    return found
+
+
+def locate(doc: Any, at: str) -> Any:
+    """The value at JSON pointer `at`; a segment `[name=X]` is the list item named X."""
+    for segment in [s for s in at.split("/") if s]:
+        if segment.startswith("[name=") and segment.endswith("]"):
+            wanted = segment[len("[name=") : -1]
+            matching = [item for item in doc if isinstance(item, Mapping) and item.get("name") == wanted]
+            assert matching, f"no item named {wanted!r} at {segment} (we have {[i.get('name') for i in doc]})"
+            doc = matching[0]
+        else:
+            doc = doc[int(segment)] if isinstance(doc, list) else doc[segment]
+    return doc
+
+
+def run(check: Check) -> Comparison:
+    """Compare one check of a case; the Comparison lists every difference."""
+    doc = expected_of(check.case)
+    names: Mapping[str, str] = doc.get("names") or {}
+    if check.name in {"routes", "route-timeouts", "prefix-form"} or check.name in probe_groups(doc):
+        our_routes = locate(resource(check.case, f"listener {doc['listener']}"), ROUTES_AT)
+        kuma_routes = doc["routes"]
+        if check.name == "routes":
+            return compare(canonical_routes(kuma_routes), canonical_routes(our_routes), names, "/routes")
+        if check.name == "route-timeouts":
+            want = [
+                {"route": {"timeout": r["route"]["timeout"]}} if "route" in r else {}
+                for r in canonical_routes(kuma_routes, keep_timeout=True)
+            ]
+            return compare(want, canonical_routes(our_routes, keep_timeout=True), names, "/routes")
+        if check.name == "prefix-form":
+            return compare([r["match"] for r in kuma_routes], [r["match"] for r in our_routes], names, "/routes/*/match")
+        result = Comparison()
+        for request in probe_groups(doc)[check.name]:
+            req = Request.of(request)
+            result.add(compare(probe(kuma_routes, req), probe(our_routes, req), names, f"probe {req.method} {req.path}"))
+        return result
+    if check.name == "resource-names":
+        result = Comparison()
+        generated = {name for _, name in ours(check.case)}
+        for kuma_name, our_name in names.items():
+            result.compared += 1
+            if kuma_name not in generated:
+                result.differences.append(f"Kuma names it {kuma_name!r}, we {our_name!r}")
+        return result
+    result = Comparison()
+    for fragment in doc.get("fields") or ():
+        if fragment["check"] == check.name:
+            at = fragment.get("at", "")
+            result.add(
+                compare(fragment["expect"], locate(resource(check.case, fragment["resource"]), at), names, f"{fragment['resource']}{at}")
+            )
+    return result
+
+
+@pytest.mark.parametrize("check", list(params()))
+def test_our_envoy_config_matches_kumas_golden(check: Check) -> None:
+    result = run(check)
+    assert result.compared > 0, f"{check.id}: compares nothing"
+    assert not result.differences, f"{check.id} ({expected_of(check.case)['source']}):\n  " + "\n  ".join(result.differences)
+
+
+def summary() -> str:
+    """Cases, checks and fields compared, passed and known to differ (for docs/routing.md)."""
+    cases = {c.case for c in all_checks()}
+    lines, totals = [], {"checks": 0, "fields": 0, "passed": 0, "xfailed": 0}
+    reasons: dict[str, int] = {}
+    for check in all_checks():
+        try:
+            result = run(check)
+        except (AssertionError, KeyError, IndexError, TypeError) as error:
+            result = Comparison(1, [f"{type(error).__name__}: {error}"])
+        reason = (expected_of(check.case).get("xfail") or {}).get(check.name)
+        totals["checks"] += 1
+        totals["fields"] += result.compared
+        failed = len(result.differences)
+        if reason:
+            totals["xfailed"] += 1
+            reasons[reason] = reasons.get(reason, 0) + 1
+        totals["passed"] += result.compared - failed
+        state = "PASS" if not failed else ("xfail" if reason else "FAIL")
+        lines.append(f"{state:5} {check.id}: {result.compared} fields, {failed} differ" + (f" ({reason})" if reason else ""))
+    lines.append(
+        f"{len(cases)} cases, {totals['checks']} checks, {totals['fields']} fields compared, {totals['passed']} equal; "
+        f"{totals['xfailed']} checks xfail"
+    )
+    lines.extend(f"  {n} × {reason}" for reason, n in sorted(reasons.items()))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(summary() + "\n")
