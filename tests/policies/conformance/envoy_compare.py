@@ -16,6 +16,10 @@ as 999000 per million). Two forms differ on purpose and are made comparable firs
 - Route names: Kuma names a route by a hash of its matches, we by the MeshHTTPRoute that made
   it (what `inspect` and Envoy's stats show). They are not compared.
 
+RBAC is compared by its decisions (`rbac_decision`): Kuma writes MeshTrafficPermission `rules`
+with Envoy's matching API, we with RBAC policies (a deny filter, then an allow filter), so for
+a list of client identities both must allow and shadow-deny the same ones.
+
 Path rewrites and redirect paths are compared by what they do (`probe`): for a request path,
 which route Envoy picks and the path, host and cluster the request ends up with, because
 Kuma's two-route form needs two different rewrites for one filter.
@@ -28,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Comparison", "compare", "canonical_routes", "probe", "Request"]
+__all__ = ["Comparison", "compare", "canonical_routes", "probe", "Request", "rbac_decision"]
 
 REWRITE_KEYS = frozenset({"regexRewrite", "prefixRewrite"})
 """Route-action and redirect keys compared by `probe`, not field by field."""
@@ -54,6 +58,12 @@ def compare(expected: Any, ours: Any, names: Mapping[str, str] | None = None, at
         # 99.9 % is 9990/TEN_THOUSAND in Kuma's config and 999000/MILLION in ours: one value.
         result.compared += 1
         if _fraction(expected) != _fraction(ours):
+            result.differences.append(f"{at}: Kuma {expected!r}, we have {ours!r}")
+        return result
+    if isinstance(expected, (Mapping, list)) and not expected:
+        # An empty object or list says something (`rules: {}` denies everything): ours must be empty too.
+        result.compared += 1
+        if ours != expected:
             result.differences.append(f"{at}: Kuma {expected!r}, we have {ours!r}")
         return result
     if isinstance(expected, Mapping):
@@ -260,3 +270,57 @@ def _redirect(redirect: Mapping[str, Any], match: Mapping[str, Any], request: Re
         "path": path,
         "code": redirect.get("responseCode", "MOVED_PERMANENTLY"),
     }
+
+
+def rbac_decision(filters: Sequence[Mapping[str, Any]], client: str) -> dict[str, bool]:
+    """Whether the RBAC filters (in order, all must allow) let a client with the URI SAN `client`
+    through, and whether a shadow rule would deny it. Understands both of Envoy's forms: `rules`
+    (policies of principals; what we write) and `matcher` (Kuma's matching API)."""
+    allowed, shadow_denied = True, False
+    for rbac in filters:
+        config = rbac.get("typedConfig", {})
+        if "matcher" in config:
+            allowed = allowed and _matcher_allows(config["matcher"], client)
+        elif "rules" in config:
+            allowed = allowed and _rules_allow(config["rules"], client)
+        if "shadowMatcher" in config:
+            shadow_denied = shadow_denied or not _matcher_allows(config["shadowMatcher"], client)
+        if "shadowRules" in config:
+            shadow_denied = shadow_denied or not _rules_allow(config["shadowRules"], client)
+    return {"allowed": allowed, "shadow denies": shadow_denied}
+
+
+def _rules_allow(rules: Mapping[str, Any], client: str) -> bool:
+    matched = any(
+        any(_principal_matches(p, client) for p in policy.get("principals", ())) for policy in (rules.get("policies") or {}).values()
+    )
+    return not matched if rules.get("action") == "DENY" else matched
+
+
+def _principal_matches(principal: Mapping[str, Any], client: str) -> bool:
+    if principal.get("any"):
+        return True
+    if "orIds" in principal:
+        return any(_principal_matches(p, client) for p in principal["orIds"]["ids"])
+    if "andIds" in principal:
+        return all(_principal_matches(p, client) for p in principal["andIds"]["ids"])
+    name = principal.get("authenticated", {}).get("principalName")
+    return name is not None and _header_matches({"stringMatch": name}, client)
+
+
+def _matcher_allows(matcher: Mapping[str, Any], client: str) -> bool:
+    for entry in matcher.get("matcherList", {}).get("matchers", ()):
+        if _predicate(entry["predicate"], client):
+            return bool(entry["onMatch"]["action"]["typedConfig"].get("action", "ALLOW") == "ALLOW")
+    return bool(matcher.get("onNoMatch", {}).get("action", {}).get("typedConfig", {}).get("action", "ALLOW") == "ALLOW")
+
+
+def _predicate(predicate: Mapping[str, Any], client: str) -> bool:
+    if "orMatcher" in predicate:
+        return any(_predicate(p, client) for p in predicate["orMatcher"]["predicate"])
+    if "andMatcher" in predicate:
+        return all(_predicate(p, client) for p in predicate["andMatcher"]["predicate"])
+    single = predicate["singlePredicate"]
+    if single["input"]["name"] != "envoy.matching.inputs.uri_san":
+        raise ValueError(f"unsupported RBAC matcher input {single['input']['name']}")
+    return _header_matches({"stringMatch": single["valueMatch"]}, client)

@@ -10,9 +10,11 @@ matters, copied from the golden (see envoy_compare.py for how they are compared)
 - `proxy`: the node under test; `names`: Kuma resource name → ours, where they differ;
 - `listener` and `routes`: an outbound listener and Kuma's routes in it (verbatim), with
   `probes`: requests whose outcome (route picked, cluster, rewritten path, redirect) must agree;
+- `rbac`: per inbound listener, Kuma's RBAC filters (verbatim) and client identities that
+  must get the same decision from ours;
 - `fields`: fragments `{check, resource: "<type> <Kuma name>", at, expect}` compared at the
   same path in our resource (`at` is a JSON pointer whose segments may be `[name=X]`, the list
-  item with that name, as filters are found by name);
+  item with that name, as filters are found by name, or `[has=K]`, the first item with key K);
 - `xfail`: check name → the reason we differ (an issue item being fixed, or a bug listed in
   docs/routing.md). Strict: a check that starts passing fails until its mark is removed.
 
@@ -37,7 +39,7 @@ from reconciler.mesh.model import build_mesh_model
 from reconciler.validate import validate
 from reconciler.views.proxy import proxy_views
 from reconciler.xds.resources import SHORT_NAMES
-from tests.policies.conformance.envoy_compare import Comparison, Request, canonical_routes, compare, probe
+from tests.policies.conformance.envoy_compare import Comparison, Request, canonical_routes, compare, probe, rbac_decision
 from tests.support import generate_checked, snapshot_of_text
 
 HERE = Path(__file__).parent / "envoy"
@@ -85,6 +87,10 @@ def checks_of(case: str) -> list[str]:
     names.extend(probe_groups(doc))
     if doc.get("names"):
         names.append("resource-names")
+    if doc.get("rbac"):
+        names.append("rbac-decisions")
+        if any("shadowRules" in f["typedConfig"] or "shadowMatcher" in f["typedConfig"] for e in doc["rbac"] for f in e["filters"]):
+            names.append("rbac-shadow")
     for fragment in doc.get("fields") or ():
         if fragment["check"] not in names:
             names.append(fragment["check"])
@@ -123,9 +129,15 @@ def resource(case: str, ref: str) -> dict[str, Any]:
 
 
 def locate(doc: Any, at: str) -> Any:
-    """The value at JSON pointer `at`; a segment `[name=X]` is the list item named X."""
+    """The value at JSON pointer `at`; a segment `[name=X]` is the list item named X, `[has=K]`
+    the first list item with the key K (the filter chain that terminates TLS)."""
     for segment in [s for s in at.split("/") if s]:
-        if segment.startswith("[name=") and segment.endswith("]"):
+        if segment.startswith("[has=") and segment.endswith("]"):
+            key = segment[len("[has=") : -1]
+            holding = [item for item in doc if isinstance(item, Mapping) and key in item]
+            assert holding, f"no item with {key!r} at {segment}"
+            doc = holding[0]
+        elif segment.startswith("[name=") and segment.endswith("]"):
             wanted = segment[len("[name=") : -1]
             matching = [item for item in doc if isinstance(item, Mapping) and item.get("name") == wanted]
             assert matching, f"no item named {wanted!r} at {segment} (we have {[i.get('name') for i in doc]})"
@@ -133,6 +145,16 @@ def locate(doc: Any, at: str) -> Any:
         else:
             doc = doc[int(segment)] if isinstance(doc, list) else doc[segment]
     return doc
+
+
+def rbac_filters(listener: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The RBAC filters (network, then HTTP) of the listener's mTLS filter chain, in order."""
+    chains = listener["filterChains"]
+    chain = next((c for c in chains if "transportSocket" in c), chains[0])
+    found = [f for f in chain["filters"] if f["name"] == "envoy.filters.network.rbac"]
+    for hcm in (f for f in chain["filters"] if f["name"] == "envoy.filters.network.http_connection_manager"):
+        found += [f for f in hcm["typedConfig"].get("httpFilters", ()) if f["name"] == "envoy.filters.http.rbac"]
+    return found
 
 
 def run(check: Check) -> Comparison:
@@ -146,7 +168,7 @@ def run(check: Check) -> Comparison:
             return compare(canonical_routes(kuma_routes), canonical_routes(our_routes), names, "/routes")
         if check.name == "route-timeouts":
             want = [
-                {"route": {"timeout": r["route"]["timeout"]}} if "route" in r else {}
+                {"route": {"timeout": r["route"]["timeout"]}} if "timeout" in r.get("route", {}) else {"match": r["match"]}
                 for r in canonical_routes(kuma_routes, keep_timeout=True)
             ]
             return compare(want, canonical_routes(our_routes, keep_timeout=True), names, "/routes")
@@ -156,6 +178,15 @@ def run(check: Check) -> Comparison:
         for request in probe_groups(doc)[check.name]:
             req = Request.of(request)
             result.add(compare(probe(kuma_routes, req), probe(our_routes, req), names, f"probe {req.method} {req.path}"))
+        return result
+    if check.name in {"rbac-decisions", "rbac-shadow"}:
+        key = "allowed" if check.name == "rbac-decisions" else "shadow denies"
+        result = Comparison()
+        for entry in doc["rbac"]:
+            our_filters = rbac_filters(resource(check.case, f"listener {entry['listener']}"))
+            for client in entry["clients"]:
+                at = f"{entry['listener']} client {client}"
+                result.add(compare(rbac_decision(entry["filters"], client)[key], rbac_decision(our_filters, client)[key], names, at))
         return result
     if check.name == "resource-names":
         result = Comparison()
