@@ -213,6 +213,17 @@ def test_our_envoy_config_matches_kumas_golden(check: Check) -> None:
     assert not result.differences, f"{check.id} ({expected_of(check.case)['source']}):\n  " + "\n  ".join(result.differences)
 
 
+def test_every_case_is_whole_and_every_xfail_names_one_of_its_checks() -> None:
+    """A misspelt xfail key would leave its difference failing under another name, a case folder
+    without both files would be skipped without a word: neither may happen."""
+    folders = sorted(p for p in HERE.iterdir() if p.is_dir())
+    assert len(folders) >= 20, f"expected at least 20 cases, found {len(folders)}"
+    for folder in folders:
+        assert {"input.yaml", "expected.yaml"} <= {p.name for p in folder.iterdir()}, f"{folder.name}: input.yaml and expected.yaml"
+        unknown = set(expected_of(folder.name).get("xfail") or {}) - set(checks_of(folder.name))
+        assert not unknown, f"{folder.name}: xfail for checks it does not have: {sorted(unknown)}"
+
+
 def summary() -> str:
     """Cases, checks and fields compared, passed and known to differ (for docs/routing.md)."""
     cases = {c.case for c in all_checks()}
