@@ -224,6 +224,36 @@ def test_every_case_is_whole_and_every_xfail_names_one_of_its_checks() -> None:
         assert not unknown, f"{folder.name}: xfail for checks it does not have: {sorted(unknown)}"
 
 
+def test_the_comparison_helper_finds_what_differs_and_only_that() -> None:
+    """The helper every check relies on: a wrong weight, a missing key, a non-empty `rules` where
+    Kuma denies all and a different mirror fraction are differences; Kuma's two-route prefix
+    form, route names and 9990/TEN_THOUSAND against 999000/MILLION are not."""
+    ours_route = {"match": {"pathSeparatedPrefix": "/v1"}, "name": "route", "route": {"cluster": "b"}}
+    kuma_pair = [
+        {"match": {"path": "/v1"}, "name": "h", "route": {"cluster": "b"}},
+        {"match": {"prefix": "/v1/"}, "name": "h", "route": {"cluster": "b"}},
+    ]
+    assert compare(canonical_routes(kuma_pair), canonical_routes([ours_route])).differences == []
+    assert compare({"weight": 40, "cluster": "a"}, {"weight": 41}).differences == [
+        "/weight: Kuma 40, we have 41",
+        "/cluster: missing (Kuma: 'a')",
+    ]
+    assert compare({"rules": {}}, {"rules": {"policies": {}}}).differences
+    fraction = {"numerator": 9990, "denominator": "TEN_THOUSAND"}
+    assert not compare(fraction, {"numerator": 999000, "denominator": "MILLION"}).differences
+    assert compare(fraction, {"numerator": 99900, "denominator": "MILLION"}).differences
+
+
+def test_probes_rewrite_like_envoy() -> None:
+    """RE2's GlobalReplace (Envoy's regex_rewrite) replaces `.*` once, not also the empty match at
+    the end as Python's re.sub does; prefix_rewrite replaces exactly the matched prefix."""
+    full = [{"match": {"path": "/v1"}, "route": {"cluster": "b", "regexRewrite": {"pattern": {"regex": ".*"}, "substitution": "/v2"}}}]
+    assert probe(full, Request("/v1")) == {"path": "/v2", "cluster": "b"}
+    prefix = [{"match": {"prefix": "/v1/"}, "route": {"cluster": "b", "prefixRewrite": "/v2"}}]
+    assert probe(prefix, Request("/v1/users?x=1")) == {"path": "/v2users?x=1", "cluster": "b"}
+    assert probe(prefix, Request("/v2")) == {"no route": True}
+
+
 def summary() -> str:
     """Cases, checks and fields compared, passed and known to differ (for docs/routing.md)."""
     cases = {c.case for c in all_checks()}
