@@ -1,9 +1,9 @@
 """A MeshHTTPRoute rule as an Envoy route: match, filters, and weighted backends.
 
 Matches: path `Exact` → `path`, `PathPrefix` → two routes as Kuma's (an exact `path: /api`
-then `prefix: /api/`; `prefix: /` for `/`), `RegularExpression` → `safe_regex`; `method` → the `:method` header; headers `Exact`,
-`Present`, `Absent`, `Prefix` (empty: present), `RegularExpression`; query parameters
-`Exact`, `RegularExpression`.
+then `prefix: /api/`; `prefix: /` for `/`), `RegularExpression` → `safe_regex`; `method` → the
+`:method` header; headers `Exact`, `Present`, `Absent`, `Prefix` (empty: present),
+`RegularExpression`; query parameters `Exact`, `RegularExpression`.
 
 Filters: `RequestHeaderModifier` / `ResponseHeaderModifier` (`set` overwrites, `add`
 appends, `remove`); `RequestRedirect` (scheme, hostname, port, path `ReplaceFullPath` /
