@@ -40,11 +40,19 @@ def duration(seconds: float) -> duration_pb2.Duration:
     return d
 
 
-def _http2_options() -> dict[str, any_pb2.Any]:
+EDGE_STREAM_WINDOW = 64 * 1024
+EDGE_CONNECTION_WINDOW = 1024 * 1024
+"""HTTP/2 window sizes of a gateway's upstream connections: Envoy's edge-proxy best practice,
+as Kuma's gateway clusters (Http2FromEdge)."""
+
+
+def _http2_options(edge: bool = False) -> dict[str, any_pb2.Any]:
+    http2 = protocol_pb2.Http2ProtocolOptions()
+    if edge:
+        http2.initial_stream_window_size.value = EDGE_STREAM_WINDOW
+        http2.initial_connection_window_size.value = EDGE_CONNECTION_WINDOW
     opts = http_protocol_options_pb2.HttpProtocolOptions(
-        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
-            http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
-        )
+        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(http2_protocol_options=http2)
     )
     return {HTTP_OPTIONS_KEY: pack(opts)}
 
@@ -57,12 +65,12 @@ def mesh_upstream_protocol_options() -> dict[str, any_pb2.Any]:
     return _http2_options()
 
 
-def upstream_protocol_options(protocol: str) -> dict[str, any_pb2.Any]:
+def upstream_protocol_options(protocol: str, edge: bool = False) -> dict[str, any_pb2.Any]:
     """The application's own protocol, for upstreams that are not sidecars (the local workload,
-    external services, a gateway's backends): HTTP/2 for http2 and grpc, HTTP/1.1 for http,
-    nothing for TCP."""
+    external services) and for a gateway's backends (`edge`: with edge window sizes): HTTP/2
+    for http2 and grpc, HTTP/1.1 for http, nothing for TCP."""
     if protocol in ("http2", "grpc"):
-        return _http2_options()
+        return _http2_options(edge)
     if protocol == "http":
         opts = http_protocol_options_pb2.HttpProtocolOptions(
             explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(

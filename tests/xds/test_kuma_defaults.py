@@ -15,6 +15,7 @@ from reconciler.mesh.model import build_mesh_model
 from reconciler.mesh.routing import subset_cluster_name
 from reconciler.views.proxy import proxy_views
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ProxyResources
+from reconciler.xds.resources import ROUTE as ROUTE_TYPE
 from tests.support import dataplane_yaml, generate_checked, snapshot_of_text
 
 MESH = "type: Mesh\nname: default\n"
@@ -148,3 +149,80 @@ def test_endpoints_carry_kumas_metadata_and_the_subset_cluster_only_its_endpoint
     tags = {"kuma.io/protocol": "http", "region": "us"}
     assert endpoint["metadata"]["filterMetadata"] == {"envoy.lb": tags, "envoy.transport_socket_match": tags}
     assert endpoint["loadBalancingWeight"] == 1
+
+
+# -- the builtin gateway, as Kuma's ----------------------------------------------------------------
+GATEWAY = """\
+type: Dataplane
+mesh: default
+name: edge-1
+networking:
+  address: 127.0.0.1
+  gateway:
+    type: BUILTIN
+    tags:
+      kuma.io/service: edge
+---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+  - match:
+      kuma.io/service: edge
+conf:
+  listeners:
+    - port: 8080
+      protocol: HTTP
+---
+type: MeshHTTPRoute
+name: edge-routes
+mesh: default
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+    - targetRef:
+        kind: Mesh
+      rules:
+        - matches:
+            - path: {type: PathPrefix, value: /api}
+          default:
+            backendRefs:
+              - {kind: MeshService, name: backend}
+        - matches:
+            - path: {type: PathPrefix, value: /grpc}
+          default:
+            backendRefs:
+              - {kind: MeshService, name: rpc}
+"""
+
+
+def _gateway(mesh: str) -> ProxyResources:
+    return _proxy(
+        GATEWAY,
+        dataplane_yaml("backend-1", "backend", 8080, 18080),
+        dataplane_yaml("rpc-1", "rpc", 8090, 18090, protocol="grpc"),
+        mesh=mesh,
+        node="default.edge-1",
+    )
+
+
+def test_gateway_backends_keep_their_protocol_with_edge_http2_windows() -> None:
+    out = _gateway(MESH)
+    assert _codec(out.of(CLUSTER)["backend"].message()) == "http_protocol_options"
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    out.of(CLUSTER)["rpc"].message().typed_extension_protocol_options[HTTP_OPTIONS_KEY].Unpack(options)
+    http2 = options.explicit_http_config.http2_protocol_options
+    assert (http2.initial_stream_window_size.value, http2.initial_connection_window_size.value) == (65536, 1048576)
+
+
+def test_gateway_routes_have_no_timeout_of_their_own_and_normalize_like_kumas_edge() -> None:
+    out = _gateway(MESH_WITHOUT_DEFAULT_TIMEOUT)
+    (table,) = [r.to_dict() for r in out.of(ROUTE_TYPE).values()]
+    routes = [r for vh in table["virtualHosts"] for r in vh["routes"] if "route" in r]
+    # Longer prefixes first, each as Kuma's exact/prefix pair.
+    assert [r["match"] for r in routes] == [{"path": "/grpc"}, {"prefix": "/grpc/"}, {"path": "/api"}, {"prefix": "/api/"}]
+    assert all("timeout" not in r["route"] for r in routes)
+    hcm = _hcm(out, next(n for n in out.of(LISTENER)))
+    assert (hcm["normalizePath"], hcm["mergeSlashes"], hcm["pathWithEscapedSlashesAction"]) == (True, True, "UNESCAPE_AND_REDIRECT")

@@ -69,7 +69,7 @@ def gateway_resources(view: GatewayView, mesh: str, mtls: bool) -> list[XdsResou
             for cert in hostname.certificates:
                 certificates.setdefault(cert.name, cert)
     for backend in view.backends:
-        out.extend(backend_resources(backend, mesh, mtls, to_sidecar=False))
+        out.extend(backend_resources(backend, mesh, mtls, gateway=True))
     out.extend(certificate_secret(c) for c in certificates.values())
     return out
 

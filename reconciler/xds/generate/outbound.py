@@ -33,19 +33,23 @@ CONNECT_TIMEOUT = 5.0
 
 @lru_cache(maxsize=65536)
 def outbound_cluster(
-    cluster_name: str, protocol: str, ctx: HookContext, confs: Confs, identities: tuple[str, ...] | None, to_sidecar: bool = True
+    cluster_name: str, protocol: str, ctx: HookContext, confs: Confs, identities: tuple[str, ...] | None, upstream: str = "sidecar"
 ) -> XdsResource:
     """The EDS cluster of a destination; with mTLS (`identities` given) it verifies them.
 
-    `to_sidecar`: the endpoints are peer sidecars' inbound listeners, spoken to in HTTP/2 as
-    Kuma does; a gateway's backend clusters keep the service's protocol, as Kuma's gateway does."""
+    `upstream` says who answers and so the codec: "sidecar" (peer sidecars' inbound listeners,
+    HTTP/2 whatever the protocol, as Kuma's sidecars), "workload" (a workload without a
+    sidecar: its own protocol), "edge" (a gateway's backend: its own protocol, HTTP/2 with
+    Envoy's edge window sizes, as Kuma's gateway)."""
     cluster = cluster_pb2.Cluster(
         name=cluster_name,
         alt_stat_name=names.stat_prefix(cluster_name),
         type=cluster_pb2.Cluster.EDS,
         eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ads_source()),
         connect_timeout=duration(CONNECT_TIMEOUT),
-        typed_extension_protocol_options=mesh_upstream_protocol_options() if to_sidecar else upstream_protocol_options(protocol),
+        typed_extension_protocol_options=(
+            mesh_upstream_protocol_options() if upstream == "sidecar" else upstream_protocol_options(protocol, edge=upstream == "edge")
+        ),
     )
     if identities is not None:
         cluster.transport_socket.CopyFrom(upstream_tls(ctx.mesh, ctx.service, identities))
@@ -174,23 +178,23 @@ def _outbound_resources(view: OutboundView, mesh: str, mtls: bool) -> list[XdsRe
     out = [outbound_listener(o.address, o.port, ctx, confs, view.tcp_split, view.routes)]
     if not any(b.name == view.cluster_name for b in view.backends):
         # A destination that is itself a backend (a MeshExternalService) brings its own cluster.
-        out.append(outbound_cluster(view.cluster_name, view.protocol, ctx, confs, view.identities if mtls else None, _sidecars(endpoints)))
+        out.append(outbound_cluster(view.cluster_name, view.protocol, ctx, confs, view.identities if mtls else None, _upstream(endpoints)))
         out.append(load_assignment(view.cluster_name, endpoints, ctx, confs))
     for backend in view.backends:
         out.extend(backend_resources(backend, mesh, mtls))
     return out
 
 
-def _sidecars(endpoints: tuple[Endpoint, ...]) -> bool:
-    """Whether every endpoint is a sidecar's inbound (HTTP/2 as Kuma); a workload declared
-    without one (its inbound is its own port) gets its own protocol. Kuma has no such
-    Dataplane (docs/routing.md, differences)."""
-    return all(e.sidecar for e in endpoints)
+def _upstream(endpoints: tuple[Endpoint, ...]) -> str:
+    """`sidecar` when every endpoint is a sidecar's inbound (HTTP/2 as Kuma); a workload
+    declared without one (its inbound is its own port) keeps its own protocol. Kuma has no
+    such Dataplane (docs/routing.md, differences)."""
+    return "sidecar" if all(e.sidecar for e in endpoints) else "workload"
 
 
-def backend_resources(backend: BackendCluster, mesh: str, mtls: bool, to_sidecar: bool = True) -> list[XdsResource]:
+def backend_resources(backend: BackendCluster, mesh: str, mtls: bool, gateway: bool = False) -> list[XdsResource]:
     """A cluster and its endpoints for a route's backend (a subset, another service, ...);
-    `to_sidecar=False` for a gateway's backends (see `outbound_cluster`)."""
+    `gateway` for a builtin gateway's backends (see `outbound_cluster`)."""
     ctx = HookContext("outbound", backend.service_name, backend.name, backend.protocol, mesh)
     if backend.external is not None:
         from reconciler.xds.generate.external import external_resources
@@ -203,7 +207,7 @@ def backend_resources(backend: BackendCluster, mesh: str, mtls: bool, to_sidecar
             ctx,
             backend.confs,
             backend.identities if mtls else None,
-            to_sidecar and _sidecars(backend.endpoints),
+            "edge" if gateway else _upstream(backend.endpoints),
         ),
         load_assignment(backend.name, backend.endpoints, ctx, backend.confs),
     ]
