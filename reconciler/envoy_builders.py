@@ -7,7 +7,15 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
-__all__ = ["socket_address", "ads_source", "pack", "duration", "upstream_protocol_options", "HTTP_OPTIONS_KEY"]
+__all__ = [
+    "socket_address",
+    "ads_source",
+    "pack",
+    "duration",
+    "upstream_protocol_options",
+    "mesh_upstream_protocol_options",
+    "HTTP_OPTIONS_KEY",
+]
 
 HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
@@ -32,20 +40,42 @@ def duration(seconds: float) -> duration_pb2.Duration:
     return d
 
 
-def upstream_protocol_options(protocol: str) -> dict[str, any_pb2.Any]:
-    """HTTP/2 to upstreams that speak it (http2, grpc); HTTP/1.1 for http; nothing for TCP."""
+EDGE_STREAM_WINDOW = 64 * 1024
+EDGE_CONNECTION_WINDOW = 1024 * 1024
+"""HTTP/2 window sizes of a gateway's upstream connections: Envoy's edge-proxy best practice,
+as Kuma's gateway clusters (Http2FromEdge)."""
+
+
+def _http2_options(edge: bool = False) -> dict[str, any_pb2.Any]:
+    http2 = protocol_pb2.Http2ProtocolOptions()
+    if edge:
+        http2.initial_stream_window_size.value = EDGE_STREAM_WINDOW
+        http2.initial_connection_window_size.value = EDGE_CONNECTION_WINDOW
+    opts = http_protocol_options_pb2.HttpProtocolOptions(
+        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(http2_protocol_options=http2)
+    )
+    return {HTTP_OPTIONS_KEY: pack(opts)}
+
+
+def mesh_upstream_protocol_options() -> dict[str, any_pb2.Any]:
+    """HTTP/2 to a peer sidecar, whatever the service's protocol, as Kuma's outbound clusters to
+    mesh services (pkg/plugins/policies/core/xds/meshroute/clusters.go): the peer's inbound
+    listener accepts both codecs and speaks the application's own protocol to it. A TCP
+    outbound's tcp_proxy never reads these options, so Kuma sets them on every such cluster."""
+    return _http2_options()
+
+
+def upstream_protocol_options(protocol: str, edge: bool = False) -> dict[str, any_pb2.Any]:
+    """The application's own protocol, for upstreams that are not sidecars (the local workload,
+    external services) and for a gateway's backends (`edge`: with edge window sizes): HTTP/2
+    for http2 and grpc, HTTP/1.1 for http, nothing for TCP."""
     if protocol in ("http2", "grpc"):
-        opts = http_protocol_options_pb2.HttpProtocolOptions(
-            explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
-                http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
-            )
-        )
-    elif protocol == "http":
+        return _http2_options(edge)
+    if protocol == "http":
         opts = http_protocol_options_pb2.HttpProtocolOptions(
             explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
                 http_protocol_options=protocol_pb2.Http1ProtocolOptions()
             )
         )
-    else:
-        return {}
-    return {HTTP_OPTIONS_KEY: pack(opts)}
+        return {HTTP_OPTIONS_KEY: pack(opts)}
+    return {}

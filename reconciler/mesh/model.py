@@ -93,6 +93,9 @@ class Dataplane:
     labels: Mapping[str, str] = field(default_factory=FrozenDict)
     registered: bool = False
     """True when it came from node metadata at connect time rather than from git."""
+    transparent_proxying: bool = False
+    """`networking.transparentProxying` is declared: traffic to its inbound ports is redirected
+    to its sidecar, even when an inbound is the workload's own address and port."""
 
     @property
     def node_id(self) -> str:
@@ -120,6 +123,10 @@ class Endpoint:
     port: int
     tags: Mapping[str, str]
     dataplane: str
+    sidecar: bool = True
+    """False when no sidecar can be in front of the workload: its inbound is the workload's own
+    address and port (`servicePort` unset or equal to `port`) and the Dataplane declares no
+    transparent proxying; callers then reach the workload itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,11 +245,13 @@ def dataplane_from_resource(resource: Resource, *, registered: bool = False) -> 
         gateway=net.get("gateway"),
         labels=resource.labels,
         registered=registered,
+        transparent_proxying=bool(net.get("transparentProxying") or net.get("transparent_proxying")),
     )
 
 
 def _endpoint(dp: Dataplane, inbound: Inbound) -> Endpoint:
-    return Endpoint(dp.advertised_address or inbound.address, inbound.port, inbound.tags, dp.name)
+    direct = inbound.port == inbound.service_port and inbound.address == inbound.service_address and not dp.transparent_proxying
+    return Endpoint(dp.advertised_address or inbound.address, inbound.port, inbound.tags, dp.name, sidecar=not direct)
 
 
 def _matches(selector: Mapping[str, str], tags: Mapping[str, str]) -> bool:

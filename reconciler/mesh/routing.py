@@ -12,13 +12,12 @@ A weight defaults to 1; backends with weight 0 get no traffic.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.frozen import FrozenDict
-from reconciler.mesh.model import Endpoint, MeshModel, Service, mesh_service_cluster_name
+from reconciler.mesh.model import SERVICE_TAG, Endpoint, MeshModel, Service, mesh_service_cluster_name
 
 __all__ = ["BackendCluster", "WeightedCluster", "RouteView", "resolve_backend", "subset_cluster_name"]
 
@@ -60,8 +59,17 @@ class RouteView:
 
 
 def subset_cluster_name(service: str, tags: Mapping[str, str]) -> str:
-    digest = hashlib.sha256(json.dumps(dict(sorted(tags.items())), sort_keys=True).encode()).hexdigest()[:16]
-    return f"{service}-{digest}"
+    """Kuma's split cluster name (pkg/xds/envoy/tags DestinationClusterName): the tags with
+    `kuma.io/service` set to the service, each key then value fed in key order to SHA-256,
+    the first 8 bytes in hex; just the service when no other tag is left."""
+    full = {**tags, SERVICE_TAG: service}
+    if len(full) == 1:
+        return service
+    digest = hashlib.sha256()
+    for key in sorted(full):
+        digest.update(key.encode())
+        digest.update(full[key].encode())
+    return f"{service}-{digest.digest()[:8].hex()}"
 
 
 def _matches(selector: Mapping[str, str], tags: Mapping[str, str]) -> bool:

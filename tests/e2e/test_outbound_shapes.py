@@ -186,7 +186,8 @@ def test_a_route_on_one_outbound_changes_that_outbound_only(world: World) -> Non
             # The other outbound has no such rule: /detour stays with its own service.
             assert world.get(caller, "other", "/detour/x") == (200, "other\n"), caller
         tables = route_configs(world.envoys["web-compact"].config_dump())
-        assert len(tables["outbound:backend"]["virtual_hosts"][0]["routes"]) == 2
+        # The /detour prefix is Kuma's pair of routes (`path: /detour`, `prefix: /detour/`), then `/`.
+        assert len(tables["outbound:backend"]["virtual_hosts"][0]["routes"]) == 3
         assert len(tables["outbound:other"]["virtual_hosts"][0]["routes"]) == 1
     finally:
         world.apply()

@@ -39,7 +39,7 @@ from reconciler.views.gateway import GatewayListener, GatewayView, VirtualHost
 from reconciler.xds.generate import names
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector
-from reconciler.xds.generate.httproute import envoy_route
+from reconciler.xds.generate.httproute import envoy_routes_of
 from reconciler.xds.generate.outbound import backend_resources
 from reconciler.xds.resources import LISTENER, ROUTE, SECRET, XdsResource, resource
 
@@ -69,7 +69,7 @@ def gateway_resources(view: GatewayView, mesh: str, mtls: bool) -> list[XdsResou
             for cert in hostname.certificates:
                 certificates.setdefault(cert.name, cert)
     for backend in view.backends:
-        out.extend(backend_resources(backend, mesh, mtls))
+        out.extend(backend_resources(backend, mesh, mtls, gateway=True))
     out.extend(certificate_secret(c) for c in certificates.values())
     return out
 
@@ -220,12 +220,14 @@ def _virtual_host(host: VirtualHost, https: bool, mesh: str) -> rc.VirtualHost:
         )
         return vh
     for view in host.routes:
-        route = envoy_route(view)
-        if route.HasField("route"):
-            route.route.idle_timeout.CopyFrom(duration(STREAM_IDLE_TIMEOUT))
         first = view.clusters[0].name if view.clusters else ""
-        apply_hooks("route", route, view.confs, HookContext("outbound", first, first, "http", mesh, route=view.origin))
-        vh.routes.append(route)
+        # Unlike a sidecar's, Kuma's gateway routes set no request timeout of their own: without
+        # a MeshTimeout (the default one sets 15s) Envoy's implicit 15 s applies.
+        for route in envoy_routes_of(view):
+            if route.HasField("route"):
+                route.route.idle_timeout.CopyFrom(duration(STREAM_IDLE_TIMEOUT))
+            apply_hooks("route", route, view.confs, HookContext("outbound", first, first, "http", mesh, route=view.origin))
+            vh.routes.append(route)
     return vh
 
 

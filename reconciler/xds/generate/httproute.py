@@ -1,9 +1,9 @@
 """A MeshHTTPRoute rule as an Envoy route: match, filters, and weighted backends.
 
-Matches: path `Exact` → `path`, `PathPrefix` → `path_separated_prefix` (`prefix` for `/`),
-`RegularExpression` → `safe_regex`; `method` → the `:method` header; headers `Exact`,
-`Present`, `Absent`, `Prefix` (empty: present), `RegularExpression`; query parameters
-`Exact`, `RegularExpression`.
+Matches: path `Exact` → `path`, `PathPrefix` → two routes as Kuma's (an exact `path: /api`
+then `prefix: /api/`; `prefix: /` for `/`), `RegularExpression` → `safe_regex`; `method` → the
+`:method` header; headers `Exact`, `Present`, `Absent`, `Prefix` (empty: present),
+`RegularExpression`; query parameters `Exact`, `RegularExpression`.
 
 Filters: `RequestHeaderModifier` / `ResponseHeaderModifier` (`set` overwrites, `add`
 appends, `remove`); `RequestRedirect` (scheme, hostname, port, path `ReplaceFullPath` /
@@ -13,7 +13,6 @@ appends, `remove`); `RequestRedirect` (scheme, hostname, port, path `ReplaceFull
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +24,7 @@ from google.protobuf import wrappers_pb2
 
 from reconciler.mesh.routing import RouteView
 
-__all__ = ["envoy_route"]
+__all__ = ["envoy_routes_of"]
 
 _REDIRECT_CODES = {
     301: rc.RedirectAction.MOVED_PERMANENTLY,
@@ -40,18 +39,24 @@ def _regex(value: str) -> regex_pb2.RegexMatcher:
     return regex_pb2.RegexMatcher(regex=value)
 
 
-def _match(match: Mapping[str, Any]) -> rc.RouteMatch:
-    out = rc.RouteMatch()
+def _path_matches(match: Mapping[str, Any]) -> list[rc.RouteMatch]:
+    """Kuma's path matches (pkg/plugins/policies/meshhttproute/xds/configurer.go). A prefix
+    other than `/` becomes the pair `path: /api` + `prefix: /api/` rather than Envoy's
+    `path_separated_prefix`, which cannot drop the prefix cleanly in a rewrite (envoy#23130)."""
     path = match.get("path") or {"type": "PathPrefix", "value": "/"}
     kind, value = path.get("type", "PathPrefix"), str(path.get("value", "/"))
     if kind == "Exact":
-        out.path = value
-    elif kind == "RegularExpression":
-        out.safe_regex.CopyFrom(_regex(value))
-    elif value == "/":
-        out.prefix = "/"
-    else:
-        out.path_separated_prefix = value.rstrip("/") or "/"
+        return [rc.RouteMatch(path=value)]
+    if kind == "RegularExpression":
+        return [rc.RouteMatch(safe_regex=_regex(value))]
+    if value == "/":
+        return [rc.RouteMatch(prefix="/")]
+    trimmed = value.removesuffix("/")
+    return [rc.RouteMatch(path=trimmed), rc.RouteMatch(prefix=trimmed + "/")]
+
+
+def _match(match: Mapping[str, Any], out: rc.RouteMatch) -> rc.RouteMatch:
+    """`out` (a path match) with the method, header and query parameter matches added."""
     if match.get("method"):
         out.headers.append(rc.HeaderMatcher(name=":method", string_match=string_pb2.StringMatcher(exact=str(match["method"]))))
     seen: set[str] = set()
@@ -101,14 +106,29 @@ def _headers(modifier: Mapping[str, Any]) -> tuple[list[base_pb2.HeaderValueOpti
     return options, [str(n) for n in modifier.get("remove") or ()]
 
 
-def _prefix_of(match: Mapping[str, Any]) -> str:
-    path = match.get("path") or {}
-    return str(path.get("value", "/")) if path.get("type", "PathPrefix") == "PathPrefix" else "/"
+def _is_prefix(match: Mapping[str, Any]) -> bool:
+    return str((match.get("path") or {}).get("type", "PathPrefix")) == "PathPrefix"
 
 
-def envoy_route(view: RouteView) -> rc.Route:
-    """The Envoy route for one match of a rule (hooks are applied by the caller)."""
-    route = rc.Route(name=view.name, match=_match(view.match))
+def _prefix_replacement(replacement: str) -> str:
+    """The `prefix_rewrite` of the `prefix: /api/` half. Kuma writes the replacement as is, so
+    `/api/x` with `/v2` becomes `/v2x`; the Gateway API (which MeshHTTPRoute follows) wants
+    `/v2/x`, so the matched separator is kept (docs/routing.md, differences)."""
+    return replacement if replacement.endswith("/") else replacement + "/"
+
+
+def envoy_routes_of(view: RouteView) -> list[rc.Route]:
+    """The Envoy routes for one match of a rule: one, or the exact/prefix pair of a path
+    prefix, sharing the rule's name as in Kuma (hooks are applied by the caller)."""
+    return [_envoy_route(view, path) for path in _path_matches(view.match)]
+
+
+def _envoy_route(view: RouteView, path_match: rc.RouteMatch) -> rc.Route:
+    route = rc.Route(name=view.name, match=_match(view.match, path_match))
+    prefix_match = _is_prefix(view.match)
+    # Which half of a prefix pair this is decides how ReplacePrefixMatch is written: the exact
+    # `/api` half is replaced whole, the `/api/` half by prefix.
+    exact_half = prefix_match and bool(path_match.path)
     redirect = next((f.get("requestRedirect") for f in view.filters if f.get("type") == "RequestRedirect"), None)
     if redirect is not None:
         action = rc.RedirectAction(response_code=_REDIRECT_CODES.get(int(redirect.get("statusCode", 302)), rc.RedirectAction.FOUND))
@@ -121,8 +141,12 @@ def envoy_route(view: RouteView) -> rc.Route:
         path = redirect.get("path") or {}
         if path.get("type") == "ReplaceFullPath":
             action.path_redirect = str(path.get("replaceFullPath", "/"))
-        elif path.get("type") == "ReplacePrefixMatch":
-            action.prefix_rewrite = str(path.get("replacePrefixMatch", "/"))
+        elif path.get("type") == "ReplacePrefixMatch" and prefix_match:
+            replacement = str(path.get("replacePrefixMatch", "/"))
+            if exact_half:
+                action.path_redirect = replacement
+            else:
+                action.prefix_rewrite = _prefix_replacement(replacement) if path_match.prefix != "/" else replacement
         route.redirect.CopyFrom(action)
     else:
         action = rc.RouteAction()
@@ -146,16 +170,14 @@ def envoy_route(view: RouteView) -> rc.Route:
                 action.regex_rewrite.CopyFrom(
                     regex_pb2.RegexMatchAndSubstitute(pattern=_regex(".*"), substitution=str(path.get("replaceFullPath", "/")))
                 )
-            elif path.get("type") == "ReplacePrefixMatch":
-                prefix = _prefix_of(view.match)
+            elif path.get("type") == "ReplacePrefixMatch" and prefix_match:
                 replacement = str(path.get("replacePrefixMatch", "/"))
-                if prefix.rstrip("/") and replacement == "/":
-                    # /api/x with prefix /api rewritten to / must give /x, not //x.
-                    action.regex_rewrite.CopyFrom(
-                        regex_pb2.RegexMatchAndSubstitute(pattern=_regex("^" + re.escape(prefix.rstrip("/")) + "/*"), substitution="/")
-                    )
-                else:
+                if exact_half:
+                    action.regex_rewrite.CopyFrom(regex_pb2.RegexMatchAndSubstitute(pattern=_regex(".*"), substitution=replacement))
+                elif path_match.prefix == "/":
                     action.prefix_rewrite = replacement
+                else:
+                    action.prefix_rewrite = _prefix_replacement(replacement)
         for cluster, percentage in view.mirrors:
             action.request_mirror_policies.append(
                 rc.RouteAction.RequestMirrorPolicy(

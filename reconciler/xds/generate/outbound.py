@@ -12,16 +12,16 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
-from google.protobuf import struct_pb2, wrappers_pb2
+from google.protobuf import wrappers_pb2
 
-from reconciler.envoy_builders import ads_source, duration, socket_address, upstream_protocol_options
-from reconciler.mesh.model import HTTP_PROTOCOLS, Endpoint
+from reconciler.envoy_builders import ads_source, duration, mesh_upstream_protocol_options, socket_address, upstream_protocol_options
+from reconciler.mesh.model import HTTP_PROTOCOLS, SERVICE_TAG, Endpoint
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster
 from reconciler.views.proxy import Confs, OutboundView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, inline_http_connection_manager, tcp_proxy, tcp_proxy_filter
-from reconciler.xds.generate.httproute import envoy_route
+from reconciler.xds.generate.httproute import envoy_routes_of
 from reconciler.xds.generate.tls import upstream_tls
 from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, XdsResource, resource
 
@@ -32,15 +32,24 @@ CONNECT_TIMEOUT = 5.0
 
 
 @lru_cache(maxsize=65536)
-def outbound_cluster(cluster_name: str, protocol: str, ctx: HookContext, confs: Confs, identities: tuple[str, ...] | None) -> XdsResource:
-    """The EDS cluster of a destination; with mTLS (`identities` given) it verifies them."""
+def outbound_cluster(
+    cluster_name: str, protocol: str, ctx: HookContext, confs: Confs, identities: tuple[str, ...] | None, upstream: str = "sidecar"
+) -> XdsResource:
+    """The EDS cluster of a destination; with mTLS (`identities` given) it verifies them.
+
+    `upstream` says who answers and so the codec: "sidecar" (peer sidecars' inbound listeners,
+    HTTP/2 whatever the protocol, as Kuma's sidecars), "workload" (a workload without a
+    sidecar: its own protocol), "edge" (a gateway's backend: its own protocol, HTTP/2 with
+    Envoy's edge window sizes, as Kuma's gateway)."""
     cluster = cluster_pb2.Cluster(
         name=cluster_name,
         alt_stat_name=names.stat_prefix(cluster_name),
         type=cluster_pb2.Cluster.EDS,
         eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ads_source()),
         connect_timeout=duration(CONNECT_TIMEOUT),
-        typed_extension_protocol_options=upstream_protocol_options(protocol),
+        typed_extension_protocol_options=(
+            mesh_upstream_protocol_options() if upstream == "sidecar" else upstream_protocol_options(protocol, edge=upstream == "edge")
+        ),
     )
     if identities is not None:
         cluster.transport_socket.CopyFrom(upstream_tls(ctx.mesh, ctx.service, identities))
@@ -49,12 +58,19 @@ def outbound_cluster(cluster_name: str, protocol: str, ctx: HookContext, confs: 
 
 
 def _lb_endpoint(e: Endpoint) -> endpoint_components_pb2.LbEndpoint:
-    tags = struct_pb2.Struct()
-    tags.update(dict(e.tags))
-    return endpoint_components_pb2.LbEndpoint(
+    """An endpoint with its tags as Kuma writes them (pkg/xds/envoy/metadata/v3 EndpointMetadata):
+    without `kuma.io/service` (the cluster already names it), under `envoy.lb` (subset and
+    locality load balancing, retry host predicates) and `envoy.transport_socket_match`; no
+    metadata at all when no other tag is left. Kuma's default endpoint weight is 1."""
+    out = endpoint_components_pb2.LbEndpoint(
         endpoint=endpoint_components_pb2.Endpoint(address=socket_address(e.address, e.port)),
-        metadata=base_pb2.Metadata(filter_metadata={"envoy.lb": tags}),
+        load_balancing_weight=wrappers_pb2.UInt32Value(value=1),
     )
+    tags = {k: v for k, v in e.tags.items() if k != SERVICE_TAG}
+    if tags:
+        for key in ("envoy.lb", "envoy.transport_socket_match"):
+            out.metadata.filter_metadata[key].update(tags)
+    return out
 
 
 @lru_cache(maxsize=65536)
@@ -82,9 +98,14 @@ def outbound_route_config(
     """The routes of an HTTP outbound: MeshHTTPRoute rules, most specific first, then `/`."""
     envoy_routes = []
     for view in routes:
-        route = envoy_route(view)
-        apply_hooks("route", route, view.confs, replace(ctx, route=view.origin))
-        envoy_routes.append(route)
+        for route in envoy_routes_of(view):
+            if route.HasField("route"):
+                # Kuma's sidecar routes start with no request timeout (0s: none) for MeshTimeout
+                # to set; without one Envoy would cut every request at its implicit 15 s even
+                # when the Mesh skips the default MeshTimeout.
+                route.route.timeout.CopyFrom(duration(0))
+            apply_hooks("route", route, view.confs, replace(ctx, route=view.origin))
+            envoy_routes.append(route)
     return route_pb2.RouteConfiguration(
         name=names.outbound_route(cluster_name),
         virtual_hosts=[route_components_pb2.VirtualHost(name=service_name, domains=["*"], routes=envoy_routes)],
@@ -100,6 +121,9 @@ def outbound_listener(
     prefix = names.stat_prefix(ctx.cluster)
     if ctx.protocol in HTTP_PROTOCOLS:
         hcm = inline_http_connection_manager(prefix, outbound_route_config(ctx.cluster, ctx.service, ctx, routes))
+        # Kuma's MeshHTTPRoute outbound listener normalizes paths (RFC 3986: `/v1/../v2` is
+        # routed as `/v2`) and nothing more: slashes are not merged and `%2F` is kept as is.
+        hcm.normalize_path.value = True
         apply_hooks("http_connection_manager", hcm, confs, ctx)
         network_filter = hcm_filter(hcm)
     else:
@@ -154,21 +178,36 @@ def _outbound_resources(view: OutboundView, mesh: str, mtls: bool) -> list[XdsRe
     out = [outbound_listener(o.address, o.port, ctx, confs, view.tcp_split, view.routes)]
     if not any(b.name == view.cluster_name for b in view.backends):
         # A destination that is itself a backend (a MeshExternalService) brings its own cluster.
-        out.append(outbound_cluster(view.cluster_name, view.protocol, ctx, confs, view.identities if mtls else None))
+        out.append(outbound_cluster(view.cluster_name, view.protocol, ctx, confs, view.identities if mtls else None, _upstream(endpoints)))
         out.append(load_assignment(view.cluster_name, endpoints, ctx, confs))
     for backend in view.backends:
         out.extend(backend_resources(backend, mesh, mtls))
     return out
 
 
-def backend_resources(backend: BackendCluster, mesh: str, mtls: bool) -> list[XdsResource]:
-    """A cluster and its endpoints for a route's backend (a subset, another service, ...)."""
+def _upstream(endpoints: tuple[Endpoint, ...]) -> str:
+    """`sidecar` when every endpoint is a sidecar's inbound (HTTP/2 as Kuma); a workload
+    declared without one (its inbound is its own port) keeps its own protocol. Kuma has no
+    such Dataplane (docs/routing.md, differences)."""
+    return "sidecar" if all(e.sidecar for e in endpoints) else "workload"
+
+
+def backend_resources(backend: BackendCluster, mesh: str, mtls: bool, gateway: bool = False) -> list[XdsResource]:
+    """A cluster and its endpoints for a route's backend (a subset, another service, ...);
+    `gateway` for a builtin gateway's backends (see `outbound_cluster`)."""
     ctx = HookContext("outbound", backend.service_name, backend.name, backend.protocol, mesh)
     if backend.external is not None:
         from reconciler.xds.generate.external import external_resources
 
         return external_resources(backend, ctx)
     return [
-        outbound_cluster(backend.name, backend.protocol, ctx, backend.confs, backend.identities if mtls else None),
+        outbound_cluster(
+            backend.name,
+            backend.protocol,
+            ctx,
+            backend.confs,
+            backend.identities if mtls else None,
+            "edge" if gateway else _upstream(backend.endpoints),
+        ),
         load_assignment(backend.name, backend.endpoints, ctx, backend.confs),
     ]
