@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound
 from reconciler.model import Resource
+from reconciler.policies.core.gateway_listeners import selected_listeners
 from reconciler.policies.core.merge import merge_confs
 from reconciler.types import ResourceKey
 
@@ -207,8 +208,12 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
     if kind == "MeshServiceSubset":
         return _by_tags(dp, {**(ref.get("tags") or {}), SERVICE_TAG: ref.get("name") or ""})
     if kind == "MeshGateway":
+        # Only the listeners whose tags match (policies/core/gateway_listeners.py).
         gateway = index.gateway_of(dp)
-        return Selection(frozenset(), gateway is not None and gateway.name == ref.get("name"))
+        if gateway is None or gateway.name != ref.get("name"):
+            return _NOTHING
+        listeners = selected_listeners(dp.address, (dp.gateway or {}).get("tags") or {}, gateway, ref.get("tags") or {})
+        return Selection(listeners, bool(listeners))
     if kind == "MeshHTTPRoute" and _depth < 2:
         route = index.http_routes.get(ref.get("name") or "")
         return selects(route, dp, index, _depth + 1) if route is not None else _NOTHING

@@ -1,0 +1,66 @@
+"""The policies of one builtin gateway listener: what reaches it, and its listener-level confs.
+
+Kuma v2.14 applies policies to a builtin gateway per listener (`GatewayRules.ToRules.ByListener`,
+keyed by the dataplane's address and the listener's port): a policy whose top-level targetRef is
+`{kind: MeshGateway, name, tags}` reaches only the listeners whose tags match `tags`
+(policies/core/gateway_listeners.py); a Mesh, MeshSubset or MeshService targetRef that selects
+the gateway proxy reaches all of them. So the route confs (MeshTimeout, MeshRetry), the backend
+cluster confs (MeshCircuitBreaker, …) and the listener confs below are computed per listener,
+from a policy index holding only the policies that reach that listener.
+
+Listener confs: MeshFaultInjection, MeshRateLimit and MeshAccessLog configure the gateway's
+listener itself, from their `to` entries of kind Mesh (Kuma's `MeshElement`), merged in policy
+order. Policies whose top-level targetRef is a MeshHTTPRoute are route confs, not listener confs.
+MeshAccessLog's conf is made available here for its plugin (issue 13); nothing reads it yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.frozen import FrozenDict, freeze
+from reconciler.mesh.model import Dataplane
+from reconciler.model import Resource
+from reconciler.policies.core.match import PolicyIndex, matched_policies, selects
+from reconciler.policies.core.merge import merge_confs
+
+__all__ = ["LISTENER_KINDS", "listener_index", "listener_confs"]
+
+LISTENER_KINDS = ("MeshFaultInjection", "MeshRateLimit", "MeshAccessLog")
+"""Kinds whose gateway conf belongs to a listener (Kuma's ByListener + MeshElement)."""
+_ROUTE_KINDS = ("MeshHTTPRoute", "MeshTCPRoute")
+
+
+def listener_index(index: PolicyIndex, dp: Dataplane, key: tuple[str, int]) -> PolicyIndex:
+    """`index` without the policies that select only other listeners of the gateway `dp`.
+
+    Routes stay (they attach by their own targetRef tags, and policies may name them)."""
+    kept: list[Resource] = []
+    dropped = False
+    for kind, policies in index.by_kind.items():
+        for policy in policies:
+            if kind not in _ROUTE_KINDS:
+                selection = selects(policy, dp, index)
+                if selection.inbounds and key not in selection.inbounds:
+                    dropped = True
+                    continue
+            kept.append(policy)
+    return PolicyIndex.build(kept, index.gateways) if dropped else index
+
+
+def listener_confs(dp: Dataplane, index: PolicyIndex) -> Mapping[str, Mapping[str, Any]]:
+    """Per kind of LISTENER_KINDS: the merged `to` (kind Mesh) `default` reaching the listener
+    (`index` is the listener's own, from listener_index)."""
+    out: dict[str, Any] = {}
+    for kind in LISTENER_KINDS:
+        defaults = [
+            entry["default"]
+            for matched in matched_policies(kind, dp, index)
+            if matched.selection.whole_proxy and (matched.resource.spec.get("targetRef") or {}).get("kind") != "MeshHTTPRoute"
+            for entry in matched.resource.spec.get("to") or ()
+            if (entry.get("targetRef") or {}).get("kind", "Mesh") == "Mesh" and entry.get("default") is not None
+        ]
+        if defaults:
+            out[kind] = merge_confs(defaults)
+    return FrozenDict({k: freeze(v) for k, v in out.items()})
