@@ -169,9 +169,14 @@ def _inbound_key(i: Inbound) -> tuple[str, int]:
     return (i.address, i.port)
 
 
-def _by_tags(dp: Dataplane, selector: Mapping[str, str]) -> Selection:
+def _by_tags(dp: Dataplane, selector: Mapping[str, str], index: PolicyIndex) -> Selection:
     inbounds = frozenset(_inbound_key(i) for i in dp.inbounds if _tags_match(selector, i.tags))
     gateway_tags = (dp.gateway or {}).get("tags") or {}
+    builtin = index.gateway_of(dp)
+    if builtin is not None:
+        # A builtin gateway is selected listener by listener, on each listener's merged tags.
+        listeners = selected_listeners(dp.address, gateway_tags, builtin, selector)
+        return Selection(inbounds | listeners, bool(inbounds or listeners))
     gateway = bool(dp.gateway) and _tags_match(selector, gateway_tags)
     return Selection(inbounds, bool(inbounds) or gateway)
 
@@ -191,7 +196,7 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
     if kind == "MeshSubset":
         if proxy_types and _proxy_type(dp) not in proxy_types:
             return _NOTHING
-        return _by_tags(dp, ref.get("tags") or {})
+        return _by_tags(dp, ref.get("tags") or {}, index)
     if kind == "Dataplane":
         if dp.gateway and (dp.gateway.get("type") == "BUILTIN"):
             return _NOTHING
@@ -204,16 +209,13 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         chosen = [i for i in dp.inbounds if not section or i.name == section or str(i.port) == section]
         return Selection(frozenset(_inbound_key(i) for i in chosen), True)
     if kind == "MeshService":
-        return _by_tags(dp, {SERVICE_TAG: ref.get("name") or ""})
+        return _by_tags(dp, {SERVICE_TAG: ref.get("name") or ""}, index)
     if kind == "MeshServiceSubset":
-        return _by_tags(dp, {**(ref.get("tags") or {}), SERVICE_TAG: ref.get("name") or ""})
+        return _by_tags(dp, {**(ref.get("tags") or {}), SERVICE_TAG: ref.get("name") or ""}, index)
     if kind == "MeshGateway":
-        # Only the listeners whose tags match (policies/core/gateway_listeners.py).
         gateway = index.gateway_of(dp)
-        if gateway is None or gateway.name != ref.get("name"):
-            return _NOTHING
-        listeners = selected_listeners(dp.address, (dp.gateway or {}).get("tags") or {}, gateway, ref.get("tags") or {})
-        return Selection(listeners, bool(listeners))
+        # Only the listeners whose tags match (policies/core/gateway_listeners.py).
+        return _by_tags(dp, ref.get("tags") or {}, index) if gateway is not None and gateway.name == ref.get("name") else _NOTHING
     if kind == "MeshHTTPRoute" and _depth < 2:
         route = index.http_routes.get(ref.get("name") or "")
         return selects(route, dp, index, _depth + 1) if route is not None else _NOTHING
