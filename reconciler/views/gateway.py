@@ -20,6 +20,9 @@ A Dataplane with `networking.gateway.type: BUILTIN` is configured by the MeshGat
   then orders them most specific match first. A listener hostname no route attaches to gets a
   virtual host answering 404, as Kuma's gateway does for hosts without routes.
 - TCP / TLS: the last `to` rule of the most specific MeshTCPRoute gives the weighted backends.
+- Other policies reach a listener by its tags (views/gateway_policies.py): route and backend
+  confs are computed from the policies reaching that listener, and `GatewayListener.confs`
+  holds the listener-level ones (MeshFaultInjection, MeshRateLimit, MeshAccessLog).
 - TLS termination certificates come from data sources (a mesh `Secret`, `inline`,
   `inlineString`, `file`): the PEM private key and the certificate chain, as Kuma reads them.
 
