@@ -49,7 +49,7 @@ from reconciler.policies.core.match import Destination, PolicyIndex, outbound_co
 from reconciler.policies.core.merge import merge_confs
 from reconciler.policies.core.route_rules import CATCH_ALL, compare_match
 from reconciler.policies.plugins import plugins
-from reconciler.views.gateway_policies import LISTENER_KINDS, listener_confs, listener_index
+from reconciler.views.gateway_policies import LISTENER_KINDS, listener_cluster, listener_confs, listener_index
 
 __all__ = [
     "VirtualHost",
@@ -312,7 +312,7 @@ def gateway_view(
                 extra = _with_identities(extra, ids.get((mesh, name)))
             else:
                 extra = replace(extra, confs=confs_for(Destination(extra.service_name, "MeshExternalService")))
-            backends.setdefault(name, extra)
+            name = listener_cluster(backends, extra)
         return name
 
     def route_view(entry: _Entry) -> RouteView | None:
@@ -345,7 +345,6 @@ def gateway_view(
         if any(i.protocol != protocol for i in items):
             continue  # validation refuses this; never serve a half-merged port
         hostnames = []
-        # Backend clusters shared by listeners take the confs of the first (lowest port) one.
         scoped = listener_index(index, dp, (dp.address, port))
         if protocol in HTTP_LISTENERS:
             rules_per_item = {i.hostname: _rules_by_hostname(_attached("MeshHTTPRoute", gateway.name, i.tags, index)) for i in items}

@@ -12,20 +12,28 @@ Listener confs: MeshFaultInjection, MeshRateLimit and MeshAccessLog configure th
 listener itself, from their `to` entries of kind Mesh (Kuma's `MeshElement`), merged in policy
 order. Policies whose top-level targetRef is a MeshHTTPRoute are route confs, not listener confs.
 MeshAccessLog's conf is made available here for its plugin (issue 13); nothing reads it yet.
+
+Backend clusters: listeners reaching a backend with different confs get different clusters
+(listener_cluster), so a cluster policy aimed at one listener's tags stays on that listener.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, MutableMapping
+from dataclasses import replace
 from typing import Any
 
 from reconciler.frozen import FrozenDict, freeze
 from reconciler.mesh.model import Dataplane
+from reconciler.mesh.routing import BackendCluster
 from reconciler.model import Resource
 from reconciler.policies.core.match import PolicyIndex, matched_policies, selects
 from reconciler.policies.core.merge import merge_confs
+from reconciler.policies.plugins import plugins
 
-__all__ = ["LISTENER_KINDS", "listener_index", "listener_confs"]
+__all__ = ["LISTENER_KINDS", "listener_index", "listener_confs", "listener_cluster"]
 
 LISTENER_KINDS = ("MeshFaultInjection", "MeshRateLimit", "MeshAccessLog")
 """Kinds whose gateway conf belongs to a listener (Kuma's ByListener + MeshElement)."""
@@ -64,3 +72,23 @@ def listener_confs(dp: Dataplane, index: PolicyIndex) -> Mapping[str, Mapping[st
         if defaults:
             out[kind] = merge_confs(defaults)
     return FrozenDict({k: freeze(v) for k, v in out.items()})
+
+
+def listener_cluster(backends: MutableMapping[str, BackendCluster], backend: BackendCluster) -> str:
+    """Register a listener's backend cluster; returns the name its routes use.
+
+    Listeners that reach a backend with the same policy confs share its cluster. One reached
+    with other confs (a MeshCircuitBreaker aimed at one listener's tags) gets its own cluster,
+    `<name>-<hash of its confs>`, as Kuma gives each listener's tags their own gateway cluster."""
+    known = backends.get(backend.name)
+    if known is not None and _cluster_confs(known.confs) != _cluster_confs(backend.confs):
+        digest = hashlib.sha256(json.dumps(_cluster_confs(backend.confs), sort_keys=True, default=list).encode()).hexdigest()[:16]
+        backend = replace(backend, name=f"{backend.name}-{digest}")
+    backends.setdefault(backend.name, backend)
+    return backend.name
+
+
+def _cluster_confs(confs: Mapping[str, Any]) -> dict[str, Any]:
+    """The confs that shape a cluster or its endpoints (route-only kinds such as MeshRetry do not)."""
+    kinds = {p.kind for p in plugins() if p.cluster is not None or p.load_assignment is not None}
+    return {k: v for k, v in confs.items() if k in kinds}
