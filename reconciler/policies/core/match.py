@@ -71,6 +71,7 @@ _ROLE_ORDER = {"system": 1, "producer": 2, "consumer": 3, "workload-owner": 4}
 ORIGIN_LABEL = "kuma.io/origin"
 ROLE_LABEL = "kuma.io/policy-role"
 DISPLAY_NAME_LABEL = "kuma.io/display-name"
+ZONE_LABEL = "kuma.io/zone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,8 @@ class PolicyIndex:
         for p in policies:
             by_kind.setdefault(p.type, []).append(p)
             if p.type == "MeshHTTPRoute":
-                routes[p.name] = p
+                # Kuma's IsReferenced: a targetRef names a route by its display name.
+                routes[_label(p, DISPLAY_NAME_LABEL) or p.name] = p
         return cls({k: tuple(v) for k, v in by_kind.items()}, routes, tuple(sorted(gateways, key=lambda g: g.name)))
 
     def gateway_of(self, dp: Dataplane) -> Resource | None:
@@ -201,7 +203,7 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         if dp.gateway and (dp.gateway.get("type") == "BUILTIN"):
             return _NOTHING
         name, labels = ref.get("name"), ref.get("labels")
-        if name and name != dp.name:
+        if name and not _names_dataplane(policy, name, dp):
             return _NOTHING
         if labels is not None and not all(dp.labels.get(k) == v for k, v in labels.items()):
             return _NOTHING
@@ -220,6 +222,14 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         route = index.http_routes.get(ref.get("name") or "")
         return selects(route, dp, index, _depth + 1) if route is not None else _NOTHING
     return _NOTHING
+
+
+def _names_dataplane(policy: Resource, name: str, dp: Dataplane) -> bool:
+    """Kuma's kri: the Dataplane's display name and the policy's zone (a global or other zone's
+    policy names no Dataplane here; one without zone or global origin is this zone's own)."""
+    local = dp.labels.get(ZONE_LABEL) or ""
+    zone = _label(policy, ZONE_LABEL) or ("" if _label(policy, ORIGIN_LABEL) == "global" else local)
+    return name == (dp.labels.get(DISPLAY_NAME_LABEL) or dp.name) and zone == local
 
 
 def _label(r: Resource, name: str) -> str:
