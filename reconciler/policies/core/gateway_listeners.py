@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.model import Resource
 
-__all__ = ["listener_tags", "selected_listeners", "tags_match"]
+__all__ = ["gateway_selection", "listener_tags", "selected_listeners", "tags_match"]
 
 
 def tags_match(selector: Mapping[str, str], tags: Mapping[str, str]) -> bool:
@@ -39,3 +39,17 @@ def selected_listeners(
         for listener in (gateway.spec.get("conf") or {}).get("listeners") or ()
         if tags_match(wanted, listener_tags(dataplane_tags, gateway, listener))
     )
+
+
+def gateway_selection(
+    address: str, gateway: Mapping[str, Any] | None, builtin: Resource | None, selector: Mapping[str, Any]
+) -> tuple[frozenset[tuple[str, int]], bool]:
+    """What tags `selector` select of a dataplane's gateway: (listeners, whether the proxy is selected).
+
+    `gateway` is the dataplane's `networking.gateway`, `builtin` the MeshGateway configuring it
+    (None: not a builtin gateway, or no MeshGateway selects it; then the gateway tags decide)."""
+    tags = (gateway or {}).get("tags") or {}
+    if builtin is None:
+        return frozenset(), bool(gateway) and tags_match({str(k): str(v) for k, v in selector.items()}, tags)
+    listeners = selected_listeners(address, tags, builtin, selector)
+    return listeners, bool(listeners)

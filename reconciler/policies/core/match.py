@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound
 from reconciler.model import Resource
-from reconciler.policies.core.gateway_listeners import selected_listeners
+from reconciler.policies.core.gateway_listeners import gateway_selection
 from reconciler.policies.core.merge import merge_confs
 from reconciler.types import ResourceKey
 
@@ -173,14 +173,8 @@ def _inbound_key(i: Inbound) -> tuple[str, int]:
 
 def _by_tags(dp: Dataplane, selector: Mapping[str, str], index: PolicyIndex) -> Selection:
     inbounds = frozenset(_inbound_key(i) for i in dp.inbounds if _tags_match(selector, i.tags))
-    gateway_tags = (dp.gateway or {}).get("tags") or {}
-    builtin = index.gateway_of(dp)
-    if builtin is not None:
-        # A builtin gateway is selected listener by listener, on each listener's merged tags.
-        listeners = selected_listeners(dp.address, gateway_tags, builtin, selector)
-        return Selection(inbounds | listeners, bool(inbounds or listeners))
-    gateway = bool(dp.gateway) and _tags_match(selector, gateway_tags)
-    return Selection(inbounds, bool(inbounds) or gateway)
+    listeners, gateway = gateway_selection(dp.address, dp.gateway, index.gateway_of(dp), selector)  # builtin: by listener tags
+    return Selection(inbounds | listeners, bool(inbounds) or gateway)
 
 
 _NOTHING = Selection(frozenset(), False)
@@ -214,9 +208,8 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         return _by_tags(dp, {SERVICE_TAG: ref.get("name") or ""}, index)
     if kind == "MeshServiceSubset":
         return _by_tags(dp, {**(ref.get("tags") or {}), SERVICE_TAG: ref.get("name") or ""}, index)
-    if kind == "MeshGateway":
+    if kind == "MeshGateway":  # the listeners of that MeshGateway whose tags match
         gateway = index.gateway_of(dp)
-        # Only the listeners whose tags match (policies/core/gateway_listeners.py).
         return _by_tags(dp, ref.get("tags") or {}, index) if gateway is not None and gateway.name == ref.get("name") else _NOTHING
     if kind == "MeshHTTPRoute" and _depth < 2:
         route = index.http_routes.get(ref.get("name") or "")
