@@ -43,18 +43,16 @@ _ROUTE_KINDS = ("MeshHTTPRoute", "MeshTCPRoute")
 def listener_index(index: PolicyIndex, dp: Dataplane, key: tuple[str, int]) -> PolicyIndex:
     """`index` without the policies that select only other listeners of the gateway `dp`.
 
-    Routes stay (they attach by their own targetRef tags, and policies may name them)."""
-    kept: list[Resource] = []
-    dropped = False
+    Routes stay (they attach by their own targetRef tags, and policies may name them); every
+    other field of the index is kept, with fresh memos."""
+    by_kind: dict[str, tuple[Resource, ...]] = {}
     for kind, policies in index.by_kind.items():
-        for policy in policies:
-            if kind not in _ROUTE_KINDS:
-                selection = selects(policy, dp, index)
-                if selection.inbounds and key not in selection.inbounds:
-                    dropped = True
-                    continue
-            kept.append(policy)
-    return PolicyIndex.build(kept, index.gateways) if dropped else index
+        by_kind[kind] = tuple(
+            p for p in policies if kind in _ROUTE_KINDS or not (sel := selects(p, dp, index)).inbounds or key in sel.inbounds
+        )
+    if all(len(by_kind[k]) == len(v) for k, v in index.by_kind.items()):
+        return index
+    return replace(index, by_kind=by_kind, _matched={}, _views={})
 
 
 def listener_confs(dp: Dataplane, index: PolicyIndex) -> Mapping[str, Mapping[str, Any]]:
