@@ -20,6 +20,9 @@ A Dataplane with `networking.gateway.type: BUILTIN` is configured by the MeshGat
   then orders them most specific match first. A listener hostname no route attaches to gets a
   virtual host answering 404, as Kuma's gateway does for hosts without routes.
 - TCP / TLS: the last `to` rule of the most specific MeshTCPRoute gives the weighted backends.
+- Other policies reach a listener by its tags (views/gateway_policies.py): route and backend
+  confs are computed from the policies reaching that listener, and `GatewayListener.confs`
+  holds the listener-level ones (MeshFaultInjection, MeshRateLimit, MeshAccessLog).
 - TLS termination certificates come from data sources (a mesh `Secret`, `inline`,
   `inlineString`, `file`): the PEM private key and the certificate chain, as Kuma reads them.
 
@@ -41,10 +44,12 @@ from reconciler.mesh.hostnames import WILDCARD, exactness, hostname_contains, ho
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, MeshModel
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, resolve_backend
 from reconciler.model import Resource
+from reconciler.policies.core.gateway_listeners import listener_tags
 from reconciler.policies.core.match import Destination, PolicyIndex, outbound_conf, policy_sort_key, route_confs
 from reconciler.policies.core.merge import merge_confs
 from reconciler.policies.core.route_rules import CATCH_ALL, compare_match
 from reconciler.policies.plugins import plugins
+from reconciler.views.gateway_policies import LISTENER_KINDS, listener_cluster, listener_confs, listener_index
 
 __all__ = [
     "VirtualHost",
@@ -92,6 +97,9 @@ class GatewayListener:
     protocol: str
     hostnames: tuple[ListenerHostname, ...]
     connection_limit: int = 0
+    confs: Confs = FrozenDict()
+    """Listener-level confs (views/gateway_policies.py LISTENER_KINDS): MeshFaultInjection and
+    MeshRateLimit hook the listener's filters; MeshAccessLog's is here for its plugin to come."""
 
     def route_name(self, hostname: ListenerHostname) -> str:
         """RDS name: HTTP shares `<listener>:*`; HTTPS has one per listener hostname."""
@@ -245,14 +253,13 @@ class _Item:
 
 
 def _items(dp: Dataplane, gateway: Resource) -> list[_Item]:
-    dp_tags = {str(k): str(v) for k, v in ((dp.gateway or {}).get("tags") or {}).items()}
-    gw_tags = {str(k): str(v) for k, v in (gateway.spec.get("tags") or {}).items()}
+    dp_tags = (dp.gateway or {}).get("tags") or {}
     out = []
     for raw in (gateway.spec.get("conf") or {}).get("listeners") or ():
         protocol = str(raw.get("protocol") or "")
         if protocol not in HTTP_LISTENERS + TCP_LISTENERS:
             continue
-        tags = FrozenDict({**dp_tags, **gw_tags, **{str(k): str(v) for k, v in (raw.get("tags") or {}).items()}})
+        tags = FrozenDict(listener_tags(dp_tags, gateway, raw))
         limit = int(((raw.get("resources") or {}).get("connectionLimit")) or 0)
         out.append(
             _Item(int(raw.get("port") or 0), protocol, str(raw.get("hostname") or WILDCARD), tags, raw.get("tls") or FrozenDict(), limit)
@@ -277,15 +284,18 @@ def gateway_view(
     secrets = model.secrets_of(mesh)
     externals = model.external_specs(mesh)
     backends: dict[str, BackendCluster] = {}
+    route_kinds = [*kinds, *(k for k in LISTENER_KINDS if k not in kinds)]
+    scoped = index
+    """The policies reaching the listener being built (listener_index); the closures below read it."""
 
     def confs_for(name: str | Destination) -> Confs:
         dest = name if isinstance(name, Destination) else Destination(name)
         out = {}
         for kind in kinds:
             if kind in overrides:
-                value = overrides[kind](dp, dest, index)
+                value = overrides[kind](dp, dest, scoped)
             else:
-                conf = outbound_conf(kind, dp, dest, index)
+                conf = outbound_conf(kind, dp, dest, scoped)
                 value = conf.value if conf is not None else None
             if value is not None:
                 out[kind] = value
@@ -302,7 +312,7 @@ def gateway_view(
                 extra = _with_identities(extra, ids.get((mesh, name)))
             else:
                 extra = replace(extra, confs=confs_for(Destination(extra.service_name, "MeshExternalService")))
-            backends.setdefault(name, extra)
+            name = listener_cluster(backends, extra)
         return name
 
     def route_view(entry: _Entry) -> RouteView | None:
@@ -320,7 +330,7 @@ def gateway_view(
         )
         confs: Confs = confs_for(str(first.get("name") or "")) if first is not None else FrozenDict()
         if first is not None and entry.origin:
-            per_route = _route_confs(kinds, dp, Destination(str(first.get("name") or "")), index).get(entry.origin)
+            per_route = _route_confs(route_kinds, dp, Destination(str(first.get("name") or "")), scoped).get(entry.origin)
             if per_route:
                 confs = FrozenDict({k: merge_confs([confs.get(k) or {}, per_route.get(k) or {}]) for k in {*confs, *per_route}})
         return RouteView(entry.origin or "default", entry.match, entry.filters, clusters, confs, entry.origin, mirrors)
@@ -335,6 +345,7 @@ def gateway_view(
         if any(i.protocol != protocol for i in items):
             continue  # validation refuses this; never serve a half-merged port
         hostnames = []
+        scoped = listener_index(index, dp, (dp.address, port))
         if protocol in HTTP_LISTENERS:
             rules_per_item = {i.hostname: _rules_by_hostname(_attached("MeshHTTPRoute", gateway.name, i.tags, index)) for i in items}
             for item in sorted(items, key=lambda i: exactness(i.hostname)):
@@ -349,7 +360,8 @@ def gateway_view(
                 split = tuple(WeightedCluster(cluster_for(ref), int(ref.get("weight", 1))) for ref in refs)
                 hostnames.append(_hostname(item, secrets, tcp=split))
         limit = max((i.connection_limit for i in items), default=0)
-        listeners.append(GatewayListener(f"{gateway.name}:{protocol}:{port}", port, protocol, tuple(hostnames), limit))
+        confs = listener_confs(dp, scoped)
+        listeners.append(GatewayListener(f"{gateway.name}:{protocol}:{port}", port, protocol, tuple(hostnames), limit, confs))
     return GatewayView(gateway.name, service, dp.address, tuple(listeners), tuple(backends[n] for n in sorted(backends)))
 
 

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound
 from reconciler.model import Resource
 from reconciler.policies.core import namespace
+from reconciler.policies.core.gateway_listeners import gateway_selection
 from reconciler.policies.core.merge import merge_confs
 from reconciler.types import ResourceKey
 
@@ -171,11 +172,10 @@ def _inbound_key(i: Inbound) -> tuple[str, int]:
     return (i.address, i.port)
 
 
-def _by_tags(dp: Dataplane, selector: Mapping[str, str]) -> Selection:
+def _by_tags(dp: Dataplane, selector: Mapping[str, str], index: PolicyIndex) -> Selection:
     inbounds = frozenset(_inbound_key(i) for i in dp.inbounds if _tags_match(selector, i.tags))
-    gateway_tags = (dp.gateway or {}).get("tags") or {}
-    gateway = bool(dp.gateway) and _tags_match(selector, gateway_tags)
-    return Selection(inbounds, bool(inbounds) or gateway)
+    listeners, gateway = gateway_selection(dp.address, dp.gateway, index.gateway_of(dp), selector)  # builtin: by listener tags
+    return Selection(inbounds | listeners, bool(inbounds) or gateway)
 
 
 _NOTHING = Selection(frozenset(), False)
@@ -195,7 +195,7 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
     if kind == "MeshSubset":
         if proxy_types and _proxy_type(dp) not in proxy_types:
             return _NOTHING
-        return _by_tags(dp, ref.get("tags") or {})
+        return _by_tags(dp, ref.get("tags") or {}, index)
     if kind == "Dataplane":
         if dp.gateway and (dp.gateway.get("type") == "BUILTIN"):
             return _NOTHING
@@ -209,12 +209,12 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         chosen = [i for i in dp.inbounds if not section or i.name == section or str(i.port) == section]
         return Selection(frozenset(_inbound_key(i) for i in chosen), True)
     if kind == "MeshService":
-        return _by_tags(dp, {SERVICE_TAG: ref.get("name") or ""})
+        return _by_tags(dp, {SERVICE_TAG: ref.get("name") or ""}, index)
     if kind == "MeshServiceSubset":
-        return _by_tags(dp, {**(ref.get("tags") or {}), SERVICE_TAG: ref.get("name") or ""})
-    if kind == "MeshGateway":
+        return _by_tags(dp, {**(ref.get("tags") or {}), SERVICE_TAG: ref.get("name") or ""}, index)
+    if kind == "MeshGateway":  # the listeners of that MeshGateway whose tags match
         gateway = index.gateway_of(dp)
-        return Selection(frozenset(), gateway is not None and gateway.name == ref.get("name"))
+        return _by_tags(dp, ref.get("tags") or {}, index) if gateway is not None and gateway.name == ref.get("name") else _NOTHING
     if kind == "MeshHTTPRoute" and _depth < 2:
         route = index.http_routes.get(ref.get("name") or "") or namespace.by_display_name(index.of("MeshHTTPRoute"), ref.get("name"))
         return selects(route, dp, index, _depth + 1) if route is not None else _NOTHING

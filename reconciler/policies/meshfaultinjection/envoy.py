@@ -17,6 +17,11 @@ Which faults a listener gets comes in one of two shapes:
   rule order, each fault wrapped in an `ExtensionWithMatcher` named after the policy (KRI) that
   skips the fault unless the client matches (SPIFFE ID from its certificate, or SNI).
 
+On a builtin gateway the conf is the listener's `{"http": [...]}` (views/gateway_policies.py:
+the merged `to` entries of kind Mesh of the policies reaching that listener); the HCM hook runs
+on the gateway listener's HTTP connection managers with an inbound context, as Kuma's
+`applyToGateways` (HTTP and HTTPS listeners only).
+
 Client-specific `from` entries (MeshService, MeshSubset, MeshServiceSubset) are not applied:
 Kuma matches them on the `x-kuma-tags` request header, which the sidecars of this mesh do not
 send; with Kuma's header matchers and no header nothing would match, so such a policy would
@@ -258,11 +263,11 @@ PLUGIN = Plugin(
     kind="MeshFaultInjection",
     http_connection_manager=configure_http_connection_manager,
     # Sidecars get faults on their inbounds (`rules`/`from`); `to` only configures builtin
-    # gateways, whose listeners this generator does not build yet. Kuma has no default policy.
+    # gateways, as a listener conf (views/gateway_policies.py). Kuma has no default policy.
     inbound=True,
     outbound=False,
     # Kuma keeps each rule's faults apart (rules are not merged) and ignores `from` on a
     # listener that has rules; the generic merge cannot say that.
     inbound_conf=inbound_conf,
 )
-"""HTTP fault filters on inbound listeners."""
+"""HTTP fault filters on inbound and builtin gateway listeners."""

@@ -15,6 +15,12 @@ Follows Kuma v2.14 (`pkg/plugins/policies/meshratelimit/plugin/xds/configurer.go
 The conf is the merged `default` of the `from` entries (all of them target the whole mesh) and
 the `rules` without `matches`: Kuma reads MeshRateLimit's `from` as rules and merges the
 catch-all rules the same way.
+
+On a builtin gateway the conf is the listener's (views/gateway_policies.py: the merged `to`
+entries of kind Mesh of the policies reaching that listener) and the same hooks run on the
+gateway's listener, HCM and routes with an inbound context (xds/generate/gateway.py), as Kuma's
+`applyToGateways` does: all filter chains, every route of the listener's route configurations,
+a route-targeted limit first (a limit already on a route is kept).
 """
 
 from __future__ import annotations
@@ -189,8 +195,9 @@ PLUGIN = Plugin(
     route=configure_route,
     listener=configure_listener,
     # Sidecars are limited on their inbounds (`rules`/`from`); `to` only configures builtin
-    # gateways, whose listeners this generator does not build yet. Kuma has no default policy.
+    # gateways, as a listener conf (views/gateway_policies.py), never a sidecar's outbounds.
+    # Kuma has no default policy.
     inbound=True,
     outbound=False,
 )
-"""Local HTTP and TCP rate limits on inbound listeners."""
+"""Local HTTP and TCP rate limits on inbound and builtin gateway listeners."""

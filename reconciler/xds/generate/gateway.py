@@ -26,6 +26,7 @@ from envoy.config.core.v3 import base_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2 import LocalRateLimit
 from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
@@ -36,6 +37,7 @@ from reconciler.envoy_builders import ads_source, duration, pack, socket_address
 from reconciler.mesh.gateway_certificates import GatewayCertificate
 from reconciler.mesh.routing import WeightedCluster
 from reconciler.views.gateway import GatewayListener, GatewayView, VirtualHost
+from reconciler.views.gateway_policies import LISTENER_KINDS
 from reconciler.xds.generate import names
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector
@@ -53,6 +55,8 @@ STREAM_IDLE_TIMEOUT = 5.0
 IDLE_TIMEOUT = 300.0
 """Kuma's edge defaults (pkg/plugins/policies/core/defaults: DefaultGateway*)."""
 HSTS = "max-age=31536000; includeSubDomains"
+RATE_LIMIT = "MeshRateLimit"
+RATE_LIMIT_FILTER = "envoy.filters.http.local_ratelimit"
 
 
 def gateway_resources(view: GatewayView, mesh: str, mtls: bool) -> list[XdsResource]:
@@ -60,7 +64,7 @@ def gateway_resources(view: GatewayView, mesh: str, mtls: bool) -> list[XdsResou
     out: list[XdsResource] = []
     certificates: dict[str, GatewayCertificate] = {}
     for listener in view.listeners:
-        built = gateway_listener(view.address, view.service, listener)
+        built = gateway_listener(view.address, view.service, listener, mesh)
         if built is None:
             continue
         out.append(built)
@@ -87,9 +91,15 @@ def certificate_secret(cert: GatewayCertificate) -> XdsResource:
 
 
 # -- listeners -----------------------------------------------------------------------------------
-def _hcm(service: str, route_name: str) -> hcm_pb2.HttpConnectionManager:
-    """Kuma's edge HTTP connection manager: its server header, path normalization, timeouts."""
+def _hcm(service: str, route_name: str, listener: GatewayListener, mesh: str) -> hcm_pb2.HttpConnectionManager:
+    """Kuma's edge HTTP connection manager: its server header, path normalization, timeouts,
+    then the listener-level policy hooks (MeshFaultInjection, MeshRateLimit)."""
     hcm = http_connection_manager(names.stat_prefix(service), route_name)
+    if _rate_limited(listener):
+        # Kuma's gateway always carries this filter first, with no limit of its own (the limits
+        # are per route); MeshRateLimit then fills it in place, so the limit is counted before
+        # MeshFaultInjection's faults, as on Kuma's gateway. Alone it would change nothing.
+        hcm.http_filters.insert(0, hcm_pb2.HttpFilter(name=RATE_LIMIT_FILTER, typed_config=pack(LocalRateLimit(stat_prefix="rate_limit"))))
     hcm.server_name = SERVER_HEADER
     hcm.use_remote_address.value = True
     hcm.normalize_path.value = True
@@ -110,7 +120,20 @@ def _hcm(service: str, route_name: str) -> hcm_pb2.HttpConnectionManager:
             allow_connect=True,
         )
     )
+    apply_hooks("http_connection_manager", hcm, listener.confs, _listener_context(service, mesh, "http"))
     return hcm
+
+
+def _listener_context(service: str, mesh: str, protocol: str) -> HookContext:
+    """Listener-level gateway confs run as on an inbound: the gateway listener is where traffic
+    enters the proxy (Kuma marks it INBOUND), and these kinds' hooks act on inbound listeners."""
+    return HookContext("inbound", service, "", protocol, mesh)
+
+
+def _rate_limited(listener: GatewayListener) -> bool:
+    return RATE_LIMIT in listener.confs or any(
+        RATE_LIMIT in route.confs for hostname in listener.hostnames for host in hostname.hosts for route in host.routes
+    )
 
 
 def _tcp(service: str, split: tuple[WeightedCluster, ...]) -> listener_components_pb2.Filter | None:
@@ -147,10 +170,14 @@ def _sni_match(hostname: str) -> listener_components_pb2.FilterChainMatch:
     return match
 
 
-def _chains(service: str, listener: GatewayListener) -> list[listener_components_pb2.FilterChain]:
+def _chains(service: str, listener: GatewayListener, mesh: str) -> list[listener_components_pb2.FilterChain]:
     protocol = listener.protocol
     if protocol == "HTTP":
-        return [listener_components_pb2.FilterChain(filters=[hcm_filter(_hcm(service, listener.route_name(listener.hostnames[0])))])]
+        return [
+            listener_components_pb2.FilterChain(
+                filters=[hcm_filter(_hcm(service, listener.route_name(listener.hostnames[0]), listener, mesh))]
+            )
+        ]
     if protocol == "TCP":
         split = tuple(c for h in listener.hostnames for c in h.tcp)
         tcp = _tcp(service, tuple(sorted(set(split), key=lambda c: c.name)))
@@ -159,7 +186,7 @@ def _chains(service: str, listener: GatewayListener) -> list[listener_components
     for hostname in listener.hostnames:
         chain = listener_components_pb2.FilterChain(filter_chain_match=_sni_match(hostname.hostname))
         if protocol == "HTTPS":
-            chain.filters.append(hcm_filter(_hcm(service, listener.route_name(hostname))))
+            chain.filters.append(hcm_filter(_hcm(service, listener.route_name(hostname), listener, mesh)))
             alpn: tuple[str, ...] = ("h2", "http/1.1")
         else:
             tcp = _tcp(service, hostname.tcp)
@@ -178,9 +205,9 @@ def _chains(service: str, listener: GatewayListener) -> list[listener_components
 
 
 @lru_cache(maxsize=4096)
-def gateway_listener(address: str, service: str, listener: GatewayListener) -> XdsResource | None:
+def gateway_listener(address: str, service: str, listener: GatewayListener, mesh: str = "") -> XdsResource | None:
     """The Envoy listener of one gateway port (None when it has nothing to serve)."""
-    chains = _chains(service, listener)
+    chains = _chains(service, listener, mesh)
     if not chains:
         return None
     if listener.connection_limit:
@@ -197,11 +224,14 @@ def gateway_listener(address: str, service: str, listener: GatewayListener) -> X
         listener_filters=[tls_inspector()],
         filter_chains=chains,
     )
+    # MeshRateLimit's connection limit goes first in every chain, before the connection_limit.
+    protocol = "http" if listener.protocol in ("HTTP", "HTTPS") else "tcp"
+    apply_hooks("listener", built, listener.confs, _listener_context(service, mesh, protocol))
     return resource(LISTENER, listener.name, built)
 
 
 # -- routes --------------------------------------------------------------------------------------
-def _virtual_host(host: VirtualHost, https: bool, mesh: str) -> rc.VirtualHost:
+def _virtual_host(host: VirtualHost, https: bool, mesh: str, listener: GatewayListener) -> rc.VirtualHost:
     vh = rc.VirtualHost(name=host.hostname, domains=[host.hostname])
     if https:
         vh.require_tls = rc.VirtualHost.ALL
@@ -212,12 +242,12 @@ def _virtual_host(host: VirtualHost, https: bool, mesh: str) -> rc.VirtualHost:
             )
         )
     if not host.routes:
-        vh.routes.append(
-            rc.Route(
-                match=rc.RouteMatch(prefix="/"),
-                direct_response=rc.DirectResponseAction(status=404, body=base_pb2.DataSource(inline_string=NO_ROUTES)),
-            )
+        not_found = rc.Route(
+            match=rc.RouteMatch(prefix="/"),
+            direct_response=rc.DirectResponseAction(status=404, body=base_pb2.DataSource(inline_string=NO_ROUTES)),
         )
+        apply_hooks("route", not_found, listener.confs, _listener_context("", mesh, "http"))  # Kuma limits every route
+        vh.routes.append(not_found)
         return vh
     for view in host.routes:
         first = view.clusters[0].name if view.clusters else ""
@@ -227,11 +257,16 @@ def _virtual_host(host: VirtualHost, https: bool, mesh: str) -> rc.VirtualHost:
             if route.HasField("route"):
                 route.route.idle_timeout.CopyFrom(duration(STREAM_IDLE_TIMEOUT))
             apply_hooks("route", route, view.confs, HookContext("outbound", first, first, "http", mesh, route=view.origin))
+            # Listener-level kinds: a policy aimed at this route first (MeshRateLimit keeps a limit
+            # already set), then the listener's conf (Kuma's ConfigureGatewayRoute).
+            inbound = _listener_context("", mesh, "http")
+            apply_hooks("route", route, {k: v for k, v in view.confs.items() if k in LISTENER_KINDS}, inbound)
+            apply_hooks("route", route, listener.confs, inbound)
             vh.routes.append(route)
     return vh
 
 
-def _route_configuration(name: str, hosts: tuple[VirtualHost, ...], https: bool, mesh: str) -> XdsResource:
+def _route_configuration(name: str, hosts: tuple[VirtualHost, ...], https: bool, mesh: str, listener: GatewayListener) -> XdsResource:
     config = route_pb2.RouteConfiguration(
         name=name,
         validate_clusters=wrappers_pb2.BoolValue(value=False),
@@ -243,7 +278,7 @@ def _route_configuration(name: str, hosts: tuple[VirtualHost, ...], https: bool,
         if host.hostname in seen:
             continue  # Envoy refuses a domain twice in one route configuration
         seen.add(host.hostname)
-        config.virtual_hosts.append(_virtual_host(host, https, mesh))
+        config.virtual_hosts.append(_virtual_host(host, https, mesh, listener))
     return resource(ROUTE, name, config)
 
 
@@ -252,7 +287,9 @@ def gateway_routes(listener: GatewayListener, mesh: str) -> tuple[XdsResource, .
     """RDS of an HTTP(S) listener: one shared configuration (HTTP) or one per hostname (HTTPS)."""
     if listener.protocol == "HTTP":
         hosts = tuple(h for hostname in listener.hostnames for h in hostname.hosts)
-        return (_route_configuration(listener.route_name(listener.hostnames[0]), hosts, False, mesh),)
+        return (_route_configuration(listener.route_name(listener.hostnames[0]), hosts, False, mesh, listener),)
     if listener.protocol == "HTTPS":
-        return tuple(_route_configuration(listener.route_name(h), h.hosts, True, mesh) for h in listener.hostnames if h.certificates)
+        return tuple(
+            _route_configuration(listener.route_name(h), h.hosts, True, mesh, listener) for h in listener.hostnames if h.certificates
+        )
     return ()

@@ -32,9 +32,9 @@ expected values derived from Kuma's golden. A case is one of four checks:
   our engine says which policies a conf came from (cluster confs), the set of policies is
   compared with Kuma's `Origin` too.
 - **gateway** (Kuma's `meshgateways`, `GatewayRules.ToRules.ByListener`): the MeshAccessLog
-  conf for traffic through each listener of the builtin gateway, against the conf our
-  engine applies for the gateway's traffic (`outbound_conf`; we have no per-listener conf,
-  issue 12 item 5).
+  conf for traffic through each listener of the builtin gateway, against the listener-level
+  conf of our gateway view (`views/gateway_policies.py`), and the policies merged into it
+  against Kuma's `Origin`.
 
 Kuma's `egressmatchedpolicies` (zone egress) are out of scope and skipped; so are the
 `fromrules` cases about zone ingress/egress listeners on a Dataplane. Cases that fail
@@ -61,6 +61,7 @@ from reconciler.mesh.model import Dataplane, MeshModel, build_mesh_model
 from reconciler.policies.core.match import Destination, PolicyIndex, matched_policies, outbound_conf
 from reconciler.policies.meshtrafficpermission.envoy import inbound_permissions
 from reconciler.validate import validate
+from reconciler.views.gateway_policies import listener_confs, listener_index
 from reconciler.views.proxy import policy_indexes, proxy_view
 from tests.support import snapshot_of_text
 
@@ -73,16 +74,10 @@ SKIP: dict[str, str] = {
     "fromrules-listener-select-all": _ZONE_PROXY,
 }
 _ITEM1 = "issue 12 item 1: a policy whose top-level targetRef is a MeshHTTPRoute also reaches the cluster and the catch-all route"
-_ITEM5_TAGS = "issue 12 item 5: a MeshGateway targetRef with tags selects only the tagged listeners; we apply one conf to every listener"
-_ITEM5_LISTENER = "issue 12 item 5: MeshServiceSubset tags are matched against the gateway listener's tags; we match the proxy's tags only"
 XFAIL: dict[str, str] = {
     "torules-01": _ITEM1,
     "torules-02": _ITEM1,
     "torules-03": _ITEM1,
-    "meshgateways-01": _ITEM5_TAGS,
-    "meshgateways-02": _ITEM5_TAGS,
-    "meshgateways-policies_from_different_zones": _ITEM5_LISTENER,
-    "meshgateways-policies_from_different_zones_no_zone_label": _ITEM5_LISTENER,
 }
 
 
@@ -247,11 +242,18 @@ def _check_outbounds(expected: Mapping[str, Any], model: MeshModel, index: Polic
 
 
 def _check_gateway(expected: Mapping[str, Any], index: PolicyIndex, dp: Dataplane) -> None:
-    # Our engine has one conf for all of a gateway's traffic; when issue 12 item 5 gives each
-    # listener its own, compare that per listener here instead.
-    conf = outbound_conf(expected["kind"], dp, Destination("some-backend"), index)
-    got = _plain(conf.value) if conf is not None else None
-    failures = [(listener, got, want["conf"]) for listener, want in expected["listeners"].items() if _norm(got) != _norm(want["conf"])]
+    """Per listener (Kuma's `address:port` key): the listener-level conf of the gateway view and
+    the policies it was merged from (views/gateway_policies.py)."""
+    failures: list[Any] = []
+    for key, want in expected["listeners"].items():
+        address, port = key.rsplit(":", 1)
+        scoped = listener_index(index, dp, (address, int(port)))
+        got = _plain(listener_confs(dp, scoped).get(expected["kind"]))
+        if _norm(got) != _norm(want["conf"]):
+            failures.append((key, got, want["conf"]))
+        names = [m.resource.name for m in matched_policies(expected["kind"], dp, scoped) if m.resource.spec.get("to")]
+        if "origins" in want and names != want["origins"]:
+            failures.append((key, "origins", names, want["origins"]))
     assert not failures, failures
 
 
