@@ -59,6 +59,8 @@ class OutboundView:
     """MeshTCPRoute backends of a TCP outbound (empty: the destination itself)."""
     backends: tuple[BackendCluster, ...] = ()
     """Other clusters the routes send or mirror to."""
+    destination: Destination | None = None
+    """The destination policies matched against (with a real resource's labels)."""
 
     @property
     def protocol(self) -> str:
@@ -94,6 +96,8 @@ class ProxyView:
 def destination_of(view: OutboundView, labels: Mapping[str, str] | None = None) -> Destination:
     """The outbound's destination; a real resource's `labels` (a MeshService port's own when not
     given) with Kuma's `kuma.io/display-name`, which Kuma stores on every resource."""
+    if view.destination is not None:
+        return view.destination
     if view.service is not None and view.service.mesh_service:
         service = view.service
         return Destination(
@@ -227,6 +231,7 @@ def _outbound_view(
         tuple(routes),
         split,
         tuple(backends.values()),
+        dest,
     )
 
 

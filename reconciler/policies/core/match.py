@@ -31,7 +31,7 @@ for inbound/outbound X", with the contributing policies.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +39,7 @@ from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound
 from reconciler.model import Resource
 from reconciler.policies.core.destination import DISPLAY_NAME_LABEL, Destination
 from reconciler.policies.core.destination import to_matches as _to_matches
-from reconciler.policies.core.merge import merge_confs
-from reconciler.types import ResourceKey
+from reconciler.policies.core.merge import Conf, Contribution, Entry, merge_confs, merged_conf
 
 __all__ = [
     "KIND_ORDER",
@@ -77,25 +76,6 @@ _ORIGIN_ORDER = {"global": 1, "": 2, "zone": 3}
 _ROLE_ORDER = {"system": 1, "producer": 2, "consumer": 3, "workload-owner": 4}
 ORIGIN_LABEL = "kuma.io/origin"
 ROLE_LABEL = "kuma.io/policy-role"
-
-
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """One policy entry that contributed to a merged conf: the policy and where in it."""
-
-    policy: ResourceKey
-    pointer: str
-
-    def __str__(self) -> str:
-        return f"{self.policy} {self.pointer}"
-
-
-@dataclass(frozen=True, slots=True)
-class Conf:
-    """A merged `default`, and the entries it was merged from (in merge order)."""
-
-    value: Mapping[str, Any]
-    origins: tuple[Contribution, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,31 +242,7 @@ def matched_policies(kind: str, dp: Dataplane, index: PolicyIndex) -> tuple[Matc
     return result
 
 
-_merged: dict[tuple[tuple[int, str], ...], tuple[tuple[Resource, ...], Conf]] = {}
-
-
-def merged_conf(entries: Sequence[tuple[Resource, str, Mapping[str, Any]]]) -> Conf | None:
-    """The entries' `default`s merged in order (None: no entry)."""
-    if not entries:
-        return None
-    # Thousands of proxies see the same few entry lists: merge each list once. The key is
-    # the entries' identity; the resources are kept with the result so the ids stay theirs.
-    key = tuple((id(e[0]), e[1]) for e in entries)
-    hit = _merged.get(key)
-    if hit is not None and hit[0] == tuple(e[0] for e in entries):  # identical objects: C-speed
-        return hit[1]
-    conf = Conf(merge_confs([e[2] for e in entries]), tuple(Contribution(e[0].key, e[1]) for e in entries))
-    if len(_merged) > 50_000:
-        _merged.clear()
-    _merged[key] = (tuple(e[0] for e in entries), conf)
-    return conf
-
-
 # -- outbound --------------------------------------------------------------------------------
-Entry = tuple[Resource, str, Mapping[str, Any]]
-"""A policy, the JSON pointer of one of its entries, and that entry's `default`."""
-
-
 def targets_route(policy: Resource) -> bool:
     """Whether the policy's top-level targetRef is a MeshHTTPRoute (Kuma's deprecated form)."""
     return (policy.spec.get("targetRef") or {}).get("kind") == "MeshHTTPRoute"

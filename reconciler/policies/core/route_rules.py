@@ -25,18 +25,15 @@ from reconciler.frozen import FrozenDict, freeze
 from reconciler.mesh.model import Dataplane
 from reconciler.policies.core.destination import refers_to_route, to_matches
 from reconciler.policies.core.match import (
-    Conf,
     Destination,
-    Entry,
     PolicyIndex,
     _to_entries,
     matched_policies,
-    merged_conf,
     outbound_entries,
     resource_rule_key,
     targets_route,
 )
-from reconciler.policies.core.merge import merge_confs
+from reconciler.policies.core.merge import Conf, Entry, merge_confs, merged_conf
 
 __all__ = ["HttpRoute", "http_routes", "route_conf", "tcp_backends", "CATCH_ALL"]
 
