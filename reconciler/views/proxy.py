@@ -99,15 +99,17 @@ def destination_of(view: OutboundView, labels: Mapping[str, str] | None = None) 
     if view.destination is not None:
         return view.destination
     if view.service is not None and view.service.mesh_service:
-        service = view.service
-        return Destination(
-            service.mesh_service, "MeshService", service.port, service.port_name, _labels(service.mesh_service, service.labels)
-        )
+        return _mesh_service_port(view.service)
     if view.outbound.backend_ref is not None:
         kind, name, port = view.outbound.backend_ref
         real = kind if kind in ("MeshService", "MeshExternalService", "MeshMultiZoneService") else "MeshService"
         return Destination(name, real, port, labels=_labels(name, labels or {}))  # type: ignore[arg-type]
     return Destination(view.service_name)
+
+
+def _mesh_service_port(service: Service) -> Destination:
+    name = service.mesh_service
+    return Destination(name, "MeshService", service.port, service.port_name, _labels(name, service.labels))
 
 
 def _labels(name: str, labels: Mapping[str, str]) -> FrozenDict:
@@ -197,6 +199,12 @@ def _outbound_view(
                 labels=_labels(extra.service_name, _external_labels(model, dp.mesh, extra.service_name)),
             )
             extra = replace(extra, confs=_confs_for(kinds, lambda k: outbound_conf(k, dp, mes, index)))
+        elif extra is not None and ref.get("kind", "MeshService") == "MeshService" and ref.get("port"):
+            # A MeshService port is a real resource: its sectionName and labels entries count.
+            port = model.services.get((dp.mesh, f"msvc:{extra.service_name}:{int(ref['port'])}"))
+            if port is not None:
+                ms = _mesh_service_port(port)
+                extra = replace(extra, confs=_confs_for(kinds, lambda k: outbound_conf(k, dp, ms, index)))
         if extra is not None and name != base.cluster_name:
             backends.setdefault(name, extra)
         return name

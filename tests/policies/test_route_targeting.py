@@ -474,3 +474,27 @@ def test_resolve_keeps_answering_for_destinations() -> None:
     dp = model.dataplanes["mesh-1.dp-1"]
     assert resolve("MeshTimeout", dp, Destination("backend-dev", "MeshService", 80, "http-port", {"env": "dev"}), index) is not None
     assert resolve("MeshTimeout", dp, Destination("backend-prod", "MeshService", 80, "http-port", {"env": "prod"}), index) is None
+
+
+def test_a_route_backend_on_a_meshservice_port_takes_its_labels_and_section_entries() -> None:
+    """A split backend naming a MeshService port is a real resource too: the entries that
+    select it by labels or sectionName configure its cluster."""
+    route = """\
+type: MeshHTTPRoute
+name: to-dev
+mesh: mesh-1
+spec:
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      rules:
+        - matches: [{path: {type: PathPrefix, value: /dev}}]
+          default:
+            backendRefs: [{kind: MeshService, name: backend-dev, port: 80}]
+---
+"""
+    policy = timeout("dev", "{kind: Mesh}", "{kind: MeshService, labels: {env: dev}, sectionName: http-port}", "{idleTimeout: 10s}")
+    backend = outbound(view_of(REAL + route + policy), "mesh-1_backend___msvc_80")
+    (dev,) = backend.backends
+    assert dev.name == "mesh-1_backend-dev___msvc_80"
+    assert dev.confs["MeshTimeout"] == {"idleTimeout": "10s"}
+    assert "MeshTimeout" not in backend.confs
