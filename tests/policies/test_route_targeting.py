@@ -498,3 +498,30 @@ spec:
     assert dev.name == "mesh-1_backend-dev___msvc_80"
     assert dev.confs["MeshTimeout"] == {"idleTimeout": "10s"}
     assert "MeshTimeout" not in backend.confs
+
+
+def test_routes_to_a_real_meshservice_merge_in_resource_rule_order() -> None:
+    """Equal matches from two routes: for a real MeshService the entry with a sectionName is
+    applied after the one without (Kuma's resource rules), whatever the names; by name alone
+    a-route would be applied last."""
+
+    def split(name: str, ref: str, backend: str) -> str:
+        return f"""\
+type: MeshHTTPRoute
+name: {name}
+mesh: mesh-1
+spec:
+  to:
+    - targetRef: {ref}
+      rules:
+        - matches: [{{path: {{type: PathPrefix, value: /x}}}}]
+          default:
+            backendRefs: [{{kind: MeshService, name: {backend}, port: 80}}]
+---
+"""
+
+    text = REAL + split("z-route", "{kind: MeshService, name: backend, sectionName: http-port}", "backend-prod")
+    text += split("a-route", "{kind: MeshService, name: backend}", "backend-dev")
+    backend = outbound(view_of(text), "mesh-1_backend___msvc_80")
+    (x, _) = backend.routes
+    assert (x.origin, [c.name for c in x.clusters]) == ("z-route", ["mesh-1_backend-prod___msvc_80"])

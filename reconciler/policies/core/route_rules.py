@@ -87,9 +87,11 @@ def compare_match(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
 def http_routes(dp: Dataplane, dest: Destination, index: PolicyIndex) -> tuple[HttpRoute, ...]:
     """The routes of an outbound towards `dest` (just the catch-all when no route applies)."""
     merged: dict[str, tuple[Sequence[Any], list[Mapping[str, Any]], str]] = {}
-    for matched, _, entry in _to_entries("MeshHTTPRoute", dp, index):
-        if not to_matches(entry.get("targetRef") or {}, dest):
-            continue
+    entries = [e for e in _to_entries("MeshHTTPRoute", dp, index) if to_matches(e[2].get("targetRef") or {}, dest)]
+    if dest.kind != "service":
+        # Real resources merge the routes' entries in resource-rule order (legacy: policy order).
+        entries.sort(key=lambda e: resource_rule_key(e[0].resource, e[2].get("targetRef") or {}))
+    for matched, _, entry in entries:
         for rule in entry.get("rules") or ():
             matches = rule.get("matches") or ()
             key = _key(matches)
