@@ -525,3 +525,44 @@ spec:
     backend = outbound(view_of(text), "mesh-1_backend___msvc_80")
     (x, _) = backend.routes
     assert (x.origin, [c.name for c in x.clusters]) == ("z-route", ["mesh-1_backend-prod___msvc_80"])
+
+
+def test_mt_with_mixed_targetrefs() -> None:
+    """Kuma's resourcerules mt_with_mixed_targetrefs: http-route-1's rule takes the Mesh entry
+    and its own (15s); http-route-2's rule, the catch-all and the cluster take the Mesh and
+    MeshService entries (25s, idle 30s)."""
+
+    def route(name: str, prefix: str) -> str:
+        return f"""\
+type: MeshHTTPRoute
+name: {name}
+mesh: mesh-1
+spec:
+  to:
+    - targetRef: {{kind: MeshService, name: backend}}
+      rules:
+        - matches: [{{path: {{type: PathPrefix, value: {prefix}}}}}]
+          default:
+            backendRefs: [{{kind: MeshService, name: backend, port: 80, weight: 100}}]
+---
+"""
+
+    policy = """\
+type: MeshTimeout
+name: matched-for-rules-mt-1
+mesh: mesh-1
+spec:
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default: {idleTimeout: 30s, http: {requestTimeout: 25s}}
+    - targetRef: {kind: MeshHTTPRoute, name: http-route-1}
+      default: {http: {requestTimeout: 15s}}
+    - targetRef: {kind: Mesh}
+      default: {connectionTimeout: 10s, http: {requestTimeout: 5s}}
+---
+"""
+    backend = outbound(view_of(REAL + route("http-route-1", "/api") + route("http-route-2", "/admin") + policy), "mesh-1_backend___msvc_80")
+    service = {"connectionTimeout": "10s", "idleTimeout": "30s", "http": {"requestTimeout": "25s"}}
+    assert backend.confs["MeshTimeout"] == service
+    confs = {r.match["path"]["value"]: r.confs["MeshTimeout"] for r in backend.routes}
+    assert confs == {"/admin": service, "/api": {"connectionTimeout": "10s", "http": {"requestTimeout": "15s"}}, "/": service}
