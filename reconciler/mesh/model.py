@@ -141,6 +141,10 @@ class Service:
     mesh_service: str = ""
     """The MeshService this came from, empty for a kuma.io/service tag."""
     port: int = 0
+    port_name: str = ""
+    """The MeshService port's `name` (policies' `sectionName` names a port by it)."""
+    labels: Mapping[str, str] = field(default_factory=FrozenDict)
+    """The MeshService's labels (policies' `to[].targetRef.labels` select on them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +325,8 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
                 mesh_service_cluster_name(r.mesh, r.name, number),
                 mesh_service=r.name,
                 port=number,
+                port_name=str(port.get("name") or ""),
+                labels=r.labels,
             )
     policies = tuple(r for r in resources if r.mesh in meshes and r.type in POLICY_KINDS)
     gateways = tuple(r for r in resources if r.type == "MeshGateway" and r.mesh in meshes)

@@ -20,17 +20,16 @@ from reconciler.mesh.external import external_backend
 from reconciler.mesh.model import HTTP_PROTOCOLS, Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, resolve_backend
 from reconciler.mesh.shape import ShapeChoice, outbound_shape
+from reconciler.policies.core.destination import DISPLAY_NAME_LABEL
 from reconciler.policies.core.match import (
     Destination,
     PolicyIndex,
     inbound_conf,
     matched_policies,
     outbound_conf,
-    route_confs,
     single_conf,
 )
-from reconciler.policies.core.merge import merge_confs
-from reconciler.policies.core.route_rules import http_routes, tcp_backends
+from reconciler.policies.core.route_rules import http_routes, route_conf, tcp_backends
 from reconciler.policies.defaults import with_default_policies
 from reconciler.policies.plugins import plugins
 from reconciler.views.gateway import GatewayView, gateway_view
@@ -50,7 +49,8 @@ class OutboundView:
     """None when nothing in the mesh provides the service yet (the listener still exists)."""
     confs: Confs = field(default_factory=FrozenDict)
     route_confs: Mapping[str, Confs] = field(default_factory=FrozenDict)
-    """Per MeshHTTPRoute name: confs of policies whose top-level targetRef is that route."""
+    """Per route (by its rule's matches key, HttpRoute.key): the confs that policies aimed at a
+    MeshHTTPRoute give it, where they differ from the outbound's (core/route_rules.py)."""
     identities: tuple[str, ...] = ()
     """SPIFFE ids the destination's proxies present (checked when mTLS is on)."""
     routes: tuple[RouteView, ...] = ()
@@ -59,6 +59,8 @@ class OutboundView:
     """MeshTCPRoute backends of a TCP outbound (empty: the destination itself)."""
     backends: tuple[BackendCluster, ...] = ()
     """Other clusters the routes send or mirror to."""
+    destination: Destination | None = None
+    """The destination policies matched against (with a real resource's labels)."""
 
     @property
     def protocol(self) -> str:
@@ -91,13 +93,31 @@ class ProxyView:
         return self.dataplane.node_id
 
 
-def destination_of(view: OutboundView) -> Destination:
+def destination_of(view: OutboundView, labels: Mapping[str, str] | None = None) -> Destination:
+    """The outbound's destination; a real resource's `labels` (a MeshService port's own when not
+    given) with Kuma's `kuma.io/display-name`, which Kuma stores on every resource."""
+    if view.destination is not None:
+        return view.destination
     if view.service is not None and view.service.mesh_service:
-        return Destination(view.service.mesh_service, "MeshService", view.service.port)
+        return _mesh_service_port(view.service)
     if view.outbound.backend_ref is not None:
         kind, name, port = view.outbound.backend_ref
-        return Destination(name, kind if kind in ("MeshService", "MeshExternalService", "MeshMultiZoneService") else "MeshService", port)  # type: ignore[arg-type]
+        real = kind if kind in ("MeshService", "MeshExternalService", "MeshMultiZoneService") else "MeshService"
+        return Destination(name, real, port, labels=_labels(name, labels or {}))  # type: ignore[arg-type]
     return Destination(view.service_name)
+
+
+def _mesh_service_port(service: Service) -> Destination:
+    name = service.mesh_service
+    return Destination(name, "MeshService", service.port, service.port_name, _labels(name, service.labels))
+
+
+def _labels(name: str, labels: Mapping[str, str]) -> FrozenDict:
+    return FrozenDict({DISPLAY_NAME_LABEL: name, **labels})
+
+
+def _external_labels(model: MeshModel, mesh: str, name: str) -> Mapping[str, str]:
+    return next((r.labels for r in model.externals if r.mesh == mesh and r.name == name), {})
 
 
 def policy_indexes(model: MeshModel) -> dict[str, PolicyIndex]:
@@ -142,7 +162,8 @@ def _outbound_view(
         base = OutboundView(o, name, mesh_service_cluster_name(dp.mesh, name, port), None)
     else:
         base = OutboundView(o, o.service, o.service, None)
-    dest = destination_of(base)
+    external_labels = _external_labels(model, dp.mesh, o.backend_ref[1]) if external is not None and o.backend_ref else None
+    dest = destination_of(base, external_labels)
     overrides = {p.kind: p.outbound_conf for p in plugins() if p.outbound_conf is not None}
 
     def conf_of(kind: str) -> Any:
@@ -152,10 +173,7 @@ def _outbound_view(
         return outbound_conf(kind, dp, dest, index)
 
     confs = _confs_for(kinds, conf_of)
-    per_route: dict[str, dict[str, Any]] = {}
-    for kind in kinds:
-        for origin, conf in route_confs(kind, dp, dest, index).items():
-            per_route.setdefault(origin, {})[kind] = conf.value
+    per_route: dict[str, FrozenDict] = {}
     identities = ids.get((dp.mesh, base.cluster_name)) or (spiffe_id(dp.mesh, base.service_name),)
 
     def confs_for(service: str) -> Confs:
@@ -175,8 +193,18 @@ def _outbound_view(
     def cluster_for(ref: Mapping[str, Any]) -> str:
         name, extra = resolve_backend(model, dp.mesh, ref, confs_for, identities_for, model.external_specs(dp.mesh))
         if extra is not None and extra.external is not None:
-            mes = Destination(extra.service_name, "MeshExternalService")
+            mes = Destination(
+                extra.service_name,
+                "MeshExternalService",
+                labels=_labels(extra.service_name, _external_labels(model, dp.mesh, extra.service_name)),
+            )
             extra = replace(extra, confs=_confs_for(kinds, lambda k: outbound_conf(k, dp, mes, index)))
+        elif extra is not None and ref.get("kind", "MeshService") == "MeshService" and ref.get("port"):
+            # A MeshService port is a real resource: its sectionName and labels entries count.
+            port = model.services.get((dp.mesh, f"msvc:{extra.service_name}:{int(ref['port'])}"))
+            if port is not None:
+                ms = _mesh_service_port(port)
+                extra = replace(extra, confs=_confs_for(kinds, lambda k: outbound_conf(k, dp, ms, index)))
         if extra is not None and name != base.cluster_name:
             backends.setdefault(name, extra)
         return name
@@ -193,11 +221,10 @@ def _outbound_view(
                 for f in route.filters
                 if f.get("type") == "RequestMirror" and f.get("requestMirror", {}).get("backendRef")
             )
-            route_confs_value = confs
-            if route.origin in per_route:
-                route_confs_value = FrozenDict(
-                    {k: merge_confs([confs.get(k) or {}, v]) for k, v in {**{k: {} for k in confs}, **per_route[route.origin]}.items()}
-                )
+            own = _confs_for(kinds, lambda k: route_conf(k, dp, dest, index, route))  # noqa: B023 (called at once)
+            if own:
+                per_route[route.key] = own
+            route_confs_value = FrozenDict({**confs, **own}) if own else confs
             routes.append(RouteView(route.name, route.match, route.filters, clusters, route_confs_value, route.origin, mirrors))
     else:
         split = tuple(WeightedCluster(cluster_for(ref), int(ref.get("weight", 1))) for ref in tcp_backends(dp, dest, index))
@@ -207,11 +234,12 @@ def _outbound_view(
         base.cluster_name,
         base.service,
         confs,
-        FrozenDict({r: FrozenDict(c) for r, c in per_route.items()}),
+        FrozenDict(per_route),
         identities,
         tuple(routes),
         split,
         tuple(backends.values()),
+        dest,
     )
 
 

@@ -212,3 +212,18 @@ spec:
     web, backend = model.dataplanes["default.web-1"], model.dataplanes["default.backend-1"]
     assert [m.resource.name for m in matched_policies("MeshTimeout", web, index)] == ["on-route"]
     assert matched_policies("MeshTimeout", backend, index) == ()
+    # Selected, but it configures the route's rules only, never the destination itself.
+    assert resolve("MeshTimeout", web, Destination("backend"), index) is None
+
+
+def test_section_name_and_labels_name_real_meshservice_ports() -> None:
+    model, index = setup(
+        timeout("by-port-name", "{kind: Mesh}", "{kind: MeshService, name: backend, sectionName: http}", "{idleTimeout: 1s}")
+        + timeout("by-labels", "{kind: Mesh}", "{kind: MeshService, labels: {tier: db}}", "{connectionTimeout: 2s}")
+    )
+    web = model.dataplanes["default.web-1"]
+    named = Destination("backend", "MeshService", 80, "http", {"tier": "web"})
+    assert resolve("MeshTimeout", web, named, index).value == {"idleTimeout": "1s"}  # type: ignore[union-attr]
+    unnamed = Destination("backend", "MeshService", 81, "", {"tier": "db"})
+    assert resolve("MeshTimeout", web, unnamed, index).value == {"connectionTimeout": "2s"}  # type: ignore[union-attr]
+    assert resolve("MeshTimeout", web, Destination("other", "MeshService", 80, "http"), index) is None

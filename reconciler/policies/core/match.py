@@ -18,7 +18,9 @@ Follows Kuma v2.14 (pkg/plugins/policies/core):
    `kuma.io/service` tag, matching `to` entries are merged in policy order (Kuma's legacy
    rules); for a real MeshService / MeshExternalService / MeshMultiZoneService, entries are
    ordered by policy attributes, then by their own targetRef kind (and sectionName), then by
-   name (Kuma's resource rules).
+   name (Kuma's resource rules). Which `to` refs name a destination: core/destination.py.
+   Policies aimed at a MeshHTTPRoute (top level or in `to`) configure that route's rules
+   only: core/route_rules.py `route_conf`.
 4. **Merge** (`merge_confs`, core/merge.py): the `default`s are merged in that order as JSON merge patches:
    objects merge key by key, a later scalar or list replaces the earlier one — except fields
    named `append…`, whose lists concatenate.
@@ -29,16 +31,17 @@ for inbound/outbound X", with the contributing policies.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from reconciler.mesh.model import SERVICE_TAG, Dataplane, Inbound
 from reconciler.model import Resource
 from reconciler.policies.core import namespace
+from reconciler.policies.core.destination import DISPLAY_NAME_LABEL, Destination
+from reconciler.policies.core.destination import to_matches as _to_matches
 from reconciler.policies.core.gateway_listeners import gateway_selection
-from reconciler.policies.core.merge import merge_confs
-from reconciler.types import ResourceKey
+from reconciler.policies.core.merge import Conf, Contribution, Entry, merge_confs, merged_conf
 
 __all__ = [
     "KIND_ORDER",
@@ -50,6 +53,10 @@ __all__ = [
     "selects",
     "matched_policies",
     "outbound_conf",
+    "outbound_entries",
+    "merged_conf",
+    "resource_rule_key",
+    "targets_route",
     "inbound_conf",
     "single_conf",
     "route_confs",
@@ -71,38 +78,7 @@ _ORIGIN_ORDER = {"global": 1, "": 2, "zone": 3}
 _ROLE_ORDER = {"system": 1, "producer": 2, "consumer": 3, "workload-owner": 4}
 ORIGIN_LABEL = "kuma.io/origin"
 ROLE_LABEL = "kuma.io/policy-role"
-DISPLAY_NAME_LABEL = "kuma.io/display-name"
 ZONE_LABEL = "kuma.io/zone"
-
-
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """One policy entry that contributed to a merged conf: the policy and where in it."""
-
-    policy: ResourceKey
-    pointer: str
-
-    def __str__(self) -> str:
-        return f"{self.policy} {self.pointer}"
-
-
-@dataclass(frozen=True, slots=True)
-class Conf:
-    """A merged `default`, and the entries it was merged from (in merge order)."""
-
-    value: Mapping[str, Any]
-    origins: tuple[Contribution, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    """An outbound destination as policies see it."""
-
-    service: str
-    """The `kuma.io/service` name, or the name of the real resource."""
-    kind: Literal["service", "MeshService", "MeshExternalService", "MeshMultiZoneService"] = "service"
-    port: int = 0
-    port_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,73 +256,56 @@ def matched_policies(kind: str, dp: Dataplane, index: PolicyIndex) -> tuple[Matc
     return result
 
 
-_merged: dict[tuple[tuple[int, str], ...], tuple[tuple[Resource, ...], Conf]] = {}
-
-
-def _conf(entries: Sequence[tuple[Resource, str, Mapping[str, Any]]]) -> Conf | None:
-    if not entries:
-        return None
-    # Thousands of proxies see the same few entry lists: merge each list once. The key is
-    # the entries' identity; the resources are kept with the result so the ids stay theirs.
-    key = tuple((id(e[0]), e[1]) for e in entries)
-    hit = _merged.get(key)
-    if hit is not None and hit[0] == tuple(e[0] for e in entries):  # identical objects: C-speed
-        return hit[1]
-    conf = Conf(merge_confs([e[2] for e in entries]), tuple(Contribution(e[0].key, e[1]) for e in entries))
-    if len(_merged) > 50_000:
-        _merged.clear()
-    _merged[key] = (tuple(e[0] for e in entries), conf)
-    return conf
-
-
 # -- outbound --------------------------------------------------------------------------------
-def _to_matches(ref: Mapping[str, Any], dest: Destination) -> bool:
-    kind = ref.get("kind", "Mesh")
-    if kind == "Mesh":
-        return True
-    name = ref.get("name")
-    if dest.kind != "service" and name is not None:
-        name = namespace.ref_core_name(ref)  # a real resource: `name.namespace` on Kubernetes
-    if kind == "MeshService":
-        if dest.kind == "service":
-            return name == dest.service and not ref.get("sectionName")
-        if dest.kind != "MeshService":
-            return False
-        if name is not None and name != dest.service:
-            return False
-        section = ref.get("sectionName")
-        return not section or section in (dest.port_name, str(dest.port))
-    if kind in ("MeshExternalService", "MeshMultiZoneService"):
-        return dest.kind == kind and name == dest.service
-    return False
+def targets_route(policy: Resource) -> bool:
+    """Whether the policy's top-level targetRef is a MeshHTTPRoute (Kuma's deprecated form)."""
+    return (policy.spec.get("targetRef") or {}).get("kind") == "MeshHTTPRoute"
+
+
+def _names_a_route(policy: Resource) -> bool:
+    return any((e.get("targetRef") or {}).get("kind") == "MeshHTTPRoute" for e in policy.spec.get("to") or ())
 
 
 def _to_entries(kind: str, dp: Dataplane, index: PolicyIndex) -> list[tuple[MatchedPolicy, int, Mapping[str, Any]]]:
+    """The `to` entries of the policies that select the whole proxy, in policy order. A policy
+    whose top-level targetRef is a MeshHTTPRoute only configures that route's rules
+    (route_rules.route_conf): Kuma's BuildToRules keeps it away from the destinations."""
     out = []
     for m in matched_policies(kind, dp, index):
-        if not m.selection.whole_proxy:
+        if not m.selection.whole_proxy or targets_route(m.resource):
             continue
         for i, entry in enumerate(m.resource.spec.get("to") or ()):
             out.append((m, i, namespace.in_policy_namespace(m.resource.labels, entry)))
     return out
 
 
+def resource_rule_key(policy: Resource, ref: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Kuma's order of `to` entries for real resources: policy attributes, then the entry's own
+    kind (a MeshService with a sectionName after one without), then name."""
+    k = policy_sort_key(policy)
+    kind = ref.get("kind", "Mesh")
+    return (k[:5], KIND_ORDER.get(kind, 0), 1 if kind == "MeshService" and ref.get("sectionName") else 0, k[5])
+
+
+def outbound_entries(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex) -> list[Entry]:
+    """The `to` entries of `kind` that configure traffic from `dp` to `dest`, in merge order."""
+    entries = [e for e in _to_entries(kind, dp, index) if _to_matches(e[2].get("targetRef") or {}, dest)]
+    if dest.kind == "service":
+        # Kuma's legacy rules skip a policy naming a MeshHTTPRoute in `to` as a whole.
+        entries = [e for e in entries if not _names_a_route(e[0].resource)]
+    else:
+        entries.sort(key=lambda e: resource_rule_key(e[0].resource, e[2].get("targetRef") or {}))
+    return [(m.resource, f"/spec/to/{i}", e["default"]) for m, i, e in entries if e.get("default") is not None]
+
+
 def outbound_conf(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex) -> Conf | None:
     """The merged `to` conf of `kind` for traffic from `dp` to `dest`."""
-    entries = [e for e in _to_entries(kind, dp, index) if _to_matches(e[2].get("targetRef") or {}, dest)]
-    if dest.kind != "service":
-        # Real resources: policy attributes, then the entry's own kind, then name (Kuma's resource rules).
-        def key(e: tuple[MatchedPolicy, int, Mapping[str, Any]]) -> tuple[Any, ...]:
-            k = policy_sort_key(e[0].resource)
-            ref = e[2].get("targetRef") or {}
-            return (k[:5], KIND_ORDER.get(ref.get("kind", "Mesh"), 0), 1 if ref.get("sectionName") else 0, k[5])
-
-        entries.sort(key=key)
-    return _conf([(m.resource, f"/spec/to/{i}", e.get("default") or {}) for m, i, e in entries if e.get("default") is not None])
+    return merged_conf(outbound_entries(kind, dp, dest, index))
 
 
 def route_confs(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex) -> Mapping[str, Conf]:
-    """Per MeshHTTPRoute name: the merged `to` conf of policies targeting that route."""
+    """Per MeshHTTPRoute name: the merged `to` conf of policies targeting that route (the
+    gateway's routes; a sidecar's outbound routes use route_rules.route_conf)."""
     out: dict[str, Conf] = {}
     for m in matched_policies(kind, dp, index):
         ref = m.resource.spec.get("targetRef") or {}
@@ -381,7 +340,7 @@ def inbound_conf(kind: str, dp: Dataplane, inbound: Inbound, index: PolicyIndex)
         for i, rule in enumerate(m.resource.spec.get("rules") or ()):
             if not rule.get("matches") and rule.get("default") is not None:
                 entries.append((m.resource, f"/spec/rules/{i}", rule["default"]))
-    return _conf(entries)
+    return merged_conf(entries)
 
 
 def single_conf(kind: str, dp: Dataplane, index: PolicyIndex) -> Conf | None:
@@ -391,7 +350,7 @@ def single_conf(kind: str, dp: Dataplane, index: PolicyIndex) -> Conf | None:
         for m in matched_policies(kind, dp, index)
         if m.resource.spec.get("default") is not None
     ]
-    return _conf(entries)
+    return merged_conf(entries)
 
 
 Target = Destination | Inbound | None

@@ -73,11 +73,7 @@ SKIP: dict[str, str] = {
     "fromrules-listener-mesh-kind": _ZONE_PROXY,
     "fromrules-listener-select-all": _ZONE_PROXY,
 }
-_ITEM1 = "issue 12 item 1: a policy whose top-level targetRef is a MeshHTTPRoute also reaches the cluster and the catch-all route"
 XFAIL: dict[str, str] = {
-    "torules-01": _ITEM1,
-    "torules-02": _ITEM1,
-    "torules-03": _ITEM1,
 }
 
 
