@@ -74,7 +74,12 @@ async def pin(r: Reconciler, rev: str, *, force: bool = False, requested_by: str
     await asyncio.to_thread(r.mirror.write_ref, PIN_REF, sha, f"reconciler rollback: pin {sha[:12]} (serving {served}, {who})")
     attempt = await r.reconcile("rollback", fetch=False)
     if attempt.outcome == "unchanged" and r.store.applied is not None and r.store.applied.revision == sha:
-        attempt = Attempt(sha, "applied", f"Applied revision: {revision_string(branch, sha)} (already served)", trigger="rollback")
+        last = r.store.last_attempt
+        if served != sha[:12] and last is not None and last.revision == sha and last.outcome == "applied":
+            # The serve loop saw the pin first and applied it: that is this rollback's result.
+            attempt = last
+        else:
+            attempt = Attempt(sha, "applied", f"Applied revision: {revision_string(branch, sha)} (already served)", trigger="rollback")
     return 200, {"pinnedRevision": revision_string(branch, sha), **attempt.to_json(branch), "status": r.store.status()}
 
 

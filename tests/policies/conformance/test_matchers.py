@@ -73,8 +73,7 @@ SKIP: dict[str, str] = {
     "fromrules-listener-mesh-kind": _ZONE_PROXY,
     "fromrules-listener-select-all": _ZONE_PROXY,
 }
-XFAIL: dict[str, str] = {
-}
+XFAIL: dict[str, str] = {}
 
 
 def _status(case: str) -> Any:
