@@ -1,0 +1,122 @@
+"""Issue 12 item 13: dead policies. `validate`, `plan` (and the hook, tests/gitops/test_hook_warnings.py)
+warn at a policy's targetRef when it selects no proxy or when every field it sets is overridden
+by a policy applied after it — and the warning is true: `plan` shows the same policy changing
+Envoy config once renamed so that it wins the tie."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from reconciler.commands.plan import run_plan
+from tests.gitops.helpers import ALLOW_ALL, dataplane, mesh
+from tests.support import GitRepo
+
+
+def timeout(name: str, http: str = "requestTimeout: 3s") -> str:
+    return f"""\
+type: MeshTimeout
+name: {name}
+mesh: default
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+    - targetRef:
+        kind: Mesh
+      default:
+        connectionTimeout: 2s
+        http:
+          {http}
+"""
+
+
+NOBODY = """\
+type: MeshRetry
+name: frontend-retries
+mesh: default
+spec:
+  targetRef:
+    kind: Dataplane
+    labels:
+      app: frontend
+  to:
+    - targetRef:
+        kind: Mesh
+      default:
+        tcp:
+          maxConnectAttempt: 3
+"""
+
+WORLD: dict[str, str | bytes | None] = {
+    "mesh.yaml": mesh(),
+    "allow.yaml": ALLOW_ALL,
+    "web.yaml": dataplane("web", 18080, 19000, 19901, {"backend": 20001}),
+    "backend.yaml": dataplane("backend", 18090, 19001, 19902),
+}
+
+
+def _repo(tmp_path: Path) -> tuple[GitRepo, str]:
+    repo = GitRepo(tmp_path / "config")
+    return repo, repo.commit(WORLD, "mesh")
+
+
+def _validate(repo: GitRepo) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(cli, ["validate", "--repo", str(repo.path)])
+    return result.exit_code, [line for line in result.output.splitlines() if "dead policy" in line]
+
+
+def test_a_mesh_wide_timeout_named_t_loses_every_field_to_kumas_default(tmp_path: Path) -> None:
+    repo, base = _repo(tmp_path)
+    head = repo.commit({"timeout.yaml": timeout("t")}, "a global timeout")
+    code, lines = _validate(repo)
+    assert code == 0  # a warning, not an error: Kuma accepts it
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line.startswith("timeout.yaml:5: warning: MeshTimeout default/t /spec/targetRef: dead policy: every field it sets is overridden")
+    assert "by MeshTimeout mesh-timeout-all-default (Kuma's default), applied after it" in line
+    assert "on a tie Kuma applies the smaller name last" in line
+    assert "skipCreatingInitialPolicies: [MeshTimeout]" in line
+    # plan says why "0 proxies affected": the same warning is in the plan.
+    plan = run_plan(str(repo.path), None, base, head, envoy_check=False)
+    assert plan.proxies == ()
+    assert any("dead policy" in w.message and w.resource is not None and w.resource.name == "t" for w in plan.report.warnings)
+    # The warning is true: renamed below "mesh-timeout-all-default", the same policy wins the tie
+    # and changes the cluster of the one proxy with an outbound.
+    renamed = repo.commit({"timeout.yaml": timeout("a-global")}, "renamed")
+    assert _validate(repo) == (0, [])
+    plan = run_plan(str(repo.path), None, head, renamed, envoy_check=False)
+    assert {p.node_id for p in plan.proxies} == {"default.web"}
+    changed = [d for p in plan.proxies for d in p.resources if d.type == "CDS"]
+    assert any(f.new == "2s" for d in changed for f in d.fields), changed
+
+
+def test_a_policy_that_sets_one_field_the_default_does_not_is_alive(tmp_path: Path) -> None:
+    repo, _ = _repo(tmp_path)
+    repo.commit({"timeout.yaml": timeout("t", "maxStreamDuration: 30s")})
+    assert _validate(repo) == (0, [])
+
+
+def test_a_policy_that_selects_no_proxy_says_so(tmp_path: Path) -> None:
+    repo, base = _repo(tmp_path)
+    head = repo.commit({"retry.yaml": NOBODY})
+    code, lines = _validate(repo)
+    assert code == 0
+    assert lines == [
+        "retry.yaml:5: warning: MeshRetry default/frontend-retries /spec/targetRef: dead policy: its targetRef "
+        "(Dataplane labels {'app': 'frontend'}) selects none of the 2 Dataplanes of mesh \"default\" in this revision, "
+        "so it changes nothing; fix the targetRef or remove the policy"
+    ]
+    assert run_plan(str(repo.path), None, base, head, envoy_check=False).proxies == ()
+    # Once a proxy has the label, it is selected and the warning goes.
+    repo.commit({"web.yaml": str(WORLD["web.yaml"]).replace("app: web", "app: frontend")})
+    assert _validate(repo) == (0, [])
+
+
+def test_no_dead_policy_verdict_without_dataplanes_in_git(tmp_path: Path) -> None:
+    """Proxies may register themselves at runtime: with none in git nothing is judged."""
+    repo = GitRepo(tmp_path / "config")
+    repo.commit({"mesh.yaml": mesh(), "retry.yaml": NOBODY, "timeout.yaml": timeout("t")})
+    assert _validate(repo) == (0, [])
