@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from reconciler.checks import as_list, get
@@ -126,12 +127,18 @@ def references_of(resource: Resource) -> Iterator[tuple[Path, Mapping[str, Any]]
                         yield default.field("filters").index(k).field("requestMirror").field("backendRef"), mirror
 
 
+@lru_cache(maxsize=4096)
+def _closest(name: str, known: frozenset[str]) -> list[str]:
+    # One misspelt name is usually written in many policies: look it up once.
+    return difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+
+
 def _message(kind: str, name: str, mesh: str, known: set[str], strict: bool) -> str:
     if kind in ("MeshService", "MeshServiceSubset"):
         what = f'no MeshService and no Dataplane with kuma.io/service "{name}" in mesh "{mesh}"'
     else:
         what = f'{kind} "{name}" does not exist in mesh "{mesh}"'
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    close = _closest(name, frozenset(known))
     hint = f'did you mean "{close[0]}"? ' if close else ""
     consequence = (
         f"the Mesh's label {STRICT_REFERENCES_LABEL} makes this an error"

@@ -30,14 +30,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.errors import Problem, Violation
-from reconciler.mesh.model import Dataplane, MeshModel, build_mesh_model
+from reconciler.mesh.model import SERVICE_TAG, Dataplane, MeshModel, build_mesh_model
 from reconciler.model import Resource
-from reconciler.policies.core.match import Conf, PolicyIndex, inbound_conf, matched_policies, outbound_conf, policy_sort_key, single_conf
+from reconciler.policies.core.match import (
+    Conf,
+    PolicyIndex,
+    inbound_conf,
+    matched_policies,
+    outbound_conf,
+    policy_sort_key,
+    selects,
+    single_conf,
+)
 from reconciler.policies.plugins import plugins
 from reconciler.types import ResourceKey
 from reconciler.views.proxy import OutboundView, destination_of, policy_indexes
 
 __all__ = ["DeadPolicy", "dead_policies", "dead_policy_problems"]
+
+OVERRIDE_BUDGET = 250_000
+"""Proxies × policies of one kind above which the override check is skipped: the engine matches
+each pair (about 15 µs each), and a gate must answer in seconds."""
 
 _TO_KINDS = frozenset({"Mesh", "MeshService", "MeshExternalService", "MeshMultiZoneService"})
 
@@ -108,9 +121,36 @@ class _Analysis:
         self.resources = {r.key: r for rs in index.by_kind.values() for r in rs}
         self.tallies: dict[ResourceKey, _Tally] = {}
         self._seen: set[int] = set()
+        self._by_service: dict[str, list[Dataplane]] | None = None
+        self._mesh_services = {(s.mesh, s.mesh_service) for s in model.services.values() if s.mesh_service}
 
     def selected(self, policy: Resource) -> list[Dataplane]:
-        return [dp for dp in self.dataplanes if any(m.resource.key == policy.key for m in matched_policies(policy.type, dp, self.index))]
+        """The dataplanes the engine's `selects` matches `policy` to (matched_policies' own test),
+        asked only of the dataplanes that carry the service a tag-based targetRef requires."""
+        out = []
+        for dp in self._candidates(policy):
+            selection = selects(policy, dp, self.index)
+            if selection.whole_proxy or selection.inbounds:
+                out.append(dp)
+        return out
+
+    def _candidates(self, policy: Resource) -> list[Dataplane]:
+        ref = policy.spec.get("targetRef") or {}
+        kind = ref.get("kind")
+        service: Any = None
+        if kind in ("MeshSubset", "MeshServiceSubset"):
+            service = (ref.get("tags") or {}).get(SERVICE_TAG) if kind == "MeshSubset" else ref.get("name")
+        elif kind == "MeshService" and (policy.mesh, ref.get("name")) not in self._mesh_services:
+            service = ref.get("name")  # no real MeshService of that name: the service tag decides
+        if not isinstance(service, str) or service in ("", "*"):
+            return self.dataplanes
+        if self._by_service is None:
+            self._by_service = {}
+            for dp in self.dataplanes:
+                tags = [i.tags for i in dp.inbounds] + [(dp.gateway or {}).get("tags") or {}]
+                for name in {str(t.get(SERVICE_TAG)) for t in tags if t.get(SERVICE_TAG)}:
+                    self._by_service.setdefault(name, []).append(dp)
+        return self._by_service.get(service, [])
 
     def record(self, conf: Conf | None) -> None:
         """Tally which contributions of `conf` survive the merge and which are replaced."""
@@ -131,9 +171,9 @@ class _Analysis:
                 for k in replacers:
                     tally.overriders.setdefault(k, self.resources[k])
 
-    def walk(self, kind: str, inbound: bool, outbound: bool) -> None:
-        """Every conf of `kind` on every inbound, outbound and proxy of the mesh's sidecars."""
-        for dp in self.dataplanes:
+    def walk(self, kind: str, inbound: bool, outbound: bool, dataplanes: Iterable[Dataplane]) -> None:
+        """Every conf of `kind` on every inbound, outbound and proxy of these sidecars."""
+        for dp in dataplanes:
             if dp.gateway or not matched_policies(kind, dp, self.index):
                 continue
             if outbound:
@@ -194,6 +234,7 @@ def dead_policies(model: MeshModel, indexes: Mapping[str, PolicyIndex] | None = 
             continue
         analysis = _Analysis(model, index, dataplanes, committed)
         proxies_of: dict[ResourceKey, int] = {}
+        chosen_of: dict[ResourceKey, list[Dataplane]] = {}
         for policy in committed:
             chosen = analysis.selected(policy)
             if not chosen:
@@ -212,9 +253,16 @@ def dead_policies(model: MeshModel, indexes: Mapping[str, PolicyIndex] | None = 
             if generic and _eligible_for_override(policy) and not any(dp.gateway for dp in chosen):
                 analysis.tallies[policy.key] = _Tally()
                 proxies_of[policy.key] = len(chosen)
+                chosen_of[policy.key] = chosen
         for kind in sorted({key.type for key in analysis.tallies}):
+            reached = {dp.node_id: dp for key, dps in chosen_of.items() if key.type == kind for dp in dps}
+            if len(reached) * len(index.of(kind)) > OVERRIDE_BUDGET:
+                # The engine matches every policy of the kind against every proxy: too slow for a gate.
+                for key in [k for k in analysis.tallies if k.type == kind]:
+                    del analysis.tallies[key]
+                continue
             plugin = by_kind[kind]
-            analysis.walk(kind, plugin.inbound, plugin.outbound)
+            analysis.walk(kind, plugin.inbound, plugin.outbound, [reached[n] for n in sorted(reached)])
         for key, tally in analysis.tallies.items():
             if tally.contributed and not tally.survived and tally.overriders:
                 policy = analysis.committed[key]
