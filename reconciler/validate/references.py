@@ -18,10 +18,10 @@ checked (they name no single resource here).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.checks import as_list, get
 from reconciler.errors import Path, Problem, Violation
@@ -68,20 +68,52 @@ def _tag(tags: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+_DATAPLANE_SERVICES: dict[str, tuple[str, ...]] = {}
+_REFERENCES: dict[str, tuple[tuple[Path, str, str], ...]] = {}
+_MEMO_SIZE = 100_000
+
+T = TypeVar("T")
+
+
+def _memoized(memo: dict[str, T], r: Resource, compute: Callable[[Resource], T]) -> T:
+    """`compute(r)` once per content: the next commit re-checks only the documents that changed."""
+    if not r.digest:
+        return compute(r)
+    hit = memo.get(r.digest)
+    if hit is None:
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        hit = memo[r.digest] = compute(r)
+    return hit
+
+
+def _dataplane_services(r: Resource) -> tuple[str, ...]:
+    tags = [get(inbound, "tags") for inbound in as_list(get(r.spec, "networking", "inbound"))]
+    tags.append(get(r.spec, "networking", "gateway", "tags"))
+    return tuple(s for s in map(_tag, tags) if s)
+
+
+def _named_references(r: Resource) -> tuple[tuple[Path, str, str], ...]:
+    """(path of the name, kind, name) of each reference that names one resource."""
+    out = []
+    for path, ref in references_of(r):
+        kind, name = ref.get("kind"), ref.get("name")
+        if isinstance(kind, str) and isinstance(name, str) and name and not ref.get("namespace"):
+            out.append((path.field("name"), kind, name))
+    return tuple(out)
+
+
 def _names_by_mesh(resources: Iterable[Resource]) -> dict[str, _Names]:
     out: dict[str, _Names] = {}
     for r in resources:
-        names = out.setdefault(r.mesh, _Names())
+        names = out.get(r.mesh)
+        if names is None:
+            names = out[r.mesh] = _Names()
         spec = r.spec
         if r.type == "Dataplane":
             names.has_dataplanes = True
-            for inbound in as_list(get(spec, "networking", "inbound")):
-                service = _tag(get(inbound, "tags"))
-                if service:
-                    names.services.add(service)
-            service = _tag(get(spec, "networking", "gateway", "tags"))
-            if service:
-                names.services.add(service)
+            services: tuple[str, ...] = _memoized(_DATAPLANE_SERVICES, r, _dataplane_services)
+            names.services.update(services)
         elif r.type == "MeshService":
             names.mesh_services.add(r.name)
             service = _tag(get(spec, "selector", "dataplaneTags"))
@@ -158,15 +190,12 @@ def dangling_reference_problems(resources: Iterable[Resource], skip: Collection[
     for r in resources:
         if r.flat or not r.mesh or r.key in skip:
             continue
-        defined = names.get(r.mesh, _Names())
-        for path, ref in references_of(r):
-            kind, name = ref.get("kind"), ref.get("name")
-            if not isinstance(kind, str) or not isinstance(name, str) or not name or ref.get("namespace"):
-                continue
+        defined = names[r.mesh]
+        for path, kind, name in _memoized(_REFERENCES, r, _named_references):
             known = defined.candidates(kind)
             if known is None or name in known:
                 continue
             is_strict = r.mesh in strict
             message = _message(kind, name, r.mesh, known, is_strict)
-            out.append(r.locate(Violation(path.field("name"), message, "error" if is_strict else "warning")))
+            out.append(r.locate(Violation(path, message, "error" if is_strict else "warning")))
     return out
