@@ -121,6 +121,7 @@ class _Analysis:
         self.resources = {r.key: r for rs in index.by_kind.values() for r in rs}
         self.tallies: dict[ResourceKey, _Tally] = {}
         self._seen: set[int] = set()
+        self._kept: list[Conf] = []
         self._by_service: dict[str, list[Dataplane]] | None = None
         self._mesh_services = {(s.mesh, s.mesh_service) for s in model.services.values() if s.mesh_service}
 
@@ -157,6 +158,7 @@ class _Analysis:
         if conf is None or id(conf) in self._seen:
             return
         self._seen.add(id(conf))
+        self._kept.append(conf)  # alive while its id is in _seen, so no other conf gets that id
         entries = [(c.policy, _leaves(_entry_default(self.resources[c.policy], c.pointer) or {})) for c in conf.origins]
         leaves = [(key, list(found)) for key, found in entries]
         for i, (key, mine) in enumerate(leaves):
@@ -166,10 +168,11 @@ class _Analysis:
             tally.contributed = True
             for leaf, appends in mine:
                 replacers = [k for k, theirs in leaves[i + 1 :] if not appends and any(_replaces(other, leaf) for other, _ in theirs)]
-                if not replacers:
+                if not replacers or key in replacers:
                     tally.survived = True
                 for k in replacers:
-                    tally.overriders.setdefault(k, self.resources[k])
+                    if k != key:  # its own later entry: the field is still this policy's
+                        tally.overriders.setdefault(k, self.resources[k])
 
     def walk(self, kind: str, inbound: bool, outbound: bool, dataplanes: Iterable[Dataplane]) -> None:
         """Every conf of `kind` on every inbound, outbound and proxy of these sidecars."""

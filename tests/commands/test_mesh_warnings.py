@@ -120,3 +120,36 @@ def test_no_dead_policy_verdict_without_dataplanes_in_git(tmp_path: Path) -> Non
     repo = GitRepo(tmp_path / "config")
     repo.commit({"mesh.yaml": mesh(), "retry.yaml": NOBODY, "timeout.yaml": timeout("t")})
     assert _validate(repo) == (0, [])
+
+
+def _dead(text: str) -> dict[str, str]:
+    """Policy name → the dead-policy warning for it, for the documents in `text` plus WORLD."""
+    from reconciler.views.dead_policies import dead_policy_problems
+    from tests.support import snapshot_of_text
+
+    world = "---\n".join(str(WORLD[f]) for f in ("mesh.yaml", "web.yaml", "backend.yaml"))
+    snapshot = snapshot_of_text(world + "---\n" + text)
+    return {str(p.resource.name): p.message for p in dead_policy_problems(snapshot.resources) if p.resource is not None}
+
+
+def test_an_inbound_timeout_loses_to_the_default_as_an_outbound_one_does() -> None:
+    inbound = timeout("t").replace("  to:\n", "  from:\n")
+    assert set(_dead(inbound)) == {"t"}
+    alive = inbound.replace("requestTimeout: 3s", "requestHeadersTimeout: 1s")  # the sidecar default does not set it
+    assert _dead(alive) == {}
+
+
+def test_a_committed_policy_that_wins_the_tie_is_named() -> None:
+    b = timeout("b", "maxStreamDuration: 30s").replace("        connectionTimeout: 2s\n", "")
+    a = b.replace("name: b", "name: a").replace("30s", "40s")
+    found = _dead(b + "---\n" + a)
+    assert set(found) == {"b"}
+    assert "overridden on the 2 proxies it selects by MeshTimeout a, applied after it" in found["b"]
+    assert 'a ties with it on the targetRef and on a tie Kuma applies the smaller name last, so "a" wins over "b"' in found["b"]
+    assert "skipCreatingInitialPolicies" not in found["b"]
+    # A more specific targetRef is applied after the mesh-wide one whatever the names: no tie.
+    specific = a.replace("    kind: Mesh\n  to:", "    kind: Dataplane\n    labels:\n      app: web\n  to:", 1)
+    found = _dead(b + "---\n" + specific)
+    assert set(found) == {"b"}  # web is the only proxy with an outbound, and "a" wins there
+    assert "by MeshTimeout a, applied after it; give it a more specific targetRef" in found["b"]
+    assert "ties" not in found["b"]
