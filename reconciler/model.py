@@ -57,6 +57,8 @@ class Origin:
             return "/mesh"
         if head in ("type",):
             return "/kind"
+        if head == "status":  # top-level in both forms, also for the kinds whose spec is flat
+            return pointer
         if head == "spec" or self.flat:
             return "/spec" + (tail if head == "spec" else pointer)
         return pointer
@@ -79,6 +81,9 @@ class Resource:
     For Kuma's proto kinds (Mesh, Dataplane, MeshGateway, ZoneIngress, ZoneEgress, Secret)
     `spec` holds the top-level fields beside type/name/mesh, exactly as Universal YAML
     writes them; for every other kind it is the document's `spec`.
+
+    `status` is the document's top-level `status` as written (None when absent). Kuma's
+    control plane writes it; here it is checked and kept, and nothing downstream reads it.
     """
 
     key: ResourceKey
@@ -87,6 +92,7 @@ class Resource:
     flat: bool = False
     origin: Origin | None = field(default=None, compare=False, repr=False)
     digest: str = field(default="", compare=False, repr=False)
+    status: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def create(
@@ -99,12 +105,17 @@ class Resource:
         labels: Mapping[str, str] | None = None,
         flat: bool = False,
         origin: Origin | None = None,
+        status: Mapping[str, Any] | None = None,
     ) -> Resource:
         key = ResourceKey(type, mesh, name)
         frozen_spec = freeze(spec)
         frozen_labels = freeze(labels or {})
-        digest = hashlib.sha256(canonical_json([type, mesh, name, frozen_labels, frozen_spec]).encode()).hexdigest()
-        return cls(key, frozen_spec, frozen_labels, flat, origin, digest)
+        frozen_status = None if status is None else freeze(status)
+        hashed: list[Any] = [type, mesh, name, frozen_labels, frozen_spec]
+        if frozen_status is not None:  # digests of resources without a status stay what they were
+            hashed.append(frozen_status)
+        digest = hashlib.sha256(canonical_json(hashed).encode()).hexdigest()
+        return cls(key, frozen_spec, frozen_labels, flat, origin, digest, frozen_status)
 
     @property
     def type(self) -> str:
@@ -129,6 +140,8 @@ class Resource:
             doc.update(self.spec)
         else:
             doc["spec"] = self.spec
+        if self.status is not None:
+            doc["status"] = self.status
         return doc
 
     @property

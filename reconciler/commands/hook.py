@@ -37,6 +37,7 @@ import click
 
 from reconciler.ca.authority import CaError
 from reconciler.commands.errors import RepositoryError, exit_code_of
+from reconciler.commands.mesh_warnings import with_mesh_warnings
 from reconciler.commands.options import branch_option, path_option, repo_option, signature_options
 from reconciler.commands.validate import report_text
 from reconciler.errors import escape_control
@@ -219,7 +220,7 @@ def check_updates(
 def _check_tip(engine: Engine, repo: Repository, u: RefUpdate, tracked: str, signatures: SignaturePolicy | None) -> RefVerdict:
     """Validate the new tip, build it when valid, and check its signature when asked."""
     evaluation = engine.evaluate(u.new)
-    report = evaluation.report
+    report = with_mesh_warnings(evaluation.snapshot, evaluation.report)
     lines = tuple(report_text(report).splitlines())
     if report.valid:
         try:

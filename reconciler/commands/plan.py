@@ -20,6 +20,7 @@ import click
 
 from reconciler.commands.envoy_check import EnvoyVerdict, validate_with_envoy
 from reconciler.commands.errors import EXIT_USAGE, RepositoryError, exit_code_of
+from reconciler.commands.mesh_warnings import with_mesh_warnings
 from reconciler.commands.options import compact_outbounds_option, path_option, repo_option
 from reconciler.commands.plan_compute import EnvoyCheck, PlanSettings, plan_snapshots, resource_deltas
 from reconciler.commands.plan_result import PairChange, Plan, PlanResult, ProxyPlan, ReachChange, ResourceDelta
@@ -76,7 +77,7 @@ def run_plan(
     with bugs_as_one_line("reading and validating the revisions"):
         a = _read_base(source, base)
         b = read_snapshot(repo, path, head, False, source)
-        report = validate(b)
+        report = with_mesh_warnings(b, validate(b))
         base_invalid = report.valid and not validate(a).valid
     if not report.valid:
         return PlanResult(a.revision, b.revision, report)

@@ -61,8 +61,11 @@ def bugs_as_one_line(doing: str) -> Iterator[None]:
 
 
 def run_validate(repo: str, path: str | None, rev: str | None, worktree: bool) -> tuple[Snapshot, Report]:
+    """The snapshot and its report, with the warnings only the mesh model can give (dead policies)."""
+    from reconciler.commands.mesh_warnings import with_mesh_warnings
+
     snapshot = read_snapshot(repo, path, rev, worktree)
-    return snapshot, validate(snapshot)
+    return snapshot, with_mesh_warnings(snapshot, validate(snapshot))
 
 
 def report_json(report: Report) -> str:

@@ -245,15 +245,18 @@ def _from_universal(path: str, doc: YamlDocument, value: dict[str, Any]) -> tupl
         return None, [_problem(path, doc, "/mesh", mesh_problem, key)]
     key = ResourceKey(type_, mesh, name)
     body = {k: v for k, v in value.items() if k not in _UNIVERSAL_META}
+    status: Any = None
     if flat:
+        # A proto kind's fields are top-level, so `status` stays among them and its schema says why not.
         spec: Any = body
     else:
-        unknown = sorted(set(body) - {"spec"})
+        unknown = sorted(set(body) - {"spec", "status"})
         problems += [
             _problem(path, doc, "/" + k, f"unknown field `{k}`: a {type_} has type, name, mesh, labels and spec", key) for k in unknown
         ]
         spec = body.get("spec", {})
-    return _checked_build(path, doc, "universal", key, value.get("labels"), "/labels", spec, flat, False, problems)
+        status = body.get("status")
+    return _checked_build(path, doc, "universal", key, value.get("labels"), "/labels", spec, flat, False, problems, status)
 
 
 def _from_kubernetes(path: str, doc: YamlDocument, value: dict[str, Any]) -> tuple[Resource | None, list[Problem]]:
@@ -296,7 +299,7 @@ def _from_kubernetes(path: str, doc: YamlDocument, value: dict[str, Any]) -> tup
         return None, [_problem(path, doc, "/metadata/labels" if mesh_in_labels else "/mesh", mesh_problem, key)]
     problems = [
         _problem(path, doc, "/" + k, f"unknown field `{k}`: a Kubernetes-form {kind_name} has apiVersion, kind, metadata and spec", key)
-        for k in sorted(set(value) - {"apiVersion", "kind", "metadata", "spec", "mesh"})
+        for k in sorted(set(value) - {"apiVersion", "kind", "metadata", "spec", "mesh", "status"})
     ]
     spec = value.get("spec", {})
     namespace = metadata.get("namespace")
@@ -309,7 +312,10 @@ def _from_kubernetes(path: str, doc: YamlDocument, value: dict[str, Any]) -> tup
         key = ResourceKey(kind_name, mesh, stored)
         if role_problem:
             problems.append(_problem(path, doc, "/spec", role_problem, key))
-    return _checked_build(path, doc, "kubernetes", key, labels, "/metadata/labels", spec, kind_name in FLAT_KINDS, mesh_in_labels, problems)
+    flat = kind_name in FLAT_KINDS
+    return _checked_build(
+        path, doc, "kubernetes", key, labels, "/metadata/labels", spec, flat, mesh_in_labels, problems, value.get("status")
+    )
 
 
 def _checked_build(
@@ -323,6 +329,7 @@ def _checked_build(
     flat: bool,
     mesh_in_labels: bool,
     problems: list[Problem],
+    status: Any = None,
 ) -> tuple[Resource | None, list[Problem]]:
     if labels is None:
         labels = {}
@@ -335,9 +342,11 @@ def _checked_build(
     if not isinstance(spec, dict):
         spec_pointer = "/spec" if (form == "kubernetes" or not flat) else ""
         problems.append(_problem(path, doc, spec_pointer, f"spec must be a mapping, not {type(spec).__name__}", key))
+    if status is not None and not isinstance(status, dict):
+        problems.append(_problem(path, doc, "/status", f"status must be a mapping, not {type(status).__name__}", key))
     if problems:
         return None, problems
-    return _build(path, doc, form, key, labels, spec, flat, mesh_in_labels), []
+    return _build(path, doc, form, key, labels, spec, flat, mesh_in_labels, status), []
 
 
 def _kubernetes_secret(path: str, doc: YamlDocument, value: dict[str, Any]) -> tuple[Resource | None, list[Problem]]:
@@ -379,6 +388,7 @@ def _build(
     spec: dict[str, Any],
     flat: bool,
     mesh_in_labels: bool,
+    status: dict[str, Any] | None = None,
 ) -> Resource:
     origin = Origin(
         file=path,
@@ -389,4 +399,4 @@ def _build(
         lines=FrozenDict(doc.lines),
         mesh_in_labels=mesh_in_labels,
     )
-    return Resource.create(key.type, key.name, spec, mesh=key.mesh, labels=labels, flat=flat, origin=origin)
+    return Resource.create(key.type, key.name, spec, mesh=key.mesh, labels=labels, flat=flat, origin=origin, status=status)

@@ -1,7 +1,8 @@
 """validate(snapshot) → Report: every problem in a snapshot, in one pass.
 
 Per resource: name/mesh rules, the kind's JSON Schema, then the kind's semantic checks.
-Across resources: duplicate identities and missing meshes. Per-resource results depend only
+Across resources: duplicate identities, missing meshes and Secrets, and references that name
+nothing in their mesh (reconciler/validate/references.py). Per-resource results depend only
 on the resource, so `ResourceValidator` memoizes them by content: re-validating the next
 commit only pays for the documents that changed.
 
@@ -23,6 +24,7 @@ from reconciler.model import Resource, Snapshot
 from reconciler.validate.bugs import describe_bug, is_internal_error
 from reconciler.validate.cross import duplicate_problems, missing_mesh_problems, missing_secret_problems
 from reconciler.validate.meta import meta_violations
+from reconciler.validate.references import dangling_reference_problems
 from reconciler.validate.schema import schema_violations
 
 __all__ = ["Report", "ResourceValidator", "validate", "validate_resource"]
@@ -146,5 +148,10 @@ def validate(snapshot: Snapshot, resource_validator: ResourceValidator | None = 
     problems.extend(_across(lambda: duplicate_problems(snapshot.resources), "checking for duplicate identities"))
     problems.extend(_across(lambda: missing_mesh_problems(snapshot.resources, unreadable_meshes), "checking that meshes exist"))
     problems.extend(_across(lambda: missing_secret_problems(snapshot.resources), "checking that Secrets exist"))
+    # A resource that is wrong on its own is fixed first; its references are checked after.
+    broken = {p.resource for p in problems if p.is_error and p.resource is not None}
+    problems.extend(
+        _across(lambda: dangling_reference_problems(snapshot.resources, skip=broken), "checking that references name existing resources")
+    )
     ordered = sorted(problems, key=lambda p: (p.file or "", p.line or 0, p.pointer, p.message))
     return Report(snapshot.revision, len(snapshot.resources), tuple(ordered))

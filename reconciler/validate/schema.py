@@ -24,7 +24,7 @@ from jsonschema.exceptions import ValidationError
 
 from reconciler.errors import Path, Violation
 
-__all__ = ["schema_dir", "load_schemas", "validator_for", "schema_violations", "SCHEMA_BASE"]
+__all__ = ["schema_dir", "load_schemas", "validator_for", "schema_violations", "status_kinds", "SCHEMA_BASE", "STATUS_SCHEMA"]
 
 SCHEMA_BASE = "https://mesh-reconciler.dev/schemas/"
 
@@ -63,13 +63,44 @@ def _registry() -> referencing.Registry[Any]:
     return referencing.Registry().with_resources(pairs)
 
 
+STATUS_SCHEMA = "status"
+"""`schemas/status.json`: one `$defs` entry per kind that has a status in Kuma, named after it."""
+
+
+@cache
+def status_kinds() -> frozenset[str]:
+    """The kinds whose top-level `status` Kuma defines (the kind entries of `schemas/status.json`)."""
+    defs = load_schemas().get(STATUS_SCHEMA, {}).get("$defs", {})
+    return frozenset(name for name in defs if name[:1].isupper())
+
+
+def _with_status(kind: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with the kind's `status` schema added when Kuma defines one for it.
+
+    The kinds' own schemas stay about what users write; which kinds have a status is said
+    once, in status.json, and added here. The other kinds keep refusing `status` (see `_explain`).
+    """
+    properties = schema.get("properties")
+    if kind not in status_kinds() or not isinstance(properties, dict) or "status" in properties:
+        return schema
+    return {**schema, "properties": {**properties, "status": {"$ref": f"{STATUS_SCHEMA}.json#/$defs/{kind}"}}}
+
+
+def _no_status(kind: str) -> str:
+    return (
+        f"a {kind} has no status in Kuma; only {', '.join(sorted(status_kinds()))} have one "
+        "(written by Kuma's control plane, kept here and never served); remove `status:`"
+    )
+
+
 @cache
 def validator_for(kind: str) -> Any | None:
     schema = load_schemas().get(kind)
-    if schema is None:
+    if schema is None or kind == STATUS_SCHEMA:
         return None
     if "$id" not in schema:
         schema = {**schema, "$id": SCHEMA_BASE + kind + ".json"}
+    schema = _with_status(kind, schema)
     return _Validator(schema, registry=_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
@@ -134,6 +165,9 @@ def _explain(error: ValidationError) -> Iterator[Violation]:
         if pattern_props:
             extras = [k for k in extras if not any(re.search(p, k) for p in pattern_props)]
         for extra in extras:
+            if extra == "status" and not path.parts:
+                yield Violation(path.field("status"), _no_status(str(schema.get("title") or "resource")))
+                continue
             close = difflib.get_close_matches(extra, allowed, n=1, cutoff=0.6)
             hint = f'did you mean "{close[0]}"? ' if close else ""
             listed = f"allowed fields: {', '.join(allowed)}" if allowed else "no fields are allowed here"

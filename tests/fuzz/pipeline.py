@@ -32,6 +32,7 @@ from reconciler.source.git import GitSource
 from reconciler.source.loader import is_config_file, load_file
 from reconciler.validate import Report, ResourceValidator, validate
 from reconciler.validate.bugs import is_internal_error
+from reconciler.views.dead_policies import dead_policy_problems
 from reconciler.views.proxy import proxy_views
 from tests.support import generate_checked
 
@@ -50,6 +51,7 @@ def run_files(files: Mapping[str, bytes], certs: CertificateProvider, validator:
     report = validate(snapshot, validator)
     check_report(report, what)
     if report.valid:
+        dead_policy_problems(snapshot.resources)  # what validate/plan/the hook add must not raise either
         try:
             views = proxy_views(build_mesh_model(snapshot.resources, ()), certs)
         except CaError as e:
