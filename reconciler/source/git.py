@@ -26,19 +26,16 @@ import pygit2
 
 from reconciler.errors import Problem
 from reconciler.model import Snapshot
-from reconciler.source.loader import (
+from reconciler.source.budgets import (
     MAX_COMMIT_BYTES,
     MAX_COMMIT_ENTRIES,
     MAX_COMMIT_NODES,
     MAX_FILE_BYTES,
-    FileResult,
     commit_budget,
     commit_too_large,
     commit_too_many_entries,
-    is_config_file,
-    load_file,
-    oversized_file,
 )
+from reconciler.source.loader import FileResult, is_config_file, load_file, oversized_file
 from reconciler.source.lru import BoundedLRU
 from reconciler.source.yamldoc import NodeBudget
 

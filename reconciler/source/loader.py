@@ -17,11 +17,12 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler import kubernetes_identity as k8s_namespace
 from reconciler.errors import Problem
 from reconciler.frozen import FrozenDict
 from reconciler.kind_names import FLAT_KINDS, GLOBAL_KINDS, KIND_NAMES
 from reconciler.model import Form, Origin, Resource
-from reconciler.policies.core import namespace as k8s_namespace
+from reconciler.source.budgets import MAX_FILE_BYTES, amount, file_budget
 from reconciler.source.yamldoc import BudgetExceeded, NodeBudget, YamlDocument, YamlError, parse_documents
 from reconciler.types import DEFAULT_MESH, ResourceKey
 
@@ -30,43 +31,9 @@ __all__ = [
     "load_file",
     "oversized_file",
     "is_config_file",
-    "file_budget",
-    "commit_budget",
-    "commit_too_large",
-    "commit_too_many_entries",
-    "dataplane_metadata_budget",
-    "MAX_FILE_BYTES",
-    "MAX_FILE_NODES",
-    "MAX_COMMIT_NODES",
-    "MAX_COMMIT_BYTES",
-    "MAX_COMMIT_ENTRIES",
-    "MAX_DATAPLANE_METADATA_BYTES",
-    "MAX_DATAPLANE_METADATA_NODES",
     "KUBERNETES_API_VERSION",
 ]
 
-MAX_FILE_BYTES = 1024 * 1024
-"""Size of one file; the largest real Kuma files are a few KiB."""
-MAX_FILE_NODES = 200_000
-"""Values one file may expand to, all its documents and alias uses counted. A real file has one
-value per 15-40 bytes, so a full 1 MiB file of real YAML stays under 70,000."""
-MAX_COMMIT_NODES = 1_000_000
-"""Values all the files of one commit may expand to: ten times a repository of 5,000 files
-(which has about 92,000), so only alias tricks or a repository far past any measured reach it."""
-MAX_COMMIT_BYTES = 32 * 1024 * 1024
-"""Bytes of all the files of one commit: twenty times that repository (1.4 MiB). Git compresses
-what it stores, so a push of a few KiB can hold a thousand paths to one 1 MiB blob of one
-scalar: few values, but all of it read and kept."""
-MAX_COMMIT_ENTRIES = 500_000
-"""Files and folders walked under the configured path, YAML or not: a hundred times that
-repository. An entry costs 2 (a README) to 25 (an empty YAML file) microseconds here, so a tree
-of millions of empty files, a few KiB to push, cannot hold the reconciler for minutes."""
-MAX_DATAPLANE_METADATA_BYTES = 128 * 1024
-"""Size of the Dataplane a proxy sends in its node metadata (`dataplane.resource`)."""
-MAX_DATAPLANE_METADATA_NODES = 20_000
-"""Values that Dataplane may expand to: one Dataplane with a thousand outbounds has about 4,000."""
-
-_ALIASES = "counting each use of an alias (*ref) in full"
 KUBERNETES_API_VERSION = "kuma.io/v1alpha1"
 MESH_LABEL = "kuma.io/mesh"
 
@@ -89,52 +56,6 @@ class FileResult:
     over_budget: bool = False
     """Refused because a node budget ran out: the result depends on the budget it was read
     with (a commit's depends on the other files), so it must never be cached."""
-
-
-def file_budget(limit: int = MAX_FILE_NODES) -> NodeBudget:
-    """The budget of one repository file, shared by its documents."""
-    return NodeBudget(
-        limit,
-        f"file expands to more than {limit:,} values, {_ALIASES}; it reached the limit here: write the values out instead of aliases, or split the file",
-    )
-
-
-def commit_budget(limit: int = MAX_COMMIT_NODES) -> NodeBudget:
-    """The budget of one commit (or work tree), shared by all its files."""
-    return NodeBudget(
-        limit,
-        f"the commit's YAML files expand to more than {limit:,} values in all, {_ALIASES}; this file reached the limit here: "
-        "write the values out instead of aliases, or keep fewer files under the configured path",
-    )
-
-
-def commit_too_large(path: str, limit: int = MAX_COMMIT_BYTES) -> Problem:
-    """The problem of the file that takes a commit past `limit` bytes; it is not read."""
-    return Problem(
-        path,
-        1,
-        None,
-        "",
-        f"the commit's YAML files are over {_amount(limit, ' bytes')} in all, and this file passed the limit: "
-        "keep fewer or smaller files under the configured path",
-    )
-
-
-def commit_too_many_entries(path: str, limit: int = MAX_COMMIT_ENTRIES) -> Problem:
-    """The problem of the entry that takes a commit past `limit` files and folders."""
-    return Problem(
-        path,
-        None,
-        None,
-        "",
-        f"the configured path holds more than {limit:,} files and folders, and reading stopped here: "
-        "point the reconciler at the directory of the mesh configuration (--path)",
-    )
-
-
-def dataplane_metadata_budget(limit: int = MAX_DATAPLANE_METADATA_NODES) -> NodeBudget:
-    """The budget of the one Dataplane a proxy may send in its node metadata."""
-    return NodeBudget(limit, f"Dataplane expands to more than {limit:,} values, {_ALIASES}; write the values out instead of aliases")
 
 
 def is_config_file(path: str) -> bool:
@@ -184,15 +105,7 @@ def load_file(
 
 def oversized_file(path: str, size: int, limit: int = MAX_FILE_BYTES) -> FileResult:
     """The result for a file too large to read; callers check the size before reading it."""
-    return _failed(path, 1, f"file is {size:,} bytes; the limit is {_amount(limit)}: split it into smaller files")
-
-
-def _amount(n: int, unit: str = "") -> str:
-    """`1,048,576 (1 MiB)`, or just `6,016` when no binary unit divides it."""
-    for binary, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
-        if n >= scale and n % scale == 0:
-            return f"{n:,}{unit} ({n // scale} {binary})"
-    return f"{n:,}{unit}"
+    return _failed(path, 1, f"file is {size:,} bytes; the limit is {amount(limit)}: split it into smaller files")
 
 
 def _failed(path: str, line: int, message: str, size: int = 0) -> FileResult:

@@ -18,7 +18,8 @@ from google.protobuf import json_format
 
 from reconciler.errors import Problem
 from reconciler.model import Resource
-from reconciler.source.loader import MAX_DATAPLANE_METADATA_BYTES, dataplane_metadata_budget, load_file
+from reconciler.source.budgets import MAX_DATAPLANE_METADATA_BYTES, dataplane_metadata_budget
+from reconciler.source.loader import load_file
 from reconciler.validate import validate_resource
 from reconciler.xds.server import XdsRejected
 

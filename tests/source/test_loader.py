@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.source.loader import MAX_FILE_BYTES, file_budget, load_file
+from reconciler.source.budgets import MAX_FILE_BYTES, file_budget
+from reconciler.source.loader import load_file
 from reconciler.types import ResourceKey
 
 UNIVERSAL = """\
