@@ -158,11 +158,14 @@ def _shape_text(old: ProxyView | None, new: ProxyView | None) -> str:
 
 
 def _shape_notes(after: _Side) -> list[str]:
-    """MeshProxyPatches that name a per-outbound listener a compact proxy does not have."""
+    """MeshProxyPatches that name a per-outbound listener a compact proxy does not have, or that
+    generation could not apply."""
     out = []
     for node_id in sorted(after.views):
         view = after.views[node_id]
         out += [p.render() for p in patches_missing_listeners(view.dataplane, view.shape, after.indexes[view.dataplane.mesh])]
+        config = after.config.get(node_id)
+        out += [f"{node_id}: {problem}" for problem in (config.problems if config is not None else ())]
     return out
 
 

@@ -139,6 +139,9 @@ class ProxyResources:
     """Everything one proxy is served, by type URL then resource name."""
 
     by_type: Mapping[str, Mapping[str, XdsResource]]
+    problems: tuple[str, ...] = ()
+    """What generation skipped and the user should hear of (a MeshProxyPatch modification that
+    cannot be applied): `plan` shows them; the server logs them."""
 
     @classmethod
     def build(cls, items: Iterable[XdsResource]) -> ProxyResources:

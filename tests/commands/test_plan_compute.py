@@ -83,3 +83,23 @@ def test_an_invalid_base_is_compared_as_an_empty_configuration() -> None:
     assert plan.base_invalid
     assert {p.node_id: p.status for p in plan.proxies} == {"default.backend": "added", "default.web": "added"}
     assert plan.diff is not None and len(plan.diff.added) == len(BASE)
+
+
+def test_plan_names_a_proxy_patch_modification_that_cannot_apply() -> None:
+    # The server skips such a modification and applies the others; plan is where the author hears of it.
+    bad_patch = """type: MeshProxyPatch
+mesh: default
+name: bad-patch
+spec:
+  targetRef: {kind: Dataplane, name: web}
+  default:
+    appendModifications:
+      - cluster:
+          operation: Patch
+          jsonPatches:
+            - {op: replace, path: /lbPolicy/x, value: 1}
+"""
+    result = _plan(BASE, [*BASE, bad_patch])
+    notes = [n for n in result.notes if "MeshProxyPatch" in n]
+    assert len(notes) == 1 and notes[0].startswith("default.web: MeshProxyPatch: modification 0 (cluster Patch) skipped"), result.notes
+    assert _plan(BASE, BASE).notes == ()

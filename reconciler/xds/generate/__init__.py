@@ -9,6 +9,7 @@ objects, so the memoized pieces other proxies share are never changed.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,14 +57,16 @@ def generate(view: ProxyView) -> ProxyResources:
         # Kuma's origins: what the inbound, outbound and gateway generators made (secrets are not patched).
         origins = {id(r): "inbound" for r in items[:inbound_count]} | {id(r): "gateway" for r in gateway}
         tags = {names.outbound_listener(o.outbound.address, o.outbound.port): o.outbound.tags for o in view.outbounds}
-        items = _patched(items, origins, tags, patch, view.node_id)
+        items, problems = _patched(items, origins, tags, patch, view.node_id)
+        return replace(ProxyResources.build(items), problems=tuple(f"MeshProxyPatch: {p}" for p in problems))
     return ProxyResources.build(items)
 
 
 def _patched(
     items: list[XdsResource], origins: Mapping[int, str], tags: Mapping[str, Mapping[str, str]], conf: Mapping[str, Any], node: str
-) -> list[XdsResource]:
-    """`items` after the MeshProxyPatch modifications; only clusters and listeners are patched."""
+) -> tuple[list[XdsResource], list[str]]:
+    """`items` after the MeshProxyPatch modifications (only clusters and listeners are patched),
+    and the modifications that could not be applied."""
     patchable = [r for r in items if r.type_url in (CLUSTER, LISTENER)]
     by_key = {(r.type_url, r.name): r for r in patchable}
     generated = [
@@ -81,4 +84,4 @@ def _patched(
         else:
             by_name_only = original.by_name_only if original is not None else False
             out.append(resource(g.type_url, g.name, g.message, by_name_only=by_name_only))
-    return out
+    return out, [str(p) for p in problems]
