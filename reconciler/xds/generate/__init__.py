@@ -9,8 +9,8 @@ objects, so the memoized pieces other proxies share are never changed.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from reconciler.mesh.model import HTTP_PROTOCOLS
