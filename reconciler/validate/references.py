@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from reconciler.checks import as_list, get
 from reconciler.errors import Path, Problem, Violation
+from reconciler.kubernetes_identity import DISPLAY_NAME_LABEL
 from reconciler.model import Resource
 from reconciler.types import ResourceKey
 
@@ -110,23 +111,26 @@ def _names_by_mesh(resources: Iterable[Resource]) -> dict[str, _Names]:
         if names is None:
             names = out[r.mesh] = _Names()
         spec = r.spec
+        # Kubernetes form stores `name.namespace`; a reference names the display name (and a
+        # namespace, the policy's own when left out), so both are known names.
+        shown = {r.name, str(r.labels.get(DISPLAY_NAME_LABEL) or r.name)}
         if r.type == "Dataplane":
             names.has_dataplanes = True
             services: tuple[str, ...] = _memoized(_DATAPLANE_SERVICES, r, _dataplane_services)
             names.services.update(services)
         elif r.type == "MeshService":
-            names.mesh_services.add(r.name)
+            names.mesh_services.update(shown)
             service = _tag(get(spec, "selector", "dataplaneTags"))
             if service:
                 names.services.add(service)
         elif r.type == "MeshHTTPRoute":
-            names.routes.add(r.name)
+            names.routes.update(shown)
         elif r.type == "MeshGateway":
             names.gateways.add(r.name)
         elif r.type == "MeshExternalService":
-            names.externals.add(r.name)
+            names.externals.update(shown)
         elif r.type == "MeshMultiZoneService":
-            names.multizone.add(r.name)
+            names.multizone.update(shown)
     return out
 
 

@@ -159,3 +159,32 @@ def test_a_strict_mesh_turns_the_warnings_into_errors(tmp_path: Path) -> None:
     relaxed = runner.invoke(cli, ["validate", "--repo", str(repo.path)])
     assert relaxed.exit_code == 0, relaxed.output
     assert 'did you mean "backend"?' in relaxed.output
+
+
+KUBERNETES_FORM = """apiVersion: kuma.io/v1alpha1
+kind: Mesh
+metadata: {name: default}
+spec: {}
+---
+apiVersion: kuma.io/v1alpha1
+kind: MeshService
+metadata: {name: backend, namespace: payments, labels: {kuma.io/mesh: default}}
+spec:
+  selector: {dataplaneTags: {app: backend}}
+  ports: [{port: 80, targetPort: 8080, appProtocol: http}]
+---
+apiVersion: kuma.io/v1alpha1
+kind: MeshTimeout
+metadata: {name: backend-timeouts, namespace: payments, labels: {kuma.io/mesh: default}}
+spec:
+  to:
+    - targetRef: {kind: MeshService, name: NAME}
+      default: {idleTimeout: 20s}
+"""
+
+
+def test_a_kubernetes_form_reference_names_the_display_name_not_the_stored_one() -> None:
+    # Stored as backend.payments; the policy in payments writes `backend`, as on Kubernetes.
+    assert _warnings(KUBERNETES_FORM.replace("NAME", "backend")) == []
+    [warning] = _warnings(KUBERNETES_FORM.replace("NAME", "bakend"))
+    assert 'did you mean "backend"?' in str(warning["message"]), warning
