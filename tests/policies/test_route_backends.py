@@ -6,6 +6,8 @@
 - A MeshHTTPRoute backend naming nothing the mesh has is left out of the route's split, and a
   rule left without a backend is no route, so its requests fall through to the next match
   (Kuma's MakeHTTPSplit; golden unresolvable-backend).
+- Two outbounds to two ports of one MeshService get one gRPC API listener each, named as Kuma
+  names the destination.
 """
 
 from __future__ import annotations
@@ -166,3 +168,73 @@ def test_a_rule_matching_slash_with_an_unknown_backend_leaves_no_catch_all() -> 
     route = HTTP_ROUTE.replace("value: /v2", "value: /")
     routes = routes_of(resources(MESH + route)[("Listener", "outbound:127.0.0.1:10001")])
     assert [next(iter(r["match"].values())) for r in routes] == ["/half", "/half/", "/v1", "/v1/"]
+
+
+MESH_SERVICE_PORTS = """\
+type: Mesh
+name: default
+skipCreatingInitialPolicies: ["*"]
+---
+type: Dataplane
+mesh: default
+name: web
+networking:
+  address: 10.0.0.1
+  inbound:
+    - port: 8080
+      tags: {kuma.io/service: web, kuma.io/protocol: http}
+  outbound:
+    - port: 10001
+      backendRef: {kind: MeshService, name: backend, port: 80}
+    - port: 10002
+      backendRef: {kind: MeshService, name: backend, port: 81}
+    - port: 10003
+      tags: {kuma.io/service: legacy}
+---
+type: Dataplane
+mesh: default
+name: backend-1
+networking:
+  address: 10.0.0.2
+  inbound:
+    - {name: main, port: 8080, tags: {kuma.io/service: backend, kuma.io/protocol: grpc}}
+    - {name: admin, port: 8081, tags: {kuma.io/service: backend, kuma.io/protocol: grpc}}
+    - {port: 8082, tags: {kuma.io/service: legacy, kuma.io/protocol: grpc}}
+---
+type: MeshService
+name: backend
+mesh: default
+spec:
+  selector:
+    dataplaneTags: {kuma.io/service: backend}
+  ports:
+    - {name: main, port: 80, targetPort: main, appProtocol: grpc}
+    - {name: admin, port: 81, targetPort: admin, appProtocol: grpc}
+---
+type: MeshHTTPRoute
+mesh: default
+name: admin-only
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: backend, sectionName: admin}
+      rules:
+        - matches: [{path: {type: PathPrefix, value: /admin.Admin}}]
+          default: {}
+---
+"""
+
+
+def test_each_outbound_to_a_meshservice_port_gets_its_own_grpc_api_listener() -> None:
+    out = resources(MESH_SERVICE_PORTS)
+    api = {name: doc for (kind, name), doc in out.items() if kind == "Listener" and "apiListener" in doc}
+    assert sorted(api) == ["default_backend___msvc_80", "default_backend___msvc_81", "legacy"]
+
+    def matches(name: str) -> list[str]:
+        hcm = api[name]["apiListener"]["apiListener"]
+        return [next(iter(r["match"].values())) for r in hcm["routeConfig"]["virtualHosts"][0]["routes"]]
+
+    # Port 81 has the admin route, port 80 only the catch-all: each listener routes its own port.
+    assert matches("default_backend___msvc_81")[0].startswith("/admin.Admin")
+    assert matches("default_backend___msvc_80") == ["/"]
+    assert matches("legacy") == ["/"]
