@@ -136,7 +136,9 @@ networking:
         # The calls went through the greeter's sidecar, found via EDS.
         inbound = f"http.inbound_127_0_0_1_{greeter_in}.downstream_rq_completed"
         assert envoy.stats(inbound).get(inbound, 0) >= len(TARGETS)
-        served = cp.status()["proxies"]["default.grpc-client"]["types"]
+        status = cp.status()
+        assert status is not None
+        served = status["proxies"]["default.grpc-client"]["types"]
         # The API listener carries its routes inline, as the sidecars' listeners do: no RDS.
         assert set(served) == {"LDS", "CDS", "EDS"}
         assert not any("nack" in t for t in served.values()), served
