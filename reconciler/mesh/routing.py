@@ -7,9 +7,10 @@
   cluster of their own, `<service>-<hash of the tags>` (Kuma's subset clusters);
 - `MeshExternalService` by name — the external service's cluster.
 A weight defaults to 1; backends with weight 0 get no traffic. A backendRef naming nothing
-the mesh has (`known_backend` false) is left out of an HTTP route, as Kuma's HTTP split
-leaves it out; a rule left with no backend is no route at all, so its requests fall through
-to the next matching route (Kuma's unresolvable-backend golden).
+the mesh has, or a destination that does not speak HTTP (`http_backend` false), is left out
+of an HTTP route, as Kuma's HTTP split leaves it out; a rule left with no backend is no route
+at all, so its requests fall through to the next matching route (Kuma's unresolvable-backend
+golden).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.frozen import FrozenDict
-from reconciler.mesh.model import SERVICE_TAG, Endpoint, MeshModel, Service, mesh_service_cluster_name
+from reconciler.mesh.model import HTTP_PROTOCOLS, SERVICE_TAG, Endpoint, MeshModel, Service, mesh_service_cluster_name
 
-__all__ = ["BackendCluster", "WeightedCluster", "RouteView", "known_backend", "resolve_backend", "subset_cluster_name"]
+__all__ = ["BackendCluster", "WeightedCluster", "RouteView", "http_backend", "resolve_backend", "subset_cluster_name"]
 
 Confs = Mapping[str, Mapping[str, Any]]
 
@@ -87,18 +88,20 @@ def _ref_name(ref: Mapping[str, Any]) -> str:
     return name
 
 
-def known_backend(model: MeshModel, mesh: str, ref: Mapping[str, Any], externals: Mapping[str, Any] | None = None) -> bool:
-    """Whether `ref` names a destination the mesh has: a MeshExternalService, a MeshService
-    port, or a `kuma.io/service` some inbound provides (a subset may still select no
-    endpoint). Kuma gives an unknown service the protocol "unknown", which its HTTP split
-    refuses."""
+def http_backend(model: MeshModel, mesh: str, ref: Mapping[str, Any], externals: Mapping[str, Any] | None = None) -> bool:
+    """Whether `ref` names an HTTP, HTTP/2 or gRPC destination the mesh has: a
+    MeshExternalService, a MeshService port, or a `kuma.io/service` some inbound provides (a
+    subset may still select no endpoint). Kuma's HTTP split refuses any other protocol, and an
+    unknown service has the protocol "unknown"."""
     kind = ref.get("kind", "MeshService")
     name = _ref_name(ref)
     if kind == "MeshExternalService":
-        return name in (externals or {})
+        return name in (externals or {}) and str(((externals or {})[name].get("match") or {}).get("protocol") or "tcp") in HTTP_PROTOCOLS
     if kind == "MeshService" and ref.get("port"):
-        return (mesh, f"msvc:{name}:{int(ref['port'])}") in model.services
-    return (mesh, name) in model.services
+        found = model.services.get((mesh, f"msvc:{name}:{int(ref['port'])}"))
+    else:
+        found = model.services.get((mesh, name))
+    return found is not None and found.protocol in HTTP_PROTOCOLS
 
 
 def resolve_backend(

@@ -18,7 +18,7 @@ from reconciler.ca.provider import CertificateProvider, MeshTls, ProxyTls, spiff
 from reconciler.frozen import FrozenDict
 from reconciler.mesh.external import external_backend
 from reconciler.mesh.model import HTTP_PROTOCOLS, Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
-from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, known_backend, resolve_backend
+from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, http_backend, resolve_backend
 from reconciler.mesh.shape import ShapeChoice, outbound_shape
 from reconciler.policies.core.destination import DISPLAY_NAME_LABEL
 from reconciler.policies.core.match import (
@@ -219,9 +219,9 @@ def _outbound_view(
     tcp = base.protocol in HTTP_PROTOCOLS and tcp_routed(dp, dest, index)
     if base.protocol in HTTP_PROTOCOLS and not tcp:
         for route in http_routes(dp, dest, index):
-            # Kuma's HTTP split leaves out backends naming nothing, and a rule left without
-            # any out of the routes: its requests fall through to the next match.
-            refs = [ref for ref in route.backend_refs if known_backend(model, dp.mesh, ref, externals)]
+            # Kuma's HTTP split leaves out backends naming nothing (or not HTTP), and a rule
+            # left without any out of the routes: its requests fall through to the next match.
+            refs = [ref for ref in route.backend_refs if http_backend(model, dp.mesh, ref, externals)]
             if route.backend_refs and not refs:
                 continue
             clusters = tuple(WeightedCluster(cluster_for(ref), int(ref.get("weight", 1))) for ref in refs) or (

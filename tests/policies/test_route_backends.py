@@ -3,8 +3,8 @@
 - A MeshTCPRoute on an HTTP service with no MeshHTTPRoute makes that outbound a TCP proxy to
   the route's backends; with a MeshHTTPRoute too, the MeshHTTPRoute wins (Kuma's meshtcproute
   getBackendRefs; goldens redirect-traffic, meshhttproute-clash-http-destination).
-- A MeshHTTPRoute backend naming nothing the mesh has is left out of the route's split, and a
-  rule left without a backend is no route, so its requests fall through to the next match
+- A MeshHTTPRoute backend naming nothing the mesh has, or a service that does not speak HTTP,
+  is left out of the route's split, and a rule left without a backend is no route, so its requests fall through to the next match
   (Kuma's MakeHTTPSplit; golden unresolvable-backend).
 - Two outbounds to two ports of one MeshService get one gRPC API listener each, named as Kuma
   names the destination.
@@ -92,6 +92,9 @@ spec:
         - matches: [{path: {type: PathPrefix, value: /ext}}]
           default:
             backendRefs: [{kind: MeshExternalService, name: no-such-external}]
+        - matches: [{path: {type: PathPrefix, value: /tcp}}]
+          default:
+            backendRefs: [{kind: MeshService, name: tcp-backend}]
         - matches: [{path: {type: PathPrefix, value: /port}}]
           default:
             backendRefs: [{kind: MeshService, name: backend, port: 80}]
@@ -149,9 +152,9 @@ def test_a_rule_whose_backends_name_nothing_known_is_left_out_and_unknown_backen
     out = resources(MESH + HTTP_ROUTE)
     routes = routes_of(out[("Listener", "outbound:127.0.0.1:10001")])
     by_match = {next(iter(r["match"].values())): r for r in routes}
-    # /v2 (a subset of no service), /ext (no such MeshExternalService) and /port (backend has no
-    # MeshService) are gone: such requests fall through to the catch-all to backend. (A
-    # PathPrefix is Kuma's pair of routes, `/half` and `/half/`.)
+    # /v2 (a subset of no service), /ext (no such MeshExternalService), /port (backend has no
+    # MeshService) and /tcp (a TCP service: not for HTTP) are gone: such requests fall through
+    # to the catch-all to backend. (A PathPrefix is Kuma's pair of routes, `/half` and `/half/`.)
     assert sorted(by_match) == ["/", "/half", "/half/", "/v1", "/v1/"]
     assert by_match["/"]["route"]["cluster"] == "backend"
     # The unknown half of /half is left out of the split: every request goes to backend.
