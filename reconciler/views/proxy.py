@@ -190,13 +190,12 @@ def _outbound_view(
         }
         return tuple(sorted(found)) or ids.get((dp.mesh, service)) or (spiffe_id(dp.mesh, service),)
 
-    externals = model.external_specs(dp.mesh)
     backends: dict[str, BackendCluster] = {}
     if external is not None:
         backends[external.name] = replace(external, confs=confs)
 
     def cluster_for(ref: Mapping[str, Any]) -> str:
-        name, extra = resolve_backend(model, dp.mesh, ref, confs_for, identities_for, externals)
+        name, extra = resolve_backend(model, dp.mesh, ref, confs_for, identities_for, model.external_specs(dp.mesh))
         if extra is not None and extra.external is not None:
             mes = Destination(
                 extra.service_name,
@@ -218,7 +217,9 @@ def _outbound_view(
     split: tuple[WeightedCluster, ...] = ()
     tcp = base.protocol in HTTP_PROTOCOLS and tcp_routed(dp, dest, index)
     if base.protocol in HTTP_PROTOCOLS and not tcp:
-        for route in http_routes(dp, dest, index):
+        http = http_routes(dp, dest, index)
+        externals = model.external_specs(dp.mesh) if any(r.backend_refs for r in http) else {}
+        for route in http:
             # Kuma's HTTP split leaves out backends naming nothing (or not HTTP), and a rule
             # left without any out of the routes: its requests fall through to the next match.
             refs = [ref for ref in route.backend_refs if http_backend(model, dp.mesh, ref, externals)]
