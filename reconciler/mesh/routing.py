@@ -6,7 +6,11 @@
 - `MeshServiceSubset` by name and tags — the service's endpoints whose tags match, in a
   cluster of their own, `<service>-<hash of the tags>` (Kuma's subset clusters);
 - `MeshExternalService` by name — the external service's cluster.
-A weight defaults to 1; backends with weight 0 get no traffic.
+A weight defaults to 1; backends with weight 0 get no traffic. A backendRef naming nothing
+the mesh has, or a destination that does not speak HTTP (`http_backend` false), is left out
+of an HTTP route, as Kuma's HTTP split leaves it out; a rule left with no backend is no route
+at all, so its requests fall through to the next matching route (Kuma's unresolvable-backend
+golden).
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.frozen import FrozenDict
-from reconciler.mesh.model import SERVICE_TAG, Endpoint, MeshModel, Service, mesh_service_cluster_name
+from reconciler.mesh.model import HTTP_PROTOCOLS, SERVICE_TAG, Endpoint, MeshModel, Service, mesh_service_cluster_name
 
-__all__ = ["BackendCluster", "WeightedCluster", "RouteView", "resolve_backend", "subset_cluster_name"]
+__all__ = ["BackendCluster", "WeightedCluster", "RouteView", "http_backend", "resolve_backend", "subset_cluster_name"]
 
 Confs = Mapping[str, Mapping[str, Any]]
 
@@ -76,6 +80,30 @@ def _matches(selector: Mapping[str, str], tags: Mapping[str, str]) -> bool:
     return all(tags.get(k) == v for k, v in selector.items())
 
 
+def _ref_name(ref: Mapping[str, Any]) -> str:
+    kind = ref.get("kind", "MeshService")
+    name = str(ref.get("name") or "")
+    if ref.get("namespace") and (kind in ("MeshExternalService", "MeshMultiZoneService") or (kind == "MeshService" and ref.get("port"))):
+        name = f"{name}.{ref['namespace']}"  # a real resource of a namespace: Kuma's Kubernetes name
+    return name
+
+
+def http_backend(model: MeshModel, mesh: str, ref: Mapping[str, Any], externals: Mapping[str, Any] | None = None) -> bool:
+    """Whether `ref` names an HTTP, HTTP/2 or gRPC destination the mesh has: a
+    MeshExternalService, a MeshService port, or a `kuma.io/service` some inbound provides (a
+    subset may still select no endpoint). Kuma's HTTP split refuses any other protocol, and an
+    unknown service has the protocol "unknown"."""
+    kind = ref.get("kind", "MeshService")
+    name = _ref_name(ref)
+    if kind == "MeshExternalService":
+        return name in (externals or {}) and str(((externals or {})[name].get("match") or {}).get("protocol") or "tcp") in HTTP_PROTOCOLS
+    if kind == "MeshService" and ref.get("port"):
+        found = model.services.get((mesh, f"msvc:{name}:{int(ref['port'])}"))
+    else:
+        found = model.services.get((mesh, name))
+    return found is not None and found.protocol in HTTP_PROTOCOLS
+
+
 def resolve_backend(
     model: MeshModel,
     mesh: str,
@@ -86,9 +114,7 @@ def resolve_backend(
 ) -> tuple[str, BackendCluster | None]:
     """(cluster name, the cluster to add, or None if it is a service cluster added anyway)."""
     kind = ref.get("kind", "MeshService")
-    name = str(ref.get("name") or "")
-    if ref.get("namespace") and (kind in ("MeshExternalService", "MeshMultiZoneService") or (kind == "MeshService" and ref.get("port"))):
-        name = f"{name}.{ref['namespace']}"  # a real resource of a namespace: Kuma's Kubernetes name
+    name = _ref_name(ref)
     if kind == "MeshExternalService":
         external = (externals or {}).get(name)
         cluster = f"{mesh}_{name}___extsvc_{int(((external or {}).get('match') or {}).get('port') or 0)}"

@@ -13,12 +13,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.ca.identity import Identity, identity_for
+from reconciler.ca.identity import Identity
 from reconciler.ca.provider import CertificateProvider, MeshTls, ProxyTls, spiffe_id
 from reconciler.frozen import FrozenDict
 from reconciler.mesh.external import external_backend
 from reconciler.mesh.model import HTTP_PROTOCOLS, Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
-from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, resolve_backend
+from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, http_backend, resolve_backend
 from reconciler.mesh.shape import ShapeChoice, outbound_shape
 from reconciler.policies.core.destination import DISPLAY_NAME_LABEL
 from reconciler.policies.core.match import (
@@ -29,10 +29,11 @@ from reconciler.policies.core.match import (
     outbound_conf,
     single_conf,
 )
-from reconciler.policies.core.route_rules import http_routes, route_conf, tcp_backends
+from reconciler.policies.core.route_rules import http_routes, route_conf, tcp_backends, tcp_routed
 from reconciler.policies.defaults import with_default_policies
 from reconciler.policies.plugins import plugins
 from reconciler.views.gateway import GatewayView, gateway_view
+from reconciler.views.identities import NODE, mesh_tls, service_identities, trust_domains, workload_identities
 
 __all__ = ["OutboundView", "InboundView", "ProxyView", "proxy_view", "proxy_views", "policy_indexes", "destination_of"]
 
@@ -61,10 +62,13 @@ class OutboundView:
     """Other clusters the routes send or mirror to."""
     destination: Destination | None = None
     """The destination policies matched against (with a real resource's labels)."""
+    tcp_routed: bool = False
+    """An HTTP destination that a MeshTCPRoute (and no MeshHTTPRoute) routes: a TCP proxy."""
 
     @property
     def protocol(self) -> str:
-        return self.service.protocol if self.service is not None else "tcp"
+        """What the outbound's listener speaks (the destination's own is `service.protocol`)."""
+        return self.service.protocol if self.service is not None and not self.tcp_routed else "tcp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +186,7 @@ def _outbound_view(
     def identities_for(service: str, endpoints: tuple[Any, ...]) -> tuple[str, ...]:
         # What the backend's endpoints present: a MeshIdentity's id, else their service's.
         found = {
-            ids.get((dp.mesh, _NODE + e.dataplane), (spiffe_id(dp.mesh, e.tags.get("kuma.io/service", service)),))[0] for e in endpoints
+            ids.get((dp.mesh, NODE + e.dataplane), (spiffe_id(dp.mesh, e.tags.get("kuma.io/service", service)),))[0] for e in endpoints
         }
         return tuple(sorted(found)) or ids.get((dp.mesh, service)) or (spiffe_id(dp.mesh, service),)
 
@@ -211,9 +215,17 @@ def _outbound_view(
 
     routes: list[RouteView] = []
     split: tuple[WeightedCluster, ...] = ()
-    if base.protocol in HTTP_PROTOCOLS:
-        for route in http_routes(dp, dest, index):
-            clusters = tuple(WeightedCluster(cluster_for(ref), int(ref.get("weight", 1))) for ref in route.backend_refs) or (
+    tcp = base.protocol in HTTP_PROTOCOLS and tcp_routed(dp, dest, index)
+    if base.protocol in HTTP_PROTOCOLS and not tcp:
+        http = http_routes(dp, dest, index)
+        externals = model.external_specs(dp.mesh) if any(r.backend_refs for r in http) else {}
+        for route in http:
+            # Kuma's HTTP split leaves out backends naming nothing (or not HTTP), and a rule
+            # left without any out of the routes: its requests fall through to the next match.
+            refs = [ref for ref in route.backend_refs if http_backend(model, dp.mesh, ref, externals)]
+            if route.backend_refs and not refs:
+                continue
+            clusters = tuple(WeightedCluster(cluster_for(ref), int(ref.get("weight", 1))) for ref in refs) or (
                 WeightedCluster(base.cluster_name, 1),
             )
             mirrors = tuple(
@@ -240,52 +252,8 @@ def _outbound_view(
         split,
         tuple(backends.values()),
         dest,
+        tcp,
     )
-
-
-def mesh_tls(model: MeshModel, certs: CertificateProvider) -> dict[str, MeshTls | None]:
-    """The CA each mesh signs with (None: mTLS off). Raises CaError for an unusable CA."""
-    return {
-        name: certs.mesh_tls(mesh.resource, model.secrets_of(name), model.identities, model.trusts) for name, mesh in model.meshes.items()
-    }
-
-
-def workload_identities(model: MeshModel) -> dict[str, Identity]:
-    """Dataplanes (by node id) that a MeshIdentity gives their SPIFFE id."""
-    out = {}
-    for node_id, dp in model.dataplanes.items():
-        identity = identity_for(dp, model.identities)
-        if identity is not None:
-            out[node_id] = identity
-    return out
-
-
-def trust_domains(model: MeshModel, identities: Mapping[str, Identity], mesh: str) -> tuple[str, ...]:
-    """The mesh's own trust domain, its MeshIdentities' and its MeshTrusts'."""
-    domains = {mesh} | {i.trust_domain for n, i in identities.items() if n.startswith(mesh + ".")}
-    domains |= {str(t.spec.get("trustDomain")) for t in model.trusts if t.mesh == mesh and t.spec.get("trustDomain")}
-    return tuple(sorted(domains))
-
-
-_NODE = "node:"
-
-
-def service_identities(model: MeshModel, identities: Mapping[str, Identity]) -> dict[tuple[str, str], tuple[str, ...]]:
-    """Per service (mesh, cluster name): the SPIFFE ids its endpoints present; and per
-    dataplane with a MeshIdentity (mesh, "node:<name>"): its id."""
-    out: dict[tuple[str, str], set[str]] = {}
-    for node, identity in identities.items():
-        mesh, _, name = node.partition(".")
-        out[(mesh, _NODE + name)] = {identity.spiffe_id}
-    for service in model.services.values():
-        ids = out.setdefault((service.mesh, service.cluster_name), set())
-        for endpoint in service.endpoints:
-            node = f"{service.mesh}.{endpoint.dataplane}"
-            if node in identities:
-                ids.add(identities[node].spiffe_id)
-            else:
-                ids.add(spiffe_id(service.mesh, endpoint.tags.get("kuma.io/service", service.name)))
-    return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
 def proxy_view(

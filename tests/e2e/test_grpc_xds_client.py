@@ -1,5 +1,7 @@
 """grpcio's own xDS client (`xds:///` with GRPC_XDS_BOOTSTRAP) is a second real xDS client:
-it resolves a service through our server, then calls it through the service's Envoy sidecar."""
+it resolves a service through our server, then calls it through the service's Envoy sidecar:
+by its `kuma.io/service` (`xds:///greeter`) and by each port of a MeshService, whose API
+listeners are named as Kuma names the destination (`xds:///default_greeter___msvc_80`)."""
 
 from __future__ import annotations
 
@@ -22,11 +24,13 @@ METHOD = "/demo.Greeter/Hello"
 CLIENT = """\
 import sys
 import grpc
-channel = grpc.insecure_channel("xds:///greeter")
-call = channel.unary_unary("{method}", request_serializer=None, response_deserializer=None)
-reply = call(b"from-xds-client", timeout=20, wait_for_ready=True)
-sys.stdout.write(reply.decode())
+for target in sys.argv[1:]:
+    channel = grpc.insecure_channel("xds:///" + target)
+    call = channel.unary_unary("{method}", request_serializer=None, response_deserializer=None)
+    reply = call(target.encode(), timeout=20, wait_for_ready=True)
+    print(reply.decode())
 """
+TARGETS = ["greeter", "default_greeter___msvc_80", "default_greeter___msvc_81"]
 
 
 @pytest.fixture
@@ -63,6 +67,16 @@ networking:
       tags:
         kuma.io/service: greeter
         kuma.io/protocol: grpc
+---
+type: MeshService
+name: greeter
+mesh: default
+spec:
+  selector:
+    dataplaneTags: {{kuma.io/service: greeter}}
+  ports:
+    - {{name: main, port: 80, targetPort: {greeter_in}, appProtocol: grpc}}
+    - {{name: alt, port: 81, targetPort: {greeter_in}, appProtocol: grpc}}
 """,
             "client.yaml": f"""\
 type: Dataplane
@@ -78,6 +92,10 @@ networking:
     - port: {free_port()}
       tags:
         kuma.io/service: greeter
+    - port: {free_port()}
+      backendRef: {{kind: MeshService, name: greeter, port: 80}}
+    - port: {free_port()}
+      backendRef: {{kind: MeshService, name: greeter, port: 81}}
 """,
         }
     )
@@ -107,18 +125,20 @@ networking:
             )
         )
         result = subprocess.run(
-            [sys.executable, "-c", CLIENT.format(method=METHOD)],
+            [sys.executable, "-c", CLIENT.format(method=METHOD), *TARGETS],
             env={"GRPC_XDS_BOOTSTRAP": str(bootstrap), "PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        assert result.stdout == "hello from-xds-client"
-        # The call went through the greeter's sidecar, found via EDS.
+        assert result.stdout.splitlines() == [f"hello {t}" for t in TARGETS]
+        # The calls went through the greeter's sidecar, found via EDS.
         inbound = f"http.inbound_127_0_0_1_{greeter_in}.downstream_rq_completed"
-        assert envoy.stats(inbound).get(inbound, 0) >= 1
-        served = cp.status()["proxies"]["default.grpc-client"]["types"]
+        assert envoy.stats(inbound).get(inbound, 0) >= len(TARGETS)
+        status = cp.status()
+        assert status is not None
+        served = status["proxies"]["default.grpc-client"]["types"]
         # The API listener carries its routes inline, as the sidecars' listeners do: no RDS.
         assert set(served) == {"LDS", "CDS", "EDS"}
         assert not any("nack" in t for t in served.values()), served

@@ -8,6 +8,10 @@ most specific first (Exact path, then longer prefixes, then longer regexes; with
 before without; more headers, then more query parameters before fewer), and a catch-all
 `/` route to the destination itself is added unless a rule already matches exactly `/`.
 
+An HTTP outbound becomes a TCP proxy when a MeshTCPRoute `to` entry matches its destination
+and no MeshHTTPRoute one does (`tcp_routed`, Kuma's getBackendRefs): with both, the
+MeshHTTPRoute wins.
+
 `route_conf` gives a route the confs of the policies aimed at a MeshHTTPRoute (top-level
 `targetRef`, or `to[].targetRef`), as Kuma's legacy and resource rules do; every other route
 takes its outbound's conf.
@@ -36,7 +40,7 @@ from reconciler.policies.core.match import (
 )
 from reconciler.policies.core.merge import Conf, Entry, merge_confs, merged_conf
 
-__all__ = ["HttpRoute", "http_routes", "route_conf", "tcp_backends", "CATCH_ALL"]
+__all__ = ["HttpRoute", "http_routes", "route_conf", "tcp_backends", "tcp_routed", "CATCH_ALL"]
 
 CATCH_ALL: Mapping[str, Any] = freeze({"path": {"type": "PathPrefix", "value": "/"}})
 
@@ -131,6 +135,15 @@ def tcp_backends(dp: Dataplane, dest: Destination, index: PolicyIndex) -> tuple[
         for rule in entry.get("rules") or ():
             refs = tuple((rule.get("default") or {}).get("backendRefs") or ())
     return refs
+
+
+def _routed_by(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex) -> bool:
+    return any(to_matches(e[2].get("targetRef") or {}, dest) for e in _to_entries(kind, dp, index))
+
+
+def tcp_routed(dp: Dataplane, dest: Destination, index: PolicyIndex) -> bool:
+    """Whether an HTTP outbound towards `dest` is a TCP proxy to MeshTCPRoute backends."""
+    return _routed_by("MeshTCPRoute", dp, dest, index) and not _routed_by("MeshHTTPRoute", dp, dest, index)
 
 
 def route_conf(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex, route: HttpRoute) -> Conf | None:

@@ -3,6 +3,11 @@
 gRPC asks for a listener named after the target's authority and expects an HTTP connection
 manager as its `api_listener`; Envoy would reject such a listener, so these resources are
 served only to clients that ask for them by name.
+
+The name is the outbound's destination as Kuma names it (its cluster name): the service for a
+`kuma.io/service` outbound (`xds:///backend`), `<mesh>_<name>___msvc_<port>` for a MeshService
+port (`xds:///default_backend___msvc_80`), so two ports of one MeshService, which may route
+differently, are two listeners.
 """
 
 from __future__ import annotations
@@ -26,5 +31,5 @@ __all__ = ["api_listener"]
 def api_listener(ctx: HookContext, routes: tuple[RouteView, ...]) -> XdsResource:
     """The outbound's routes inline, as in the sidecar's listener, so gRPC needs no RDS either."""
     hcm = inline_http_connection_manager(names.stat_prefix(ctx.service), outbound_route_config(ctx.cluster, ctx.service, ctx, routes))
-    listener = listener_pb2.Listener(name=ctx.service, api_listener=api_listener_pb2.ApiListener(api_listener=pack(hcm)))
-    return resource(LISTENER, ctx.service, listener, by_name_only=True)
+    listener = listener_pb2.Listener(name=ctx.cluster, api_listener=api_listener_pb2.ApiListener(api_listener=pack(hcm)))
+    return resource(LISTENER, ctx.cluster, listener, by_name_only=True)
