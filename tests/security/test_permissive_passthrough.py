@@ -104,8 +104,8 @@ class TlsEchoServer:
         key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(self.cert_file, key_file)
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
+        self.port = free_port()
+        self.server = socket.create_server(("127.0.0.1", self.port))
         self.handshakes = 0
         threading.Thread(target=self._serve, daemon=True).start()
 
