@@ -198,11 +198,12 @@ def test_deny_permission_turns_requests_into_403_and_reverting_restores_them(wor
     assert status == 403
     assert time.monotonic() - pushed < 5
     assert world.get("other_to_backend") == (200, "backend\n")
-    # TCP: the connection is closed without an answer.
-    assert tcp_roundtrip(world.ports["web_to_db"]) == b""
+    # TCP: the connection is closed without an answer. The TCP listener is its own resource,
+    # so it may take effect a moment after the HTTP one.
+    assert wait_until(lambda: tcp_roundtrip(world.ports["web_to_db"]) == b"", 10, 0.05, "tcp denied")
     world.apply(world.files(mesh("STRICT"), ALLOW_ALL), "revert")
     assert wait_until(lambda: world.get("web_to_backend") == (200, "backend\n"), 5, 0.02, "web allowed again")
-    assert tcp_roundtrip(world.ports["web_to_db"]) == b"db:ping"
+    assert wait_until(lambda: tcp_roundtrip(world.ports["web_to_db"]) == b"db:ping", 10, 0.05, "tcp allowed again")
 
 
 def test_with_mtls_and_no_permission_traffic_is_denied(world: World) -> None:

@@ -17,7 +17,7 @@ from reconciler.views.proxy import Confs, InboundView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.hooks import HookContext, apply_hooks
 from reconciler.xds.generate.http import hcm_filter, inline_http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector
-from reconciler.xds.generate.tls import downstream_tls
+from reconciler.xds.generate.tls import ALPN, downstream_tls
 from reconciler.xds.resources import CLUSTER, LISTENER, XdsResource, resource
 
 __all__ = ["inbound_resources"]
@@ -73,8 +73,9 @@ def inbound_route_config(inbound: Inbound, confs: Confs, mesh: str) -> route_pb2
 
 @lru_cache(maxsize=65536)
 def inbound_listener(inbound: Inbound, confs: Confs, mesh: str, tls_mode: str | None, trust_domains: tuple[str, ...] = ()) -> XdsResource:
-    """The inbound listener; with mTLS, STRICT takes only TLS from the mesh, PERMISSIVE
-    also plaintext (a TLS inspector picks the filter chain)."""
+    """The inbound listener; with mTLS, STRICT takes only TLS from the mesh, PERMISSIVE also
+    plaintext and the application's own TLS (a TLS inspector picks the filter chain by
+    transport protocol and ALPN)."""
     name = names.inbound_listener(inbound.address, inbound.port)
     prefix = names.stat_prefix(name)
     ctx = _ctx(inbound, mesh)
@@ -103,18 +104,21 @@ def inbound_listener(inbound: Inbound, confs: Confs, mesh: str, tls_mode: str | 
             listener_components_pb2.FilterChain(filters=[network_filter], transport_socket=downstream_tls(mesh, trust_domains))
         )
     else:
+        # As Kuma: the TLS inspector reads the ClientHello; TLS offering Kuma's ALPN is mesh mTLS,
+        # any other TLS belongs to the application itself and goes through untouched, like plaintext.
         listener.listener_filters.append(tls_inspector())
+        for transport in ("raw_buffer", "tls"):
+            listener.filter_chains.append(
+                listener_components_pb2.FilterChain(
+                    filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol=transport),
+                    filters=[network_filter],
+                )
+            )
         listener.filter_chains.append(
             listener_components_pb2.FilterChain(
-                filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="tls"),
+                filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="tls", application_protocols=[ALPN]),
                 filters=[network_filter],
                 transport_socket=downstream_tls(mesh, trust_domains),
-            )
-        )
-        listener.filter_chains.append(
-            listener_components_pb2.FilterChain(
-                filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="raw_buffer"),
-                filters=[network_filter],
             )
         )
     apply_hooks("listener", listener, confs, ctx)
