@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.kubernetes_identity import compute_policy_role
 from reconciler.mesh.model import build_mesh_model
 from reconciler.policies.core import namespace
 from reconciler.policies.core.match import Destination, matched_policies, resolve
@@ -365,7 +366,7 @@ def test_a_dataplane_ref_with_only_a_namespace_selects_nothing() -> None:
     ],
 )
 def test_kumas_producer_items_are_named_meshservices_and_routes_of_the_own_namespace(to: list[dict[str, Any]], role: str) -> None:
-    assert namespace.compute_policy_role({"to": to}, "payments", "kuma-system") == (role, None)
+    assert compute_policy_role({"to": to}, "payments", "kuma-system") == (role, None)
 
 
 @pytest.mark.parametrize(

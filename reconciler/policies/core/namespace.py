@@ -37,33 +37,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.kubernetes_identity import (
-    DEFAULT_SYSTEM_NAMESPACE,
-    DISPLAY_NAME_LABEL,
-    NAMESPACE_LABEL,
-    NAMESPACED_KINDS,
-    ROLE_LABEL,
-    SYSTEM_NAMESPACE_ENV,
-    compute_policy_role,
-    core_name,
-    kubernetes_identity,
-    namespace_labels,
-    system_namespace,
-)
+from reconciler.kubernetes_identity import DISPLAY_NAME_LABEL, NAMESPACE_LABEL, ROLE_LABEL, core_name
 from reconciler.model import Resource
 
 __all__ = [
-    "NAMESPACE_LABEL",
-    "DISPLAY_NAME_LABEL",
-    "ROLE_LABEL",
-    "SYSTEM_NAMESPACE_ENV",
-    "DEFAULT_SYSTEM_NAMESPACE",
-    "NAMESPACED_KINDS",
-    "system_namespace",
-    "core_name",
-    "namespace_labels",
-    "kubernetes_identity",
-    "compute_policy_role",
     "namespace_of",
     "display_name",
     "dataplane_in_scope",
