@@ -21,7 +21,8 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -468,6 +469,26 @@ class EnvoyProcess(_Process):
         stats = self.stats("listener_manager.total_")
         gauges = ("total_listeners_warming", "total_listeners_draining", "total_filter_chains_draining")
         return all(stats.get(f"listener_manager.{g}") == 0 for g in gauges)
+
+
+@contextmanager
+def serving(
+    cp: ControlPlaneProcess, envoy_dir: Path, names: Iterable[str], first: str, *, mesh: str = "default", timeout: float = 30.0
+) -> Iterator[dict[str, EnvoyProcess]]:
+    """Start the control plane and one Envoy per Dataplane name, and wait until every proxy
+    applied revision `first`; stop them all on the way out, whatever happened."""
+    envoys: dict[str, EnvoyProcess] = {}
+    cp.start()
+    try:
+        for name in names:
+            envoys[name] = EnvoyProcess(cp, envoy_dir, name=name)
+            envoys[name].start()
+        cp.wait_applied(first, [f"{mesh}.{name}" for name in envoys], timeout=timeout)
+        yield envoys
+    finally:
+        for envoy in envoys.values():
+            envoy.stop()
+        cp.stop()
 
 
 def wait_settled(envoys: Iterable[EnvoyProcess], timeout: float = 10.0) -> None:

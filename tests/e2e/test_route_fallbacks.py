@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_settled
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, serving, wait_settled
 from tests.e2e.test_routing import Echo
 from tests.support import dataplane_yaml
 
@@ -96,17 +96,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         names = ["web-1", "backend-1", "echo-1"]
         w = World(cp, repo, ports, backend, echo, [f"default.{n}" for n in names])
         first = repo.push(w.files(), "initial")
-        cp.start()
-        w.envoys = [EnvoyProcess(cp, root / "envoys", name=n) for n in names]
         try:
-            for e in w.envoys:
-                e.start()
-            cp.wait_applied(first, w.nodes, timeout=30)
-            yield w
+            with serving(cp, root / "envoys", names, first) as envoys:
+                w.envoys = list(envoys.values())
+                yield w
         finally:
-            for e in w.envoys:
-                e.stop()
-            cp.stop()
             echo.close()
 
 

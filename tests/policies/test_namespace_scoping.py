@@ -163,6 +163,13 @@ spec:
                 weight: 1
 """
 
+FILES["payments/route-timeout.yaml"] = timeout(
+    "backend-v2-timeout",
+    "payments",
+    "  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: MeshHTTPRoute\n        name: backend-v2\n"
+    "      default:\n        http:\n          requestTimeout: 3s\n",
+)
+
 DEMO, OTHER, BACKEND = "default.client.kuma-demo", "default.client.other", "default.backend.payments"
 
 
@@ -247,6 +254,15 @@ def test_a_producer_route_with_a_namespace_relative_backend_ref_reaches_every_cl
         endpoints = _resource(build.changed[node], "EDS", "default_backend.payments___msvc_80")
         addresses = [lb["endpoint"]["address"]["socketAddress"]["address"] for e in endpoints["endpoints"] for lb in e["lbEndpoints"]]
         assert addresses == ["10.0.0.3"]
+
+
+def test_a_policy_aimed_at_a_namespaced_route_reaches_that_routes_rules_only(build: Build) -> None:
+    # The route is stored as backend-v2.payments; the policy names it as written, `backend-v2`.
+    for node in (DEMO, OTHER):
+        routes = _routes(_resource(build.changed[node], "LDS", "outbound:127.0.0.1:10001"))
+        v2 = [r for r in routes if "/v2" in str(r["match"])]
+        assert v2 and all(r["route"].get("timeout") == "3s" for r in v2), v2
+        assert routes[-1]["route"].get("timeout") != "3s", routes[-1]
 
 
 # -- Kuma's matcher testdata, written in Universal form with Kuma's labels -------------------

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, serving, wait_until
 from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
@@ -187,16 +187,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w = World(remote, ControlPlaneProcess(remote.bare, root / "state"), ports, backend, app, {})
         first = w.push(*PERMISSIVE["mesh-mode"])
         try:
-            w.cp.start()
-            for name in ("web-1", "backend-1", "tlsapp-1"):
-                w.envoys[name] = EnvoyProcess(w.cp, root / "envoys", name=name)
-                w.envoys[name].start()
-            w.cp.wait_applied(first, [f"default.{n}" for n in w.envoys], timeout=30)
-            yield w
+            with serving(w.cp, root / "envoys", ("web-1", "backend-1", "tlsapp-1"), first) as envoys:
+                w.envoys.update(envoys)
+                yield w
         finally:
-            for e in w.envoys.values():
-                e.stop()
-            w.cp.stop()
             app.close()
 
 

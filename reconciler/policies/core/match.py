@@ -103,7 +103,10 @@ class PolicyIndex:
 
     by_kind: Mapping[str, tuple[Resource, ...]] = field(default_factory=dict)
     http_routes: Mapping[str, Resource] = field(default_factory=dict)
+    """MeshHTTPRoutes by stored name (`name.namespace` in Kubernetes form): a route's identity."""
     gateways: tuple[Resource, ...] = ()
+    routes_shown: Mapping[str, Resource] = field(default_factory=dict)
+    """MeshHTTPRoutes by display name: what a targetRef names (Kuma's IsReferenced)."""
     _matched: dict[tuple[str, int], tuple[MatchedPolicy, ...]] = field(default_factory=dict, compare=False, repr=False)
     """Memo of matched_policies for this index's lifetime (dataplanes outlive it)."""
     _views: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -113,12 +116,17 @@ class PolicyIndex:
     def build(cls, policies: Iterable[Resource], gateways: Iterable[Resource] = ()) -> PolicyIndex:
         by_kind: dict[str, list[Resource]] = {}
         routes: dict[str, Resource] = {}
+        shown: dict[str, Resource] = {}
         for p in policies:
             by_kind.setdefault(p.type, []).append(p)
             if p.type == "MeshHTTPRoute":
-                # Kuma's IsReferenced: a targetRef names a route by its display name.
-                routes[_label(p, DISPLAY_NAME_LABEL) or p.name] = p
-        return cls({k: tuple(v) for k, v in by_kind.items()}, routes, tuple(sorted(gateways, key=lambda g: g.name)))
+                routes[p.name] = p
+                shown.setdefault(_label(p, DISPLAY_NAME_LABEL) or p.name, p)
+        return cls({k: tuple(v) for k, v in by_kind.items()}, routes, tuple(sorted(gateways, key=lambda g: g.name)), shown)
+
+    def route_named(self, name: str) -> Resource | None:
+        """The MeshHTTPRoute a targetRef's `name` names: by display name, else by stored name."""
+        return self.routes_shown.get(name) or self.http_routes.get(name)
 
     def gateway_of(self, dp: Dataplane) -> Resource | None:
         """The MeshGateway whose selectors match a builtin gateway dataplane's tags."""
@@ -192,7 +200,7 @@ def selects(policy: Resource, dp: Dataplane, index: PolicyIndex, _depth: int = 0
         gateway = index.gateway_of(dp)
         return _by_tags(dp, ref.get("tags") or {}, index) if gateway is not None and gateway.name == ref.get("name") else _NOTHING
     if kind == "MeshHTTPRoute" and _depth < 2:
-        route = index.http_routes.get(ref.get("name") or "") or namespace.by_display_name(index.of("MeshHTTPRoute"), ref.get("name"))
+        route = index.route_named(ref.get("name") or "")
         return selects(route, dp, index, _depth + 1) if route is not None else _NOTHING
     return _NOTHING
 
@@ -314,10 +322,12 @@ def route_confs(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex)
         for i, entry in enumerate(m.resource.spec.get("to") or ()):
             entry = namespace.in_policy_namespace(m.resource.labels, entry)
             if _to_matches(entry.get("targetRef") or {}, dest) and entry.get("default") is not None:
-                prev = out.get(ref["name"])
+                route = index.route_named(ref.get("name") or "")
+                name = route.name if route is not None else str(ref.get("name"))  # keyed as the routes' origin
+                prev = out.get(name)
                 merged = merge_confs(([prev.value] if prev else []) + [entry["default"]])
                 origins = (prev.origins if prev else ()) + (Contribution(m.resource.key, f"/spec/to/{i}"),)
-                out[ref["name"]] = Conf(merged, origins)
+                out[name] = Conf(merged, origins)
     return out
 
 

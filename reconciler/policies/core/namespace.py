@@ -23,8 +23,8 @@ pkg/plugins/policies/core/matchers/dataplane.go, rules/resolve):
   namespace; with `namespace`, in that one. A top-level Dataplane ref compares display name
   and namespace label (`refers_to`); a `to` entry, and a route rule's `backendRefs`, get the
   policy's namespace filled in (`in_policy_namespace`) and then name the stored resource
-  (`ref_core_name`): `backend` of a policy in `kuma-demo` is `backend.kuma-demo`. A
-  MeshHTTPRoute named by a top-level ref is found by display name (`by_display_name`).
+  (`ref_core_name`): `backend` of a policy in `kuma-demo` is `backend.kuma-demo`.
+  MeshHTTPRoute named by a top-level ref is found by display name (`PolicyIndex.route_named`).
 
 The system namespace is Kuma's `kuma-system` unless the environment variable
 `KUMA_STORE_KUBERNETES_SYSTEM_NAMESPACE` (Kuma's own setting for it) names another.
@@ -34,11 +34,10 @@ Pure functions of labels and specs: no mesh model, no I/O besides reading that v
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.kubernetes_identity import DISPLAY_NAME_LABEL, NAMESPACE_LABEL, ROLE_LABEL, core_name
-from reconciler.model import Resource
 
 __all__ = [
     "namespace_of",
@@ -48,7 +47,6 @@ __all__ = [
     "refers_to",
     "ref_core_name",
     "in_policy_namespace",
-    "by_display_name",
 ]
 
 
@@ -132,9 +130,3 @@ def _rule_in_namespace(rule: Any, ns: str) -> Any:
         return rule
     refs = [{**r, "namespace": ns} if _needs_namespace(r) else r for r in _backend_refs(rule)]
     return {**rule, "default": {**rule["default"], "backendRefs": refs}}
-
-
-def by_display_name(resources: Iterable[Resource], name: object) -> Resource | None:
-    """The first resource shown as `name` (Kuma's IsReferenced for MeshHTTPRoute refs: the
-    display name in the same mesh, whatever the namespace)."""
-    return next((r for r in resources if name and display_name(r.name, r.labels) == name), None)

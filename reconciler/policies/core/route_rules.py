@@ -27,7 +27,6 @@ from typing import Any
 
 from reconciler.frozen import FrozenDict, freeze
 from reconciler.mesh.model import Dataplane
-from reconciler.policies.core import namespace
 from reconciler.policies.core.destination import refers_to_route, to_matches
 from reconciler.policies.core.match import (
     Destination,
@@ -192,8 +191,7 @@ def _legacy_route_entries(kind: str, dp: Dataplane, dest: Destination, index: Po
     for matched in matched_policies(kind, dp, index):
         if not matched.selection.whole_proxy or not targets_route(matched.resource):
             continue
-        name = matched.resource.spec["targetRef"].get("name") or ""
-        route = index.http_routes.get(name) or namespace.by_display_name(index.of("MeshHTTPRoute"), name)
+        route = index.route_named(matched.resource.spec["targetRef"].get("name") or "")
         for to in (route.spec.get("to") or ()) if route is not None else ():
             ref = to.get("targetRef") or {}
             if ref.get("kind", "Mesh") not in ("Mesh", "MeshSubset") and ref.get("name") != dest.service:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, wait_until
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, serving, wait_until
 from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
@@ -126,18 +126,10 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     with Workload("web") as web, Workload("backend") as backend:
         m = Mesh(remote, ControlPlaneProcess(remote.bare, root / "state"), web, backend, ports)
         first = remote.push(m.files({}), "initial config")
-        m.cp.start()
-        try:
-            for name in ("web", "backend-1"):
-                m.envoys[name] = EnvoyProcess(m.cp, root / "envoys", name=name)
-                m.envoys[name].start()
-            m.cp.wait_applied(first, PROXIES)
+        with serving(m.cp, root / "envoys", ("web", "backend-1"), first) as envoys:
+            m.envoys.update(envoys)
             wait_until(lambda: m.get()[0] == 200, 10, what="backend reachable through web's outbound")
             yield m
-        finally:
-            for envoy in m.envoys.values():
-                envoy.stop()
-            m.cp.stop()
 
 
 def test_an_http_filter_added_by_a_patch_sets_a_response_header_the_client_sees(mesh: Mesh) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_settled
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, serving, wait_settled
 from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
@@ -182,17 +182,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     with Workload("slow", behaviour=_sleepy) as slow:
         m = Mesh(remote, ControlPlaneProcess(remote.bare, root / "state"), root / "envoys", slow, ports)
         first = remote.push(m.files(), "initial config")
-        m.cp.start()
-        try:
-            for name in ("web", "slow-1"):
-                m.envoys[name] = EnvoyProcess(m.cp, m.work, name=name)
-                m.envoys[name].start()
-            m.cp.wait_applied(first, ["default.web", "default.slow-1"])
+        with serving(m.cp, m.work, ("web", "slow-1"), first) as envoys:
+            m.envoys.update(envoys)
             yield m
-        finally:
-            for envoy in m.envoys.values():
-                envoy.stop()
-            m.cp.stop()
 
 
 ALL_OK = dict.fromkeys(OUTBOUNDS, "ok")
