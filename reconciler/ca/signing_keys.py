@@ -80,9 +80,14 @@ class SigningKeys:
         for kid in lost:
             os.replace(directory / f"{kid}.pub", directory / f"{kid}.lost")
         keys.lost = tuple(lost)
-        if not keys._keys and create:
-            keys._create(keys._next_kid())  # whoever gets there first makes it; everyone else reads it
+        while not keys._keys and create:
+            # The kid is chosen before looking again, so a first key another process made in between is
+            # read rather than followed by a second one; whoever links the file first makes it.
+            kid = keys._next_kid()
             keys.reload(strict=True)
+            if not keys._keys:
+                keys._create(kid)
+                keys.reload(strict=True)
         if create:
             keys._record_public()
         return keys
