@@ -263,4 +263,16 @@ def run_dataplane_command(work_dir: str | None, log_level: str, concurrency: int
         click.echo(choice.message, err=True)
     if choice.fatal:
         raise CommandExit(EXIT_INVALID)
-    raise CommandExit(run_envoy(config, work_dir=work_dir, log_level=log_level, drain_time=int(drain), extra=choice.args, facts=facts))
+    from reconciler.dataplane.services import sidecar_services
+
+    code = run_envoy(
+        config,
+        work_dir=work_dir,
+        log_level=log_level,
+        drain_time=int(drain),
+        extra=choice.args,
+        facts=facts,
+        services=sidecar_services(),
+        identity=(identity.mesh, identity.name),
+    )
+    raise CommandExit(code)

@@ -18,6 +18,7 @@ from reconciler.dataplane.cpu_quota import cpu_quota
 from reconciler.dataplane.envoy_binary import find_envoy
 from reconciler.dataplane.envoy_exit import OutputTail, RunFacts, exit_reason
 from reconciler.dataplane.open_files import raise_soft_limit
+from reconciler.dataplane.services import SidecarContext, SidecarService, start_all, stop_all
 from reconciler.dataplane.workers import WorkerChoice, choose_workers
 
 __all__ = ["run_envoy", "envoy_command", "plan_workers", "affinity_cpus"]
@@ -76,13 +77,17 @@ def run_envoy(
     drain_time: int = DRAIN_TIME,
     extra: Sequence[str] = (),
     facts: RunFacts | None = None,
+    services: Sequence[SidecarService] = (),
+    identity: tuple[str, str] = ("", ""),
 ) -> int:
     """Run Envoy in the foreground until it exits; SIGINT/SIGTERM/SIGHUP are passed to it.
 
-    Envoy's stderr is copied to ours as it comes; when Envoy exits non-zero, one more line
-    says why (see envoy_exit)."""
+    Envoy runs in the work directory (the config's relative socket paths resolve there), with
+    `services` (services.py) started before it and stopped after it, for the proxy
+    `identity` (mesh, name). Envoy's stderr is copied to ours as it comes; when Envoy exits
+    non-zero, one more line says why (see envoy_exit)."""
     find_envoy()  # no Envoy: say what to install before writing anything
-    directory = Path(work_dir or tempfile.mkdtemp(prefix="reconciler-dp-"))
+    directory = Path(work_dir or tempfile.mkdtemp(prefix="reconciler-dp-")).absolute()
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "bootstrap.json"
     # The bootstrap carries the dataplane token: readable by this user only.
@@ -91,9 +96,15 @@ def run_envoy(
         f.write(json.dumps(config, indent=2))
     os.chmod(config_path, 0o600)
     sys.stderr.flush()
-    proc = subprocess.Popen(
-        envoy_command(str(config_path), log_level=log_level, drain_time=drain_time, extra=extra), stderr=subprocess.PIPE
-    )
+    admin = ((config.get("admin") or {}).get("address") or {}).get("socket_address") or {}
+    start_all(services, SidecarContext(directory, f"{admin.get('address', '127.0.0.1')}:{admin.get('port_value', 9901)}", *identity))
+    try:
+        proc = subprocess.Popen(
+            envoy_command(str(config_path), log_level=log_level, drain_time=drain_time, extra=extra), stderr=subprocess.PIPE, cwd=directory
+        )
+    except BaseException:
+        stop_all(services)
+        raise
     assert proc.stderr is not None
     tail = OutputTail(proc.stderr, _stderr_bytes()).start()
 
@@ -107,6 +118,7 @@ def run_envoy(
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        stop_all(services)
     tail.join(READER_JOIN_TIMEOUT)
     # A signal-terminated Envoy exits like a shell would report it.
     code = 128 - code if code < 0 else code

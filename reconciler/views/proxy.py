@@ -169,8 +169,11 @@ def _outbound_view(
     external_labels = _external_labels(model, dp.mesh, o.backend_ref[1]) if external is not None and o.backend_ref else None
     dest = destination_of(base, external_labels)
     overrides = {p.kind: p.outbound_conf for p in plugins() if p.outbound_conf is not None}
+    wide = {p.kind for p in plugins() if p.proxy_wide}
 
     def conf_of(kind: str) -> Any:
+        if kind in wide:
+            return single_conf(kind, dp, index)
         if kind in overrides:
             value = overrides[kind](dp, dest, index)
             return _Value(value) if value is not None else None
@@ -282,8 +285,8 @@ def proxy_view(
         if mesh_ca is not None
         else None
     )
-    outbound_kinds = [p.kind for p in plugins() if p.outbound]
-    inbound_kinds = [p.kind for p in plugins() if p.inbound]
+    outbound_kinds = [p.kind for p in plugins() if p.outbound or p.proxy_wide]
+    inbound_kinds = [p.kind for p in plugins() if p.inbound or p.proxy_wide]
     alike = _alike(dp, index, outbound_kinds)
     outbounds = tuple(_shared_outbound_view(model, index, dp, o, outbound_kinds, ids, alike) for o in dp.outbounds)
     inbounds = tuple(InboundView(i, _inbound_confs(dp, i, index, inbound_kinds, proxy_tls is not None)) for i in dp.inbounds)
@@ -304,7 +307,9 @@ def _alike(dp: Dataplane, index: PolicyIndex, kinds: list[str]) -> tuple[Any, ..
     )
     tag_dependent = any(p.outbound_conf is not None and matched_policies(p.kind, dp, index) for p in plugins())
     tags = frozenset((k, v) for i in dp.inbounds for k, v in i.tags.items()) if tag_dependent else None
-    return (dp.mesh, signature, tags)
+    # A per-proxy kind's hooks name the proxy (HookContext.proxy): its outbounds are its own.
+    own = dp.node_id if any(p.per_proxy and matched_policies(p.kind, dp, index) for p in plugins()) else None
+    return (dp.mesh, signature, tags, own)
 
 
 def _shared_outbound_view(
@@ -333,7 +338,10 @@ def _inbound_confs(dp: Dataplane, inbound: Inbound, index: PolicyIndex, kinds: l
     for plugin in plugins():
         if plugin.kind not in kinds:
             continue
-        if plugin.inbound_conf is not None:
+        if plugin.proxy_wide:
+            wide = single_conf(plugin.kind, dp, index)
+            value = wide.value if wide is not None else None
+        elif plugin.inbound_conf is not None:
             value = plugin.inbound_conf(dp, inbound, index, mtls)
         else:
             conf = inbound_conf(plugin.kind, dp, inbound, index)

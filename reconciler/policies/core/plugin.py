@@ -9,15 +9,30 @@ other resources.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from reconciler.model import Resource
 
-__all__ = ["Plugin", "HookContext", "Hook"]
+__all__ = ["Plugin", "HookContext", "Hook", "ProxyFacts", "ProxyResources"]
 
 Direction = Literal["inbound", "outbound"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyFacts:
+    """Who the proxy is, for hooks whose output names it (access-log placeholders such as
+    `%KUMA_SOURCE_SERVICE%`, a tracer's service name, metric labels)."""
+
+    mesh: str
+    name: str
+    service: str
+    """The first inbound's `kuma.io/service` (a builtin gateway's own service)."""
+    address: str
+    """`networking.address`."""
+    gateway: bool = False
+    """A builtin gateway proxy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +46,20 @@ class HookContext:
     mesh: str = ""
     route: str = ""
     """The MeshHTTPRoute name, for route-level confs."""
+    gateway: bool = False
+    """A builtin gateway's listener, route or backend (Kuma: the gateway generator)."""
+    proxy: ProxyFacts | None = None
+    """The proxy, on every inbound and gateway piece, and on an outbound piece whose confs have
+    a `per_proxy` kind (otherwise None, so proxies alike share the outbound's resources)."""
 
 
 Hook = Callable[[Any, Mapping[str, Any], HookContext], None]
 """(Envoy message being built, merged conf, context) -> None; changes the message."""
+
+ProxyResources = Callable[[Mapping[str, Any] | None, Sequence[Mapping[str, Any]], ProxyFacts], Iterable[tuple[str, str, Any]]]
+"""(the proxy-wide conf or None, every distinct conf of the kind anywhere on the proxy, the proxy)
+-> extra resources as (type URL from reconciler.xds_types, name, Envoy message): collector
+clusters, metrics listeners, the dynamic-config listener."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +89,12 @@ class Plugin:
     outbound_conf: Callable[..., Mapping[str, Any] | None] | None = None
     """(dataplane, destination, policy index) -> conf: replaces the merged `to` conf for kinds
     whose outbound side follows from something else (MeshTLS: its mesh-wide inbound conf)."""
+    proxy_wide: bool = False
+    """The kind's conf is the proxy's merged top-level `default` (MeshTrace, MeshMetric): it is
+    given to the hooks of every inbound and outbound as their conf of this kind."""
+    per_proxy: bool = False
+    """Its hooks read `HookContext.proxy`, so an outbound piece with its conf is built for each
+    proxy instead of being shared by proxies alike (the access log's `%KUMA_SOURCE_SERVICE%`)."""
+    proxy_resources: ProxyResources | None = None
+    """Resources the kind adds to the proxy as a whole (see `ProxyResources`); called once per
+    proxy that has a conf of the kind anywhere."""

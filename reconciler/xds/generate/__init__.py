@@ -14,8 +14,10 @@ from dataclasses import replace
 from typing import Any
 
 from reconciler.mesh.model import HTTP_PROTOCOLS
+from reconciler.policies.core.plugin import ProxyFacts
 from reconciler.policies.meshproxypatch.envoy import KIND as PROXY_PATCH
 from reconciler.policies.meshproxypatch.envoy import Generated, apply_modifications
+from reconciler.policies.plugins import plugins
 from reconciler.views.proxy import ProxyView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.api_listener import api_listener
@@ -35,21 +37,23 @@ def generate(view: ProxyView) -> ProxyResources:
     items: list[XdsResource] = []
     mesh = view.dataplane.mesh
     mode = view.tls.mode if view.tls is not None else None
+    facts = proxy_facts(view)
     for inbound in view.inbounds:
-        items.extend(inbound_resources(inbound, mesh, mode, view.tls.trust_domains if view.tls is not None else ()))
+        items.extend(inbound_resources(inbound, mesh, mode, view.tls.trust_domains if view.tls is not None else (), facts))
     inbound_count = len(items)
     outbound_listeners: list[XdsResource] = []
     for outbound in view.outbounds:
         own = names.outbound_listener(outbound.outbound.address, outbound.outbound.port)
-        for r in outbound_resources(outbound, mesh, view.tls is not None):
+        for r in outbound_resources(outbound, mesh, view.tls is not None, facts):
             (outbound_listeners if r.type_url == LISTENER and r.name == own else items).append(r)
         if outbound.protocol in HTTP_PROTOCOLS:
-            items.append(api_listener(outbound_context(outbound, mesh), outbound.routes))
+            items.append(api_listener(outbound_context(outbound, mesh, facts), outbound.routes))
     if view.shape.shape == "compact":
         outbound_listeners = compact_outbound_listeners(outbound_listeners)
     items.extend(outbound_listeners)
-    gateway = list(gateway_resources(view.gateway, mesh, view.tls is not None)) if view.gateway is not None else []
+    gateway = list(gateway_resources(view.gateway, mesh, view.tls is not None, facts)) if view.gateway is not None else []
     items.extend(gateway)
+    items.extend(_proxy_resources(view, facts))
     if view.tls is not None:
         items.extend(secrets(view.tls))
     patch = view.confs.get(PROXY_PATCH)
@@ -60,6 +64,44 @@ def generate(view: ProxyView) -> ProxyResources:
         items, problems = _patched(items, origins, tags, patch, view.node_id)
         return replace(ProxyResources.build(items), problems=tuple(f"MeshProxyPatch: {p}" for p in problems))
     return ProxyResources.build(items)
+
+
+def proxy_facts(view: ProxyView) -> ProxyFacts:
+    dp = view.dataplane
+    service = view.gateway.service if view.gateway is not None else next((i.service for i in dp.inbounds if i.service), "")
+    return ProxyFacts(dp.mesh, dp.name, service, dp.address, gateway=view.gateway is not None)
+
+
+def _proxy_resources(view: ProxyView, facts: ProxyFacts) -> list[XdsResource]:
+    """What plugins add to the proxy as a whole, from every conf of their kind on it."""
+    out: list[XdsResource] = []
+    for plugin in plugins():
+        if plugin.proxy_resources is None:
+            continue
+        confs = _every_conf(view, plugin.kind)
+        if confs:
+            for type_url, name, message in plugin.proxy_resources(view.confs.get(plugin.kind), confs, facts):
+                out.append(resource(type_url, name, message))
+    return out
+
+
+def _every_conf(view: ProxyView, kind: str) -> list[Mapping[str, Any]]:
+    """Each distinct conf of `kind` on the proxy: proxy-wide first, then inbounds, outbounds
+    (and their routes and backends) and gateway listeners and routes."""
+    places: list[Mapping[str, Mapping[str, Any]]] = [view.confs]
+    places += [i.confs for i in view.inbounds]
+    for o in view.outbounds:
+        places += [o.confs, *o.route_confs.values(), *(b.confs for b in o.backends)]
+    if view.gateway is not None:
+        for listener in view.gateway.listeners:
+            places.append(listener.confs)
+            places += [r.confs for h in listener.hostnames for host in h.hosts for r in host.routes]
+    out: list[Mapping[str, Any]] = []
+    for confs in places:
+        conf = confs.get(kind)
+        if conf is not None and conf not in out:
+            out.append(conf)
+    return out
 
 
 def _patched(

@@ -39,7 +39,7 @@ from reconciler.mesh.routing import WeightedCluster
 from reconciler.views.gateway import GatewayListener, GatewayView, VirtualHost
 from reconciler.views.gateway_policies import LISTENER_KINDS
 from reconciler.xds.generate import names
-from reconciler.xds.generate.hooks import HookContext, apply_hooks
+from reconciler.xds.generate.hooks import HookContext, ProxyFacts, apply_hooks, proxy_for
 from reconciler.xds.generate.http import hcm_filter, http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector
 from reconciler.xds.generate.httproute import envoy_routes_of
 from reconciler.xds.generate.outbound import backend_resources
@@ -59,12 +59,12 @@ RATE_LIMIT = "MeshRateLimit"
 RATE_LIMIT_FILTER = "envoy.filters.http.local_ratelimit"
 
 
-def gateway_resources(view: GatewayView, mesh: str, mtls: bool) -> list[XdsResource]:
+def gateway_resources(view: GatewayView, mesh: str, mtls: bool, facts: ProxyFacts | None = None) -> list[XdsResource]:
     """Listeners, route configurations, clusters, endpoints and certificates of one gateway."""
     out: list[XdsResource] = []
     certificates: dict[str, GatewayCertificate] = {}
     for listener in view.listeners:
-        built = gateway_listener(view.address, view.service, listener, mesh)
+        built = gateway_listener(view.address, view.service, listener, mesh, proxy_for(listener.confs, facts))
         if built is None:
             continue
         out.append(built)
@@ -91,7 +91,7 @@ def certificate_secret(cert: GatewayCertificate) -> XdsResource:
 
 
 # -- listeners -----------------------------------------------------------------------------------
-def _hcm(service: str, route_name: str, listener: GatewayListener, mesh: str) -> hcm_pb2.HttpConnectionManager:
+def _hcm(service: str, route_name: str, listener: GatewayListener, mesh: str, proxy: ProxyFacts | None) -> hcm_pb2.HttpConnectionManager:
     """Kuma's edge HTTP connection manager: its server header, path normalization, timeouts,
     then the listener-level policy hooks (MeshFaultInjection, MeshRateLimit)."""
     hcm = http_connection_manager(names.stat_prefix(service), route_name)
@@ -120,14 +120,14 @@ def _hcm(service: str, route_name: str, listener: GatewayListener, mesh: str) ->
             allow_connect=True,
         )
     )
-    apply_hooks("http_connection_manager", hcm, listener.confs, _listener_context(service, mesh, "http"))
+    apply_hooks("http_connection_manager", hcm, listener.confs, _listener_context(service, mesh, "http", proxy))
     return hcm
 
 
-def _listener_context(service: str, mesh: str, protocol: str) -> HookContext:
+def _listener_context(service: str, mesh: str, protocol: str, proxy: ProxyFacts | None = None) -> HookContext:
     """Listener-level gateway confs run as on an inbound: the gateway listener is where traffic
     enters the proxy (Kuma marks it INBOUND), and these kinds' hooks act on inbound listeners."""
-    return HookContext("inbound", service, "", protocol, mesh)
+    return HookContext("inbound", service, "", protocol, mesh, gateway=True, proxy=proxy)
 
 
 def _rate_limited(listener: GatewayListener) -> bool:
@@ -170,12 +170,12 @@ def _sni_match(hostname: str) -> listener_components_pb2.FilterChainMatch:
     return match
 
 
-def _chains(service: str, listener: GatewayListener, mesh: str) -> list[listener_components_pb2.FilterChain]:
+def _chains(service: str, listener: GatewayListener, mesh: str, proxy: ProxyFacts | None) -> list[listener_components_pb2.FilterChain]:
     protocol = listener.protocol
     if protocol == "HTTP":
         return [
             listener_components_pb2.FilterChain(
-                filters=[hcm_filter(_hcm(service, listener.route_name(listener.hostnames[0]), listener, mesh))]
+                filters=[hcm_filter(_hcm(service, listener.route_name(listener.hostnames[0]), listener, mesh, proxy))]
             )
         ]
     if protocol == "TCP":
@@ -186,7 +186,7 @@ def _chains(service: str, listener: GatewayListener, mesh: str) -> list[listener
     for hostname in listener.hostnames:
         chain = listener_components_pb2.FilterChain(filter_chain_match=_sni_match(hostname.hostname))
         if protocol == "HTTPS":
-            chain.filters.append(hcm_filter(_hcm(service, listener.route_name(hostname), listener, mesh)))
+            chain.filters.append(hcm_filter(_hcm(service, listener.route_name(hostname), listener, mesh, proxy)))
             alpn: tuple[str, ...] = ("h2", "http/1.1")
         else:
             tcp = _tcp(service, hostname.tcp)
@@ -205,9 +205,11 @@ def _chains(service: str, listener: GatewayListener, mesh: str) -> list[listener
 
 
 @lru_cache(maxsize=4096)
-def gateway_listener(address: str, service: str, listener: GatewayListener, mesh: str = "") -> XdsResource | None:
+def gateway_listener(
+    address: str, service: str, listener: GatewayListener, mesh: str = "", proxy: ProxyFacts | None = None
+) -> XdsResource | None:
     """The Envoy listener of one gateway port (None when it has nothing to serve)."""
-    chains = _chains(service, listener, mesh)
+    chains = _chains(service, listener, mesh, proxy)
     if not chains:
         return None
     if listener.connection_limit:
@@ -226,7 +228,7 @@ def gateway_listener(address: str, service: str, listener: GatewayListener, mesh
     )
     # MeshRateLimit's connection limit goes first in every chain, before the connection_limit.
     protocol = "http" if listener.protocol in ("HTTP", "HTTPS") else "tcp"
-    apply_hooks("listener", built, listener.confs, _listener_context(service, mesh, protocol))
+    apply_hooks("listener", built, listener.confs, _listener_context(service, mesh, protocol, proxy))
     return resource(LISTENER, listener.name, built)
 
 
@@ -256,7 +258,7 @@ def _virtual_host(host: VirtualHost, https: bool, mesh: str, listener: GatewayLi
         for route in envoy_routes_of(view):
             if route.HasField("route"):
                 route.route.idle_timeout.CopyFrom(duration(STREAM_IDLE_TIMEOUT))
-            apply_hooks("route", route, view.confs, HookContext("outbound", first, first, "http", mesh, route=view.origin))
+            apply_hooks("route", route, view.confs, HookContext("outbound", first, first, "http", mesh, route=view.origin, gateway=True))
             # Listener-level kinds: a policy aimed at this route first (MeshRateLimit keeps a limit
             # already set), then the listener's conf (Kuma's ConfigureGatewayRoute).
             inbound = _listener_context("", mesh, "http")

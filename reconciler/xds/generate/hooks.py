@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.policies.core.plugin import HookContext
+from reconciler.policies.core.plugin import HookContext, ProxyFacts
 from reconciler.policies.plugins import plugins
 
-__all__ = ["apply_hooks", "HookContext"]
+__all__ = ["apply_hooks", "HookContext", "ProxyFacts", "proxy_for"]
+
+
+def proxy_for(confs: Mapping[str, Mapping[str, Any]], facts: ProxyFacts | None) -> ProxyFacts | None:
+    """`facts` when a `per_proxy` kind has a conf here, else None: a piece built without the
+    proxy's facts is shared by every proxy alike (the generator's caches key on the context)."""
+    if facts is None or not confs:
+        return None
+    return facts if any(p.per_proxy and p.kind in confs for p in plugins()) else None
 
 
 def apply_hooks(hook: str, message: Any, confs: Mapping[str, Mapping[str, Any]], ctx: HookContext) -> None:

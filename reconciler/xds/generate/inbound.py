@@ -15,7 +15,7 @@ from reconciler.envoy_builders import duration, socket_address, upstream_protoco
 from reconciler.mesh.model import HTTP_PROTOCOLS, Inbound
 from reconciler.views.proxy import Confs, InboundView
 from reconciler.xds.generate import names
-from reconciler.xds.generate.hooks import HookContext, apply_hooks
+from reconciler.xds.generate.hooks import HookContext, ProxyFacts, apply_hooks, proxy_for
 from reconciler.xds.generate.http import hcm_filter, inline_http_connection_manager, tcp_proxy, tcp_proxy_filter, tls_inspector
 from reconciler.xds.generate.tls import ALPN, downstream_tls
 from reconciler.xds.resources import CLUSTER, LISTENER, XdsResource, resource
@@ -26,12 +26,12 @@ LOCAL_CONNECT_TIMEOUT = 10.0
 """Kuma's connect timeout to the local workload."""
 
 
-def _ctx(inbound: Inbound, mesh: str) -> HookContext:
-    return HookContext("inbound", inbound.service, names.local_cluster(inbound.service_port), inbound.protocol, mesh)
+def _ctx(inbound: Inbound, mesh: str, proxy: ProxyFacts | None) -> HookContext:
+    return HookContext("inbound", inbound.service, names.local_cluster(inbound.service_port), inbound.protocol, mesh, proxy=proxy)
 
 
 @lru_cache(maxsize=65536)
-def local_cluster(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
+def local_cluster(inbound: Inbound, confs: Confs, mesh: str, proxy: ProxyFacts | None = None) -> XdsResource:
     name = names.local_cluster(inbound.service_port)
     cluster = cluster_pb2.Cluster(
         name=name,
@@ -52,18 +52,18 @@ def local_cluster(inbound: Inbound, confs: Confs, mesh: str) -> XdsResource:
         ),
         typed_extension_protocol_options=upstream_protocol_options(inbound.protocol),
     )
-    apply_hooks("cluster", cluster, confs, _ctx(inbound, mesh))
+    apply_hooks("cluster", cluster, confs, _ctx(inbound, mesh, proxy))
     return resource(CLUSTER, name, cluster)
 
 
-def inbound_route_config(inbound: Inbound, confs: Confs, mesh: str) -> route_pb2.RouteConfiguration:
+def inbound_route_config(inbound: Inbound, confs: Confs, mesh: str, proxy: ProxyFacts | None = None) -> route_pb2.RouteConfiguration:
     """Everything to the workload; Kuma names the table after the service."""
     cluster = names.local_cluster(inbound.service_port)
     route = route_components_pb2.Route(
         match=route_components_pb2.RouteMatch(prefix="/"),
         route=route_components_pb2.RouteAction(cluster=cluster, timeout=duration(0)),
     )
-    apply_hooks("route", route, confs, _ctx(inbound, mesh))
+    apply_hooks("route", route, confs, _ctx(inbound, mesh, proxy))
     service = inbound.service or names.inbound_listener(inbound.address, inbound.port)
     return route_pb2.RouteConfiguration(
         name=names.inbound_route(service),
@@ -72,15 +72,17 @@ def inbound_route_config(inbound: Inbound, confs: Confs, mesh: str) -> route_pb2
 
 
 @lru_cache(maxsize=65536)
-def inbound_listener(inbound: Inbound, confs: Confs, mesh: str, tls_mode: str | None, trust_domains: tuple[str, ...] = ()) -> XdsResource:
+def inbound_listener(
+    inbound: Inbound, confs: Confs, mesh: str, tls_mode: str | None, trust_domains: tuple[str, ...] = (), proxy: ProxyFacts | None = None
+) -> XdsResource:
     """The inbound listener; with mTLS, STRICT takes only TLS from the mesh, PERMISSIVE also
     plaintext and the application's own TLS (a TLS inspector picks the filter chain by
     transport protocol and ALPN)."""
     name = names.inbound_listener(inbound.address, inbound.port)
     prefix = names.stat_prefix(name)
-    ctx = _ctx(inbound, mesh)
+    ctx = _ctx(inbound, mesh, proxy)
     if inbound.protocol in HTTP_PROTOCOLS:
-        hcm = inline_http_connection_manager(prefix, inbound_route_config(inbound, confs, mesh))
+        hcm = inline_http_connection_manager(prefix, inbound_route_config(inbound, confs, mesh, proxy))
         if tls_mode is not None:
             # The workload learns the caller's identity from X-Forwarded-Client-Cert.
             hcm.forward_client_cert_details = hcm.SANITIZE_SET
@@ -139,6 +141,12 @@ def inbound_tls_mode(view: InboundView, mesh_mode: str | None) -> str | None:
     return override.upper() if override.upper() in ("STRICT", "PERMISSIVE") else mesh_mode
 
 
-def inbound_resources(view: InboundView, mesh: str, mesh_mode: str | None = None, trust_domains: tuple[str, ...] = ()) -> list[XdsResource]:
+def inbound_resources(
+    view: InboundView, mesh: str, mesh_mode: str | None = None, trust_domains: tuple[str, ...] = (), facts: ProxyFacts | None = None
+) -> list[XdsResource]:
     inbound, confs = view.inbound, view.confs
-    return [local_cluster(inbound, confs, mesh), inbound_listener(inbound, confs, mesh, inbound_tls_mode(view, mesh_mode), trust_domains)]
+    proxy = proxy_for(confs, facts)
+    return [
+        local_cluster(inbound, confs, mesh, proxy),
+        inbound_listener(inbound, confs, mesh, inbound_tls_mode(view, mesh_mode), trust_domains, proxy),
+    ]

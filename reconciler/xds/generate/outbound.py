@@ -19,7 +19,7 @@ from reconciler.mesh.model import HTTP_PROTOCOLS, SERVICE_TAG, Endpoint
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster
 from reconciler.views.proxy import Confs, OutboundView
 from reconciler.xds.generate import names
-from reconciler.xds.generate.hooks import HookContext, apply_hooks
+from reconciler.xds.generate.hooks import HookContext, ProxyFacts, apply_hooks, proxy_for
 from reconciler.xds.generate.http import hcm_filter, inline_http_connection_manager, tcp_proxy, tcp_proxy_filter
 from reconciler.xds.generate.httproute import envoy_routes_of
 from reconciler.xds.generate.tls import upstream_tls
@@ -150,29 +150,30 @@ def outbound_listener(
     return resource(LISTENER, name, listener)
 
 
-def outbound_context(view: OutboundView, mesh: str) -> HookContext:
-    return HookContext("outbound", view.service_name, view.cluster_name, view.protocol, mesh)
+def outbound_context(view: OutboundView, mesh: str, facts: ProxyFacts | None = None) -> HookContext:
+    return HookContext("outbound", view.service_name, view.cluster_name, view.protocol, mesh, proxy=proxy_for(view.confs, facts))
 
 
 _memo: dict[tuple[int, str, bool], tuple[OutboundView, list[XdsResource]]] = {}
 
 
-def outbound_resources(view: OutboundView, mesh: str, mtls: bool = False) -> list[XdsResource]:
-    """The resources of one outbound; proxies sharing a view object share the result."""
+def outbound_resources(view: OutboundView, mesh: str, mtls: bool = False, facts: ProxyFacts | None = None) -> list[XdsResource]:
+    """The resources of one outbound; proxies sharing a view object share the result (a view
+    whose confs have a `per_proxy` kind belongs to one proxy: views/proxy.py `_alike`)."""
     key = (id(view), mesh, mtls)
     hit = _memo.get(key)
     if hit is not None and hit[0] is view:
         return hit[1]
-    out = _outbound_resources(view, mesh, mtls)
+    out = _outbound_resources(view, mesh, mtls, facts)
     if len(_memo) > 100_000:
         _memo.clear()
     _memo[key] = (view, out)
     return out
 
 
-def _outbound_resources(view: OutboundView, mesh: str, mtls: bool) -> list[XdsResource]:
+def _outbound_resources(view: OutboundView, mesh: str, mtls: bool, facts: ProxyFacts | None) -> list[XdsResource]:
     o = view.outbound
-    ctx = outbound_context(view, mesh)
+    ctx = outbound_context(view, mesh, facts)
     confs: Mapping[str, Mapping[str, object]] = view.confs
     endpoints = view.service.endpoints if view.service is not None else ()
     out = [outbound_listener(o.address, o.port, ctx, confs, view.tcp_split, view.routes)]

@@ -1,0 +1,53 @@
+"""Services `run-dataplane` runs beside Envoy, as kuma-dp runs its own beside Envoy (the access-log
+streamer, the metrics hijacker, the OpenTelemetry metrics pusher).
+
+The control plane reaches them through Envoy, never directly: the generated config names Unix
+sockets by paths *relative to the work directory* (Envoy runs with it as its working directory),
+so the config stays a pure function of the commit and each sidecar's sockets are its own. A
+service learns what to do from the config Envoy serves it (the `_kuma:dynamicconfig` listener's
+`/meshmetric`, or what Envoy writes to its socket) and does nothing until asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["SidecarContext", "SidecarService", "sidecar_services", "start_all", "stop_all"]
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarContext:
+    work_dir: Path
+    """Absolute; Envoy's working directory, where the config's relative socket paths resolve."""
+    admin_address: str
+    """Envoy's admin `host:port` (its stats for the metrics services)."""
+    mesh: str
+    name: str
+
+
+class SidecarService(Protocol):
+    name: str
+
+    def start(self, ctx: SidecarContext) -> None:
+        """Start serving in the background (daemon threads); return at once."""
+
+    def stop(self) -> None:
+        """Stop and release sockets; bounded, never raises."""
+
+
+def sidecar_services() -> list[SidecarService]:
+    """Every service run-dataplane starts beside Envoy."""
+    return []
+
+
+def start_all(services: Sequence[SidecarService], ctx: SidecarContext) -> None:
+    for service in services:
+        service.start(ctx)
+
+
+def stop_all(services: Sequence[SidecarService]) -> None:
+    for service in reversed(services):
+        service.stop()
