@@ -7,6 +7,10 @@ Dataplane, all on 127.0.0.1. Ctrl-C stops everything it started.
 
 Before anything is created or started, every port it will bind is checked: a taken one is named
 in one line with a base port that moves them all (reconciler/demo_ports.py).
+
+The example's access logs, metrics and traces stay on the machine too: log files in the state
+directory, a Prometheus endpoint per sidecar with a prometheus.yml to scrape them, and a Zipkin
+receiver for the spans; the instructions say where (reconciler/demo_telemetry.py).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from reconciler.ca.xds_tls import ca_cert_path
 from reconciler.controlplane import ControlPlane, ServeSettings
 from reconciler.dataplane.envoy_binary import find_envoy
 from reconciler.demo_ports import PLAN_FIRST, PLAN_SPAN, control_plane_ports, first_taken, free_base, move_ports_in_yaml, planned_ports
+from reconciler.demo_telemetry import ZipkinReceiver, move_log_paths, start_telemetry
 from reconciler.mesh.model import Dataplane, dataplane_from_resource
 from reconciler.model import Snapshot
 from reconciler.source.git import read_directory
@@ -94,20 +99,21 @@ BASE_FILE = "base-port"
 class _Running:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     servers: list[socketserver.BaseServer] = field(default_factory=list)
+    receivers: list[ZipkinReceiver] = field(default_factory=list)
 
 
 def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env={**os.environ, **GIT_IDENTITY})
 
 
-def stage_example(example: Path, target: Path, base: int | None) -> None:
-    """Copy the example's files to `target`, their ports moved to `base` when one is given."""
+def stage_example(example: Path, target: Path, base: int | None, log_dir: Path | None = None) -> None:
+    """Copy the example's files to `target`, their ports moved to `base` when one is given and
+    their access-log files into `log_dir` when one is given."""
     shutil.copytree(example, target, ignore=shutil.ignore_patterns(".git"))
-    if base is None:
-        return
     for path in sorted(p for p in target.rglob("*") if p.suffix in (".yaml", ".yml")):
         text = path.read_text(encoding="utf-8")
-        moved = move_ports_in_yaml(text, base)
+        moved = text if base is None else move_ports_in_yaml(text, base)
+        moved = moved if log_dir is None else move_log_paths(moved, log_dir)
         if moved != text:
             path.write_text(moved, encoding="utf-8")
 
@@ -235,7 +241,9 @@ def _reconciler_command() -> str:
     return f"{shlex.quote(sys.executable)} -m reconciler"
 
 
-def _instructions(dataplanes: list[Dataplane], work: Path, settings: DemoSettings, workloads: list[str], cp_state: Path) -> str:
+def _instructions(
+    dataplanes: list[Dataplane], work: Path, settings: DemoSettings, workloads: list[str], cp_state: Path, telemetry: list[str]
+) -> str:
     xds_port, api_port = settings.ports
     lines = ["", "mesh-reconciler demo is running.", ""]
     lines.append(f"  control plane  xDS 127.0.0.1:{xds_port}, API http://127.0.0.1:{api_port}/status")
@@ -248,6 +256,8 @@ def _instructions(dataplanes: list[Dataplane], work: Path, settings: DemoSetting
             lines.append(f"    {dp.name:<16} curl http://{o.address}:{o.port}/   → {target}")
     lines.append("")
     lines.append("  workloads: " + "; ".join(workloads[:6]) + (" …" if len(workloads) > 6 else ""))
+    lines.append("")
+    lines += telemetry
     lines.append("")
     lines.append("  try:")
     lines.append(f"    cd {work}")
@@ -331,7 +341,7 @@ def _prepare(settings: DemoSettings, state: Path, example: Path) -> tuple[DemoSe
         return settings, bare, work, snapshot
     with tempfile.TemporaryDirectory(prefix="reconciler-demo-") as scratch:
         staged = Path(scratch) / "work"
-        stage_example(example, staged, settings.base_port)
+        stage_example(example, staged, settings.base_port, state / "logs")
         snapshot = read_directory(staged)
         _check_ports(snapshot, settings, state, seeded=False)
         seed_repositories(staged, state)
@@ -359,8 +369,10 @@ def run_demo(settings: DemoSettings) -> int:
             loop.add_signal_handler(s, stop.set)
         try:
             workloads = _start_workloads(sidecars, running)
+            receivers, telemetry = start_telemetry(snapshot, settings.ports[1], state)
+            running.receivers += receivers
             _start_envoys(dataplanes, settings, state, running)
-            print(_instructions(sidecars, work, settings, workloads, state / "control-plane"), flush=True)
+            print(_instructions(sidecars, work, settings, workloads, state / "control-plane", telemetry), flush=True)
             await stop.wait()
         finally:
             print("\nstopping the demo", flush=True)
@@ -380,4 +392,6 @@ def run_demo(settings: DemoSettings) -> int:
         for server in running.servers:
             server.shutdown()
             server.server_close()
+        for receiver in running.receivers:
+            receiver.stop()
     return 0

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from reconciler.demo_telemetry import prometheus_targets, zipkin_ports
 from reconciler.mesh.model import Dataplane, dataplane_from_resource
 from reconciler.model import Snapshot
 from reconciler.ports import listen_error
@@ -40,6 +41,8 @@ _SUGGESTED_BASES = (20000, 25000, 10000, 40000, 45000, 50000, 55000)
 
 # `port: 16001`, `servicePort: 18001`, `advertisedPort: 17001`, in block or flow style.
 _PORT_FIELD = re.compile(r"\b(port|servicePort|advertisedPort)(:[ \t]*)(\d+)\b")
+# A URL on the demo machine, such as MeshTrace's `url: http://127.0.0.1:19411/api/v2/spans`.
+_LOOPBACK_URL = re.compile(r"(//127\.0\.0\.1)(:)(\d+)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +62,8 @@ def control_plane_ports(base: int | None) -> tuple[int, int]:
 
 
 def move_ports_in_yaml(text: str, base: int) -> str:
-    """`text` with every port of the plan (15000-19999) moved to the block starting at `base`.
-    Other ports (a MeshService's 80, a collector's 4317) are not bound by the demo and stay."""
+    """`text` with every port of the plan (15000-19999) moved to the block starting at `base`:
+    port fields, and the port of a URL on 127.0.0.1 (the demo's Zipkin receiver). Other ports (a MeshService's 80, a collector's 4317) are not bound by the demo and stay."""
 
     def moved(m: re.Match[str]) -> str:
         port = int(m.group(3))
@@ -68,12 +71,13 @@ def move_ports_in_yaml(text: str, base: int) -> str:
             port += base - PLAN_FIRST
         return f"{m.group(1)}{m.group(2)}{port}"
 
-    return _PORT_FIELD.sub(moved, text)
+    return _LOOPBACK_URL.sub(moved, _PORT_FIELD.sub(moved, text))
 
 
 def planned_ports(snapshot: Snapshot, xds_port: int, api_port: int, address: str = "127.0.0.1") -> list[PortUse]:
-    """Every port the demo binds for this configuration: the control plane's, and for each
-    Dataplane its Envoy (admin, inbound, outbound and gateway listeners) and its workloads."""
+    """Every port the demo binds for this configuration: the control plane's, for each
+    Dataplane its Envoy (admin, inbound, outbound and gateway listeners, MeshMetric's
+    Prometheus endpoint) and its workloads, and the Zipkin receivers MeshTrace sends to."""
     dataplanes = [dataplane_from_resource(r) for r in snapshot.of_type("Dataplane")]
     uses = [PortUse(address, xds_port, "the control plane's xDS"), PortUse(address, api_port, "the control plane's API")]
     for dp in dataplanes:
@@ -86,6 +90,10 @@ def planned_ports(snapshot: Snapshot, xds_port: int, api_port: int, address: str
             target = o.service or (o.backend_ref[1] if o.backend_ref else "?")
             uses.append(PortUse(o.address, o.port, f"{dp.name}'s outbound to {target}"))
         uses += _gateway_listeners(dp, snapshot)
+    for t in prometheus_targets(snapshot):
+        uses.append(PortUse(t.address, t.port, f"{t.dataplane}'s MeshMetric Prometheus endpoint"))
+    for port in zipkin_ports(snapshot):
+        uses.append(PortUse("127.0.0.1", port, "the demo's Zipkin receiver (MeshTrace)"))
     return uses
 
 

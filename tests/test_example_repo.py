@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from reconciler.cli import cli
+from reconciler.demo_telemetry import prometheus_targets, zipkin_ports
 from reconciler.kinds import kind_names
 from reconciler.model import Resource, Snapshot
 from reconciler.source.git import GitSource, read_directory
@@ -41,6 +42,8 @@ PLAN = {
     "gateway listener": range(18001, 18100),
     "admin": range(19001, 19100),
     "zone proxy admin": range(19101, 19200),
+    "metrics endpoint": range(19201, 19300),
+    "trace receiver": range(19401, 19500),
 }
 """The port plan of example-repo/README.md: what binds a port → the range it comes from."""
 
@@ -203,6 +206,10 @@ def _bound_ports(snapshot: Snapshot) -> Iterator[tuple[str, str, str, int]]:
             net = proxy.spec["networking"]
             yield "zone proxy", proxy.name, net["address"], net["port"]
             yield "zone proxy admin", proxy.name, LOOPBACK, net["admin"]["port"]
+    for target in prometheus_targets(snapshot):
+        yield "metrics endpoint", target.dataplane, target.address, target.port
+    for port in zipkin_ports(snapshot):
+        yield "trace receiver", "the demo", LOOPBACK, port
 
 
 def test_every_dataplane_runs_on_loopback_with_its_own_admin_port(worktree: Snapshot) -> None:
@@ -238,3 +245,6 @@ def test_port_plan_covers_every_demo_proxy(worktree: Snapshot) -> None:
     assert kinds["inbound"] == kinds["application"] == 5
     assert kinds["outbound"] == 3
     assert kinds["gateway listener"] == 2
+    # Every sidecar has its MeshMetric Prometheus endpoint; MeshTrace sends to the demo's receiver.
+    assert kinds["metrics endpoint"] == kinds["inbound"]
+    assert kinds["trace receiver"] == 1
