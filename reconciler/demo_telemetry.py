@@ -170,7 +170,7 @@ class ZipkinReceiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self._body()
                 try:
                     spans = json.loads(body)
                 except ValueError:
@@ -180,6 +180,16 @@ class ZipkinReceiver:
                     return
                 receiver.add(spans)
                 self._answer(202, b"")
+
+            def _body(self) -> bytes:
+                if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+                    return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = b""
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+                self.rfile.readline()  # the empty line after the last chunk
+                return body
 
             def do_GET(self) -> None:
                 self._answer(200, f"{receiver.received} spans received, in {receiver.spans_file}\n".encode())

@@ -8,6 +8,7 @@ machine (the example's own ports included) can make these tests fail.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -17,12 +18,15 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
+from reconciler.policies.plugins import plugins
 from tests.e2e.harness import REPO_ROOT, http_get, wait_until
 
 pytestmark = pytest.mark.envoy
@@ -133,6 +137,64 @@ def _backends(url: str, n: int) -> list[str]:
     return out
 
 
+def _registered(kind: str) -> bool:
+    return any(p.kind == kind for p in plugins())
+
+
+def _telemetry_arrives_where_the_demo_says(output: str, state: Path, base: int) -> None:
+    """The "where to look" lines: the access-log file in the demo's state, a Prometheus
+    endpoint per sidecar (with a prometheus.yml and file_sd targets for them), and a Zipkin
+    receiver. Once a kind's Envoy effects are registered, its data must really be there after
+    the traffic above: a log line, a request counter, spans of one trace."""
+    log_file = Path(_printed(output, r"^\s+access log\s+(/\S+\.log)$").group(1))
+    assert log_file.parent == state / "logs"
+    metrics = {
+        m.group(2): m.group(1) for m in re.finditer(r"^\s+metrics\s+curl (http://127\.0\.0\.1:\d+/metrics)\s+\((\S+)\)$", output, re.M)
+    }
+    assert sorted(metrics) == ["backend-v1", "backend-v2", "frontend-1", "orders-1", "redis-1"]
+    assert all(base <= int(u.split(":")[2].split("/")[0]) < base + BLOCK for u in metrics.values())
+    config = Path(_printed(output, r"^\s+Prometheus\s+prometheus --config\.file=(\S+)").group(1))
+    jobs = {j["job_name"]: j for j in yaml.safe_load(config.read_text())["scrape_configs"]}
+    (targets_file,) = jobs["kuma-dataplanes"]["file_sd_configs"][0]["files"]
+    groups = json.loads(Path(targets_file).read_text())
+    assert {g["labels"]["dataplane"]: f"http://{g['targets'][0]}/metrics" for g in groups} == metrics
+    zipkin, spans_file = _printed(output, r"^\s+traces\s+Zipkin receiver (http://127\.0\.0\.1:\d+/api/v2/spans) → (\S+)$").groups()
+    assert Path(spans_file).parent == state / "traces"
+    # The receiver keeps what a Zipkin client posts, in the printed file.
+    posted = [{"traceId": "5af7183fb1d4cf5f", "id": "6b221d5bc9e6496c", "name": "get /check", "timestamp": 1, "duration": 2}]
+    request = urllib.request.Request(zipkin, json.dumps(posted).encode(), {"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 202
+    assert [json.loads(x) for x in Path(spans_file).read_text().splitlines()] == posted
+
+    frontend_url = _printed(output, r"^\s+frontend-1\s+curl (http://127\.0\.0\.1:\d+)/\s+→ backend$").group(1)
+    for i in range(5):
+        assert http_get(f"{frontend_url}/observed/{i}")[0] == 200
+    if _registered("MeshAccessLog"):
+        wait_until(lambda: '"/observed/4"' in log_file.read_text(), 30, 0.2, f"frontend's call in {log_file}")
+        line = json.loads(next(x for x in log_file.read_text().splitlines() if '"/observed/4"' in x))
+        assert line["method"] == "GET" and line["status"] in (200, "200")
+    if _registered("MeshMetric"):
+
+        def frontend_to_backend_requests() -> int:
+            text = http_get(metrics["frontend-1"])[1]
+            found = re.findall(r'^envoy_cluster_upstream_rq_total\{[^}]*envoy_cluster_name="[^"]*backend[^"]*"[^}]*\} (\d+)', text, re.M)
+            return sum(int(v) for v in found)
+
+        wait_until(lambda: frontend_to_backend_requests() >= 5, 30, 0.5, "frontend-1's request counter to backend")
+    if _registered("MeshTrace"):
+
+        def spans_by_trace() -> dict[str, set[str]]:
+            by_trace: dict[str, set[str]] = {}
+            for line in Path(spans_file).read_text().splitlines() if Path(spans_file).exists() else ():
+                span = json.loads(line)
+                by_trace.setdefault(span["traceId"], set()).add(span["id"])
+            return by_trace
+
+        # A request through frontend's and backend's sidecars: a span from each, in one trace.
+        wait_until(lambda: any(len(ids) >= 2 for ids in spans_by_trace().values()), 30, 0.5, f"two spans of one trace in {spans_file}")
+
+
 def test_demo_serves_the_example_follows_the_printed_push_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     base = free_base_port()
     state = tmp_path / "demo"
@@ -145,6 +207,7 @@ def test_demo_serves_the_example_follows_the_printed_push_and_stops_everything_o
         url = f"http://127.0.0.1:{frontend}/hello"
         wait_until(lambda: http_get(url)[0] == 200, 30, 0.2, "traffic through the demo")
         assert "v1" in _backends(url, 20)
+        _telemetry_arrives_where_the_demo_says(output, state, base)
 
         # Exactly what the demo prints: edit a file in the clone, `git commit -am`, `git push`,
         # as a new user would: the demo and these steps run in a shell with no git identity and
@@ -203,7 +266,14 @@ def test_demo_serves_the_example_follows_the_printed_push_and_stops_everything_o
 
 
 @pytest.mark.parametrize(
-    "offset,what", [(678, "the control plane's xDS"), (1001, "frontend-1's outbound to backend")], ids=["xds", "sidecar"]
+    "offset,what",
+    [
+        (678, "the control plane's xDS"),
+        (1001, "frontend-1's outbound to backend"),
+        (4201, "frontend-1's MeshMetric Prometheus endpoint"),
+        (4411, "the demo's Zipkin receiver (MeshTrace)"),
+    ],
+    ids=["xds", "sidecar", "metrics", "zipkin"],
 )
 def test_a_taken_port_is_named_in_one_line_with_a_base_port_that_moves_them_all(tmp_path: Path, offset: int, what: str) -> None:
     base = free_base_port()
