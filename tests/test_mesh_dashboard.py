@@ -8,7 +8,10 @@ its samples must be one the Prometheus scrape config attaches to the sidecars' t
 
 The scrape is of the sidecar's MeshMetric Prometheus endpoint when the MeshMetric plugin is
 registered (reconciler/policies/plugins.py), and of Envoy's admin `/stats/prometheus`
-before that: the same Envoy stats either way.
+before that: the same Envoy stats either way. It asks as Prometheus asks (OpenMetrics first),
+and names come out as Prometheus stores them: from OpenMetrics a counter's samples end in
+`_total` (`envoy_cluster_upstream_rq_xx_total`), as in Kuma's dashboards; Envoy's admin page
+speaks only the text format, whose counters the fallback renames the same way.
 """
 
 from __future__ import annotations
@@ -80,15 +83,19 @@ PROMETHEUS_ACCEPT = (
 )
 
 
-def parse_scrape(source: str, text: str) -> Scrape:
-    """The sample names as Prometheus stores them: read from the lines as they are (a parser
-    such as prometheus_client's renames text-format counters to `…_total`, Prometheus does not)."""
+def parse_scrape(source: str, text: str, counters_total: bool = False) -> Scrape:
+    """The sample names as Prometheus stores them: as the lines give them; with `counters_total`
+    (text format read as if it were OpenMetrics) a counter's samples get `_total`."""
+    counters = set(re.findall(r"^# TYPE (\S+) counter$", text, re.M)) if counters_total else set()
     labels: dict[str, set[str]] = {}
     for line in text.splitlines():
         match = SAMPLE.match(line)
         if match is None:
             continue
-        labels.setdefault(match.group(1), set()).update(LABEL.findall(match.group(2) or ""))
+        name = match.group(1)
+        if name in counters and not name.endswith("_total"):
+            name += "_total"
+        labels.setdefault(name, set()).update(LABEL.findall(match.group(2) or ""))
     return Scrape(source, labels)
 
 
@@ -135,14 +142,14 @@ def scrapes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scra
 
 
 def _scrape(envoy: EnvoyProcess, metrics_port: int) -> Scrape:
-    if _meshmetric_registered():
-        url = f"http://127.0.0.1:{metrics_port}/metrics"
-        status, text = wait_until(
-            lambda: (r := http_get(url, {"Accept": PROMETHEUS_ACCEPT}, timeout=2))[0] == 200 and r, 20, 0.2, f"{url} serving metrics"
-        )
-    else:
+    if not _meshmetric_registered():
         url = envoy.admin + "/stats/prometheus"
         status, text = http_get(url, {"Accept": PROMETHEUS_ACCEPT})
+        assert status == 200, text[:500]
+        return parse_scrape(url, text, counters_total=True)
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    wait_until(lambda: http_get(url, {"Accept": PROMETHEUS_ACCEPT}, timeout=2)[0] == 200, 20, 0.2, f"{url} serving metrics")
+    status, text = http_get(url, {"Accept": PROMETHEUS_ACCEPT})
     assert status == 200, text[:500]
     return parse_scrape(url, text)
 
@@ -300,7 +307,7 @@ def test_the_inbound_and_outbound_filters_select_the_traffic_that_was_sent(scrap
     outbound = re.findall(r'^envoy_cluster_upstream_rq_total\{[^}]*envoy_cluster_name="([^"]*)"[^}]*\} (\d+)', web_text, re.M)
     kept = {name: int(v) for name, v in outbound if not re.fullmatch(r"ads_cluster|localhost_.*|_.*", name)}
     assert kept.get("api", 0) >= 50, outbound
-    five = re.findall(r'^envoy_http_downstream_rq_xx\{[^}]*envoy_response_code_class="5"[^}]*\} (\d+)', api_text, re.M)
+    five = re.findall(r'^envoy_http_downstream_rq_xx(?:_total)?\{[^}]*envoy_response_code_class="5"[^}]*\} (\d+)', api_text, re.M)
     assert five and sum(int(v) for v in five) >= 10
 
 
