@@ -165,7 +165,7 @@ def _telemetry_arrives_where_the_demo_says(output: str, state: Path, base: int) 
     request = urllib.request.Request(zipkin, json.dumps(posted).encode(), {"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=5) as answer:
         assert answer.status == 202
-    assert [json.loads(x) for x in Path(spans_file).read_text().splitlines()] == posted
+    assert posted[0] in [json.loads(x) for x in Path(spans_file).read_text().splitlines()]
 
     frontend_url = _printed(output, r"^\s+frontend-1\s+curl (http://127\.0\.0\.1:\d+)/\s+→ backend$").group(1)
     for i in range(5):
