@@ -148,10 +148,15 @@ def _scrape(envoy: EnvoyProcess, metrics_port: int) -> Scrape:
         assert status == 200, text[:500]
         return parse_scrape(url, text, counters_total=True)
     url = f"http://127.0.0.1:{metrics_port}/metrics"
-    wait_until(lambda: http_get(url, {"Accept": PROMETHEUS_ACCEPT}, timeout=2)[0] == 200, 20, 0.2, f"{url} serving metrics")
-    status, text = http_get(url, {"Accept": PROMETHEUS_ACCEPT})
-    assert status == 200, text[:500]
-    return parse_scrape(url, text)
+
+    def scraped() -> str:
+        status, text = http_get(url, {"Accept": PROMETHEUS_ACCEPT}, timeout=2)
+        # The endpoint reads Envoy's stats with `usedonly`, and Envoy counts a histogram as
+        # used once its stats flush (every 5 s) merged a recorded value: what Prometheus sees
+        # on its next scrape.
+        return text if status == 200 and "envoy_http_downstream_rq_time_bucket{" in text else ""
+
+    return parse_scrape(url, wait_until(scraped, 20, 0.5, f"{url} serving the request time histograms"))
 
 
 # -- reading the dashboard -----------------------------------------------------------------------
