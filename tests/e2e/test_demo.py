@@ -188,10 +188,11 @@ def _telemetry_arrives_where_the_demo_says(output: str, state: Path, base: int) 
             by_trace: dict[str, set[str]] = {}
             for line in Path(spans_file).read_text().splitlines() if Path(spans_file).exists() else ():
                 span = json.loads(line)
-                by_trace.setdefault(span["traceId"], set()).add(span["id"])
+                by_trace.setdefault(span["traceId"], set()).add(f"{span['id']} {span.get('kind')}")
             return by_trace
 
-        # A request through frontend's and backend's sidecars: a span from each, in one trace.
+        # A request through frontend's and backend's sidecars: a span from each, in one trace
+        # (a client and a server span; with B3's shared span context they have the same id).
         wait_until(lambda: any(len(ids) >= 2 for ids in spans_by_trace().values()), 30, 0.5, f"two spans of one trace in {spans_file}")
 
 
