@@ -52,7 +52,7 @@ DEFAULT_PROMETHEUS_PORT, DEFAULT_PROMETHEUS_PATH = 5670, "/metrics"  # MeshMetri
 
 @dataclass(frozen=True, slots=True)
 class PrometheusTarget:
-    """One sidecar's MeshMetric Prometheus endpoint and the labels the dashboards group by."""
+    """One proxy's MeshMetric Prometheus endpoint and the labels the dashboards group by."""
 
     dataplane: str
     mesh: str
@@ -60,13 +60,15 @@ class PrometheusTarget:
     address: str
     port: int
     path: str
+    role: str
+    """`sidecar` or `gateway`, as Kuma's MeshMetric labels say."""
 
     @property
     def url(self) -> str:
         return f"http://{self.address}:{self.port}{self.path}"
 
     def file_sd(self) -> dict[str, Any]:
-        labels = {"mesh": self.mesh, "kuma_io_service": self.service, "dataplane": self.dataplane}
+        labels = {"mesh": self.mesh, "kuma_io_service": self.service, "dataplane": self.dataplane, "kuma_proxy_role": self.role}
         if self.path != DEFAULT_PROMETHEUS_PATH:
             labels["__metrics_path__"] = self.path
         return {"targets": [f"{self.address}:{self.port}"], "labels": labels}
@@ -97,7 +99,8 @@ def prometheus_targets(snapshot: Snapshot) -> list[PrometheusTarget]:
             prometheus = backend.get("prometheus") or {}
             port = int(prometheus.get("port") or DEFAULT_PROMETHEUS_PORT)
             path = str(prometheus.get("path") or DEFAULT_PROMETHEUS_PATH)
-            out.append(PrometheusTarget(dp.name, dp.mesh, _service(dp), dp.address, port, path))
+            role = "gateway" if dp.gateway else "sidecar"
+            out.append(PrometheusTarget(dp.name, dp.mesh, _service(dp), dp.address, port, path, role))
     return out
 
 

@@ -245,6 +245,6 @@ def test_port_plan_covers_every_demo_proxy(worktree: Snapshot) -> None:
     assert kinds["inbound"] == kinds["application"] == 5
     assert kinds["outbound"] == 3
     assert kinds["gateway listener"] == 2
-    # Every sidecar has its MeshMetric Prometheus endpoint; MeshTrace sends to the demo's receiver.
-    assert kinds["metrics endpoint"] == kinds["inbound"]
+    # Every proxy has its MeshMetric Prometheus endpoint; MeshTrace sends to the demo's receiver.
+    assert kinds["metrics endpoint"] == kinds["admin"]
     assert kinds["trace receiver"] == 1

@@ -51,15 +51,15 @@ PROMQL_WORDS = {
 }  # fmt: skip
 
 
-def _metric_yaml(name: str, port: int) -> str:
+def _metric_yaml(name: str, port: int, target: str = "") -> str:
+    target = target or f"kind: Dataplane\n    name: {name}"
     return f"""\
 type: MeshMetric
 name: prometheus-{name}
 mesh: default
 spec:
   targetRef:
-    kind: Dataplane
-    name: {name}
+    {target}
   default:
     backends:
       - type: Prometheus
@@ -122,26 +122,79 @@ class _Fails:
 def scrapes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scrape]]:
     root = tmp_path_factory.mktemp("mesh-dashboard")
     remote = ConfigRemote(root)
-    p = {k: free_port() for k in ("web_in", "web_app", "api_in", "api_app", "to_api", "web_metrics", "api_metrics")}
+    p = {
+        k: free_port()
+        for k in ("web_in", "web_app", "api_in", "api_app", "to_api", "web_metrics", "api_metrics", "edge_metrics", "edge_http")
+    }
     files: dict[str, str | None] = {
         "mesh.yaml": "type: Mesh\nname: default\n",
         "dataplanes/web.yaml": dataplane_yaml("web-1", "web", p["web_in"], p["web_app"], outbounds={"api": p["to_api"]}),
         "dataplanes/api.yaml": dataplane_yaml("api-1", "api", p["api_in"], p["api_app"]),
         "policies/web-metrics.yaml": _metric_yaml("web-1", p["web_metrics"]),
         "policies/api-metrics.yaml": _metric_yaml("api-1", p["api_metrics"]),
+        # The builtin gateway's endpoint: a Dataplane targetRef selects sidecars only.
+        "policies/edge-metrics.yaml": _metric_yaml("edge-1", p["edge_metrics"], "kind: Mesh\n    proxyTypes: [Gateway]"),
+        "dataplanes/edge.yaml": EDGE_DATAPLANE,
+        "gateway.yaml": EDGE_GATEWAY.format(port=p["edge_http"]),
+        "routes/edge.yaml": EDGE_ROUTE,
     }
     first = remote.push(files, "two sidecars with MeshMetric")
     cp = ControlPlaneProcess(remote.bare, root / "state")
-    with Workload("api", port=p["api_app"], behaviour=_Fails()), serving(cp, root / "envoys", ["web-1", "api-1"], first) as envoys:
-        url = f"http://127.0.0.1:{p['to_api']}"
-        wait_until(lambda: http_get(url + "/ok")[0] == 200, 20, 0.1, "web → api through both sidecars")
-        statuses = [http_get(url + ("/fail" if i % 5 == 0 else "/ok"))[0] for i in range(50)]
-        assert statuses.count(500) == 10 and statuses.count(200) == 40
+    names = ["web-1", "api-1", "edge-1"]
+    with Workload("api", port=p["api_app"], behaviour=_Fails()), serving(cp, root / "envoys", names, first) as envoys:
+        for url in (f"http://127.0.0.1:{p['to_api']}", f"http://127.0.0.1:{p['edge_http']}"):
+            wait_until(lambda u=url: http_get(u + "/ok")[0] == 200, 20, 0.1, f"api through {url}")
+            statuses = [http_get(url + ("/fail" if i % 5 == 0 else "/ok"))[0] for i in range(50)]
+            assert statuses.count(500) == 10 and statuses.count(200) == 40
         out = {}
         for name, envoy in envoys.items():
             service = name.split("-")[0]
             out[service] = _scrape(envoy, p[f"{service}_metrics"])
         yield out
+
+
+EDGE_DATAPLANE = """\
+type: Dataplane
+mesh: default
+name: edge-1
+networking:
+  address: 127.0.0.1
+  gateway:
+    type: BUILTIN
+    tags:
+      kuma.io/service: edge
+"""
+EDGE_GATEWAY = """\
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+  - match:
+      kuma.io/service: edge
+conf:
+  listeners:
+    - port: {port}
+      protocol: HTTP
+"""
+EDGE_ROUTE = """\
+type: MeshHTTPRoute
+name: edge-to-api
+mesh: default
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+    - targetRef:
+        kind: Mesh
+      rules:
+        - matches:
+            - path: {type: PathPrefix, value: /}
+          default:
+            backendRefs:
+              - kind: MeshService
+                name: api
+"""
 
 
 def _scrape(envoy: EnvoyProcess, metrics_port: int) -> Scrape:
@@ -294,7 +347,7 @@ def test_every_metric_a_panel_queries_is_in_a_live_sidecar_scrape(scrapes: dict[
 
 def test_every_label_a_panel_uses_is_on_the_samples_or_given_by_the_scrape_config(scrapes: dict[str, Scrape]) -> None:
     given = target_labels()
-    assert {"mesh", "kuma_io_service", "dataplane"} <= given
+    assert {"mesh", "kuma_io_service", "dataplane", "kuma_proxy_role"} <= given
     missing = []
     for q in dashboard_queries():
         for metric, needed in q.labels.items():
@@ -316,6 +369,10 @@ def test_the_inbound_and_outbound_filters_select_the_traffic_that_was_sent(scrap
     outbound = re.findall(r'^envoy_cluster_upstream_rq_total\{[^}]*envoy_cluster_name="([^"]*)"[^}]*\} (\d+)', web_text, re.M)
     kept = {name: int(v) for name, v in outbound if not re.fullmatch(OUTBOUND_EXCLUDED, name)}
     assert set(kept) == {"api"} and kept["api"] >= 50, outbound
+    # The gateway panels select the gateway's own connection managers: its traffic is there.
+    edge_text = http_get(scrapes["edge"].source, {"Accept": PROMETHEUS_ACCEPT})[1]
+    gateway = re.findall(r'^envoy_http_downstream_rq_total\{[^}]*envoy_http_conn_manager_prefix="([^"]*)"[^}]*\} (\d+)', edge_text, re.M)
+    assert sum(int(v) for name, v in gateway if name not in ("admin", "async-client")) >= 50, gateway
     five = re.findall(r'^envoy_http_downstream_rq_xx(?:_total)?\{[^}]*envoy_response_code_class="5"[^}]*\} (\d+)', api_text, re.M)
     assert five and sum(int(v) for v in five) >= 10
 
@@ -326,4 +383,4 @@ def test_the_example_targets_are_the_example_repos_meshmetric_endpoints() -> Non
     example = json.loads((PROMETHEUS.parent / "targets" / "example-repo.json").read_text())
     expected = [t.file_sd() for t in prometheus_targets(read_directory(ROOT / "example-repo"))]
     assert example == expected
-    assert len(expected) == 5
+    assert len(expected) == 6

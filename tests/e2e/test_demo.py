@@ -151,7 +151,7 @@ def _telemetry_arrives_where_the_demo_says(output: str, state: Path, base: int) 
     metrics = {
         m.group(2): m.group(1) for m in re.finditer(r"^\s+metrics\s+curl (http://127\.0\.0\.1:\d+/metrics)\s+\((\S+)\)$", output, re.M)
     }
-    assert sorted(metrics) == ["backend-v1", "backend-v2", "frontend-1", "orders-1", "redis-1"]
+    assert sorted(metrics) == ["backend-v1", "backend-v2", "edge-gateway", "frontend-1", "orders-1", "redis-1"]
     assert all(base <= int(u.split(":")[2].split("/")[0]) < base + BLOCK for u in metrics.values())
     config = Path(_printed(output, r"^\s+Prometheus\s+prometheus --config\.file=(\S+)").group(1))
     jobs = {j["job_name"]: j for j in yaml.safe_load(config.read_text())["scrape_configs"]}
