@@ -71,6 +71,11 @@ def test_every_control_plane_panel_queries_exported_metrics(exported: Scrape) ->
         assert wanted in queried, wanted
 
 
+def test_the_mesh_variable_has_values_before_any_proxy_connects(exported: Scrape) -> None:
+    # `label_values(reconciler_connected_proxies, mesh)`: the applied commit's meshes, at 0.
+    assert exported.matching("reconciler_connected_proxies") == {frozenset({("mesh", "default")}): 0}
+
+
 def test_a_misspelt_metric_would_be_caught(exported: Scrape) -> None:
     names = exported.names()
     assert "reconciler_reconciles_total" in names and "reconciler_reconcile_total" not in names

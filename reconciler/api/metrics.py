@@ -19,7 +19,8 @@ configuration and the connected proxies, and per-proxy NACK series are kept for 
 
 `exposition` is the library's text (or OpenMetrics) format chosen from the scraper's Accept
 header, with one change: a value that counts (a counter that is not in seconds, a histogram's
-`_bucket` and `_count`) is printed as an integer, `5` rather than the library's `5.0`.
+`_bucket` and `_count`, the gauges in `COUNTING_GAUGES`) is printed as an integer, `5` rather
+than the library's `5.0`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ CONDITIONS = {"Ready": ("True", "False", "Unknown"), "Stalled": ("True", "False"
 
 MAX_NACK_PROXIES = 200
 """Connected proxies with NACKs that get their own `reconciler_proxy_nacks_total` series."""
+
+COUNTING_GAUGES = frozenset(
+    {"reconciler_connected_proxies", "reconciler_condition", "reconciler_applied_info", "process_open_fds", "process_max_fds"}
+)
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -223,4 +228,4 @@ def _counts(line: str, family: str, kind: str) -> bool:
         return not family.removesuffix("_total").endswith("_seconds")
     if kind == "histogram":
         return name in (f"{family}_bucket", f"{family}_count")
-    return False
+    return kind == "gauge" and name in COUNTING_GAUGES

@@ -80,5 +80,8 @@ def test_conditions_are_one_hot_per_type() -> None:
     store = Store("main")
     m = Metrics(store)
     store.pin = "a" * 40
+    text = m.exposition()[0].decode()
+    assert 'reconciler_condition{status="True",type="Pinned"} 1\n' in text
+    assert 'reconciler_condition{status="False",type="Pinned"} 0\n' in text
     on = {dict(labels)["type"]: dict(labels)["status"] for labels, v in samples(m, "reconciler_condition").items() if v == 1}
     assert on == {"Ready": "Unknown", "Stalled": "False", "Pinned": "True", "Held": "False"}
