@@ -28,14 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import (
-    GC_COLLECTOR,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    ProcessCollector,
-    disable_created_metrics,
-)
+from prometheus_client import GC_COLLECTOR, CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
@@ -45,9 +38,6 @@ from reconciler.store import Store
 from reconciler.xds_types import SHORT_NAMES
 
 __all__ = ["Metrics", "PHASES", "OUTCOMES", "MAX_NACK_PROXIES", "type_label"]
-
-# `_created` series (a timestamp per counter) double every family and no dashboard reads them.
-disable_created_metrics()  # type: ignore[no-untyped-call]  # the library leaves it unannotated
 
 PHASES = ("load", "validate", "build", "generate", "push")
 """The reconcile phases timed by `reconciler_reconcile_phase_duration_seconds{phase}`."""
@@ -122,11 +112,24 @@ class Metrics:
     def exposition(self, accept: str = "") -> tuple[bytes, str]:
         """(body, content type) for a scraper that sent `accept`."""
         encoder, content_type = choose_encoder(accept)
-        return _integral_counts(encoder(self.registry)), content_type
+        return _integral_counts(encoder(_WithoutCreated(self.registry))), content_type
 
     def value(self, name: str, **labels: str) -> float:
         """One sample's current value (0 when absent), e.g. `value("reconciler_reconciles_total", outcome="applied")`."""
         return self.registry.get_sample_value(name, labels) or 0.0
+
+
+class _WithoutCreated(Collector):
+    """The registry without `_created` samples (a timestamp per counter and histogram that no
+    dashboard reads); the library's switch for this is process-wide, this is per registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
 
 
 class _Runtime(Collector):
