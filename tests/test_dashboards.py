@@ -37,13 +37,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape]:
 def test_the_name_rule_reads_selectors_ranges_and_bare_names_not_functions_labels_or_strings() -> None:
     expr = (
         'histogram_quantile(0.95, sum by (le, phase) (rate(reconciler_reconcile_phase_duration_seconds_bucket{phase=~"a|b_c"}[$__rate_interval])))'
-        " / on (phase) group_left process_open_fds + ignoring(x) up[5m] + label_values(reconciler_connected_proxies, mesh) + ${DS}"
+        " / on (phase) group_left process_open_fds + ignoring(x) up[5m] + label_values(reconciler_mesh_connected_proxies, mesh) + ${DS}"
     )
     assert metric_names(expr) == {
         "reconciler_reconcile_phase_duration_seconds_bucket",
         "process_open_fds",
         "up",
-        "reconciler_connected_proxies",
+        "reconciler_mesh_connected_proxies",
     }
 
 
@@ -63,7 +63,7 @@ def test_every_control_plane_panel_queries_exported_metrics(exported: Scrape) ->
         "reconciler_reconciles_total",
         "reconciler_reconcile_phase_duration_seconds_bucket",
         "reconciler_xds_push_ack_seconds_bucket",
-        "reconciler_connected_proxies",
+        "reconciler_mesh_connected_proxies",
         "reconciler_xds_nacks_total",
         "reconciler_proxy_nacks_total",
         "reconciler_condition",
@@ -72,8 +72,9 @@ def test_every_control_plane_panel_queries_exported_metrics(exported: Scrape) ->
 
 
 def test_the_mesh_variable_has_values_before_any_proxy_connects(exported: Scrape) -> None:
-    # `label_values(reconciler_connected_proxies, mesh)`: the applied commit's meshes, at 0.
-    assert exported.matching("reconciler_connected_proxies") == {frozenset({("mesh", "default")}): 0}
+    # `label_values(reconciler_mesh_connected_proxies, mesh)`: the applied commit's meshes, at 0.
+    assert exported.matching("reconciler_mesh_connected_proxies") == {frozenset({("mesh", "default")}): 0}
+    assert exported.value("reconciler_connected_proxies") == 0
 
 
 def test_a_misspelt_metric_would_be_caught(exported: Scrape) -> None:

@@ -56,7 +56,14 @@ MAX_NACK_PROXIES = 200
 """Connected proxies with NACKs that get their own `reconciler_proxy_nacks_total` series."""
 
 COUNTING_GAUGES = frozenset(
-    {"reconciler_connected_proxies", "reconciler_condition", "reconciler_applied_info", "process_open_fds", "process_max_fds"}
+    {
+        "reconciler_connected_proxies",
+        "reconciler_mesh_connected_proxies",
+        "reconciler_condition",
+        "reconciler_applied_info",
+        "process_open_fds",
+        "process_max_fds",
+    }
 )
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -148,7 +155,8 @@ class _StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         store = self.store
         connected = store.connected()
-        proxies = GaugeMetricFamily("reconciler_connected_proxies", "Proxies with an open xDS stream, per mesh.", labels=["mesh"])
+        yield GaugeMetricFamily("reconciler_connected_proxies", "Proxies with an open xDS stream.", value=len(connected))
+        proxies = GaugeMetricFamily("reconciler_mesh_connected_proxies", "Proxies with an open xDS stream, per mesh.", labels=["mesh"])
         per_mesh = dict.fromkeys(store.applied.model.meshes if store.applied else (), 0)
         for p in connected:
             mesh = p.node_id.partition(".")[0]

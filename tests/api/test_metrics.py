@@ -73,7 +73,9 @@ def test_connected_proxies_are_counted_per_mesh() -> None:
     m = Metrics(store)
     for node, connected in (("default.a", True), ("default.b", True), ("other.c", True), ("other.d", False)):
         store.proxy(node).connected = connected
-    assert samples(m, "reconciler_connected_proxies") == {frozenset({("mesh", "default")}): 2, frozenset({("mesh", "other")}): 1}
+    per_mesh = samples(m, "reconciler_mesh_connected_proxies")
+    assert per_mesh == {frozenset({("mesh", "default")}): 2, frozenset({("mesh", "other")}): 1}
+    assert samples(m, "reconciler_connected_proxies") == {frozenset(): 3}
 
 
 def test_conditions_are_one_hot_per_type() -> None:

@@ -155,7 +155,7 @@ def test_a_commit_moves_the_reconcile_and_phase_histograms_and_the_push_to_ack_l
     assert grew("reconciler_xds_push_ack_seconds_count") >= 2
     latency = grew("reconciler_xds_push_ack_seconds_sum") / grew("reconciler_xds_push_ack_seconds_count")
     assert 0 < latency < 5
-    assert after.value("reconciler_connected_proxies", mesh="default") == 2
+    assert after.value("reconciler_mesh_connected_proxies", mesh="default") == after.value("reconciler_connected_proxies") == 2
     assert after.value("reconciler_applied_info", revision=sha) == 1
     assert condition(after, "Ready") == "True"
     assert (condition(after, "Stalled"), condition(after, "Pinned"), condition(after, "Held")) == ("False", "False", "False")
@@ -242,13 +242,13 @@ def test_json_log_lines_parse_with_time_level_logger_message_and_fields(plane: P
 
 def test_connected_proxies_per_mesh_follow_an_envoy_that_leaves_and_comes_back(plane: Plane) -> None:
     plane.reset()
-    assert plane.scrape().matching("reconciler_connected_proxies") == {frozenset({("mesh", "default")}): 2}
+    assert plane.scrape().matching("reconciler_mesh_connected_proxies") == {frozenset({("mesh", "default")}): 2}
     plane.envoys["backend"].stop()
     try:
-        wait_until(lambda: plane.scrape().value("reconciler_connected_proxies", mesh="default") == 1, 15, what="backend disconnected")
+        wait_until(lambda: plane.scrape().value("reconciler_mesh_connected_proxies", mesh="default") == 1, 15, what="backend disconnected")
     finally:
         plane.envoys["backend"].start()
-    wait_until(lambda: plane.scrape().value("reconciler_connected_proxies", mesh="default") == 2, 30, what="backend reconnected")
+    wait_until(lambda: plane.scrape().value("reconciler_mesh_connected_proxies", mesh="default") == 2, 30, what="backend reconnected")
     plane.reset()
 
 
