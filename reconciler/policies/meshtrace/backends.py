@@ -1,0 +1,212 @@
+"""MeshTrace's backends in Envoy terms: the tracer a connection manager names and the collector
+cluster it sends spans to.
+
+Follows Kuma v2.14 (`pkg/plugins/policies/meshtrace/plugin/xds/configurer.go` and
+`plugin/v1alpha1/plugin.go`, `applyToClusters`):
+
+- Zipkin: `envoy.tracers.zipkin` with the URL's path as the collector endpoint and its
+  `host:port` as the Host header; `traceId128bit` (default false), `apiVersion` (default
+  `httpJson`), `sharedSpanContext` (default true). On a builtin gateway, one span per request
+  and upstream (`split_spans_for_request`). Cluster `meshtrace:zipkin`, TLS when the URL is https.
+- Datadog: `envoy.tracers.datadog` with the proxy's service name, or with `splitService`
+  `<service>_INBOUND` / `<service>_OUTBOUND_<destination>`. Cluster `meshtrace:datadog`.
+- OpenTelemetry: `envoy.tracers.opentelemetry` over gRPC to cluster `meshtrace:opentelemetry`
+  (HTTP/2), `endpoint` as host[:port] (port 4317 when absent).
+
+A collector cluster is STATIC when its address is an IP, else STRICT_DNS (IPv4 only), with a
+5 s connect timeout, as Kuma's ProvidedEndpointCluster.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, grpc_service_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.trace.v3 import datadog_pb2, http_tracer_pb2, opentelemetry_pb2, zipkin_pb2
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from google.protobuf import wrappers_pb2
+
+from reconciler.envoy_builders import duration, pack
+
+__all__ = [
+    "Collector",
+    "backend_of",
+    "collector",
+    "collector_cluster",
+    "provider",
+    "ZIPKIN",
+    "DATADOG",
+    "OPENTELEMETRY",
+]
+
+ZIPKIN = "zipkin"
+DATADOG = "datadog"
+OPENTELEMETRY = "opentelemetry"
+DEFAULT_OTEL_PORT = 4317
+CONNECT_TIMEOUT = 5.0
+UNKNOWN_SERVICE = "unknown"
+"""Kuma's name for a proxy without a `kuma.io/service` (IdentifyingName)."""
+
+
+def cluster_name(provider_name: str) -> str:
+    return f"meshtrace:{provider_name}"
+
+
+def backend_of(conf: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The one backend of a conf, or None: no backends (or an empty list) turns tracing off."""
+    backends = conf.get("backends") if isinstance(conf, Mapping) else None
+    if not backends:
+        return None
+    first = backends[0]
+    return first if isinstance(first, Mapping) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Collector:
+    """Where a backend's spans go."""
+
+    provider: str
+    host: str
+    port: int
+    tls: bool = False
+
+
+def _url(raw: Any) -> urllib.parse.SplitResult | None:
+    parsed = urllib.parse.urlsplit(str(raw or ""))
+    return parsed if parsed.hostname else None
+
+
+def _port(parsed: urllib.parse.SplitResult) -> int:
+    # Kuma reads the port from the URL only (url.Port()); a URL without one gets port 0.
+    try:
+        return parsed.port or 0
+    except ValueError:
+        return 0
+
+
+def _otel_endpoint(endpoint: str) -> tuple[str, int]:
+    """Kuma's ParseOtelEndpoint: host[:port], a bare IPv6 address as a host, port 4317 by default."""
+    if endpoint.count(":") > 1 and "[" not in endpoint:
+        return endpoint, DEFAULT_OTEL_PORT
+    parsed = urllib.parse.urlsplit("otel://" + endpoint)
+    try:
+        port = parsed.port or DEFAULT_OTEL_PORT
+    except ValueError:
+        port = DEFAULT_OTEL_PORT
+    return (parsed.hostname or endpoint), port
+
+
+def collector(backend: Mapping[str, Any]) -> Collector | None:
+    """The collector of a backend; None for one this control plane cannot resolve (an
+    OpenTelemetry `backendRef`: see docs/policies.md, MeshTrace)."""
+    if isinstance(backend.get("zipkin"), Mapping):
+        parsed = _url(backend["zipkin"].get("url"))
+        return Collector(ZIPKIN, parsed.hostname or "", _port(parsed), parsed.scheme == "https") if parsed else None
+    if isinstance(backend.get("datadog"), Mapping):
+        parsed = _url(backend["datadog"].get("url"))
+        return Collector(DATADOG, parsed.hostname or "", _port(parsed)) if parsed else None
+    otel = backend.get("openTelemetry")
+    if isinstance(otel, Mapping) and otel.get("endpoint") and otel.get("backendRef") is None:
+        host, port = _otel_endpoint(str(otel["endpoint"]))
+        return Collector(OPENTELEMETRY, host, port)
+    return None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def collector_cluster(target: Collector) -> cluster_pb2.Cluster:
+    """The cluster spans are sent to (Kuma: one per proxy, named after the provider)."""
+    name = cluster_name(target.provider)
+    endpoint = endpoint_components_pb2.LbEndpoint(
+        endpoint=endpoint_components_pb2.Endpoint(
+            address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=target.host, port_value=target.port))
+        )
+    )
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        alt_stat_name=name.replace(":", "_"),
+        connect_timeout=duration(CONNECT_TIMEOUT),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name, endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint])]
+        ),
+    )
+    if _is_ip(target.host):
+        cluster.type = cluster_pb2.Cluster.STATIC
+    else:
+        cluster.type = cluster_pb2.Cluster.STRICT_DNS
+        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
+    if target.provider == OPENTELEMETRY:
+        # OTLP/gRPC needs HTTP/2 to the collector.
+        options = http_protocol_options_pb2.HttpProtocolOptions(
+            explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+                http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
+            )
+        )
+        cluster.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].CopyFrom(pack(options))
+    if target.tls:
+        context = tls_pb2.UpstreamTlsContext(sni=target.host, allow_renegotiation=True)
+        cluster.transport_socket.name = "envoy.transport_sockets.tls"
+        cluster.transport_socket.typed_config.CopyFrom(pack(context))
+    return cluster
+
+
+def _zipkin(zipkin: Mapping[str, Any], gateway: bool) -> http_tracer_pb2.Tracing.Http:
+    parsed = urllib.parse.urlsplit(str(zipkin.get("url") or ""))
+    version = zipkin_pb2.ZipkinConfig.HTTP_PROTO if zipkin.get("apiVersion") == "httpProto" else zipkin_pb2.ZipkinConfig.HTTP_JSON
+    shared = zipkin.get("sharedSpanContext")
+    config = zipkin_pb2.ZipkinConfig(
+        collector_cluster=cluster_name(ZIPKIN),
+        collector_endpoint=parsed.path,
+        trace_id_128bit=bool(zipkin.get("traceId128bit", False)),
+        collector_endpoint_version=version,
+        shared_span_context=wrappers_pb2.BoolValue(value=True if shared is None else bool(shared)),
+        collector_hostname=parsed.netloc.rpartition("@")[2],
+        split_spans_for_request=gateway,
+    )
+    return http_tracer_pb2.Tracing.Http(name="envoy.tracers.zipkin", typed_config=pack(config))
+
+
+def datadog_service(datadog: Mapping[str, Any], service: str, direction: str, destination: str) -> str:
+    """The service name spans carry: with `splitService`, one per direction and destination."""
+    if not datadog.get("splitService"):
+        return service
+    if direction == "inbound":
+        return f"{service}_INBOUND"
+    return f"{service}_OUTBOUND_{destination}"
+
+
+def provider(
+    backend: Mapping[str, Any], *, service: str, direction: str, destination: str, gateway: bool
+) -> http_tracer_pb2.Tracing.Http | None:
+    """The HCM's tracer for a backend (None: nothing to send spans to)."""
+    if collector(backend) is None:
+        return None
+    service = service or UNKNOWN_SERVICE
+    if isinstance(backend.get("zipkin"), Mapping):
+        return _zipkin(backend["zipkin"], gateway)
+    if isinstance(backend.get("datadog"), Mapping):
+        config = datadog_pb2.DatadogConfig(
+            collector_cluster=cluster_name(DATADOG),
+            service_name=datadog_service(backend["datadog"], service, direction, destination),
+        )
+        return http_tracer_pb2.Tracing.Http(name="envoy.tracers.datadog", typed_config=pack(config))
+    otel = opentelemetry_pb2.OpenTelemetryConfig(
+        service_name=service,
+        grpc_service=grpc_service_pb2.GrpcService(
+            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=cluster_name(OPENTELEMETRY))
+        ),
+    )
+    return http_tracer_pb2.Tracing.Http(name="envoy.tracers.opentelemetry", typed_config=pack(otel))
