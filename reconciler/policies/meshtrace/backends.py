@@ -10,8 +10,12 @@ Follows Kuma v2.14 (`pkg/plugins/policies/meshtrace/plugin/xds/configurer.go` an
   and upstream (`split_spans_for_request`). Cluster `meshtrace:zipkin`, TLS when the URL is https.
 - Datadog: `envoy.tracers.datadog` with the proxy's service name, or with `splitService`
   `<service>_INBOUND` / `<service>_OUTBOUND_<destination>`. Cluster `meshtrace:datadog`.
-- OpenTelemetry: `envoy.tracers.opentelemetry` over gRPC to cluster `meshtrace:opentelemetry`
-  (HTTP/2), `endpoint` as host[:port] (port 4317 when absent).
+- OpenTelemetry: `envoy.tracers.opentelemetry` to cluster `meshtrace:opentelemetry`: an inline
+  `endpoint` (host[:port], port 4317 when absent) over gRPC (HTTP/2); a `backendRef` names a
+  MeshOpenTelemetryBackend by labels (the first by name when several match: git has no creation
+  time to pick Kuma's oldest), whose `endpoint` (address, default the proxy's own address as
+  Kuma's node host IP; port, default 4317; path) and `protocol` (grpc, default, or http: OTLP/HTTP
+  to `<path>/v1/traces`, TLS when the port is 443) it uses.
 
 A collector cluster is STATIC when its address is an IP, else STRICT_DNS (IPv4 only), with a
 5 s connect timeout, as Kuma's ProvidedEndpointCluster.
@@ -20,13 +24,14 @@ A collector cluster is STATIC when its address is an IP, else STRICT_DNS (IPv4 o
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, grpc_service_pb2, protocol_pb2
+from envoy.config.core.v3 import address_pb2, grpc_service_pb2, http_uri_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.trace.v3 import datadog_pb2, http_tracer_pb2, opentelemetry_pb2, zipkin_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
@@ -34,6 +39,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import wrappers_pb2
 
 from reconciler.envoy_builders import duration, pack
+from reconciler.policies.core.plugin import ProxyFacts
 
 __all__ = [
     "Collector",
@@ -76,6 +82,8 @@ class Collector:
     host: str
     port: int
     tls: bool = False
+    http_path: str = ""
+    """OTLP/HTTP: the URL path spans are posted to (empty: gRPC)."""
 
 
 def _url(raw: Any) -> urllib.parse.SplitResult | None:
@@ -103,9 +111,26 @@ def _otel_endpoint(endpoint: str) -> tuple[str, int]:
     return (parsed.hostname or endpoint), port
 
 
-def collector(backend: Mapping[str, Any]) -> Collector | None:
-    """The collector of a backend; None for one this control plane cannot resolve (an
-    OpenTelemetry `backendRef`: see docs/policies.md, MeshTrace)."""
+def _referenced(ref: Mapping[str, Any], facts: ProxyFacts | None) -> Collector | None:
+    """The MeshOpenTelemetryBackend a `backendRef` selects by labels (Kuma's resolveFromBackendRef)."""
+    wanted = ref.get("labels")
+    if not isinstance(wanted, Mapping) or not wanted or facts is None:
+        return None
+    chosen = next((b for b in facts.otel_backends if all(b.labels.get(k) == v for k, v in wanted.items())), None)
+    if chosen is None:
+        return None
+    endpoint = chosen.spec.get("endpoint") if isinstance(chosen.spec.get("endpoint"), Mapping) else {}
+    assert isinstance(endpoint, Mapping)
+    port = int(endpoint.get("port") or DEFAULT_OTEL_PORT)
+    host = str(endpoint.get("address") or facts.address)
+    if (chosen.spec.get("protocol") or "grpc") != "http":
+        return Collector(OPENTELEMETRY, host, port)
+    base = str(endpoint.get("path") or "/")
+    return Collector(OPENTELEMETRY, host, port, tls=port == 443, http_path=posixpath.join(base, "v1/traces"))
+
+
+def collector(backend: Mapping[str, Any], facts: ProxyFacts | None = None) -> Collector | None:
+    """The collector of a backend; None for a `backendRef` that selects no MeshOpenTelemetryBackend."""
     if isinstance(backend.get("zipkin"), Mapping):
         parsed = _url(backend["zipkin"].get("url"))
         return Collector(ZIPKIN, parsed.hostname or "", _port(parsed), parsed.scheme == "https") if parsed else None
@@ -113,7 +138,9 @@ def collector(backend: Mapping[str, Any]) -> Collector | None:
         parsed = _url(backend["datadog"].get("url"))
         return Collector(DATADOG, parsed.hostname or "", _port(parsed)) if parsed else None
     otel = backend.get("openTelemetry")
-    if isinstance(otel, Mapping) and otel.get("endpoint") and otel.get("backendRef") is None:
+    if isinstance(otel, Mapping) and isinstance(otel.get("backendRef"), Mapping):
+        return _referenced(otel["backendRef"], facts)
+    if isinstance(otel, Mapping) and otel.get("endpoint"):
         host, port = _otel_endpoint(str(otel["endpoint"]))
         return Collector(OPENTELEMETRY, host, port)
     return None
@@ -148,7 +175,7 @@ def collector_cluster(target: Collector) -> cluster_pb2.Cluster:
     else:
         cluster.type = cluster_pb2.Cluster.STRICT_DNS
         cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
-    if target.provider == OPENTELEMETRY:
+    if target.provider == OPENTELEMETRY and not target.http_path:
         # OTLP/gRPC needs HTTP/2 to the collector.
         options = http_protocol_options_pb2.HttpProtocolOptions(
             explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
@@ -189,10 +216,11 @@ def datadog_service(datadog: Mapping[str, Any], service: str, direction: str, de
 
 
 def provider(
-    backend: Mapping[str, Any], *, service: str, direction: str, destination: str, gateway: bool
+    backend: Mapping[str, Any], *, service: str, direction: str, destination: str, gateway: bool, facts: ProxyFacts | None = None
 ) -> http_tracer_pb2.Tracing.Http | None:
     """The HCM's tracer for a backend (None: nothing to send spans to)."""
-    if collector(backend) is None:
+    target = collector(backend, facts)
+    if target is None:
         return None
     service = service or UNKNOWN_SERVICE
     if isinstance(backend.get("zipkin"), Mapping):
@@ -203,10 +231,17 @@ def provider(
             service_name=datadog_service(backend["datadog"], service, direction, destination),
         )
         return http_tracer_pb2.Tracing.Http(name="envoy.tracers.datadog", typed_config=pack(config))
-    otel = opentelemetry_pb2.OpenTelemetryConfig(
-        service_name=service,
-        grpc_service=grpc_service_pb2.GrpcService(
-            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=cluster_name(OPENTELEMETRY))
-        ),
-    )
+    otel = opentelemetry_pb2.OpenTelemetryConfig(service_name=service)
+    if target.http_path:
+        scheme = "https" if target.tls else "http"
+        host = f"[{target.host}]" if ":" in target.host else target.host
+        otel.http_service.http_uri.CopyFrom(
+            http_uri_pb2.HttpUri(
+                uri=f"{scheme}://{host}:{target.port}{target.http_path}", cluster=cluster_name(OPENTELEMETRY), timeout=duration(10.0)
+            )
+        )
+    else:
+        otel.grpc_service.CopyFrom(
+            grpc_service_pb2.GrpcService(envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=cluster_name(OPENTELEMETRY)))
+        )
     return http_tracer_pb2.Tracing.Http(name="envoy.tracers.opentelemetry", typed_config=pack(otel))

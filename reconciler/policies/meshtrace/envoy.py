@@ -14,8 +14,10 @@ proxy-wide conf). TCP listeners are untouched. With a backend, the HCM gets `tra
 - `provider`: the backend's tracer (backends.py).
 
 The proxy adds one collector cluster for the backend (`proxy_resources`). `backends: []` turns
-tracing off. The tracer names the proxy's service (OpenTelemetry, Datadog), so the plugin is
-per proxy (HookContext.proxy).
+tracing off. The tracer names the proxy's service (OpenTelemetry, Datadog) and an OpenTelemetry
+`backendRef` is resolved against the mesh's MeshOpenTelemetryBackends (ProxyFacts), so the
+plugin is per proxy (HookContext.proxy); a `backendRef` selecting none configures nothing, as
+Kuma skips a backend it cannot resolve.
 """
 
 from __future__ import annotations
@@ -73,13 +75,13 @@ def _custom_tags(tags: Iterable[Any]) -> list[custom_tag_pb2.CustomTag]:
 
 
 def tracing(
-    conf: Mapping[str, Any], *, mesh: str, service: str, direction: str, destination: str, gateway: bool
+    conf: Mapping[str, Any], *, mesh: str, service: str, direction: str, destination: str, gateway: bool, facts: ProxyFacts | None = None
 ) -> hcm_pb2.HttpConnectionManager.Tracing | None:
     """The HCM's `tracing` for a MeshTrace conf, or None when it traces nothing."""
     backend = backend_of(conf)
     if backend is None:
         return None
-    tracer = provider(backend, service=service, direction=direction, destination=destination, gateway=gateway)
+    tracer = provider(backend, service=service, direction=direction, destination=destination, gateway=gateway, facts=facts)
     if tracer is None:
         return None  # Kuma skips an OpenTelemetry backend it cannot resolve
     out = hcm_pb2.HttpConnectionManager.Tracing(spawn_upstream_span=wrappers_pb2.BoolValue(value=gateway))
@@ -106,6 +108,7 @@ def configure_http_connection_manager(hcm: hcm_pb2.HttpConnectionManager, conf: 
         # Datadog's split service names the destination of an outbound (Kuma: its kuma.io/service).
         destination=ctx.service if ctx.direction == "outbound" else "",
         gateway=ctx.gateway,
+        facts=facts,
     )
     if built is not None:
         hcm.tracing.CopyFrom(built)
@@ -116,7 +119,7 @@ def proxy_resources(
 ) -> list[tuple[str, str, Any]]:
     """The collector cluster of the proxy's backend (Kuma adds it once per proxy)."""
     backend = backend_of(proxy_conf)
-    target = collector(backend) if backend is not None else None
+    target = collector(backend, facts) if backend is not None else None
     if target is None:
         return []
     cluster = collector_cluster(target)

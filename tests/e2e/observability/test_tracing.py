@@ -59,7 +59,9 @@ spec:
 {TAGS}"""
 
 
-def otel_policy(endpoint: str) -> str:
+def otel_policy(endpoint: str | None) -> str:
+    """Through an inline `endpoint`, or (None) a `backendRef` to the mesh's MeshOpenTelemetryBackend."""
+    target = f"endpoint: {endpoint}" if endpoint else "backendRef: {kind: MeshOpenTelemetryBackend, labels: {collector: otlp}}"
     return f"""\
 type: MeshTrace
 mesh: default
@@ -71,7 +73,7 @@ spec:
     backends:
       - type: OpenTelemetry
         openTelemetry:
-          endpoint: {endpoint}
+          {target}
 {TAGS}"""
 
 
@@ -149,6 +151,17 @@ spec:
             backendRefs:
               - kind: MeshService
                 name: backend
+""",
+            "otel-backend.yaml": f"""\
+type: MeshOpenTelemetryBackend
+name: otlp
+mesh: default
+labels:
+  collector: otlp
+spec:
+  endpoint:
+    address: 127.0.0.1
+    port: {self.otlp.port}
 """,
             "trace.yaml": policy,
         }
@@ -289,9 +302,10 @@ def otlp_spans(otlp: OtlpReceiver) -> list[tuple[dict[str, Any], Any]]:
     return out
 
 
-def test_opentelemetry_spans_reach_the_otlp_collector_sharing_a_trace(world: World) -> None:
-    world.apply(otel_policy(world.otlp.endpoint))
-    paths = [f"/otel/{i}" for i in range(3)]
+@pytest.mark.parametrize("via", ["endpoint", "backendRef"])
+def test_opentelemetry_spans_reach_the_otlp_collector_sharing_a_trace(world: World, via: str) -> None:
+    world.apply(otel_policy(world.otlp.endpoint if via == "endpoint" else None))
+    paths = [f"/otel-{via}/{i}" for i in range(3)]
     for path in paths:
         world.through_sidecars(path, {"x-tenant": "acme"})
 

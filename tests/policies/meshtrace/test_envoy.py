@@ -8,7 +8,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from reconciler.policies.core.plugin import ProxyFacts
+from reconciler.frozen import freeze
+from reconciler.policies.core.plugin import OtelBackend, ProxyFacts
 from reconciler.policies.meshtrace.envoy import proxy_resources, tracing
 
 ZIPKIN_URL = "http://jaeger-collector.mesh-observability:9411/api/v2/spans"
@@ -82,7 +83,7 @@ def test_https_zipkin_collector_gets_tls_with_its_host_as_sni() -> None:
     }
 
 
-def test_unresolved_opentelemetry_backend_ref_configures_nothing() -> None:
+def test_opentelemetry_backend_ref_selecting_nothing_configures_nothing() -> None:
     conf = {
         "backends": [{"type": "OpenTelemetry", "openTelemetry": {"backendRef": {"kind": "MeshOpenTelemetryBackend", "labels": {"a": "b"}}}}]
     }
@@ -100,3 +101,44 @@ def test_datadog_service_of_a_proxy_without_a_service_is_unknown() -> None:
     got = tracing(conf, mesh="default", service="", direction="outbound", destination="backend", gateway=False)
     assert got is not None
     assert as_json(got)["provider"]["typedConfig"]["serviceName"] == "unknown_OUTBOUND_backend"
+
+
+def facts_with(*backends: OtelBackend) -> ProxyFacts:
+    return ProxyFacts("default", "web-1", "web", "10.0.0.1", otel_backends=backends)
+
+
+REF = {
+    "backends": [
+        {"type": "OpenTelemetry", "openTelemetry": {"backendRef": {"kind": "MeshOpenTelemetryBackend", "labels": {"collector": "main"}}}}
+    ]
+}
+
+
+def test_backend_ref_without_address_sends_to_the_proxy_own_address_over_grpc() -> None:
+    # Kuma: an empty address is the node's host IP; on Universal, the dataplane's address.
+    facts = facts_with(
+        OtelBackend("other", freeze({"collector": "other"}), freeze({"endpoint": {"address": "10.9.9.9"}})),
+        OtelBackend("main", freeze({"collector": "main", "team": "x"}), freeze({})),
+    )
+    got = tracing(REF, mesh="default", service="web", direction="inbound", destination="", gateway=False, facts=facts)
+    assert got is not None
+    assert as_json(got)["provider"]["typedConfig"]["grpcService"] == {"envoyGrpc": {"clusterName": "meshtrace:opentelemetry"}}
+    [(_, _, cluster)] = proxy_resources(REF, [REF], facts)
+    socket = as_json(cluster)["loadAssignment"]["endpoints"][0]["lbEndpoints"][0]["endpoint"]["address"]["socketAddress"]
+    assert socket == {"address": "10.0.0.1", "portValue": 4317}
+    assert "typedExtensionProtocolOptions" in as_json(cluster)  # HTTP/2 for gRPC
+
+
+def test_backend_ref_with_http_protocol_posts_to_v1_traces_under_its_path() -> None:
+    spec = freeze({"protocol": "http", "endpoint": {"address": "otel.example.com", "port": 443, "path": "/otlp"}})
+    facts = facts_with(OtelBackend("main", freeze({"collector": "main"}), spec))
+    got = tracing(REF, mesh="default", service="web", direction="inbound", destination="", gateway=False, facts=facts)
+    assert got is not None
+    assert as_json(got)["provider"]["typedConfig"]["httpService"]["httpUri"] == {
+        "uri": "https://otel.example.com:443/otlp/v1/traces",
+        "cluster": "meshtrace:opentelemetry",
+        "timeout": "10s",
+    }
+    [(_, _, cluster)] = proxy_resources(REF, [REF], facts)
+    assert "typedExtensionProtocolOptions" not in as_json(cluster)
+    assert as_json(cluster)["transportSocket"]["typedConfig"]["sni"] == "otel.example.com"
