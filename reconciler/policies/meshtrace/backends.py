@@ -92,11 +92,13 @@ def _url(raw: Any) -> urllib.parse.SplitResult | None:
 
 
 def _port(parsed: urllib.parse.SplitResult) -> int:
-    # Kuma reads the port from the URL only (url.Port()); a URL without one gets port 0.
+    """The URL's port, else its scheme's. Kuma takes the URL's port only, so a Zipkin URL without
+    one gives a collector on port 0 that never receives a span (docs/observability.md)."""
     try:
-        return parsed.port or 0
+        explicit = parsed.port
     except ValueError:
-        return 0
+        explicit = None
+    return explicit or (443 if parsed.scheme == "https" else 80)
 
 
 def _otel_endpoint(endpoint: str) -> tuple[str, int]:

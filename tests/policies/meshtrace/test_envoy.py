@@ -142,3 +142,14 @@ def test_backend_ref_with_http_protocol_posts_to_v1_traces_under_its_path() -> N
     [(_, _, cluster)] = proxy_resources(REF, [REF], facts)
     assert "typedExtensionProtocolOptions" not in as_json(cluster)
     assert as_json(cluster)["transportSocket"]["typedConfig"]["sni"] == "otel.example.com"
+
+
+def test_zipkin_url_without_a_port_uses_the_scheme_port() -> None:
+    # Kuma would send to port 0, where nothing ever arrives; a documented difference.
+    for url, port in (("http://zipkin/api/v2/spans", 80), ("https://zipkin/api/v2/spans", 443)):
+        conf = {"backends": [{"type": "Zipkin", "zipkin": {"url": url}}]}
+        [(_, _, cluster)] = proxy_resources(conf, [conf], ProxyFacts("default", "web-1", "web", "10.0.0.1"))
+        assert (
+            as_json(cluster)["loadAssignment"]["endpoints"][0]["lbEndpoints"][0]["endpoint"]["address"]["socketAddress"]["portValue"]
+            == port
+        )
