@@ -18,6 +18,7 @@ from reconciler.policies.meshratelimit import envoy as meshratelimit
 from reconciler.policies.meshretry import envoy as meshretry
 from reconciler.policies.meshtimeout import envoy as meshtimeout
 from reconciler.policies.meshtls import envoy as meshtls
+from reconciler.policies.meshtrace import envoy as meshtrace
 from reconciler.policies.meshtrafficpermission import envoy as meshtrafficpermission
 from reconciler.policies.registry import PLUGIN_ORDER
 
@@ -36,6 +37,7 @@ _BY_KIND: dict[str, Plugin] = {
         meshfaultinjection.PLUGIN,
         meshratelimit.PLUGIN,
         meshproxypatch.PLUGIN,
+        meshtrace.PLUGIN,
     )
 }
 
