@@ -148,6 +148,7 @@ def app_metrics(handler: http.server.BaseHTTPRequestHandler, web: list[Workload]
 @dataclass
 class Mesh:
     root: Path
+    remote: ConfigRemote
     cp: ControlPlaneProcess
     web: Workload
     ports: dict[str, int]
@@ -180,7 +181,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     holder: list[Workload] = []
     with Workload("web", behaviour=lambda h: app_metrics(h, holder)) as web:
         holder.append(web)
-        m = Mesh(root, ControlPlaneProcess(remote.bare, root / "state"), web, ports)
+        m = Mesh(root, remote, ControlPlaneProcess(remote.bare, root / "state"), web, ports)
         sha = remote.push(files(ports, web.port), "three proxies, a MeshMetric each")
         m.cp.start()
         try:
@@ -329,3 +330,24 @@ def test_the_dynamic_config_is_served_by_envoy_with_an_etag(mesh: Mesh) -> None:
     assert fetch_dynamic_config(work_dir, etag=etag) == (None, etag)
     # A proxy's work dir without the listener (a plain directory): nothing.
     assert fetch_dynamic_config(mesh.root) == (None, None)
+
+
+def test_a_policy_change_pushed_through_git_moves_the_endpoint_without_restarts(mesh: Mesh) -> None:
+    """Last in the module: it changes the client's policy."""
+    pids = {name: envoy.proc.pid for name, envoy in mesh.envoys.items() if envoy.proc is not None}
+    changed = metric_policy(
+        "client-metrics",
+        "    kind: MeshService\n    name: client",
+        mesh.ports["client_metrics"],
+        "/v2/stats",
+        sidecar="    sidecar:\n      profiles:\n        appendProfiles:\n          - name: All\n",
+    )
+    sha = mesh.remote.push({"policies/client.yaml": changed}, "client metrics: new path, every metric")
+    mesh.cp.wait_applied(sha, PROXIES)
+    wait_until(lambda: served(mesh, "client", "/v2/stats"), 15, what="the new path served")
+    assert mesh.scrape("client", "/custom/stats")[0] == 404
+    # The hijacker picked up the new profiles from the dynamic config (polled every second).
+    wait_until(
+        lambda: "envoy_listener_manager_total_listeners_active" in mesh.families("client", "/v2/stats"), 10, what="All profile in effect"
+    )
+    assert {name: envoy.proc.pid for name, envoy in mesh.envoys.items() if envoy.proc is not None} == pids
