@@ -94,8 +94,12 @@ class _Handler(BaseHTTPRequestHandler):
         if config is None or hijacker.ctx is None or not self.path.startswith(STATS_PATH):
             body, status, content_type = b"no MeshMetric configuration\n", 503 if config is None else 404, "text/plain"
         else:
-            text, content_type = collect(config, hijacker.ctx, self.headers.get("Accept", ""))
-            body, status = text.encode(), 200
+            try:
+                text, content_type = collect(config, hijacker.ctx, self.headers.get("Accept", ""))
+                body, status = text.encode(), 200
+            except Exception as e:  # a bug here must answer the scrape, not drop the connection
+                log.exception("collecting metrics failed")
+                body, status, content_type = f"collecting metrics failed: {e}\n".encode(), 500, "text/plain"
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
