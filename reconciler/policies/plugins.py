@@ -13,6 +13,7 @@ from reconciler.policies.meshcircuitbreaker import envoy as meshcircuitbreaker
 from reconciler.policies.meshfaultinjection import envoy as meshfaultinjection
 from reconciler.policies.meshhealthcheck import envoy as meshhealthcheck
 from reconciler.policies.meshloadbalancingstrategy import envoy as meshloadbalancingstrategy
+from reconciler.policies.meshmetric import envoy as meshmetric
 from reconciler.policies.meshproxypatch import envoy as meshproxypatch
 from reconciler.policies.meshratelimit import envoy as meshratelimit
 from reconciler.policies.meshretry import envoy as meshretry
@@ -38,6 +39,7 @@ _BY_KIND: dict[str, Plugin] = {
         meshratelimit.PLUGIN,
         meshproxypatch.PLUGIN,
         meshtrace.PLUGIN,
+        meshmetric.PLUGIN,
     )
 }
 
