@@ -6,12 +6,10 @@ listed, and each is looked up in a live scrape of a real sidecar after real traf
 sidecars, `web` calling `api`, some calls answered 500). A label the sidecar does not put on
 its samples must be one the Prometheus scrape config attaches to the sidecars' targets.
 
-The scrape is of the sidecar's MeshMetric Prometheus endpoint when the MeshMetric plugin is
-registered (reconciler/policies/plugins.py), and of Envoy's admin `/stats/prometheus`
-before that: the same Envoy stats either way. It asks as Prometheus asks (OpenMetrics first),
-and names come out as Prometheus stores them: from OpenMetrics a counter's samples end in
-`_total` (`envoy_cluster_upstream_rq_xx_total`), as in Kuma's dashboards; Envoy's admin page
-speaks only the text format, whose counters the fallback renames the same way.
+The scrape is of each proxy's MeshMetric Prometheus endpoint, the one the scrape config
+points Prometheus at. It asks as Prometheus asks (OpenMetrics first), and the names are read
+as Prometheus stores them: from OpenMetrics a counter's samples end in `_total`
+(`envoy_cluster_upstream_rq_xx_total`), as in Kuma's dashboards.
 """
 
 from __future__ import annotations
@@ -28,9 +26,8 @@ import pytest
 import yaml
 
 from reconciler.demo_telemetry import prometheus_targets
-from reconciler.policies.plugins import plugins
 from reconciler.source.git import read_directory
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, serving, wait_until
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, Workload, free_port, http_get, serving, wait_until
 from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
@@ -86,24 +83,16 @@ PROMETHEUS_ACCEPT = (
 )
 
 
-def parse_scrape(source: str, text: str, counters_total: bool = False) -> Scrape:
-    """The sample names as Prometheus stores them: as the lines give them; with `counters_total`
-    (text format read as if it were OpenMetrics) a counter's samples get `_total`."""
-    counters = set(re.findall(r"^# TYPE (\S+) counter$", text, re.M)) if counters_total else set()
+def parse_scrape(source: str, text: str) -> Scrape:
+    """The sample names as Prometheus stores them: as the lines give them (a parser such as
+    prometheus_client's text parser would rename text-format counters)."""
     labels: dict[str, set[str]] = {}
     for line in text.splitlines():
         match = SAMPLE.match(line)
         if match is None:
             continue
-        name = match.group(1)
-        if name in counters and not name.endswith("_total"):
-            name += "_total"
-        labels.setdefault(name, set()).update(LABEL.findall(match.group(2) or ""))
+        labels.setdefault(match.group(1), set()).update(LABEL.findall(match.group(2) or ""))
     return Scrape(source, labels)
-
-
-def _meshmetric_registered() -> bool:
-    return any(p.kind == "MeshMetric" for p in plugins())
 
 
 class _Fails:
@@ -146,11 +135,7 @@ def scrapes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scra
             wait_until(lambda u=url: http_get(u + "/ok")[0] == 200, 20, 0.1, f"api through {url}")
             statuses = [http_get(url + ("/fail" if i % 5 == 0 else "/ok"))[0] for i in range(50)]
             assert statuses.count(500) == 10 and statuses.count(200) == 40
-        out = {}
-        for name, envoy in envoys.items():
-            service = name.split("-")[0]
-            out[service] = _scrape(envoy, p[f"{service}_metrics"])
-        yield out
+        yield {name.split("-")[0]: _scrape(p[f"{name.split('-')[0]}_metrics"]) for name in envoys}
 
 
 EDGE_DATAPLANE = """\
@@ -197,12 +182,7 @@ spec:
 """
 
 
-def _scrape(envoy: EnvoyProcess, metrics_port: int) -> Scrape:
-    if not _meshmetric_registered():
-        url = envoy.admin + "/stats/prometheus"
-        status, text = http_get(url, {"Accept": PROMETHEUS_ACCEPT})
-        assert status == 200, text[:500]
-        return parse_scrape(url, text, counters_total=True)
+def _scrape(metrics_port: int) -> Scrape:
     url = f"http://127.0.0.1:{metrics_port}/metrics"
 
     def scraped() -> str:

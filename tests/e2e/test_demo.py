@@ -144,8 +144,9 @@ def _registered(kind: str) -> bool:
 def _telemetry_arrives_where_the_demo_says(output: str, state: Path, base: int) -> None:
     """The "where to look" lines: the access-log file in the demo's state, a Prometheus
     endpoint per sidecar (with a prometheus.yml and file_sd targets for them), and a Zipkin
-    receiver. Once a kind's Envoy effects are registered, its data must really be there after
-    the traffic above: a log line, a request counter, spans of one trace."""
+    receiver. After requests through frontend the data must really be there: frontend's
+    request counter on its /metrics (and the gateway's endpoint up), spans of one trace with
+    the example's tag, and, once MeshAccessLog's Envoy effects are registered, a log line."""
     log_file = Path(_printed(output, r"^\s+access log\s+(/\S+\.log)$").group(1))
     assert log_file.parent == state / "logs"
     metrics = {
@@ -174,26 +175,29 @@ def _telemetry_arrives_where_the_demo_says(output: str, state: Path, base: int) 
         wait_until(lambda: '"/observed/4"' in log_file.read_text(), 30, 0.2, f"frontend's call in {log_file}")
         line = json.loads(next(x for x in log_file.read_text().splitlines() if '"/observed/4"' in x))
         assert line["method"] == "GET" and line["status"] in (200, "200")
-    if _registered("MeshMetric"):
 
-        def frontend_to_backend_requests() -> int:
-            text = http_get(metrics["frontend-1"])[1]
-            found = re.findall(r'^envoy_cluster_upstream_rq_total\{[^}]*envoy_cluster_name="[^"]*backend[^"]*"[^}]*\} (\d+)', text, re.M)
-            return sum(int(v) for v in found)
+    def frontend_to_backend_requests() -> int:
+        text = http_get(metrics["frontend-1"])[1]
+        found = re.findall(r'^envoy_cluster_upstream_rq_total\{[^}]*envoy_cluster_name="[^"]*backend[^"]*"[^}]*\} (\d+)', text, re.M)
+        return sum(int(v) for v in found)
 
-        wait_until(lambda: frontend_to_backend_requests() >= 5, 30, 0.5, "frontend-1's request counter to backend")
-    if _registered("MeshTrace"):
+    wait_until(lambda: frontend_to_backend_requests() >= 5, 30, 0.5, "frontend-1's request counter to backend")
+    gateway = http_get(metrics["edge-gateway"])
+    assert gateway[0] == 200 and re.search(r'^envoy_server_live\{[^}]*kuma_proxy_role="gateway"', gateway[1], re.M), gateway[1][:1000]
 
-        def spans_by_trace() -> dict[str, set[str]]:
-            by_trace: dict[str, set[str]] = {}
-            for line in Path(spans_file).read_text().splitlines() if Path(spans_file).exists() else ():
-                span = json.loads(line)
-                by_trace.setdefault(span["traceId"], set()).add(f"{span['id']} {span.get('kind')}")
-            return by_trace
+    def spans_by_trace() -> dict[str, set[str]]:
+        by_trace: dict[str, set[str]] = {}
+        for line in Path(spans_file).read_text().splitlines() if Path(spans_file).exists() else ():
+            span = json.loads(line)
+            by_trace.setdefault(span["traceId"], set()).add(f"{span['id']} {span.get('kind')}")
+        return by_trace
 
-        # A request through frontend's and backend's sidecars: a span from each, in one trace
-        # (a client and a server span; with B3's shared span context they have the same id).
-        wait_until(lambda: any(len(ids) >= 2 for ids in spans_by_trace().values()), 30, 0.5, f"two spans of one trace in {spans_file}")
+    # A request through frontend's and backend's sidecars: a span from each, in one trace
+    # (a client and a server span; with B3's shared span context they have the same id).
+    wait_until(lambda: any(len(ids) >= 2 for ids in spans_by_trace().values()), 30, 0.5, f"two spans of one trace in {spans_file}")
+    # The example's MeshTrace tags every span with `environment: demo`.
+    spans = [json.loads(x) for x in Path(spans_file).read_text().splitlines()]
+    assert all(s.get("tags", {}).get("environment") == "demo" for s in spans if s != posted[0])
 
 
 def test_demo_serves_the_example_follows_the_printed_push_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
