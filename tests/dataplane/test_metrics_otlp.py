@@ -238,8 +238,9 @@ def test_pusher_exports_every_interval_to_the_backend_socket_and_stops(work_dir:
             assert (rm.scope_metrics[0].scope.name, rm.scope_metrics[0].scope.version) == ("kuma", __version__)
 
             # The backend goes from the config: one last export, then none.
+            reader = pusher._running["collector"]
             config = _config(app_port=stats.port)
-            wait_until(lambda: pusher.exports() == {}, 5, what="backend stopped")
+            wait_until(lambda: pusher.exports() == {} and not reader.thread.is_alive(), 10, what="backend stopped")
             settled = len(receiver.requests("metrics"))
             time.sleep(0.6)
             assert len(receiver.requests("metrics")) == settled
