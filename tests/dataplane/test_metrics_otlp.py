@@ -273,3 +273,25 @@ def test_pusher_restarts_a_backend_whose_interval_changes_and_flushes_on_stop(wo
             pusher.stop()
             stats.close()
         assert len(receiver.requests("metrics")) == before + 1  # stop flushes once
+
+
+def test_pusher_stops_its_backends_when_the_config_is_gone(work_dir: Path) -> None:
+    state = {"gone": False}
+
+    def fetch(wd: Path, path: str, etag: str | None) -> tuple[dict[str, Any] | None, str | None]:
+        if state["gone"]:
+            return None, None
+        if etag == '"1"':
+            return None, etag  # 304: unchanged
+        return _config(_otel("collector", "otel.sock", "1h")), '"1"'
+
+    pusher = MetricsPusher(fetch, poll_interval=0.05)
+    try:
+        pusher.start(SidecarContext(work_dir, "127.0.0.1:1", "default", "web-1"))
+        wait_until(lambda: "collector" in pusher.exports(), 5, what="backend running")
+        time.sleep(0.2)  # 304s meanwhile: it keeps running
+        assert "collector" in pusher.exports()
+        state["gone"] = True  # the MeshMetric (and the listener serving its config) went away
+        wait_until(lambda: pusher.exports() == {}, 10, what="backend stopped")
+    finally:
+        pusher.stop()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
@@ -44,6 +44,8 @@ __all__ = [
     "from_prometheus_text",
     "parse",
     "resource_attributes",
+    "FamilyLike",
+    "SampleLike",
 ]
 
 KUMA_SCOPE = "kuma"
@@ -64,6 +66,33 @@ class Scope:
 Scoped = dict[Scope, list[metrics_pb2.Metric]]
 
 
+class SampleLike(Protocol):
+    """A sample as prometheus_client's parser or dataplane/metrics/exposition.py gives it
+    (`timestamp`, in seconds, is read when the object has one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def labels(self) -> dict[str, str]: ...
+
+    @property
+    def value(self) -> float: ...
+
+
+class FamilyLike(Protocol):
+    """A metric family: `name` as declared, `type`, samples; `documentation` or `help`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def samples(self) -> Sequence[Any]: ...
+
+
 def parse(text: str) -> list[Family]:
     """Prometheus text → metric families, names as exposed.
 
@@ -77,7 +106,7 @@ def parse(text: str) -> list[Family]:
         parts = line.split()
         if len(parts) >= 4 and parts[0] == "#" and parts[1] == "TYPE" and parts[3] == "counter":
             declared_counters.add(parts[2])
-    families = []
+    families: list[Family] = []
     for family in text_string_to_metric_families(text):
         if family.type == "counter" and family.name not in declared_counters:
             if family.name + "_total" in declared_counters:
@@ -94,7 +123,7 @@ def from_prometheus_text(text: str, kuma_version: str, extra: Mapping[str, str],
     return from_families(parse(text), kuma_version, extra, time_unix_nano)
 
 
-def from_families(families: Iterable[Family], kuma_version: str, extra: Mapping[str, str], time_unix_nano: int) -> Scoped:
+def from_families(families: Iterable[FamilyLike], kuma_version: str, extra: Mapping[str, str], time_unix_nano: int) -> Scoped:
     """Map parsed families to OTLP metrics grouped by scope, in the families' order."""
     out: Scoped = {}
 
@@ -103,19 +132,21 @@ def from_families(families: Iterable[Family], kuma_version: str, extra: Mapping[
 
     for family in families:
         name = family.name
+        help_text = str(getattr(family, "documentation", None) or getattr(family, "help", None) or "")
+        plain = [_plain(s) for s in family.samples]
         if family.type in ("counter", "gauge"):
-            for scope, samples in _by_scope(family.samples, kuma_version).items():
-                points = [_number_point(s, extra, time_unix_nano) for s in samples]
-                add(scope, _number_metric(name, family.documentation, points, monotonic=True if family.type == "counter" else None))
+            for scope, in_scope in _by_scope(plain, kuma_version).items():
+                points = [_number_point(s, extra, time_unix_nano) for s in in_scope]
+                add(scope, _number_metric(name, help_text, points, monotonic=True if family.type == "counter" else None))
         elif family.type == "histogram":
-            for scope, series in _series_by_scope(family.samples, kuma_version, "le").items():
+            for scope, series in _series_by_scope(plain, kuma_version, "le").items():
                 points_h = [_histogram_point(name, labels, samples, extra, time_unix_nano) for labels, samples in series]
-                metric = metrics_pb2.Metric(name=name, description=family.documentation)
+                metric = metrics_pb2.Metric(name=name, description=help_text)
                 metric.histogram.aggregation_temporality = _CUMULATIVE
                 metric.histogram.data_points.extend(points_h)
                 add(scope, metric)
         elif family.type == "summary":
-            for scope, series in _series_by_scope(family.samples, kuma_version, "quantile").items():
+            for scope, series in _series_by_scope(plain, kuma_version, "quantile").items():
                 quantiles, counts, sums = [], [], []
                 for labels, samples in series:
                     # A series without _count/_sum still gets 0 points, as Go's parser defaults them.
@@ -131,11 +162,19 @@ def from_families(families: Iterable[Family], kuma_version: str, extra: Mapping[
                             total = s.value
                     counts.append(_point(labels, extra, count, stamp, time_unix_nano))
                     sums.append(_point(labels, extra, total, stamp, time_unix_nano))
-                add(scope, _number_metric(name, family.documentation, quantiles, monotonic=None))
-                add(scope, _number_metric(name + "_count", family.documentation, counts, monotonic=True))
-                add(scope, _number_metric(name + "_sum", family.documentation, sums, monotonic=True))
+                add(scope, _number_metric(name, help_text, quantiles, monotonic=None))
+                add(scope, _number_metric(name + "_count", help_text, counts, monotonic=True))
+                add(scope, _number_metric(name + "_sum", help_text, sums, monotonic=True))
         # untyped/unknown: dropped, as kuma-dp logs "got unsupported metric type" and skips them
     return out
+
+
+def _plain(sample: SampleLike) -> Sample:
+    """Any sample as prometheus_client's (name, labels, value, timestamp)."""
+    if isinstance(sample, Sample):
+        return sample
+    timestamp = getattr(sample, "timestamp", None)
+    return Sample(sample.name, dict(sample.labels), float(sample.value), timestamp)
 
 
 def _go_float(value: float) -> str:

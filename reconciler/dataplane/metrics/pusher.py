@@ -8,10 +8,12 @@ collector: it is a Unix socket, relative to the work directory, on which Envoy l
 forwards to the collector (so mTLS, retries and the cluster's stats stay Envoy's business).
 
 Like kuma-dp: the config is polled every second (KUMA_DATAPLANE_RUNTIME_DYNAMIC_CONFIGURATION_
-REFRESH_INTERVAL overrides); a config that cannot be fetched or is unchanged keeps the running
-backends; a backend whose endpoint or interval changes is restarted; a removed backend, and every
-backend on stop, exports once more before it ends (the OpenTelemetry SDK's shutdown flush); the
-first export comes one interval after a backend starts.
+REFRESH_INTERVAL overrides) with its ETag, so an unchanged config costs a 304; a backend whose
+endpoint or interval changes is restarted; a removed backend, and every backend on stop,
+exports once more before it ends (the OpenTelemetry SDK's shutdown flush); the first export
+comes one interval after a backend starts. One difference: when the config is gone (the proxy's
+MeshMetric was removed, and with it the listener serving the config) every backend stops,
+where kuma-dp keeps pushing into sockets Envoy no longer listens on.
 """
 
 from __future__ import annotations
@@ -24,17 +26,16 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
 from reconciler import __version__
 from reconciler.dataplane.metrics import otlp
-from reconciler.dataplane.services import SidecarContext
 from reconciler.durations import parse_duration
 
-__all__ = ["Backend", "Fetch", "MetricsPusher", "backends_of", "collect"]
+__all__ = ["Backend", "Fetch", "MetricsPusher", "ProxyContext", "backends_of", "collect"]
 
 _log = logging.getLogger(__name__)
 
@@ -43,8 +44,21 @@ DEFAULT_REFRESH_INTERVAL = 60.0
 """Kuma's default `refreshInterval` (1m), should the config carry none."""
 EXPORT_TIMEOUT = 5.0
 
+
+class ProxyContext(Protocol):
+    """What the pusher needs of the proxy (services.ProxyContext has it; a Protocol so this
+    package does not import services.py, which lists the services)."""
+
+    @property
+    def work_dir(self) -> Path: ...
+
+    @property
+    def admin_address(self) -> str: ...
+
+
 Fetch = Callable[[Path, str, "str | None"], "tuple[dict[str, Any] | None, str | None]"]
-"""`fetch_dynamic_config(work_dir, path, etag) -> (config or None when unchanged/unavailable, etag)`."""
+"""dataplane/dynconf.fetch_dynamic_config: `(document, etag)`; `(None, the etag sent)` when
+unchanged; `(None, None)` when there is none (no MeshMetric with a backend: its listener is gone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +98,7 @@ def _get(url: str, timeout: float) -> str | None:
         return None
 
 
-def collect(ctx: SidecarContext, config: Mapping[str, Any], now_ns: int | None = None) -> otlp.Scoped:
+def collect(ctx: ProxyContext, config: Mapping[str, Any], now_ns: int | None = None) -> otlp.Scoped:
     """Scrape Envoy's stats and the config's applications once; map them as kuma-dp does.
 
     Envoy's stats are asked with `usedonly` unless `sidecar.includeUnused` (kuma-dp's query).
@@ -161,9 +175,9 @@ class MetricsPusher:
         self._config: Mapping[str, Any] = {}
         self._running: dict[str, _Running] = {}
         self._thread: threading.Thread | None = None
-        self._ctx: SidecarContext | None = None
+        self._ctx: ProxyContext | None = None
 
-    def start(self, ctx: SidecarContext) -> None:
+    def start(self, ctx: ProxyContext) -> None:
         self._ctx = ctx
         self._thread = threading.Thread(target=self._poll_loop, name="meshmetric-otel-config", daemon=True)
         self._thread.start()
@@ -202,9 +216,12 @@ class MetricsPusher:
         etag: str | None = None
         while not self._stopping.is_set():
             try:
-                config, etag = self._fetch(self._ctx.work_dir, MESHMETRIC_PATH, etag)
-                if config is not None:
-                    self.apply(config)
+                config, new_etag = self._fetch(self._ctx.work_dir, MESHMETRIC_PATH, etag)
+                if config is not None or new_etag is None or new_etag != etag:
+                    # A document, or none at all: the proxy's MeshMetric (and its Envoy
+                    # listeners) went away, so its readers stop too.
+                    self.apply(config or {})
+                etag = new_etag
             except Exception:  # keep polling: the next answer may be good
                 _log.exception("MeshMetric dynamic config fetch failed")
             self._stopping.wait(self._poll)
