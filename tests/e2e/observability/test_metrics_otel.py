@@ -105,6 +105,9 @@ def _dynamic_config(interval: str) -> dict[str, Any]:
                 "backends": [
                     {"type": "OpenTelemetry", "name": BACKEND, "openTelemetry": {"endpoint": SOCKET, "refreshInterval": interval}}
                 ],
+                # All: Basic, the default, leaves out Kuma's own `_kuma*` listeners and clusters,
+                # and those are the ones this Envoy has.
+                "sidecar": {"profiles": {"appendProfiles": [{"name": "All"}]}},
                 "extraLabels": {"mesh": "default", "dataplane": "web-1", "service": "web"},
             }
         }
