@@ -13,6 +13,10 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	# xds-protos ships an old copy of the OpenTelemetry protos into the same package directory;
+	# whichever pip unpacks last wins, so the real package is unpacked again, at the version resolved.
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps \
+		"opentelemetry-proto==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 	touch $@
 
 install: $(VENV)/.installed

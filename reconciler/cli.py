@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from reconciler.commands.errors import CommandExit
-from reconciler.commands.options import state_dir_option
+from reconciler.commands.options import log_format_option, state_dir_option
 
 __all__ = ["main", "cli", "ReconcilerGroup", "COMMANDS"]
 
@@ -89,18 +89,19 @@ class ReconcilerGroup(click.Group):
             ctx.exit(e.code)
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, log_format: str = "text") -> None:
     from reconciler.logsetup import configure
 
-    configure(verbose)
+    configure(verbose, log_format)
 
 
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
+@log_format_option()
 @click.version_option(package_name="mesh-reconciler")
-def cli(verbose: bool) -> None:
+def cli(verbose: bool, log_format: str) -> None:
     """GitOps control plane for a Kuma-compatible service mesh."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
 
 
 @cli.command()

@@ -15,8 +15,9 @@ GitError, OSError: the read is retried) and CaError (a CA that cannot be used).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
@@ -54,6 +55,8 @@ class Evaluation:
     revision: str
     snapshot: Snapshot
     report: Report
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+    """Seconds spent in the phases `load` and `validate` (the control plane's metrics)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class Build:
     """Proxies whose config must be (re)published."""
     removed: frozenset[str]
     """Proxies that no longer exist."""
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+    """Seconds spent in the phases `build` (mesh model and proxy views) and `generate` (Envoy config)."""
 
 
 class Engine:
@@ -80,6 +85,7 @@ class Engine:
         Raises SourceError (and git or file errors) when the commit cannot be read, and
         InternalError when loading or validating it hits a bug.
         """
+        started = time.perf_counter()
         commit = self.source.resolve(revision)
         sha = str(commit.id)
         try:
@@ -88,11 +94,12 @@ class Engine:
             raise
         except Exception as e:
             raise _bug(e, f"loading {sha[:12]}", sha) from e
+        loaded = time.perf_counter()
         try:
             report = validate(snapshot, self.validator)
         except Exception as e:
             raise _bug(e, f"validating {sha[:12]}", sha) from e
-        return Evaluation(sha, snapshot, report)
+        return Evaluation(sha, snapshot, report, {"load": loaded - started, "validate": time.perf_counter() - loaded})
 
     def build(self, snapshot: Snapshot, registered: Iterable[Resource]) -> Build:
         """The mesh model and the config of every proxy whose inputs changed.
@@ -101,19 +108,26 @@ class Engine:
         and InternalError when building the model or generating a proxy's config hits a bug.
         """
         revision = snapshot.revision or ""
+        started = time.perf_counter()
         try:
             model = build_mesh_model(snapshot.resources, registered)
         except CaError:
             raise
         except Exception as e:
             raise _bug(e, "building the mesh model", revision) from e
+        timings = {"build": time.perf_counter() - started}
         rendering = render(
-            model, self.certs, self.compact_outbounds, previous=self._views, on_bug=lambda e, doing: _bug(e, doing, revision)
+            model,
+            self.certs,
+            self.compact_outbounds,
+            previous=self._views,
+            on_bug=lambda e, doing: _bug(e, doing, revision),
+            timings=timings,
         )
         views, changed = rendering.views, rendering.resources
         self.certs.forget_except({(v.dataplane.mesh, v.dataplane.name) for v in views.values()})
         removed = frozenset(self._views.keys() - views.keys())
-        return Build(model, views, changed, removed)
+        return Build(model, views, changed, removed, timings)
 
     def commit(self, build: Build) -> None:
         """Remember what was published, so the next build can skip unchanged proxies."""

@@ -68,8 +68,9 @@ def routes(cp: ApiBackend) -> list[Route]:
             }
         )
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=cp.metrics.render().encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    async def metrics(request: web.Request) -> web.Response:
+        body, content_type = cp.metrics.exposition(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def history(request: web.Request) -> web.Response:
         try:
@@ -126,7 +127,7 @@ def _webhook(cp: ApiBackend, secret: bytes, request: web.Request, body: bytes) -
     headers = {k.lower(): v for k, v in request.headers.items()}
     source = verify_webhook(headers, body, secret)
     if source is None:
-        cp.metrics.inc("reconciler_webhooks_total", result="unauthorized")
+        cp.metrics.webhooks.labels(result="unauthorized").inc()
         log.warning(
             "webhook refused: wrong or missing secret",
             extra={"github": "x-hub-signature-256" in headers, "gitlab": "x-gitlab-token" in headers},
@@ -134,14 +135,14 @@ def _webhook(cp: ApiBackend, secret: bytes, request: web.Request, body: bytes) -
         return error_response(401, "wrong or missing webhook secret (X-Hub-Signature-256 or X-Gitlab-Token)")
     event = headers.get("x-github-event") or headers.get("x-gitlab-event") or ""
     if event == "ping":
-        cp.metrics.inc("reconciler_webhooks_total", result="ping")
+        cp.metrics.webhooks.labels(result="ping").inc()
         return json_response({"accepted": False, "event": event, "message": "pong"})
     ref = webhook_ref(body)
     tracked = f"refs/heads/{cp.branch}"
     if ref is not None and ref != tracked:
-        cp.metrics.inc("reconciler_webhooks_total", result="ignored")
+        cp.metrics.webhooks.labels(result="ignored").inc()
         return json_response({"accepted": False, "event": event, "ref": ref, "message": f"not the tracked branch {tracked}"})
-    cp.metrics.inc("reconciler_webhooks_total", result="accepted")
+    cp.metrics.webhooks.labels(result="accepted").inc()
     log.info("webhook: fetching now", extra={"source": source, "event": event or "-", "ref": ref or "-"})
     cp.wake(fetch=True, trigger="webhook")
     return json_response({"accepted": True, "source": source, "event": event, "ref": ref or tracked}, 202)

@@ -25,6 +25,7 @@ __all__ = [
     "admin_token_file_option",
     "signature_options",
     "compact_outbounds_option",
+    "log_format_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,6 +48,18 @@ def path_option(help: str | None = PATH_HELP) -> Decorator[Any]:
 
 format_option: Decorator[Any] = click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 """`--format text|json`."""
+
+
+def log_format_option() -> Decorator[Any]:
+    """`--log-format text|json` (the group's, beside `--verbose`): how log records are written to stderr."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        envvar="RECONCILER_LOG_FORMAT",
+        help="Log records on stderr as text lines, or as one JSON object per line (time, level, logger, message, fields).",
+    )
 
 
 def server_option(help: str) -> Decorator[Any]:

@@ -105,7 +105,7 @@ class Reconciler:
                 last.revision if last else "", "failed", message, cause="GitOperationFailed" if fetching else "", trigger=reason
             )
             self.store.record(attempt)
-            self.metrics.inc("reconciler_reconciles_total", outcome="failed")
+            self.metrics.reconciles.labels(outcome="failed").inc()
             log.warning("repository not read", extra={"error": message, "reason": reason})
             return attempt
         self.store.pin = refs.pin
@@ -121,7 +121,14 @@ class Reconciler:
     async def judge(self, revision: str, started: float, trigger: str) -> tuple[Attempt | None, Any]:
         """Read, verify the signature of and validate one commit (judge.py)."""
         assert self.engine is not None
-        return await judge(self.engine, self.mirror, self.signatures, revision, started, trigger)
+        rejection, evaluation = await judge(self.engine, self.mirror, self.signatures, revision, started, trigger)
+        if evaluation is not None:
+            self.observe_phases(evaluation.timings)
+        return rejection, evaluation
+
+    def observe_phases(self, timings: dict[str, float]) -> None:
+        for phase, seconds in timings.items():
+            self.metrics.phase_duration.labels(phase=phase).observe(seconds)
 
     async def reconcile_to(self, revision: str, reason: str, *, pinned: bool = False) -> Attempt:
         assert self.engine is not None
@@ -163,6 +170,7 @@ class Reconciler:
                     raise Rejected(attempt) from None
                 except InternalError as e:
                     raise Rejected(internal_error(evaluation.revision, e.message, started, reason)) from None
+                self.observe_phases(build.timings)
                 rolled_back = await self._rolled_back(applied.revision, evaluation.revision) if pinned and applied is not None else None
                 # From here to recording the attempt nothing awaits: a status read in between
                 # would see the new revision with the old conditions.
@@ -200,8 +208,8 @@ class Reconciler:
             self.record(attempt)
             if ref_update is not None:
                 await asyncio.to_thread(self.mirror.write_ref, *ref_update)
-            self.metrics.inc("reconciler_reconciles_total", outcome=attempt.outcome)
-            self.metrics.observe("reconciler_reconcile_duration_seconds", attempt.duration)
+            self.metrics.reconciles.labels(outcome=attempt.outcome).inc()
+            self.metrics.reconcile_duration.observe(attempt.duration)
             log.info(
                 "reconciled",
                 extra={"revision": revision[:12], "outcome": attempt.outcome, "reason": reason, "ms": round(attempt.duration * 1000, 1)},
@@ -267,16 +275,20 @@ class Reconciler:
             )
             self.held[head] = attempt
             self.record(attempt)
+            self.metrics.reconciles.labels(outcome=attempt.outcome).inc()
             log.info("held while pinned", extra={"revision": head[:12], "outcome": attempt.outcome, "pin": pin[:12]})
             return attempt
 
     # -- publishing ---------------------------------------------------------------------
     def publish(self, build: Build, revision: str) -> None:
+        """Into the xDS cache, which wakes the streams of the proxies whose config changed (the `push` phase)."""
         assert self.engine is not None
+        started = time.perf_counter()
         for node_id, resources in build.changed.items():
             self.cache.set(node_id, resources, revision)
         for node_id in build.removed:
             self.cache.remove(node_id)
+        self.metrics.phase_duration.labels(phase="push").observe(time.perf_counter() - started)
         self.engine.commit(build)
         self.rebuild_failure = None
         loop = asyncio.get_running_loop()
@@ -300,6 +312,7 @@ class Reconciler:
                 if not self.stopping.is_set():
                     self.renewal.retry(REBUILD_RETRY, reason)
                 return
+            self.observe_phases(build.timings)
             self.publish(build, applied.revision)
             self.store.apply(Applied(applied.revision, applied.snapshot, build.model, applied.applied_at, shapes(build)))
             log.info("rebuilt", extra={"reason": reason, "changed": len(build.changed)})

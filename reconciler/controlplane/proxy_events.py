@@ -4,25 +4,39 @@ config, ACKs or NACKs it, and disconnects.
 A proxy is admitted by its dataplane token (`Admission`); one that brings its own Dataplane
 (not declared in git) registers it, which rebuilds the applied revision. ACKs feed
 rollback-on-nack's notion of an accepted revision; a NACK may roll back (rollback.py).
+
+A proxy push is what one config change (or a new stream) sends a proxy: it starts with the
+first response and ends when no response of it awaits an answer. Its time from the first
+response to the last ACK goes to `reconciler_xds_push_ack_seconds`; a push with a NACK is
+counted as NACKs, not timed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 
 from envoy.config.core.v3 import base_pb2
 
+from reconciler.api.metrics import type_label
 from reconciler.controlplane import rollback
 from reconciler.controlplane.grpc_setup import Admission
 from reconciler.controlplane.loop import Reconciler
 from reconciler.xds.admission import split_node_id
 from reconciler.xds.cache import NodeConfig
 from reconciler.xds.registration import DATAPLANE_METADATA_KEY, registered_dataplane
-from reconciler.xds.resources import SHORT_NAMES
 from reconciler.xds.security import current_call
 
 __all__ = ["ProxyEvents"]
+
+
+@dataclass(slots=True)
+class _Push:
+    started: float
+    awaiting: set[str] = field(default_factory=set)
+    """Type URLs sent and not answered yet."""
+    nacked: bool = False
 
 
 class ProxyEvents:
@@ -35,6 +49,8 @@ class ProxyEvents:
         self.admission = admission
         self._streams: dict[str, int] = {}
         """Open streams per node id (a proxy may hold a SotW and a delta stream)."""
+        self._pushes: dict[str, _Push] = {}
+        """Each proxy's push in flight."""
 
     async def on_open(self, node: base_pb2.Node, mode: str) -> str:
         node_id = str(node.id)
@@ -78,6 +94,7 @@ class ProxyEvents:
             self.store.proxy(node_id).streams = count
             return
         self._streams.pop(node_id, None)
+        self._pushes.pop(node_id, None)
         status = self.store.proxy(node_id)
         status.connected, status.streams = False, 0
         self.reconciler.acks.check()
@@ -88,12 +105,17 @@ class ProxyEvents:
         t = self.store.proxy(node_id).type(type_url)
         t.sent_version, t.sent_revision = version, revision
         t.pushes += 1
-        self.metrics.inc("reconciler_xds_pushes_total", type=SHORT_NAMES.get(type_url, type_url))
+        self.metrics.xds_pushes.labels(type=type_label(type_url)).inc()
+        push = self._pushes.get(node_id)
+        if push is None:
+            push = self._pushes[node_id] = _Push(time.perf_counter())
+        push.awaiting.add(type_url)
 
     def on_ack(self, node_id: str, type_url: str, version: str, revision: str) -> None:
         t = self.store.proxy(node_id).type(type_url)
         t.acked_version, t.acked_revision = version, revision
-        self.metrics.inc("reconciler_xds_acks_total", type=SHORT_NAMES.get(type_url, type_url))
+        self.metrics.xds_acks.labels(type=type_label(type_url)).inc()
+        self._answered(node_id, type_url, nacked=False)
         self.reconciler.acks.check(node_id)
 
     def on_config(self, node_id: str, config: NodeConfig) -> None:
@@ -105,5 +127,18 @@ class ProxyEvents:
         t = self.store.proxy(node_id).type(type_url)
         t.nacked_revision, t.nack_message = revision, message
         t.nacks += 1
-        self.metrics.inc("reconciler_xds_nacks_total", type=SHORT_NAMES.get(type_url, type_url))
+        self.metrics.xds_nacks.labels(type=type_label(type_url)).inc()
+        self._answered(node_id, type_url, nacked=True)
         rollback.on_nack(self.reconciler, revision)
+
+    def _answered(self, node_id: str, type_url: str, *, nacked: bool) -> None:
+        push = self._pushes.get(node_id)
+        if push is None:
+            return
+        push.awaiting.discard(type_url)
+        push.nacked = push.nacked or nacked
+        if push.awaiting:
+            return
+        del self._pushes[node_id]
+        if not push.nacked:
+            self.metrics.push_ack_latency.observe(time.perf_counter() - push.started)

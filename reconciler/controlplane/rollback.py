@@ -173,6 +173,6 @@ async def _roll_back(r: Reconciler, bad: str) -> None:
         await asyncio.to_thread(
             r.mirror.write_ref, APPLIED_REF, good, f"reconciler: applied {good[:12]} (rollback-on-nack: proxies rejected {bad[:12]})"
         )
-        r.metrics.inc("reconciler_reconciles_total", outcome="rejected-by-proxies")
+        r.metrics.reconciles.labels(outcome="rejected-by-proxies").inc()
         log.warning("rolled back: proxies rejected the revision", extra={"rejected": bad[:12], "serving": good[:12], "nacks": len(nacks)})
         r.tell(back)

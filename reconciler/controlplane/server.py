@@ -61,7 +61,7 @@ class ControlPlane:
         self.settings = settings
         self.cache = ConfigCache()
         self.store = Store(settings.branch, current_generation=self._generation_of)
-        self.metrics = Metrics()
+        self.metrics = Metrics(self.store)
         self.mirror = Mirror(
             settings.repo, settings.branch, settings.state_dir, known_hosts=settings.git_known_hosts, ca_file=settings.git_ca_file
         )
@@ -80,7 +80,6 @@ class ControlPlane:
         self.xds_port = 0
         self.api_port = 0
         self._webhook_secret: bytes | None = None
-        _declare_metrics(self.metrics, self.store)
 
     def _generation_of(self, node_id: str) -> int | None:
         config = self.cache.fetch(node_id)
@@ -245,18 +244,3 @@ class ControlPlane:
                 pinned=self.store.pin,
                 limit=limit,
             )
-
-
-def _declare_metrics(m: Metrics, store: Store) -> None:
-    m.counter("reconciler_reconciles_total", "Reconcile attempts by outcome (applied, rejected, failed).")
-    m.histogram("reconciler_reconcile_duration_seconds", "Time to load, validate, build and publish a commit.")
-    m.counter("reconciler_xds_pushes_total", "xDS responses sent, by type.")
-    m.counter("reconciler_xds_acks_total", "xDS responses acknowledged by proxies, by type.")
-    m.counter("reconciler_xds_nacks_total", "xDS responses rejected by proxies, by type.")
-    m.counter("reconciler_webhooks_total", "POST /hooks/git requests, by result (accepted, unauthorized, ignored, ping).")
-    m.gauge("reconciler_connected_proxies", "Proxies with an open xDS stream.", lambda: [({}, float(len(store.connected())))])
-    m.gauge(
-        "reconciler_applied_info",
-        "The applied revision (value 1).",
-        lambda: [({"revision": store.applied.revision}, 1.0)] if store.applied else [],
-    )

@@ -151,6 +151,9 @@ class Service:
 class MeshInfo:
     name: str
     resource: Resource
+    otel_backends: tuple[Resource, ...] = ()
+    """The mesh's MeshOpenTelemetryBackends, which MeshTrace (and the other observability
+    policies) name by `backendRef` labels."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +276,8 @@ def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resourc
     A registered dataplane with the same identity as one in git is ignored: git wins.
     """
     resources = list(resources)
-    meshes = {r.name: MeshInfo(r.name, r) for r in resources if r.type == "Mesh"}
+    otel = [r for r in resources if r.type == "MeshOpenTelemetryBackend"]
+    meshes = {r.name: MeshInfo(r.name, r, tuple(b for b in otel if b.mesh == r.name)) for r in resources if r.type == "Mesh"}
     dataplanes: dict[str, Dataplane] = {}
     for r in resources:
         if r.type == "Dataplane" and r.mesh in meshes:

@@ -13,11 +13,13 @@ from reconciler.policies.meshcircuitbreaker import envoy as meshcircuitbreaker
 from reconciler.policies.meshfaultinjection import envoy as meshfaultinjection
 from reconciler.policies.meshhealthcheck import envoy as meshhealthcheck
 from reconciler.policies.meshloadbalancingstrategy import envoy as meshloadbalancingstrategy
+from reconciler.policies.meshmetric import envoy as meshmetric
 from reconciler.policies.meshproxypatch import envoy as meshproxypatch
 from reconciler.policies.meshratelimit import envoy as meshratelimit
 from reconciler.policies.meshretry import envoy as meshretry
 from reconciler.policies.meshtimeout import envoy as meshtimeout
 from reconciler.policies.meshtls import envoy as meshtls
+from reconciler.policies.meshtrace import envoy as meshtrace
 from reconciler.policies.meshtrafficpermission import envoy as meshtrafficpermission
 from reconciler.policies.registry import PLUGIN_ORDER
 
@@ -36,6 +38,8 @@ _BY_KIND: dict[str, Plugin] = {
         meshfaultinjection.PLUGIN,
         meshratelimit.PLUGIN,
         meshproxypatch.PLUGIN,
+        meshtrace.PLUGIN,
+        meshmetric.PLUGIN,
     )
 }
 

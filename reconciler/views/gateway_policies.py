@@ -12,6 +12,7 @@ Listener confs: MeshFaultInjection, MeshRateLimit and MeshAccessLog configure th
 listener itself, from their `to` entries of kind Mesh (Kuma's `MeshElement`), merged in policy
 order. Policies whose top-level targetRef is a MeshHTTPRoute are route confs, not listener confs.
 MeshAccessLog's conf is made available here for its plugin (issue 13); nothing reads it yet.
+Proxy-wide kinds (MeshTrace) give every listener the proxy's merged top-level `default`.
 
 Backend clusters: listeners reaching a backend with different confs get different clusters
 (listener_cluster), so a cluster policy aimed at one listener's tags stays on that listener.
@@ -29,7 +30,7 @@ from reconciler.frozen import FrozenDict, freeze
 from reconciler.mesh.model import Dataplane
 from reconciler.mesh.routing import BackendCluster
 from reconciler.model import Resource
-from reconciler.policies.core.match import PolicyIndex, matched_policies, selects
+from reconciler.policies.core.match import PolicyIndex, matched_policies, selects, single_conf
 from reconciler.policies.core.merge import merge_confs
 from reconciler.policies.plugins import plugins
 
@@ -69,6 +70,10 @@ def listener_confs(dp: Dataplane, index: PolicyIndex) -> Mapping[str, Mapping[st
         ]
         if defaults:
             out[kind] = merge_confs(defaults)
+    # Proxy-wide kinds (MeshTrace) configure every gateway listener with the proxy's `default`.
+    for plugin in plugins():
+        if plugin.proxy_wide and (wide := single_conf(plugin.kind, dp, index)) is not None:
+            out[plugin.kind] = wide.value
     return FrozenDict({k: freeze(v) for k, v in out.items()})
 
 

@@ -22,8 +22,7 @@ class StandIn:
     def __init__(self) -> None:
         self.store = Store("main")
         self.cache = ConfigCache()
-        self.metrics = Metrics()
-        self.metrics.counter("reconciler_webhooks_total", "webhooks")
+        self.metrics = Metrics(self.store)
         self.branch = "main"
         self.webhook_secret: bytes | None = None
         self.asked: list[str] = []

@@ -15,9 +15,18 @@ from typing import Any, Literal
 
 from reconciler.model import Resource
 
-__all__ = ["Plugin", "HookContext", "Hook", "ProxyFacts", "ProxyResources"]
+__all__ = ["Plugin", "HookContext", "Hook", "OtelBackend", "ProxyFacts", "ProxyResources"]
 
 Direction = Literal["inbound", "outbound"]
+
+
+@dataclass(frozen=True, slots=True)
+class OtelBackend:
+    """A MeshOpenTelemetryBackend of the proxy's mesh, frozen (hooks resolve `backendRef`s by labels)."""
+
+    name: str
+    labels: Mapping[str, str]
+    spec: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,8 @@ class ProxyFacts:
     """`networking.address`."""
     gateway: bool = False
     """A builtin gateway proxy."""
+    otel_backends: tuple[OtelBackend, ...] = ()
+    """The mesh's MeshOpenTelemetryBackends, by name."""
 
 
 @dataclass(frozen=True, slots=True)

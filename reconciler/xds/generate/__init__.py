@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from reconciler.frozen import freeze
 from reconciler.mesh.model import HTTP_PROTOCOLS
-from reconciler.policies.core.plugin import ProxyFacts
+from reconciler.policies.core.plugin import OtelBackend, ProxyFacts
 from reconciler.policies.meshproxypatch.envoy import KIND as PROXY_PATCH
 from reconciler.policies.meshproxypatch.envoy import Generated, apply_modifications
 from reconciler.policies.plugins import plugins
@@ -69,7 +70,10 @@ def generate(view: ProxyView) -> ProxyResources:
 def proxy_facts(view: ProxyView) -> ProxyFacts:
     dp = view.dataplane
     service = view.gateway.service if view.gateway is not None else next((i.service for i in dp.inbounds if i.service), "")
-    return ProxyFacts(dp.mesh, dp.name, service, dp.address, gateway=view.gateway is not None)
+    backends = tuple(
+        OtelBackend(r.name, freeze(r.labels or {}), freeze(r.spec or {})) for r in sorted(view.mesh.otel_backends, key=lambda r: r.name)
+    )
+    return ProxyFacts(dp.mesh, dp.name, service, dp.address, gateway=view.gateway is not None, otel_backends=backends)
 
 
 def _proxy_resources(view: ProxyView, facts: ProxyFacts) -> list[XdsResource]:
