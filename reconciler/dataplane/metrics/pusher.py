@@ -22,17 +22,19 @@ import logging
 import os
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
 from reconciler import __version__
+from reconciler.dataplane.dynconf import fetch_dynamic_config, unix_path
 from reconciler.dataplane.metrics import otlp
+from reconciler.dataplane.metrics.collect import ProxyContext, collect_families, metrics_section
 from reconciler.durations import parse_duration
 
 __all__ = ["Backend", "Fetch", "MetricsPusher", "ProxyContext", "backends_of", "collect"]
@@ -43,17 +45,6 @@ MESHMETRIC_PATH = "/meshmetric"
 DEFAULT_REFRESH_INTERVAL = 60.0
 """Kuma's default `refreshInterval` (1m), should the config carry none."""
 EXPORT_TIMEOUT = 5.0
-
-
-class ProxyContext(Protocol):
-    """What the pusher needs of the proxy (services.ProxyContext has it; a Protocol so this
-    package does not import services.py, which lists the services)."""
-
-    @property
-    def work_dir(self) -> Path: ...
-
-    @property
-    def admin_address(self) -> str: ...
 
 
 Fetch = Callable[[Path, str, "str | None"], "tuple[dict[str, Any] | None, str | None]"]
@@ -71,7 +62,7 @@ class Backend:
 
 def backends_of(config: Mapping[str, Any]) -> dict[str, Backend]:
     """The OpenTelemetry backends of a MeshMetric dynamic config (dpapi.MeshMetricDpConfig)."""
-    metrics = _metrics_conf(config)
+    metrics = metrics_section(config)
     out: dict[str, Backend] = {}
     for backend in metrics.get("backends") or []:
         otel = backend.get("openTelemetry")
@@ -83,47 +74,18 @@ def backends_of(config: Mapping[str, Any]) -> dict[str, Backend]:
     return out
 
 
-def _metrics_conf(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    metrics = (config.get("observability") or {}).get("metrics") or {}
-    return metrics if isinstance(metrics, Mapping) else {}
-
-
-def _get(url: str, timeout: float) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body: bytes = response.read()
-            return body.decode("utf-8", "replace")
-    except OSError as error:
-        _log.warning("metrics scrape of %s failed: %s", url, error)
-        return None
-
-
 def collect(ctx: ProxyContext, config: Mapping[str, Any], now_ns: int | None = None) -> otlp.Scoped:
-    """Scrape Envoy's stats and the config's applications once; map them as kuma-dp does.
+    """One collection (dataplane/metrics/collect.py: Envoy's stats with `usedonly` and the
+    sidecar profiles, the applications' metrics), mapped as kuma-dp maps it.
 
-    Envoy's stats are asked with `usedonly` unless `sidecar.includeUnused` (kuma-dp's query).
+    The extra labels are not handed to the collection, which would make their names
+    Prometheus-safe (`kuma.proxy_role` → `kuma_proxy_role`): kuma-dp adds them as OTLP
+    attributes with their keys unchanged.
     """
-    metrics = _metrics_conf(config)
+    metrics = metrics_section(config)
     extra = {str(k): str(v) for k, v in (metrics.get("extraLabels") or {}).items()}
-    sidecar = metrics.get("sidecar") or {}
-    query = "format=prometheus" + ("" if sidecar.get("includeUnused") else "&usedonly")
-    sources = [f"http://{ctx.admin_address}/stats?{query}"]
-    for app in metrics.get("applications") or []:
-        path = str(app.get("path") or "/metrics")
-        sources.append(f"http://{app.get('address') or '127.0.0.1'}:{int(app['port'])}{path if path.startswith('/') else '/' + path}")
-    scoped: otlp.Scoped = {}
-    for url in sources:
-        text = _get(url, EXPORT_TIMEOUT)
-        if text is None:
-            continue
-        try:
-            mapped = otlp.from_prometheus_text(text, __version__, extra, now_ns or time.time_ns())
-        except ValueError as error:
-            _log.warning("metrics from %s are not Prometheus text: %s", url, error)
-            continue
-        for scope, found in mapped.items():
-            scoped.setdefault(scope, []).extend(found)
-    return scoped
+    families = collect_families({**metrics, "extraLabels": {}}, ctx)
+    return otlp.from_families(families, __version__, extra, now_ns or time.time_ns())
 
 
 class _Running:
@@ -133,7 +95,10 @@ class _Running:
         self.backend = backend
         self.produce = produce
         self.stopping = threading.Event()
-        self.channel = grpc.insecure_channel(f"unix:{target}")
+        # A deep work dir makes a path longer than sockaddr_un holds: dial it through an open
+        # descriptor of its directory, kept open while the channel may reconnect.
+        self._path = ExitStack()
+        self.channel = grpc.insecure_channel(f"unix:{self._path.enter_context(unix_path(target))}")
         self.stub = metrics_service_pb2_grpc.MetricsServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.exports = 0
         self.thread = threading.Thread(target=self._run, name=f"meshmetric-otel-{backend.name}", daemon=True)
@@ -159,6 +124,7 @@ class _Running:
         self.stopping.set()
         self.thread.join(timeout)
         self.channel.close()
+        self._path.close()
 
 
 class MetricsPusher:
@@ -166,7 +132,7 @@ class MetricsPusher:
 
     name = "meshmetric-otel"
 
-    def __init__(self, fetch: Fetch, poll_interval: float | None = None) -> None:
+    def __init__(self, fetch: Fetch = fetch_dynamic_config, poll_interval: float | None = None) -> None:
         self._fetch = fetch
         env = parse_duration(os.environ.get("KUMA_DATAPLANE_RUNTIME_DYNAMIC_CONFIGURATION_REFRESH_INTERVAL"))
         self._poll = poll_interval or env or 1.0
