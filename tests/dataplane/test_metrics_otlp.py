@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from reconciler import __version__
+from reconciler.dataplane.dynconf import unix_path
 from reconciler.dataplane.metrics import otlp
 from reconciler.dataplane.metrics.pusher import Backend, MetricsPusher, backends_of
 from reconciler.dataplane.services import SidecarContext
@@ -295,3 +296,21 @@ def test_pusher_stops_its_backends_when_the_config_is_gone(work_dir: Path) -> No
         wait_until(lambda: pusher.exports() == {}, 10, what="backend stopped")
     finally:
         pusher.stop()
+
+
+def test_pusher_reaches_a_socket_deeper_than_sockaddr_un_allows(work_dir: Path) -> None:
+    deep = work_dir / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    assert len(str(deep / "kuma-otel-collector.sock")) > 108
+    stats = _Stats()
+    pusher = MetricsPusher(lambda wd, path, etag: (_config(_otel("collector", "kuma-otel-collector.sock", "100ms")), None), 0.05)
+    with unix_path(deep / "kuma-otel-collector.sock") as short:
+        receiver = OtlpReceiver()
+        receiver._server.add_insecure_port(f"unix:{short}")  # bound while the directory's descriptor is open
+    with receiver:
+        try:
+            pusher.start(SidecarContext(deep, f"127.0.0.1:{stats.port}", "default", "web-1"))
+            wait_until(lambda: _counter_values(receiver), 10, what="an export into the deep socket")
+        finally:
+            pusher.stop()
+            stats.close()
