@@ -103,9 +103,15 @@ class Plugin:
     proxy_wide: bool = False
     """The kind's conf is the proxy's merged top-level `default` (MeshTrace, MeshMetric): it is
     given to the hooks of every inbound and outbound as their conf of this kind."""
-    per_proxy: bool = False
+    per_proxy: bool | Callable[[Mapping[str, Any]], bool] = False
     """Its hooks read `HookContext.proxy`, so an outbound piece with its conf is built for each
-    proxy instead of being shared by proxies alike (the access log's `%KUMA_SOURCE_SERVICE%`)."""
+    proxy instead of being shared by proxies alike (the access log's `%KUMA_SOURCE_SERVICE%`).
+    A function of the conf says which confs need the proxy (MeshTrace: not Zipkin's); sharing
+    is what keeps generation cheap for many proxies (docs/performance.md)."""
     proxy_resources: ProxyResources | None = None
     """Resources the kind adds to the proxy as a whole (see `ProxyResources`); called once per
     proxy that has a conf of the kind anywhere."""
+
+    def needs_proxy(self, conf: Mapping[str, Any]) -> bool:
+        """Whether hooks given `conf` read `HookContext.proxy` (see `per_proxy`)."""
+        return self.per_proxy(conf) if callable(self.per_proxy) else self.per_proxy
