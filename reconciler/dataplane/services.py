@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.dataplane.accesslog_streamer import AccessLogStreamer
+
 __all__ = ["SidecarContext", "SidecarService", "sidecar_services", "start_all", "stop_all"]
 
 
@@ -40,7 +42,7 @@ class SidecarService(Protocol):
 
 def sidecar_services() -> list[SidecarService]:
     """Every service run-dataplane starts beside Envoy."""
-    return []
+    return [AccessLogStreamer()]
 
 
 def start_all(services: Sequence[SidecarService], ctx: SidecarContext) -> None:
