@@ -4,7 +4,8 @@ Follows Kuma v2.14.3 (`pkg/plugins/policies/meshaccesslog/plugin/v1alpha1/plugin
 merged conf's `backends` become Envoy access loggers appended to the listener's HTTP connection
 manager (HTTP listeners) or TCP proxy (TCP listeners), in backend order:
 
-- inbound listeners: the `rules` (without `matches`) and `from` (kind Mesh) confs;
+- inbound listeners: every `rules` and `from` entry on its own, not merged (rules.py: Kuma's
+  inbound rules; a rule matching clients gets a CEL filter);
 - outbound listeners: the `to` conf for that destination;
 - builtin gateway listeners: the listener's `to` (kind Mesh) conf (views/gateway_policies.py),
   on the HTTP connection managers of HTTP/HTTPS listeners and the TCP proxies of TCP/TLS ones.
@@ -21,6 +22,7 @@ from typing import Any
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
@@ -28,12 +30,22 @@ from reconciler.envoy_builders import pack
 from reconciler.policies.core.plugin import HookContext, Plugin, ProxyFacts
 from reconciler.policies.meshaccesslog.backends import access_log, collector_cluster, otel_endpoint
 from reconciler.policies.meshaccesslog.formats import default_format, kuma_values, socket_name
+from reconciler.policies.meshaccesslog.rules import cel_expression, cel_filter, inbound_conf
 from reconciler.xds_types import CLUSTER
 
 __all__ = ["PLUGIN", "KIND", "access_logs", "proxy_resources"]
 
 KIND = "MeshAccessLog"
 TCP_PROXY = "envoy.filters.network.tcp_proxy"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+
+
+def _rules(conf: Mapping[str, Any]) -> list[tuple[Mapping[str, Any] | None, Sequence[Mapping[str, Any]]]]:
+    """(match, backends) of a conf: an inbound's rules (rules.py), or one catch-all rule of the
+    merged `backends` (outbounds, gateway listeners)."""
+    if "rules" in conf:
+        return [(rule.get("match"), rule.get("backends") or ()) for rule in conf["rules"]]
+    return [(None, conf.get("backends") or ())]
 
 
 def access_logs(conf: Mapping[str, Any], ctx: HookContext) -> list[accesslog_pb2.AccessLog]:
@@ -43,10 +55,14 @@ def access_logs(conf: Mapping[str, Any], ctx: HookContext) -> list[accesslog_pb2
     socket = socket_name(proxy.name, proxy.mesh) if proxy is not None else socket_name("", ctx.mesh)
     fmt = default_format(ctx.protocol)
     out = []
-    for backend in conf.get("backends") or ():
-        built = access_log(backend, fmt, values, socket)
-        if built is not None:
-            out.append(built)
+    for match, backends in _rules(conf):
+        expression = cel_expression(match)
+        for backend in backends:
+            built = access_log(backend, fmt, values, socket)
+            if built is not None:
+                if expression:
+                    built.filter.CopyFrom(cel_filter(expression))
+                out.append(built)
     return out
 
 
@@ -59,8 +75,12 @@ def configure_tcp_proxy(proxy: tcp_proxy_pb2.TcpProxy, conf: Mapping[str, Any], 
 
 
 def configure_listener(listener: listener_pb2.Listener, conf: Mapping[str, Any], ctx: HookContext) -> None:
-    """A builtin gateway's TCP and TLS listeners: their TCP proxies (the generator runs no
-    tcp_proxy hook there). HTTP listeners are done by the HCM hook."""
+    """An inbound whose rules match on SNI needs a TLS inspector to know it (Kuma's
+    ensureTLSInspector). A builtin gateway's TCP and TLS listeners: their TCP proxies (the
+    generator runs no tcp_proxy hook there); HTTP listeners are done by the HCM hook."""
+    sni = any(match and match.get("sni") for match, _ in _rules(conf))
+    if sni and not any(f.name == TLS_INSPECTOR for f in listener.listener_filters):
+        listener.listener_filters.add(name=TLS_INSPECTOR, typed_config=pack(tls_inspector_pb2.TlsInspector()))
     if not ctx.gateway or ctx.protocol != "tcp":
         return
     logs = access_logs(conf, ctx)
@@ -79,7 +99,7 @@ def configure_listener(listener: listener_pb2.Listener, conf: Mapping[str, Any],
 def _endpoints(confs: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     for conf in confs:
-        for backend in conf.get("backends") or ():
+        for backend in (b for _, backends in _rules(conf) for b in backends):
             if backend.get("type") != "OpenTelemetry":
                 continue
             endpoint = otel_endpoint(backend.get("openTelemetry") or {})
@@ -105,5 +125,6 @@ PLUGIN = Plugin(
     outbound=True,
     per_proxy=True,
     proxy_resources=proxy_resources,
+    inbound_conf=inbound_conf,
 )
 """Access loggers on inbound, outbound and builtin gateway listeners; collector clusters."""
