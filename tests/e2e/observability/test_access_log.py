@@ -11,6 +11,9 @@ HTTP listener routes to backend). Three MeshAccessLogs are pushed through git:
   with attributes and a kvlist body to the test's collector;
 - `gateway` (the MeshGateway): its listener writes a plain line to edge.log.
 
+The last tests change the configuration through git and push the module's back: one removes a
+policy and restores it, one turns mTLS on and adds rules matching clients by SPIFFE ID.
+
 Envoy flushes file loggers every 10 s by default; the tests ask it to flush sooner with the
 admin's `POST /reopen_logs`, which is what a user would wait 10 s for.
 Each request has its own path, so a test finds its own lines whatever ran before it.
@@ -82,6 +85,15 @@ class World:
     receiver: LineReceiver
     otlp: OtlpReceiver
     envoys: dict[str, EnvoyProcess] = field(default_factory=dict)
+    base: dict[str, str | None] = field(default_factory=dict)
+    """The module's configuration as first pushed; a test that changes it pushes it back."""
+
+    def apply(self, files: dict[str, str | None], message: str) -> None:
+        """Push, wait until every proxy applied it and no old filter chain still serves."""
+        sha = self.remote.push(files, message)
+        self.cp.wait_applied(sha, [f"default.{n}" for n in PROXIES])
+        # A pooled connection stays on the old filter chain until it drains (1 s here).
+        wait_settled(self.envoys.values())
 
     def flush(self) -> None:
         for envoy in self.envoys.values():
@@ -231,7 +243,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     echo = EchoServer()
     with Workload("backend") as backend, OtlpReceiver() as otlp:
         w = World(remote, ControlPlaneProcess(remote.bare, root / "state"), logs, ports, receiver, otlp)
-        sha = remote.push(files(w, backend.port, echo.port), "a mesh with access logs everywhere")
+        w.base = files(w, backend.port, echo.port)
+        sha = remote.push(w.base, "a mesh with access logs everywhere")
         w.cp.start()
         try:
             for name in PROXIES:
@@ -345,22 +358,65 @@ def test_gateway_listener_logs_its_requests(world: World) -> None:
 
 def test_a_pushed_policy_change_stops_and_starts_logging_without_restarts(world: World) -> None:
     pids = {name: envoy.proc.pid for name, envoy in world.envoys.items() if envoy.proc is not None}
-    every = policies(world.logs, world.receiver.port, world.otlp.endpoint)
-    sha = world.remote.push({"policies/inbound.yaml": None}, "no more inbound access logs")
-    world.cp.wait_applied(sha, [f"default.{n}" for n in PROXIES])
-    # A pooled connection stays on the old filter chain until it drains (1 s here).
-    wait_settled(world.envoys.values())
+    world.apply({"policies/inbound.yaml": None}, "no more inbound access logs")
     off = _path()
     assert _get(world.ports["to_backend"], off) == 200
     # The outbound line shows Envoy flushed after the request; the inbound one never comes.
     wait_until(lambda: world.lines("outbound.log", off), 25, what="the outbound line while inbound logging is off")
     assert world.lines("inbound.log", off) == [] and world.lines("inbound.json", off) == []
 
-    sha = world.remote.push({"policies/inbound.yaml": every["policies/inbound.yaml"]}, "inbound access logs again")
-    world.cp.wait_applied(sha, [f"default.{n}" for n in PROXIES])
-    wait_settled(world.envoys.values())
+    world.apply(world.base, "inbound access logs again")
     on = _path()
     assert _get(world.ports["to_backend"], on) == 200
     wait_until(lambda: world.lines("inbound.json", on), 25, what="inbound logging back on")
     assert {name: envoy.proc.pid for name, envoy in world.envoys.items() if envoy.proc is not None} == pids
     assert all(envoy.alive() for envoy in world.envoys.values())
+
+
+MTLS_MESH = 'type: Mesh\nname: default\nskipCreatingInitialPolicies: ["*"]\nmtls:\n  enabledBackend: ca-1\n  backends:\n    - {name: ca-1, type: builtin}\n'
+ALLOW_ALL = """\
+type: MeshTrafficPermission
+mesh: default
+name: allow-all
+spec:
+  targetRef: {kind: Mesh}
+  from:
+    - targetRef: {kind: Mesh}
+      default: {action: Allow}
+"""
+
+
+def test_with_mtls_an_inbound_rule_matching_a_client_logs_that_client_only(world: World) -> None:
+    def rule(spiffe_id: str, log: str) -> str:
+        return f"""\
+    - matches: [{{spiffeID: {{type: Exact, value: '{spiffe_id}'}}}}]
+      default:
+        backends:
+          - type: File
+            file: {{path: {world.logs / log}, format: {{type: Plain, plain: '%DOWNSTREAM_PEER_URI_SAN% %REQ(:PATH)%'}}}}
+"""
+
+    by_client = f"""\
+type: MeshAccessLog
+mesh: default
+name: by-client
+spec:
+  targetRef: {{kind: MeshService, name: backend}}
+  rules:
+{rule("spiffe://default/web", "from-web.log")}{rule("spiffe://default/edge", "from-edge.log")}"""
+    changes = {"mesh.yaml": MTLS_MESH, "policies/allow-all.yaml": ALLOW_ALL, "policies/by-client.yaml": by_client}
+    try:
+        world.apply(changes, "mTLS, and backend logging its clients by SPIFFE ID")
+        path = _path()
+        wait_until(lambda: _get(world.ports["to_backend"], path) == 200, 20, what="web reaching backend over mTLS")
+        lines = wait_until(lambda: world.lines("from-web.log", path), 25, what="the line of the rule matching web")
+        assert lines[0].startswith("spiffe://default/web")
+        # The mesh-wide rule logged it too (rules fan out); the rule for edge did not.
+        wait_until(lambda: world.lines("inbound.json", path), 25, what="the catch-all rule's line")
+        assert world.lines("from-edge.log", path) == []
+        gateway = _path()
+        wait_until(lambda: _get(world.ports["gateway"], gateway) == 200, 20, what="the gateway reaching backend over mTLS")
+        assert wait_until(lambda: world.lines("from-edge.log", gateway), 25, what="the line of the rule matching edge")
+        assert world.lines("from-web.log", gateway) == []
+    finally:
+        world.apply({**world.base, "policies/allow-all.yaml": None, "policies/by-client.yaml": None}, "back to the module's mesh")
