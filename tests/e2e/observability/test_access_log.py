@@ -26,7 +26,7 @@ import socket
 import threading
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ class World:
     base: dict[str, str | None] = field(default_factory=dict)
     """The module's configuration as first pushed; a test that changes it pushes it back."""
 
-    def apply(self, files: dict[str, str | None], message: str) -> None:
+    def apply(self, files: Mapping[str, str | None], message: str) -> None:
         """Push, wait until every proxy applied it and no old filter chain still serves."""
         sha = self.remote.push(files, message)
         self.cp.wait_applied(sha, [f"default.{n}" for n in PROXIES])
