@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
@@ -34,6 +33,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_settled, wait_until
+from tests.e2e.observability.line_receiver import LineReceiver
 from tests.e2e.observability.otlp import OtlpReceiver, attributes
 from tests.e2e.tcp import EchoServer
 from tests.support import dataplane_yaml
@@ -42,38 +42,6 @@ pytestmark = pytest.mark.envoy
 
 PROXIES = ("web-1", "backend-1", "db-1", "edge-1")
 OUTBOUND_LINE = "%KUMA_TRAFFIC_DIRECTION% %KUMA_SOURCE_SERVICE%->%KUMA_DESTINATION_SERVICE% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT% %REQ(:PATH)% %RESPONSE_CODE% sent=%BYTES_SENT%"
-
-
-class LineReceiver:
-    """A TCP server on 127.0.0.1 keeping every line it is sent (a Logstash stand-in)."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.lines: list[str] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
-
-    def _read(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as stream:
-            for raw in stream:
-                with self._lock:
-                    self.lines.append(raw.decode().rstrip("\n"))
-
-    def received(self) -> list[str]:
-        with self._lock:
-            return list(self.lines)
-
-    def close(self) -> None:
-        self.server.close()
 
 
 @dataclass
