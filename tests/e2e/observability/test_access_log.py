@@ -59,7 +59,8 @@ class World:
     def apply(self, files: Mapping[str, str | None], message: str) -> None:
         """Push, wait until every proxy applied it and no old filter chain still serves."""
         sha = self.remote.push(files, message)
-        self.cp.wait_applied(sha, [f"default.{n}" for n in PROXIES])
+        # Generous: turning mTLS on issues every proxy a certificate, on a machine shared by other tests.
+        self.cp.wait_applied(sha, [f"default.{n}" for n in PROXIES], timeout=60)
         # A pooled connection stays on the old filter chain until it drains (1 s here).
         wait_settled(self.envoys.values())
 
