@@ -11,7 +11,7 @@ from a policy index holding only the policies that reach that listener.
 Listener confs: MeshFaultInjection, MeshRateLimit and MeshAccessLog configure the gateway's
 listener itself, from their `to` entries of kind Mesh (Kuma's `MeshElement`), merged in policy
 order. Policies whose top-level targetRef is a MeshHTTPRoute are route confs, not listener confs.
-MeshAccessLog's conf is made available here for its plugin (issue 13); nothing reads it yet.
+MeshAccessLog's conf also carries the listener's inbound rules (`rules`/`from`, Kuma logs them too).
 
 Backend clusters: listeners reaching a backend with different confs get different clusters
 (listener_cluster), so a cluster policy aimed at one listener's tags stays on that listener.
@@ -31,6 +31,8 @@ from reconciler.mesh.routing import BackendCluster
 from reconciler.model import Resource
 from reconciler.policies.core.match import PolicyIndex, matched_policies, selects
 from reconciler.policies.core.merge import merge_confs
+from reconciler.policies.meshaccesslog.rules import GATEWAY_RULES, gateway_rules
+from reconciler.policies.meshaccesslog.rules import KIND as ACCESS_LOG
 from reconciler.policies.plugins import plugins
 
 __all__ = ["LISTENER_KINDS", "listener_index", "listener_confs", "listener_cluster"]
@@ -69,6 +71,8 @@ def listener_confs(dp: Dataplane, index: PolicyIndex) -> Mapping[str, Mapping[st
         ]
         if defaults:
             out[kind] = merge_confs(defaults)
+    if inbound_rules := gateway_rules(dp, index):  # MeshAccessLog logs its inbound rules there too
+        out[ACCESS_LOG] = {**(out.get(ACCESS_LOG) or {}), GATEWAY_RULES: inbound_rules}
     return FrozenDict({k: freeze(v) for k, v in out.items()})
 
 

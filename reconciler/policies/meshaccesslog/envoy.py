@@ -7,8 +7,9 @@ manager (HTTP listeners) or TCP proxy (TCP listeners), in backend order:
 - inbound listeners: every `rules` and `from` entry on its own, not merged (rules.py: Kuma's
   inbound rules; a rule matching clients gets a CEL filter);
 - outbound listeners: the `to` conf for that destination;
-- builtin gateway listeners: the listener's `to` (kind Mesh) conf (views/gateway_policies.py),
-  on the HTTP connection managers of HTTP/HTTPS listeners and the TCP proxies of TCP/TLS ones.
+- builtin gateway listeners: the listener's `to` (kind Mesh) conf as outbound traffic, then its
+  inbound rules as inbound traffic (views/gateway_policies.py), on the HTTP connection managers
+  of HTTP/HTTPS listeners and the TCP proxies of TCP/TLS ones.
 
 Kuma's placeholders are resolved per proxy (`per_proxy`: `%KUMA_SOURCE_SERVICE%` names the
 proxy's service), see formats.py; the backends are built in backends.py. An OpenTelemetry
@@ -29,8 +30,8 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from reconciler.envoy_builders import pack
 from reconciler.policies.core.plugin import HookContext, Plugin, ProxyFacts
 from reconciler.policies.meshaccesslog.backends import access_log, collector_cluster, otel_endpoint
-from reconciler.policies.meshaccesslog.formats import default_format, kuma_values, socket_name
-from reconciler.policies.meshaccesslog.rules import cel_expression, cel_filter, inbound_conf
+from reconciler.policies.meshaccesslog.formats import KumaValues, default_format, gateway_inbound_values, kuma_values, socket_name
+from reconciler.policies.meshaccesslog.rules import GATEWAY_RULES, cel_expression, cel_filter, inbound_conf
 from reconciler.xds_types import CLUSTER
 
 __all__ = ["PLUGIN", "KIND", "access_logs", "proxy_resources"]
@@ -40,22 +41,24 @@ TCP_PROXY = "envoy.filters.network.tcp_proxy"
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
 
-def _rules(conf: Mapping[str, Any]) -> list[tuple[Mapping[str, Any] | None, Sequence[Mapping[str, Any]]]]:
+Rules = list[tuple[Mapping[str, Any] | None, Sequence[Mapping[str, Any]]]]
+
+
+def _rules(conf: Mapping[str, Any]) -> Rules:
     """(match, backends) of a conf: an inbound's rules (rules.py), or one catch-all rule of the
-    merged `backends` (outbounds, gateway listeners)."""
+    merged `backends` (outbounds, gateway listeners' `to`)."""
     if "rules" in conf:
         return [(rule.get("match"), rule.get("backends") or ()) for rule in conf["rules"]]
     return [(None, conf.get("backends") or ())]
 
 
-def access_logs(conf: Mapping[str, Any], ctx: HookContext) -> list[accesslog_pb2.AccessLog]:
-    """The Envoy access loggers of one merged conf where `ctx` says the hook runs."""
-    values = kuma_values(ctx)
-    proxy = ctx.proxy
-    socket = socket_name(proxy.name, proxy.mesh) if proxy is not None else socket_name("", ctx.mesh)
-    fmt = default_format(ctx.protocol)
+def _gateway_inbound(conf: Mapping[str, Any]) -> Rules:
+    return [(rule.get("match"), rule.get("backends") or ()) for rule in conf.get(GATEWAY_RULES) or ()]
+
+
+def _loggers(rules: Rules, fmt: str, values: KumaValues, socket: str) -> list[accesslog_pb2.AccessLog]:
     out = []
-    for match, backends in _rules(conf):
+    for match, backends in rules:
         expression = cel_expression(match)
         for backend in backends:
             built = access_log(backend, fmt, values, socket)
@@ -63,6 +66,18 @@ def access_logs(conf: Mapping[str, Any], ctx: HookContext) -> list[accesslog_pb2
                 if expression:
                     built.filter.CopyFrom(cel_filter(expression))
                 out.append(built)
+    return out
+
+
+def access_logs(conf: Mapping[str, Any], ctx: HookContext) -> list[accesslog_pb2.AccessLog]:
+    """The Envoy access loggers of one conf where `ctx` says the hook runs: on a builtin
+    gateway listener, its `to` backends as outbound traffic, then its inbound rules as inbound."""
+    proxy = ctx.proxy
+    socket = socket_name(proxy.name, proxy.mesh) if proxy is not None else socket_name("", ctx.mesh)
+    fmt = default_format(ctx.protocol)
+    out = _loggers(_rules(conf), fmt, kuma_values(ctx), socket)
+    if ctx.gateway:
+        out += _loggers(_gateway_inbound(conf), fmt, gateway_inbound_values(ctx), socket)
     return out
 
 
@@ -99,7 +114,7 @@ def configure_listener(listener: listener_pb2.Listener, conf: Mapping[str, Any],
 def _endpoints(confs: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     for conf in confs:
-        for backend in (b for _, backends in _rules(conf) for b in backends):
+        for backend in (b for _, backends in _rules(conf) + _gateway_inbound(conf) for b in backends):
             if backend.get("type") != "OpenTelemetry":
                 continue
             endpoint = otel_endpoint(backend.get("openTelemetry") or {})

@@ -6,9 +6,9 @@ placeholder becomes depends on where the log is written (Kuma v2.14.3, meshacces
 
 | placeholder | inbound | outbound | builtin gateway listener |
 | --- | --- | --- | --- |
-| `%KUMA_SOURCE_SERVICE%` | `unknown` | the proxy's service | the gateway's service |
-| `%KUMA_DESTINATION_SERVICE%` | the inbound's service | the outbound's service | `*` |
-| `%KUMA_TRAFFIC_DIRECTION%` | `INBOUND` | `OUTBOUND` | `OUTBOUND` |
+| `%KUMA_SOURCE_SERVICE%` | `unknown` | the proxy's service | the gateway's service (`to`), `unknown` (rules) |
+| `%KUMA_DESTINATION_SERVICE%` | the inbound's service | the outbound's service | `*` (`to`), the gateway's service (rules) |
+| `%KUMA_TRAFFIC_DIRECTION%` | `INBOUND` | `OUTBOUND` | `OUTBOUND` (`to`), `INBOUND` (rules) |
 | `%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%` | the proxy's address (all three) | | |
 | `%KUMA_SOURCE_ADDRESS%` | the proxy's address and port 0 (all three) | | |
 | `%KUMA_MESH%` | the mesh (all three) | | |
@@ -33,6 +33,7 @@ __all__ = [
     "default_format",
     "interpolate",
     "kuma_values",
+    "gateway_inbound_values",
     "socket_name",
     "HTTP_BASED",
 ]
@@ -100,6 +101,14 @@ def kuma_values(ctx: HookContext) -> KumaValues:
     if ctx.direction == "inbound":
         return KumaValues(UNKNOWN_SERVICE, address, ctx.service, mesh, "INBOUND")
     return KumaValues(own, address, ctx.service, mesh, "OUTBOUND")
+
+
+def gateway_inbound_values(ctx: HookContext) -> KumaValues:
+    """A builtin gateway listener logging from its inbound rules: traffic into the gateway."""
+    proxy = ctx.proxy
+    mesh = ctx.mesh or (proxy.mesh if proxy is not None else "")
+    address = proxy.address if proxy is not None else ""
+    return KumaValues(UNKNOWN_SERVICE, address, proxy.service if proxy is not None else "", mesh, "INBOUND")
 
 
 def socket_name(name: str, mesh: str) -> str:

@@ -27,10 +27,13 @@ from reconciler.frozen import freeze
 from reconciler.mesh.model import Dataplane, Inbound
 from reconciler.policies.core.match import PolicyIndex, matched_policies
 
-__all__ = ["inbound_conf", "cel_expression", "cel_filter", "KIND"]
+__all__ = ["inbound_conf", "gateway_rules", "cel_expression", "cel_filter", "KIND", "GATEWAY_RULES"]
 
 KIND = "MeshAccessLog"
 CEL_FILTER = "envoy.access_loggers.extension_filters.cel"
+GATEWAY_RULES = "inboundRules"
+"""The key of a builtin gateway listener's conf holding its inbound rules, beside the merged
+`to` conf's `backends` (views/gateway_policies.py)."""
 
 
 def _match_order(rule: Mapping[str, Any]) -> tuple[bool, int, bool]:
@@ -40,13 +43,10 @@ def _match_order(rule: Mapping[str, Any]) -> tuple[bool, int, bool]:
     return (spiffe is None, -score, sni is None)
 
 
-def inbound_conf(dp: Dataplane, inbound: Inbound, index: PolicyIndex, mtls: bool = False) -> Mapping[str, Any] | None:
-    """`{"rules": [{"match": <match or None>, "backends": [...]}, ...]}` for one inbound, None
-    when no MeshAccessLog has a rule for it."""
-    key = (inbound.address, inbound.port)
+def _rules_of(dp: Dataplane, index: PolicyIndex, key: tuple[str, int] | None) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     for matched in matched_policies(KIND, dp, index):
-        if key not in matched.selection.inbounds:
+        if key is not None and key not in matched.selection.inbounds:
             continue
         spec = matched.resource.spec
         entries = spec.get("rules") or ()
@@ -58,10 +58,21 @@ def inbound_conf(dp: Dataplane, inbound: Inbound, index: PolicyIndex, mtls: bool
         else:
             for entry in spec.get("from") or ():
                 rules.append({"match": None, "backends": (entry.get("default") or {}).get("backends") or ()})
-    if not rules:
-        return None
     rules.sort(key=_match_order)  # stable: policy order within the same kind of match
-    return freeze({"rules": rules})  # type: ignore[no-any-return]
+    return rules
+
+
+def inbound_conf(dp: Dataplane, inbound: Inbound, index: PolicyIndex, mtls: bool = False) -> Mapping[str, Any] | None:
+    """`{"rules": [{"match": <match or None>, "backends": [...]}, ...]}` for one inbound, None
+    when no MeshAccessLog has a rule for it."""
+    rules = _rules_of(dp, index, (inbound.address, inbound.port))
+    return freeze({"rules": rules}) if rules else None
+
+
+def gateway_rules(dp: Dataplane, index: PolicyIndex) -> tuple[Mapping[str, Any], ...]:
+    """The inbound rules of a builtin gateway listener (Kuma's applyToGateway logs a listener
+    from them too, as inbound traffic); `index` holds only the policies reaching the listener."""
+    return tuple(freeze(rule) for rule in _rules_of(dp, index, None))
 
 
 def _quote(value: Any) -> str:

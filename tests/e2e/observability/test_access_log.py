@@ -9,7 +9,8 @@ HTTP listener routes to backend). Three MeshAccessLogs are pushed through git:
 - `outbound` (sidecars, `to` Mesh): every outbound writes a plain line to outbound.log, a JSON
   object to the test's TCP receiver (through the streamer beside Envoy), and an OTLP log record
   with attributes and a kvlist body to the test's collector;
-- `gateway` (the MeshGateway): its listener writes a plain line to edge.log.
+- `gateway` (the MeshGateway, `to`) and `gateway-in` (gateways, `rules`): the gateway's listener
+  writes a plain line for each to edge.log.
 
 The last tests change the configuration through git and push the module's back: one removes a
 policy and restores it, one turns mTLS on and adds rules matching clients by SPIFFE ID.
@@ -33,6 +34,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_settled, wait_until
+from tests.e2e.observability.access_log_policies import policies
 from tests.e2e.observability.line_receiver import LineReceiver
 from tests.e2e.observability.otlp import OtlpReceiver, attributes
 from tests.e2e.tcp import EchoServer
@@ -41,7 +43,6 @@ from tests.support import dataplane_yaml
 pytestmark = pytest.mark.envoy
 
 PROXIES = ("web-1", "backend-1", "db-1", "edge-1")
-OUTBOUND_LINE = "%KUMA_TRAFFIC_DIRECTION% %KUMA_SOURCE_SERVICE%->%KUMA_DESTINATION_SERVICE% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT% %REQ(:PATH)% %RESPONSE_CODE% sent=%BYTES_SENT%"
 
 
 @dataclass
@@ -73,86 +74,6 @@ class World:
         self.flush()
         path = self.logs / name
         return [line for line in path.read_text().splitlines() if containing in line] if path.exists() else []
-
-
-def policies(logs: Path, tcp_port: int, otlp: str) -> dict[str, str | None]:
-    return {
-        "policies/inbound.yaml": f"""\
-type: MeshAccessLog
-mesh: default
-name: inbound
-spec:
-  targetRef: {{kind: Mesh, proxyTypes: [Sidecar]}}
-  rules:
-    - default:
-        backends:
-          - type: File
-            file: {{path: {logs / "inbound.log"}}}
-          - type: File
-            file:
-              path: {logs / "inbound.json"}
-              format:
-                type: Json
-                json:
-                  - {{key: direction, value: '%KUMA_TRAFFIC_DIRECTION%'}}
-                  - {{key: source, value: '%KUMA_SOURCE_SERVICE%'}}
-                  - {{key: destination, value: '%KUMA_DESTINATION_SERVICE%'}}
-                  - {{key: mesh, value: '%KUMA_MESH%'}}
-                  - {{key: path, value: '%REQ(:PATH)%'}}
-                  - {{key: status, value: '%RESPONSE_CODE%'}}
-                  - {{key: received, value: '%BYTES_RECEIVED%'}}
-""",
-        "policies/outbound.yaml": f"""\
-type: MeshAccessLog
-mesh: default
-name: outbound
-spec:
-  targetRef: {{kind: Mesh, proxyTypes: [Sidecar]}}
-  to:
-    - targetRef: {{kind: Mesh}}
-      default:
-        backends:
-          - type: File
-            file:
-              path: {logs / "outbound.log"}
-              format: {{type: Plain, plain: '{OUTBOUND_LINE}'}}
-          - type: Tcp
-            tcp:
-              address: 127.0.0.1:{tcp_port}
-              format:
-                type: Json
-                json:
-                  - {{key: source, value: '%KUMA_SOURCE_SERVICE%'}}
-                  - {{key: destination, value: '%KUMA_DESTINATION_SERVICE%'}}
-                  - {{key: path, value: '%REQ(:PATH)%'}}
-          - type: OpenTelemetry
-            openTelemetry:
-              endpoint: {otlp}
-              attributes:
-                - {{key: kuma.direction, value: '%KUMA_TRAFFIC_DIRECTION%'}}
-                - {{key: http.path, value: '%REQ(:PATH)%'}}
-                - {{key: http.status, value: '%RESPONSE_CODE%'}}
-              body:
-                kvlistValue:
-                  values:
-                    - {{key: route, value: {{stringValue: '%KUMA_SOURCE_SERVICE% to %KUMA_DESTINATION_SERVICE%'}}}}
-""",
-        "policies/gateway.yaml": f"""\
-type: MeshAccessLog
-mesh: default
-name: gateway
-spec:
-  targetRef: {{kind: MeshGateway, name: edge}}
-  to:
-    - targetRef: {{kind: Mesh}}
-      default:
-        backends:
-          - type: File
-            file:
-              path: {logs / "edge.log"}
-              format: {{type: Plain, plain: '%KUMA_SOURCE_SERVICE%->%KUMA_DESTINATION_SERVICE% %KUMA_TRAFFIC_DIRECTION% %REQ(:PATH)% %RESPONSE_CODE%'}}
-""",
-    }
 
 
 def files(world: World, backend_port: int, db_port: int) -> dict[str, str | None]:
@@ -319,8 +240,9 @@ def test_opentelemetry_backend_exports_records_with_the_configured_attributes(wo
 def test_gateway_listener_logs_its_requests(world: World) -> None:
     path = _path()
     wait_until(lambda: _get(world.ports["gateway"], path) == 200, 15, what="the gateway routing to backend")
-    lines = wait_until(lambda: world.lines("edge.log", path), 25, what="the gateway's line")
-    assert lines[-1] == f"edge->* OUTBOUND {path} 200"
+    lines = wait_until(lambda: (x := world.lines("edge.log", path)) and len(x) == 2 and x, 25, what="the gateway's two lines")
+    # Its `to` logger (outbound to anything), then its inbound rule's (into the gateway).
+    assert lines == [f"edge->* OUTBOUND {path} 200", f"unknown->edge INBOUND {path} 200"]
     # The request went on to backend's inbound, which logged it too.
     wait_until(lambda: world.lines("inbound.log", path), 25, what="backend's inbound line for the gateway's request")
 
