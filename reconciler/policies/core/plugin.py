@@ -60,8 +60,9 @@ class HookContext:
     gateway: bool = False
     """A builtin gateway's listener, route or backend (Kuma: the gateway generator)."""
     proxy: ProxyFacts | None = None
-    """The proxy, on every inbound and gateway piece, and on an outbound piece whose confs have
-    a `per_proxy` kind (otherwise None, so proxies alike share the outbound's resources)."""
+    """The proxy, on the listener-side pieces (listener, HTTP connection manager, TCP proxy,
+    routes) whose confs have a kind that `needs_proxy`; otherwise None, so proxies alike share
+    them. Outbound clusters and endpoints never get it: they stay shared."""
 
 
 Hook = Callable[[Any, Mapping[str, Any], HookContext], None]
