@@ -30,6 +30,7 @@ from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from reconciler import __version__
 from reconciler.dataplane.dynconf import fetch_dynamic_config, unix_path
@@ -145,6 +146,14 @@ class MetricsPusher:
 
     def start(self, ctx: ProxyContext) -> None:
         self._ctx = ctx
+        if "scope_metrics" not in metrics_pb2.ResourceMetrics.DESCRIPTOR.fields_by_name:
+            # xds-protos unpacks an old copy of these modules over opentelemetry-proto's when it is
+            # installed after it; Envoy still runs, the push cannot.
+            _log.error(
+                "MeshMetric OpenTelemetry backends are off: the installed opentelemetry.proto modules are xds-protos' old copy; "
+                "run `pip install --force-reinstall --no-deps opentelemetry-proto`"
+            )
+            return
         self._thread = threading.Thread(target=self._poll_loop, name="meshmetric-otel-config", daemon=True)
         self._thread.start()
 
