@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.dataplane.accesslog_streamer import AccessLogStreamer
 from reconciler.dataplane.metrics.hijacker import MetricsHijacker
+from reconciler.dataplane.metrics.pusher import MetricsPusher
 
 __all__ = ["SidecarContext", "SidecarService", "sidecar_services", "start_all", "stop_all"]
 
@@ -42,7 +44,7 @@ class SidecarService(Protocol):
 
 def sidecar_services() -> list[SidecarService]:
     """Every service run-dataplane starts beside Envoy."""
-    return [MetricsHijacker()]
+    return [AccessLogStreamer(), MetricsHijacker(), MetricsPusher()]
 
 
 def start_all(services: Sequence[SidecarService], ctx: SidecarContext) -> None:

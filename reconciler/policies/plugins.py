@@ -9,6 +9,7 @@ two sides cannot disagree on it.
 from __future__ import annotations
 
 from reconciler.policies.core.plugin import Plugin
+from reconciler.policies.meshaccesslog import envoy as meshaccesslog
 from reconciler.policies.meshcircuitbreaker import envoy as meshcircuitbreaker
 from reconciler.policies.meshfaultinjection import envoy as meshfaultinjection
 from reconciler.policies.meshhealthcheck import envoy as meshhealthcheck
@@ -40,6 +41,7 @@ _BY_KIND: dict[str, Plugin] = {
         meshproxypatch.PLUGIN,
         meshtrace.PLUGIN,
         meshmetric.PLUGIN,
+        meshaccesslog.PLUGIN,
     )
 }
 

@@ -11,8 +11,8 @@ from a policy index holding only the policies that reach that listener.
 Listener confs: MeshFaultInjection, MeshRateLimit and MeshAccessLog configure the gateway's
 listener itself, from their `to` entries of kind Mesh (Kuma's `MeshElement`), merged in policy
 order. Policies whose top-level targetRef is a MeshHTTPRoute are route confs, not listener confs.
-MeshAccessLog's conf is made available here for its plugin (issue 13); nothing reads it yet.
 Proxy-wide kinds (MeshTrace) give every listener the proxy's merged top-level `default`.
+MeshAccessLog's conf also carries the listener's inbound rules (`rules`/`from`, Kuma logs them too).
 
 Backend clusters: listeners reaching a backend with different confs get different clusters
 (listener_cluster), so a cluster policy aimed at one listener's tags stays on that listener.
@@ -32,6 +32,8 @@ from reconciler.mesh.routing import BackendCluster
 from reconciler.model import Resource
 from reconciler.policies.core.match import PolicyIndex, matched_policies, selects, single_conf
 from reconciler.policies.core.merge import merge_confs
+from reconciler.policies.meshaccesslog.rules import GATEWAY_RULES, gateway_rules
+from reconciler.policies.meshaccesslog.rules import KIND as ACCESS_LOG
 from reconciler.policies.plugins import plugins
 
 __all__ = ["LISTENER_KINDS", "listener_index", "listener_confs", "listener_cluster"]
@@ -74,6 +76,8 @@ def listener_confs(dp: Dataplane, index: PolicyIndex) -> Mapping[str, Mapping[st
     for plugin in plugins():
         if plugin.proxy_wide and (wide := single_conf(plugin.kind, dp, index)) is not None:
             out[plugin.kind] = wide.value
+    if inbound_rules := gateway_rules(dp, index):  # MeshAccessLog logs its inbound rules there too
+        out[ACCESS_LOG] = {**(out.get(ACCESS_LOG) or {}), GATEWAY_RULES: inbound_rules}
     return FrozenDict({k: freeze(v) for k, v in out.items()})
 
 

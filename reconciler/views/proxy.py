@@ -307,9 +307,20 @@ def _alike(dp: Dataplane, index: PolicyIndex, kinds: list[str]) -> tuple[Any, ..
     )
     tag_dependent = any(p.outbound_conf is not None and matched_policies(p.kind, dp, index) for p in plugins())
     tags = frozenset((k, v) for i in dp.inbounds for k, v in i.tags.items()) if tag_dependent else None
-    # A per-proxy kind's hooks name the proxy (HookContext.proxy): its outbounds are its own.
-    own = dp.node_id if any(p.per_proxy and matched_policies(p.kind, dp, index) for p in plugins()) else None
-    return (dp.mesh, signature, tags, own)
+    return (dp.mesh, signature, tags, _own(dp, index))
+
+
+def _own(dp: Dataplane, index: PolicyIndex) -> str | None:
+    """The proxy, when a per-proxy kind's hooks will name it in its outbounds (they are then its own)."""
+    for p in plugins():
+        if not p.per_proxy or not matched_policies(p.kind, dp, index):
+            continue
+        if p.proxy_wide:
+            wide = single_conf(p.kind, dp, index)
+            if wide is None or not p.needs_proxy(wide.value):
+                continue
+        return dp.node_id
+    return None
 
 
 def _shared_outbound_view(

@@ -60,8 +60,9 @@ class HookContext:
     gateway: bool = False
     """A builtin gateway's listener, route or backend (Kuma: the gateway generator)."""
     proxy: ProxyFacts | None = None
-    """The proxy, on every inbound and gateway piece, and on an outbound piece whose confs have
-    a `per_proxy` kind (otherwise None, so proxies alike share the outbound's resources)."""
+    """The proxy, on the listener-side pieces (listener, HTTP connection manager, TCP proxy,
+    routes) whose confs have a kind that `needs_proxy`; otherwise None, so proxies alike share
+    them. Outbound clusters and endpoints never get it: they stay shared."""
 
 
 Hook = Callable[[Any, Mapping[str, Any], HookContext], None]
@@ -103,9 +104,15 @@ class Plugin:
     proxy_wide: bool = False
     """The kind's conf is the proxy's merged top-level `default` (MeshTrace, MeshMetric): it is
     given to the hooks of every inbound and outbound as their conf of this kind."""
-    per_proxy: bool = False
+    per_proxy: bool | Callable[[Mapping[str, Any]], bool] = False
     """Its hooks read `HookContext.proxy`, so an outbound piece with its conf is built for each
-    proxy instead of being shared by proxies alike (the access log's `%KUMA_SOURCE_SERVICE%`)."""
+    proxy instead of being shared by proxies alike (the access log's `%KUMA_SOURCE_SERVICE%`).
+    A function of the conf says which confs need the proxy (MeshTrace: not Zipkin's); sharing
+    is what keeps generation cheap for many proxies (docs/performance.md)."""
     proxy_resources: ProxyResources | None = None
     """Resources the kind adds to the proxy as a whole (see `ProxyResources`); called once per
     proxy that has a conf of the kind anywhere."""
+
+    def needs_proxy(self, conf: Mapping[str, Any]) -> bool:
+        """Whether hooks given `conf` read `HookContext.proxy` (see `per_proxy`)."""
+        return self.per_proxy(conf) if callable(self.per_proxy) else self.per_proxy

@@ -126,13 +126,20 @@ def proxy_resources(
     return [(CLUSTER, cluster.name, cluster)]
 
 
+def _names_the_proxy(conf: Mapping[str, Any]) -> bool:
+    """OpenTelemetry and Datadog tracers name the proxy's service (and a `backendRef` may default
+    to its address); Zipkin's does not, so Zipkin tracing is shared by proxies alike."""
+    backend = backend_of(conf)
+    return backend is not None and str(backend.get("type") or "") != "Zipkin"
+
+
 PLUGIN = Plugin(
     kind=KIND,
     http_connection_manager=configure_http_connection_manager,
     inbound=False,
     outbound=False,
     proxy_wide=True,
-    per_proxy=True,
+    per_proxy=_names_the_proxy,
     proxy_resources=proxy_resources,
 )
 """Tracing on every HTTP connection manager of the proxy, and its collector cluster."""

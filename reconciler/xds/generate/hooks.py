@@ -16,7 +16,7 @@ def proxy_for(confs: Mapping[str, Mapping[str, Any]], facts: ProxyFacts | None) 
     proxy's facts is shared by every proxy alike (the generator's caches key on the context)."""
     if facts is None or not confs:
         return None
-    return facts if any(p.per_proxy and p.kind in confs for p in plugins()) else None
+    return facts if any(p.kind in confs and p.needs_proxy(confs[p.kind]) for p in plugins()) else None
 
 
 def apply_hooks(hook: str, message: Any, confs: Mapping[str, Mapping[str, Any]], ctx: HookContext) -> None:

@@ -177,10 +177,15 @@ def _outbound_resources(view: OutboundView, mesh: str, mtls: bool, facts: ProxyF
     confs: Mapping[str, Mapping[str, object]] = view.confs
     endpoints = view.service.endpoints if view.service is not None else ()
     out = [outbound_listener(o.address, o.port, ctx, confs, view.tcp_split, view.routes)]
+    # Clusters and endpoints never name the proxy (HookContext.proxy is for listener-side hooks):
+    # built without it, they stay shared by every proxy even when the listener is its own.
+    shared = replace(ctx, proxy=None)
     if not any(b.name == view.cluster_name for b in view.backends):
         # A destination that is itself a backend (a MeshExternalService) brings its own cluster.
-        out.append(outbound_cluster(view.cluster_name, view.protocol, ctx, confs, view.identities if mtls else None, _upstream(endpoints)))
-        out.append(load_assignment(view.cluster_name, endpoints, ctx, confs))
+        out.append(
+            outbound_cluster(view.cluster_name, view.protocol, shared, confs, view.identities if mtls else None, _upstream(endpoints))
+        )
+        out.append(load_assignment(view.cluster_name, endpoints, shared, confs))
     for backend in view.backends:
         out.extend(backend_resources(backend, mesh, mtls))
     return out

@@ -1,0 +1,224 @@
+"""MeshAccessLog backends as Envoy access loggers (Kuma v2.14.3, meshaccesslog/plugin/xds/configurer.go).
+
+- `File`: Envoy's file access logger writing to `file.path`.
+- `Tcp`: also Envoy's file access logger, but writing to the proxy's Unix FIFO
+  (`kuma-al-<name>-<mesh>.sock` in the work directory) one JSON object per line,
+  `{"address": <tcp.address>, "message": <the formatted line or object>}`; the streamer that
+  `run-dataplane` runs beside Envoy (reconciler/dataplane/accesslog_streamer.py, kuma-dp's
+  accesslogs streamer) forwards each message to its address over TCP.
+- `OpenTelemetry`: Envoy's open_telemetry access logger, exporting OTLP/gRPC log records to a
+  cluster per collector endpoint (`collector_cluster`, added once per proxy). The record's body
+  is the default line or `body` (a string, or an OTLP AnyValue in its JSON form), attributes
+  are `attributes`, the resource carries `kuma.mesh`.
+
+Formats: none → Kuma's default line for the protocol; `plain` → that line; `json` → a JSON
+object of the listed keys. Every string gets Kuma's placeholders resolved (formats.py); Envoy's
+command operators stay for Envoy. `omitEmptyValues` is passed to Envoy as is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
+from envoy.config.core.v3.substitution_format_string_pb2 import SubstitutionFormatString as SFS
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.extensions.access_loggers.file.v3 import file_pb2
+from envoy.extensions.access_loggers.grpc.v3 import als_pb2
+from envoy.extensions.access_loggers.open_telemetry.v3 import logs_service_pb2
+from google.protobuf import json_format, struct_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+
+from reconciler.envoy_builders import duration, pack, socket_address, upstream_protocol_options
+from reconciler.policies.meshaccesslog.formats import KumaValues, interpolate
+
+__all__ = ["access_log", "collector_cluster", "otel_endpoint", "cluster_name", "FILE_LOGGER", "OTEL_LOGGER"]
+
+FILE_LOGGER = "envoy.access_loggers.file"
+OTEL_LOGGER = "envoy.access_loggers.open_telemetry"
+LOG_NAME = "MeshAccessLog"
+DEFAULT_OTEL_PORT = 4317
+COLLECTOR_CONNECT_TIMEOUT = 5.0
+"""Kuma's clusters.DefaultTimeout()."""
+_CLEAN = re.compile(r"(?:[a-z0-9-]*_?)+")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def access_log(backend: Mapping[str, Any], default_format: str, values: KumaValues, socket: str) -> accesslog_pb2.AccessLog | None:
+    """One backend as an Envoy access logger (None for an OpenTelemetry backend without an
+    endpoint: a `backendRef` is not resolved here, see docs/policies.md)."""
+    kind = backend.get("type")
+    if kind == "File":
+        file = backend.get("file") or {}
+        return _file_logger(str(file.get("path", "")), _file_format(file.get("format"), default_format, values))
+    if kind == "Tcp":
+        tcp = backend.get("tcp") or {}
+        return _file_logger(socket, _tcp_format(str(tcp.get("address", "")), tcp.get("format"), default_format, values))
+    if kind == "OpenTelemetry":
+        otel = backend.get("openTelemetry") or {}
+        endpoint = otel_endpoint(otel)
+        if endpoint is None:
+            return None
+        return accesslog_pb2.AccessLog(name=OTEL_LOGGER, typed_config=pack(_otel_config(otel, endpoint, default_format, values)))
+    return None
+
+
+def _file_logger(path: str, fmt: SFS) -> accesslog_pb2.AccessLog:
+    return accesslog_pb2.AccessLog(name=FILE_LOGGER, typed_config=pack(file_pb2.FileAccessLog(path=path, log_format=fmt)))
+
+
+def _plain(text: str, omit_empty: bool) -> SFS:
+    return SFS(text_format_source=base_pb2.DataSource(inline_string=text), omit_empty_values=omit_empty)
+
+
+def _json(fields: Mapping[str, Any], omit_empty: bool) -> SFS:
+    body = struct_pb2.Struct()
+    body.update(fields)
+    return SFS(json_format=body, omit_empty_values=omit_empty)
+
+
+def _json_fields(items: Iterable[Mapping[str, Any]], values: KumaValues) -> dict[str, str]:
+    # Kuma builds a map: a key listed twice keeps its last value.
+    return {str(item.get("key", "")): interpolate(str(item.get("value", "")), values) for item in items}
+
+
+def _file_format(fmt: Mapping[str, Any] | None, default_format: str, values: KumaValues) -> SFS:
+    if fmt is None:
+        return _plain(interpolate(default_format + "\n", values), False)
+    omit = bool(fmt.get("omitEmptyValues", False))
+    if fmt.get("plain") is not None:
+        return _plain(interpolate(str(fmt["plain"]) + "\n", values), omit)
+    return _json(_json_fields(fmt.get("json") or (), values), omit)
+
+
+def _tcp_format(address: str, fmt: Mapping[str, Any] | None, default_format: str, values: KumaValues) -> SFS:
+    if fmt is None:
+        return _json({"address": address, "message": interpolate(default_format + "\n", values)}, False)
+    omit = bool(fmt.get("omitEmptyValues", False))
+    if fmt.get("plain") is not None:
+        return _json({"address": address, "message": interpolate(str(fmt["plain"]) + "\n", values)}, omit)
+    return _json({"address": address, "message": _json_fields(fmt.get("json") or (), values)}, omit)
+
+
+# -- OpenTelemetry ---------------------------------------------------------------------------
+def otel_endpoint(otel: Mapping[str, Any]) -> tuple[str, int] | None:
+    """Kuma's ParseOtelEndpoint: `host[:port]`, port 4317 when none is given."""
+    endpoint = otel.get("endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        return None
+    if endpoint.count(":") > 1 and "[" not in endpoint:
+        return endpoint, DEFAULT_OTEL_PORT  # a bare IPv6 address
+    host, sep, port = endpoint.rpartition(":")
+    if not sep:
+        return endpoint, DEFAULT_OTEL_PORT
+    host = host.strip("[]")
+    number = int(port) if port.isdigit() and 0 < int(port) < 65536 else DEFAULT_OTEL_PORT
+    return (host, number) if host else (endpoint, DEFAULT_OTEL_PORT)
+
+
+def cluster_name(endpoint: tuple[str, int]) -> str:
+    """Kuma's unified name for a collector's cluster, `system_meshaccesslog_<address-port>`
+    cleaned as its CleanName does (Kuma's legacy naming numbers collectors per proxy instead,
+    which a hook that sees one listener cannot do)."""
+    address, port = endpoint
+    return "system_meshaccesslog_" + "-".join(m for m in _CLEAN.findall(f"{address}-{port}") if m)
+
+
+def _any_value(value: Any, values: KumaValues) -> common_pb2.AnyValue:
+    """The record body: a mapping in OTLP's JSON form (`{"kvlistValue": ...}`) with placeholders
+    resolved in every string and key; anything else becomes a string."""
+    if isinstance(value, Mapping):
+        body = common_pb2.AnyValue()
+        try:
+            json_format.ParseDict(_plain_json(value), body)
+        except json_format.ParseError:
+            return common_pb2.AnyValue(string_value=interpolate(json.dumps(_plain_json(value)), values))
+        _interpolate_any(body, values)
+        return body
+    text = value if isinstance(value, str) else json.dumps(_plain_json(value))
+    return common_pb2.AnyValue(string_value=interpolate(text, values))
+
+
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(v) for v in value]
+    return value
+
+
+def _interpolate_any(value: common_pb2.AnyValue, values: KumaValues) -> None:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        value.string_value = interpolate(value.string_value, values)
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            _interpolate_any(item, values)
+    elif kind == "kvlist_value":
+        for kv in value.kvlist_value.values:
+            _interpolate_any(kv.value, values)
+            kv.key = interpolate(kv.key, values)
+
+
+def _otel_config(
+    otel: Mapping[str, Any], endpoint: tuple[str, int], default_format: str, values: KumaValues
+) -> logs_service_pb2.OpenTelemetryAccessLogConfig:
+    body = otel.get("body")
+    attributes = common_pb2.KeyValueList(
+        values=[
+            common_pb2.KeyValue(
+                key=interpolate(str(a.get("key", "")), values),
+                value=common_pb2.AnyValue(string_value=interpolate(str(a.get("value", "")), values)),
+            )
+            for a in otel.get("attributes") or ()
+        ]
+    )
+    resource = [common_pb2.KeyValue(key="kuma.mesh", value=common_pb2.AnyValue(string_value=values.mesh))]
+    if values.zone:
+        resource.append(common_pb2.KeyValue(key="kuma.zone", value=common_pb2.AnyValue(string_value=values.zone)))
+    return logs_service_pb2.OpenTelemetryAccessLogConfig(
+        # Envoy 1.40's API still carries the collector in common_config (Kuma's newer API has
+        # top-level grpc_service and log_name); the fields mean the same.
+        common_config=als_pb2.CommonGrpcAccessLogConfig(
+            log_name=LOG_NAME,
+            grpc_service=grpc_service_pb2.GrpcService(
+                envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=cluster_name(endpoint))
+            ),
+            transport_api_version=config_source_pb2.V3,
+        ),
+        body=_any_value(body, values) if body is not None else common_pb2.AnyValue(string_value=interpolate(default_format, values)),
+        attributes=attributes,
+        resource_attributes=common_pb2.KeyValueList(values=resource),
+    )
+
+
+def collector_cluster(endpoint: tuple[str, int]) -> cluster_pb2.Cluster:
+    """The cluster Envoy exports log records to: HTTP/2 (gRPC), 5 s connect timeout, static for
+    an IP address and strict DNS (IPv4) for a hostname, as Kuma's ProvidedEndpointCluster."""
+    address, port = endpoint
+    name = cluster_name(endpoint)
+    static = bool(_IPV4.match(address)) or ":" in address
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.STATIC if static else cluster_pb2.Cluster.STRICT_DNS,
+        connect_timeout=duration(COLLECTOR_CONNECT_TIMEOUT),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(endpoint=endpoint_components_pb2.Endpoint(address=socket_address(address, port)))
+                    ]
+                )
+            ],
+        ),
+        typed_extension_protocol_options=upstream_protocol_options("grpc"),
+    )
+    if not static:
+        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
+    return cluster
