@@ -7,7 +7,12 @@
   `run-dataplane` runs beside Envoy (reconciler/dataplane/accesslog_streamer.py, kuma-dp's
   accesslogs streamer) forwards each message to its address over TCP.
 - `OpenTelemetry`: Envoy's open_telemetry access logger, exporting OTLP/gRPC log records to a
-  cluster per collector endpoint (`collector_cluster`, added once per proxy). The record's body
+  cluster per collector endpoint (`collector_cluster`, added once per proxy): the inline
+  `endpoint`, or the MeshOpenTelemetryBackend a `backendRef` selects (resolved as MeshTrace and
+  MeshMetric resolve it, reconciler/policies/core/otel.py; none selected: no logger). Envoy's
+  logger speaks gRPC only; for a backend with `protocol: http` Kuma (exporting straight to the
+  collector) builds the cluster without HTTP/2 and so do we, which no OTLP/HTTP collector
+  accepts (docs/observability.md). The record's body
   is the default line or `body` (a string, or an OTLP AnyValue in its JSON form), attributes
   are `attributes`, the resource carries `kuma.mesh`.
 
@@ -35,9 +40,11 @@ from google.protobuf import json_format, struct_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
 from reconciler.envoy_builders import duration, pack, socket_address, upstream_protocol_options
+from reconciler.policies.core.otel import resolve_backend_ref
+from reconciler.policies.core.plugin import ProxyFacts
 from reconciler.policies.meshaccesslog.formats import KumaValues, interpolate
 
-__all__ = ["access_log", "collector_cluster", "otel_endpoint", "cluster_name", "FILE_LOGGER", "OTEL_LOGGER"]
+__all__ = ["access_log", "collector_cluster", "otel_collector", "otel_endpoint", "cluster_name", "FILE_LOGGER", "OTEL_LOGGER"]
 
 FILE_LOGGER = "envoy.access_loggers.file"
 OTEL_LOGGER = "envoy.access_loggers.open_telemetry"
@@ -49,9 +56,11 @@ _CLEAN = re.compile(r"(?:[a-z0-9-]*_?)+")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
 
-def access_log(backend: Mapping[str, Any], default_format: str, values: KumaValues, socket: str) -> accesslog_pb2.AccessLog | None:
-    """One backend as an Envoy access logger (None for an OpenTelemetry backend without an
-    endpoint: a `backendRef` is not resolved here, see docs/policies.md)."""
+def access_log(
+    backend: Mapping[str, Any], default_format: str, values: KumaValues, socket: str, facts: ProxyFacts | None = None
+) -> accesslog_pb2.AccessLog | None:
+    """One backend as an Envoy access logger (None for an OpenTelemetry backend with no
+    collector: a `backendRef` that selects no MeshOpenTelemetryBackend of `facts`' mesh)."""
     kind = backend.get("type")
     if kind == "File":
         file = backend.get("file") or {}
@@ -61,10 +70,11 @@ def access_log(backend: Mapping[str, Any], default_format: str, values: KumaValu
         return _file_logger(socket, _tcp_format(str(tcp.get("address", "")), tcp.get("format"), default_format, values))
     if kind == "OpenTelemetry":
         otel = backend.get("openTelemetry") or {}
-        endpoint = otel_endpoint(otel)
-        if endpoint is None:
+        target = otel_collector(otel, facts)
+        if target is None:
             return None
-        return accesslog_pb2.AccessLog(name=OTEL_LOGGER, typed_config=pack(_otel_config(otel, endpoint, default_format, values)))
+        config = _otel_config(otel, target[:2], default_format, values)
+        return accesslog_pb2.AccessLog(name=OTEL_LOGGER, typed_config=pack(config))
     return None
 
 
@@ -119,6 +129,16 @@ def otel_endpoint(otel: Mapping[str, Any]) -> tuple[str, int] | None:
     host = host.strip("[]")
     number = int(port) if port.isdigit() and 0 < int(port) < 65536 else DEFAULT_OTEL_PORT
     return (host, number) if host else (endpoint, DEFAULT_OTEL_PORT)
+
+
+def otel_collector(otel: Mapping[str, Any], facts: ProxyFacts | None) -> tuple[str, int, bool] | None:
+    """(host, port, HTTP/2) of an OpenTelemetry backend's collector: its `backendRef` resolved
+    against the proxy's mesh, else its inline `endpoint` (always gRPC); None: nothing to send to."""
+    if otel.get("backendRef") is not None:
+        resolved = resolve_backend_ref(otel["backendRef"], facts)
+        return None if resolved is None else (resolved.host, resolved.port, not resolved.http)
+    endpoint = otel_endpoint(otel)
+    return None if endpoint is None else (endpoint[0], endpoint[1], True)
 
 
 def cluster_name(endpoint: tuple[str, int]) -> str:
@@ -197,9 +217,10 @@ def _otel_config(
     )
 
 
-def collector_cluster(endpoint: tuple[str, int]) -> cluster_pb2.Cluster:
-    """The cluster Envoy exports log records to: HTTP/2 (gRPC), 5 s connect timeout, static for
-    an IP address and strict DNS (IPv4) for a hostname, as Kuma's ProvidedEndpointCluster."""
+def collector_cluster(endpoint: tuple[str, int], http2: bool = True) -> cluster_pb2.Cluster:
+    """The cluster Envoy exports log records to: HTTP/2 (gRPC; not for a `protocol: http`
+    backend, as Kuma), 5 s connect timeout, static for an IP address and strict DNS (IPv4) for a
+    hostname, as Kuma's ProvidedEndpointCluster."""
     address, port = endpoint
     name = cluster_name(endpoint)
     static = bool(_IPV4.match(address)) or ":" in address
@@ -217,8 +238,10 @@ def collector_cluster(endpoint: tuple[str, int]) -> cluster_pb2.Cluster:
                 )
             ],
         ),
-        typed_extension_protocol_options=upstream_protocol_options("grpc"),
     )
+    if http2:
+        for key, value in upstream_protocol_options("grpc").items():
+            cluster.typed_extension_protocol_options[key].CopyFrom(value)
     if not static:
         cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
     return cluster

@@ -13,7 +13,8 @@ manager (HTTP listeners) or TCP proxy (TCP listeners), in backend order:
 
 Kuma's placeholders are resolved per proxy (`per_proxy`: `%KUMA_SOURCE_SERVICE%` names the
 proxy's service), see formats.py; the backends are built in backends.py. An OpenTelemetry
-backend's collector gets one cluster per proxy (`proxy_resources`).
+backend's collector gets one cluster per proxy (`proxy_resources`); a `backendRef` is resolved
+against the proxy's mesh's MeshOpenTelemetryBackends (ProxyFacts).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from reconciler.envoy_builders import pack
 from reconciler.policies.core.plugin import HookContext, Plugin, ProxyFacts
-from reconciler.policies.meshaccesslog.backends import access_log, collector_cluster, otel_endpoint
+from reconciler.policies.meshaccesslog.backends import access_log, collector_cluster, otel_collector
 from reconciler.policies.meshaccesslog.formats import KumaValues, default_format, gateway_inbound_values, kuma_values, socket_name
 from reconciler.policies.meshaccesslog.rules import GATEWAY_RULES, cel_expression, cel_filter, inbound_conf
 from reconciler.xds_types import CLUSTER
@@ -56,12 +57,12 @@ def _gateway_inbound(conf: Mapping[str, Any]) -> Rules:
     return [(rule.get("match"), rule.get("backends") or ()) for rule in conf.get(GATEWAY_RULES) or ()]
 
 
-def _loggers(rules: Rules, fmt: str, values: KumaValues, socket: str) -> list[accesslog_pb2.AccessLog]:
+def _loggers(rules: Rules, fmt: str, values: KumaValues, socket: str, facts: ProxyFacts | None) -> list[accesslog_pb2.AccessLog]:
     out = []
     for match, backends in rules:
         expression = cel_expression(match)
         for backend in backends:
-            built = access_log(backend, fmt, values, socket)
+            built = access_log(backend, fmt, values, socket, facts)
             if built is not None:
                 if expression:
                     built.filter.CopyFrom(cel_filter(expression))
@@ -75,9 +76,9 @@ def access_logs(conf: Mapping[str, Any], ctx: HookContext) -> list[accesslog_pb2
     proxy = ctx.proxy
     socket = socket_name(proxy.name, proxy.mesh) if proxy is not None else socket_name("", ctx.mesh)
     fmt = default_format(ctx.protocol)
-    out = _loggers(_rules(conf), fmt, kuma_values(ctx), socket)
+    out = _loggers(_rules(conf), fmt, kuma_values(ctx), socket, proxy)
     if ctx.gateway:
-        out += _loggers(_gateway_inbound(conf), fmt, gateway_inbound_values(ctx), socket)
+        out += _loggers(_gateway_inbound(conf), fmt, gateway_inbound_values(ctx), socket, proxy)
     return out
 
 
@@ -111,23 +112,24 @@ def configure_listener(listener: listener_pb2.Listener, conf: Mapping[str, Any],
             network_filter.typed_config.CopyFrom(pack(tcp))
 
 
-def _endpoints(confs: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
+def _collectors(confs: Iterable[Mapping[str, Any]], facts: ProxyFacts) -> list[tuple[str, int, bool]]:
+    """Each collector once, by host and port (the cluster's name), first seen first."""
+    out: dict[tuple[str, int], tuple[str, int, bool]] = {}
     for conf in confs:
         for backend in (b for _, backends in _rules(conf) + _gateway_inbound(conf) for b in backends):
             if backend.get("type") != "OpenTelemetry":
                 continue
-            endpoint = otel_endpoint(backend.get("openTelemetry") or {})
-            if endpoint is not None and endpoint not in out:
-                out.append(endpoint)
-    return out
+            target = otel_collector(backend.get("openTelemetry") or {}, facts)
+            if target is not None:
+                out.setdefault(target[:2], target)
+    return list(out.values())
 
 
 def proxy_resources(
     proxy_conf: Mapping[str, Any] | None, every_conf: Sequence[Mapping[str, Any]], facts: ProxyFacts
 ) -> list[tuple[str, str, Any]]:
     """One cluster per OpenTelemetry collector any access log of the proxy exports to."""
-    clusters = [collector_cluster(endpoint) for endpoint in _endpoints(every_conf)]
+    clusters = [collector_cluster((host, port), http2) for host, port, http2 in _collectors(every_conf, facts)]
     return [(CLUSTER, c.name, c) for c in sorted(clusters, key=lambda c: c.name)]
 
 

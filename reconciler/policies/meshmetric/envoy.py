@@ -10,9 +10,12 @@ backend, the proxy gets
   the cluster `_kuma:metrics:hijacker`, rewritten to `/meshmetric`; that cluster is the Unix
   socket `kuma-mh-<dataplane>-<mesh>.sock` where run-dataplane's metrics service answers with
   Envoy's stats and the applications' metrics (reconciler/dataplane/metrics);
-- per OpenTelemetry backend with an inline `endpoint`, a listener on the socket
-  `kuma-otel-<backend>.sock` whose every request goes to the cluster of the same name, HTTP/2
-  to the collector: the metrics pusher speaks OTLP/gRPC into the socket, Envoy carries it out;
+- per OpenTelemetry backend, a listener on the socket `kuma-otel-<backend>.sock` whose every
+  request goes to the cluster of the same name, HTTP/2 to the collector: the metrics pusher
+  speaks OTLP/gRPC into the socket, Envoy carries it out. `<backend>` is the inline `endpoint`
+  with '/' dropped and ':' as '-', or the name of the MeshOpenTelemetryBackend a `backendRef`
+  selects (reconciler/policies/core/otel.py; none selected: the backend is skipped), whose
+  collector is TLS when it is OTLP/HTTP on port 443;
 - the `_kuma:dynamicconfig` listener serving `/meshmetric` (see dynconf.py): the applications,
   backends, sidecar profiles and extra labels the metrics service reads.
 
@@ -24,9 +27,9 @@ Differences from Kuma, and why:
   metadata (KUMA_DATAPLANE_RUNTIME_METRICS_CERT_PATH/_KEY_PATH); run-dataplane sends none,
   so the listener is plain HTTP, which is what Kuma does when those paths are missing.
   `ActiveMTLSBackend` has no effect on the MeshMetric listener in Kuma either.
-- An OpenTelemetry backend given by `backendRef` (a MeshOpenTelemetryBackend) is skipped:
-  proxy resources do not see other resources of the mesh, so the reference cannot be resolved
-  here.
+- A `backendRef` backend's dynamic-config entry names the resolved backend and its socket;
+  Kuma's direct-export path names it after the empty inline endpoint (`kuma-otel-.sock`), where
+  Envoy does not listen. Kuma's kuma-dp OTLP pipe (FeatureOtelViaKumaDp) is not used.
 - `extraLabels` carry the proxy's service (`kuma_io_service`, `kuma_io_services`, `service`)
   but not its other inbound tags nor `kuma_io_mesh_gateway`: the hook only knows ProxyFacts.
 """
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -44,10 +48,12 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2 as grpc_stats
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from reconciler.durations import parse_duration
 from reconciler.envoy_builders import duration, mesh_upstream_protocol_options, pack, socket_address
 from reconciler.policies.core.gourl import split_host_port
+from reconciler.policies.core.otel import DEFAULT_OTEL_PORT, resolve_backend_ref
 from reconciler.policies.core.plugin import Plugin, ProxyFacts
 from reconciler.policies.meshmetric import dynconf
 from reconciler.xds_types import CLUSTER, LISTENER
@@ -106,15 +112,32 @@ def _backends(conf: Mapping[str, Any], kind: str, block: str) -> list[Mapping[st
     return [b[block] for b in conf.get("backends") or () if b.get("type") == kind and b.get(block) is not None]
 
 
-def _otel_backends(conf: Mapping[str, Any]) -> list[tuple[str, str, float]]:
-    """(backend name, endpoint, refresh seconds) of each inline OpenTelemetry backend."""
-    out: list[tuple[str, str, float]] = []
+@dataclass(frozen=True, slots=True)
+class _Collector:
+    name: str
+    """Names the socket, listener and cluster."""
+    host: str
+    port: int
+    refresh: float
+    tls: bool = False
+
+
+def _otel_backends(conf: Mapping[str, Any], facts: ProxyFacts | None) -> list[_Collector]:
+    """The collector of each OpenTelemetry backend: its inline `endpoint`, or the
+    MeshOpenTelemetryBackend its `backendRef` selects (skipped when none does, as Kuma)."""
+    out: list[_Collector] = []
     for otel in _backends(conf, "OpenTelemetry", "openTelemetry"):
+        parsed = parse_duration(otel.get("refreshInterval"))
+        refresh = DEFAULT_REFRESH_INTERVAL if parsed is None else parsed
+        if otel.get("backendRef") is not None:
+            resolved = resolve_backend_ref(otel["backendRef"], facts)
+            if resolved is not None:
+                out.append(_Collector(resolved.name, resolved.host, resolved.port, refresh, resolved.https))
+            continue
         endpoint = otel.get("endpoint") or ""
-        if not endpoint:
-            continue  # backendRef: see the module docstring
-        refresh = parse_duration(otel.get("refreshInterval"))
-        out.append((otel_backend_name(endpoint), endpoint, DEFAULT_REFRESH_INTERVAL if refresh is None else refresh))
+        if endpoint:
+            host, port = split_host_port(endpoint) or (endpoint, "")
+            out.append(_Collector(otel_backend_name(endpoint), host, int(port or DEFAULT_OTEL_PORT), refresh))
     return out
 
 
@@ -130,9 +153,9 @@ def dp_config(conf: Mapping[str, Any], facts: ProxyFacts) -> dict[str, Any]:
     backends: list[dict[str, Any]] = []
     if _backends(conf, "Prometheus", "prometheus"):
         backends.append({"type": "Prometheus", "name": None})
-    for name, _, refresh in _otel_backends(conf):
-        otel = {"endpoint": otel_socket(name), "refreshInterval": dynconf.go_duration(refresh)}
-        backends.append({"type": "OpenTelemetry", "name": name, "openTelemetry": otel})
+    for collector in _otel_backends(conf, facts):
+        otel = {"endpoint": otel_socket(collector.name), "refreshInterval": dynconf.go_duration(collector.refresh)}
+        backends.append({"type": "OpenTelemetry", "name": collector.name, "openTelemetry": otel})
     metrics: dict[str, Any] = {"applications": applications, "backends": backends}
     sidecar = _sidecar(conf.get("sidecar"))
     if sidecar is not None:
@@ -184,12 +207,12 @@ def proxy_resources(
         if name not in seen:
             seen.add(name)
             yield LISTENER, name, _prometheus_listener(name, facts.address, backend)
-    for collector, endpoint, _ in _otel_backends(proxy_conf):
-        name = f"{OTEL_PREFIX}:{collector}"
+    for collector in _otel_backends(proxy_conf, facts):
+        name = f"{OTEL_PREFIX}:{collector.name}"
         if name not in seen:
             seen.add(name)
-            yield CLUSTER, name, _collector_cluster(name, endpoint)
-            yield LISTENER, name, _otel_listener(name, otel_socket(collector))
+            yield CLUSTER, name, _collector_cluster(name, collector)
+            yield LISTENER, name, _otel_listener(name, otel_socket(collector.name))
     body = dynconf.go_json(dp_config(proxy_conf, facts))
     yield LISTENER, dynconf.LISTENER_NAME, dynconf.dynamic_config_listener([(DP_CONFIG_PATH, body)])
 
@@ -210,8 +233,8 @@ def _assignment(name: str, address: address_pb2.Address) -> endpoint_pb2.Cluster
     return endpoint_pb2.ClusterLoadAssignment(cluster_name=name, endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[lb])])
 
 
-def _collector_cluster(name: str, endpoint: str) -> cluster_pb2.Cluster:
-    host, port = split_host_port(endpoint) or (endpoint, "4317")
+def _collector_cluster(name: str, collector: _Collector) -> cluster_pb2.Cluster:
+    host = collector.host
     try:
         ipaddress.ip_address(host)
         kind = cluster_pb2.Cluster.STATIC
@@ -222,12 +245,16 @@ def _collector_cluster(name: str, endpoint: str) -> cluster_pb2.Cluster:
         alt_stat_name=dynconf.stat_prefix(name),
         type=kind,
         connect_timeout=duration(CONNECT_TIMEOUT),
-        load_assignment=_assignment(name, socket_address(host, int(port or 4317))),
+        load_assignment=_assignment(name, socket_address(host, collector.port)),
     )
     if kind == cluster_pb2.Cluster.STRICT_DNS:
         cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
     for key, value in mesh_upstream_protocol_options().items():  # HTTP/2: OTLP is gRPC
         cluster.typed_extension_protocol_options[key].CopyFrom(value)
+    if collector.tls:
+        # Kuma's ClientSideTLS for an https collector: SNI is the host (no CA check here).
+        cluster.transport_socket.name = "envoy.transport_sockets.tls"
+        cluster.transport_socket.typed_config.CopyFrom(pack(tls_pb2.UpstreamTlsContext(sni=host)))
     return cluster
 
 

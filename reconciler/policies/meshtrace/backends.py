@@ -12,10 +12,9 @@ Follows Kuma v2.14 (`pkg/plugins/policies/meshtrace/plugin/xds/configurer.go` an
   `<service>_INBOUND` / `<service>_OUTBOUND_<destination>`. Cluster `meshtrace:datadog`.
 - OpenTelemetry: `envoy.tracers.opentelemetry` to cluster `meshtrace:opentelemetry`: an inline
   `endpoint` (host[:port], port 4317 when absent) over gRPC (HTTP/2); a `backendRef` names a
-  MeshOpenTelemetryBackend by labels (the first by name when several match: git has no creation
-  time to pick Kuma's oldest), whose `endpoint` (address, default the proxy's own address as
-  Kuma's node host IP; port, default 4317; path) and `protocol` (grpc, default, or http: OTLP/HTTP
-  to `<path>/v1/traces`, TLS when the port is 443) it uses.
+  MeshOpenTelemetryBackend by labels, resolved as MeshAccessLog and MeshMetric resolve it
+  (reconciler/policies/core/otel.py); `protocol: http` sends OTLP/HTTP to `<path>/v1/traces`,
+  TLS when the port is 443.
 
 A collector cluster is STATIC when its address is an IP, else STRICT_DNS (IPv4 only), with a
 5 s connect timeout, as Kuma's ProvidedEndpointCluster.
@@ -24,7 +23,6 @@ A collector cluster is STATIC when its address is an IP, else STRICT_DNS (IPv4 o
 from __future__ import annotations
 
 import ipaddress
-import posixpath
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import wrappers_pb2
 
 from reconciler.envoy_builders import duration, pack
+from reconciler.policies.core.otel import TRACES_PATH, resolve_backend_ref
 from reconciler.policies.core.plugin import ProxyFacts
 
 __all__ = [
@@ -114,21 +113,13 @@ def _otel_endpoint(endpoint: str) -> tuple[str, int]:
 
 
 def _referenced(ref: Mapping[str, Any], facts: ProxyFacts | None) -> Collector | None:
-    """The MeshOpenTelemetryBackend a `backendRef` selects by labels (Kuma's resolveFromBackendRef)."""
-    wanted = ref.get("labels")
-    if not isinstance(wanted, Mapping) or not wanted or facts is None:
-        return None
-    chosen = next((b for b in facts.otel_backends if all(b.labels.get(k) == v for k, v in wanted.items())), None)
+    """The MeshOpenTelemetryBackend a `backendRef` selects (reconciler/policies/core/otel.py)."""
+    chosen = resolve_backend_ref(ref, facts)
     if chosen is None:
         return None
-    endpoint = chosen.spec.get("endpoint") if isinstance(chosen.spec.get("endpoint"), Mapping) else {}
-    assert isinstance(endpoint, Mapping)
-    port = int(endpoint.get("port") or DEFAULT_OTEL_PORT)
-    host = str(endpoint.get("address") or facts.address)
-    if (chosen.spec.get("protocol") or "grpc") != "http":
-        return Collector(OPENTELEMETRY, host, port)
-    base = str(endpoint.get("path") or "/")
-    return Collector(OPENTELEMETRY, host, port, tls=port == 443, http_path=posixpath.join(base, "v1/traces"))
+    if not chosen.http:
+        return Collector(OPENTELEMETRY, chosen.host, chosen.port)
+    return Collector(OPENTELEMETRY, chosen.host, chosen.port, tls=chosen.https, http_path=chosen.full_path(TRACES_PATH))
 
 
 def collector(backend: Mapping[str, Any], facts: ProxyFacts | None = None) -> Collector | None:
