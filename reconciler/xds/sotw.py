@@ -81,13 +81,34 @@ class SotwStream:
     async def on_request(self, req: discovery_pb2.DiscoveryRequest) -> None:
         type_url = req.type_url
         state = self.types.get(type_url)
+        log.debug(
+            "request",
+            extra={
+                "node": self.node_id,
+                "type": SHORT_NAMES.get(type_url, type_url),
+                "nonce": req.response_nonce,
+                "version": req.version_info,
+                "names": len(req.resource_names),
+                "nack": req.HasField("error_detail"),
+            },
+        )
         names: set[str] | None = set(req.resource_names) - {"*"} if req.resource_names else None
         if req.resource_names and "*" in req.resource_names:
             names = None
         if names is None and type_url not in WILDCARD_TYPES:
             names = set()  # an empty subscription to a non-wildcard type asks for nothing
-        if state is None or not req.response_nonce:
-            # A new subscription (or a reconnect): always answered, with what we have now.
+        if state is not None and req.response_nonce and names == set():
+            # Envoy dropped every resource of this type (mTLS turned off: no secret is referenced).
+            # It ignores responses for a type it no longer watches, even one in flight (the stale
+            # nonce shows it has not read it): nothing sent is awaited any more.
+            state.names = names
+            if state.acked_version != state.sent_version:
+                state.acked_version = state.sent_version
+                self.server.callbacks.on_ack(self.node_id, type_url, state.sent_version, state.sent_revision)
+            return
+        if state is None or not req.response_nonce or (state.names == set() and names):
+            # A new subscription (or a reconnect, or a type subscribed again after Envoy dropped
+            # it: its nonce is of a response before the one it ignored): answered with what we have now.
             state = self.types.setdefault(type_url, _SotwType())
             state.names = names
             if self.config is not None:
@@ -119,8 +140,8 @@ class SotwStream:
         final_cds: list[XdsResource] | None = None
         for type_url in TYPE_ORDER:
             state = self.types.get(type_url)
-            if state is None:
-                continue
+            if state is None or state.names == set():
+                continue  # not subscribed, or no longer subscribed to anything of this type
             resources = _select(config, type_url, state.names)
             version = _set_version(resources)
             if version == state.nacked_version or (version == state.sent_version and type_url not in self.rewarm):

@@ -186,6 +186,30 @@ def test_sotw_ack_with_an_old_nonce_is_not_counted(h: Harness) -> None:
     assert [call for call in h.server.recorder.calls if call[0] == "ack"] == [("ack", NODE, CLUSTER, second.version_info, "r2")]
 
 
+def test_sotw_a_type_the_proxy_drops_is_no_longer_awaited_and_is_answered_when_asked_again(h: Harness) -> None:
+    # Envoy ignores responses for a type it no longer watches (mTLS off: no secret is referenced)
+    # and unsubscribes with the nonce of the last response it read; status must not wait forever.
+    h.start(NODE, "r1", cluster("a"), cla("a"))
+    c = h.client()
+    c.send(CLUSTER, first=True)
+    c.ack(c.recv())
+    c.send(ENDPOINT, ["a"])
+    eds = c.recv()
+    c.ack(eds, ["a"])
+    eventually(lambda: len(h.server.recorder.of("ack")) == 2)
+    h.push(NODE, h.fake.config("r2", cluster("b")))
+    pushed = {r.type_url: r for r in (c.recv(), c.recv(), c.recv())}  # CDS with the stale cluster, EDS, final CDS
+    assert names(pushed[ENDPOINT]) == []
+    c.send(ENDPOINT, [], version=eds.version_info, nonce=eds.nonce)
+    eventually(lambda: ("ack", NODE, ENDPOINT, pushed[ENDPOINT].version_info, "r2") in h.server.recorder.calls)
+    h.push(NODE, h.fake.config("r3", cluster("b", 9), cla("b")))
+    assert c.recv().type_url == CLUSTER
+    assert c.nothing()  # nothing for the type it dropped
+    c.send(ENDPOINT, ["b"], version=eds.version_info, nonce=eds.nonce)
+    again = c.recv()
+    assert (again.type_url, names(again)) == (ENDPOINT, ["b"])
+
+
 def test_delta_ack_and_nack_are_reported_with_nonce_and_revision(h: Harness) -> None:
     h.start(NODE, "r1", listener("l", 1))
     c = h.client(delta=True)
