@@ -116,6 +116,10 @@ class DeltaStream:
             else:
                 state.names.discard(name)
                 state.known.pop(name, None)
+        if req.resource_names_unsubscribe and not state.wildcard and not state.names and state.nonce and req.response_nonce != state.nonce:
+            # Envoy dropped every resource of this type and ignores the response in flight (a type
+            # it does not watch): nothing is awaited any more (as in sotw.py).
+            self.server.callbacks.on_ack(self.node_id, type_url, state.nonce, state.sent_revision)
         if req.response_nonce and req.response_nonce == state.nonce:
             if req.HasField("error_detail"):
                 state.nacked = dict(state.pending_versions)

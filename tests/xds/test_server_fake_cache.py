@@ -210,6 +210,28 @@ def test_sotw_a_type_the_proxy_drops_is_no_longer_awaited_and_is_answered_when_a
     assert (again.type_url, names(again)) == (ENDPOINT, ["b"])
 
 
+def test_delta_a_type_the_proxy_drops_is_no_longer_awaited(h: Harness) -> None:
+    h.start(NODE, "r1", cluster("a"), cla("a"))
+    c = h.client(delta=True)
+    c.send_delta(CLUSTER, first=True)
+    c.send_delta(CLUSTER, nonce=c.recv().nonce)
+    c.send_delta(ENDPOINT, subscribe=["a"])
+    eds = c.recv()
+    c.send_delta(ENDPOINT, nonce=eds.nonce)
+    eventually(lambda: len(h.server.recorder.of("ack")) == 2)
+    h.push(NODE, h.fake.config("r2", cluster("b")))
+    pushed = {r.type_url: r for r in (c.recv(), c.recv())}  # CDS, then EDS removing "a"
+    assert list(pushed[ENDPOINT].removed_resources) == ["a"]
+    c.send_delta(ENDPOINT, unsubscribe=["a"], nonce=eds.nonce)  # it ignored the removal: it no longer watched "a"
+    eventually(lambda: ("ack", NODE, ENDPOINT, pushed[ENDPOINT].nonce, "r2") in h.server.recorder.calls)
+    h.push(NODE, h.fake.config("r3", cluster("b", 9), cla("b")))
+    assert c.recv().type_url == CLUSTER
+    assert c.nothing()  # nothing for the type it dropped
+    c.send_delta(ENDPOINT, subscribe=["b"])
+    again = c.recv()
+    assert (again.type_url, [x.name for x in again.resources]) == (ENDPOINT, ["b"])
+
+
 def test_delta_ack_and_nack_are_reported_with_nonce_and_revision(h: Harness) -> None:
     h.start(NODE, "r1", listener("l", 1))
     c = h.client(delta=True)
