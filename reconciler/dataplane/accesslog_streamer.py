@@ -23,8 +23,8 @@ import socket
 import stat
 import threading
 from pathlib import Path
-from typing import Protocol
 
+from reconciler.dataplane.sidecar_context import SidecarContext
 from reconciler.policies.meshaccesslog.formats import socket_name
 
 __all__ = ["AccessLogStreamer", "parse_line"]
@@ -52,20 +52,6 @@ def parse_line(line: bytes) -> tuple[str, bytes] | None:
     return str(wrapped.get("address", "")), data
 
 
-class _Context(Protocol):
-    """What the streamer reads of services.SidecarContext (not imported: services lists this
-    module's service, so the import would go both ways)."""
-
-    @property
-    def work_dir(self) -> Path: ...
-
-    @property
-    def mesh(self) -> str: ...
-
-    @property
-    def name(self) -> str: ...
-
-
 class AccessLogStreamer:
     """A SidecarService: the FIFO reader and its TCP senders."""
 
@@ -77,7 +63,7 @@ class AccessLogStreamer:
         self._thread: threading.Thread | None = None
         self._senders: dict[str, socket.socket] = {}
 
-    def start(self, ctx: _Context) -> None:
+    def start(self, ctx: SidecarContext) -> None:
         path = ctx.work_dir / socket_name(ctx.name, ctx.mesh)
         try:
             if path.exists() or path.is_symlink():

@@ -11,25 +11,14 @@ service learns what to do from the config Envoy serves it (the `_kuma:dynamiccon
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from reconciler.dataplane.accesslog_streamer import AccessLogStreamer
 from reconciler.dataplane.metrics.hijacker import MetricsHijacker
 from reconciler.dataplane.metrics.pusher import MetricsPusher
+from reconciler.dataplane.sidecar_context import SidecarContext
 
 __all__ = ["SidecarContext", "SidecarService", "sidecar_services", "start_all", "stop_all"]
-
-
-@dataclass(frozen=True, slots=True)
-class SidecarContext:
-    work_dir: Path
-    """Absolute; Envoy's working directory, where the config's relative socket paths resolve."""
-    admin_address: str
-    """Envoy's admin `host:port` (its stats for the metrics services)."""
-    mesh: str
-    name: str
 
 
 class SidecarService(Protocol):

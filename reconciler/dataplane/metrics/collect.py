@@ -23,15 +23,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from reconciler import __version__
 from reconciler.dataplane.metrics.exposition import Family, negotiate, parse, render, with_labels
 from reconciler.dataplane.metrics.profiles import profile_filter
+from reconciler.dataplane.sidecar_context import SidecarContext
 
 __all__ = [
-    "ProxyContext",
     "collect",
     "collect_families",
     "metrics_section",
@@ -49,23 +48,6 @@ DEFAULT_APPLICATION_ADDRESS = "127.0.0.1"
 run-dataplane's services are not told; the loopback address reaches a workload beside the
 proxy on Universal."""
 SCOPE_NAME = "kuma"
-
-
-class ProxyContext(Protocol):
-    """What a collection needs of the proxy: services.SidecarContext has it (a Protocol, so
-    this package does not import services.py, which lists the services)."""
-
-    @property
-    def admin_address(self) -> str: ...
-
-    @property
-    def work_dir(self) -> Path: ...
-
-    @property
-    def mesh(self) -> str: ...
-
-    @property
-    def name(self) -> str: ...
 
 
 def metrics_section(config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -104,7 +86,7 @@ def _scrape(url: str, timeout: float) -> list[Family]:
 
 
 def collect_families(
-    config: Mapping[str, Any], ctx: ProxyContext, *, timeout: float = SCRAPE_TIMEOUT, default_address: str = DEFAULT_APPLICATION_ADDRESS
+    config: Mapping[str, Any], ctx: SidecarContext, *, timeout: float = SCRAPE_TIMEOUT, default_address: str = DEFAULT_APPLICATION_ADDRESS
 ) -> list[Family]:
     """Envoy's filtered families, then each application's, all labelled (see the module
     docstring). Sources are scraped in parallel."""
@@ -134,7 +116,7 @@ def collect_families(
 
 def collect(
     config: Mapping[str, Any],
-    ctx: ProxyContext,
+    ctx: SidecarContext,
     accept: str = "",
     *,
     timeout: float = SCRAPE_TIMEOUT,

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.dataplane.dynconf import fetch_dynamic_config, unix_path
-from reconciler.dataplane.metrics.collect import ProxyContext, collect
+from reconciler.dataplane.metrics.collect import collect
+from reconciler.dataplane.sidecar_context import SidecarContext
 from reconciler.policies.meshmetric.envoy import DP_CONFIG_PATH, STATS_PATH, hijacker_socket
 
 __all__ = ["MetricsHijacker", "POLL_INTERVAL", "ConfigWatch"]
@@ -120,13 +121,13 @@ class MetricsHijacker:
 
     def __init__(self, interval: float = POLL_INTERVAL) -> None:
         self._interval = interval
-        self.ctx: ProxyContext | None = None
+        self.ctx: SidecarContext | None = None
         self.watch: ConfigWatch | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: Path | None = None
 
-    def start(self, ctx: ProxyContext) -> None:
+    def start(self, ctx: SidecarContext) -> None:
         self.ctx = ctx
         self.watch = ConfigWatch(ctx.work_dir, self._interval)
         self.watch.start()

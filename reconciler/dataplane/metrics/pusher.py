@@ -35,10 +35,11 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from reconciler import __version__
 from reconciler.dataplane.dynconf import fetch_dynamic_config, unix_path
 from reconciler.dataplane.metrics import otlp
-from reconciler.dataplane.metrics.collect import ProxyContext, collect_families, metrics_section
+from reconciler.dataplane.metrics.collect import collect_families, metrics_section
+from reconciler.dataplane.sidecar_context import SidecarContext
 from reconciler.durations import parse_duration
 
-__all__ = ["Backend", "Fetch", "MetricsPusher", "ProxyContext", "backends_of", "collect"]
+__all__ = ["Backend", "Fetch", "MetricsPusher", "backends_of", "collect"]
 
 _log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def backends_of(config: Mapping[str, Any]) -> dict[str, Backend]:
     return out
 
 
-def collect(ctx: ProxyContext, config: Mapping[str, Any], now_ns: int | None = None) -> otlp.Scoped:
+def collect(ctx: SidecarContext, config: Mapping[str, Any], now_ns: int | None = None) -> otlp.Scoped:
     """One collection (dataplane/metrics/collect.py: Envoy's stats with `usedonly` and the
     sidecar profiles, the applications' metrics), mapped as kuma-dp maps it.
 
@@ -142,9 +143,9 @@ class MetricsPusher:
         self._config: Mapping[str, Any] = {}
         self._running: dict[str, _Running] = {}
         self._thread: threading.Thread | None = None
-        self._ctx: ProxyContext | None = None
+        self._ctx: SidecarContext | None = None
 
-    def start(self, ctx: ProxyContext) -> None:
+    def start(self, ctx: SidecarContext) -> None:
         self._ctx = ctx
         if "scope_metrics" not in metrics_pb2.ResourceMetrics.DESCRIPTOR.fields_by_name:
             # xds-protos unpacks an old copy of these modules over opentelemetry-proto's when it is
