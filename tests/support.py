@@ -28,6 +28,7 @@ __all__ = [
     "meshes_for",
     "problem_dicts",
     "dataplane_yaml",
+    "gateway_yaml",
     "served_listener",
     "assert_consistent",
     "generate_checked",
@@ -110,6 +111,43 @@ def problem_dicts(problems: tuple[Problem, ...] | list[Problem]) -> list[dict[st
             doc["severity"] = p.severity
         out.append(doc)
     return out
+
+
+def gateway_yaml(port: int, to: str, *, name: str = "edge", dataplane: str = "edge-1", mesh: str = "default") -> str:
+    """A builtin gateway (its Dataplane, whose `kuma.io/service` is `name`) with one HTTP listener on
+    `port`, and a MeshHTTPRoute `<name>-to-<to>` sending every path to the MeshService `to`."""
+    return f"""\
+type: Dataplane
+mesh: {mesh}
+name: {dataplane}
+networking:
+  address: 127.0.0.1
+  gateway:
+    type: BUILTIN
+    tags: {{kuma.io/service: {name}}}
+---
+type: MeshGateway
+mesh: {mesh}
+name: {name}
+selectors:
+  - match: {{kuma.io/service: {name}}}
+conf:
+  listeners:
+    - port: {port}
+      protocol: HTTP
+---
+type: MeshHTTPRoute
+name: {name}-to-{to}
+mesh: {mesh}
+spec:
+  targetRef: {{kind: MeshGateway, name: {name}}}
+  to:
+    - targetRef: {{kind: Mesh}}
+      rules:
+        - matches: [{{path: {{type: PathPrefix, value: /}}}}]
+          default:
+            backendRefs: [{{kind: MeshService, name: {to}}}]
+"""
 
 
 def dataplane_yaml(

@@ -28,7 +28,7 @@ import yaml
 from reconciler.demo_telemetry import prometheus_targets
 from reconciler.source.git import read_directory
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, Workload, free_port, http_get, serving, wait_until
-from tests.support import dataplane_yaml
+from tests.support import dataplane_yaml, gateway_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -123,9 +123,7 @@ def scrapes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scra
         "policies/api-metrics.yaml": _metric_yaml("api-1", p["api_metrics"]),
         # The builtin gateway's endpoint: a Dataplane targetRef selects sidecars only.
         "policies/edge-metrics.yaml": _metric_yaml("edge-1", p["edge_metrics"], "kind: Mesh\n    proxyTypes: [Gateway]"),
-        "dataplanes/edge.yaml": EDGE_DATAPLANE,
-        "gateway.yaml": EDGE_GATEWAY.format(port=p["edge_http"]),
-        "routes/edge.yaml": EDGE_ROUTE,
+        "gateway.yaml": gateway_yaml(p["edge_http"], "api"),
     }
     first = remote.push(files, "two sidecars with MeshMetric")
     cp = ControlPlaneProcess(remote.bare, root / "state")
@@ -136,50 +134,6 @@ def scrapes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scra
             statuses = [http_get(url + ("/fail" if i % 5 == 0 else "/ok"))[0] for i in range(50)]
             assert statuses.count(500) == 10 and statuses.count(200) == 40
         yield {name.split("-")[0]: _scrape(p[f"{name.split('-')[0]}_metrics"]) for name in envoys}
-
-
-EDGE_DATAPLANE = """\
-type: Dataplane
-mesh: default
-name: edge-1
-networking:
-  address: 127.0.0.1
-  gateway:
-    type: BUILTIN
-    tags:
-      kuma.io/service: edge
-"""
-EDGE_GATEWAY = """\
-type: MeshGateway
-mesh: default
-name: edge
-selectors:
-  - match:
-      kuma.io/service: edge
-conf:
-  listeners:
-    - port: {port}
-      protocol: HTTP
-"""
-EDGE_ROUTE = """\
-type: MeshHTTPRoute
-name: edge-to-api
-mesh: default
-spec:
-  targetRef:
-    kind: MeshGateway
-    name: edge
-  to:
-    - targetRef:
-        kind: Mesh
-      rules:
-        - matches:
-            - path: {type: PathPrefix, value: /}
-          default:
-            backendRefs:
-              - kind: MeshService
-                name: api
-"""
 
 
 def _scrape(metrics_port: int) -> Scrape:

@@ -38,7 +38,7 @@ from tests.e2e.observability.access_log_policies import policies
 from tests.e2e.observability.line_receiver import LineReceiver
 from tests.e2e.observability.otlp import OtlpReceiver, attributes
 from tests.e2e.tcp import EchoServer
-from tests.support import dataplane_yaml
+from tests.support import dataplane_yaml, gateway_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -83,40 +83,7 @@ def files(world: World, backend_port: int, db_port: int) -> dict[str, str | None
         "dataplanes/web.yaml": dataplane_yaml("web-1", "web", p["web_in"], free_port(), {"backend": p["to_backend"], "db": p["to_db"]}),
         "dataplanes/backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], backend_port),
         "dataplanes/db.yaml": dataplane_yaml("db-1", "db", p["db_in"], db_port, protocol="tcp"),
-        "dataplanes/edge.yaml": """\
-type: Dataplane
-mesh: default
-name: edge-1
-networking:
-  address: 127.0.0.1
-  gateway:
-    type: BUILTIN
-    tags: {kuma.io/service: edge}
-""",
-        "gateway.yaml": f"""\
-type: MeshGateway
-mesh: default
-name: edge
-selectors:
-  - match: {{kuma.io/service: edge}}
-conf:
-  listeners:
-    - port: {p["gateway"]}
-      protocol: HTTP
-""",
-        "routes/edge.yaml": """\
-type: MeshHTTPRoute
-name: edge-to-backend
-mesh: default
-spec:
-  targetRef: {kind: MeshGateway, name: edge}
-  to:
-    - targetRef: {kind: Mesh}
-      rules:
-        - matches: [{path: {type: PathPrefix, value: /}}]
-          default:
-            backendRefs: [{kind: MeshService, name: backend}]
-""",
+        "gateway.yaml": gateway_yaml(p["gateway"], "backend"),
     }
     out.update(policies(world.logs, world.receiver.port, world.otlp.endpoint))
     return out

@@ -20,7 +20,7 @@ from reconciler.dataplane.services import SidecarContext
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
 from tests.e2e.observability.otlp import OtlpReceiver, attributes
 from tests.gitops.helpers import StaticEnvoy
-from tests.support import dataplane_yaml
+from tests.support import dataplane_yaml, gateway_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -193,33 +193,7 @@ def _mesh_files(ports: dict[str, int], web_port: int) -> dict[str, str | None]:
         "mesh.yaml": 'type: Mesh\nname: default\nskipCreatingInitialPolicies: ["*"]\n',
         "dataplanes/web.yaml": dataplane_yaml("web-1", "web", ports["web_in"], web_port),
         "dataplanes/client.yaml": dataplane_yaml("client-1", "client", ports["client_in"], free_port(), {"web": ports["client_out"]}),
-        "dataplanes/edge.yaml": (
-            "type: Dataplane\nmesh: default\nname: edge-1\nnetworking:\n  address: 127.0.0.1\n"
-            "  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: edge\n"
-        ),
-        "gateway.yaml": (
-            "type: MeshGateway\nmesh: default\nname: edge\nselectors:\n  - match:\n      kuma.io/service: edge\n"
-            f"conf:\n  listeners:\n    - port: {ports['edge']}\n      protocol: HTTP\n"
-        ),
-        "routes/edge.yaml": """\
-type: MeshHTTPRoute
-name: edge-to-web
-mesh: default
-spec:
-  targetRef:
-    kind: MeshGateway
-    name: edge
-  to:
-    - targetRef:
-        kind: Mesh
-      rules:
-        - matches:
-            - path: {type: PathPrefix, value: /}
-          default:
-            backendRefs:
-              - kind: MeshService
-                name: web
-""",
+        "gateway.yaml": gateway_yaml(ports["edge"], "web"),
     }
 
 

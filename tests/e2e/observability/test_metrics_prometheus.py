@@ -28,7 +28,7 @@ import pytest
 from reconciler.dataplane.dynconf import fetch_dynamic_config
 from reconciler.dataplane.metrics.exposition import Family, parse
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
-from tests.support import dataplane_yaml
+from tests.support import dataplane_yaml, gateway_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -59,48 +59,7 @@ def files(ports: dict[str, int], web_port: int) -> dict[str, str | None]:
         "mesh.yaml": 'type: Mesh\nname: default\nskipCreatingInitialPolicies: ["*"]\n',
         "dataplanes/web.yaml": dataplane_yaml("web-1", "web", ports["web_in"], web_port),
         "dataplanes/client.yaml": dataplane_yaml("client-1", "client", ports["client_in"], free_port(), {"web": ports["client_out"]}),
-        "dataplanes/edge.yaml": """\
-type: Dataplane
-mesh: default
-name: edge-1
-networking:
-  address: 127.0.0.1
-  gateway:
-    type: BUILTIN
-    tags:
-      kuma.io/service: edge
-""",
-        "gateway.yaml": f"""\
-type: MeshGateway
-mesh: default
-name: edge
-selectors:
-  - match:
-      kuma.io/service: edge
-conf:
-  listeners:
-    - port: {ports["edge"]}
-      protocol: HTTP
-""",
-        "routes/edge.yaml": """\
-type: MeshHTTPRoute
-name: edge-to-web
-mesh: default
-spec:
-  targetRef:
-    kind: MeshGateway
-    name: edge
-  to:
-    - targetRef:
-        kind: Mesh
-      rules:
-        - matches:
-            - path: {type: PathPrefix, value: /}
-          default:
-            backendRefs:
-              - kind: MeshService
-                name: web
-""",
+        "gateway.yaml": gateway_yaml(ports["edge"], "web"),
         "policies/web.yaml": metric_policy(
             "web-metrics",
             "    kind: MeshService\n    name: web",

@@ -22,7 +22,7 @@ import pytest
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_settled, wait_until
 from tests.e2e.observability.otlp import OtlpReceiver, attributes
 from tests.e2e.observability.trace_receivers import DatadogAgent, ZipkinReceiver
-from tests.support import dataplane_yaml
+from tests.support import dataplane_yaml, gateway_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -111,47 +111,7 @@ class World:
             "mesh.yaml": 'type: Mesh\nname: default\nskipCreatingInitialPolicies: ["*"]\n',
             "web.yaml": dataplane_yaml("web-1", "web", p["web_in"], p["web_app"], outbounds={"backend": p["to_backend"]}),
             "backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], self.backend.port),
-            "edge.yaml": """\
-type: Dataplane
-mesh: default
-name: edge-1
-networking:
-  address: 127.0.0.1
-  gateway:
-    type: BUILTIN
-    tags:
-      kuma.io/service: edge
-""",
-            "gateway.yaml": f"""\
-type: MeshGateway
-mesh: default
-name: edge
-selectors:
-  - match:
-      kuma.io/service: edge
-conf:
-  listeners:
-    - port: {p["gateway"]}
-      protocol: HTTP
----
-type: MeshHTTPRoute
-name: edge-to-backend
-mesh: default
-spec:
-  targetRef:
-    kind: MeshGateway
-    name: edge
-  to:
-    - targetRef:
-        kind: Mesh
-      rules:
-        - matches:
-            - path: {{type: PathPrefix, value: /}}
-          default:
-            backendRefs:
-              - kind: MeshService
-                name: backend
-""",
+            "gateway.yaml": gateway_yaml(p["gateway"], "backend"),
             "otel-backend.yaml": f"""\
 type: MeshOpenTelemetryBackend
 name: otlp
