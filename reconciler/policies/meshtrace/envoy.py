@@ -15,9 +15,10 @@ proxy-wide conf). TCP listeners are untouched. With a backend, the HCM gets `tra
 
 The proxy adds one collector cluster for the backend (`proxy_resources`). `backends: []` turns
 tracing off. The tracer names the proxy's service (OpenTelemetry, Datadog) and an OpenTelemetry
-`backendRef` is resolved against the mesh's MeshOpenTelemetryBackends (ProxyFacts), so the
-plugin is per proxy (HookContext.proxy); a `backendRef` selecting none configures nothing, as
-Kuma skips a backend it cannot resolve.
+`backendRef` is resolved against the mesh's MeshOpenTelemetryBackends (ProxyFacts), so with
+those tracers the plugin is per proxy (HookContext.proxy); Zipkin's tracer names nothing of the
+proxy, so Zipkin tracing stays shared by proxies alike (`_names_the_proxy`). A `backendRef`
+selecting none configures nothing, as Kuma skips a backend it cannot resolve.
 """
 
 from __future__ import annotations
