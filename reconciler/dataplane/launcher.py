@@ -18,7 +18,8 @@ from reconciler.dataplane.cpu_quota import cpu_quota
 from reconciler.dataplane.envoy_binary import find_envoy
 from reconciler.dataplane.envoy_exit import OutputTail, RunFacts, exit_reason
 from reconciler.dataplane.open_files import raise_soft_limit
-from reconciler.dataplane.services import SidecarContext, SidecarService, start_all, stop_all
+from reconciler.dataplane.services import SidecarService, start_all, stop_all
+from reconciler.dataplane.sidecar_context import SidecarContext
 from reconciler.dataplane.workers import WorkerChoice, choose_workers
 
 __all__ = ["run_envoy", "envoy_command", "plan_workers", "affinity_cpus"]

@@ -10,6 +10,7 @@ service learns what to do from the config Envoy serves it (the `_kuma:dynamiccon
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -19,6 +20,8 @@ from reconciler.dataplane.metrics.pusher import MetricsPusher
 from reconciler.dataplane.sidecar_context import SidecarContext
 
 __all__ = ["SidecarContext", "SidecarService", "sidecar_services", "start_all", "stop_all"]
+
+log = logging.getLogger(__name__)
 
 
 class SidecarService(Protocol):
@@ -37,8 +40,13 @@ def sidecar_services() -> list[SidecarService]:
 
 
 def start_all(services: Sequence[SidecarService], ctx: SidecarContext) -> None:
+    """Start each service; one that cannot start is logged and left out: Envoy runs without it
+    (a broken access-log streamer must not take the proxy's traffic down with it)."""
     for service in services:
-        service.start(ctx)
+        try:
+            service.start(ctx)
+        except Exception as e:
+            log.error("sidecar service did not start; Envoy runs without it", extra={"service": service.name, "error": str(e)})
 
 
 def stop_all(services: Sequence[SidecarService]) -> None:
