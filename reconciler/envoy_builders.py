@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
@@ -14,6 +19,7 @@ __all__ = [
     "duration",
     "upstream_protocol_options",
     "mesh_upstream_protocol_options",
+    "endpoint_cluster",
     "HTTP_OPTIONS_KEY",
 ]
 
@@ -79,3 +85,44 @@ def upstream_protocol_options(protocol: str, edge: bool = False) -> dict[str, an
         )
         return {HTTP_OPTIONS_KEY: pack(opts)}
     return {}
+
+
+def endpoint_cluster(
+    name: str,
+    host: str,
+    port: int,
+    connect_timeout: float,
+    *,
+    alt_stat_name: str = "",
+    http2: bool = False,
+    tls_sni: str = "",
+    allow_renegotiation: bool = False,
+) -> cluster_pb2.Cluster:
+    """A cluster of one `host:port` outside the mesh, such as a telemetry collector: STATIC for an
+    IP address, STRICT_DNS over IPv4 for a hostname (Kuma's ProvidedEndpointCluster); `http2` for
+    gRPC (OTLP); with `tls_sni`, TLS with that SNI and no CA check (Kuma's ClientSideTLS)."""
+    try:
+        ipaddress.ip_address(host)
+        static = True
+    except ValueError:
+        static = False
+    lb = endpoint_components_pb2.LbEndpoint(endpoint=endpoint_components_pb2.Endpoint(address=socket_address(host, port)))
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        alt_stat_name=alt_stat_name,
+        type=cluster_pb2.Cluster.STATIC if static else cluster_pb2.Cluster.STRICT_DNS,
+        connect_timeout=duration(connect_timeout),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name, endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[lb])]
+        ),
+    )
+    if not static:
+        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
+    if http2:
+        for key, value in _http2_options().items():
+            cluster.typed_extension_protocol_options[key].CopyFrom(value)
+    if tls_sni:
+        context = tls_pb2.UpstreamTlsContext(sni=tls_sni, allow_renegotiation=allow_renegotiation)
+        cluster.transport_socket.name = "envoy.transport_sockets.tls"
+        cluster.transport_socket.typed_config.CopyFrom(pack(context))
+    return cluster

@@ -32,14 +32,13 @@ from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
 from envoy.config.core.v3.substitution_format_string_pb2 import SubstitutionFormatString as SFS
-from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.extensions.access_loggers.file.v3 import file_pb2
 from envoy.extensions.access_loggers.grpc.v3 import als_pb2
 from envoy.extensions.access_loggers.open_telemetry.v3 import logs_service_pb2
 from google.protobuf import json_format, struct_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
-from reconciler.envoy_builders import duration, pack, socket_address, upstream_protocol_options
+from reconciler.envoy_builders import endpoint_cluster, pack
 from reconciler.policies.core.otel import resolve_backend_ref
 from reconciler.policies.core.plugin import ProxyFacts
 from reconciler.policies.meshaccesslog.formats import KumaValues, interpolate
@@ -53,7 +52,6 @@ DEFAULT_OTEL_PORT = 4317
 COLLECTOR_CONNECT_TIMEOUT = 5.0
 """Kuma's clusters.DefaultTimeout()."""
 _CLEAN = re.compile(r"(?:[a-z0-9-]*_?)+")
-_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
 
 def access_log(
@@ -219,29 +217,6 @@ def _otel_config(
 
 def collector_cluster(endpoint: tuple[str, int], http2: bool = True) -> cluster_pb2.Cluster:
     """The cluster Envoy exports log records to: HTTP/2 (gRPC; not for a `protocol: http`
-    backend, as Kuma), 5 s connect timeout, static for an IP address and strict DNS (IPv4) for a
-    hostname, as Kuma's ProvidedEndpointCluster."""
+    backend, as Kuma), 5 s connect timeout, as Kuma's ProvidedEndpointCluster."""
     address, port = endpoint
-    name = cluster_name(endpoint)
-    static = bool(_IPV4.match(address)) or ":" in address
-    cluster = cluster_pb2.Cluster(
-        name=name,
-        type=cluster_pb2.Cluster.STATIC if static else cluster_pb2.Cluster.STRICT_DNS,
-        connect_timeout=duration(COLLECTOR_CONNECT_TIMEOUT),
-        load_assignment=endpoint_pb2.ClusterLoadAssignment(
-            cluster_name=name,
-            endpoints=[
-                endpoint_components_pb2.LocalityLbEndpoints(
-                    lb_endpoints=[
-                        endpoint_components_pb2.LbEndpoint(endpoint=endpoint_components_pb2.Endpoint(address=socket_address(address, port)))
-                    ]
-                )
-            ],
-        ),
-    )
-    if http2:
-        for key, value in upstream_protocol_options("grpc").items():
-            cluster.typed_extension_protocol_options[key].CopyFrom(value)
-    if not static:
-        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
-    return cluster
+    return endpoint_cluster(cluster_name(endpoint), address, port, COLLECTOR_CONNECT_TIMEOUT, http2=http2)

@@ -36,7 +36,6 @@ Differences from Kuma, and why:
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,10 +47,9 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2 as grpc_stats
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
-from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from reconciler.durations import parse_duration
-from reconciler.envoy_builders import duration, mesh_upstream_protocol_options, pack, socket_address
+from reconciler.envoy_builders import duration, endpoint_cluster, pack, socket_address
 from reconciler.policies.core.gourl import split_host_port
 from reconciler.policies.core.otel import DEFAULT_OTEL_PORT, resolve_backend_ref
 from reconciler.policies.core.plugin import Plugin, ProxyFacts
@@ -234,28 +232,16 @@ def _assignment(name: str, address: address_pb2.Address) -> endpoint_pb2.Cluster
 
 
 def _collector_cluster(name: str, collector: _Collector) -> cluster_pb2.Cluster:
-    host = collector.host
-    try:
-        ipaddress.ip_address(host)
-        kind = cluster_pb2.Cluster.STATIC
-    except ValueError:
-        kind = cluster_pb2.Cluster.STRICT_DNS
-    cluster = cluster_pb2.Cluster(
-        name=name,
+    # HTTP/2: OTLP is gRPC; an https collector gets Kuma's ClientSideTLS (SNI, no CA check here).
+    return endpoint_cluster(
+        name,
+        collector.host,
+        collector.port,
+        CONNECT_TIMEOUT,
         alt_stat_name=dynconf.stat_prefix(name),
-        type=kind,
-        connect_timeout=duration(CONNECT_TIMEOUT),
-        load_assignment=_assignment(name, socket_address(host, collector.port)),
+        http2=True,
+        tls_sni=collector.host if collector.tls else "",
     )
-    if kind == cluster_pb2.Cluster.STRICT_DNS:
-        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
-    for key, value in mesh_upstream_protocol_options().items():  # HTTP/2: OTLP is gRPC
-        cluster.typed_extension_protocol_options[key].CopyFrom(value)
-    if collector.tls:
-        # Kuma's ClientSideTLS for an https collector: SNI is the host (no CA check here).
-        cluster.transport_socket.name = "envoy.transport_sockets.tls"
-        cluster.transport_socket.typed_config.CopyFrom(pack(tls_pb2.UpstreamTlsContext(sni=host)))
-    return cluster
 
 
 def _static_route_listener(

@@ -22,21 +22,17 @@ A collector cluster is STATIC when its address is an IP, else STRICT_DNS (IPv4 o
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, grpc_service_pb2, http_uri_pb2, protocol_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.core.v3 import grpc_service_pb2, http_uri_pb2
 from envoy.config.trace.v3 import datadog_pb2, http_tracer_pb2, opentelemetry_pb2, zipkin_pb2
-from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
-from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import wrappers_pb2
 
-from reconciler.envoy_builders import duration, pack
+from reconciler.envoy_builders import duration, endpoint_cluster, pack
 from reconciler.policies.core.otel import TRACES_PATH, resolve_backend_ref
 from reconciler.policies.core.plugin import ProxyFacts
 
@@ -139,48 +135,20 @@ def collector(backend: Mapping[str, Any], facts: ProxyFacts | None = None) -> Co
     return None
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def collector_cluster(target: Collector) -> cluster_pb2.Cluster:
-    """The cluster spans are sent to (Kuma: one per proxy, named after the provider)."""
+    """The cluster spans are sent to (Kuma: one per proxy, named after the provider); OTLP/gRPC
+    needs HTTP/2 to the collector."""
     name = cluster_name(target.provider)
-    endpoint = endpoint_components_pb2.LbEndpoint(
-        endpoint=endpoint_components_pb2.Endpoint(
-            address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=target.host, port_value=target.port))
-        )
-    )
-    cluster = cluster_pb2.Cluster(
-        name=name,
+    return endpoint_cluster(
+        name,
+        target.host,
+        target.port,
+        CONNECT_TIMEOUT,
         alt_stat_name=name.replace(":", "_"),
-        connect_timeout=duration(CONNECT_TIMEOUT),
-        load_assignment=endpoint_pb2.ClusterLoadAssignment(
-            cluster_name=name, endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint])]
-        ),
+        http2=target.provider == OPENTELEMETRY and not target.http_path,
+        tls_sni=target.host if target.tls else "",
+        allow_renegotiation=True,
     )
-    if _is_ip(target.host):
-        cluster.type = cluster_pb2.Cluster.STATIC
-    else:
-        cluster.type = cluster_pb2.Cluster.STRICT_DNS
-        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
-    if target.provider == OPENTELEMETRY and not target.http_path:
-        # OTLP/gRPC needs HTTP/2 to the collector.
-        options = http_protocol_options_pb2.HttpProtocolOptions(
-            explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
-                http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
-            )
-        )
-        cluster.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].CopyFrom(pack(options))
-    if target.tls:
-        context = tls_pb2.UpstreamTlsContext(sni=target.host, allow_renegotiation=True)
-        cluster.transport_socket.name = "envoy.transport_sockets.tls"
-        cluster.transport_socket.typed_config.CopyFrom(pack(context))
-    return cluster
 
 
 def _zipkin(zipkin: Mapping[str, Any], gateway: bool) -> http_tracer_pb2.Tracing.Http:

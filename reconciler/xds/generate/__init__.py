@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from reconciler.frozen import freeze
 from reconciler.mesh.model import HTTP_PROTOCOLS
+from reconciler.model import Resource
 from reconciler.policies.core.plugin import OtelBackend, ProxyFacts
 from reconciler.policies.meshproxypatch.envoy import KIND as PROXY_PATCH
 from reconciler.policies.meshproxypatch.envoy import Generated, apply_modifications
@@ -70,10 +72,15 @@ def generate(view: ProxyView) -> ProxyResources:
 def proxy_facts(view: ProxyView) -> ProxyFacts:
     dp = view.dataplane
     service = view.gateway.service if view.gateway is not None else next((i.service for i in dp.inbounds if i.service), "")
-    backends = tuple(
-        OtelBackend(r.name, freeze(r.labels or {}), freeze(r.spec or {})) for r in sorted(view.mesh.otel_backends, key=lambda r: r.name)
+    return ProxyFacts(
+        dp.mesh, dp.name, service, dp.address, gateway=view.gateway is not None, otel_backends=_otel_backends(view.mesh.otel_backends)
     )
-    return ProxyFacts(dp.mesh, dp.name, service, dp.address, gateway=view.gateway is not None, otel_backends=backends)
+
+
+@lru_cache(maxsize=256)
+def _otel_backends(resources: tuple[Resource, ...]) -> tuple[OtelBackend, ...]:
+    """A mesh's MeshOpenTelemetryBackends by name, frozen once per mesh, not once per proxy."""
+    return tuple(OtelBackend(r.name, freeze(r.labels or {}), freeze(r.spec or {})) for r in sorted(resources, key=lambda r: r.name))
 
 
 def _proxy_resources(view: ProxyView, facts: ProxyFacts) -> list[XdsResource]:
