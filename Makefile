@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test run install lint bench bench-deps fuzz clean
+.PHONY: test run install lint bench bench-deps fuzz clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The GUI's browser tests drive Debian's Chromium through its ChromeDriver. Installed here when
+# missing and this runs as root with apt; otherwise those tests skip and say why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } || \
+		echo "could not install chromium and chromium-driver: the GUI's browser tests will skip"; \
+	else echo "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver): the GUI's browser tests will skip"; fi
+
 # Then every real-Envoy test again with every sidecar in the compact outbound shape
 # (docs/xds.md, "Outbound shapes"); tests that compare both shapes themselves run once.
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 	RECONCILER_COMPACT_OUTBOUNDS=1 $(BIN)/python -m pytest -n auto --dist loadfile -m "envoy and not both_shapes" $(PYTEST_ARGS)
 

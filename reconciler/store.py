@@ -24,9 +24,10 @@ from reconciler.errors import Problem
 from reconciler.mesh.model import MeshModel
 from reconciler.mesh.shape import ShapeChoice
 from reconciler.model import Resource, Snapshot
+from reconciler.types import ResourceKey
 from reconciler.xds_types import SHORT_NAMES
 
-__all__ = ["Applied", "Attempt", "ProxyStatus", "TypeStatus", "Store", "Outcome", "Lockout"]
+__all__ = ["Applied", "Attempt", "ProxyStatus", "TypeStatus", "Store", "Outcome", "Lockout", "ResourceTime"]
 
 Outcome = Literal["applied", "rejected", "unchanged", "failed", "held", "rolled-back", "rejected-by-proxies"]
 """`held`: valid, not applied because serving is pinned; `rolled-back`: an event on a revision
@@ -152,6 +153,17 @@ class Lockout:
     """What is wrong and what to do."""
 
 
+@dataclass(frozen=True, slots=True)
+class ResourceTime:
+    """When this control plane first applied a resource and when it last applied a change to it
+    (Kuma's `creationTime` and `modificationTime`). Kept in memory: after a restart both start
+    at the first commit applied again."""
+
+    created: float
+    modified: float
+    digest: str
+
+
 def revision_string(branch: str, sha: str | None) -> str:
     return f"{branch}@sha1:{sha}" if sha else ""
 
@@ -182,6 +194,8 @@ class Store:
         self.proxies: dict[str, ProxyStatus] = {}
         self.lockouts: list[Callable[[], list[Lockout]]] = []
         """Sources of what keeps proxies out (asked each time conditions are read)."""
+        self.times: dict[ResourceKey, ResourceTime] = {}
+        """Of every resource applied from git (see `time_of` for registered dataplanes)."""
 
     # -- reconcile outcomes --------------------------------------------------------------
     def record(self, attempt: Attempt) -> None:
@@ -208,7 +222,33 @@ class Store:
                 return
 
     def apply(self, applied: Applied) -> None:
+        previous = self.applied
         self.applied = applied
+        if previous is not None and previous.snapshot is applied.snapshot:
+            return  # a rebuild of the same commit changes no resource
+        times: dict[ResourceKey, ResourceTime] = {}
+        for r in applied.snapshot.resources:
+            old = self.times.get(r.key)
+            if old is None:
+                times[r.key] = ResourceTime(applied.applied_at, applied.applied_at, r.digest)
+            elif old.digest != r.digest:
+                times[r.key] = ResourceTime(old.created, applied.applied_at, r.digest)
+            else:
+                times[r.key] = old
+        for registered in self.registered.values():  # not in git: they keep their own times
+            if registered.key not in times and registered.key in self.times:
+                times[registered.key] = self.times[registered.key]
+        self.times = times
+
+    def time_of(self, resource: Resource) -> ResourceTime:
+        """A git resource's times; a registered dataplane's: when it last (re)registered."""
+        known = self.times.get(resource.key)
+        if known is not None and known.digest == resource.digest:
+            return known
+        created = known.created if known is not None else time.time()
+        now = time.time() if known is not None else created
+        self.times[resource.key] = t = ResourceTime(created, now, resource.digest)
+        return t
 
     # -- proxies -------------------------------------------------------------------------
     def proxy(self, node_id: str) -> ProxyStatus:

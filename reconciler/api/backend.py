@@ -37,6 +37,17 @@ class ApiBackend(Protocol):
         ...
 
     @property
+    def repository(self) -> str:
+        """Where the mesh is kept, as a user would name it (no credentials): the repository
+        to commit to, shown when the API refuses a write."""
+        ...
+
+    @property
+    def compact_outbounds(self) -> int | None:
+        """serve --compact-outbounds: what the inspect endpoints render with, as serving does."""
+        ...
+
+    @property
     def webhook_secret(self) -> bytes | None:
         """The shared secret of `POST /hooks/git`; None: no webhook configured."""
         ...
@@ -46,6 +57,11 @@ class ApiBackend(Protocol):
         ...
 
     async def branch_history(self, limit: int) -> dict[str, Any]: ...
+
+    async def commit_diff(self, revision: str) -> dict[str, Any] | None:
+        """What `revision` changed against its first parent (reconciler/controlplane/commit_diff.py);
+        None when no commit has that name."""
+        ...
 
     async def reconcile(self, reason: str, *, fetch: bool = True) -> Attempt: ...
 

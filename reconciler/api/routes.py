@@ -79,6 +79,16 @@ def routes(cp: ApiBackend) -> list[Route]:
             return error_response(400, "limit must be a number")
         return json_response(await cp.branch_history(limit))
 
+    async def commit_diff(request: web.Request) -> web.Response:
+        revision = request.match_info["revision"]
+        problem = revision_problem(revision)
+        if problem is not None:
+            raise BadRequest(problem)
+        doc = await cp.commit_diff(revision)
+        if doc is None:
+            return error_response(404, f"no commit {revision} in the repository")
+        return json_response(doc)
+
     async def reconcile(_: web.Request) -> web.Response:
         attempt = await cp.reconcile("api")
         if attempt.outcome == "unchanged" and cp.store.last_attempt is not None:
@@ -110,11 +120,12 @@ def routes(cp: ApiBackend) -> list[Route]:
         Route("GET", "/status", status),
         Route("GET", "/healthz", healthz),
         Route("GET", "/readyz", readyz),
-        Route("GET", "/dataplanes", dataplanes),
+        Route("GET", "/status/dataplanes", dataplanes),
         Route("GET", "/dataplanes/{mesh}/{name}", dataplane),
         Route("GET", "/config/{mesh}/{name}", config),
         Route("GET", "/metrics", metrics),
         Route("GET", "/history", history),
+        Route("GET", "/history/{revision}/diff", commit_diff),
         Route("POST", "/reconcile", reconcile, admin=True),
         Route("POST", "/rollback", rollback, admin=True),
         Route("POST", "/resume", resume, admin=True),

@@ -28,6 +28,8 @@ import grpc
 
 from reconciler.api.admin_token import AdminToken, AdminTokenError
 from reconciler.api.admin_token import load_or_create as load_admin_token
+from reconciler.api.gui import gui_routes
+from reconciler.api.kuma import kuma_routes
 from reconciler.api.metrics import Metrics
 from reconciler.api.routes import routes
 from reconciler.api.server import ApiServer
@@ -36,6 +38,7 @@ from reconciler.ca.statefiles import StateFileError
 from reconciler.ca.store import CaStore
 from reconciler.ca.xds_tls import check_state as check_xds_tls
 from reconciler.controlplane import rollback
+from reconciler.controlplane.commit_diff import commit_diff
 from reconciler.controlplane.grpc_setup import Admission, make_grpc_server
 from reconciler.controlplane.loop import Reconciler
 from reconciler.controlplane.proxy_events import ProxyEvents
@@ -44,9 +47,9 @@ from reconciler.controlplane.watch import Watcher
 from reconciler.history import branch_history
 from reconciler.ports import listen_error
 from reconciler.reconcile import Engine
-from reconciler.source.git import GitSource
+from reconciler.source.git import GitSource, SourceError
 from reconciler.source.mirror import Mirror
-from reconciler.source.remote import CredentialError, GitCredentials
+from reconciler.source.remote import CredentialError, GitCredentials, redact_url
 from reconciler.source.signatures import SignatureSetupError
 from reconciler.store import Attempt, Lockout, Store
 from reconciler.xds.cache import ConfigCache
@@ -113,7 +116,9 @@ class ControlPlane:
         )
         self._grpc, self.xds_port = make_grpc_server(self.settings, self.admission, self.cache, self.proxy_events)
         self.reconciler.listeners.append(self.admission.recheck_streams)
-        self._http = ApiServer(routes(self), self.admin_token)
+        # Kuma's read API and the GUI first: their fixed paths (`/meshes/{mesh}/dataplanes/_overview`)
+        # must match before the patterns that would take them as a name.
+        self._http = ApiServer([*kuma_routes(self), *gui_routes(self), *routes(self)], self.admin_token)
         self.reconciler.restore_verdicts()
         # Resume what was served before a restart, then catch up with the branch (or the pin).
         previous = self.mirror.applied()
@@ -199,6 +204,24 @@ class ControlPlane:
     @property
     def webhook_secret(self) -> bytes | None:
         return self._webhook_secret
+
+    @property
+    def repository(self) -> str:
+        return redact_url(self.settings.repo)
+
+    @property
+    def compact_outbounds(self) -> int | None:
+        return self.settings.compact_outbounds
+
+    async def commit_diff(self, revision: str) -> dict[str, Any] | None:
+        engine = self.engine
+        if engine is None:
+            return None
+        async with self.reconciler.lock:  # the repository is read by one thread at a time
+            try:
+                return await asyncio.to_thread(commit_diff, engine.source, revision)
+            except SourceError:
+                return None
 
     async def reconcile(self, reason: str, *, fetch: bool = True) -> Attempt:
         """Fetch (a remote, when `fetch`), then reconcile the tracked branch, or the pin, now."""

@@ -91,7 +91,7 @@ def test_mutating_calls_without_the_right_admin_token_are_refused_and_change_not
 
 
 def test_reads_need_no_token(world: World) -> None:
-    for path in ("/status", "/dataplanes", "/metrics", "/history?limit=1", "/healthz", "/readyz"):
+    for path in ("/status", "/status/dataplanes", "/metrics", "/history?limit=1", "/healthz", "/readyz"):
         assert request(world.cp.api, "GET", path).status == 200, path
 
 

@@ -25,6 +25,8 @@ class StandIn:
         self.metrics = Metrics(self.store)
         self.branch = "main"
         self.webhook_secret: bytes | None = None
+        self.repository = "https://git.example/mesh.git"
+        self.compact_outbounds: int | None = None
         self.asked: list[str] = []
 
     def not_ready(self) -> list[str]:
@@ -32,6 +34,9 @@ class StandIn:
 
     async def branch_history(self, limit: int) -> dict[str, Any]:
         return {"branch": self.branch, "limit": limit, "commits": []}
+
+    async def commit_diff(self, revision: str) -> dict[str, Any] | None:
+        return None
 
     async def reconcile(self, reason: str, *, fetch: bool = True) -> Attempt:
         self.asked.append(f"reconcile {reason}")

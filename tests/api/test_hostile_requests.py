@@ -70,7 +70,7 @@ def test_a_malformed_content_length_is_a_400(cp: ControlPlaneProcess, length: by
 
 
 def test_head_answers_like_get_without_a_body(cp: ControlPlaneProcess) -> None:
-    for path in ("/status", "/healthz", "/readyz", "/metrics", "/dataplanes"):
+    for path in ("/status", "/healthz", "/readyz", "/metrics", "/status/dataplanes"):
         got = request(cp.api, "GET", path)
         head = request(cp.api, "HEAD", path)
         assert (head.status, head.body) == (got.status, b""), path

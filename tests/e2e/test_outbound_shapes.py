@@ -215,7 +215,7 @@ def test_adding_and_removing_an_outbound_keeps_the_others_serving(world: World) 
 
 def test_the_api_and_inspect_say_which_shape_each_proxy_has_and_why(world: World, tmp_path: Path) -> None:
     world.apply()
-    shapes = {dp["name"]: dp["outboundShape"] for dp in world.cp.get("/dataplanes") if dp["name"] in CALLERS}
+    shapes = {dp["name"]: dp["outboundShape"] for dp in world.cp.get("/status/dataplanes") if dp["name"] in CALLERS}
     assert shapes == {
         "web-kuma": {"shape": "kuma", "reason": f"label {SHAPE_LABEL}: kuma"},
         "web-compact": {"shape": "compact", "reason": f"label {SHAPE_LABEL}: compact"},

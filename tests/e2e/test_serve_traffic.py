@@ -239,7 +239,7 @@ def test_dataplane_registered_from_node_metadata_joins_and_leaves_the_service(me
         envoy.start()
         try:
             dataplanes = wait_until(
-                lambda: {d["node"]: d for d in mesh.cp.get("/dataplanes")}.get("default.backend-2"), 10, what="registration"
+                lambda: {d["node"]: d for d in mesh.cp.get("/status/dataplanes")}.get("default.backend-2"), 10, what="registration"
             )
             assert dataplanes["source"] == "registered"
             seen = set()
@@ -252,7 +252,7 @@ def test_dataplane_registered_from_node_metadata_joins_and_leaves_the_service(me
             envoy.stop()
         # Gone with its stream: traffic only reaches the dataplane declared in git.
         wait_until(
-            lambda: "default.backend-2" not in {d["node"] for d in mesh.cp.get("/dataplanes") if d["source"] != "unknown"},
+            lambda: "default.backend-2" not in {d["node"] for d in mesh.cp.get("/status/dataplanes") if d["source"] != "unknown"},
             10,
             what="unregistration",
         )
