@@ -1,0 +1,74 @@
+"""The contract's schemas for Kuma's inspect endpoints: hand transcriptions of the inspect part of
+Kuma v2.14.3's OpenAPI description (components/schemas InspectRules, InspectDataplanesForPolicy,
+DataplaneXDSConfig, PoliciesList and the schemas they refer to).
+
+Where the description and the JSON Kuma's own server writes disagree, the expectation follows
+the spec as far as Kuma's server does, and the comment says where it stops (read in Kuma's
+pkg/api-server/testdata/resources/inspect/** golden files and api/openapi/types).
+"""
+
+from __future__ import annotations
+
+from tests.api.kuma.contract_schema import BOOLEAN, INTEGER, KRI, LABELS, OBJECT, STRING, array, enum, nullable, obj
+
+__all__ = ["META", "INSPECT_RULES", "INSPECT_DATAPLANES", "XDS_CONFIG", "POLICIES_LIST"]
+
+# components/schemas/Meta: type, mesh, name and labels required (Go: `labels` without omitempty).
+META = obj({"type": STRING, "mesh": STRING, "name": STRING, "labels": LABELS}, {"kri": KRI})
+# `conf` is `type: object, additionalProperties: true` wherever a rule carries one.
+_CONF = OBJECT
+
+# components/schemas/RuleMatcher
+_MATCHER = obj({"key": STRING, "value": STRING, "not": BOOLEAN})
+# components/schemas/Rule
+_RULE = obj({"matchers": array(_MATCHER), "conf": _CONF, "origin": array(META)})
+# components/schemas/ResourceRuleOrigin
+_RESOURCE_RULE_ORIGIN = obj(None, {"resourceMeta": META, "ruleIndex": INTEGER})
+# components/schemas/ResourceRule: `conf` is an array of objects here.
+_RESOURCE_RULE = obj(
+    {"resourceMeta": META, "conf": array(_CONF), "origin": array(_RESOURCE_RULE_ORIGIN)},
+    {"resourceSectionName": STRING},
+)
+# components/schemas/Inbound
+_INBOUND = obj({"tags": LABELS, "port": INTEGER}, {"name": STRING})
+# components/schemas/FromRule
+_FROM_RULE = obj({"inbound": _INBOUND, "rules": array(_RULE)})
+# components/schemas/InboundRule, inside components/schemas/InboundRulesEntry
+_INBOUND_RULE = obj({"conf": array(_CONF), "origin": array(_RESOURCE_RULE_ORIGIN)}, {"match": OBJECT})
+_INBOUND_RULES_ENTRY = obj({"inbound": _INBOUND, "rules": array(_INBOUND_RULE)})
+# components/schemas/ProxyRule
+_PROXY_RULE = obj({"conf": _CONF, "origin": array(META)})
+# components/schemas/InspectRule: only `type` is required; the rest is typed when present.
+_INSPECT_RULE = obj(
+    {"type": STRING},
+    {
+        "proxyRule": _PROXY_RULE,
+        "toRules": array(_RULE),
+        "toResourceRules": array(_RESOURCE_RULE),
+        "fromRules": array(_FROM_RULE),
+        "inboundRules": array(_INBOUND_RULES_ENTRY),
+        "warnings": array(STRING),
+    },
+)
+# components/schemas/HttpMatch: hash and match required. The spec types `match` as an object
+# (x-go-type interface{}), but Kuma's server writes the route's list of matches there (golden
+# _rules/meshhttproute.golden.json), so its type is left open.
+_HTTP_MATCH = obj({"hash": STRING, "match": {}})
+
+# components/schemas/InspectRules (responses/InspectRulesResponse)
+INSPECT_RULES = obj({"resource": META, "rules": array(_INSPECT_RULE), "httpMatches": array(_HTTP_MATCH)})
+
+# components/schemas/InspectDataplanesForPolicy (responses/InspectDataplanesForPolicyResponse):
+# total and items required; `next` a string (Go: *string with omitempty, so absent or a URL).
+INSPECT_DATAPLANES = obj({"total": INTEGER, "items": array(META)}, {"next": nullable(STRING)})
+
+# components/schemas/DataplaneXDSConfig (responses/GetDataplaneXDSConfigResponse): `xds` an object;
+# `diff` JsonPatchItems (components/schemas/JsonPatchItem: op add|remove|test, path, value).
+XDS_CONFIG = obj(
+    {"xds": OBJECT},
+    {"diff": array(obj({"op": enum(["add", "remove", "test"]), "path": STRING, "value": {}}))},
+)
+
+# components/schemas/PoliciesList (responses/ProxyPolicyConfResponse): policies[] of PolicyConf
+# (kind, conf, origins[] of PolicyOrigin {kri}).
+POLICIES_LIST = obj({"policies": array(obj({"kind": STRING, "conf": _CONF, "origins": array(obj({"kri": KRI}))}))})
