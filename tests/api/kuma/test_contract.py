@@ -1,0 +1,236 @@
+"""Contract test: a real `reconciler serve` on example-repo, with one real Envoy connected, answers
+Kuma's paths with the shapes of Kuma v2.14.3's OpenAPI description (the expectations in
+contract.py, written by hand from the spec), pages its lists the way Kuma does, and answers
+errors and writes in Kuma's error shape.
+
+A path the control plane does not serve fails here: that is what the test is for.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jsonschema
+import pytest
+import yaml
+
+from reconciler.demo_ports import PLAN_SPAN, move_ports_in_yaml
+from tests.api.kuma.contract import Expectation, error, expectations, listing
+from tests.api.kuma.contract_kinds import ITEMS
+from tests.api.support import Reply, request, served_control_plane
+from tests.e2e.harness import REPO_ROOT, EnvoyProcess
+
+pytestmark = pytest.mark.envoy
+
+EXAMPLE = REPO_ROOT / "example-repo"
+MESH = "default"
+CONNECTED = "backend-v1"  # the dataplane that gets a real Envoy
+
+
+def example_names() -> dict[str, list[str]]:
+    """The names of example-repo's resources, by kind."""
+    names: dict[str, list[str]] = {}
+    for path in sorted(EXAMPLE.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                names.setdefault(doc["type"], []).append(doc["name"])
+    return {kind: sorted(found) for kind, found in names.items()}
+
+
+NAMES = example_names()
+EXPECTATIONS = expectations(NAMES, MESH, CONNECTED)
+
+
+def _free_block() -> int:
+    """A base for example-repo's port plan (reconciler demo's --base-port) whose whole block is
+    free, in 6000-14999 like the demo's own test: the Envoy binds the plan's ports, and the
+    example's own 15000-19999 may be taken by a demo or another test using example-repo."""
+    bases = list(range(6000, 15000 - PLAN_SPAN + 1, 250))
+    random.shuffle(bases)
+    for base in bases:
+        if all(_free(port) for port in range(base, base + PLAN_SPAN)):
+            return base
+    raise AssertionError("no free block of ports in 6000-14999 for example-repo's port plan")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Served:
+    api: str
+    branch: str
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("contract")
+    base = _free_block()
+    files = {str(p.relative_to(EXAMPLE)): move_ports_in_yaml(p.read_text(), base) for p in EXAMPLE.rglob("*.yaml")}
+    with served_control_plane(root, files) as (remote, cp, first):
+        envoy = EnvoyProcess(cp, root / "envoys", name=CONNECTED)
+        envoy.start()
+        try:
+            cp.wait_applied(first, [f"{MESH}.{CONNECTED}"], timeout=60)
+            yield Served(cp.api, remote.branch)
+        finally:
+            envoy.stop()
+
+
+def violations(schema: Mapping[str, Any], document: Any) -> list[str]:
+    """Where `document` breaks `schema`, one line each, by JSON path."""
+    validator = jsonschema.Draft202012Validator(schema)
+    found = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    return [f"  at {e.json_path}: {e.message[:300]}" for e in found]
+
+
+def get_json(served: Served, path: str, status: int = 200) -> Any:
+    reply = request(served.api, "GET", path)
+    assert reply.status == status, f"GET {path}: {reply.status}, wanted {status}: {reply.body[:500]!r}"
+    assert reply.headers.get("content-type", "").startswith("application/json"), f"GET {path}: {reply.headers.get('content-type')}"
+    return reply.json()
+
+
+@pytest.mark.parametrize("expectation", EXPECTATIONS, ids=[e.path for e in EXPECTATIONS])
+def test_each_path_answers_with_the_shape_of_kuma_openapi_description(served: Served, expectation: Expectation) -> None:
+    document = get_json(served, expectation.path)
+    broken = violations(expectation.schema, document)
+    assert not broken, f"GET {expectation.path} does not match {expectation.component}:\n" + "\n".join(broken[:20])
+
+
+def test_every_resource_of_example_repo_is_in_its_list(served: Served) -> None:
+    """A list holds the repository's resources of its kind (Kuma's defaults may be there too)."""
+    missing = {}
+    for expectation in EXPECTATIONS:
+        if not expectation.component.endswith("List") or expectation.path == "/dataplanes":
+            continue
+        kind = expectation.component.removeprefix("responses/").removesuffix("List")
+        listed = {item["name"] for item in get_json(served, expectation.path + "?size=1000")["items"]}
+        if lost := set(NAMES[kind]) - listed:
+            missing[expectation.path] = sorted(lost)
+    assert not missing, f"resources of example-repo missing from their lists: {missing}"
+
+
+def _walk(served: Served, path: str, size: int) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Every page of a list, following `next` from `?size=`: (items, each page's next)."""
+    items: list[dict[str, Any]] = []
+    nexts: list[Any] = []
+    url: str | None = f"{path}?size={size}"
+    while url is not None:
+        assert len(nexts) < 100, f"{path}: `next` never ends"
+        page = get_json(served, url)
+        assert "next" in page, f"GET {url}: no `next` (Kuma writes null on the last page)"
+        assert len(page["items"]) <= size, f"GET {url}: {len(page['items'])} items on a page of {size}"
+        items += page["items"]
+        nexts.append(page["next"])
+        if page["next"] is None:
+            url = None
+        else:
+            link = urlsplit(page["next"])
+            assert link.scheme in ("http", "https") and link.path == path, (
+                f"GET {url}: next {page['next']!r} is not an absolute URL of {path}"
+            )
+            assert parse_qs(link.query).get("size") == [str(size)], f"GET {url}: next {page['next']!r} does not keep size={size}"
+            assert "offset" in parse_qs(link.query), f"GET {url}: next {page['next']!r} has no offset"
+            url = f"{link.path}?{link.query}"
+    return items, nexts
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [(f"/meshes/{MESH}/dataplanes", "Dataplane"), (f"/meshes/{MESH}/meshtrafficpermissions", "MeshTrafficPermission"), ("/meshes", "Mesh")],
+)
+def test_lists_page_with_size_offset_and_next_like_kuma(served: Served, path: str, kind: str) -> None:
+    whole = get_json(served, path)
+    assert not violations(listing(ITEMS[kind]), whole), violations(listing(ITEMS[kind]), whole)
+    assert whole["total"] == len(whole["items"]) and whole["next"] is None, f"GET {path}: one page of {whole['total']}"
+
+    items, nexts = _walk(served, path, size=2)
+    names = [item["name"] for item in items]
+    assert sorted(names) == sorted(item["name"] for item in whole["items"]), f"{path}: paging with size=2 gave {names}"
+    assert len(set(names)) == len(names), f"{path}: an item on two pages: {names}"
+    assert nexts[-1] is None and all(n is not None for n in nexts[:-1]), f"{path}: next per page {nexts}"
+
+    beyond = get_json(served, f"{path}?size=2&offset={whole['total'] + 5}")
+    assert (beyond["items"], beyond["next"], beyond["total"]) == ([], None, whole["total"]), beyond
+
+
+def test_overview_list_pages_like_kuma(served: Served) -> None:
+    path = f"/meshes/{MESH}/dataplanes/_overview"
+    items, _ = _walk(served, path, size=4)
+    assert sorted(item["name"] for item in items) == NAMES["Dataplane"]
+
+
+def _assert_error(reply: Reply, status: int, what: str) -> dict[str, Any]:
+    assert reply.status == status, f"{what}: {reply.status}, wanted {status}: {reply.body[:300]!r}"
+    content_type = reply.headers.get("content-type", "")
+    assert content_type.startswith(("application/json", "application/problem+json")), f"{what}: content-type {content_type}"
+    body = reply.json()
+    broken = violations(error(status), body)
+    assert not broken, f"{what} is not Kuma's error (components/schemas/Error):\n" + "\n".join(broken)
+    return body  # type: ignore[no-any-return]
+
+
+NOT_FOUND = [
+    f"/meshes/{MESH}/meshtimeouts/no-such-timeout",
+    f"/meshes/{MESH}/dataplanes/no-such-dataplane",
+    "/meshes/no-such-mesh",
+    "/meshes/no-such-mesh/meshtrafficpermissions",
+    "/zoneingresses/no-such-ingress",
+    f"/meshes/{MESH}/dataplanes/no-such-dataplane/_overview",
+    f"/meshes/{MESH}/dataplanes/no-such-dataplane/_rules",
+    f"/meshes/{MESH}/meshtimeouts/no-such-timeout/_resources/dataplanes",
+]
+
+
+@pytest.mark.parametrize("path", NOT_FOUND)
+def test_a_missing_resource_is_a_404_in_kuma_error_shape(served: Served, path: str) -> None:
+    _assert_error(request(served.api, "GET", path), 404, f"GET {path}")
+
+
+@pytest.mark.parametrize("query", ["size=many", "size=0", "size=1001"])
+def test_a_bad_page_size_is_a_400_naming_the_parameter(served: Served, query: str) -> None:
+    path = f"/meshes/{MESH}/meshtimeouts?{query}"
+    body = _assert_error(request(served.api, "GET", path), 400, f"GET {path}")
+    # Kuma: "Invalid page size" with invalid_parameters [{field: size, reason}].
+    assert [p["field"] for p in body.get("invalid_parameters", [])] == ["size"], body
+
+
+WRITES = [
+    ("PUT", f"/meshes/{MESH}/meshtimeouts/{NAMES['MeshTimeout'][0]}"),
+    ("DELETE", f"/meshes/{MESH}/meshtimeouts/{NAMES['MeshTimeout'][0]}"),
+    ("POST", f"/meshes/{MESH}/meshtimeouts/{NAMES['MeshTimeout'][0]}"),
+    ("PUT", f"/meshes/{MESH}/dataplanes/{CONNECTED}"),
+    ("PUT", f"/meshes/{MESH}"),
+    ("DELETE", "/zoneingresses/" + NAMES["ZoneIngress"][0]),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), WRITES, ids=[f"{m} {p}" for m, p in WRITES])
+def test_a_write_is_a_405_in_kuma_error_shape(served: Served, method: str, path: str) -> None:
+    body = {"type": "MeshTimeout", "mesh": MESH, "name": "x", "spec": {"targetRef": {"kind": "Mesh"}}}
+    reply = request(served.api, method, path, body if method != "DELETE" else None)
+    found = _assert_error(reply, 405, f"{method} {path}")
+    assert served.branch in found["detail"], f"{method} {path}: the refusal does not name the branch to commit to: {found['detail']!r}"
+    # The resource is still there, unchanged by the refused write.
+    assert request(served.api, "GET", path).status == 200
+
+
+def test_the_contract_covers_every_kind_of_example_repo() -> None:
+    """Every kind in example-repo has an item schema and a list and item path in the contract."""
+    assert set(NAMES) <= set(ITEMS), f"kinds without an expectation: {set(NAMES) - set(ITEMS)}"
+    components = {e.component for e in EXPECTATIONS}
+    assert {f"schemas/{kind}Item" for kind in NAMES} <= components
+    assert {f"responses/{kind}List" for kind in NAMES} <= components
