@@ -215,6 +215,14 @@ class Expectation:
     component: str  # the spec's component the schema was transcribed from
 
 
+def _named(item: Schema, name: str, mesh: str | None) -> Schema:
+    """The item schema, for the one resource a path names."""
+    names: dict[str, Schema] = {"name": {"const": name}}
+    if mesh is not None:
+        names["mesh"] = {"const": mesh}
+    return {"allOf": [item, {"properties": names}]}
+
+
 def expectations(names: Mapping[str, Sequence[str]], mesh: str, connected: str) -> list[Expectation]:
     """Every path served for a repository holding `names` (resource names by kind) in `mesh`;
     `connected` is the dataplane with a running Envoy."""
@@ -227,9 +235,13 @@ def expectations(names: Mapping[str, Sequence[str]], mesh: str, connected: str) 
         plural, item = PLURALS[kind], ITEMS[kind]
         base = f"/{plural}" if kind in GLOBAL_KINDS else f"/meshes/{mesh}/{plural}"
         out.append(Expectation(base, listing(item), f"responses/{kind}List"))
-        out += [Expectation(f"{base}/{name}", item, f"schemas/{kind}Item") for name in kind_names]
-    # Kuma also lists a mesh-scoped kind across meshes at the top level (`/dataplanes`).
+        out += [
+            Expectation(f"{base}/{name}", _named(item, name, None if kind in GLOBAL_KINDS else mesh), f"schemas/{kind}Item")
+            for name in kind_names
+        ]
+    # Kuma also lists a mesh-scoped kind across all meshes at the top level.
     out.append(Expectation("/dataplanes", listing(ITEMS["Dataplane"]), "responses/DataplaneList"))
+    out.append(Expectation("/meshtimeouts", listing(ITEMS["MeshTimeout"]), "responses/MeshTimeoutList"))
     dataplanes = f"/meshes/{mesh}/dataplanes"
     out.append(Expectation(f"{dataplanes}/_overview", OVERVIEW_LIST, "responses/GetDataplaneOverviewListResponse"))
     for name in names["Dataplane"]:

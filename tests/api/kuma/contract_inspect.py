@@ -64,8 +64,17 @@ INSPECT_DATAPLANES = obj({"total": INTEGER, "items": array(META)}, {"next": null
 
 # components/schemas/DataplaneXDSConfig (responses/GetDataplaneXDSConfigResponse): `xds` an object;
 # `diff` JsonPatchItems (components/schemas/JsonPatchItem: op add|remove|test, path, value).
+# The spec says no more of `xds` than "the raw XDS config as an inline JSON object"; Kuma's server
+# keys it by type URL, then by resource name (golden _rules/proxyconfig_shadow-false.golden.json),
+# and a proxy that is served has at least its listeners and clusters there.
+_XDS = {
+    "type": "object",
+    "propertyNames": {"pattern": r"^type\.googleapis\.com/envoy\."},
+    "additionalProperties": {"type": "object", "additionalProperties": OBJECT},
+    "minProperties": 2,
+}
 XDS_CONFIG = obj(
-    {"xds": OBJECT},
+    {"xds": _XDS},
     {"diff": array(obj({"op": enum(["add", "remove", "test"]), "path": STRING, "value": {}}))},
 )
 
