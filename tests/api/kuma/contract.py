@@ -215,12 +215,13 @@ class Expectation:
     component: str  # the spec's component the schema was transcribed from
 
 
-def _named(item: Schema, name: str, mesh: str | None) -> Schema:
-    """The item schema, for the one resource a path names."""
-    names: dict[str, Schema] = {"name": {"const": name}}
-    if mesh is not None:
-        names["mesh"] = {"const": mesh}
-    return {"allOf": [item, {"properties": names}]}
+def _about(schema: Schema, values: Mapping[str, str], key: str | None = None) -> Schema:
+    """The schema, for the one resource a path names: these properties (of `key`, if given) hold
+    these values."""
+    constraint: Schema = {"properties": {k: {"const": v} for k, v in values.items()}}
+    if key is not None:
+        constraint = {"properties": {key: constraint}}
+    return {"allOf": [schema, constraint]}
 
 
 def expectations(names: Mapping[str, Sequence[str]], mesh: str, connected: str) -> list[Expectation]:
@@ -236,7 +237,11 @@ def expectations(names: Mapping[str, Sequence[str]], mesh: str, connected: str) 
         base = f"/{plural}" if kind in GLOBAL_KINDS else f"/meshes/{mesh}/{plural}"
         out.append(Expectation(base, listing(item), f"responses/{kind}List"))
         out += [
-            Expectation(f"{base}/{name}", _named(item, name, None if kind in GLOBAL_KINDS else mesh), f"schemas/{kind}Item")
+            Expectation(
+                f"{base}/{name}",
+                _about(item, {"name": name} if kind in GLOBAL_KINDS else {"name": name, "mesh": mesh}),
+                f"schemas/{kind}Item",
+            )
             for name in kind_names
         ]
     # Kuma also lists a mesh-scoped kind across all meshes at the top level.
@@ -245,9 +250,11 @@ def expectations(names: Mapping[str, Sequence[str]], mesh: str, connected: str) 
     dataplanes = f"/meshes/{mesh}/dataplanes"
     out.append(Expectation(f"{dataplanes}/_overview", OVERVIEW_LIST, "responses/GetDataplaneOverviewListResponse"))
     for name in names["Dataplane"]:
-        schema = OVERVIEW_CONNECTED if name == connected else OVERVIEW
-        out.append(Expectation(f"{dataplanes}/{name}/_overview", schema, "responses/GetDataplaneOverviewResponse"))
-        out.append(Expectation(f"{dataplanes}/{name}/_rules", INSPECT_RULES, "responses/InspectRulesResponse"))
+        this = {"name": name, "mesh": mesh}
+        overview = _about(OVERVIEW_CONNECTED if name == connected else OVERVIEW, this)
+        out.append(Expectation(f"{dataplanes}/{name}/_overview", overview, "responses/GetDataplaneOverviewResponse"))
+        rules = _about(INSPECT_RULES, {**this, "type": "Dataplane"}, key="resource")
+        out.append(Expectation(f"{dataplanes}/{name}/_rules", rules, "responses/InspectRulesResponse"))
         out.append(Expectation(f"{dataplanes}/{name}/_policies", POLICIES_LIST, "responses/ProxyPolicyConfResponse"))
     out.append(Expectation(f"{dataplanes}/{connected}/_config", XDS_CONFIG, "responses/GetDataplaneXDSConfigResponse"))
     for kind, kind_names in sorted(names.items()):

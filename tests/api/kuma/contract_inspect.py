@@ -60,7 +60,11 @@ INSPECT_RULES = obj({"resource": META, "rules": array(_INSPECT_RULE), "httpMatch
 
 # components/schemas/InspectDataplanesForPolicy (responses/InspectDataplanesForPolicyResponse):
 # total and items required; `next` a string (Go: *string with omitempty, so absent or a URL).
-INSPECT_DATAPLANES = obj({"total": INTEGER, "items": array(META)}, {"next": nullable(STRING)})
+# Its items are dataplanes (the spec's example: `type: Dataplane`).
+INSPECT_DATAPLANES = obj(
+    {"total": INTEGER, "items": array({"allOf": [META, {"properties": {"type": {"const": "Dataplane"}}}]})},
+    {"next": nullable(STRING)},
+)
 
 # components/schemas/DataplaneXDSConfig (responses/GetDataplaneXDSConfigResponse): `xds` an object;
 # `diff` JsonPatchItems (components/schemas/JsonPatchItem: op add|remove|test, path, value).

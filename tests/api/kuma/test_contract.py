@@ -234,3 +234,16 @@ def test_the_contract_covers_every_kind_of_example_repo() -> None:
     components = {e.component for e in EXPECTATIONS}
     assert {f"schemas/{kind}Item" for kind in NAMES} <= components
     assert {f"responses/{kind}List" for kind in NAMES} <= components
+
+
+def test_the_connected_proxy_is_online_with_acknowledged_responses(served: Served) -> None:
+    """The dataplane with a real Envoy has an open subscription (no disconnectTime) whose
+    listeners and clusters were acknowledged, and the global insight counts it online."""
+    overview = get_json(served, f"/meshes/{MESH}/dataplanes/{CONNECTED}/_overview")
+    open_streams = [s for s in overview["dataplaneInsight"]["subscriptions"] if "disconnectTime" not in s]
+    assert len(open_streams) == 1, overview["dataplaneInsight"]
+    status = open_streams[0]["status"]
+    acknowledged = {t: int(status.get(t, {}).get("responsesAcknowledged", 0)) for t in ("cds", "lds", "total")}
+    assert all(n >= 1 for n in acknowledged.values()), status
+    insight = get_json(served, "/global-insight")
+    assert insight["dataplanes"]["standard"]["online"] >= 1, insight["dataplanes"]
