@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from reconciler.demo_ports import PLAN_SPAN, move_ports_in_yaml
-from tests.api.kuma.contract import Expectation, error, expectations, listing
+from tests.api.kuma.contract import PLURALS, Expectation, error, expectations, listing
 from tests.api.kuma.contract_kinds import ITEMS
+from tests.api.kuma.contract_schema import GLOBAL_KINDS, SHORT_NAMES
 from tests.api.support import Reply, request, served_control_plane
 from tests.e2e.harness import REPO_ROOT, EnvoyProcess
 
@@ -247,3 +248,18 @@ def test_the_connected_proxy_is_online_with_acknowledged_responses(served: Serve
     assert all(n >= 1 for n in acknowledged.values()), status
     insight = get_json(served, "/global-insight")
     assert insight["dataplanes"]["standard"]["online"] >= 1, insight["dataplanes"]
+
+
+def test_resource_types_describe_every_kind_with_kuma_path_scope_and_short_name(served: Served) -> None:
+    """`/_resources` is how Kuma's GUI and generated clients find each kind's path: every kind of
+    example-repo is there with the path segment, scope and KRI short name Kuma uses."""
+    described = {r["name"]: r for r in get_json(served, "/_resources")["resources"]}
+    wrong = {}
+    for kind in NAMES:
+        want = {"path": PLURALS[kind], "scope": "Global" if kind in GLOBAL_KINDS else "Mesh", "shortName": SHORT_NAMES.get(kind, "")}
+        got = {key: described.get(kind, {}).get(key) for key in want}
+        if got != want:
+            wrong[kind] = got
+    assert not wrong, f"kinds described unlike Kuma (want path/scope/shortName as in Kuma's _resources): {wrong}"
+    policies = [kind for kind in NAMES if "targetRef" in ITEMS[kind]["properties"].get("spec", {}).get("properties", {})]
+    assert all(described[kind].get("policy", {}).get("isTargetRef") for kind in policies), {k: described[k].get("policy") for k in policies}
