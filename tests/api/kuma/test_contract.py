@@ -33,13 +33,15 @@ MESH = "default"
 CONNECTED = "backend-v1"  # the dataplane that gets a real Envoy
 
 
+def example_documents() -> list[dict[str, Any]]:
+    return [doc for path in sorted(EXAMPLE.rglob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
 def example_names() -> dict[str, list[str]]:
     """The names of example-repo's resources, by kind."""
     names: dict[str, list[str]] = {}
-    for path in sorted(EXAMPLE.rglob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc:
-                names.setdefault(doc["type"], []).append(doc["name"])
+    for doc in example_documents():
+        names.setdefault(doc["type"], []).append(doc["name"])
     return {kind: sorted(found) for kind, found in names.items()}
 
 
@@ -174,6 +176,16 @@ def test_overview_list_pages_like_kuma(served: Served) -> None:
     assert sorted(item["name"] for item in items) == NAMES["Dataplane"]
 
 
+def test_lists_filter_by_label_like_kuma(served: Served) -> None:
+    """`filter[labels.<key>]=<value>` (the spec's `filter` parameter, as Kuma's server reads it)."""
+    labelled = sorted(d["name"] for d in example_documents() if d["type"] == "Dataplane" and d.get("labels", {}).get("app") == "backend")
+    assert len(labelled) >= 2  # example-repo runs two backend versions
+    found = get_json(served, f"/meshes/{MESH}/dataplanes?filter%5Blabels.app%5D=backend")
+    assert (sorted(i["name"] for i in found["items"]), found["total"]) == (labelled, len(labelled)), found
+    none = get_json(served, f"/meshes/{MESH}/dataplanes?filter%5Blabels.app%5D=no-such-app")
+    assert (none["items"], none["total"]) == ([], 0), none
+
+
 def _assert_error(reply: Reply, status: int, what: str) -> dict[str, Any]:
     assert reply.status == status, f"{what}: {reply.status}, wanted {status}: {reply.body[:300]!r}"
     content_type = reply.headers.get("content-type", "")
@@ -207,6 +219,12 @@ def test_a_bad_page_size_is_a_400_naming_the_parameter(served: Served, query: st
     body = _assert_error(request(served.api, "GET", path), 400, f"GET {path}")
     # Kuma: "Invalid page size" with invalid_parameters [{field: size, reason}].
     assert [p["field"] for p in body.get("invalid_parameters", [])] == ["size"], body
+
+
+def test_a_filter_on_anything_but_labels_is_a_400(served: Served) -> None:
+    path = f"/meshes/{MESH}/dataplanes?filter%5Bname.app%5D=backend"
+    body = _assert_error(request(served.api, "GET", path), 400, f"GET {path}")
+    assert body.get("invalid_parameters"), body  # Kuma: "filters are only supported on labels"
 
 
 WRITES = [
