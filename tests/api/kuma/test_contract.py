@@ -75,6 +75,7 @@ def _free(port: int) -> bool:
 class Served:
     api: str
     branch: str
+    repository: str
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         envoy.start()
         try:
             cp.wait_applied(first, [f"{MESH}.{CONNECTED}"], timeout=60)
-            yield Served(cp.api, remote.branch)
+            yield Served(cp.api, remote.branch, str(remote.bare))
         finally:
             envoy.stop()
 
@@ -242,7 +243,10 @@ def test_a_write_is_a_405_in_kuma_error_shape(served: Served, method: str, path:
     body = {"type": "MeshTimeout", "mesh": MESH, "name": "x", "spec": {"targetRef": {"kind": "Mesh"}}}
     reply = request(served.api, method, path, body if method != "DELETE" else None)
     found = _assert_error(reply, 405, f"{method} {path}")
-    assert served.branch in found["detail"], f"{method} {path}: the refusal does not name the branch to commit to: {found['detail']!r}"
+    where = (served.repository, f"branch {served.branch}")
+    assert all(w in found["detail"] for w in where), f"{method} {path}: the refusal does not say where to commit: {found['detail']!r}"
+    # HTTP: a 405 names the methods the resource allows.
+    assert "GET" in reply.headers.get("allow", ""), f"{method} {path}: Allow {reply.headers.get('allow')!r}"
     # The resource is still there, unchanged by the refused write.
     assert request(served.api, "GET", path).status == 200
 
