@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tests.api.kuma.contract_schema import BOOLEAN, INTEGER, KRI, LABELS, OBJECT, STRING, array, enum, nullable, obj
 
-__all__ = ["META", "INSPECT_RULES", "INSPECT_DATAPLANES", "XDS_CONFIG", "POLICIES_LIST"]
+__all__ = ["META", "INSPECT_RULES", "INSPECT_DATAPLANES", "XDS_CONFIG", "POLICIES_LIST", "LAYOUT", "INBOUND_POLICIES", "ROUTES_LIST"]
 
 # components/schemas/Meta: type, mesh, name and labels required (Go: `labels` without omitempty).
 META = obj({"type": STRING, "mesh": STRING, "name": STRING, "labels": LABELS}, {"kri": KRI})
@@ -82,6 +82,45 @@ XDS_CONFIG = obj(
     {"diff": array(obj({"op": enum(["add", "remove", "test"]), "path": STRING, "value": {}}))},
 )
 
-# components/schemas/PoliciesList (responses/ProxyPolicyConfResponse): policies[] of PolicyConf
-# (kind, conf, origins[] of PolicyOrigin {kri}).
-POLICIES_LIST = obj({"policies": array(obj({"kind": STRING, "conf": _CONF, "origins": array(obj({"kri": KRI}))}))})
+# components/schemas/PoliciesList (responses/ProxyPolicyConfResponse, OutboundPolicyConfResponse,
+# RoutePolicyConfResponse): policies[] of PolicyConf (kind, conf, origins[] of PolicyOrigin {kri}).
+# `conf` is an object in the spec (x-go-type interface{}); for an outbound or a route Kuma's server
+# writes the list of confs in merge order there (golden _policies/outbounds/*.golden.json).
+_POLICY_CONF = {"anyOf": [_CONF, array(_CONF)]}
+POLICIES_LIST = obj({"policies": array(obj({"kind": STRING, "conf": _POLICY_CONF, "origins": array(obj({"kri": KRI}))}))})
+
+# components/schemas/DataplaneNetworkingLayout (responses/DataplaneNetworkingLayoutResponse), with
+# DataplaneInbound/DataplaneOutbound (kri, port, protocol, proxyResourceName) and DataplaneListener.
+_PORT_VIEW = obj({"kri": KRI, "port": INTEGER, "protocol": STRING, "proxyResourceName": STRING})
+LAYOUT = obj(
+    {
+        "kri": KRI,
+        "labels": LABELS,
+        "inbounds": array(_PORT_VIEW),
+        "outbounds": array(_PORT_VIEW),
+        "listeners": array(obj({"kri": KRI, "type": enum(["ZoneIngress", "ZoneEgress"]), "port": INTEGER, "proxyResourceName": STRING})),
+    },
+    {"spiffeId": STRING},
+)
+# components/schemas/InboundPoliciesList (responses/InboundPolicyConfResponse): policies[] of
+# InboundPolicyConf (kind, rules[] of PolicyRule {conf, kri?}, origins[]).
+INBOUND_POLICIES = obj(
+    {"policies": array(obj({"kind": STRING, "rules": array(obj({"conf": _CONF}, {"kri": KRI})), "origins": array(obj({"kri": KRI}))}))}
+)
+# components/schemas/RoutesList (responses/RoutesListResponse): routes[] of RouteConf (kind,
+# rules[] of RouteRules {kri, matches[], conf}, origins[]).
+ROUTES_LIST = obj(
+    {
+        "routes": array(
+            obj(
+                {
+                    "kind": STRING,
+                    # A MeshTCPRoute's rule has no KRI nor matches: Kuma writes "" and null
+                    # (golden _routes/meshservice_meshtcproute.golden.json).
+                    "rules": array(obj({"kri": STRING, "matches": nullable(array(OBJECT)), "conf": _CONF})),
+                    "origins": array(obj({"kri": KRI})),
+                }
+            )
+        )
+    }
+)

@@ -21,6 +21,7 @@ import yaml
 
 from reconciler.demo_ports import PLAN_SPAN, move_ports_in_yaml
 from tests.api.kuma.contract import PLURALS, Expectation, error, expectations, listing
+from tests.api.kuma.contract_inspect import INBOUND_POLICIES, LAYOUT, POLICIES_LIST, ROUTES_LIST
 from tests.api.kuma.contract_kinds import ITEMS
 from tests.api.kuma.contract_schema import GLOBAL_KINDS, SHORT_NAMES
 from tests.api.support import Reply, request, served_control_plane
@@ -285,3 +286,24 @@ def test_resource_types_describe_every_kind_with_kuma_path_scope_and_short_name(
     assert not wrong, f"kinds described unlike Kuma (want path/scope/shortName as in Kuma's _resources): {wrong}"
     policies = [kind for kind in NAMES if "targetRef" in ITEMS[kind]["properties"].get("spec", {}).get("properties", {})]
     assert all(described[kind].get("policy", {}).get("isTargetRef") for kind in policies), {k: described[k].get("policy") for k in policies}
+
+
+def _valid(served: Served, path: str, schema: Mapping[str, Any], component: str) -> Any:
+    document = get_json(served, path)
+    broken = violations(schema, document)
+    assert not broken, f"GET {path} does not match {component}:\n" + "\n".join(broken[:20])
+    return document
+
+
+@pytest.mark.parametrize("name", NAMES["Dataplane"])
+def test_per_proxy_views_by_kri_answer_with_kuma_shapes(served: Served, name: str) -> None:
+    """Kuma 2.14's views of one proxy: its layout, then each inbound's policies and each
+    outbound's policies and routes, by the KRIs the layout gives."""
+    base = f"/meshes/{MESH}/dataplanes/{name}"
+    layout = _valid(served, f"{base}/_layout", LAYOUT, "responses/DataplaneNetworkingLayoutResponse")
+    assert layout["kri"] == f"kri_dp_{MESH}___{name}_", layout["kri"]
+    for inbound in layout["inbounds"]:
+        _valid(served, f"{base}/_inbounds/{inbound['kri']}/_policies", INBOUND_POLICIES, "responses/InboundPolicyConfResponse")
+    for outbound in layout["outbounds"]:
+        _valid(served, f"{base}/_outbounds/{outbound['kri']}/_policies", POLICIES_LIST, "responses/OutboundPolicyConfResponse")
+        _valid(served, f"{base}/_outbounds/{outbound['kri']}/_routes", ROUTES_LIST, "responses/RoutesListResponse")
