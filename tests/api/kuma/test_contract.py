@@ -223,6 +223,12 @@ def test_a_bad_page_size_is_a_400_naming_the_parameter(served: Served, query: st
     assert [p["field"] for p in body.get("invalid_parameters", [])] == ["size"], body
 
 
+@pytest.mark.parametrize("view", ["_inbounds/invalid-kri/_policies", "_outbounds/invalid-kri/_policies", "_outbounds/invalid-kri/_routes"])
+def test_a_view_by_an_invalid_kri_is_a_400(served: Served, view: str) -> None:
+    path = f"/meshes/{MESH}/dataplanes/{CONNECTED}/{view}"
+    _assert_error(request(served.api, "GET", path), 400, f"GET {path}")
+
+
 def test_a_filter_on_anything_but_labels_is_a_400(served: Served) -> None:
     path = f"/meshes/{MESH}/dataplanes?filter%5Bname.app%5D=backend"
     body = _assert_error(request(served.api, "GET", path), 400, f"GET {path}")
