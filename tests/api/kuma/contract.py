@@ -257,6 +257,10 @@ def expectations(names: Mapping[str, Sequence[str]], mesh: str, connected: str) 
         out.append(Expectation(f"{dataplanes}/{name}/_rules", rules, "responses/InspectRulesResponse"))
         out.append(Expectation(f"{dataplanes}/{name}/_policies", POLICIES_LIST, "responses/ProxyPolicyConfResponse"))
     out.append(Expectation(f"{dataplanes}/{connected}/_config", XDS_CONFIG, "responses/GetDataplaneXDSConfigResponse"))
+    # `_rules` of a builtin gateway: the spec's resourceType enum is dataplanes|meshgateways.
+    for name in names.get("MeshGateway", ()):
+        rules = _about(INSPECT_RULES, {"type": "MeshGateway", "name": name, "mesh": mesh}, key="resource")
+        out.append(Expectation(f"/meshes/{mesh}/meshgateways/{name}/_rules", rules, "responses/InspectRulesResponse"))
     for kind, kind_names in sorted(names.items()):
         if kind in ITEMS and "targetRef" in ITEMS[kind]["properties"].get("spec", {}).get("properties", {}):
             out += [

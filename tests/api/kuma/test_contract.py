@@ -303,8 +303,9 @@ def _valid(served: Served, path: str, schema: Mapping[str, Any], component: str)
 
 @pytest.mark.parametrize("name", NAMES["Dataplane"])
 def test_per_proxy_views_by_kri_answer_with_kuma_shapes(served: Served, name: str) -> None:
-    """Kuma 2.14's views of one proxy: its layout, then each inbound's policies and each
-    outbound's policies and routes, by the KRIs the layout gives."""
+    """Kuma 2.14's views of one proxy: its layout, then each inbound's policies, each
+    outbound's policies and routes, and each route's policies, by the KRIs the layout and the
+    routes give."""
     base = f"/meshes/{MESH}/dataplanes/{name}"
     layout = _valid(served, f"{base}/_layout", LAYOUT, "responses/DataplaneNetworkingLayoutResponse")
     assert layout["kri"] == f"kri_dp_{MESH}___{name}_", layout["kri"]
@@ -312,4 +313,8 @@ def test_per_proxy_views_by_kri_answer_with_kuma_shapes(served: Served, name: st
         _valid(served, f"{base}/_inbounds/{inbound['kri']}/_policies", INBOUND_POLICIES, "responses/InboundPolicyConfResponse")
     for outbound in layout["outbounds"]:
         _valid(served, f"{base}/_outbounds/{outbound['kri']}/_policies", POLICIES_LIST, "responses/OutboundPolicyConfResponse")
-        _valid(served, f"{base}/_outbounds/{outbound['kri']}/_routes", ROUTES_LIST, "responses/RoutesListResponse")
+        routes = _valid(served, f"{base}/_outbounds/{outbound['kri']}/_routes", ROUTES_LIST, "responses/RoutesListResponse")
+        # Each route's policies, by the route's KRI (a TCP route's rule may carry none: Kuma writes "").
+        for route in {rule["kri"] for conf in routes["routes"] for rule in conf["rules"] if rule.get("kri")}:
+            path = f"{base}/_outbounds/{outbound['kri']}/_routes/{route}/_policies"
+            _valid(served, path, POLICIES_LIST, "responses/RoutePolicyConfResponse")
