@@ -17,6 +17,7 @@ from reconciler.policies.core.merge import Contribution
 from reconciler.types import ResourceKey
 
 __all__ = [
+    "entry_default",
     "resource_meta",
     "key_meta",
     "destination_meta",
@@ -61,6 +62,14 @@ def origin_metas(origins: Iterable[Contribution], resources: Mapping[ResourceKey
         if c.policy not in seen:
             seen.append(c.policy)
     return [key_meta(k, resources) for k in seen]
+
+
+def entry_default(c: Contribution, resources: Mapping[ResourceKey, Resource]) -> Any:
+    """The `default` of the entry a contribution points at (`/spec/from/1` → spec.from[1].default)."""
+    node: Any = resources[c.policy].spec
+    for part in c.pointer.split("/")[2:]:
+        node = node[int(part)] if isinstance(node, (list, tuple)) else node[part]
+    return node["default"] if isinstance(node, Mapping) and "default" in node else node
 
 
 def _rule_index(pointer: str) -> int:

@@ -21,6 +21,7 @@ from reconciler.frozen import thaw
 from reconciler.inspection.meta import (
     MATCHES_HASH_KEY,
     destination_meta,
+    entry_default,
     go_matches,
     hash_matches,
     matchers,
@@ -229,12 +230,9 @@ def _inbound_rules(
         rules.append({"matchers": matchers(tags_of[name]), "conf": _shown(value), "origin": origin_metas(base + mine, resources)})
     if merged is not None:
         rules.append({"matchers": [], "conf": _shown(merged.value), "origin": origin_metas(merged.origins, resources)})
-        out["inboundRules"].append(
-            {
-                "inbound": _inbound_json(inbound),
-                "rules": [{"conf": [_shown(merged.value)], "origin": resource_origins(merged.origins, resources)}],
-            }
-        )
+        # Kuma's inbound rules: each contributing entry with its own conf, in merge order.
+        own = [{"conf": [_shown(entry_default(c, resources))], "origin": resource_origins((c,), resources)} for c in merged.origins]
+        out["inboundRules"].append({"inbound": _inbound_json(inbound), "rules": own})
     if rules:
         out["fromRules"].append({"inbound": _inbound_json(inbound), "rules": rules})
 

@@ -91,10 +91,16 @@ def test_inbound_rules_merge_the_policies_selecting_each_inbound_as_kuma_does() 
             ],
         },
     ]
-    second = timeout["inboundRules"][1]["rules"][0]
-    assert [(o["resourceMeta"]["name"], o["ruleIndex"]) for o in second["origin"]] == [
-        ("select-whole-dpp", 0),
-        ("select-single-inbound", 0),
+    # Kuma's inboundRules: each contributing entry with its own conf, in merge order.
+    assert timeout["inboundRules"][1]["rules"] == [
+        {
+            "conf": [{"idleTimeout": "7s", "connectionTimeout": "7s", "http": {"requestTimeout": "7s"}}],
+            "origin": [{"resourceMeta": _meta("MeshTimeout", "select-whole-dpp"), "ruleIndex": 0}],
+        },
+        {
+            "conf": [{"http": {"requestTimeout": "2s"}}],
+            "origin": [{"resourceMeta": _meta("MeshTimeout", "select-single-inbound"), "ruleIndex": 0}],
+        },
     ]
     assert timeout["toRules"] == timeout["toResourceRules"] == []
     assert doc["httpMatches"] == []
