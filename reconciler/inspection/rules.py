@@ -44,7 +44,7 @@ from reconciler.render import render
 from reconciler.types import ResourceKey
 from reconciler.views.proxy import OutboundView, ProxyView, destination_of
 
-__all__ = ["inspect_rules", "rules_of_view", "UnknownResource", "MTLS_WARNING"]
+__all__ = ["inspect_rules", "proxy_view_of", "rules_of_view", "routes_to", "UnknownResource", "MTLS_WARNING"]
 
 MTLS_WARNING = "Mesh is not Mtls enabled this policy will have no effect"
 """Kuma's warning on MeshTrafficPermission rules of a mesh without mTLS."""
@@ -58,16 +58,22 @@ class UnknownResource(LookupError):
         super().__init__(f"no {type} {mesh + '/' if type != 'Mesh' else ''}{name}")
 
 
-def inspect_rules(model: MeshModel, mesh: str, name: str, *, compact_outbounds: int | None = None) -> dict[str, Any]:
-    """Kuma's InspectRules JSON of dataplane `mesh`/`name` (UnknownResource when there is none).
-    `compact_outbounds`: serve's --compact-outbounds, which decides the outbound shape."""
+def proxy_view_of(model: MeshModel, mesh: str, name: str, *, compact_outbounds: int | None = None) -> tuple[ProxyView, PolicyIndex]:
+    """The proxy view of dataplane `mesh`/`name` through the one render path, and its mesh's
+    policy index (UnknownResource when there is no such mesh or dataplane)."""
     if mesh not in model.meshes:
         raise UnknownResource("Mesh", "", mesh)
     node = f"{mesh}.{name}"
     if node not in model.dataplanes:
         raise UnknownResource("Dataplane", mesh, name)
     rendering = render(model, None, compact_outbounds, only=(node,), generate_config=False)
-    return rules_of_view(rendering.views[node], rendering.indexes[mesh])
+    return rendering.views[node], rendering.indexes[mesh]
+
+
+def inspect_rules(model: MeshModel, mesh: str, name: str, *, compact_outbounds: int | None = None) -> dict[str, Any]:
+    """Kuma's InspectRules JSON of dataplane `mesh`/`name` (UnknownResource when there is none).
+    `compact_outbounds`: serve's --compact-outbounds, which decides the outbound shape."""
+    return rules_of_view(*proxy_view_of(model, mesh, name, compact_outbounds=compact_outbounds))
 
 
 def rules_of_view(view: ProxyView, index: PolicyIndex) -> dict[str, Any]:
@@ -237,7 +243,7 @@ def _inbound_rules(
         out["fromRules"].append({"inbound": _inbound_json(inbound), "rules": rules})
 
 
-def _routes_to(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex) -> list[tuple[Resource, int]]:
+def routes_to(kind: str, dp: Dataplane, dest: Destination, index: PolicyIndex) -> list[tuple[Resource, int]]:
     """The route policies (and their `to` entry) that route traffic from `dp` to `dest`."""
     out = []
     for m in matched_policies(kind, dp, index):
@@ -290,7 +296,7 @@ def _http_route_rule(
             rules[route.key] = {"matches": matches, "default": default}
             http_matches[hash_matches(matches)] = matches
         if rules:
-            routed = _routes_to("MeshHTTPRoute", dp, dest, index)
+            routed = routes_to("MeshHTTPRoute", dp, dest, index)
             _add_route_rule(out, dp, dest, {"rules": list(rules.values())}, _route_origins(dest.kind == "service", routed, resources))
     return None if _is_empty(out) else out
 
@@ -302,6 +308,6 @@ def _tcp_route_rule(view: ProxyView, index: PolicyIndex, resources: Mapping[Reso
         if not ov.tcp_split:  # not routed by a MeshTCPRoute as served (a MeshHTTPRoute wins)
             continue
         conf = {"rules": [{"default": {"backendRefs": _with_weights(tcp_backends(dp, dest, index))}}]}
-        routed = _routes_to("MeshTCPRoute", dp, dest, index)
+        routed = routes_to("MeshTCPRoute", dp, dest, index)
         _add_route_rule(out, dp, dest, conf, _route_origins(dest.kind == "service", routed, resources))
     return None if _is_empty(out) else out

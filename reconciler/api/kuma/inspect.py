@@ -3,6 +3,9 @@
 - `GET /meshes/{mesh}/dataplanes/{name}/_rules`: InspectRules (reconciler/inspection/rules.py);
 - `GET /meshes/{mesh}/dataplanes/{name}/_config`: DataplaneXDSConfig, the Envoy config as
   served (`shadow` accepted; no `include=diff`: docs/api.md);
+- `GET /meshes/{mesh}/dataplanes/{name}/_layout`, `_policies`, `_inbounds/{kri}/_policies`,
+  `_outbounds/{kri}/_policies`, `_outbounds/{kri}/_routes`: Kuma 2.14's views by KRI
+  (reconciler/inspection/proxy_policies.py);
 - `GET /meshes/{mesh}/{policy plural}/{name}/_resources/dataplanes`: the dataplanes a policy
   selects (InspectDataplanesForPolicy: total, items, next; size, offset, name);
 - `GET /meshes/{mesh}/meshservices/{name}/_dataplanes`: the dataplanes a MeshService selects.
@@ -13,19 +16,32 @@ Unknown meshes, dataplanes and policies answer 404 in Kuma's error shape (api/ku
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from reconciler.api.backend import ApiBackend
-from reconciler.api.kuma.errors import kuma_error
+from reconciler.api.kuma.errors import InvalidParameter, KumaError, kuma_error, not_found
 from reconciler.api.server import Route, json_response
 from reconciler.inspection.config_dump import xds_config
-from reconciler.inspection.dataplanes import DEFAULT_SIZE, meshservice_dataplanes, page, policy_dataplanes
-from reconciler.inspection.rules import UnknownResource, inspect_rules
+from reconciler.inspection.dataplanes import DEFAULT_SIZE, MAX_SIZE, meshservice_dataplanes, page, policy_dataplanes
+from reconciler.inspection.proxy_policies import (
+    NoSuchListener,
+    inbound_policies,
+    layout,
+    outbound_policies,
+    outbound_routes,
+    proxy_policies,
+)
+from reconciler.inspection.rules import UnknownResource, proxy_view_of, rules_of_view
 from reconciler.kind_names import POLICY_KINDS
 from reconciler.mesh.model import Dataplane, MeshModel
+from reconciler.policies.core.match import PolicyIndex
+from reconciler.views.proxy import ProxyView
 
 __all__ = ["inspect_routes", "policy_plural", "POLICY_PLURALS"]
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def policy_plural(kind: str) -> str:
@@ -41,62 +57,81 @@ def policy_plural(kind: str) -> str:
 POLICY_PLURALS = {policy_plural(k): k for k in sorted(POLICY_KINDS)}
 
 
-def _not_found(e: UnknownResource) -> web.Response:
-    title = "Failed to retrieve Mesh" if e.type == "Mesh" else f"Could not retrieve {e.type}"
-    return kuma_error(404, title, "Not found")
+def _not_found(e: UnknownResource) -> KumaError:
+    return not_found("Failed to retrieve Mesh" if e.type == "Mesh" else f"Could not retrieve {e.type}")
 
 
-def _int_param(request: web.Request, name: str, default: int) -> int:
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name, "")
     if raw == "":
         return default
-    if not raw.isdigit():
-        raise ValueError(f"invalid format: '{name}' must be a non-negative number")
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        reason = f"must be a number from {low} to {high}"
+        raise KumaError(400, "Bad Request", f"bad request: query parameter '{name}' {reason}", (InvalidParameter(name, reason),))
     return int(raw)
 
 
+def _kuma_errors(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except KumaError as e:
+            return e.response()
+        except UnknownResource as e:
+            return _not_found(e).response()
+
+    return wrapped
+
+
 def inspect_routes(cp: ApiBackend) -> list[Route]:
-    def model() -> MeshModel | None:
+    def model(mesh: str) -> MeshModel:
         applied = cp.store.applied
-        return applied.model if applied is not None else None
+        if applied is None:
+            raise UnknownResource("Mesh", "", mesh)
+        return applied.model
+
+    def proxy(request: web.Request) -> tuple[ProxyView, PolicyIndex]:
+        mesh, name = request.match_info["mesh"], request.match_info["name"]
+        return proxy_view_of(model(mesh), mesh, name, compact_outbounds=cp.compact_outbounds)
 
     async def rules(request: web.Request) -> web.Response:
-        m = model()
-        mesh, name = request.match_info["mesh"], request.match_info["name"]
-        if m is None:
-            return _not_found(UnknownResource("Mesh", "", mesh))
-        try:
-            return json_response(inspect_rules(m, mesh, name, compact_outbounds=cp.compact_outbounds))
-        except UnknownResource as e:
-            return _not_found(e)
+        return json_response(rules_of_view(*proxy(request)))
 
     async def config(request: web.Request) -> web.Response:
         mesh, name = request.match_info["mesh"], request.match_info["name"]
         if request.query.get("shadow", "false") not in ("true", "false"):
             return kuma_error(400, "Bad Request", "bad request: unsupported value for query parameter 'shadow'")
-        m = model()
-        if m is None or mesh not in m.meshes:
-            return _not_found(UnknownResource("Mesh", "", mesh))
+        if mesh not in model(mesh).meshes:
+            raise UnknownResource("Mesh", "", mesh)
         served = cp.cache.fetch(f"{mesh}.{name}")
         if served is None:
-            return _not_found(UnknownResource("Dataplane", mesh, name))
+            raise UnknownResource("Dataplane", mesh, name)
         return json_response({"xds": xds_config(served.resources)})
 
-    def listing(find: Callable[[MeshModel, web.Request], list[Dataplane]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def dataplane_layout(request: web.Request) -> web.Response:
+        view, _ = proxy(request)
+        return json_response(layout(view))
+
+    async def dataplane_policies(request: web.Request) -> web.Response:
+        return json_response(proxy_policies(rules_of_view(*proxy(request))))
+
+    def by_kri(answer: Callable[[ProxyView, PolicyIndex, str], dict[str, Any]]) -> Handler:
         async def handler(request: web.Request) -> web.Response:
+            view, index = proxy(request)
             try:
-                size = _int_param(request, "size", DEFAULT_SIZE)
-                offset = _int_param(request, "offset", 0)
+                return json_response(answer(view, index, request.match_info["kri"]))
             except ValueError as e:
-                return kuma_error(400, "Bad Request", str(e))
-            m = model()
-            if m is None:
-                return _not_found(UnknownResource("Mesh", "", request.match_info["mesh"]))
-            try:
-                found = find(m, request)
-            except UnknownResource as e:
-                return _not_found(e)
-            result = page(found, size, offset, request.query.get("name", ""))
+                return kuma_error(400, "Bad Request", f"bad request: {e}")
+            except NoSuchListener as e:
+                return kuma_error(404, "Not Found", str(e))
+
+        return handler
+
+    def listing(find: Callable[[MeshModel, web.Request], list[Dataplane]]) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            size = _int_param(request, "size", DEFAULT_SIZE, 1, MAX_SIZE)
+            offset = _int_param(request, "offset", 0, 0, 10**9)
+            result = page(find(model(request.match_info["mesh"]), request), size, offset, request.query.get("name", ""))
             doc: dict[str, object] = {"total": result.total, "items": result.items, "next": None}
             if result.next_offset is not None:
                 doc["next"] = str(request.url.update_query(offset=str(result.next_offset), size=str(size)))
@@ -107,15 +142,22 @@ def inspect_routes(cp: ApiBackend) -> list[Route]:
     def for_policy(m: MeshModel, request: web.Request) -> list[Dataplane]:
         kind = POLICY_PLURALS.get(request.match_info["plural"])
         if kind is None:
-            raise UnknownResource("policy type", request.match_info["mesh"], request.match_info["plural"])
+            raise KumaError(404, "Not Found", f"no policy type {request.match_info['plural']}")
         return policy_dataplanes(m, request.match_info["mesh"], kind, request.match_info["name"])
 
     def for_meshservice(m: MeshModel, request: web.Request) -> list[Dataplane]:
         return meshservice_dataplanes(m, request.match_info["mesh"], request.match_info["name"])
 
-    return [
-        Route("GET", "/meshes/{mesh}/dataplanes/{name}/_rules", rules),
-        Route("GET", "/meshes/{mesh}/dataplanes/{name}/_config", config),
-        Route("GET", "/meshes/{mesh}/meshservices/{name}/_dataplanes", listing(for_meshservice)),
-        Route("GET", "/meshes/{mesh}/{plural}/{name}/_resources/dataplanes", listing(for_policy)),
+    dataplane = "/meshes/{mesh}/dataplanes/{name}"
+    paths: list[tuple[str, Handler]] = [
+        (f"{dataplane}/_rules", rules),
+        (f"{dataplane}/_config", config),
+        (f"{dataplane}/_layout", dataplane_layout),
+        (f"{dataplane}/_policies", dataplane_policies),
+        (f"{dataplane}/_inbounds/{{kri}}/_policies", by_kri(lambda v, i, k: inbound_policies(v, rules_of_view(v, i), k))),
+        (f"{dataplane}/_outbounds/{{kri}}/_policies", by_kri(lambda v, i, k: outbound_policies(v, rules_of_view(v, i), k))),
+        (f"{dataplane}/_outbounds/{{kri}}/_routes", by_kri(outbound_routes)),
+        ("/meshes/{mesh}/meshservices/{name}/_dataplanes", listing(for_meshservice)),
+        ("/meshes/{mesh}/{plural}/{name}/_resources/dataplanes", listing(for_policy)),
     ]
+    return [Route("GET", path, _kuma_errors(handler)) for path, handler in paths]

@@ -128,3 +128,50 @@ def test_dataplanes_a_meshservice_selects(cp: ControlPlaneProcess) -> None:
     doc = _get(cp, "/meshes/default/meshservices/redis/_dataplanes").json()
     assert [i["name"] for i in doc["items"]] == ["redis-1"]
     assert doc["total"] == 1
+
+
+def test_layout_names_inbounds_and_outbounds_by_kri_and_the_envoy_listener_serving_them(cp: ControlPlaneProcess) -> None:
+    doc = _get(cp, "/meshes/default/dataplanes/frontend-1/_layout").json()
+    assert doc["kri"] == "kri_dp_default___frontend-1_"
+    assert doc["inbounds"] == [
+        {"kri": "kri_dp_default___frontend-1_http", "port": 15001, "protocol": "http", "proxyResourceName": "inbound:127.0.0.1:15001"}
+    ]
+    assert [(o["kri"], o["port"], o["protocol"]) for o in doc["outbounds"]] == [
+        ("kri_msvc_default___backend_http", 80, "http"),
+        ("kri_msvc_default___redis_redis", 6379, "tcp"),
+    ]
+    served = _get(cp, "/meshes/default/dataplanes/frontend-1/_config").json()["xds"][
+        "type.googleapis.com/envoy.config.listener.v3.Listener"
+    ]
+    assert {o["proxyResourceName"] for o in doc["outbounds"] + doc["inbounds"]} <= set(served)
+
+
+def test_policies_of_the_proxy_an_inbound_an_outbound_and_its_routes_by_kri(cp: ControlPlaneProcess) -> None:
+    base = "/meshes/default/dataplanes/frontend-1"
+    proxy = _get(cp, f"{base}/_policies").json()["policies"]
+    assert {"kind": "MeshTrace", "origins": [{"kri": "kri_mtr_default___mesh-tracing_"}]}.items() <= next(
+        p for p in proxy if p["kind"] == "MeshTrace"
+    ).items()
+    inbound = _get(cp, f"{base}/_inbounds/kri_dp_default___frontend-1_http/_policies").json()["policies"]
+    [permission] = [p for p in inbound if p["kind"] == "MeshTrafficPermission"]
+    assert permission["origins"] == [{"kri": "kri_mtp_default___edge-gateway-to-frontend_"}]
+    outbound = _get(cp, f"{base}/_outbounds/kri_msvc_default___backend_http/_policies").json()["policies"]
+    [retry] = [p for p in outbound if p["kind"] == "MeshRetry"]
+    assert retry["conf"][0]["http"]["numRetries"] == 2
+    assert retry["origins"] == [{"kri": "kri_mr_default___frontend-to-backend_"}]
+    [routes] = _get(cp, f"{base}/_outbounds/kri_msvc_default___backend_http/_routes").json()["routes"]
+    assert routes["kind"] == "MeshHTTPRoute"
+    assert [r["kri"] for r in routes["rules"]] == ["kri_mhttpr_default___backend-canary_"] * 2
+    assert routes["rules"][0]["matches"] == [
+        {"path": {"value": "/", "type": "PathPrefix"}, "headers": [{"name": "x-canary", "type": "Exact", "value": "true"}]}
+    ]
+    [tcp] = _get(cp, f"{base}/_outbounds/kri_msvc_default___redis_redis/_routes").json()["routes"]
+    assert tcp["kind"] == "MeshTCPRoute" and tcp["origins"] == [{"kri": "kri_mtcpr_default___frontend-to-redis_"}]
+
+
+def test_a_bad_kri_is_a_400_and_an_unknown_one_a_404(cp: ControlPlaneProcess) -> None:
+    reply = _get(cp, "/meshes/default/dataplanes/frontend-1/_outbounds/invalid-kri/_policies")
+    assert reply.status == 400
+    assert reply.json()["detail"] == 'bad request: invalid identifier string: "invalid-kri"'
+    assert _get(cp, "/meshes/default/dataplanes/frontend-1/_inbounds/kri_dp_default___frontend-1_nope/_policies").status == 404
+    assert _get(cp, "/meshes/default/dataplanes/frontend-1/_outbounds/kri_msvc_default___orders_http/_routes").status == 404
