@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from reconciler.frozen import thaw
@@ -44,7 +45,7 @@ from reconciler.render import render
 from reconciler.types import ResourceKey
 from reconciler.views.proxy import OutboundView, ProxyView, destination_of
 
-__all__ = ["inspect_rules", "proxy_view_of", "rules_of_view", "routes_to", "UnknownResource", "MTLS_WARNING"]
+__all__ = ["inspect_rules", "gateway_rules", "proxy_view_of", "rules_of_view", "routes_to", "UnknownResource", "MTLS_WARNING"]
 
 MTLS_WARNING = "Mesh is not Mtls enabled this policy will have no effect"
 """Kuma's warning on MeshTrafficPermission rules of a mesh without mTLS."""
@@ -137,6 +138,8 @@ def _policy_rule(kind: str, view: ProxyView, index: PolicyIndex, resources: Mapp
     if kind not in {p.kind for p in plugins() if p.proxy_wide}:  # a proxy-wide conf is its proxyRule
         for dest, ov in _destinations(view):
             _to_rules(kind, dp, dest, ov, index, resources, out)
+        if view.gateway is not None or (dp.gateway or {}).get("type") == "BUILTIN":
+            _mesh_wide_to_rules(kind, dp, index, resources, out)
         for inbound in dp.inbounds:
             _inbound_rules(kind, dp, inbound, index, resources, out)
     if kind == "MeshTrafficPermission" and view.tls is None and matched_policies(kind, dp, index):
@@ -196,6 +199,40 @@ def _to_rules(
             out["toResourceRules"].append(
                 {"resourceMeta": resource_meta(target), "conf": [_shown(confs[kind])], "origin": resource_origins(origins, resources)}
             )
+
+
+def _mesh_wide_to_rules(
+    kind: str, dp: Dataplane, index: PolicyIndex, resources: Mapping[ResourceKey, Resource], out: dict[str, Any]
+) -> None:
+    """A builtin gateway's `to` entries aimed at the whole mesh, keyed by the Mesh as Kuma keys
+    them (its routes' destinations are not outbounds of the Dataplane)."""
+    conf = outbound_conf(kind, dp, Destination(""), index)  # a destination only `Mesh` entries cover
+    if conf is None:
+        return
+    out["toRules"].append({"matchers": [], "conf": _shown(conf.value), "origin": origin_metas(conf.origins, resources)})
+    mesh = {"type": "Mesh", "mesh": "", "name": dp.mesh, "labels": {}}
+    out["toResourceRules"].append(
+        {"resourceMeta": mesh, "resourceSectionName": "", "conf": [_shown(conf.value)], "origin": resource_origins(conf.origins, resources)}
+    )
+
+
+def gateway_rules(model: MeshModel, mesh: str, name: str, *, compact_outbounds: int | None = None) -> dict[str, Any]:
+    """Kuma's `/meshes/{mesh}/meshgateways/{name}/_rules`: the rules of a builtin gateway proxy
+    that the MeshGateway's first selector would match (UnknownResource: no such gateway;
+    ValueError: it has no selector), as Kuma computes them for a Dataplane it makes up."""
+    if mesh not in model.meshes:
+        raise UnknownResource("Mesh", "", mesh)
+    gateway = next((g for g in model.gateways if g.mesh == mesh and g.name == name), None)
+    if gateway is None:
+        raise UnknownResource("MeshGateway", mesh, name)
+    selectors = gateway.spec.get("selectors") or ()
+    if not selectors:
+        raise ValueError("no selectors on MeshGateway this is not supported")
+    tags = {str(k): str(v) for k, v in (selectors[0].get("match") or {}).items()}
+    made_up = Dataplane(mesh, name, "127.0.0.1", "", (), (), gateway={"type": "BUILTIN", "tags": tags}, labels=gateway.labels)
+    with_it = replace(model, dataplanes={**model.dataplanes, made_up.node_id: made_up})
+    doc = rules_of_view(*proxy_view_of(with_it, mesh, name, compact_outbounds=compact_outbounds))
+    return {**doc, "resource": resource_meta(gateway)}
 
 
 def _ref_tags(ref: Mapping[str, Any]) -> dict[str, str]:

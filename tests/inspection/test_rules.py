@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.inspection.rules import MTLS_WARNING, UnknownResource, inspect_rules
+from reconciler.inspection.rules import MTLS_WARNING, UnknownResource, gateway_rules, inspect_rules
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.render import render
 from reconciler.xds_types import LISTENER
@@ -367,3 +367,72 @@ spec:
         "origin": [_meta("MeshTrace", "tracing")],
     }
     assert trace["fromRules"] == trace["toRules"] == []
+
+
+GATEWAY = (
+    NO_DEFAULTS
+    + """\
+type: MeshGateway
+name: the-gateway
+mesh: default
+selectors:
+  - match: {kuma.io/service: gw-1}
+conf:
+  listeners:
+    - {port: 8080, protocol: HTTP}
+---
+type: Dataplane
+name: dp-1
+mesh: default
+networking:
+  address: 127.0.0.1
+  gateway:
+    type: BUILTIN
+    tags: {kuma.io/service: gw-1, another: v1}
+---
+type: MeshTimeout
+name: mt-on-gateway
+mesh: default
+spec:
+  targetRef: {kind: MeshGateway, name: the-gateway}
+  to:
+    - targetRef: {kind: Mesh}
+      default: {idleTimeout: 20s, connectionTimeout: 2s, http: {requestTimeout: 10s}}
+---
+type: MeshProxyPatch
+mesh: default
+name: mpp-on-gateway
+spec:
+  targetRef: {kind: MeshGateway, name: the-gateway}
+  default:
+    appendModifications:
+      - cluster:
+          operation: Add
+          value: |
+            name: test-cluster
+            connectTimeout: 5s
+            type: STATIC
+"""
+)
+
+
+def test_a_builtin_gateway_and_its_meshgateway_get_kumas_mesh_wide_rules() -> None:
+    model = _model(GATEWAY)
+    conf = {"idleTimeout": "20s", "connectionTimeout": "2s", "http": {"requestTimeout": "10s"}}
+    for doc in (inspect_rules(model, "default", "dp-1"), gateway_rules(model, "default", "the-gateway")):
+        # Kuma's goldens `dataplanes/_rules/meshgateway` and `meshgateways/_rules/meshgateway`.
+        assert [r["type"] for r in doc["rules"]] == ["MeshTimeout", "MeshProxyPatch"]
+        timeout = _rule(doc, "MeshTimeout")
+        assert timeout["toRules"] == [{"matchers": [], "conf": conf, "origin": [_meta("MeshTimeout", "mt-on-gateway")]}]
+        assert timeout["toResourceRules"] == [
+            {
+                "resourceMeta": {"type": "Mesh", "mesh": "", "name": "default", "labels": {}},
+                "resourceSectionName": "",
+                "conf": [conf],
+                "origin": [{"resourceMeta": _meta("MeshTimeout", "mt-on-gateway"), "ruleIndex": 0}],
+            }
+        ]
+        assert _rule(doc, "MeshProxyPatch")["proxyRule"]["origin"] == [_meta("MeshProxyPatch", "mpp-on-gateway")]
+    assert gateway_rules(model, "default", "the-gateway")["resource"] == _meta("MeshGateway", "the-gateway")
+    with pytest.raises(UnknownResource, match="no MeshGateway default/nope"):
+        gateway_rules(model, "default", "nope")

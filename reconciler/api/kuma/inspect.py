@@ -1,6 +1,7 @@
 """Kuma's inspect endpoints, answered from the applied commit and the config cache:
 
-- `GET /meshes/{mesh}/dataplanes/{name}/_rules`: InspectRules (reconciler/inspection/rules.py);
+- `GET /meshes/{mesh}/dataplanes/{name}/_rules`: InspectRules (reconciler/inspection/rules.py),
+  and `GET /meshes/{mesh}/meshgateways/{name}/_rules` for a MeshGateway, as Kuma makes it up;
 - `GET /meshes/{mesh}/dataplanes/{name}/_config`: DataplaneXDSConfig, the Envoy config as
   served (`shadow` accepted; no `include=diff`: docs/api.md);
 - `GET /meshes/{mesh}/dataplanes/{name}/_layout`, `_policies`, `_inbounds/{kri}/_policies`,
@@ -33,7 +34,7 @@ from reconciler.inspection.proxy_policies import (
     outbound_routes,
     proxy_policies,
 )
-from reconciler.inspection.rules import UnknownResource, proxy_view_of, rules_of_view
+from reconciler.inspection.rules import UnknownResource, gateway_rules, proxy_view_of, rules_of_view
 from reconciler.kind_names import POLICY_KINDS
 from reconciler.mesh.model import Dataplane, MeshModel
 from reconciler.policies.core.match import PolicyIndex
@@ -97,6 +98,13 @@ def inspect_routes(cp: ApiBackend) -> list[Route]:
     async def rules(request: web.Request) -> web.Response:
         return json_response(rules_of_view(*proxy(request)))
 
+    async def meshgateway_rules(request: web.Request) -> web.Response:
+        mesh, name = request.match_info["mesh"], request.match_info["name"]
+        try:
+            return json_response(gateway_rules(model(mesh), mesh, name, compact_outbounds=cp.compact_outbounds))
+        except ValueError as e:
+            return kuma_error(400, "Invalid MeshGateway", str(e))
+
     async def config(request: web.Request) -> web.Response:
         mesh, name = request.match_info["mesh"], request.match_info["name"]
         if request.query.get("shadow", "false") not in ("true", "false"):
@@ -152,6 +160,7 @@ def inspect_routes(cp: ApiBackend) -> list[Route]:
     paths: list[tuple[str, Handler]] = [
         (f"{dataplane}/_rules", rules),
         (f"{dataplane}/_config", config),
+        ("/meshes/{mesh}/meshgateways/{name}/_rules", meshgateway_rules),
         (f"{dataplane}/_layout", dataplane_layout),
         (f"{dataplane}/_policies", dataplane_policies),
         (f"{dataplane}/_inbounds/{{kri}}/_policies", by_kri(lambda v, i, k: inbound_policies(v, rules_of_view(v, i), k))),

@@ -175,3 +175,11 @@ def test_a_bad_kri_is_a_400_and_an_unknown_one_a_404(cp: ControlPlaneProcess) ->
     assert reply.json()["detail"] == 'bad request: invalid identifier string: "invalid-kri"'
     assert _get(cp, "/meshes/default/dataplanes/frontend-1/_inbounds/kri_dp_default___frontend-1_nope/_policies").status == 404
     assert _get(cp, "/meshes/default/dataplanes/frontend-1/_outbounds/kri_msvc_default___orders_http/_routes").status == 404
+
+
+def test_rules_of_a_meshgateway(cp: ControlPlaneProcess) -> None:
+    doc = _get(cp, "/meshes/default/meshgateways/edge-gateway/_rules").json()
+    assert doc["resource"] == {"type": "MeshGateway", "mesh": "default", "name": "edge-gateway", "labels": {}}
+    assert _rule(doc, "MeshTrace")["proxyRule"]["origin"][0]["name"] == "mesh-tracing"
+    reply = _get(cp, "/meshes/default/meshgateways/nope/_rules")
+    assert (reply.status, reply.json()["title"]) == (404, "Could not retrieve MeshGateway")
