@@ -3,7 +3,7 @@
 - `GET /meshes/{mesh}/dataplanes/{name}/_rules`: InspectRules (reconciler/inspection/rules.py),
   and `GET /meshes/{mesh}/meshgateways/{name}/_rules` for a MeshGateway, as Kuma makes it up;
 - `GET /meshes/{mesh}/dataplanes/{name}/_config`: DataplaneXDSConfig, the Envoy config as
-  served (`shadow` accepted; no `include=diff`: docs/api.md);
+  served (`shadow` and `include=diff` accepted; the diff is empty: docs/api.md);
 - `GET /meshes/{mesh}/dataplanes/{name}/_layout`, `_policies`, `_inbounds/{kri}/_policies`,
   `_outbounds/{kri}/_policies`, `_outbounds/{kri}/_routes`: Kuma 2.14's views by KRI
   (reconciler/inspection/proxy_policies.py);
@@ -114,7 +114,15 @@ def inspect_routes(cp: ApiBackend) -> list[Route]:
         served = cp.cache.fetch(f"{mesh}.{name}")
         if served is None:
             raise UnknownResource("Dataplane", mesh, name)
-        return json_response({"xds": xds_config(served.resources)})
+        doc: dict[str, Any] = {"xds": xds_config(served.resources)}
+        include = [part for value in request.query.getall("include", []) for part in value.split(",") if part]
+        if any(part != "diff" for part in include):
+            return kuma_error(400, "Bad Request", "bad request: unsupported value for query parameter 'include'")
+        if include:
+            # Kuma's diff is the shadow-policy config against the proxy's: with no shadow
+            # policies here, `xds` is what the proxy is served, and there is nothing between.
+            doc["diff"] = []
+        return json_response(doc)
 
     async def dataplane_layout(request: web.Request) -> web.Response:
         view, _ = proxy(request)

@@ -102,6 +102,8 @@ def test_config_is_the_envoy_config_as_served_without_private_keys(cp: ControlPl
     redacted = base64.b64encode(b"[redacted]").decode()
     assert any(json.dumps(s).count(redacted) for s in secrets.values()), "the proxy's own key is shown masked"
     assert _get(cp, "/meshes/default/dataplanes/frontend-1/_config?shadow=maybe").status == 400
+    assert _get(cp, "/meshes/default/dataplanes/frontend-1/_config?include=diff").json()["diff"] == []
+    assert _get(cp, "/meshes/default/dataplanes/frontend-1/_config?include=everything").status == 400
     assert _get(cp, "/meshes/default/dataplanes/nope/_config").status == 404
 
 
