@@ -3,7 +3,8 @@
 - `xds_config`: Kuma's DataplaneXDSConfig `xds` field (`GET .../dataplanes/{name}/_config`),
   resources by type URL, then by name;
 - `config_dump`: Envoy's admin `/config_dump` (envoy.admin.v3.ConfigDump) of the dynamic
-  resources, what `kumactl inspect dataplane --type config-dump` prints.
+  resources, what `kumactl inspect dataplane --type config-dump` prints; in Envoy's own JSON,
+  whose fields keep their proto names (`dynamic_listeners`, `connect_timeout`).
 
 Secrets are masked the way Envoy's admin masks them: every sensitive field holds the bytes
 `[redacted]`; other resources go through XdsResource.public_dict."""
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+
+from google.protobuf import json_format
 
 from reconciler.xds.resources import SENSITIVE_KEYS, ProxyResources, XdsResource
 from reconciler.xds_types import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPE_ORDER
@@ -22,13 +25,16 @@ ENVOY_REDACTED = base64.b64encode(b"[redacted]").decode()
 """What Envoy's config dump shows in place of a private key (inlineBytes of `[redacted]`)."""
 
 _ADMIN = "type.googleapis.com/envoy.admin.v3."
+_SNAKE_SENSITIVE = frozenset({"private_key", "password", "session_ticket_keys", "hmac_secret", "generic_secret"})
 
 
-def _mask(value: Any) -> Any:
+def _mask(value: Any, snake: bool = False) -> Any:
     if isinstance(value, dict):
-        return {k: ({"inlineBytes": ENVOY_REDACTED} if k in SENSITIVE_KEYS else _mask(v)) for k, v in value.items()}
+        keys = _SNAKE_SENSITIVE if snake else SENSITIVE_KEYS
+        redacted = {"inline_bytes" if snake else "inlineBytes": ENVOY_REDACTED}
+        return {k: (redacted if k in keys else _mask(v, snake)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask(v) for v in value]
+        return [_mask(v, snake) for v in value]
     return value
 
 
@@ -40,7 +46,9 @@ def masked(resource: XdsResource) -> dict[str, Any]:
 
 
 def _typed(resource: XdsResource) -> dict[str, Any]:
-    return {"@type": resource.type_url, **masked(resource)}
+    """As Envoy's dump shows it: proto field names, every sensitive field masked."""
+    body = json_format.MessageToDict(resource.message(), preserving_proto_field_name=True)
+    return {"@type": resource.type_url, **_mask(body, snake=True)}
 
 
 def xds_config(resources: ProxyResources) -> dict[str, dict[str, Any]]:
@@ -64,25 +72,27 @@ def config_dump(resources: ProxyResources, version: str) -> dict[str, Any]:
     configs: list[dict[str, Any]] = [
         {
             "@type": _ADMIN + "ClustersConfigDump",
-            "versionInfo": version,
-            "dynamicActiveClusters": [{"versionInfo": r.version, "cluster": _typed(r)} for r in of(CLUSTER)],
+            "version_info": version,
+            "dynamic_active_clusters": [{"version_info": r.version, "cluster": _typed(r)} for r in of(CLUSTER)],
         },
         {
             "@type": _ADMIN + "EndpointsConfigDump",
-            "dynamicEndpointConfigs": [{"versionInfo": r.version, "endpointConfig": _typed(r)} for r in of(ENDPOINT)],
+            "dynamic_endpoint_configs": [{"version_info": r.version, "endpoint_config": _typed(r)} for r in of(ENDPOINT)],
         },
         {
             "@type": _ADMIN + "ListenersConfigDump",
-            "versionInfo": version,
-            "dynamicListeners": [{"name": r.name, "activeState": {"versionInfo": r.version, "listener": _typed(r)}} for r in of(LISTENER)],
+            "version_info": version,
+            "dynamic_listeners": [
+                {"name": r.name, "active_state": {"version_info": r.version, "listener": _typed(r)}} for r in of(LISTENER)
+            ],
         },
         {
             "@type": _ADMIN + "RoutesConfigDump",
-            "dynamicRouteConfigs": [{"versionInfo": r.version, "routeConfig": _typed(r)} for r in of(ROUTE)],
+            "dynamic_route_configs": [{"version_info": r.version, "route_config": _typed(r)} for r in of(ROUTE)],
         },
         {
             "@type": _ADMIN + "SecretsConfigDump",
-            "dynamicActiveSecrets": [{"name": r.name, "versionInfo": r.version, "secret": _typed(r)} for r in of(SECRET)],
+            "dynamic_active_secrets": [{"name": r.name, "version_info": r.version, "secret": _typed(r)} for r in of(SECRET)],
         },
     ]
     return {"configs": configs}

