@@ -6,7 +6,8 @@ PoliciesList, InboundPoliciesList, RouteRules):
 - `proxy_policies`: the proxy-wide confs (`_policies`);
 - `inbound_policies`: per policy type, each entry configuring one inbound (`_inbounds/{kri}/_policies`);
 - `outbound_policies`: per policy type, the conf of one outbound (`_outbounds/{kri}/_policies`);
-- `outbound_routes`: the MeshHTTPRoute / MeshTCPRoute rules of one outbound (`_outbounds/{kri}/_routes`).
+- `outbound_routes`: the MeshHTTPRoute / MeshTCPRoute rules of one outbound (`_outbounds/{kri}/_routes`);
+- `route_policies`: the confs of one MeshHTTPRoute on one outbound (`.../_routes/{kri}/_policies`).
 
 All but `outbound_routes` are read off the InspectRules document (inspection/rules.py), so the
 two views cannot disagree. Only real destinations (MeshService, MeshExternalService,
@@ -26,10 +27,10 @@ from reconciler.inspection.meta import go_matches
 from reconciler.inspection.rules import routes_to
 from reconciler.mesh.model import Inbound
 from reconciler.policies.core.match import Destination, PolicyIndex
-from reconciler.policies.core.route_rules import http_routes, tcp_backends
+from reconciler.policies.core.route_rules import http_routes, route_conf, tcp_backends
 from reconciler.views.proxy import OutboundView, ProxyView, destination_of
 
-__all__ = ["layout", "proxy_policies", "inbound_policies", "outbound_policies", "outbound_routes", "NoSuchListener"]
+__all__ = ["layout", "proxy_policies", "inbound_policies", "outbound_policies", "outbound_routes", "route_policies", "NoSuchListener"]
 
 _ROUTE_KINDS = ("MeshHTTPRoute", "MeshTCPRoute")
 
@@ -177,3 +178,41 @@ def outbound_routes(view: ProxyView, index: PolicyIndex, outbound_kri: str) -> d
         origins = list(dict.fromkeys(r["kri"] for r in seen.values() if r["kri"]))
         routes.append({"kind": "MeshHTTPRoute", "origins": [{"kri": k} for k in origins], "rules": list(seen.values())})
     return {"routes": routes}
+
+
+def route_policies(view: ProxyView, index: PolicyIndex, rules: Mapping[str, Any], outbound_kri: str, route_kri: str) -> dict[str, Any]:
+    """Kuma's PoliciesList of one MeshHTTPRoute on one outbound: the conf its rules are served
+    with, per type: the policies aimed at the route merged with the outbound's entries, or the
+    outbound's own conf where none is (`_outbounds/{kri}/_routes/{route kri}/_policies`)."""
+    dest, ov = _outbound(view, parse_kri(outbound_kri))
+    wanted = parse_kri(route_kri)
+    dp = view.dataplane
+    route = next(
+        (
+            r
+            for r in http_routes(dp, dest, index)
+            if r.key
+            and (target := index.http_routes.get(r.origin)) is not None
+            and wanted.type == "MeshHTTPRoute"
+            and wanted.name == (target.labels.get("kuma.io/display-name") or target.name)
+        ),
+        None,
+    )
+    if route is None:
+        raise NoSuchListener(f"no route {wanted} on outbound {outbound_kri} of Dataplane {dp.mesh}/{dp.name}")
+    own = ov.route_confs.get(route.key) or {}
+    outbound = {p["kind"]: p for p in outbound_policies(view, rules, outbound_kri)["policies"]}
+    out = []
+    for kind in [*outbound, *sorted(set(own) - set(outbound))]:
+        if kind not in own:
+            out.append(outbound[kind])
+            continue
+        conf = route_conf(kind, dp, dest, index, route)
+        origins = [kri(c.policy.type, c.policy.mesh, c.policy.name, _labels(index, c.policy)) for c in conf.origins] if conf else []
+        out.append({"kind": kind, "conf": [thaw(own[kind])], "origins": [{"kri": k} for k in dict.fromkeys(origins)]})
+    return {"policies": out}
+
+
+def _labels(index: PolicyIndex, key: Any) -> Mapping[str, str]:
+    found = next((p for p in index.of(key.type) if p.key == key), None)
+    return found.labels if found is not None else {}

@@ -5,7 +5,8 @@
 - `GET /meshes/{mesh}/dataplanes/{name}/_config`: DataplaneXDSConfig, the Envoy config as
   served (`shadow` and `include=diff` accepted; the diff is empty: docs/api.md);
 - `GET /meshes/{mesh}/dataplanes/{name}/_layout`, `_policies`, `_inbounds/{kri}/_policies`,
-  `_outbounds/{kri}/_policies`, `_outbounds/{kri}/_routes`: Kuma 2.14's views by KRI
+  `_outbounds/{kri}/_policies`, `_outbounds/{kri}/_routes`, `_outbounds/{kri}/_routes/{kri}/_policies`:
+  Kuma 2.14's views by KRI
   (reconciler/inspection/proxy_policies.py);
 - `GET /meshes/{mesh}/{policy plural}/{name}/_resources/dataplanes`: the dataplanes a policy
   selects (InspectDataplanesForPolicy: total, items, next; size, offset, name);
@@ -16,7 +17,7 @@ Unknown meshes, dataplanes and policies answer 404 in Kuma's error shape (api/ku
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +34,7 @@ from reconciler.inspection.proxy_policies import (
     outbound_policies,
     outbound_routes,
     proxy_policies,
+    route_policies,
 )
 from reconciler.inspection.rules import UnknownResource, gateway_rules, proxy_view_of, rules_of_view
 from reconciler.kind_names import POLICY_KINDS
@@ -131,11 +133,13 @@ def inspect_routes(cp: ApiBackend) -> list[Route]:
     async def dataplane_policies(request: web.Request) -> web.Response:
         return json_response(proxy_policies(rules_of_view(*proxy(request))))
 
-    def by_kri(answer: Callable[[ProxyView, PolicyIndex, str], dict[str, Any]]) -> Handler:
+    def by_kri(answer: Callable[[ProxyView, PolicyIndex, Mapping[str, str]], dict[str, Any]]) -> Handler:
+        """A view named by the KRIs in the path (`kri`, and `route` for a route's policies)."""
+
         async def handler(request: web.Request) -> web.Response:
             view, index = proxy(request)
             try:
-                return json_response(answer(view, index, request.match_info["kri"]))
+                return json_response(answer(view, index, request.match_info))
             except ValueError as e:
                 return kuma_error(400, "Bad Request", f"bad request: {e}")
             except NoSuchListener as e:
@@ -171,9 +175,13 @@ def inspect_routes(cp: ApiBackend) -> list[Route]:
         ("/meshes/{mesh}/meshgateways/{name}/_rules", meshgateway_rules),
         (f"{dataplane}/_layout", dataplane_layout),
         (f"{dataplane}/_policies", dataplane_policies),
-        (f"{dataplane}/_inbounds/{{kri}}/_policies", by_kri(lambda v, i, k: inbound_policies(v, rules_of_view(v, i), k))),
-        (f"{dataplane}/_outbounds/{{kri}}/_policies", by_kri(lambda v, i, k: outbound_policies(v, rules_of_view(v, i), k))),
-        (f"{dataplane}/_outbounds/{{kri}}/_routes", by_kri(outbound_routes)),
+        (f"{dataplane}/_inbounds/{{kri}}/_policies", by_kri(lambda v, i, p: inbound_policies(v, rules_of_view(v, i), p["kri"]))),
+        (f"{dataplane}/_outbounds/{{kri}}/_policies", by_kri(lambda v, i, p: outbound_policies(v, rules_of_view(v, i), p["kri"]))),
+        (f"{dataplane}/_outbounds/{{kri}}/_routes", by_kri(lambda v, i, p: outbound_routes(v, i, p["kri"]))),
+        (
+            f"{dataplane}/_outbounds/{{kri}}/_routes/{{route}}/_policies",
+            by_kri(lambda v, i, p: route_policies(v, i, rules_of_view(v, i), p["kri"], p["route"])),
+        ),
         ("/meshes/{mesh}/meshservices/{name}/_dataplanes", listing(for_meshservice)),
         ("/meshes/{mesh}/{plural}/{name}/_resources/dataplanes", listing(for_policy)),
     ]

@@ -167,6 +167,8 @@ def test_policies_of_the_proxy_an_inbound_an_outbound_and_its_routes_by_kri(cp: 
     assert routes["rules"][0]["matches"] == [
         {"path": {"value": "/", "type": "PathPrefix"}, "headers": [{"name": "x-canary", "type": "Exact", "value": "true"}]}
     ]
+    route = _get(cp, f"{base}/_outbounds/kri_msvc_default___backend_http/_routes/kri_mhttpr_default___backend-canary_/_policies").json()
+    assert {p["kind"]: p["conf"] for p in route["policies"]}["MeshRetry"] == retry["conf"]
     [tcp] = _get(cp, f"{base}/_outbounds/kri_msvc_default___redis_redis/_routes").json()["routes"]
     assert tcp["kind"] == "MeshTCPRoute" and tcp["origins"] == [{"kri": "kri_mtcpr_default___frontend-to-redis_"}]
 
