@@ -56,7 +56,7 @@ def _inbound_text(inbound: Mapping[str, Any]) -> str:
 
 def _block(head: str, conf: Any, origins: list[str]) -> list[str]:
     if isinstance(conf, Mapping) and list(conf) == ["rules"]:  # a route's rules: one line each
-        body = [f"    {_match_text(r.get('matches') or []) or 'every request'}: {_conf(r.get('default'))}" for r in conf["rules"]]
+        body = [f"    {_match_text(r.get('matches') or []) or 'all traffic'}: {_conf(r.get('default'))}" for r in conf["rules"]]
         return [f"  {head}:", *body, *(f"    from {o}" for o in origins)]
     return [f"  {head}: {_conf(conf)}", *(f"    from {o}" for o in origins)]
 
