@@ -39,15 +39,25 @@ def policy_dataplanes(model: MeshModel, mesh: str, kind: str, name: str) -> list
     return affected_dataplanes(model, find_policy(model, mesh, kind, name))
 
 
-def meshservice_dataplanes(model: MeshModel, mesh: str, name: str) -> list[Dataplane]:
-    """The dataplanes with an inbound the MeshService's `dataplaneTags` select (any port)."""
-    if mesh not in model.meshes:
-        raise UnknownResource("Mesh", "", mesh)
-    ports = [s for s in model.services.values() if s.mesh == mesh and s.mesh_service == name]
-    if not ports:
-        raise UnknownResource("MeshService", mesh, name)
-    names = {e.dataplane for s in ports for e in s.endpoints}
-    return sorted((dp for dp in model.dataplanes.values() if dp.mesh == mesh and dp.name in names), key=lambda dp: dp.name)
+def meshservice_dataplanes(model: MeshModel, service: Resource) -> list[Dataplane]:
+    """The dataplanes the MeshService's selector picks, as Kuma's MatchesDataplane does: by
+    `dataplaneRef` name, by `dataplaneTags` (all of them on one inbound, or on a gateway), or
+    by `dataplaneLabels`; healthy or not."""
+    selector = service.spec.get("selector") or {}
+
+    def picks(dp: Dataplane) -> bool:
+        if selector.get("dataplaneRef") is not None:
+            return bool(dp.name == (selector["dataplaneRef"] or {}).get("name"))
+        if selector.get("dataplaneTags") is not None:
+            wanted = {str(k): str(v) for k, v in selector["dataplaneTags"].items()}
+            tag_sets = [i.tags for i in dp.inbounds] + ([(dp.gateway or {}).get("tags") or {}] if dp.gateway else [])
+            return any(all(tags.get(k) == v for k, v in wanted.items()) for tags in tag_sets)
+        if selector.get("dataplaneLabels") is not None:
+            return all(dp.labels.get(str(k)) == str(v) for k, v in (selector["dataplaneLabels"] or {}).items())
+        return False
+
+    found = (dp for dp in model.dataplanes.values() if dp.mesh == service.mesh and picks(dp))
+    return sorted(found, key=lambda dp: dp.name)
 
 
 @dataclass(frozen=True, slots=True)

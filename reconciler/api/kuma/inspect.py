@@ -10,7 +10,8 @@
   (reconciler/inspection/proxy_policies.py);
 - `GET /meshes/{mesh}/{policy plural}/{name}/_resources/dataplanes`: the dataplanes a policy
   selects (InspectDataplanesForPolicy: total, items, next; size, offset, name);
-- `GET /meshes/{mesh}/meshservices/{name}/_dataplanes`: the dataplanes a MeshService selects.
+- `GET /meshes/{mesh}/meshservices/{name}/_dataplanes` (and `_resources/dataplanes`, the path
+  Kuma's server answers): the dataplanes a MeshService selects.
 
 Unknown meshes, dataplanes and policies answer 404 in Kuma's error shape (api/kuma/errors.py).
 """
@@ -163,10 +164,22 @@ def inspect_routes(cp: ApiBackend) -> list[Route]:
         kind = POLICY_PLURALS.get(request.match_info["plural"])
         if kind is None:
             raise KumaError(404, "Not Found", f"no policy type {request.match_info['plural']}")
-        return policy_dataplanes(m, request.match_info["mesh"], kind, request.match_info["name"])
+        try:
+            return policy_dataplanes(m, request.match_info["mesh"], kind, request.match_info["name"])
+        except UnknownResource as e:
+            if e.type == "Mesh":
+                raise
+            raise not_found("Could not retrieve policy") from e  # Kuma's title, whatever the kind
 
     def for_meshservice(m: MeshModel, request: web.Request) -> list[Dataplane]:
-        return meshservice_dataplanes(m, request.match_info["mesh"], request.match_info["name"])
+        mesh, name = request.match_info["mesh"], request.match_info["name"]
+        applied = cp.store.applied
+        if applied is None or mesh not in m.meshes:
+            raise UnknownResource("Mesh", "", mesh)
+        found = next((r for r in applied.snapshot if r.type == "MeshService" and r.mesh == mesh and r.name == name), None)
+        if found is None:
+            raise not_found("Could not retrieve policy")  # Kuma's title for this list's resource
+        return meshservice_dataplanes(m, found)
 
     dataplane = "/meshes/{mesh}/dataplanes/{name}"
     paths: list[tuple[str, Handler]] = [
@@ -183,6 +196,8 @@ def inspect_routes(cp: ApiBackend) -> list[Route]:
             by_kri(lambda v, i, p: route_policies(v, i, rules_of_view(v, i), p["kri"], p["route"])),
         ),
         ("/meshes/{mesh}/meshservices/{name}/_dataplanes", listing(for_meshservice)),
+        # The path Kuma's server answers for the same list (the OpenAPI description says `_dataplanes`).
+        ("/meshes/{mesh}/meshservices/{name}/_resources/dataplanes", listing(for_meshservice)),
         ("/meshes/{mesh}/{plural}/{name}/_resources/dataplanes", listing(for_policy)),
     ]
     return [Route("GET", path, _kuma_errors(handler)) for path, handler in paths]

@@ -82,8 +82,9 @@ def test_unknown_dataplane_and_mesh_answer_kumas_404(cp: ControlPlaneProcess) ->
     }
     reply = _get(cp, "/meshes/nope/dataplanes/frontend-1/_rules")
     assert (reply.status, reply.json()["title"]) == (404, "Failed to retrieve Mesh")
-    assert _get(cp, "/meshes/default/meshretries/nope/_resources/dataplanes").status == 404
-    assert _get(cp, "/meshes/default/meshservices/nope/_dataplanes").status == 404
+    for path in ("/meshes/default/meshretries/nope/_resources/dataplanes", "/meshes/default/meshservices/nope/_dataplanes"):
+        reply = _get(cp, path)
+        assert (reply.status, reply.json()["title"]) == (404, "Could not retrieve policy"), path
 
 
 def test_config_is_the_envoy_config_as_served_without_private_keys(cp: ControlPlaneProcess) -> None:
@@ -130,6 +131,10 @@ def test_dataplanes_a_meshservice_selects(cp: ControlPlaneProcess) -> None:
     doc = _get(cp, "/meshes/default/meshservices/redis/_dataplanes").json()
     assert [i["name"] for i in doc["items"]] == ["redis-1"]
     assert doc["total"] == 1
+    # Kuma's server answers the same list on `_resources/dataplanes`.
+    assert _get(cp, "/meshes/default/meshservices/redis/_resources/dataplanes").json() == doc
+    backend = _get(cp, "/meshes/default/meshservices/backend/_dataplanes").json()
+    assert [i["name"] for i in backend["items"]] == ["backend-v1", "backend-v2"]
 
 
 def test_layout_names_inbounds_and_outbounds_by_kri_and_the_envoy_listener_serving_them(cp: ControlPlaneProcess) -> None:
