@@ -138,8 +138,7 @@ def _policy_rule(kind: str, view: ProxyView, index: PolicyIndex, resources: Mapp
     if kind not in {p.kind for p in plugins() if p.proxy_wide}:  # a proxy-wide conf is its proxyRule
         for dest, ov in _destinations(view):
             _to_rules(kind, dp, dest, ov, index, resources, out)
-        if view.gateway is not None or (dp.gateway or {}).get("type") == "BUILTIN":
-            _mesh_wide_to_rules(kind, dp, index, resources, out)
+        _mesh_wide_to_rules(kind, dp, index, resources, out)
         for inbound in dp.inbounds:
             _inbound_rules(kind, dp, inbound, index, resources, out)
     if kind == "MeshTrafficPermission" and view.tls is None and matched_policies(kind, dp, index):
@@ -204,8 +203,9 @@ def _to_rules(
 def _mesh_wide_to_rules(
     kind: str, dp: Dataplane, index: PolicyIndex, resources: Mapping[ResourceKey, Resource], out: dict[str, Any]
 ) -> None:
-    """A builtin gateway's `to` entries aimed at the whole mesh, keyed by the Mesh as Kuma keys
-    them (its routes' destinations are not outbounds of the Dataplane)."""
+    """The `to` entries aimed at the whole mesh: the conf of any destination no entry names, last
+    in `toRules` (no matcher) and keyed by the Mesh in `toResourceRules`, as Kuma lists them. For
+    a builtin gateway, whose routes' destinations are not outbounds, it is all there is."""
     conf = outbound_conf(kind, dp, Destination(""), index)  # a destination only `Mesh` entries cover
     if conf is None:
         return

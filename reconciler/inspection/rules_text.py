@@ -34,14 +34,14 @@ def _match_text(match: Sequence[Mapping[str, Any]]) -> str:
     return " | ".join(parts)
 
 
-def _matchers_text(matchers: Sequence[Mapping[str, Any]], matches: Mapping[str, Any]) -> str:
+def _matchers_text(matchers: Sequence[Mapping[str, Any]], matches: Mapping[str, Any], everything: str) -> str:
     words = []
     for m in matchers:
         if m["key"] == MATCHES_HASH_KEY:
             words.append(("not " if m["not"] else "") + f"route {_match_text(matches.get(m['value'], []))}")
         else:
             words.append(f"{m['key']}{'!=' if m['not'] else '='}{m['value']}")
-    return ", ".join(words) or "every client"
+    return ", ".join(words) or everything
 
 
 def _resource_text(meta: Mapping[str, Any], section: str | None) -> str:
@@ -71,15 +71,18 @@ def rules_text(doc: Mapping[str, Any]) -> list[str]:
         if "proxyRule" in rule:
             lines += _block("proxy", rule["proxyRule"]["conf"], [_origin(o) for o in rule["proxyRule"]["origin"]])
         for r in rule["toRules"]:
-            lines += _block(f"to {_matchers_text(r['matchers'], matches)}", r["conf"], [_origin(o) for o in r["origin"]])
-        for r in rule["toResourceRules"]:
+            lines += _block(
+                f"to {_matchers_text(r['matchers'], matches, 'any other destination')}", r["conf"], [_origin(o) for o in r["origin"]]
+            )
+        # The Mesh-keyed resource rule repeats the catch-all `to` rule printed above.
+        for r in (r for r in rule["toResourceRules"] if r["resourceMeta"]["type"] != "Mesh"):
             head = f"to {_resource_text(r['resourceMeta'], r.get('resourceSectionName'))}"
             origins = [f"{_origin(o['resourceMeta'])} /spec/to/{o['ruleIndex']}" for o in r["origin"]]
             for conf in r["conf"]:
                 lines += _block(head, conf, origins)
         for entry in rule["fromRules"]:
             for r in entry["rules"]:
-                head = f"{_inbound_text(entry['inbound'])} from {_matchers_text(r['matchers'], matches)}"
+                head = f"{_inbound_text(entry['inbound'])} from {_matchers_text(r['matchers'], matches, 'every client')}"
                 lines += _block(head, r["conf"], [_origin(o) for o in r["origin"]])
     return lines
 

@@ -436,3 +436,63 @@ def test_a_builtin_gateway_and_its_meshgateway_get_kumas_mesh_wide_rules() -> No
     assert gateway_rules(model, "default", "the-gateway")["resource"] == _meta("MeshGateway", "the-gateway")
     with pytest.raises(UnknownResource, match="no MeshGateway default/nope"):
         gateway_rules(model, "default", "nope")
+
+
+OVERRIDING = (
+    NO_DEFAULTS
+    + """\
+type: Dataplane
+name: dp-1
+mesh: default
+networking:
+  address: 127.0.0.1
+  inbound:
+    - {port: 8080, tags: {kuma.io/service: foo}}
+  outbound:
+    - {port: 10001, tags: {kuma.io/service: foo}}
+    - {port: 10002, tags: {kuma.io/service: bar}}
+---
+type: MeshTimeout
+name: default
+mesh: default
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: Mesh}
+      default: {idleTimeout: 20s, connectionTimeout: 2s, http: {requestTimeout: 10s}}
+---
+type: MeshTimeout
+name: override
+mesh: default
+spec:
+  targetRef: {kind: MeshService, name: foo}
+  to:
+    - targetRef: {kind: MeshService, name: foo}
+      default: {http: {requestTimeout: 15s}}
+    - targetRef: {kind: MeshService, name: bar}
+      default: {http: {requestTimeout: 20s}}
+"""
+)
+
+
+def test_to_rules_per_service_then_kumas_catch_all_and_the_mesh_keyed_resource_rule() -> None:
+    timeout = _rule(inspect_rules(_model(OVERRIDING), "default", "dp-1"), "MeshTimeout")
+    both = [_meta("MeshTimeout", "default"), _meta("MeshTimeout", "override")]
+
+    def conf(request: str) -> dict[str, Any]:
+        return {"idleTimeout": "20s", "connectionTimeout": "2s", "http": {"requestTimeout": request}}
+
+    # Kuma's golden `overriding_meshtimeout`: the same rules, confs and origins.
+    assert timeout["toRules"] == [
+        {"matchers": [{"key": "kuma.io/service", "value": "foo", "not": False}], "conf": conf("15s"), "origin": both},
+        {"matchers": [{"key": "kuma.io/service", "value": "bar", "not": False}], "conf": conf("20s"), "origin": both},
+        {"matchers": [], "conf": conf("10s"), "origin": both[:1]},
+    ]
+    assert timeout["toResourceRules"] == [
+        {
+            "resourceMeta": {"type": "Mesh", "mesh": "", "name": "default", "labels": {}},
+            "resourceSectionName": "",
+            "conf": [conf("10s")],
+            "origin": [{"resourceMeta": both[0], "ruleIndex": 0}],
+        }
+    ]

@@ -93,18 +93,28 @@ def test_inspect_prints_kumas_rules_by_default_and_as_the_api_in_json(repo: GitR
         '  to kuma.io/service=backend: {"http": {"requestTimeout": "10s"}, "idleTimeout": "20s"}',
         "    from MeshTimeout default/mesh-wide",
         "    from MeshTimeout default/backend",
+        '  to any other destination: {"http": {"requestTimeout": "2s"}, "idleTimeout": "20s"}',
+        "    from MeshTimeout default/mesh-wide",
     ]
     doc = json.loads(_invoke("dataplane", "--repo", str(repo.path), "--format", "json", "default", "web-1"))
     assert doc["resource"] == {"type": "Dataplane", "mesh": "default", "name": "web-1", "labels": {}}
     [timeout] = doc["rules"]
+    mesh_wide = {"type": "MeshTimeout", "mesh": "default", "name": "mesh-wide", "labels": {}}
     assert timeout["toRules"] == [
         {
             "matchers": [{"key": "kuma.io/service", "value": "backend", "not": False}],
             "conf": {"http": {"requestTimeout": "10s"}, "idleTimeout": "20s"},
-            "origin": [
-                {"type": "MeshTimeout", "mesh": "default", "name": "mesh-wide", "labels": {}},
-                {"type": "MeshTimeout", "mesh": "default", "name": "backend", "labels": {}},
-            ],
+            "origin": [mesh_wide, {"type": "MeshTimeout", "mesh": "default", "name": "backend", "labels": {}}],
+        },
+        # Kuma's catch-all last: the conf of a destination no entry names.
+        {"matchers": [], "conf": {"http": {"requestTimeout": "2s"}, "idleTimeout": "20s"}, "origin": [mesh_wide]},
+    ]
+    assert timeout["toResourceRules"] == [
+        {
+            "resourceMeta": {"type": "Mesh", "mesh": "", "name": "default", "labels": {}},
+            "resourceSectionName": "",
+            "conf": [{"http": {"requestTimeout": "2s"}, "idleTimeout": "20s"}],
+            "origin": [{"resourceMeta": mesh_wide, "ruleIndex": 0}],
         }
     ]
 
