@@ -5,6 +5,7 @@
   JSON is the document `GET /meshes/{mesh}/dataplanes/{name}/_rules` answers), the merged conf
   per inbound and outbound (`--type policies`), its Envoy config (`--type config`, the
   `_config` document; `--type config-dump`, Envoy's admin config dump);
+- `inspect meshgateway MESH NAME`: Kuma's rules of a MeshGateway;
 - `inspect policy KIND NAME` and `inspect dataplanes MESH`: commands/inspect_lists.py.
 """
 
@@ -21,7 +22,7 @@ from reconciler.commands.options import compact_outbounds_option, format_option,
 from reconciler.commands.read import read_snapshot
 from reconciler.frozen import thaw
 from reconciler.inspection.config_dump import config_dump, xds_config
-from reconciler.inspection.rules import rules_of_view
+from reconciler.inspection.rules import UnknownResource, gateway_rules, rules_of_view
 from reconciler.inspection.rules_text import rules_text, warnings_text
 from reconciler.mesh.model import build_mesh_model
 from reconciler.model import Snapshot
@@ -209,6 +210,31 @@ def inspect_dataplane_command(
     else:
         dump = inspect_config(repo, path, rev, worktree, mesh, name, dump=kind == "config-dump", compact_outbounds=compact_outbounds)
         click.echo(json.dumps(dump, indent=2))
+
+
+@inspect_group.command("meshgateway")
+@repo_option("Repository (bare or not), or a directory with --worktree.")
+@path_option()
+@click.option("--rev", default=None, help="Revision to read (default HEAD).")
+@click.option("--worktree", is_flag=True, help="Read the files on disk instead of a commit.")
+@format_option
+@click.argument("mesh")
+@click.argument("name")
+def inspect_meshgateway_command(repo: str, path: str, rev: str | None, worktree: bool, fmt: str, mesh: str, name: str) -> None:
+    """Kuma's rules of MeshGateway MESH/NAME (JSON = the API's meshgateways/NAME/_rules)."""
+    snapshot = read_snapshot(repo, path, rev, worktree)
+    if not validate(snapshot).valid:
+        raise InvalidConfig("the configuration is invalid; run `reconciler validate` for the errors")
+    try:
+        doc = gateway_rules(build_mesh_model(snapshot.resources), mesh, name)
+    except (UnknownResource, ValueError) as e:
+        raise RepositoryError(str(e)) from e
+    header = f"MeshGateway {mesh}/{name} at {snapshot.revision or 'work tree'}"
+    click.echo(
+        json.dumps(doc, indent=2)
+        if fmt == "json"
+        else "\n".join([header, *(rules_text(doc) or ["(no policy applies)"]), *warnings_text(doc)])
+    )
 
 
 inspect_group.add_command(inspect_policy_command)

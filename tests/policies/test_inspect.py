@@ -9,7 +9,7 @@ import json
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from tests.support import GitRepo
+from tests.support import GitRepo, gateway_yaml
 
 FILES = {
     "mesh.yaml": "type: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\n",
@@ -206,3 +206,29 @@ def test_inspect_dataplanes_counts_the_policies_selecting_each(repo: GitRepo) ->
         "default    backend-1 2",
         "default    web-1     3",
     ]
+
+
+def test_inspect_meshgateway_prints_the_rules_of_its_proxy(repo: GitRepo) -> None:
+    trace = """\
+type: MeshTrace
+name: tracing
+mesh: default
+spec:
+  targetRef: {kind: MeshGateway, name: edge}
+  default:
+    backends: [{type: Zipkin, zipkin: {url: "http://127.0.0.1:9411/api/v2/spans"}}]
+"""
+    sha = repo.commit({**FILES, "gateway.yaml": gateway_yaml(8080, "backend"), "trace.yaml": trace})
+    assert _invoke("meshgateway", "--repo", str(repo.path), "default", "edge").splitlines() == [
+        f"MeshGateway default/edge at {sha}",
+        "MeshTimeout",
+        '  to any other destination: {"http": {"requestTimeout": "2s"}, "idleTimeout": "20s"}',
+        "    from MeshTimeout default/mesh-wide",
+        "MeshTrace",
+        '  proxy: {"backends": [{"type": "Zipkin", "zipkin": {"url": "http://127.0.0.1:9411/api/v2/spans"}}]}',
+        "    from MeshTrace default/tracing",
+    ]
+    doc = json.loads(_invoke("meshgateway", "--repo", str(repo.path), "--format", "json", "default", "edge"))
+    assert doc["resource"] == {"type": "MeshGateway", "mesh": "default", "name": "edge", "labels": {}}
+    result = CliRunner().invoke(cli, ["inspect", "meshgateway", "--repo", str(repo.path), "default", "nope"])
+    assert result.exit_code == 2 and "no MeshGateway default/nope" in result.output
