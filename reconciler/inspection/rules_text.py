@@ -70,16 +70,18 @@ def rules_text(doc: Mapping[str, Any]) -> list[str]:
         lines.append(rule["type"])
         if "proxyRule" in rule:
             lines += _block("proxy", rule["proxyRule"]["conf"], [_origin(o) for o in rule["proxyRule"]["origin"]])
-        for r in rule["toRules"]:
-            lines += _block(
-                f"to {_matchers_text(r['matchers'], matches, 'any other destination')}", r["conf"], [_origin(o) for o in r["origin"]]
-            )
-        # The Mesh-keyed resource rule repeats the catch-all `to` rule printed above.
+        # Named destinations first, the catch-all (no matcher) last; the Mesh-keyed resource
+        # rule repeats the catch-all.
+        named = [r for r in rule["toRules"] if r["matchers"]]
+        for r in named:
+            lines += _block(f"to {_matchers_text(r['matchers'], matches, '')}", r["conf"], [_origin(o) for o in r["origin"]])
         for r in (r for r in rule["toResourceRules"] if r["resourceMeta"]["type"] != "Mesh"):
             head = f"to {_resource_text(r['resourceMeta'], r.get('resourceSectionName'))}"
             origins = [f"{_origin(o['resourceMeta'])} /spec/to/{o['ruleIndex']}" for o in r["origin"]]
             for conf in r["conf"]:
                 lines += _block(head, conf, origins)
+        for r in (r for r in rule["toRules"] if not r["matchers"]):
+            lines += _block("to any other destination", r["conf"], [_origin(o) for o in r["origin"]])
         for entry in rule["fromRules"]:
             for r in entry["rules"]:
                 head = f"{_inbound_text(entry['inbound'])} from {_matchers_text(r['matchers'], matches, 'every client')}"
