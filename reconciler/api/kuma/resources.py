@@ -1,12 +1,199 @@
-"""Kuma's resource endpoints: `/`, `/meshes`, `/meshes/{mesh}/{plural}[/{name}]`, global kinds."""
+"""Kuma's resource endpoints: `/`, `/_resources`, `/global-insight`, `/meshes`,
+`/meshes/{mesh}/{plural}[/{name}]`, `/{plural}` (a mesh-scoped kind across meshes, or a global
+kind), `/{plural}/{name}` for global kinds, and the dataplane overviews. Every write on these
+paths is refused (writes.py).
+
+Top-level paths are registered kind by kind: a pattern such as `/{plural}` would take the
+control plane's own `/status` and `/history`. Under `/meshes/{mesh}/` one pattern serves every
+kind and answers an unknown one with Kuma's 404. The fixed `_overview` paths come before the
+`{name}` patterns that would read `_overview` as a name.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
 from reconciler.api.backend import ApiBackend
-from reconciler.api.server import Route
+from reconciler.api.kuma.catalog import Catalog, catalog_of, times_of
+from reconciler.api.kuma.descriptors import KindDescriptor, by_path, descriptor_of, descriptors
+from reconciler.api.kuma.errors import InvalidParameter, KumaError, not_found
+from reconciler.api.kuma.global_insight import global_insight_json
+from reconciler.api.kuma.index import index_json, instance_id, resources_json
+from reconciler.api.kuma.listing import page_of, paginate, resource_filter
+from reconciler.api.kuma.overview import insight_json
+from reconciler.api.kuma.shapes import computed_labels, item_json
+from reconciler.api.kuma.writes import refusing_routes
+from reconciler.api.server import Route, json_response
+from reconciler.model import Resource
 
 __all__ = ["resource_routes"]
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LIST_TITLE = "Could not retrieve resources"
+ITEM_TITLE = "Could not retrieve a resource"
+
+
+def _kuma(handler: Callable[[web.Request], web.StreamResponse]) -> Handler:
+    """A synchronous handler whose KumaError becomes Kuma's error answer."""
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        try:
+            return handler(request)
+        except KumaError as e:
+            return e.response()
+
+    return run
+
+
+class _Views:
+    """The read handlers over one control plane."""
+
+    def __init__(self, cp: ApiBackend) -> None:
+        self.cp = cp
+        self.instance = instance_id()
+
+    # -- helpers -------------------------------------------------------------------------
+    def _catalog(self) -> Catalog:
+        return catalog_of(self.cp.store)
+
+    def _item(self, catalog: Catalog, d: KindDescriptor, r: Resource) -> dict[str, Any]:
+        return item_json(d, r, times_of(self.cp.store, catalog, r))
+
+    @staticmethod
+    def _mesh(catalog: Catalog, request: web.Request) -> str:
+        mesh = request.match_info["mesh"]
+        if mesh not in catalog.meshes():
+            raise not_found("Failed to retrieve Mesh")
+        return mesh
+
+    @staticmethod
+    def _kind(request: web.Request, *, mesh_scoped: bool) -> KindDescriptor:
+        d = by_path().get(request.match_info["plural"])
+        if d is None or d.global_scope == mesh_scoped:
+            raise KumaError(404, "Not found", f"no resource type is served at {request.path}")
+        return d
+
+    @staticmethod
+    def _format(request: web.Request) -> None:
+        fmt = request.query.get("format", "")
+        if fmt not in ("", "universal"):
+            reason = (
+                "must be universal: this control plane keeps Universal resources only"
+                if fmt in ("k8s", "kubernetes")
+                else ("must be one of k8s, kubernetes, universal")
+            )
+            raise KumaError(400, "Bad Request", "Resource is not valid", (InvalidParameter("format", reason),))
+
+    def _list(self, request: web.Request, catalog: Catalog, d: KindDescriptor, mesh: str) -> web.Response:
+        page = page_of(request, LIST_TITLE)
+        keep = resource_filter(request, d.name, LIST_TITLE)
+        items = [r for r in catalog.of(d.name, mesh) if keep(r, computed_labels(d, r))]
+        chosen, next_url = paginate(request, items, page)
+        return json_response({"total": len(items), "items": [self._item(catalog, d, r) for r in chosen], "next": next_url})
+
+    # -- resources -----------------------------------------------------------------------
+    def list_in_mesh(self, request: web.Request) -> web.StreamResponse:
+        catalog = self._catalog()
+        d = self._kind(request, mesh_scoped=True)
+        return self._list(request, catalog, d, self._mesh(catalog, request))
+
+    def item_in_mesh(self, request: web.Request) -> web.StreamResponse:
+        catalog = self._catalog()
+        d = self._kind(request, mesh_scoped=True)
+        mesh = self._mesh(catalog, request)
+        self._format(request)
+        r = catalog.get(d.name, mesh, request.match_info["name"])
+        if r is None:
+            raise not_found(ITEM_TITLE)
+        return json_response(self._item(catalog, d, r))
+
+    def list_top(self, d: KindDescriptor) -> Handler:
+        def handle(request: web.Request) -> web.StreamResponse:
+            return self._list(request, self._catalog(), d, "")
+
+        return _kuma(handle)
+
+    def item_top(self, d: KindDescriptor) -> Handler:
+        def handle(request: web.Request) -> web.StreamResponse:
+            catalog = self._catalog()
+            self._format(request)
+            r = catalog.get(d.name, "", request.match_info["name"])
+            if r is None:
+                raise not_found(ITEM_TITLE)
+            return json_response(self._item(catalog, d, r))
+
+        return _kuma(handle)
+
+    # -- dataplane overviews -------------------------------------------------------------
+    def _overview(self, catalog: Catalog, dp: Resource) -> dict[str, Any]:
+        d = descriptor_of("Dataplane")
+        assert d is not None
+        item = self._item(catalog, d, dp)
+        meta: dict[str, Any] = {k: item[k] for k in ("mesh", "name", "creationTime", "modificationTime", "labels", "kri") if k in item}
+        proxy = self.cp.store.proxies.get(f"{dp.mesh}.{dp.name}")
+        insight = insight_json(proxy, catalog.get("Mesh", "", dp.mesh), self.instance)
+        dataplane = dict(dp.spec)
+        return {"type": "DataplaneOverview", **meta, "dataplane": dataplane, "dataplaneInsight": insight}
+
+    def overview_list(self, request: web.Request) -> web.StreamResponse:
+        catalog = self._catalog()
+        mesh = self._mesh(catalog, request) if "mesh" in request.match_info else ""
+        d = descriptor_of("Dataplane")
+        assert d is not None
+        page = page_of(request, LIST_TITLE)
+        keep = resource_filter(request, "Dataplane", LIST_TITLE)
+        items = [r for r in catalog.of("Dataplane", mesh) if keep(r, computed_labels(d, r))]
+        chosen, next_url = paginate(request, items, page)
+        return json_response({"total": len(items), "items": [self._overview(catalog, r) for r in chosen], "next": next_url})
+
+    def overview_item(self, request: web.Request) -> web.StreamResponse:
+        catalog = self._catalog()
+        mesh = self._mesh(catalog, request)
+        dp = catalog.get("Dataplane", mesh, request.match_info["name"])
+        if dp is None:
+            raise not_found(ITEM_TITLE)
+        return json_response(self._overview(catalog, dp))
+
+    # -- index ---------------------------------------------------------------------------
+    def index(self, request: web.Request) -> web.StreamResponse:
+        return json_response(index_json(self.cp))
+
+    def resources(self, request: web.Request) -> web.StreamResponse:
+        return json_response(resources_json())
+
+    def global_insight(self, request: web.Request) -> web.StreamResponse:
+        return json_response(global_insight_json(self.cp.store, self._catalog()))
+
 
 def resource_routes(cp: ApiBackend) -> list[Route]:
-    return []
+    v = _Views(cp)
+    routes = [
+        Route("GET", "/", _kuma(v.index)),
+        Route("GET", "/_resources", _kuma(v.resources)),
+        Route("GET", "/global-insight", _kuma(v.global_insight)),
+    ]
+    overview = _kuma(v.overview_list)
+    for path in (
+        "/meshes/{mesh}/dataplanes/_overview",
+        "/meshes/{mesh}/dataplanes+insights",
+        "/dataplanes/_overview",
+        "/dataplanes+insights",
+    ):
+        routes.append(Route("GET", path, overview))
+    for path in ("/meshes/{mesh}/dataplanes/{name}/_overview", "/meshes/{mesh}/dataplanes+insights/{name}"):
+        routes.append(Route("GET", path, _kuma(v.overview_item)))
+    writable: list[str] = []
+    for d in descriptors():
+        for segment in filter(None, (d.path, d.alternative_path)):
+            routes.append(Route("GET", f"/{segment}", v.list_top(d)))
+            if d.global_scope:
+                routes.append(Route("GET", f"/{segment}/{{name}}", v.item_top(d)))
+                writable += [f"/{segment}", f"/{segment}/{{name}}"]
+    routes.append(Route("GET", "/meshes/{mesh}/{plural}", _kuma(v.list_in_mesh)))
+    routes.append(Route("GET", "/meshes/{mesh}/{plural}/{name}", _kuma(v.item_in_mesh)))
+    writable += ["/meshes/{mesh}/{plural}", "/meshes/{mesh}/{plural}/{name}"]
+    routes += refusing_routes(cp, writable)
+    return routes

@@ -1,0 +1,89 @@
+"""A resource as Kuma's API shows it.
+
+Kuma's proto kinds (Mesh, Dataplane, MeshGateway, Secret, ZoneIngress, ZoneEgress) put their
+fields at the top level beside `type`, `mesh`, `name`, `creationTime`, `modificationTime`,
+`labels` and `kri`; every other kind has `spec` and `status` (Kuma's rest/v1alpha1 marshaling).
+Labels carry what Kuma's store adds on a Universal zone: `kuma.io/mesh` on mesh-scoped kinds,
+`kuma.io/proxy-type` on proxies. A Secret never shows its `data` (docs/api.md, "How it
+differs from Kuma").
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.api.kuma.descriptors import KindDescriptor
+from reconciler.model import Resource
+from reconciler.store import ResourceTime
+
+__all__ = ["item_json", "kri_of", "rfc3339", "computed_labels", "proxy_type"]
+
+_HIDDEN = {"Secret": ("data",)}
+"""Fields never served: a Secret's bytes (Kuma shows them to admins only; reads here are open)."""
+
+DISPLAY_NAME = "kuma.io/display-name"
+
+
+def rfc3339(ts: float) -> str:
+    """As Go's time.Time marshals to JSON (RFC 3339, fractional seconds without trailing zeros)."""
+    text = datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="microseconds")
+    head, _, frac = text.removesuffix("+00:00").partition(".")
+    frac = frac.rstrip("0")
+    return f"{head}.{frac}Z" if frac else f"{head}Z"
+
+
+def kri_of(descriptor: KindDescriptor, resource: Resource) -> str:
+    """Kuma's resource identifier: `kri_<short>_<mesh>_<zone>_<namespace>_<display name>_`; none
+    for a kind without a short name (Secret)."""
+    if not descriptor.short_name:
+        return ""
+    labels = resource.labels
+    name = labels.get(DISPLAY_NAME) or resource.name
+    zone = labels.get("kuma.io/zone", "")
+    namespace = labels.get("k8s.kuma.io/namespace", "")
+    return f"kri_{descriptor.short_name}_{resource.mesh}_{zone}_{namespace}_{name}_"
+
+
+def proxy_type(resource: Resource) -> str:
+    if resource.type == "ZoneIngress":
+        return "zoneingress"
+    if resource.type == "ZoneEgress":
+        return "zoneegress"
+    networking = resource.spec.get("networking")
+    return "gateway" if isinstance(networking, Mapping) and networking.get("gateway") else "sidecar"
+
+
+def computed_labels(descriptor: KindDescriptor, resource: Resource) -> dict[str, str]:
+    """The resource's labels plus those Kuma's store computes on a Universal zone."""
+    labels = dict(resource.labels)
+    if not descriptor.global_scope:
+        labels.setdefault("kuma.io/mesh", resource.mesh or "default")
+    if resource.type in ("Dataplane", "ZoneIngress", "ZoneEgress"):
+        labels["kuma.io/proxy-type"] = proxy_type(resource)
+    return labels
+
+
+def item_json(descriptor: KindDescriptor, resource: Resource, times: ResourceTime) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": resource.type}
+    if not descriptor.global_scope:
+        out["mesh"] = resource.mesh
+    out["name"] = resource.name
+    out["creationTime"] = rfc3339(times.created)
+    out["modificationTime"] = rfc3339(times.modified)
+    labels = computed_labels(descriptor, resource)
+    if labels:
+        out["labels"] = labels
+    kri = kri_of(descriptor, resource)
+    if kri:
+        out["kri"] = kri
+    hidden = _HIDDEN.get(resource.type, ())
+    spec = {k: v for k, v in resource.spec.items() if k not in hidden}
+    if descriptor.flat:
+        out.update(spec)
+    else:
+        out["spec"] = spec
+        if resource.status:
+            out["status"] = resource.status
+    return out
