@@ -131,9 +131,7 @@ def test_a_closed_stream_leaves_a_disconnect_time_and_an_offline_proxy(mesh: Mes
         wait_until(lambda: mesh.overviews()["idle"]["dataplaneInsight"]["subscriptions"], 20, what="idle connected")
     finally:
         envoy.stop()
-    wait_until(
-        lambda: "disconnectTime" in mesh.overviews()["idle"]["dataplaneInsight"]["subscriptions"][0], 20, what="idle disconnected"
-    )
+    wait_until(lambda: "disconnectTime" in mesh.overviews()["idle"]["dataplaneInsight"]["subscriptions"][0], 20, what="idle disconnected")
     [subscription] = mesh.overviews()["idle"]["dataplaneInsight"]["subscriptions"]
     assert subscription["disconnectTime"] >= subscription["connectTime"]
     assert mesh.get("/global-insight")["dataplanes"]["standard"]["offline"] == 1
