@@ -1,5 +1,6 @@
-"""`GET /` (Kuma's Index: what answers here) and `GET /_resources` (Kuma's
-ResourceTypeDescriptionList: every kind served, its path and scope; all read-only here)."""
+"""`GET /` (Kuma's Index: what answers here), `GET /_resources` (Kuma's
+ResourceTypeDescriptionList: every kind served, its path and scope; all read-only here) and
+`GET /policies` (Kuma's older list of the policy kinds)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from reconciler import __version__
 from reconciler.api.backend import ApiBackend
 from reconciler.api.kuma.descriptors import KindDescriptor, descriptors
 
-__all__ = ["PRODUCT", "BASED_ON_KUMA", "index_json", "resources_json", "instance_id"]
+__all__ = ["PRODUCT", "BASED_ON_KUMA", "index_json", "resources_json", "policies_json", "instance_id"]
 
 PRODUCT = "mesh-reconciler"
 BASED_ON_KUMA = "2.14.3"
@@ -67,3 +68,23 @@ def _description(d: KindDescriptor) -> dict[str, Any]:
 
 def resources_json() -> dict[str, Any]:
     return {"resources": [_description(d) for d in descriptors()]}
+
+
+def policies_json() -> dict[str, Any]:
+    return {
+        "policies": [
+            {
+                "name": d.name,
+                "readOnly": True,
+                "path": d.path,
+                "singularDisplayName": d.singular,
+                "pluralDisplayName": d.plural,
+                "isExperimental": False,
+                "isTargetRefBased": True,
+                "isInbound": d.policy.from_,
+                "isOutbound": d.policy.to,
+            }
+            for d in descriptors()
+            if d.policy is not None
+        ]
+    }

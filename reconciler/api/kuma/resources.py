@@ -1,4 +1,4 @@
-"""Kuma's resource endpoints: `/`, `/_resources`, `/global-insight`, `/meshes`,
+"""Kuma's resource endpoints: `/`, `/_resources`, `/policies`, `/global-insight`, `/meshes`,
 `/meshes/{mesh}/{plural}[/{name}]`, `/{plural}` (a mesh-scoped kind across meshes, or a global
 kind), `/{plural}/{name}` for global kinds, and the dataplane overviews. Every write on these
 paths is refused (writes.py).
@@ -21,7 +21,7 @@ from reconciler.api.kuma.catalog import Catalog, catalog_of, times_of
 from reconciler.api.kuma.descriptors import KindDescriptor, by_path, descriptor_of, descriptors
 from reconciler.api.kuma.errors import InvalidParameter, KumaError, not_found
 from reconciler.api.kuma.global_insight import global_insight_json
-from reconciler.api.kuma.index import index_json, instance_id, resources_json
+from reconciler.api.kuma.index import index_json, instance_id, policies_json, resources_json
 from reconciler.api.kuma.listing import page_of, paginate, resource_filter
 from reconciler.api.kuma.overview import insight_json
 from reconciler.api.kuma.shapes import computed_labels, item_json
@@ -164,6 +164,9 @@ class _Views:
     def resources(self, request: web.Request) -> web.StreamResponse:
         return json_response(resources_json())
 
+    def policies(self, request: web.Request) -> web.StreamResponse:
+        return json_response(policies_json())
+
     def global_insight(self, request: web.Request) -> web.StreamResponse:
         return json_response(global_insight_json(self.cp.store, self._catalog()))
 
@@ -173,6 +176,7 @@ def resource_routes(cp: ApiBackend) -> list[Route]:
     routes = [
         Route("GET", "/", _kuma(v.index)),
         Route("GET", "/_resources", _kuma(v.resources)),
+        Route("GET", "/policies", _kuma(v.policies)),
         Route("GET", "/global-insight", _kuma(v.global_insight)),
     ]
     overview = _kuma(v.overview_list)

@@ -56,3 +56,11 @@ def test_resources_describe_every_kind_read_only(cp: ControlPlaneProcess) -> Non
     for r in resources:
         path = f"/{r['path']}" if r["scope"] == "Global" else f"/meshes/default/{r['path']}"
         assert request(cp.api, "GET", path).json()["next"] is None, path
+
+
+def test_policies_lists_the_policy_kinds(cp: ControlPlaneProcess) -> None:
+    policies = {p["name"]: p for p in request(cp.api, "GET", "/policies").json()["policies"]}
+    assert set(policies) == {k.name for k in all_kinds().values() if k.policy}
+    assert policies["MeshTimeout"]["path"] == "meshtimeouts"
+    assert (policies["MeshTrafficPermission"]["isInbound"], policies["MeshTrafficPermission"]["isOutbound"]) == (True, False)
+    assert all(p["readOnly"] and p["isTargetRefBased"] for p in policies.values())
