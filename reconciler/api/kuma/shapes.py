@@ -4,8 +4,10 @@ Kuma's proto kinds (Mesh, Dataplane, MeshGateway, Secret, ZoneIngress, ZoneEgres
 fields at the top level beside `type`, `mesh`, `name`, `creationTime`, `modificationTime`,
 `labels` and `kri`; every other kind has `spec` and `status` (Kuma's rest/v1alpha1 marshaling).
 Labels carry what Kuma's store adds on a Universal zone: `kuma.io/mesh` on mesh-scoped kinds,
-`kuma.io/proxy-type` on proxies. A Secret never shows its `data` (docs/api.md, "How it
-differs from Kuma").
+`kuma.io/proxy-type` on proxies. A Secret never shows its `data`, and key material written
+inline in a resource (a provided CA's `key`, a MeshIdentity's `privateKey`, a client key, a
+gateway's certificates, a Vault token) is replaced by `<redacted>`: reads here are open
+(docs/api.md, "How it differs from Kuma").
 """
 
 from __future__ import annotations
@@ -18,12 +20,29 @@ from reconciler.api.kuma.descriptors import KindDescriptor
 from reconciler.model import Resource
 from reconciler.store import ResourceTime
 
-__all__ = ["item_json", "kri_of", "rfc3339", "computed_labels", "proxy_type"]
+__all__ = ["item_json", "kri_of", "rfc3339", "computed_labels", "proxy_type", "redact_inline", "REDACTED"]
 
 _HIDDEN = {"Secret": ("data",)}
 """Fields never served: a Secret's bytes (Kuma shows them to admins only; reads here are open)."""
 
 DISPLAY_NAME = "kuma.io/display-name"
+REDACTED = "<redacted>"
+_KEY_FIELDS = frozenset({"key", "privateKey", "clientKey", "certificates", "token", "password"})
+"""Fields whose data sources hold key material or credentials."""
+_INLINE = frozenset({"inline", "inlineString", "insecureInline"})
+"""A data source's fields that carry the data itself (not a reference to a Secret or a file)."""
+
+
+def redact_inline(value: Any, *, under_key: bool = False) -> Any:
+    """`value` with the inline data of every data source below a key-material field redacted."""
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if under_key and k in _INLINE else redact_inline(v, under_key=under_key or k in _KEY_FIELDS)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact_inline(v, under_key=under_key) for v in value]
+    return value
 
 
 def rfc3339(ts: float) -> str:
@@ -79,7 +98,7 @@ def item_json(descriptor: KindDescriptor, resource: Resource, times: ResourceTim
     if kri:
         out["kri"] = kri
     hidden = _HIDDEN.get(resource.type, ())
-    spec = {k: v for k, v in resource.spec.items() if k not in hidden}
+    spec = redact_inline({k: v for k, v in resource.spec.items() if k not in hidden})
     if descriptor.flat:
         out.update(spec)
     else:
