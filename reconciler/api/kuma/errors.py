@@ -1,9 +1,15 @@
 """Kuma's error answer (Kong's AIP-193 shape, as Kuma's rest error handler writes it):
-`type`, `status`, `title`, `detail`, `invalid_parameters`, and the deprecated `details` and
-`causes` that older Kuma clients (kumactl) still read."""
+`type`, `status`, `title`, `detail`, `instance`, `invalid_parameters`, and the deprecated
+`details` and `causes` that older Kuma clients (kumactl) still read.
+
+Kuma fills `instance` with the request's trace id when tracing is on; the published schema
+requires it, so here it is always there: a random id of this answer, also logged, so a user's
+report can be found in the control plane's log."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +19,8 @@ from aiohttp import web
 from reconciler.api.server import json_response
 
 __all__ = ["KumaError", "InvalidParameter", "kuma_error", "not_found"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +51,9 @@ def kuma_error(
     status: int, title: str, detail: str, invalid: Iterable[InvalidParameter] = (), headers: Mapping[str, str] | None = None
 ) -> web.Response:
     invalid = list(invalid)
-    body: dict[str, Any] = {"type": "/std-errors", "status": status, "title": title, "detail": detail}
+    instance = uuid.uuid4().hex
+    body: dict[str, Any] = {"type": "/std-errors", "status": status, "title": title, "detail": detail, "instance": instance}
+    log.debug("kuma api error", extra={"status": status, "title": title, "detail": detail, "instance": instance})
     if invalid:
         body["invalid_parameters"] = [p.to_json() for p in invalid]
     body["details"] = detail
