@@ -1,6 +1,6 @@
 """Kuma's resource endpoints: `/`, `/_resources`, `/policies`, `/global-insight`, `/meshes`,
 `/meshes/{mesh}/{plural}[/{name}]`, `/{plural}` (a mesh-scoped kind across meshes, or a global
-kind), `/{plural}/{name}` for global kinds, and the dataplane overviews. Every write on these
+kind), `/{plural}/{name}` for global kinds, and the overviews of dataplanes and zone proxies. Every write on these
 paths is refused (writes.py).
 
 Top-level paths are registered kind by kind: a pattern such as `/{plural}` would take the
@@ -33,6 +33,27 @@ __all__ = ["resource_routes"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LIST_TITLE = "Could not retrieve resources"
+_OVERVIEW_FIELDS = {
+    "Dataplane": ("dataplane", "dataplaneInsight"),
+    "ZoneIngress": ("zoneIngress", "zoneIngressInsight"),
+    "ZoneEgress": ("zoneEgress", "zoneEgressInsight"),
+}
+"""Kuma's <Kind>Overview: the resource's fields and its insight, under these names."""
+_OVERVIEW_PATHS = {
+    "Dataplane": (
+        ("/meshes/{mesh}/dataplanes/_overview", "/meshes/{mesh}/dataplanes+insights", "/dataplanes/_overview", "/dataplanes+insights"),
+        ("/meshes/{mesh}/dataplanes/{name}/_overview", "/meshes/{mesh}/dataplanes+insights/{name}"),
+    ),
+    "ZoneIngress": (
+        ("/zoneingresses/_overview", "/zone-ingresses/_overview", "/zoneingresses+insights"),
+        ("/zoneingresses/{name}/_overview", "/zone-ingresses/{name}/_overview", "/zoneingresses+insights/{name}"),
+    ),
+    "ZoneEgress": (
+        ("/zoneegresses/_overview", "/zoneegressoverviews"),
+        ("/zoneegresses/{name}/_overview", "/zoneegressoverviews/{name}"),
+    ),
+}
+"""Lists and items of overviews: Kuma's `_overview` paths and its older ones."""
 ITEM_TITLE = "Could not retrieve a resource"
 
 
@@ -127,35 +148,40 @@ class _Views:
 
         return _kuma(handle)
 
-    # -- dataplane overviews -------------------------------------------------------------
-    def _overview(self, catalog: Catalog, dp: Resource) -> dict[str, Any]:
-        d = descriptor_of("Dataplane")
-        assert d is not None
-        item = self._item(catalog, d, dp)
+    # -- overviews of proxies ------------------------------------------------------------
+    def _overview(self, catalog: Catalog, d: KindDescriptor, r: Resource) -> dict[str, Any]:
+        item = self._item(catalog, d, r)
         meta: dict[str, Any] = {k: item[k] for k in ("mesh", "name", "creationTime", "modificationTime", "labels", "kri") if k in item}
-        proxy = self.cp.store.proxies.get(f"{dp.mesh}.{dp.name}")
-        insight = insight_json(proxy, catalog.get("Mesh", "", dp.mesh), self.instance)
-        dataplane = dict(dp.spec)
-        return {"type": "DataplaneOverview", **meta, "dataplane": dataplane, "dataplaneInsight": insight}
+        spec_field, insight_field = _OVERVIEW_FIELDS[d.name]
+        if d.name == "Dataplane":
+            proxy = self.cp.store.proxies.get(f"{r.mesh}.{r.name}")
+            insight = insight_json(proxy, catalog.get("Mesh", "", r.mesh), self.instance)
+        else:  # zone proxies are listed, never served here: no subscription
+            insight = insight_json(None, None, self.instance)
+        return {"type": f"{d.name}Overview", **meta, spec_field: dict(r.spec), insight_field: insight}
 
-    def overview_list(self, request: web.Request) -> web.StreamResponse:
-        catalog = self._catalog()
-        mesh = self._mesh(catalog, request) if "mesh" in request.match_info else ""
-        d = descriptor_of("Dataplane")
-        assert d is not None
-        page = page_of(request, LIST_TITLE)
-        keep = resource_filter(request, "Dataplane", LIST_TITLE)
-        items = [r for r in catalog.of("Dataplane", mesh) if keep(r, computed_labels(d, r))]
-        chosen, next_url = paginate(request, items, page)
-        return json_response({"total": len(items), "items": [self._overview(catalog, r) for r in chosen], "next": next_url})
+    def overview_list(self, d: KindDescriptor) -> Handler:
+        def handle(request: web.Request) -> web.StreamResponse:
+            catalog = self._catalog()
+            mesh = self._mesh(catalog, request) if "mesh" in request.match_info else ""
+            page = page_of(request, LIST_TITLE)
+            keep = resource_filter(request, d.name, LIST_TITLE)
+            items = [r for r in catalog.of(d.name, mesh) if keep(r, computed_labels(d, r))]
+            chosen, next_url = paginate(request, items, page)
+            return json_response({"total": len(items), "items": [self._overview(catalog, d, r) for r in chosen], "next": next_url})
 
-    def overview_item(self, request: web.Request) -> web.StreamResponse:
-        catalog = self._catalog()
-        mesh = self._mesh(catalog, request)
-        dp = catalog.get("Dataplane", mesh, request.match_info["name"])
-        if dp is None:
-            raise not_found(ITEM_TITLE)
-        return json_response(self._overview(catalog, dp))
+        return _kuma(handle)
+
+    def overview_item(self, d: KindDescriptor) -> Handler:
+        def handle(request: web.Request) -> web.StreamResponse:
+            catalog = self._catalog()
+            mesh = self._mesh(catalog, request) if "mesh" in request.match_info else ""
+            r = catalog.get(d.name, mesh, request.match_info["name"])
+            if r is None:
+                raise not_found(ITEM_TITLE)
+            return json_response(self._overview(catalog, d, r))
+
+        return _kuma(handle)
 
     # -- index ---------------------------------------------------------------------------
     def index(self, request: web.Request) -> web.StreamResponse:
@@ -179,16 +205,11 @@ def resource_routes(cp: ApiBackend) -> list[Route]:
         Route("GET", "/policies", _kuma(v.policies)),
         Route("GET", "/global-insight", _kuma(v.global_insight)),
     ]
-    overview = _kuma(v.overview_list)
-    for path in (
-        "/meshes/{mesh}/dataplanes/_overview",
-        "/meshes/{mesh}/dataplanes+insights",
-        "/dataplanes/_overview",
-        "/dataplanes+insights",
-    ):
-        routes.append(Route("GET", path, overview))
-    for path in ("/meshes/{mesh}/dataplanes/{name}/_overview", "/meshes/{mesh}/dataplanes+insights/{name}"):
-        routes.append(Route("GET", path, _kuma(v.overview_item)))
+    for kind, (lists, items) in _OVERVIEW_PATHS.items():
+        d = descriptor_of(kind)
+        assert d is not None
+        routes += [Route("GET", path, v.overview_list(d)) for path in lists]
+        routes += [Route("GET", path, v.overview_item(d)) for path in items]
     writable: list[str] = []
     for d in descriptors():
         for segment in filter(None, (d.path, d.alternative_path)):

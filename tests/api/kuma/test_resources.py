@@ -6,6 +6,7 @@ error shape, and only a changed resource gets a new modificationTime."""
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,7 @@ def _assert_kuma_error(reply: Reply, status: int, title: str) -> dict[str, Any]:
     assert body["type"] == "/std-errors"
     assert (body["status"], body["title"]) == (status, title)
     assert body["detail"] == body["details"]
+    assert re.fullmatch("[0-9a-f]{32}", body["instance"]), body
     return body  # type: ignore[no-any-return]
 
 
@@ -243,3 +245,16 @@ def test_only_a_changed_resource_gets_a_new_modification_time(served: Served) ->
     assert _rfc3339(after_tweak["modificationTime"]) > _rfc3339(before_tweak["modificationTime"])
     assert served.get("/meshes/other") == before_mesh
     assert served.get("/meshes/other/meshtimeouts/mesh-timeout-all-other") == before_default
+
+
+def test_zone_proxies_have_overviews_without_subscriptions(served: Served) -> None:
+    [ingress] = served.get("/zoneingresses/_overview")["items"]
+    assert ingress["type"] == "ZoneIngressOverview" and ingress["name"] == "zone-ingress-1"
+    assert ingress["zoneIngress"]["networking"]["port"] == 17001
+    assert ingress["zoneIngressInsight"] == {"subscriptions": []}
+    assert served.get("/zoneingresses/zone-ingress-1/_overview") == ingress
+    assert served.get("/zoneingresses+insights")["items"] == [ingress]
+    [egress] = served.get("/zoneegressoverviews")["items"]
+    assert egress["type"] == "ZoneEgressOverview" and egress["zoneEgressInsight"] == {"subscriptions": []}
+    assert served.get(f"/zoneegresses/{egress['name']}/_overview") == egress
+    assert served.get("/zoneegresses/nope/_overview", 404)["title"] == "Could not retrieve a resource"
