@@ -1,4 +1,4 @@
-"""Kuma's resource endpoints: `/`, `/_resources`, `/policies`, `/global-insight`, `/meshes`,
+"""Kuma's resource endpoints: `/`, `/_resources`, `/policies`, `/global-insight`, `/_kri/{kri}`, `/meshes`,
 `/meshes/{mesh}/{plural}[/{name}]`, `/{plural}` (a mesh-scoped kind across meshes, or a global
 kind), `/{plural}/{name}` for global kinds, and the overviews of dataplanes and zone proxies. Every write on these
 paths is refused (writes.py).
@@ -11,6 +11,7 @@ kind and answers an unknown one with Kuma's 404. The fixed `_overview` paths com
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -148,6 +149,24 @@ class _Views:
 
         return _kuma(handle)
 
+    def by_kri(self, request: web.Request) -> web.StreamResponse:
+        """`/_kri/{kri}`: the resource a KRI names (`kri_<short>_<mesh>_<zone>_<namespace>_<name>_<section>`)."""
+        text = request.match_info["kri"]
+        parts = text.split("_")
+        if len(parts) < 7 or parts[0] != "kri":
+            raise KumaError(400, "Bad Request", f"bad request: invalid identifier string: {json.dumps(text)}")
+        d = next((d for d in descriptors() if d.short_name and d.short_name == parts[1]), None)
+        if d is None:
+            raise KumaError(400, "Bad Request", f"bad request: unknown short name of resource type: {json.dumps(parts[1])}")
+        mesh, zone, name = parts[2], parts[3], parts[5]
+        catalog = self._catalog()
+        # A zone in the KRI names a resource synced from another zone: there are none here.
+        r = None if zone else catalog.get(d.name, mesh, name)
+        if r is None:
+            raise not_found(ITEM_TITLE)
+        self._format(request)
+        return json_response(self._item(catalog, d, r))
+
     # -- overviews of proxies ------------------------------------------------------------
     def _overview(self, catalog: Catalog, d: KindDescriptor, r: Resource) -> dict[str, Any]:
         item = self._item(catalog, d, r)
@@ -204,6 +223,7 @@ def resource_routes(cp: ApiBackend) -> list[Route]:
         Route("GET", "/_resources", _kuma(v.resources)),
         Route("GET", "/policies", _kuma(v.policies)),
         Route("GET", "/global-insight", _kuma(v.global_insight)),
+        Route("GET", "/_kri/{kri}", _kuma(v.by_kri)),
     ]
     for kind, (lists, items) in _OVERVIEW_PATHS.items():
         d = descriptor_of(kind)

@@ -258,3 +258,21 @@ def test_zone_proxies_have_overviews_without_subscriptions(served: Served) -> No
     assert egress["type"] == "ZoneEgressOverview" and egress["zoneEgressInsight"] == {"subscriptions": []}
     assert served.get(f"/zoneegresses/{egress['name']}/_overview") == egress
     assert served.get("/zoneegresses/nope/_overview", 404)["title"] == "Could not retrieve a resource"
+
+
+def test_a_kri_reads_the_resource_it_names(served: Served) -> None:
+    for path in (
+        "/meshes/default/meshservices/backend",
+        "/meshes/default/dataplanes/frontend-1",
+        "/meshes/default",
+        "/zoneingresses/zone-ingress-1",
+    ):
+        item = served.get(path)
+        assert served.get(f"/_kri/{item['kri']}") == item
+    api = served.cp.api
+    assert _assert_kuma_error(request(api, "GET", "/_kri/kri_msvc_default___nope_"), 404, "Could not retrieve a resource")
+    assert _assert_kuma_error(request(api, "GET", "/_kri/kri_msvc_default_east__backend_"), 404, "Could not retrieve a resource")
+    body = _assert_kuma_error(request(api, "GET", "/_kri/not-a-kri"), 400, "Bad Request")
+    assert "invalid identifier" in body["detail"]
+    body = _assert_kuma_error(request(api, "GET", "/_kri/kri_zz_default___x_"), 400, "Bad Request")
+    assert "unknown short name" in body["detail"]
