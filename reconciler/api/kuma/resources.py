@@ -1,7 +1,7 @@
-"""Kuma's resource endpoints: `/`, `/_resources`, `/policies`, `/global-insight`, `/_kri/{kri}`, `/meshes`,
-`/meshes/{mesh}/{plural}[/{name}]`, `/{plural}` (a mesh-scoped kind across meshes, or a global
-kind), `/{plural}/{name}` for global kinds, and the overviews of dataplanes and zone proxies. Every write on these
-paths is refused (writes.py).
+"""Kuma's resource endpoints: `/`, `/_resources`, `/policies`, `/global-insight`,
+`/_kri/{kri}`, `/meshes`, `/meshes/{mesh}/{plural}[/{name}]`, `/{plural}` (a mesh-scoped kind
+across meshes, or a global kind), `/{plural}/{name}` for global kinds, and the overviews of
+dataplanes and zone proxies. Every write on these paths is refused (writes.py).
 
 Top-level paths are registered kind by kind: a pattern such as `/{plural}` would take the
 control plane's own `/status` and `/history`. Under `/meshes/{mesh}/` one pattern serves every
@@ -34,6 +34,7 @@ __all__ = ["resource_routes"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LIST_TITLE = "Could not retrieve resources"
+ITEM_TITLE = "Could not retrieve a resource"
 _OVERVIEW_FIELDS = {
     "Dataplane": ("dataplane", "dataplaneInsight"),
     "ZoneIngress": ("zoneIngress", "zoneIngressInsight"),
@@ -55,7 +56,6 @@ _OVERVIEW_PATHS = {
     ),
 }
 """Lists and items of overviews: Kuma's `_overview` paths and its older ones."""
-ITEM_TITLE = "Could not retrieve a resource"
 
 
 def _kuma(handler: Callable[[web.Request], web.StreamResponse]) -> Handler:
@@ -109,18 +109,21 @@ class _Views:
             )
             raise KumaError(400, "Bad Request", "Resource is not valid", (InvalidParameter("format", reason),))
 
-    def _list(self, request: web.Request, catalog: Catalog, d: KindDescriptor, mesh: str) -> web.Response:
+    def _list(
+        self, request: web.Request, catalog: Catalog, d: KindDescriptor, mesh: str, render: Callable[[Resource], dict[str, Any]]
+    ) -> web.Response:
+        """One page of the kind's resources in `mesh` (every mesh: "") that pass the filters."""
         page = page_of(request, LIST_TITLE)
         keep = resource_filter(request, d.name, LIST_TITLE)
         items = [r for r in catalog.of(d.name, mesh) if keep(r, computed_labels(d, r))]
         chosen, next_url = paginate(request, items, page)
-        return json_response({"total": len(items), "items": [self._item(catalog, d, r) for r in chosen], "next": next_url})
+        return json_response({"total": len(items), "items": [render(r) for r in chosen], "next": next_url})
 
     # -- resources -----------------------------------------------------------------------
     def list_in_mesh(self, request: web.Request) -> web.StreamResponse:
         catalog = self._catalog()
         d = self._kind(request, mesh_scoped=True)
-        return self._list(request, catalog, d, self._mesh(catalog, request))
+        return self._list(request, catalog, d, self._mesh(catalog, request), lambda r: self._item(catalog, d, r))
 
     def item_in_mesh(self, request: web.Request) -> web.StreamResponse:
         catalog = self._catalog()
@@ -134,7 +137,8 @@ class _Views:
 
     def list_top(self, d: KindDescriptor) -> Handler:
         def handle(request: web.Request) -> web.StreamResponse:
-            return self._list(request, self._catalog(), d, "")
+            catalog = self._catalog()
+            return self._list(request, catalog, d, "", lambda r: self._item(catalog, d, r))
 
         return _kuma(handle)
 
@@ -150,7 +154,7 @@ class _Views:
         return _kuma(handle)
 
     def by_kri(self, request: web.Request) -> web.StreamResponse:
-        """`/_kri/{kri}`: the resource a KRI names (`kri_<short>_<mesh>_<zone>_<namespace>_<name>_<section>`)."""
+        """The resource a KRI names: `kri_<short name>_<mesh>_<zone>_<namespace>_<name>_<section>`."""
         text = request.match_info["kri"]
         parts = text.split("_")
         if len(parts) < 7 or parts[0] != "kri":
@@ -183,11 +187,7 @@ class _Views:
         def handle(request: web.Request) -> web.StreamResponse:
             catalog = self._catalog()
             mesh = self._mesh(catalog, request) if "mesh" in request.match_info else ""
-            page = page_of(request, LIST_TITLE)
-            keep = resource_filter(request, d.name, LIST_TITLE)
-            items = [r for r in catalog.of(d.name, mesh) if keep(r, computed_labels(d, r))]
-            chosen, next_url = paginate(request, items, page)
-            return json_response({"total": len(items), "items": [self._overview(catalog, d, r) for r in chosen], "next": next_url})
+            return self._list(request, catalog, d, mesh, lambda r: self._overview(catalog, d, r))
 
         return _kuma(handle)
 
