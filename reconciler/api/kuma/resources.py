@@ -25,7 +25,7 @@ from reconciler.api.kuma.global_insight import global_insight_json
 from reconciler.api.kuma.index import index_json, instance_id, policies_json, resources_json
 from reconciler.api.kuma.listing import page_of, paginate, resource_filter
 from reconciler.api.kuma.overview import insight_json
-from reconciler.api.kuma.shapes import computed_labels, item_json
+from reconciler.api.kuma.shapes import computed_labels, item_json, kri_of
 from reconciler.api.kuma.writes import refusing_routes
 from reconciler.api.server import Route, json_response
 from reconciler.model import Resource
@@ -162,10 +162,10 @@ class _Views:
         d = next((d for d in descriptors() if d.short_name and d.short_name == parts[1]), None)
         if d is None:
             raise KumaError(400, "Bad Request", f"bad request: unknown short name of resource type: {json.dumps(parts[1])}")
-        mesh, zone, name = parts[2], parts[3], parts[5]
         catalog = self._catalog()
-        # A zone in the KRI names a resource synced from another zone: there are none here.
-        r = None if zone else catalog.get(d.name, mesh, name)
+        # The KRI of a resource here (its section name aside); another zone's names none of them.
+        wanted = "_".join(parts[:6]) + "_"
+        r = next((r for r in catalog.of(d.name, parts[2]) if kri_of(d, r) == wanted), None)
         if r is None:
             raise not_found(ITEM_TITLE)
         self._format(request)

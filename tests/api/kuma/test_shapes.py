@@ -63,7 +63,14 @@ def test_a_secret_shows_no_data_and_has_no_kri() -> None:
     secret = Resource.create("Secret", "s", {"data": "c2VjcmV0"}, mesh="default", flat=True)
     item = _item(secret)
     assert "data" not in item and "kri" not in item
-    assert item["labels"] == {"kuma.io/mesh": "default"}
+    assert item["labels"] == {"kuma.io/mesh": "default", "kuma.io/origin": "zone", "kuma.io/zone": "default", "kuma.io/env": "universal"}
+
+
+def test_labels_written_in_the_resource_win_over_computed_ones() -> None:
+    synced = Resource.create("MeshTimeout", "t", {}, mesh="m", labels={"kuma.io/origin": "global"})
+    assert _item(synced)["labels"] == {"kuma.io/origin": "global", "kuma.io/mesh": "m"}
+    assert _item(synced)["kri"] == "kri_mt_m___t_"
+    assert "labels" not in _item(Resource.create("Mesh", "m", {}, flat=True))  # a global-only kind
 
 
 def test_kri_uses_the_display_name_and_zone_labels() -> None:
