@@ -6,7 +6,7 @@ when its last stream closed, once it did), and per xDS type Kuma's DiscoveryServ
 responses sent, acknowledged and rejected (`cds`, `eds`, `lds`, `rds`, and `total` over every
 type, SDS included). Envoy answers every response with one ACK or NACK, so the ACKed count is
 the responses sent less the NACKed ones and the one still unanswered, if any. A proxy is
-online while its ADS stream is open (Kuma: a subscription without `disconnectTime`).
+connected while its ADS stream is open (Kuma: a subscription without `disconnectTime`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from reconciler.model import Resource
 from reconciler.store import ProxyStatus, TypeStatus
 from reconciler.xds_types import SHORT_NAMES
 
-__all__ = ["insight_json", "dp_state", "stats_json"]
+__all__ = ["insight_json", "stats_json"]
 
 
 def stats_json(types: list[TypeStatus]) -> dict[str, int]:
@@ -60,19 +60,3 @@ def insight_json(proxy: ProxyStatus | None, mesh: Resource | None, instance_id: 
     if mtls is not None:
         out["mTLS"] = mtls
     return out
-
-
-def dp_state(resource: Resource, proxy: ProxyStatus | None) -> str:
-    """`online`, `partiallyDegraded` (online with an inbound not ready) or `offline`, as Kuma's
-    insights count dataplanes."""
-    if proxy is None or not proxy.connected:
-        return "offline"
-    networking = resource.spec.get("networking")
-    inbounds = networking.get("inbound") or () if isinstance(networking, Mapping) else ()
-    for inbound in inbounds:
-        if not isinstance(inbound, Mapping):
-            continue
-        health = inbound.get("health")
-        if (inbound.get("state") or "Ready") != "Ready" or (isinstance(health, Mapping) and health.get("ready") is False):
-            return "partiallyDegraded"
-    return "online"

@@ -1,7 +1,8 @@
 """Kuma's resource endpoints: `/`, `/_resources`, `/policies`, `/global-insight`,
 `/_kri/{kri}`, `/meshes`, `/meshes/{mesh}/{plural}[/{name}]`, `/{plural}` (a mesh-scoped kind
 across meshes, or a global kind), `/{plural}/{name}` for global kinds, and the overviews of
-dataplanes and zone proxies. Every write on these paths is refused (writes.py).
+dataplanes and zone proxies, and the mesh and service insights. Every write on these paths is
+refused (writes.py).
 
 Top-level paths are registered kind by kind: a pattern such as `/{plural}` would take the
 control plane's own `/status` and `/history`. Under `/meshes/{mesh}/` one pattern serves every
@@ -12,6 +13,7 @@ kind and answers an unknown one with Kuma's 404. The fixed `_overview` paths com
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,9 +25,10 @@ from reconciler.api.kuma.descriptors import KindDescriptor, by_path, descriptor_
 from reconciler.api.kuma.errors import InvalidParameter, KumaError, not_found
 from reconciler.api.kuma.global_insight import global_insight_json
 from reconciler.api.kuma.index import index_json, instance_id, policies_json, resources_json
+from reconciler.api.kuma.insights import mesh_insight_json, service_stats
 from reconciler.api.kuma.listing import page_of, paginate, resource_filter
 from reconciler.api.kuma.overview import insight_json
-from reconciler.api.kuma.shapes import computed_labels, item_json, kri_of
+from reconciler.api.kuma.shapes import computed_labels, item_json, kri_of, rfc3339
 from reconciler.api.kuma.writes import refusing_routes
 from reconciler.api.server import Route, json_response
 from reconciler.model import Resource
@@ -202,6 +205,84 @@ class _Views:
 
         return _kuma(handle)
 
+    # -- mesh and service insights ------------------------------------------------------
+    def _created(self, catalog: Catalog, mesh: str) -> str:
+        """An insight's creationTime: its mesh's (the insight is recomputed on every read)."""
+        resource = catalog.get("Mesh", "", mesh)
+        return rfc3339(self.cp.store.time_of(resource).created if resource is not None else time.time())
+
+    def _mesh_insight(self, catalog: Catalog, mesh: Resource) -> dict[str, Any]:
+        now = rfc3339(time.time())
+        meta = {"type": "MeshInsight", "name": mesh.name, "creationTime": self._created(catalog, mesh.name), "modificationTime": now}
+        return {**meta, **mesh_insight_json(self.cp.store, catalog, mesh.name)}
+
+    def mesh_insights(self, request: web.Request) -> web.StreamResponse:
+        catalog = self._catalog()
+        page = page_of(request, LIST_TITLE)
+        name = request.query.get("name", "")
+        meshes = [m for m in catalog.of("Mesh") if name in m.name]
+        chosen, next_url = paginate(request, meshes, page)
+        return json_response({"total": len(meshes), "items": [self._mesh_insight(catalog, m) for m in chosen], "next": next_url})
+
+    def mesh_insight(self, request: web.Request) -> web.StreamResponse:
+        catalog = self._catalog()
+        mesh = catalog.get("Mesh", "", request.match_info["name"])
+        if mesh is None:
+            raise not_found(ITEM_TITLE)
+        return json_response(self._mesh_insight(catalog, mesh))
+
+    def _service_insights(self, request: web.Request, catalog: Catalog, meshes: list[str]) -> list[dict[str, Any]]:
+        wanted = {t.strip().lower() for t in request.query.get("type", "").split(",") if t.strip()}
+        if wanted - {"internal", "external", "gateway_builtin", "gateway_delegated"}:
+            raise KumaError(400, "Bad Request", "bad request: unsupported service type")
+        name = request.query.get("name", "")
+        now = rfc3339(time.time())
+        out = []
+        for mesh in meshes:
+            created = self._created(catalog, mesh)
+            for service, stat in sorted(service_stats(self.cp.store, catalog, mesh).items()):
+                if name not in service or (wanted and stat.service_type not in wanted):
+                    continue
+                out.append(
+                    {
+                        "type": "ServiceInsight",
+                        "mesh": mesh,
+                        "name": service,
+                        "creationTime": created,
+                        "modificationTime": now,
+                        "serviceType": stat.service_type,
+                        "status": stat.status,
+                        "dataplanes": {"online": stat.online, "offline": stat.offline, "total": stat.online + stat.offline},
+                        "issuedBackends": stat.issued_backends,
+                    }
+                )
+        return out
+
+    def service_insights(self, request: web.Request) -> web.StreamResponse:
+        catalog = self._catalog()
+        meshes = [self._mesh(catalog, request)] if "mesh" in request.match_info else sorted(catalog.meshes())
+        page = page_of(request, LIST_TITLE)
+        items = self._service_insights(request, catalog, meshes)
+        chosen, next_url = paginate(request, items, page)
+        return json_response({"total": len(items), "items": chosen, "next": next_url})
+
+    def service_insight(self, request: web.Request) -> web.StreamResponse:
+        catalog = self._catalog()
+        mesh = self._mesh(catalog, request)
+        name = request.match_info["name"]
+        found = [i for i in self._service_insights(request, catalog, [mesh]) if i["name"] == name]
+        if not found:  # Kuma answers an empty insight for a service it does not know
+            now = rfc3339(time.time())
+            empty = {
+                "type": "ServiceInsight",
+                "mesh": mesh,
+                "name": name,
+                "creationTime": self._created(catalog, mesh),
+                "modificationTime": now,
+            }
+            return json_response({**empty, "dataplanes": {"online": 0, "offline": 0, "total": 0}})
+        return json_response(found[0])
+
     # -- index ---------------------------------------------------------------------------
     def index(self, request: web.Request) -> web.StreamResponse:
         return json_response(index_json(self.cp))
@@ -224,6 +305,11 @@ def resource_routes(cp: ApiBackend) -> list[Route]:
         Route("GET", "/policies", _kuma(v.policies)),
         Route("GET", "/global-insight", _kuma(v.global_insight)),
         Route("GET", "/_kri/{kri}", _kuma(v.by_kri)),
+        Route("GET", "/mesh-insights", _kuma(v.mesh_insights)),
+        Route("GET", "/mesh-insights/{name}", _kuma(v.mesh_insight)),
+        Route("GET", "/service-insights", _kuma(v.service_insights)),
+        Route("GET", "/meshes/{mesh}/service-insights", _kuma(v.service_insights)),
+        Route("GET", "/meshes/{mesh}/service-insights/{name}", _kuma(v.service_insight)),
     ]
     for kind, (lists, items) in _OVERVIEW_PATHS.items():
         d = descriptor_of(kind)

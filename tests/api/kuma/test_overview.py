@@ -124,6 +124,25 @@ def test_global_insight_counts_online_proxies(mesh: Mesh) -> None:
     assert insight["policies"]["total"] == mesh.get("/meshes/default/meshtimeouts")["total"] + 2  # + retry, circuit breaker
 
 
+def test_mesh_and_service_insights_count_online_proxies(mesh: Mesh) -> None:
+    [insight] = mesh.get("/mesh-insights")["items"]
+    assert insight == {**mesh.get("/mesh-insights/default"), "modificationTime": insight["modificationTime"]}
+    assert (insight["type"], insight["name"]) == ("MeshInsight", "default")
+    assert insight["dataplanes"] == {"total": 3, "online": 2, "offline": 1, "partiallyDegraded": 0}
+    assert insight["mTLS"]["issuedBackends"] == {"ca-1": {"total": 2, "online": 2, "offline": 0, "partiallyDegraded": 0}}
+    assert insight["services"] == {"total": 3, "internal": 3, "external": 0}
+    assert insight["resources"]["Dataplane"] == {"total": 3}
+    services = {i["name"]: i for i in mesh.get("/meshes/default/service-insights")["items"]}
+    assert {name: s["status"] for name, s in services.items()} == {"idle": "offline", "reg": "online", "web": "online"}
+    assert services["web"]["dataplanes"] == {"online": 1, "offline": 0, "total": 1}
+    assert services["web"]["serviceType"] == "internal" and services["web"]["issuedBackends"] == {"ca-1": 1}
+    one = mesh.get("/meshes/default/service-insights/web")
+    assert {**one, "modificationTime": ""} == {**services["web"], "modificationTime": ""}
+    assert [i["name"] for i in mesh.get("/service-insights?name=we")["items"]] == ["web"]
+    assert mesh.get("/meshes/default/service-insights?type=gateway_builtin")["total"] == 0
+    assert request(mesh.cp.api, "GET", "/meshes/default/service-insights?type=bogus").status == 400
+
+
 def test_a_closed_stream_leaves_a_disconnect_time_and_an_offline_proxy(mesh: Mesh) -> None:
     envoy = EnvoyProcess(mesh.cp, mesh.work, name="idle")
     envoy.start()

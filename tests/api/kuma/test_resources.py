@@ -288,3 +288,17 @@ def test_a_kri_reads_the_resource_it_names(served: Served) -> None:
     assert "invalid identifier" in body["detail"]
     body = _assert_kuma_error(request(api, "GET", "/_kri/kri_zz_default___x_"), 400, "Bad Request")
     assert "unknown short name" in body["detail"]
+
+
+def test_mesh_insights_count_the_served_commit(served: Served) -> None:
+    insights = {i["name"]: i for i in served.get("/mesh-insights")["items"]}
+    assert set(insights) == {"default", "other"}
+    default = insights["default"]
+    assert default["dataplanes"] == {"total": 6, "online": 0, "offline": 6, "partiallyDegraded": 0}
+    assert default["dataplanesByType"]["gatewayBuiltin"]["total"] == 1
+    assert default["policies"]["MeshTimeout"] == {"total": 3}
+    assert default["resources"]["MeshService"] == {"total": 6}
+    assert "services" not in default  # Exclusive: MeshServices, no kuma.io/service counts
+    assert insights["other"]["policies"]["MeshRetry"] == {"total": 1}  # Kuma's default policy
+    assert served.get("/meshes/default/service-insights")["total"] == 0
+    assert served.get("/mesh-insights/nope", 404)["title"] == "Could not retrieve a resource"
