@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from reconciler.api.kuma.errors import InvalidParameter, KumaError
+from reconciler.api.kuma.insights import gateway_type
 from reconciler.model import Resource
 
 __all__ = ["Page", "page_of", "resource_filter", "paginate", "DEFAULT_SIZE", "MAX_SIZE"]
@@ -110,14 +111,12 @@ def _networking(resource: Resource) -> Mapping[str, Any]:
 
 
 def _gateway_matches(resource: Resource, mode: str) -> bool:
-    gateway = _networking(resource).get("gateway")
+    kind = gateway_type(resource)
     if mode == "true":
-        return bool(gateway)
+        return bool(kind)
     if mode == "false":
-        return not gateway
-    if mode in ("builtin", "delegated"):
-        return isinstance(gateway, Mapping) and str(gateway.get("type") or "DELEGATED").lower() == mode
-    return True
+        return not kind
+    return kind == mode if mode else True
 
 
 def _tags_match(resource: Resource, wanted: Mapping[str, str]) -> bool:
