@@ -42,9 +42,6 @@ class KindDescriptor:
     """KDS sends it from global to zones: Kuma's `includeInFederation`."""
     policy: PolicyFlags | None = None
     alternative_path: str = ""
-    zone_provided: bool = True
-    """A zone may create it (Kuma's ProvidedByZoneFlag): Kuma's store labels it with its origin,
-    zone and environment."""
 
     @property
     def global_scope(self) -> bool:
@@ -98,8 +95,6 @@ _KUMA: dict[str, tuple[str, str, str, bool, tuple[bool, bool, bool, bool] | None
 }
 
 _ALTERNATIVE_PATHS = {"ZoneIngress": "zone-ingresses"}
-_GLOBAL_ONLY = frozenset({"Mesh", "MeshMultiZoneService"})
-"""Kinds only a global control plane provides (no ProvidedByZoneFlag in Kuma)."""
 
 
 @cache
@@ -122,7 +117,6 @@ def descriptors() -> tuple[KindDescriptor, ...]:
                 federated=federated,
                 policy=PolicyFlags(*flags) if kind.policy and flags is not None else None,
                 alternative_path=_ALTERNATIVE_PATHS.get(kind.name, ""),
-                zone_provided=kind.name not in _GLOBAL_ONLY,
             )
         )
     return tuple(sorted(out, key=lambda d: d.name))

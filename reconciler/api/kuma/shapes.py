@@ -3,10 +3,10 @@
 Kuma's proto kinds (Mesh, Dataplane, MeshGateway, Secret, ZoneIngress, ZoneEgress) put their
 fields at the top level beside `type`, `mesh`, `name`, `creationTime`, `modificationTime`,
 `labels` and `kri`; every other kind has `spec` and `status` (Kuma's rest/v1alpha1 marshaling).
-Labels carry what Kuma's store adds on a Universal zone control plane named `default` (Kuma's
-defaults: mode `zone`, zone name `default`): `kuma.io/mesh` on mesh-scoped kinds;
-`kuma.io/origin: zone`, `kuma.io/zone: default` and `kuma.io/env: universal` on the kinds a zone
-provides (a label written in the resource wins); `kuma.io/proxy-type` on proxies. A Secret never shows its `data`, and key material written
+Labels carry what Kuma's store adds to every resource: `kuma.io/mesh` on mesh-scoped kinds and
+`kuma.io/proxy-type` on proxies (a label written in the resource wins). Not the origin, zone and
+environment labels a Kuma zone adds: there is no federation here, and the KRIs of the whole API
+(inspect, Envoy config) have an empty zone, as a resource without a `kuma.io/zone` label has. A Secret never shows its `data`, and key material written
 inline in a resource (a provided CA's `key`, a MeshIdentity's `privateKey`, a client key, a
 gateway's certificates, a Vault token) is replaced by `<redacted>`: reads here are open
 (docs/api.md, "How it differs from Kuma").
@@ -22,14 +22,12 @@ from reconciler.api.kuma.descriptors import KindDescriptor
 from reconciler.model import Resource
 from reconciler.store import ResourceTime
 
-__all__ = ["item_json", "kri_of", "rfc3339", "computed_labels", "proxy_type", "redact_inline", "REDACTED", "ZONE"]
+__all__ = ["item_json", "kri_of", "rfc3339", "computed_labels", "proxy_type", "redact_inline", "REDACTED"]
 
 _HIDDEN = {"Secret": ("data",)}
 """Fields never served: a Secret's bytes (Kuma shows them to admins only; reads here are open)."""
 
 DISPLAY_NAME = "kuma.io/display-name"
-ZONE = "default"
-"""This control plane's zone, as Kuma names a zone control plane by default."""
 REDACTED = "<redacted>"
 _KEY_FIELDS = frozenset({"key", "privateKey", "clientKey", "certificates", "token", "password"})
 """Fields whose data sources hold key material or credentials."""
@@ -62,7 +60,7 @@ def kri_of(descriptor: KindDescriptor, resource: Resource) -> str:
     for a kind without a short name (Secret)."""
     if not descriptor.short_name:
         return ""
-    labels = computed_labels(descriptor, resource)
+    labels = resource.labels
     name = labels.get(DISPLAY_NAME) or resource.name
     zone = labels.get("kuma.io/zone", "")
     namespace = labels.get("k8s.kuma.io/namespace", "")
@@ -83,11 +81,6 @@ def computed_labels(descriptor: KindDescriptor, resource: Resource) -> dict[str,
     labels = dict(resource.labels)
     if not descriptor.global_scope:
         labels.setdefault("kuma.io/mesh", resource.mesh or "default")
-    if descriptor.zone_provided:
-        labels.setdefault("kuma.io/origin", "zone")
-        if labels["kuma.io/origin"] != "global":
-            labels.setdefault("kuma.io/zone", ZONE)
-            labels.setdefault("kuma.io/env", "universal")
     if resource.type in ("Dataplane", "ZoneIngress", "ZoneEgress"):
         labels["kuma.io/proxy-type"] = proxy_type(resource)
     return labels

@@ -138,10 +138,6 @@ def test_example_resource_lists_and_reads_in_kumas_shape(served: Served, doc: di
     else:
         assert item["spec"] == doc["spec"]
         assert item.get("status") == doc.get("status")
-    if d.zone_provided:  # as a Universal zone control plane named `default` labels what it stores
-        assert {"kuma.io/origin": "zone", "kuma.io/zone": "default", "kuma.io/env": "universal"}.items() <= item["labels"].items()
-    else:
-        assert not {"kuma.io/origin", "kuma.io/zone", "kuma.io/env"} & set(item.get("labels", {}))
     if d.short_name:
         mesh, zone = item.get("mesh", ""), item.get("labels", {}).get("kuma.io/zone", "")
         assert item["kri"] == f"kri_{d.short_name}_{mesh}_{zone}__{doc['name']}_"
@@ -162,13 +158,8 @@ def test_mesh_scoped_kinds_list_across_meshes_at_the_top_level(served: Served) -
 def test_kumas_default_policies_are_listed_for_a_mesh_that_keeps_them(served: Served) -> None:
     names = {i["name"]: i for i in served.get("/meshes/other/meshtimeouts")["items"]}
     assert {"mesh-timeout-all-other", "mesh-gateways-timeout-all-other", "tweak"} <= set(names)
-    assert names["mesh-timeout-all-other"]["labels"] == {
-        "kuma.io/mesh": "other",
-        "kuma.io/origin": "zone",
-        "kuma.io/zone": "default",
-        "kuma.io/env": "universal",
-    }
-    assert names["mesh-timeout-all-other"]["kri"] == "kri_mt_other_default__mesh-timeout-all-other_"
+    assert names["mesh-timeout-all-other"]["labels"] == {"kuma.io/mesh": "other"}
+    assert names["mesh-timeout-all-other"]["kri"] == "kri_mt_other___mesh-timeout-all-other_"
     assert served.get("/meshes/other/meshretries/mesh-retry-all-other")["spec"]["to"][0]["targetRef"] == {"kind": "Mesh"}
     assert served.get("/meshes/other/meshcircuitbreakers")["total"] == 1
     # example-repo's mesh skips them ("*"): only what git has.
@@ -282,8 +273,8 @@ def test_a_kri_reads_the_resource_it_names(served: Served) -> None:
     api = served.cp.api
     assert _assert_kuma_error(request(api, "GET", "/_kri/kri_msvc_default___nope_"), 404, "Could not retrieve a resource")
     assert _assert_kuma_error(request(api, "GET", "/_kri/kri_msvc_default_east__backend_"), 404, "Could not retrieve a resource")
-    assert _assert_kuma_error(request(api, "GET", "/_kri/kri_msvc_default___backend_"), 404, "Could not retrieve a resource")
-    assert served.get("/_kri/kri_msvc_default_default__backend_http")["name"] == "backend"  # a section name is ignored
+    assert _assert_kuma_error(request(api, "GET", "/_kri/kri_msvc_default_default__backend_"), 404, "Could not retrieve a resource")
+    assert served.get("/_kri/kri_msvc_default___backend_http")["name"] == "backend"  # a section name is ignored
     body = _assert_kuma_error(request(api, "GET", "/_kri/not-a-kri"), 400, "Bad Request")
     assert "invalid identifier" in body["detail"]
     body = _assert_kuma_error(request(api, "GET", "/_kri/kri_zz_default___x_"), 400, "Bad Request")

@@ -63,14 +63,15 @@ def test_a_secret_shows_no_data_and_has_no_kri() -> None:
     secret = Resource.create("Secret", "s", {"data": "c2VjcmV0"}, mesh="default", flat=True)
     item = _item(secret)
     assert "data" not in item and "kri" not in item
-    assert item["labels"] == {"kuma.io/mesh": "default", "kuma.io/origin": "zone", "kuma.io/zone": "default", "kuma.io/env": "universal"}
+    assert item["labels"] == {"kuma.io/mesh": "default"}
 
 
 def test_labels_written_in_the_resource_win_over_computed_ones() -> None:
-    synced = Resource.create("MeshTimeout", "t", {}, mesh="m", labels={"kuma.io/origin": "global"})
-    assert _item(synced)["labels"] == {"kuma.io/origin": "global", "kuma.io/mesh": "m"}
-    assert _item(synced)["kri"] == "kri_mt_m___t_"
-    assert "labels" not in _item(Resource.create("Mesh", "m", {}, flat=True))  # a global-only kind
+    gateway = Resource.create(
+        "Dataplane", "gw", {"networking": {"gateway": {"type": "BUILTIN"}}}, mesh="m", flat=True, labels={"kuma.io/mesh": "x"}
+    )
+    assert _item(gateway)["labels"] == {"kuma.io/mesh": "x", "kuma.io/proxy-type": "gateway"}
+    assert "labels" not in _item(Resource.create("Mesh", "m", {}, flat=True))  # a global kind gets none
 
 
 def test_kri_uses_the_display_name_and_zone_labels() -> None:
