@@ -1,0 +1,21 @@
+"""A dataplane's merged policy rules for its GUI page: Kuma's InspectRules document
+(`/meshes/{mesh}/dataplanes/{name}/_rules`), as reconciler.inspection.rules computes it."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from reconciler.mesh.model import MeshModel
+
+__all__ = ["dataplane_rules"]
+
+
+def dataplane_rules(model: MeshModel, mesh: str, name: str, compact_outbounds: int | None) -> dict[str, Any] | None:
+    """None when the dataplane has no rules to show."""
+    try:
+        rules = importlib.import_module("reconciler.inspection.rules")
+    except ImportError:
+        return None
+    doc: dict[str, Any] = rules.inspect_rules(model, mesh, name, compact_outbounds=compact_outbounds)
+    return doc
