@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from reconciler.api.backend import ApiBackend
 from reconciler.api.gui.pages import Pages
-from reconciler.api.gui.render import static_handler
 from reconciler.api.server import Route
 
 __all__ = ["gui_routes"]
@@ -20,7 +19,7 @@ def gui_routes(cp: ApiBackend) -> list[Route]:
         Route("GET", "/gui", pages.home),
         Route("GET", "/gui/", pages.home),
         Route("GET", "/gui/live", pages.live),
-        Route("GET", "/gui/static/{file}", static_handler),
+        Route("GET", "/gui/static/{file}", pages.static),
         Route("GET", "/gui/meshes", pages.meshes),
         Route("GET", "/gui/meshes/{mesh}", pages.mesh),
         Route("GET", "/gui/dataplanes", pages.dataplanes),

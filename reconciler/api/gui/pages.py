@@ -14,7 +14,7 @@ from aiohttp import web
 
 from reconciler.api.backend import ApiBackend
 from reconciler.api.gui import views
-from reconciler.api.gui.render import render_page
+from reconciler.api.gui.render import render_page, static_file
 from reconciler.api.gui.rules_view import dataplane_rules
 from reconciler.api.revision import revision_problem
 from reconciler.api.server import json_response
@@ -100,6 +100,10 @@ class Pages:
         if doc is None:
             return self.not_found("history", f"no commit {revision} in the repository")
         return self._page("diff.html", "history", diff=doc)
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["file"]
+        return static_file(name) or self.not_found("", f"no file {name}")
 
     async def missing(self, request: web.Request) -> web.Response:
         return self.not_found("", f"no page {request.path}")

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-__all__ = ["SECURITY_HEADERS", "render_page", "static_handler", "STATIC_FILES"]
+__all__ = ["SECURITY_HEADERS", "render_page", "static_file", "STATIC_FILES"]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -82,9 +82,10 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
 STATIC_FILES = _load_static()
 
 
-async def static_handler(request: web.Request) -> web.Response:
-    found = STATIC_FILES.get(request.match_info["file"])
+def static_file(name: str) -> web.Response | None:
+    """One of the package's static files, None when there is no such file."""
+    found = STATIC_FILES.get(name)
     if found is None:
-        return render_page("error.html", 404, title="Not found", message=f"no file {request.match_info['file']}")
+        return None
     body, content_type = found
     return web.Response(body=body, content_type=content_type, charset="utf-8", headers=SECURITY_HEADERS)
