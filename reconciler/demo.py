@@ -246,7 +246,8 @@ def _instructions(
 ) -> str:
     xds_port, api_port = settings.ports
     lines = ["", "mesh-reconciler demo is running.", ""]
-    lines.append(f"  control plane  xDS 127.0.0.1:{xds_port}, API http://127.0.0.1:{api_port}/status")
+    lines.append(f"  control plane  xDS 127.0.0.1:{xds_port}, API http://127.0.0.1:{api_port}/status, GUI http://127.0.0.1:{api_port}/gui")
+    lines.append(f"  Kuma's API     curl http://127.0.0.1:{api_port}/meshes/default/dataplanes/_overview   (docs/api.md)")
     lines.append(f"  config repo    {work}  (a clone; `git push` goes to the watched bare repository)")
     lines.append("")
     lines.append("  sidecars and what their outbounds reach:")
