@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-__all__ = ["SECURITY_HEADERS", "render_page", "static_file", "STATIC_FILES"]
+__all__ = ["TEMPLATES", "SECURITY_HEADERS", "render_page", "static_file", "STATIC_FILES"]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -33,7 +33,7 @@ SECURITY_HEADERS = {
 
 _CONTENT_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
-_env = jinja2.Environment(
+TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("reconciler.api.gui", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
@@ -59,13 +59,13 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-_env.filters["short"] = _short
-_env.filters["pretty"] = _pretty
-_env.filters["plural"] = _plural
+TEMPLATES.filters["short"] = _short
+TEMPLATES.filters["pretty"] = _pretty
+TEMPLATES.filters["plural"] = _plural
 
 
 def render_page(template: str, status: int = 200, **context: Any) -> web.Response:
-    text = _env.get_template(template).render(**context)
+    text = TEMPLATES.get_template(template).render(**context)
     return web.Response(status=status, text=text, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
 
 

@@ -12,10 +12,13 @@ __all__ = ["dataplane_rules"]
 
 
 def dataplane_rules(model: MeshModel, mesh: str, name: str, compact_outbounds: int | None) -> dict[str, Any] | None:
-    """None when the dataplane has no rules to show."""
+    """None when the served commit has no such dataplane (a proxy that connected without one)."""
     try:
         rules = importlib.import_module("reconciler.inspection.rules")
     except ImportError:
         return None
-    doc: dict[str, Any] = rules.inspect_rules(model, mesh, name, compact_outbounds=compact_outbounds)
+    try:
+        doc: dict[str, Any] = rules.inspect_rules(model, mesh, name, compact_outbounds=compact_outbounds)
+    except LookupError:
+        return None
     return doc
