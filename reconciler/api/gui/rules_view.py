@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from reconciler.inspection.rules import UnknownResource, inspect_rules
 from reconciler.mesh.model import MeshModel
 
 __all__ = ["dataplane_rules"]
@@ -14,11 +14,6 @@ __all__ = ["dataplane_rules"]
 def dataplane_rules(model: MeshModel, mesh: str, name: str, compact_outbounds: int | None) -> dict[str, Any] | None:
     """None when the served commit has no such dataplane (a proxy that connected without one)."""
     try:
-        rules = importlib.import_module("reconciler.inspection.rules")
-    except ImportError:
+        return inspect_rules(model, mesh, name, compact_outbounds=compact_outbounds)
+    except UnknownResource:
         return None
-    try:
-        doc: dict[str, Any] = rules.inspect_rules(model, mesh, name, compact_outbounds=compact_outbounds)
-    except LookupError:
-        return None
-    return doc

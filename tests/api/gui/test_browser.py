@@ -139,6 +139,13 @@ def test_the_dataplane_list_shows_proxies_coming_online(gui: Gui) -> None:
     assert "CDS ACK" in xds and "LDS ACK" in xds, xds
     assert "backend" in gui.text("main")  # its outbound
     gui.screens.save(gui.driver, "dataplane")
+    # Its merged rules (Kuma's _rules), one section per policy type: open MeshTimeout's.
+    timeout_rules = 'details.rule[data-type="MeshTimeout"]'
+    gui.driver.find_element(By.CSS_SELECTOR, f"{timeout_rules} summary").click()
+    rules = gui.text(timeout_rules)
+    assert "MeshTimeout default/quick" in rules and '"connectionTimeout"' in rules, rules
+    gui.driver.execute_script("document.getElementById('rules').scrollIntoView()")
+    gui.screens.save(gui.driver, "dataplane-rules")
 
 
 def test_a_rejected_commit_shows_its_error_in_the_history_without_reloading(gui: Gui) -> None:

@@ -164,5 +164,8 @@ def test_dataplane_and_policy_pages_show_the_model(served: tuple[ConfigRemote, C
     row = body[body.index('data-name="quick"') :].split("</tr>")[0]
     assert 'href="/gui/dataplanes/default/web"' in row and 'href="/gui/dataplanes/default/backend-1"' in row
     assert "policies/timeout.yaml:" in row
+    body = get(cp, "/gui/dataplanes/default/web")[2]
+    rules = body[body.index('data-type="MeshTimeout"') :].split("</details>")[0]
+    assert "MeshTimeout default/quick" in rules and "&#34;connectionTimeout&#34;:" in rules
     body = get(cp, "/gui/services")[2]
     assert ">backend<" in body and 'href="/gui/dataplanes/default/backend-1"' in body
