@@ -19,7 +19,8 @@ from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, f
 from tests.gitops.helpers import mesh
 from tests.support import dataplane_yaml
 
-pytestmark = pytest.mark.browser
+# Real Envoys connect, so the compact-outbound pass of `make test` runs these too (marker envoy).
+pytestmark = [pytest.mark.browser, pytest.mark.envoy]
 
 TIMEOUT = """\
 type: MeshTimeout

@@ -115,7 +115,8 @@
   }
 
   async function refresh(force) {
-    if (busy) return;
+    // A tab in the background polls nothing; it catches up when shown again.
+    if (busy || (document.hidden && !force)) return;
     busy = true;
     try {
       const response = await fetch("/gui/live", { cache: "no-store", credentials: "omit" });
@@ -137,5 +138,6 @@
     version = meta ? meta.content : "";
     setupTokenForm();
     setInterval(function () { refresh(false); }, POLL_MS);
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(false); });
   });
 })();
