@@ -6,6 +6,7 @@ gui.js with the admin token the user pasted; the GUI has no write path of its ow
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -63,7 +64,7 @@ class Pages:
             mesh=row,
             dataplanes=[r for r in views.dataplane_rows(self.cp.store) if r.mesh == name],
             services=views.service_rows(model, name),
-            policies=views.policy_rows(model, name),
+            policies=await asyncio.to_thread(views.policy_rows, model, name),
         )
 
     async def dataplanes(self, _: web.Request) -> web.Response:
@@ -75,7 +76,8 @@ class Pages:
         if row is None:
             return self.not_found("dataplanes", f"no dataplane {name} in mesh {mesh}")
         applied = self.cp.store.applied
-        rules = dataplane_rules(applied.model, mesh, name, self.cp.compact_outbounds) if applied else None
+        # Rendering the proxy's view takes a while in a big mesh: off the loop that serves xDS.
+        rules = await asyncio.to_thread(dataplane_rules, applied.model, mesh, name, self.cp.compact_outbounds) if applied else None
         shape = applied.shapes.get(f"{mesh}.{name}") if applied else None
         return self._page("dataplane.html", "dataplanes", dp=row, rules=rules, shape=shape)
 
@@ -85,7 +87,8 @@ class Pages:
 
     async def policies(self, _: web.Request) -> web.Response:
         applied = self.cp.store.applied
-        return self._page("policies.html", "policies", policies=views.policy_rows(applied.model if applied else None))
+        policies = await asyncio.to_thread(views.policy_rows, applied.model if applied else None)
+        return self._page("policies.html", "policies", policies=policies)
 
     async def history(self, _: web.Request) -> web.Response:
         doc = await self.cp.branch_history(HISTORY_LIMIT)

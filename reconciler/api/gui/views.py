@@ -13,6 +13,7 @@ from typing import Any
 from reconciler.inspection.affected import affected_dataplanes
 from reconciler.mesh.model import Dataplane, MeshModel
 from reconciler.store import ProxyStatus, Store
+from reconciler.views.proxy import policy_indexes
 from reconciler.xds_types import SHORT_NAMES, TYPE_ORDER
 
 __all__ = ["XdsState", "DataplaneRow", "dataplane_rows", "header", "counts", "service_rows", "policy_rows", "mesh_rows", "endpoint_json"]
@@ -135,14 +136,17 @@ def service_rows(model: MeshModel | None, mesh: str | None = None) -> list[dict[
 
 
 def policy_rows(model: MeshModel | None, mesh: str | None = None) -> list[dict[str, Any]]:
-    """Every policy with the dataplanes its top-level targetRef selects."""
+    """Every policy with the dataplanes its top-level targetRef selects. It matches every policy
+    against every dataplane: callers run it off the event loop."""
     if model is None:
         return []
+    indexes = policy_indexes(model)  # once, not once per policy
     rows = []
     for policy in model.policies:
         if mesh is not None and policy.mesh != mesh:
             continue
-        affected: list[Dataplane] = affected_dataplanes(model, policy)
+        index = indexes.get(policy.mesh)
+        affected: list[Dataplane] = affected_dataplanes(model, policy, index) if index is not None else []
         origin = policy.origin
         rows.append(
             {
