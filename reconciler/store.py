@@ -110,6 +110,8 @@ class ProxyStatus:
     streams: int = 0
     mode: str = ""
     connected_at: float = 0.0
+    disconnected_at: float = 0.0
+    """When its last stream closed (0: never); Kuma's disconnectTime."""
     revision: str = ""
     generation: int = -1
     """The cache generation (and its revision) this proxy's stream has pushed."""

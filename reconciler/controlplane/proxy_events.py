@@ -96,7 +96,7 @@ class ProxyEvents:
         self._streams.pop(node_id, None)
         self._pushes.pop(node_id, None)
         status = self.store.proxy(node_id)
-        status.connected, status.streams = False, 0
+        status.connected, status.streams, status.disconnected_at = False, 0, time.time()
         self.reconciler.acks.check()
         if self.store.registered.pop(node_id, None) is not None:
             await self.reconciler.rebuild(f"unregistered {node_id}")
