@@ -17,6 +17,8 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from reconciler.api.kuma.descriptors import descriptor_of
+
 __all__ = ["TEMPLATES", "SECURITY_HEADERS", "render_page", "static_file", "STATIC_FILES"]
 
 SECURITY_HEADERS = {
@@ -51,7 +53,8 @@ def _short(revision: str | None) -> str:
 
 def _plural(kind: str) -> str:
     """Kuma's API path segment for a kind: `MeshHTTPRoute` → `meshhttproutes`."""
-    return kind.lower() + "s"
+    descriptor = descriptor_of(kind)
+    return descriptor.path if descriptor is not None else kind.lower() + "s"
 
 
 def _pretty(value: Any) -> str:

@@ -54,16 +54,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ConfigRem
 
 
 class Tags(HTMLParser):
-    """The page's script sources, and any inline style or event-handler attribute."""
+    """The page's script sources, links, and any inline style or event-handler attribute."""
 
     def __init__(self) -> None:
         super().__init__()
         self.scripts: list[str | None] = []
+        self.links: list[str] = []
         self.inline: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "script":
             self.scripts.append(dict(attrs).get("src"))
+        if tag in ("a", "link") and dict(attrs).get("href"):
+            self.links.append(dict(attrs)["href"] or "")
         self.inline += [f"<{tag} {name}>" for name, _ in attrs if name == "style" or name.startswith("on")]
 
 
@@ -146,6 +149,19 @@ def test_the_live_fingerprint_moves_when_a_commit_lands(served: tuple[ConfigRemo
     fixed = remote.push({HOSTILE_FILE: None}, "remove the broken file")
     cp.wait_applied(fixed)
     assert request(cp.api, "GET", "/gui/live").json()["version"] != before
+
+
+def test_every_link_on_every_page_answers(served: tuple[ConfigRemote, ControlPlaneProcess, str, str]) -> None:
+    """The GUI's own pages and the JSON behind them (Kuma's API paths, /status, /history)."""
+    _, cp, good, _ = served
+    links: set[str] = set()
+    for path in [*PAGES, "/gui/history", f"/gui/history/{good}"]:
+        tags = Tags()
+        tags.feed(get(cp, path)[2])
+        links.update(tags.links)
+    assert {"/gui/dataplanes/default/web", "/meshes/default/dataplanes/web/_rules", "/meshes/default/meshtimeouts/quick"} <= links
+    broken = {link: status for link in sorted(links) if (status := request(cp.api, "GET", link).status) != 200}
+    assert broken == {}
 
 
 def test_pages_never_show_the_admin_token(served: tuple[ConfigRemote, ControlPlaneProcess, str, str]) -> None:
