@@ -8,44 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from reconciler.kinds import all_kinds
+from reconciler.kinds._naming import DISPLAY_NAME_LABEL, NAMESPACE_LABEL, ZONE_LABEL
 from reconciler.model import Resource
 
 __all__ = ["Kri", "kri", "resource_kri", "parse_kri", "SHORT_NAMES"]
 
-SHORT_NAMES = {
-    "Dataplane": "dp",
-    "Mesh": "m",
-    "MeshGateway": "mgw",
-    "MeshService": "msvc",
-    "MeshExternalService": "extsvc",
-    "MeshMultiZoneService": "mzsvc",
-    "MeshIdentity": "mid",
-    "MeshTrust": "mtrust",
-    "HostnameGenerator": "hg",
-    "Workload": "wl",
-    "MeshOpenTelemetryBackend": "motb",
-    "MeshAccessLog": "mal",
-    "MeshCircuitBreaker": "mcb",
-    "MeshFaultInjection": "mfi",
-    "MeshHealthCheck": "mhc",
-    "MeshHTTPRoute": "mhttpr",
-    "MeshLoadBalancingStrategy": "mlbs",
-    "MeshMetric": "mm",
-    "MeshPassthrough": "mp",
-    "MeshProxyPatch": "mpp",
-    "MeshRateLimit": "mrl",
-    "MeshRetry": "mr",
-    "MeshTCPRoute": "mtcpr",
-    "MeshTimeout": "mt",
-    "MeshTLS": "mtls",
-    "MeshTrace": "mtr",
-    "MeshTrafficPermission": "mtp",
-}
+SHORT_NAMES: Mapping[str, str] = {name: kind.short_name for name, kind in all_kinds().items() if kind.short_name}
+"""Each kind's short name in KRIs, as its Kind declares it (Secret has none)."""
 _KINDS = {v: k for k, v in SHORT_NAMES.items()}
-
-ZONE_LABEL = "kuma.io/zone"
-NAMESPACE_LABEL = "k8s.kuma.io/namespace"
-DISPLAY_NAME_LABEL = "kuma.io/display-name"
 
 
 @dataclass(frozen=True, slots=True)

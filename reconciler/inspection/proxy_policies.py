@@ -159,7 +159,8 @@ def outbound_routes(view: ProxyView, index: PolicyIndex, outbound_kri: str) -> d
             {
                 "kind": "MeshTCPRoute",
                 "origins": [{"kri": chosen}] if chosen else [],
-                "rules": [{"conf": {"backendRefs": refs}, "kri": chosen}],
+                # As Kuma writes a TCP rule: no matches (null, not omitted), the route in `origins` only.
+                "rules": [{"conf": {"backendRefs": refs}, "kri": "", "matches": None}],
             }
         )
     elif any(r.origin for r in ov.routes):

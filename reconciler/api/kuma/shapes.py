@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.api.kuma.descriptors import KindDescriptor
+from reconciler.inspection.kri import resource_kri
 from reconciler.model import Resource
 from reconciler.store import ResourceTime
 
@@ -27,7 +28,6 @@ __all__ = ["item_json", "kri_of", "rfc3339", "computed_labels", "proxy_type", "r
 _HIDDEN = {"Secret": ("data",)}
 """Fields never served: a Secret's bytes (Kuma shows them to admins only; reads here are open)."""
 
-DISPLAY_NAME = "kuma.io/display-name"
 REDACTED = "<redacted>"
 _KEY_FIELDS = frozenset({"key", "privateKey", "clientKey", "certificates", "token", "password"})
 """Fields whose data sources hold key material or credentials."""
@@ -56,15 +56,9 @@ def rfc3339(ts: float) -> str:
 
 
 def kri_of(descriptor: KindDescriptor, resource: Resource) -> str:
-    """Kuma's resource identifier: `kri_<short>_<mesh>_<zone>_<namespace>_<display name>_`; none
-    for a kind without a short name (Secret)."""
-    if not descriptor.short_name:
-        return ""
-    labels = resource.labels
-    name = labels.get(DISPLAY_NAME) or resource.name
-    zone = labels.get("kuma.io/zone", "")
-    namespace = labels.get("k8s.kuma.io/namespace", "")
-    return f"kri_{descriptor.short_name}_{resource.mesh}_{zone}_{namespace}_{name}_"
+    """Kuma's resource identifier (reconciler/inspection/kri.py); none for a kind without a
+    short name (Secret)."""
+    return resource_kri(resource) if descriptor.short_name else ""
 
 
 def proxy_type(resource: Resource) -> str:
