@@ -13,6 +13,7 @@ from reconciler.inspection.affected import affected_dataplanes
 from reconciler.inspection.rules import UnknownResource
 from reconciler.mesh.model import Dataplane, MeshModel
 from reconciler.model import Resource
+from reconciler.policies.defaults import with_default_policies
 
 __all__ = ["policy_dataplanes", "meshservice_dataplanes", "dataplane_meta", "Page", "page", "find_policy", "DEFAULT_SIZE", "MAX_SIZE"]
 
@@ -25,11 +26,13 @@ def dataplane_meta(dp: Dataplane) -> dict[str, Any]:
 
 
 def find_policy(model: MeshModel, mesh: str, kind: str, name: str) -> Resource:
-    """The committed policy (UnknownResource for an unknown mesh or policy)."""
+    """The committed policy, or Kuma's default of that name that serving applies (the API lists
+    both); UnknownResource for an unknown mesh or policy."""
     if mesh not in model.meshes:
         raise UnknownResource("Mesh", "", mesh)
-    for p in model.policies:
-        if p.type == kind and p.mesh == mesh and p.name == name:
+    committed = [p for p in model.policies if p.mesh == mesh]
+    for p in with_default_policies(model.meshes[mesh].resource, committed):
+        if p.type == kind and p.name == name:
             return p
     raise UnknownResource(kind, mesh, name)
 
