@@ -6,12 +6,14 @@ Kept apart from HTTP and templates so the pages stay thin and each value is easy
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.inspection.affected import affected_dataplanes
 from reconciler.mesh.model import Dataplane, MeshModel
+from reconciler.model import Resource
+from reconciler.policies.core.match import PolicyIndex
 from reconciler.store import ProxyStatus, Store
 from reconciler.views.proxy import policy_indexes
 from reconciler.xds_types import SHORT_NAMES, TYPE_ORDER
@@ -104,7 +106,7 @@ def counts(store: Store) -> dict[str, int]:
         "dataplanes": len(model.dataplanes) if model else 0,
         "online": len(store.connected()),
         "services": len(model.services) if model else 0,
-        "policies": len(model.policies) if model else 0,
+        "policies": sum(1 for _ in _served(policy_indexes(model))) if model else 0,
         "resources": len(store.applied.snapshot) if store.applied else 0,
     }
 
@@ -135,18 +137,24 @@ def service_rows(model: MeshModel | None, mesh: str | None = None) -> list[dict[
     return sorted(rows, key=lambda r: (r["mesh"], r["kind"], r["name"], r["port"] or 0))
 
 
+def _served(indexes: Mapping[str, PolicyIndex]) -> Iterator[Resource]:
+    """The policies serving applies: each mesh's committed ones and the Kuma defaults it keeps."""
+    return (p for index in indexes.values() for kind in index.by_kind.values() for p in kind)
+
+
 def policy_rows(model: MeshModel | None, mesh: str | None = None) -> list[dict[str, Any]]:
-    """Every policy with the dataplanes its top-level targetRef selects. It matches every policy
-    against every dataplane: callers run it off the event loop."""
+    """Every policy serving applies (committed, and Kuma's defaults of each mesh that keeps them)
+    with the dataplanes its top-level targetRef selects. It matches every policy against every
+    dataplane: callers run it off the event loop."""
     if model is None:
         return []
     indexes = policy_indexes(model)  # once, not once per policy
     rows = []
-    for policy in model.policies:
+    for policy in _served(indexes):
         if mesh is not None and policy.mesh != mesh:
             continue
-        index = indexes.get(policy.mesh)
-        affected: list[Dataplane] = affected_dataplanes(model, policy, index) if index is not None else []
+        index = indexes[policy.mesh]
+        affected: list[Dataplane] = affected_dataplanes(model, policy, index)
         origin = policy.origin
         rows.append(
             {
@@ -155,6 +163,7 @@ def policy_rows(model: MeshModel | None, mesh: str | None = None) -> list[dict[s
                 "name": policy.name,
                 "file": origin.file if origin else "",
                 "line": origin.line if origin else 0,
+                "default": origin is None,
                 "affected": [dp.name for dp in affected],
             }
         )
@@ -168,7 +177,7 @@ def mesh_rows(store: Store) -> list[dict[str, Any]]:
     dataplanes = Counter(dp.mesh for dp in model.dataplanes.values())
     online = Counter(p.node_id.partition(".")[0] for p in store.connected())
     services = Counter(mesh for mesh, _ in model.services)
-    policies = Counter(p.mesh for p in model.policies)
+    policies = Counter(p.mesh for p in _served(policy_indexes(model)))
     rows = []
     for name, info in sorted(model.meshes.items()):
         spec = info.resource.spec

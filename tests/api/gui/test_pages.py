@@ -180,6 +180,9 @@ def test_dataplane_and_policy_pages_show_the_model(served: tuple[ConfigRemote, C
     row = body[body.index('data-name="quick"') :].split("</tr>")[0]
     assert 'href="/gui/dataplanes/default/web"' in row and 'href="/gui/dataplanes/default/backend-1"' in row
     assert "policies/timeout.yaml:" in row
+    # Kuma's defaults are served too (this mesh keeps them): listed with what they affect.
+    row = body[body.index('data-name="mesh-timeout-all-default"') :].split("</tr>")[0]
+    assert "Kuma's default for the mesh" in row and 'href="/gui/dataplanes/default/web"' in row
     body = get(cp, "/gui/dataplanes/default/web")[2]
     rules = body[body.index('data-type="MeshTimeout"') :].split("</details>")[0]
     assert "MeshTimeout default/quick" in rules and "&#34;connectionTimeout&#34;:" in rules
