@@ -85,7 +85,7 @@ def resource_filter(request: web.Request, kind: str, title: str) -> Filter:
     if kind == "Dataplane":
         gateway = request.query.get("gateway", "").lower()
         if gateway not in ("", "true", "false", "builtin", "delegated"):
-            invalid.append(InvalidParameter("gateway", f"shoud use `true`, `false`, 'builtin' or 'delegated' instead of {gateway}"))
+            invalid.append(InvalidParameter("gateway", f"should use `true`, `false`, 'builtin' or 'delegated' instead of {gateway}"))
         for value in request.query.getall("tag", []):
             key, sep, wanted = value.partition(":")
             if sep:  # Kuma ignores a tag without `:`
