@@ -33,6 +33,7 @@ PATHS = (
     "/meshes/default/meshtimeouts/mesh-timeout-all-default/_resources/dataplanes?size=100",
     "/gui/dataplanes",
     "/gui/policies",
+    "/gui/live",
     "/gui/dataplanes/default/dp-7",
 )
 

@@ -14,6 +14,7 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 
 from tests.api.gui.browser import By, Screens, WebDriver, console_errors, start_browser, wait_for
+from tests.api.gui.repo import timeout_policy
 from tests.api.support import admin_token
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, free_port
 from tests.gitops.helpers import mesh
@@ -22,19 +23,6 @@ from tests.support import dataplane_yaml
 # Real Envoys connect, so the compact-outbound pass of `make test` runs these too (marker envoy).
 pytestmark = [pytest.mark.browser, pytest.mark.envoy]
 
-TIMEOUT = """\
-type: MeshTimeout
-mesh: default
-name: quick
-spec:
-  targetRef:
-    kind: Mesh
-  to:
-    - targetRef:
-        kind: Mesh
-      default:
-        connectionTimeout: {timeout}
-"""
 HOSTILE = '<img src=x onerror="window.pwned=1">'
 
 
@@ -58,7 +46,7 @@ class Gui:
             "dataplanes/backend.yaml": dataplane_yaml(
                 "backend-1", "backend", p["backend_in"], p["backend_app"], admin_port=p["backend_admin"]
             ),
-            "policies/timeout.yaml": TIMEOUT.format(timeout=timeout),
+            "policies/timeout.yaml": timeout_policy(timeout),
         }
 
     def envoy(self, name: str) -> EnvoyProcess:
@@ -212,7 +200,7 @@ def test_pin_a_commit_from_the_history_then_resume(gui: Gui) -> None:
 
 
 def test_the_diff_page_of_a_commit(gui: Gui) -> None:
-    extra = TIMEOUT.format(timeout="9s").replace("name: quick", "name: slow")
+    extra = timeout_policy("9s", name="slow")
     rev = gui.remote.push({**gui.files(timeout="5s"), "policies/slow.yaml": extra}, "5s, and a slow policy")
     gui.cp.wait_applied(rev)
     gui.open("/gui/history")

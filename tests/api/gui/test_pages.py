@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from tests.api.gui.repo import timeout_policy
 from tests.api.support import admin_token, request, served_control_plane
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, free_port
 from tests.gitops.helpers import mesh
@@ -16,19 +17,6 @@ from tests.support import dataplane_yaml
 
 HOSTILE_SUBJECT = '<script>alert("subject")</script> & "quotes"'
 HOSTILE_FILE = "policies/<img src=x onerror=alert(1)>.yaml"
-TIMEOUT = """\
-type: MeshTimeout
-mesh: default
-name: quick
-spec:
-  targetRef:
-    kind: Mesh
-  to:
-    - targetRef:
-        kind: Mesh
-      default:
-        connectionTimeout: 2s
-"""
 PAGES = ["/gui", "/gui/meshes", "/gui/meshes/default", "/gui/dataplanes", "/gui/dataplanes/default/web", "/gui/services", "/gui/policies"]
 
 
@@ -37,7 +25,7 @@ def files() -> dict[str, str | None]:
         "meshes/default.yaml": mesh(),
         "dataplanes/web.yaml": dataplane_yaml("web", "web", free_port(), free_port(), {"backend": free_port()}),
         "dataplanes/backend.yaml": dataplane_yaml("backend-1", "backend", free_port(), free_port()),
-        "policies/timeout.yaml": TIMEOUT,
+        "policies/timeout.yaml": timeout_policy("2s"),
     }
 
 
