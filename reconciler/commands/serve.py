@@ -128,6 +128,13 @@ def run_serve(settings: ServeSettings) -> None:
     is_flag=True,
     help="Replace a lost key (a mesh or xDS CA whose certificate proxies hold, a token signing key with a public record) instead of refusing to start; what it signed stops working.",
 )
+@click.option(
+    "--keys-dir",
+    envvar="RECONCILER_KEYS_DIR",
+    type=click.Path(file_okay=False),
+    help="Read the mesh CAs, token signing keys, xDS TLS CA and admin token from this directory "
+    "(made by `reconciler keys init`, mounted from a Secret) and never generate them: how replicas share keys.",
+)
 def serve_command(
     repo: str,
     branch: str,
@@ -154,6 +161,7 @@ def serve_command(
     rollback_on_nack: bool,
     compact_outbounds: int | None,
     rotate_missing_keys: bool,
+    keys_dir: str | None,
 ) -> None:
     """Watch the repository, reconcile each new commit and serve it over xDS.
 
@@ -189,5 +197,6 @@ def serve_command(
             rotate_missing_keys=rotate_missing_keys,
             api_address=api_address,
             compact_outbounds=compact_outbounds,
+            keys_dir=keys_dir,
         )
     )

@@ -56,6 +56,10 @@ class ServeSettings:
     api_address: str = "127.0.0.1"
     """Where the HTTP API listens, apart from `address` (xDS): exposing xDS to other hosts
     leaves the API on loopback unless this says otherwise."""
+    keys_dir: str | None = None
+    """Read the shared keys (mesh CAs, token signing keys, the xDS TLS CA, the admin token) from
+    this directory, a mounted Kubernetes Secret made by `reconciler keys init`, and never
+    generate them: every replica of an HA install reads the same keys (docs/operations.md)."""
     compact_outbounds: int | None = None
     """Proxies with at least this many outbounds get the compact outbound shape (one listener
     for all of them); None: Kuma's shape unless a Dataplane's label asks (reconciler/mesh/shape.py)."""
