@@ -91,12 +91,15 @@ class TypeStatus:
     nack_message: str = ""
     nacks: int = 0
     pushes: int = 0
+    resumed: int = 0
+    """Streams that opened already holding this type's current config: nothing was sent."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "sentRevision": self.sent_revision,
             "ackedRevision": self.acked_revision,
             "pushes": self.pushes,
+            "resumed": self.resumed,
         }
         if self.nacked_revision:
             out["nack"] = {"revision": self.nacked_revision, "message": self.nack_message, "count": self.nacks}

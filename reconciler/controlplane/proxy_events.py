@@ -118,6 +118,14 @@ class ProxyEvents:
         self._answered(node_id, type_url, nacked=False)
         self.reconciler.acks.check(node_id)
 
+    def on_resumed(self, node_id: str, type_url: str, version: str, revision: str) -> None:
+        t = self.store.proxy(node_id).type(type_url)
+        t.sent_version = t.acked_version = version
+        t.sent_revision = t.acked_revision = revision
+        t.resumed += 1
+        self.metrics.xds_resumed.labels(type=type_label(type_url)).inc()
+        self.reconciler.acks.check(node_id)
+
     def on_config(self, node_id: str, config: NodeConfig) -> None:
         status = self.store.proxy(node_id)
         status.revision, status.generation = config.revision, config.generation
