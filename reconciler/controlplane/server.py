@@ -42,6 +42,7 @@ from reconciler.controlplane.commit_diff import commit_diff
 from reconciler.controlplane.grpc_setup import Admission, make_grpc_server
 from reconciler.controlplane.loop import Reconciler
 from reconciler.controlplane.proxy_events import ProxyEvents
+from reconciler.controlplane.registrations import RegistrationSync, replica_id
 from reconciler.controlplane.settings import ServeSettings, SetupError
 from reconciler.controlplane.watch import Watcher
 from reconciler.history import branch_history
@@ -72,6 +73,7 @@ class ControlPlane:
         self.admission = Admission(settings, self.store)
         self.proxy_events = ProxyEvents(self.reconciler, self.admission)
         self.watcher = Watcher(self.reconciler)
+        self.registrations: RegistrationSync | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: ApiServer | None = None
         self.admin_token: AdminToken | None = None
@@ -131,6 +133,14 @@ class ControlPlane:
             self.api_port = await self._http.start(self.settings.api_address, self.settings.api_port)
         except OSError as e:  # taken between the check and the bind
             raise SetupError(f"cannot serve the API on {self.settings.api_address}:{self.settings.api_port}: {e.strerror or e}") from None
+        self.registrations = RegistrationSync(
+            self.reconciler,
+            replica_id(self.settings.state_dir),
+            heartbeat=self.settings.registration_heartbeat,
+            poll=self.settings.fetch_interval if self.mirror.remote else self.settings.poll_interval,
+        )
+        self.proxy_events.shared = self.registrations
+        self.registrations.start()
         self.watcher.start()
         log.info("admin token", extra={"path": str(self.admin_token.path), "token_id": self.admin_token.id})
         log.info(
@@ -180,6 +190,8 @@ class ControlPlane:
         self.reconciler.stopping.set()
         self.xds_serving = False
         self.reconciler.renewal.cancel()
+        if self.registrations is not None:
+            await self.registrations.stop()
         await self.watcher.stop()
         if self._http is not None:
             await self._http.stop()
