@@ -110,7 +110,11 @@ class CaStore:
     def check_keys(self, *, rotate_missing: bool = False) -> list[str]:
         """Load every builtin CA of the state directory, so an unusable or lost one stops the
         start rather than a later build. With `rotate_missing`, a lost CA is set aside so the
-        next build makes a new one; returns what was set aside, one sentence each."""
+        next build makes a new one; returns what was set aside, one sentence each.
+        With a keys directory, its CAs are checked instead (a lost one cannot be replaced there)."""
+        if self.keys_dir is not None:
+            self._check_shared()
+            return []
         if self.root is None or not self.root.is_dir():
             return []
         rotated = []
