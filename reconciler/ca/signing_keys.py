@@ -3,6 +3,10 @@
 The key storage behind `reconciler.ca.tokens` (which is pure): keys are created once (mode
 0600, through `reconciler.ca.statefiles`), reused across restarts, and each has a public
 record `<kid>.pub` so a key that vanished is noticed instead of silently replaced.
+
+`SigningKeys.open_shared(DIR)` reads the keys of a shared keys directory instead
+(`DIR/dataplane-token.<kid>.pem`, `serve --keys-dir`): nothing is made or recorded there, a key
+added there is read when a token names it, and one removed there stops verifying.
 """
 
 from __future__ import annotations
@@ -206,7 +210,7 @@ class SigningKeys:
 
     def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
         key = self._keys.get(kid)
-        if key is None:
+        if key is None or (self.shared and not self.file(kid).exists()):  # added, or taken out of the Secret
             self.reload()
             key = self._keys.get(kid)
         return key.public_key() if key is not None else None

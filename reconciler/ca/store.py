@@ -11,6 +11,10 @@ again behind their back: when `ca.crt` (or history.json, for the mesh's active b
 shows a CA existed and its key is gone, `builtin` raises `CaKeyMissing`; `check_keys` finds
 that at start, and with `rotate_missing` sets the lost CA aside (`<backend>.lost-<time>/`) so
 the next build makes a new one while the old certificate stays trusted through history.json.
+
+With a keys directory (`serve --keys-dir`, reconciler/ca/keys_dir.py) builtin CAs are read from
+`<keys>/ca.<mesh>.<backend>.crt|.key` and never made: one that is not there is `CaNotInKeysDir`,
+a CaError, so the commit that needs it is rejected. history.json stays in the state directory.
 """
 
 from __future__ import annotations

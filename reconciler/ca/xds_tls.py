@@ -15,6 +15,10 @@ ca.crt is also the record of which CA proxies were given: a CA is never made ane
 ca.crt rewritten, while ca.crt names a CA whose key is not in ca.pem (`KeyMissing`, or
 `KeyFileUnusable` for another CA's ca.pem); `check_state(rotate_missing=True)` accepts that
 at start, and says what it means for proxies.
+
+With a keys directory (`serve --keys-dir`), the CA is read from `xds-ca.crt` and `xds-ca.key`
+there and never made; ca.pem is not used, and server.pem (this replica's) stays in the state
+directory, so every replica presents a certificate from the same CA.
 """
 
 from __future__ import annotations
