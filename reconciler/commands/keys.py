@@ -10,6 +10,7 @@ reconciler/ca/keys_dir.py and docs/operations.md ("Keys").
 from __future__ import annotations
 
 import shlex
+import tempfile
 from pathlib import Path
 
 import click
@@ -21,15 +22,33 @@ from reconciler.ca.statefiles import StateFileError
 from reconciler.commands.errors import RepositoryError
 from reconciler.commands.options import branch_option, path_option
 from reconciler.commands.read import read_snapshot
+from reconciler.model import Snapshot
+from reconciler.source.git import GitSource, SourceError
+from reconciler.source.mirror import Mirror
+from reconciler.source.remote import CredentialError, GitCredentials, is_remote
 
 __all__ = ["keys_group", "run_init", "secret_command", "run_rotate_token_key", "SECRET_NAME"]
 
 SECRET_NAME = "reconciler-keys"
 
 
+def _branch_head(repo: str, branch: str, path: str) -> Snapshot:
+    """The branch head of a local repository, or of a remote one (https://, ssh://, file://:
+    cloned into a temporary directory with $RECONCILER_GIT_TOKEN, as serve would read it)."""
+    if not is_remote(repo):
+        return read_snapshot(repo, path, f"refs/heads/{branch}", False)
+    with tempfile.TemporaryDirectory(prefix="reconciler-keys-") as tmp:
+        mirror = Mirror(repo, branch, tmp)
+        try:
+            mirror.credentials = GitCredentials.load()
+            return GitSource(mirror.open(), path).snapshot(f"refs/heads/{branch}")
+        except (SourceError, CredentialError) as e:
+            raise RepositoryError(str(e)) from None
+
+
 def run_init(out: str, repo: str | None = None, branch: str = "main", path: str = "") -> list[Path]:
     """Create the keys of `out` that are missing (with `repo`, the CAs its branch head needs); the files made."""
-    cas = builtin_cas(read_snapshot(repo, path, f"refs/heads/{branch}", False)) if repo else []
+    cas = builtin_cas(_branch_head(repo, branch, path)) if repo else []
     try:
         return make_keys(Path(out), cas)
     except (StateFileError, OSError) as e:
