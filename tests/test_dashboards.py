@@ -81,3 +81,18 @@ def test_a_misspelt_metric_would_be_caught(exported: Scrape) -> None:
     names = exported.names()
     assert "reconciler_reconciles_total" in names and "reconciler_reconcile_total" not in names
     assert metric_names("sum(rate(reconciler_reconcile_total[5m]))") - names == {"reconciler_reconcile_total"}
+
+
+ALERTS = DASHBOARD.parent.parent / "prometheus" / "alerts.yml"
+
+
+def test_every_alert_rule_queries_exported_metrics(exported: Scrape) -> None:
+    import yaml
+
+    rules = [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
+    assert {r["alert"] for r in rules} >= {"ReconcilerNotReady", "ReconcilerCommitRejected", "ReconcilerReplicasDisagree"}
+    names = exported.names()
+    for rule in rules:
+        found = metric_names(rule["expr"])
+        assert found and found <= names, f"{rule['alert']}: {sorted(found - names)} not exported"
+        assert rule["labels"]["severity"] in ("warning", "critical") and rule["annotations"]["summary"]
