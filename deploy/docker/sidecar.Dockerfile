@@ -29,4 +29,4 @@ WORKDIR /var/lib/envoy
 ENTRYPOINT ["reconciler", "run-dataplane"]
 # The control plane's xDS Service of deploy/kubernetes, its CA certificate and this proxy's
 # token and Dataplane mounted under /etc/reconciler/dataplane; override any of them at run time.
-CMD ["--cp-address", "mesh-reconciler-xds.mesh-system.svc:5678", "--ca-cert", "/etc/reconciler/dataplane/ca.crt", "--dataplane-token-file", "/etc/reconciler/dataplane/token", "--dataplane-file", "/etc/reconciler/dataplane/dataplane.yaml", "--work-dir", "/var/lib/envoy"]
+CMD ["--cp-address", "mesh-reconciler.mesh-system.svc:5678", "--ca-cert", "/etc/reconciler/dataplane/ca.crt", "--dataplane-token-file", "/etc/reconciler/dataplane/token", "--dataplane-file", "/etc/reconciler/dataplane/dataplane.yaml", "--work-dir", "/var/lib/envoy"]
