@@ -84,4 +84,4 @@ def test_sysusers_and_tmpfiles_make_the_user_and_the_keys_directory(tmp_path: Pa
     user = next(line.split(":") for line in (tmp_path / "etc/passwd").read_text().splitlines() if line.startswith("reconciler:"))
     assert user[5:] == ["/var/lib/reconciler", "/usr/sbin/nologin"]
     keys = (tmp_path / "etc/reconciler/keys").stat()
-    assert (keys.st_uid, keys.st_gid, oct(keys.st_mode & 0o777)) == (0, int(user[3]), "0o750")
+    assert (keys.st_uid, keys.st_gid, oct(keys.st_mode & 0o777)) == (int(user[2]), int(user[3]), "0o700")
