@@ -1,33 +1,47 @@
-"""deploy/helm/mesh-reconciler: with its defaults the chart renders deploy/kubernetes, object by
-object; its values change what they name; every rendering is valid for the Kubernetes API.
+"""deploy/helm/mesh-reconciler, rendered and linted by Helm itself: Helm v4's Go library, which
+the PyPI package helm-python-sdk ships compiled (no `helm` binary is on PyPI, npm or Debian
+bookworm; this is the same engine as `helm template` and `helm lint`, offline).
 
-`helm` itself is used when it is on PATH (`helm lint`, `helm template`); it is on neither PyPI,
-npm nor Debian bookworm, so here the templates are rendered by tests/deploy/chart_render.py,
-which supports only the subset the chart uses and refuses anything else.
+With its defaults the chart renders deploy/kubernetes object by object; its values change what
+they name; every rendering is valid for the Kubernetes API.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 import yaml
+from helm_python import HelmRenderError, HelmValuesError
+from helm_python.chart import Chart, lint
 
-from tests.deploy.chart_render import UnsupportedTemplate, render_chart
-from tests.deploy.support import CHART, container, expand_kubernetes_vars, parse_command, plain_objects
+from tests.deploy.support import CHART, KUBERNETES_VERSION, container, expand_kubernetes_vars, parse_command, plain_objects
 from tests.deploy.test_manifests import validate
 
 
-def objects(rendered: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], dict[str, Any]]:
+def render(
+    values: Mapping[str, Any] | None = None, *, release: str = "mesh-reconciler", namespace: str = "mesh-system"
+) -> dict[str, list[Any]]:
+    """`helm template RELEASE deploy/helm/mesh-reconciler -n NAMESPACE`: each template's objects."""
+    manifests = Chart.load(CHART).render(dict(values or {}), name=release, namespace=namespace, is_install=True)
+    return {path.rsplit("/", 1)[1]: [o for o in yaml.safe_load_all(text) if o] for path, text in manifests.items()}
+
+
+def objects(rendered: Mapping[str, list[dict[str, Any]]]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(o["kind"], o["metadata"]["name"]): o for docs in rendered.values() for o in docs}
+
+
+def test_helm_lint_finds_nothing_to_warn_about() -> None:
+    report = lint(CHART, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
 def test_default_values_render_the_plain_manifests_object_by_object() -> None:
     """The Namespace is the one difference: Helm installs into a namespace (--create-namespace)."""
     plain = {key: obj for key, obj in plain_objects().items() if key[0] != "Namespace"}
-    rendered = objects(render_chart(CHART))
+    rendered = objects(render())
     assert sorted(rendered) == sorted(plain)
     for key, obj in plain.items():
         assert rendered[key] == obj, f"{key}: the chart and deploy/kubernetes differ"
@@ -45,7 +59,7 @@ def test_values_set_replicas_image_repository_resources_and_secret_names() -> No
         "keysSecretName": "prod-keys",
         "gitCredentialsSecretName": "prod-git",
     }
-    rendered = objects(render_chart(CHART, release="edge-cp", namespace="platform", values=values))
+    rendered = objects(render(values, release="edge-cp", namespace="platform"))
     for obj in rendered.values():
         validate(obj)
         assert obj["metadata"]["namespace"] == "platform"
@@ -57,13 +71,6 @@ def test_values_set_replicas_image_repository_resources_and_secret_names() -> No
     secrets = {v["name"]: v["secret"]["secretName"] for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v}
     assert secrets == {"keys": "prod-keys", "git-credentials": "prod-git"}
     config = rendered[("ConfigMap", "edge-cp")]["data"]
-    assert config["RECONCILER_REPOSITORY"] == "ssh://git@git.internal/mesh.git"
-    assert (config["RECONCILER_BRANCH"], config["RECONCILER_PATH"], config["RECONCILER_FETCH_INTERVAL"]) == (
-        "production",
-        "meshes/prod",
-        "15",
-    )
-    # The certificate proxies check names the release's Service, wherever it is installed.
     _, params = parse_command(expand_kubernetes_vars(c["args"], config))
     assert (params["repo"], params["branch"], params["path"], params["fetch_interval"]) == (
         "ssh://git@git.internal/mesh.git",
@@ -71,11 +78,12 @@ def test_values_set_replicas_image_repository_resources_and_secret_names() -> No
         "meshes/prod",
         15.0,
     )
+    # The certificate proxies check names the release's Service, wherever it is installed.
     assert "edge-cp.platform.svc" in params["xds_tls_san"]
 
 
 def test_service_monitor_and_network_policy_can_be_turned_off() -> None:
-    rendered = render_chart(CHART, values={"serviceMonitor": {"enabled": False}, "networkPolicy": {"enabled": False}})
+    rendered = render({"serviceMonitor": {"enabled": False}, "networkPolicy": {"enabled": False}})
     assert rendered["servicemonitor.yaml"] == [] and rendered["networkpolicy.yaml"] == []
     assert {o["kind"] for docs in rendered.values() for o in docs} == {
         "ServiceAccount",
@@ -86,27 +94,33 @@ def test_service_monitor_and_network_policy_can_be_turned_off() -> None:
     }
 
 
-def test_the_renderer_refuses_what_it_does_not_implement(tmp_path: Any) -> None:
-    chart = tmp_path / "chart"
-    (chart / "templates").mkdir(parents=True)
-    shutil.copy(CHART / "Chart.yaml", chart)
-    shutil.copy(CHART / "values.yaml", chart)
-    (chart / "templates" / "cm.yaml").write_text('x: {{ include "name" . }}\n')
-    with pytest.raises(UnsupportedTemplate):
-        render_chart(chart)
+def test_the_network_policy_follows_its_values() -> None:
+    policy = objects(render({"networkPolicy": {"monitoringNamespace": "observability", "meshNamespaceLabel": "example.com/mesh"}}))[
+        ("NetworkPolicy", "mesh-reconciler")
+    ]
+    validate(policy)
+    api, xds = policy["spec"]["ingress"]
+    assert api["from"][1] == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
+    assert xds["from"] == [{"namespaceSelector": {"matchLabels": {"example.com/mesh": "enabled"}}}]
 
 
-@pytest.mark.skipif(
-    shutil.which("helm") is None, reason="no helm binary: not on PyPI, npm or Debian bookworm (rendered by chart_render.py)"
+def test_a_broken_template_is_reported_by_helm(tmp_path: Any) -> None:
+    """The render above is Helm's: a template error surfaces, it is not papered over."""
+    import shutil
+
+    chart = tmp_path / "mesh-reconciler"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "broken.yaml").write_text("x: {{ .Values.replicas | nosuchfunction }}\n")
+    with pytest.raises(HelmRenderError):
+        Chart.load(chart).render({}, name="x", namespace="y")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"replicas": "three"}, {"dataplaneAuth": "token"}, {"fetchInterval": 0}, {"networkPolicy": {"enable": False}}],
+    ids=["replicas not a number", "unknown dataplaneAuth", "fetchInterval 0", "misspelt networkPolicy key"],
 )
-def test_helm_lints_and_renders_the_chart_like_the_plain_manifests() -> None:
-    subprocess.run(["helm", "lint", str(CHART)], check=True, capture_output=True, timeout=120)
-    out = subprocess.run(
-        ["helm", "template", "mesh-reconciler", str(CHART), "--namespace", "mesh-system"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    rendered = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(out) if o}
-    assert rendered == {key: obj for key, obj in plain_objects().items() if key[0] != "Namespace"}
+def test_values_the_cli_would_refuse_are_refused_at_install(values: dict[str, Any]) -> None:
+    """values.schema.json: Helm checks the values before rendering, not the pod at its start."""
+    with pytest.raises(HelmValuesError):
+        Chart.load(CHART).render(values, name="mesh-reconciler", namespace="mesh-system")
