@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test run install lint bench bench-deps fuzz clean browser
+.PHONY: test run install lint bench bench-deps fuzz clean browser deploy-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,21 @@ browser:
 		echo "could not install chromium and chromium-driver: the GUI's browser tests will skip"; \
 	else echo "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver): the GUI's browser tests will skip"; fi
 
+# tests/deploy: podman (builds deploy/docker's images when the base image can be pulled) and
+# systemd's tools (verify deploy/systemd's unit). Installed here when missing and this runs as
+# root with apt; otherwise those tests skip and say why.
+DEPLOY_TOOLS := podman buildah systemd
+deploy-tools:
+	@if command -v podman >/dev/null && command -v buildah >/dev/null && command -v systemd-analyze >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q $(DEPLOY_TOOLS) >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(DEPLOY_TOOLS) >/dev/null 2>&1; } || \
+		echo "could not install $(DEPLOY_TOOLS): the image and systemd tests of tests/deploy will skip"; \
+	else echo "$(DEPLOY_TOOLS) are not installed (apt-get install $(DEPLOY_TOOLS)): the image and systemd tests of tests/deploy will skip"; fi
+
 # Then every real-Envoy test again with every sidecar in the compact outbound shape
 # (docs/xds.md, "Outbound shapes"); tests that compare both shapes themselves run once.
-test: $(VENV)/.installed browser
+test: $(VENV)/.installed browser deploy-tools
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 	RECONCILER_COMPACT_OUTBOUNDS=1 $(BIN)/python -m pytest -n auto --dist loadfile -m "envoy and not both_shapes" $(PYTEST_ARGS)
 
