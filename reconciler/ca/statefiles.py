@@ -166,8 +166,11 @@ def read_private(path: Path, *, fix_mode: bool = True) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise KeyFileUnusable(path, os.strerror(errno.EISDIR) if stat.S_ISDIR(info.st_mode) else "not a regular file")
         mode = stat.S_IMODE(info.st_mode)
-        if mode & 0o077 and not fix_mode:
-            log.warning("private key file is readable by others", extra={"path": str(path), "mode": oct(mode)})
+        if not fix_mode:
+            # A mounted Secret: the kubelet makes its files group-readable for the pod's fsGroup
+            # whatever defaultMode says, so only a key anyone may read is worth a warning.
+            if mode & 0o007:
+                log.warning("private key file is readable by everyone", extra={"path": str(path), "mode": oct(mode)})
         elif mode & 0o077:
             try:
                 os.chmod(path, 0o600)

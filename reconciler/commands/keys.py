@@ -30,6 +30,8 @@ from reconciler.source.remote import CredentialError, GitCredentials, is_remote
 __all__ = ["keys_group", "run_init", "secret_command", "run_rotate_token_key", "SECRET_NAME"]
 
 SECRET_NAME = "reconciler-keys"
+NAMESPACE = "mesh-system"
+"""Where deploy/kubernetes and the Helm chart's defaults put the control plane."""
 
 
 def _branch_head(repo: str, branch: str, path: str) -> Snapshot:
@@ -55,10 +57,13 @@ def run_init(out: str, repo: str | None = None, branch: str = "main", path: str 
         raise RepositoryError(str(e)) from None
 
 
-def secret_command(out: str, name: str = SECRET_NAME) -> str:
+def secret_command(out: str, name: str = SECRET_NAME, namespace: str = NAMESPACE) -> str:
     """The kubectl command that makes (or, piped to apply, updates) the Secret from every file of `out`."""
     files = sorted(p for p in Path(out).iterdir() if p.is_file() and not p.name.startswith("."))
-    lines = [f"kubectl create secret generic {name}", *(f"--from-file={shlex.quote(str(p))}" for p in files)]
+    lines = [
+        f"kubectl create secret generic {shlex.quote(name)} --namespace {shlex.quote(namespace)}",
+        *(f"--from-file={shlex.quote(str(p))}" for p in files),
+    ]
     return " \\\n    ".join(lines) + " \\\n    --dry-run=client -o yaml | kubectl apply -f -"
 
 
@@ -91,7 +96,8 @@ def keys_group() -> None:
 @branch_option("Branch whose head names the meshes.")
 @path_option()
 @click.option("--secret-name", default=SECRET_NAME, show_default=True, help="Name of the Secret in the printed kubectl command.")
-def keys_init(out: str, repo: str | None, branch: str, path: str, secret_name: str) -> None:
+@click.option("--namespace", default=NAMESPACE, show_default=True, help="Namespace of the Secret in the printed kubectl command.")
+def keys_init(out: str, repo: str | None, branch: str, path: str, secret_name: str, namespace: str) -> None:
     """Create every shared key once (existing files are kept, never overwritten; mode 0600)."""
     made = run_init(out, repo, branch, path)
     for p in made:
@@ -100,7 +106,7 @@ def keys_init(out: str, repo: str | None, branch: str, path: str, secret_name: s
         click.echo(f"every key is already in {out}: nothing changed")
     click.echo(
         f"\nBack {out} up somewhere safe (losing a CA key forces new certificates on every proxy), then create or update the Secret:\n\n"
-        + secret_command(out, secret_name)
+        + secret_command(out, secret_name, namespace)
     )
 
 

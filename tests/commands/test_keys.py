@@ -101,7 +101,7 @@ def test_a_mesh_ca_gets_the_key_size_and_lifetime_its_mesh_asks_for(made: tuple[
 
 def test_init_prints_the_kubectl_command_with_every_file_and_asks_for_a_backup(made: tuple[Path, Result]) -> None:
     out, result = made
-    assert "kubectl create secret generic reconciler-keys" in result.output
+    assert "kubectl create secret generic reconciler-keys --namespace mesh-system" in result.output
     for name in EXPECTED:
         assert f"--from-file={out / name}" in result.output
     assert f"Back {out} up" in result.output
