@@ -156,6 +156,8 @@ def test_a_replica_that_cannot_reach_git_keeps_serving_and_is_not_ready_until_it
         assert request(replicas.a.api, "GET", "/healthz").status == 200  # alive: not restarted
         config = request(replicas.a.api, "GET", "/config/default/web")
         assert config.status == 200 and config.json() == before  # proxies keep being served what they had
+        metrics = request(replicas.a.api, "GET", "/metrics").body.decode()
+        assert 'reconciler_condition{status="False",type="Ready"} 1\n' in metrics  # what to alert on
     finally:
         moved.rename(bare)
     wait_until(lambda: request(replicas.a.api, "GET", "/readyz").status == 200, WITHIN, what="ready again after a good fetch")
