@@ -158,6 +158,11 @@ def test_a_replica_that_cannot_reach_git_keeps_serving_and_is_not_ready_until_it
         assert config.status == 200 and config.json() == before  # proxies keep being served what they had
         metrics = request(replicas.a.api, "GET", "/metrics").body.decode()
         assert 'reconciler_condition{status="False",type="Ready"} 1\n' in metrics  # what to alert on
+        # A pin cannot be shared now: refused, and nothing is pinned anywhere.
+        code, refused = replicas.post(replicas.a, "rollback", {"revision": replicas.first})
+        assert code == 502 and refused["error"].startswith("cannot write the pin to file://"), refused
+        assert (replicas.a.status() or {}).get("pinnedRevision") == ""
     finally:
         moved.rename(bare)
     wait_until(lambda: request(replicas.a.api, "GET", "/readyz").status == 200, WITHIN, what="ready again after a good fetch")
+    assert ref(bare, "refs/reconciler/pin") is None
