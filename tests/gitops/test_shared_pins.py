@@ -104,7 +104,7 @@ def test_of_two_concurrent_pins_the_loser_gets_409_with_the_winners_pin(replicas
     # A race may also come out in sequence (the second saw the first's pin: a legitimate move);
     # it is run until one is lost, and every round must be consistent.
     lost = None
-    for _ in range(6):
+    for _ in range(15):
         replicas.unpinned()
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             wanted = {replicas.a.api: replicas.first, replicas.b.api: replicas.second}
