@@ -28,9 +28,10 @@ from reconciler.commands.options import (
 )
 from reconciler.commands.validate import report_text
 from reconciler.history import HistoryLog, branch_history, history_text
-from reconciler.source.git import GitSource, SourceError, open_repository
+from reconciler.source.git import GitError, GitSource, SourceError, open_repository
+from reconciler.source.pins import PinConflict, share_pin
 from reconciler.source.refs import APPLIED_REF, PIN_REF, commit_of_ref, delete_ref, write_ref
-from reconciler.source.remote import is_remote
+from reconciler.source.remote import GitCredentials, is_remote
 from reconciler.source.revisions import Repository, is_on_history
 from reconciler.validate import validate
 
@@ -107,7 +108,11 @@ def pin_offline(repo: str, state_dir: str, branch: str, path: str, rev: str, *, 
         raise InvalidConfig(report_text(report) + f"\nrefusing to pin {sha[:12]}: it does not validate")
     previous = commit_of_ref(repository, PIN_REF)
     served = commit_of_ref(repository, APPLIED_REF)
-    write_ref(repository, PIN_REF, sha, f"reconciler rollback: pin {sha[:12]} (serving {served[:12] if served else 'nothing'}, cli)")
+    message = f"reconciler rollback: pin {sha[:12]} (serving {served[:12] if served else 'nothing'}, cli)"
+    if is_remote(repo):
+        _share(repository, repo, sha, previous, message)
+    else:
+        write_ref(repository, PIN_REF, sha, message)
     return Pinned(sha, previous, served, report_text(report).splitlines()[-1])
 
 
@@ -115,9 +120,23 @@ def unpin_offline(repo: str, state_dir: str) -> str | None:
     """Delete refs/reconciler/pin; the commit it named, or None when there was no pin."""
     repository = open_state_repository(repo, state_dir)
     pin = commit_of_ref(repository, PIN_REF)
-    if pin is not None:
+    if pin is not None and is_remote(repo):
+        _share(repository, repo, None, pin, f"reconciler resume: unpin {pin[:12]} (cli)")
+    elif pin is not None:
         delete_ref(repository, PIN_REF)
     return pin
+
+
+def _share(repository: Repository, url: str, new: str | None, expected: str | None, message: str) -> None:
+    """For a remote, the pin lives on the remote (every replica reads it): compare-and-swap there."""
+    try:
+        share_pin(repository, url, new, expected, message, GitCredentials.load())
+    except PinConflict as e:
+        raise RepositoryError(
+            f"the pin on {url} changed since the mirror's last fetch (now {e.current or 'none'}): nothing changed"
+        ) from None
+    except (SourceError, GitError, OSError, ValueError) as e:
+        raise RepositoryError(f"cannot write the pin to {url}: {e}") from None
 
 
 def _repo_or_server(repo: str | None, server: str | None) -> str:

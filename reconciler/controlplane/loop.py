@@ -65,6 +65,8 @@ class Reconciler:
         self.rebuild_failure: str | None = None
         """Why the last rebuild of the applied revision failed (a CA that broke while serving)."""
         self.renewal = RenewalTimer(self.rebuild)
+        self.fetch_failing_since: float | None = None
+        """`time.time()` of the first of the fetches failing in a row; None after a good one (readiness)."""
 
     @property
     def branch(self) -> str:
@@ -80,6 +82,14 @@ class Reconciler:
             elif revision in held:
                 self.held[revision] = attempt_of(record)
 
+    def git_unreachable(self) -> str | None:
+        """Why the remote cannot be read, and since when, while the last fetch failed (readiness)."""
+        failing, error = self.fetch_failing_since, self.store.fetch_error
+        if failing is None or error is None:
+            return None
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(failing))
+        return f"git unreachable since {since} ({time.time() - failing:.0f}s ago): {error}"
+
     # -- reconcile ----------------------------------------------------------------------
     async def reconcile(self, reason: str, *, fetch: bool = True) -> Attempt:
         """Fetch (a remote, when `fetch`), then reconcile the tracked branch, or the pin, now.
@@ -91,6 +101,7 @@ class Reconciler:
             if fetching:
                 await asyncio.to_thread(self.mirror.fetch)
                 self.store.fetch_error = None
+                self.fetch_failing_since = None
             pin = self.mirror.pin()
             refs = decide.Refs(head=self.mirror.head(), pin=pin)
             target = decide.choose_target(refs)
@@ -100,6 +111,8 @@ class Reconciler:
             message = self.mirror.redact(f"{'fetch' if fetching else 'cannot read repository'}: {e}")
             if fetching:
                 self.store.fetch_error = f"{message}; retrying in {self.settings.fetch_interval:g}s"
+                if self.fetch_failing_since is None:
+                    self.fetch_failing_since = time.time()
             last = self.store.last_attempt
             attempt = Attempt(
                 last.revision if last else "", "failed", message, cause="GitOperationFailed" if fetching else "", trigger=reason

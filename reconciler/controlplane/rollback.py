@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Any
 
+from aiohttp import web
+
 from reconciler.ca.authority import CaError
 from reconciler.controlplane import decide
 from reconciler.controlplane.attempts import shapes
@@ -20,6 +22,7 @@ from reconciler.controlplane.loop import READ_ERRORS, Reconciler
 from reconciler.errors import Problem
 from reconciler.reconcile import InternalError
 from reconciler.source.git import GitError, SourceError
+from reconciler.source.pins import PinConflict
 from reconciler.source.refs import APPLIED_REF, PIN_REF
 from reconciler.store import Applied, Attempt, revision_string
 
@@ -71,7 +74,13 @@ async def pin(r: Reconciler, rev: str, *, force: bool = False, requested_by: str
             "forced rollback to a commit off the branch",
             extra={"revision": sha[:12], "branch": branch, "token_id": requested_by or "-"},
         )
-    await asyncio.to_thread(r.mirror.write_ref, PIN_REF, sha, f"reconciler rollback: pin {sha[:12]} (serving {served}, {who})")
+    message = f"reconciler rollback: pin {sha[:12]} (serving {served}, {who})"
+    if r.mirror.remote:
+        refused = await _share(r, sha, message)
+        if refused is not None:
+            return refused
+    else:
+        await asyncio.to_thread(r.mirror.write_ref, PIN_REF, sha, message)
     attempt = await r.reconcile("rollback", fetch=False)
     if attempt.outcome == "unchanged" and r.store.applied is not None and r.store.applied.revision == sha:
         last = r.store.last_attempt
@@ -83,13 +92,45 @@ async def pin(r: Reconciler, rev: str, *, force: bool = False, requested_by: str
     return 200, {"pinnedRevision": revision_string(branch, sha), **attempt.to_json(branch), "status": r.store.status()}
 
 
+async def _share(r: Reconciler, new: str | None, message: str) -> tuple[int, dict[str, Any]] | None:
+    """Write the pin (None: delete it) on the remote, if it still is the one this replica
+    saw at its last fetch; a refusal as (HTTP status, body), nothing changed anywhere."""
+    seen = r.mirror.pin()
+    where = r.mirror.redact(r.mirror.location)
+    try:
+        await asyncio.to_thread(r.mirror.share_pin, new, seen, message)
+    except PinConflict as e:
+        now = revision_string(r.branch, e.current) if e.current else None
+        log.warning("pin changed on the remote meanwhile", extra={"expected": (seen or "none")[:12], "now": (e.current or "none")[:12]})
+        return 409, {
+            "error": f"the pin on {where} changed meanwhile (through another replica?): it is now {now or 'absent'}, "
+            f"not {revision_string(r.branch, seen) if seen else 'absent'}; nothing changed (check, then try again)",
+            "remotePin": now,
+        }
+    except (SourceError, GitError, OSError) as e:
+        return 502, {"error": f"cannot write the pin to {where}: {r.mirror.redact(str(e))}"}
+    return None
+
+
 async def resume(r: Reconciler) -> dict[str, Any]:
-    """Delete the pin and follow the branch again."""
+    """Delete the pin and follow the branch again; for a remote, the pin on the remote
+    (409 when it changed since this replica's last fetch, 502 when the remote is unreachable)."""
+    if r.mirror.remote:
+        try:
+            await asyncio.to_thread(r.mirror.fetch)
+        except (GitError, OSError) as e:
+            log.warning("fetch before resume failed", extra={"error": r.mirror.redact(str(e))})
     pinned = r.mirror.pin()
     if pinned is not None:
-        await asyncio.to_thread(r.mirror.delete_pin)
+        if r.mirror.remote:
+            refused = await _share(r, None, f"reconciler resume: unpin {pinned[:12]} (api)")
+            if refused is not None:
+                status, body = refused
+                raise web.HTTPConflict(text=body["error"]) if status == 409 else web.HTTPBadGateway(text=body["error"])
+        else:
+            await asyncio.to_thread(r.mirror.delete_pin)
         log.info("resumed", extra={"unpinned": pinned[:12]})
-    attempt = await r.reconcile("resume")
+    attempt = await r.reconcile("resume", fetch=False)
     if attempt.outcome == "unchanged" and r.store.last_attempt is not None:
         attempt = r.store.last_attempt
     return {

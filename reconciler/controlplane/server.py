@@ -271,6 +271,9 @@ class ControlPlane:
             reasons.append("no commit applied yet" + (f": {last.message}" if last is not None and last.message else ""))
         if not self.xds_serving:
             reasons.append("the xDS server is not serving")
+        unreachable = self.reconciler.git_unreachable()
+        if unreachable is not None:  # still serving the last good commit, which may be stale
+            reasons.append(unreachable)
         return reasons
 
     async def branch_history(self, limit: int) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 import pygit2
 
 from reconciler.source.git import SourceError, open_repository
+from reconciler.source.pins import REMOTE_PIN_REF, fetch_refspecs, share_pin
 from reconciler.source.refs import APPLIED_REF, PIN_REF, commit_of_ref, delete_ref, write_ref
 from reconciler.source.remote import GitCredentials, is_remote, make_callbacks, redact, use_known_hosts
 
@@ -97,6 +98,8 @@ class Mirror:
                 finally:
                     shutil.rmtree(partial, ignore_errors=True)
                 repo = pygit2.Repository(str(mirror))
+                self._repo = repo
+                self.fetch()  # the clone brought the branches only: learn the remote's pin now
         except (pygit2.GitError, KeyError, ValueError) as e:
             raise SourceError(f"cannot mirror {self.redact(self.location)}: {self.redact(str(e))}") from None
         self.last_fetch = time.monotonic()
@@ -104,13 +107,23 @@ class Mirror:
         return repo
 
     def fetch(self) -> None:
-        """Fetch the tracked branch of a remote into the mirror (nothing for a local repository)."""
-        if self.remote:
-            branch = self.branch
-            self.repository.remotes["origin"].fetch(
-                [f"+refs/heads/{branch}:refs/heads/{branch}"], callbacks=make_callbacks(self.credentials)
-            )
-            self.last_fetch = time.monotonic()
+        """Fetch the tracked branch of a remote into the mirror, and mirror the remote's pin
+        (set, moved or deleted as the remote has it); nothing for a local repository."""
+        if not self.remote:
+            return
+        origin = self.repository.remotes["origin"]
+        origin.fetch(fetch_refspecs(self.branch), callbacks=make_callbacks(self.credentials))
+        # The heads advertised on the fetch's own connection: the remote's pin at that moment.
+        advertised = {h.name: str(h.oid) for h in origin.list_heads(connect=False)}
+        remote_pin = advertised.get(PIN_REF)
+        if remote_pin is None:
+            delete_ref(self.repository, REMOTE_PIN_REF)
+            if self.delete_pin():
+                log.info("pin deleted on the remote: following the branch", extra={"repo": self.redact(self.location)})
+        elif remote_pin != self.pin():
+            self.write_ref(PIN_REF, remote_pin, f"reconciler: pin {remote_pin[:12]} from the remote")
+            log.info("pin from the remote", extra={"pin": remote_pin[:12]})
+        self.last_fetch = time.monotonic()
 
     # -- refs ---------------------------------------------------------------------------
     def ref(self, name: str) -> str | None:
@@ -131,6 +144,11 @@ class Mirror:
 
     def delete_pin(self) -> bool:
         return delete_ref(self.repository, PIN_REF)
+
+    def share_pin(self, new: str | None, expected: str | None, message: str) -> None:
+        """Pin (`new`) or unpin (None) on the remote, only if its pin is still `expected`
+        (raises `PinConflict` otherwise, changing nothing); then here too."""
+        share_pin(self.repository, self.location, new, expected, message, self.credentials)
 
     def descends_from(self, commit: str, ancestor: str) -> bool:
         """Whether `commit` has `ancestor` in its history (raises on an unreadable commit)."""
