@@ -6,8 +6,9 @@ sources: a mesh Secret, inline bytes, an inline string or a file). mTLS is off w
 `enabledBackend` is empty. `mode` is STRICT (default) or PERMISSIVE; `dpCert.rotation.expiration`
 sets the certificates' lifetime (default 24h).
 
-Certificates are issued once per proxy identity and reused until 80% of their lifetime has
-passed; `next_renewal()` tells the control plane when to rebuild so they are replaced before
+Certificates are issued per proxy identity and time window (ca/derivation.py): the same on
+every replica and after a restart, reused until their window ends (80% of their lifetime after
+its start); `next_renewal()` tells the control plane when to rebuild so they are replaced before
 they expire. When the enabled CA changes, the previous CA stays trusted for one certificate
 lifetime, so proxies on old and new certificates keep talking during the switch.
 """
@@ -32,7 +33,6 @@ __all__ = ["ProxyTls", "MeshTls", "CertificateProvider", "DEFAULT_CERT_VALIDITY"
 
 DEFAULT_CERT_VALIDITY = 24 * 3600.0
 DEFAULT_CA_VALIDITY = 10 * 365 * 86400.0
-RENEW_FRACTION = 0.8
 
 
 def spiffe_id(mesh: str, service: str) -> str:
@@ -158,8 +158,9 @@ class CertificateProvider:
         now = self.clock()
         with self._lock:
             cert = self._certs.get(key)
-            if cert is None or now >= cert.renew_at(RENEW_FRACTION):
-                cert = issue_workload(authority, ids, tag_uris, validity, now=now)
+            # renew_at is the end of the certificate's window: issuing earlier would give it again.
+            if cert is None or now >= cert.renew_at:
+                cert = issue_workload(authority, ids, tag_uris, validity, now=now, holder=f"{dp.mesh}/{dp.name}")
                 self._certs = {k: v for k, v in self._certs.items() if k[:2] != key[:2]}
                 self._certs[key] = cert
         return ProxyTls(
@@ -173,5 +174,5 @@ class CertificateProvider:
 
     def next_renewal(self) -> float | None:
         with self._lock:
-            times = [c.renew_at(RENEW_FRACTION) for c in self._certs.values()]
+            times = [c.renew_at for c in self._certs.values()]
         return min(times) if times else None
