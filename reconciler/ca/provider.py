@@ -10,7 +10,8 @@ Certificates are issued per proxy identity and time window (ca/derivation.py): t
 every replica and after a restart, reused until their window ends (80% of their lifetime after
 its start); `next_renewal()` tells the control plane when to rebuild so they are replaced before
 they expire. When the enabled CA changes, the previous CA stays trusted for one certificate
-lifetime, so proxies on old and new certificates keep talking during the switch.
+lifetime (until the certificate window in which that lifetime ends is over), so proxies on old
+and new certificates keep talking during the switch.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.ca.authority import Authority, CaError, WorkloadCertificate, issue_workload, load_authority, parse_kuma_duration
+from reconciler.ca.derivation import window_at
 from reconciler.ca.identity import Identity, identity_authority, trusted_bundles
 from reconciler.ca.store import CaStore
 from reconciler.ca.subject import SERVICE_TAG, ProxySubject
@@ -130,8 +132,13 @@ class CertificateProvider:
         validity = parse_kuma_duration(((backend.get("dpCert") or {}).get("rotation") or {}).get("expiration"), DEFAULT_CERT_VALIDITY)
         now = self.clock()
         self.store.activate(mesh.name, authority, now)
+        # Decided per certificate window, not per moment: replicas (which all rebuild at window
+        # ends) then drop a retired CA from the bundle at the same rebuild, whenever else they build.
+        window_start = window_at(now, validity).start
         trusted = [authority.cert_pem] + [
-            r.cert_pem for r in self.store.retired(mesh.name) if r.retired_at > now - validity and r.fingerprint != authority.fingerprint
+            r.cert_pem
+            for r in self.store.retired(mesh.name)
+            if r.retired_at + validity > window_start and r.fingerprint != authority.fingerprint
         ]
         mode = str(backend.get("mode") or "STRICT")
         if mode in ("0", "1"):
