@@ -37,6 +37,7 @@ COMMANDS = {
     "rollback": "reconciler.commands.history:rollback_command",
     "resume": "reconciler.commands.history:resume_command",
     "hook": "reconciler.commands.hook:hook_group",
+    "keys": "reconciler.commands.keys:keys_group",
 }
 """Command name → where it is declared. Loaded when named: a command starts without importing
 the others' dependencies (the hook runs on every push; `serve` alone needs gRPC)."""

@@ -91,12 +91,15 @@ class TypeStatus:
     nack_message: str = ""
     nacks: int = 0
     pushes: int = 0
+    resumed: int = 0
+    """Streams that opened already holding this type's current config: nothing was sent."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "sentRevision": self.sent_revision,
             "ackedRevision": self.acked_revision,
             "pushes": self.pushes,
+            "resumed": self.resumed,
         }
         if self.nacked_revision:
             out["nack"] = {"revision": self.nacked_revision, "message": self.nack_message, "count": self.nacks}
@@ -193,6 +196,9 @@ class Store:
         self.fetch_error: str | None = None
         """The last fetch of a remote failed (transient: retried at the next interval)."""
         self.registered: dict[str, Resource] = {}
+        """Dataplanes registered by proxies connected here, by node id."""
+        self.peer_registered: dict[str, Resource] = {}
+        """Dataplanes registered by proxies connected to other replicas (source/registry.py)."""
         self.proxies: dict[str, ProxyStatus] = {}
         self.lockouts: list[Callable[[], list[Lockout]]] = []
         """Sources of what keeps proxies out (asked each time conditions are read)."""
@@ -237,10 +243,15 @@ class Store:
                 times[r.key] = ResourceTime(old.created, applied.applied_at, r.digest)
             else:
                 times[r.key] = old
-        for registered in self.registered.values():  # not in git: they keep their own times
+        for registered in self.registrations():  # not in git: they keep their own times
             if registered.key not in times and registered.key in self.times:
                 times[registered.key] = self.times[registered.key]
         self.times = times
+
+    def registrations(self) -> list[Resource]:
+        """Every registered Dataplane the model is built with: this replica's, then the other
+        replicas' it does not have itself (the same proxy registers the same Dataplane)."""
+        return list({**self.peer_registered, **self.registered}.values())
 
     def time_of(self, resource: Resource) -> ResourceTime:
         """A git resource's times; a registered dataplane's: when it last (re)registered."""

@@ -2,7 +2,7 @@
 
 `serve` makes a random token on its first start and keeps it in `<state-dir>/admin-token`
 (mode 0600, created once: replicas or a concurrent `serve` sharing the directory read the
-winner's token). Callers send it as `Authorization: Bearer <token>`; the CLI's `--server`
+winner's token); with `serve --keys-dir DIR` it is read from `DIR/admin-token`, never made. Callers send it as `Authorization: Bearer <token>`; the CLI's `--server`
 commands read it from `--admin-token-file`, `$RECONCILER_ADMIN_TOKEN` or `--state-dir`.
 
 A token has an id, the first 12 hex digits of its SHA-256, which is safe to log: the log and
@@ -21,9 +21,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.ca.statefiles import create_private_once, ensure_state_dir, read_private
+from reconciler.ca.statefiles import StateFileError, create_private_once, ensure_state_dir, read_private
 
-__all__ = ["AdminToken", "AdminTokenError", "TOKEN_FILE", "TOKEN_ENV", "token_id", "load_or_create", "find_for_client", "ClientToken"]
+__all__ = [
+    "AdminToken",
+    "AdminTokenError",
+    "TOKEN_FILE",
+    "TOKEN_ENV",
+    "token_id",
+    "load_or_create",
+    "load_shared",
+    "find_for_client",
+    "ClientToken",
+]
 
 TOKEN_FILE = "admin-token"
 """Its name in the state directory."""
@@ -70,6 +80,23 @@ def load_or_create(state_dir: str | os.PathLike[str]) -> AdminToken:
         raise AdminTokenError(f"cannot read the admin token {path}: {getattr(e, 'strerror', None) or e}") from None
     if not value:
         raise AdminTokenError(f"the admin token file {path} is empty: delete it and `serve` makes a new one")
+    return AdminToken(value, path)
+
+
+def load_shared(keys_dir: str | os.PathLike[str]) -> AdminToken:
+    """The token of a keys directory (`serve --keys-dir`), never made there: every replica
+    accepts the same one."""
+    path = Path(keys_dir) / TOKEN_FILE
+    if not path.exists():
+        raise AdminTokenError(
+            f"cannot use {path}: the admin token is not in the keys directory: run `reconciler keys init --out {keys_dir}`"
+        )
+    try:
+        value = read_private(path, fix_mode=False).decode().strip()
+    except (StateFileError, UnicodeDecodeError) as e:
+        raise AdminTokenError(f"cannot read the admin token {path}: {getattr(e, 'why', None) or e}") from None
+    if not value:
+        raise AdminTokenError(f"the admin token file {path} is empty: put a random token in the Secret (`reconciler keys init` makes one)")
     return AdminToken(value, path)
 
 

@@ -93,6 +93,12 @@ class Metrics:
             registry=r,
         )
         self.xds_pushes = Counter("reconciler_xds_pushes", "xDS responses sent, by type.", ["type"], registry=r)
+        self.xds_resumed = Counter(
+            "reconciler_xds_resumed",
+            "Subscriptions of reconnecting proxies that already had the current config (nothing sent), by type.",
+            ["type"],
+            registry=r,
+        )
         self.xds_acks = Counter("reconciler_xds_acks", "xDS responses acknowledged by proxies, by type.", ["type"], registry=r)
         self.xds_nacks = Counter("reconciler_xds_nacks", "xDS responses rejected by proxies, by type.", ["type"], registry=r)
         self.push_ack_latency = Histogram(

@@ -65,6 +65,8 @@ def routes(cp: ApiBackend) -> list[Route]:
                 "revision": cfg.revision,
                 # Never the proxies' keys: reads are open, unlike the xDS port.
                 "resources": {SHORT_NAMES.get(t, t): [r.public_dict() for r in m.values()] for t, m in cfg.resources.by_type.items() if m},
+                # Content hashes: equal on every replica that serves the same commit (docs/operations.md).
+                "versions": {SHORT_NAMES.get(t, t): {n: r.version for n, r in m.items()} for t, m in cfg.resources.by_type.items() if m},
             }
         )
 

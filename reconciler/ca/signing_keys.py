@@ -3,6 +3,10 @@
 The key storage behind `reconciler.ca.tokens` (which is pure): keys are created once (mode
 0600, through `reconciler.ca.statefiles`), reused across restarts, and each has a public
 record `<kid>.pub` so a key that vanished is noticed instead of silently replaced.
+
+`SigningKeys.open_shared(DIR)` reads the keys of a shared keys directory instead
+(`DIR/dataplane-token.<kid>.pem`, `serve --keys-dir`): nothing is made or recorded there, a key
+added there is read when a token names it, and one removed there stops verifying.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from reconciler.ca.keys_dir import TOKEN_KEY_PREFIX, missing
 from reconciler.ca.statefiles import (
     ROTATE_FLAG,
     KeyFileUnusable,
@@ -50,8 +55,12 @@ class SigningKeys:
     `unusable()` instead of failing the verification.
     """
 
-    def __init__(self, directory: Path, keys: Mapping[str, rsa.RSAPrivateKey]) -> None:
+    def __init__(self, directory: Path, keys: Mapping[str, rsa.RSAPrivateKey], *, shared: bool = False) -> None:
         self.directory = directory
+        self.shared = shared
+        """A keys directory (`serve --keys-dir`): keys are `dataplane-token.<kid>.pem`, read without
+        changing anything there, and a key file removed there stops verifying."""
+        self._prefix = TOKEN_KEY_PREFIX if shared else ""
         self._keys: dict[str, rsa.RSAPrivateKey] = dict(keys)
         self._unusable: dict[str, KeyFileUnusable] = {}
         self.lost: tuple[str, ...] = ()
@@ -92,17 +101,36 @@ class SigningKeys:
             keys._record_public()
         return keys
 
+    @classmethod
+    def open_shared(cls, keys_dir: str | Path) -> SigningKeys:
+        """The keys of a keys directory, never created there; none at all is `KeyMissing`."""
+        keys = cls(Path(keys_dir), {}, shared=True)
+        keys.reload(strict=True)
+        if not keys._keys:
+            raise missing(keys.file(1), f"no token signing key ({TOKEN_KEY_PREFIX}<kid>.pem)")
+        return keys
+
+    def file(self, kid: str | int) -> Path:
+        """The key file of `kid`."""
+        return self.directory / f"{self._prefix}{kid}.pem"
+
+    def _kid_of(self, path: Path) -> str | None:
+        kid = path.stem[len(self._prefix) :] if path.stem.startswith(self._prefix) else ""
+        return kid if _KID.match(kid) else None
+
     def reload(self, *, strict: bool = False) -> None:
         """Load key files not loaded yet. A file that cannot be used raises `KeyFileUnusable`
         with `strict`; otherwise it is skipped and reported by `unusable()`."""
         if not self.directory.is_dir():
             return
-        for path in sorted(self.directory.glob("*.pem")):
-            kid = path.stem
-            if not _KID.match(kid) or kid in self._keys:
+        if self.shared:  # a key taken out of the Secret no longer verifies (rotation's last step)
+            self._keys = {kid: key for kid, key in self._keys.items() if self.file(kid).exists()}
+        for path in sorted(self.directory.glob(f"{self._prefix}*.pem")):
+            kid = self._kid_of(path)
+            if kid is None or kid in self._keys:
                 continue
             try:
-                key = read_private_key(path)
+                key = read_private_key(path, fix_mode=not self.shared)
                 if not isinstance(key, rsa.RSAPrivateKey):
                     raise KeyFileUnusable(
                         path, "not an RSA private key: token signing keys are RSA (`reconciler token rotate-key` makes one)"
@@ -134,15 +162,14 @@ class SigningKeys:
 
     def _next_kid(self) -> str:
         # Past every kid ever recorded: a token of a lost or removed key never meets a new key of its kid.
-        seen = (
-            [int(p.stem) for p in self.directory.glob("*") if p.suffix in (".pem", ".pub", ".lost") and _KID.match(p.stem)]
-            if self.directory.is_dir()
-            else []
+        kids = (
+            [self._kid_of(p) for p in self.directory.glob("*") if p.suffix in (".pem", ".pub", ".lost")] if self.directory.is_dir() else []
         )
+        seen = [int(k) for k in kids if k is not None]
         return str(max([0, *seen, *(int(k) for k in self._keys)]) + 1)
 
     def _lost(self) -> list[str]:
-        if not self.directory.is_dir():
+        if self.shared or not self.directory.is_dir():
             return []
         kids = {p.stem for p in self.directory.glob("*.pub") if _KID.match(p.stem)}
         return sorted((k for k in kids if k not in self._keys and not (self.directory / f"{k}.pem").exists()), key=int)
@@ -151,11 +178,12 @@ class SigningKeys:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         try:
-            if not create_private_once(self.directory / f"{kid}.pem", pem):
+            if not create_private_once(self.file(kid), pem):
                 return False
-            write_public(self.directory / f"{kid}.pub", _public_pem(key))
+            if not self.shared:  # a Secret holds keys only: a key lost there is noticed at start
+                write_public(self.directory / f"{kid}.pub", _public_pem(key))
         except OSError as e:  # e.g. a read-only key directory shared by replicas
-            raise KeyFileUnusable(self.directory / f"{kid}.pem", f"cannot create a signing key: {e.strerror or e}") from None
+            raise KeyFileUnusable(self.file(kid), f"cannot create a signing key: {e.strerror or e}") from None
         return True
 
     def _record_public(self) -> None:
@@ -182,7 +210,7 @@ class SigningKeys:
 
     def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
         key = self._keys.get(kid)
-        if key is None:
+        if key is None or (self.shared and not self.file(kid).exists()):  # added, or taken out of the Secret
             self.reload()
             key = self._keys.get(kid)
         return key.public_key() if key is not None else None

@@ -155,8 +155,9 @@ def _replace(path: Path, tmp: Path) -> None:
     _fsync_dir(path.parent)
 
 
-def read_private(path: Path) -> bytes:
-    """Read a key file; one that others can read is made private again, with a warning.
+def read_private(path: Path, *, fix_mode: bool = True) -> bytes:
+    """Read a key file; one that others can read is made private again (unless not `fix_mode`:
+    a shared, read-only keys directory is never changed), with a warning.
 
     Raises `KeyFileUnusable` when it cannot be read (a directory, a permission, an I/O error).
     """
@@ -165,7 +166,9 @@ def read_private(path: Path) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise KeyFileUnusable(path, os.strerror(errno.EISDIR) if stat.S_ISDIR(info.st_mode) else "not a regular file")
         mode = stat.S_IMODE(info.st_mode)
-        if mode & 0o077:
+        if mode & 0o077 and not fix_mode:
+            log.warning("private key file is readable by others", extra={"path": str(path), "mode": oct(mode)})
+        elif mode & 0o077:
             try:
                 os.chmod(path, 0o600)
                 log.warning("private key file was readable by others; mode set to 0600", extra={"path": str(path), "mode": oct(mode)})
@@ -176,9 +179,9 @@ def read_private(path: Path) -> bytes:
         raise KeyFileUnusable(path, e.strerror or str(e)) from None
 
 
-def read_private_key(path: Path) -> PrivateKeyTypes:
+def read_private_key(path: Path, *, fix_mode: bool = True) -> PrivateKeyTypes:
     """The unencrypted PEM private key in `path`, or `KeyFileUnusable` saying why not."""
-    data = read_private(path)
+    data = read_private(path, fix_mode=fix_mode)
     try:
         return serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as e:

@@ -11,6 +11,10 @@ again behind their back: when `ca.crt` (or history.json, for the mesh's active b
 shows a CA existed and its key is gone, `builtin` raises `CaKeyMissing`; `check_keys` finds
 that at start, and with `rotate_missing` sets the lost CA aside (`<backend>.lost-<time>/`) so
 the next build makes a new one while the old certificate stays trusted through history.json.
+
+With a keys directory (`serve --keys-dir`, reconciler/ca/keys_dir.py) builtin CAs are read from
+`<keys>/ca.<mesh>.<backend>.crt|.key` and never made: one that is not there is `CaNotInKeysDir`,
+a CaError, so the commit that needs it is rejected. history.json stays in the state directory.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reconciler.ca.authority import Authority, CaError, generate_root
+from reconciler.ca.keys_dir import INIT_HINT, mesh_ca_files
 from reconciler.ca.statefiles import (
     ROTATE_FLAG,
     KeyFileUnusable,
@@ -42,7 +47,7 @@ from reconciler.ca.statefiles import (
 )
 from reconciler.x509_checks import ca_certificate_problems
 
-__all__ = ["CaStore", "Retired", "CaKeyUnusable", "CaKeyMissing"]
+__all__ = ["CaStore", "Retired", "CaKeyUnusable", "CaKeyMissing", "CaNotInKeysDir"]
 
 CERT_FILE = "ca.crt"
 KEY_FILE = "ca.key"
@@ -56,6 +61,10 @@ class CaKeyMissing(CaError, KeyMissing):
     """A builtin CA that proxies may depend on lost its key (or its certificate)."""
 
 
+class CaNotInKeysDir(CaKeyMissing):
+    """A mesh needs a builtin CA that the keys directory does not hold (the commit is rejected)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Retired:
     fingerprint: str
@@ -64,8 +73,10 @@ class Retired:
 
 
 class CaStore:
-    def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None, keys_dir: str | os.PathLike[str] | None = None) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.keys_dir = Path(keys_dir) if keys_dir is not None else None
+        """Where builtin CAs are read from, never generated (`serve --keys-dir`); history stays in the state directory."""
         self.root = self.state_dir / "ca" if self.state_dir is not None else None
         self._memory: dict[tuple[str, str], Authority] = {}
         self._builtin: set[str] = set()
@@ -86,7 +97,9 @@ class CaStore:
             if cached is not None:
                 return cached
             d = self._dir(mesh, backend)
-            if d is None:
+            if self.keys_dir is not None:
+                authority = self._load_shared(mesh, backend)
+            elif d is None:
                 authority = generate_root(mesh, backend, rsa_bits=rsa_bits, validity=validity)
             else:
                 loaded = self._load(mesh, backend, d) if (d / CERT_FILE).exists() and (d / KEY_FILE).exists() else None
@@ -101,7 +114,11 @@ class CaStore:
     def check_keys(self, *, rotate_missing: bool = False) -> list[str]:
         """Load every builtin CA of the state directory, so an unusable or lost one stops the
         start rather than a later build. With `rotate_missing`, a lost CA is set aside so the
-        next build makes a new one; returns what was set aside, one sentence each."""
+        next build makes a new one; returns what was set aside, one sentence each.
+        With a keys directory, its CAs are checked instead (a lost one cannot be replaced there)."""
+        if self.keys_dir is not None:
+            self._check_shared()
+            return []
         if self.root is None or not self.root.is_dir():
             return []
         rotated = []
@@ -147,27 +164,30 @@ class CaStore:
             )
         if not has_cert:
             return None  # nothing yet, or a key whose certificate was never written: made anew
-        try:
-            cert_pem = cert_file.read_bytes()
-            cert = x509.load_pem_x509_certificate(cert_pem)
-        except OSError as e:
-            raise CaKeyUnusable(cert_file, f"{e.strerror or e}{_UNUSABLE_HINT}") from None
-        except ValueError:
-            raise CaKeyUnusable(cert_file, f"not a PEM certificate{_UNUSABLE_HINT}") from None
-        try:
-            key = read_private_key(key_file)
-        except KeyFileUnusable as e:
-            raise CaKeyUnusable(key_file, e.why + _UNUSABLE_HINT) from None
-        if _public_der(key) != _public_der(cert):
-            raise CaKeyUnusable(key_file, f"the private key does not match {cert_file}{_UNUSABLE_HINT}")
-        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-            raise CaKeyUnusable(key_file, f"only RSA and ECDSA keys are supported{_UNUSABLE_HINT}")
-        problems = ca_certificate_problems(cert)
-        if problems:
-            raise CaKeyUnusable(cert_file, "; ".join(problems) + _UNUSABLE_HINT)
-        # The checks of load_authority, each naming its file; the key is parsed (and, RSA,
-        # validated: about 30 ms) once.
-        return Authority(backend, cert.public_bytes(Encoding.PEM), key)
+        return _read_authority(backend, cert_file, key_file, hint=_UNUSABLE_HINT)
+
+    def _load_shared(self, mesh: str, backend: str) -> Authority:
+        """The CA from the keys directory, never generated: one that is not there is a CaError
+        (the commit that needs it is rejected; the last good one keeps serving)."""
+        assert self.keys_dir is not None
+        cert_file, key_file = mesh_ca_files(self.keys_dir, mesh, backend)
+        for path in (cert_file, key_file):
+            if not path.exists():
+                raise CaNotInKeysDir(
+                    path,
+                    f"mesh {mesh} uses the builtin CA of backend {backend}, which is not in the keys directory {self.keys_dir} "
+                    f"(expected {cert_file.name} and {key_file.name}): {INIT_HINT.replace('DIR', str(self.keys_dir))}",
+                )
+        return _read_authority(backend, cert_file, key_file, hint=_SHARED_HINT, fix_mode=False)
+
+    def _check_shared(self) -> None:
+        """Every CA pair of the keys directory loads (a certificate without its key stops the start)."""
+        assert self.keys_dir is not None
+        for cert_file in sorted(self.keys_dir.glob("ca.*.crt")):
+            key_file = cert_file.with_suffix(".key")
+            if not key_file.exists():
+                raise CaKeyMissing(key_file, f"{cert_file.name} has no key beside it in the keys directory{_SHARED_HINT}")
+            _read_authority(cert_file.name, cert_file, key_file, hint=_SHARED_HINT, fix_mode=False)
 
     def _create(self, mesh: str, backend: str, d: Path, rsa_bits: int, validity: float) -> Authority:
         assert self.state_dir is not None
@@ -280,6 +300,7 @@ _LOST_CA_HINT = (
     + "` to make a new CA (proxies get new certificates; the old CA stays trusted for one certificate lifetime), "
     "or remove {dir} if mesh {mesh} no longer uses it"
 )
+_SHARED_HINT = f" (in the keys directory, which is never written: fix the Secret; {INIT_HINT} makes missing keys)"
 _UNUSABLE_HINT = f"; restore it from a backup, or remove the CA's files and start `reconciler serve {ROTATE_FLAG}` to make a new CA"
 
 
@@ -302,3 +323,28 @@ class _CertOnly:
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(self.cert_pem).hexdigest()[:16]
+
+
+def _read_authority(backend: str, cert_file: Path, key_file: Path, *, hint: str, fix_mode: bool = True) -> Authority:
+    """A CA from its certificate and key files, each problem naming its file."""
+    try:
+        cert_pem = cert_file.read_bytes()
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except OSError as e:
+        raise CaKeyUnusable(cert_file, f"{e.strerror or e}{hint}") from None
+    except ValueError:
+        raise CaKeyUnusable(cert_file, f"not a PEM certificate{hint}") from None
+    try:
+        key = read_private_key(key_file, fix_mode=fix_mode)
+    except KeyFileUnusable as e:
+        raise CaKeyUnusable(key_file, e.why + hint) from None
+    if _public_der(key) != _public_der(cert):
+        raise CaKeyUnusable(key_file, f"the private key does not match {cert_file}{hint}")
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise CaKeyUnusable(key_file, f"only RSA and ECDSA keys are supported{hint}")
+    problems = ca_certificate_problems(cert)
+    if problems:
+        raise CaKeyUnusable(cert_file, "; ".join(problems) + hint)
+    # The checks of load_authority, each naming its file; the key is parsed (and, RSA,
+    # validated: about 30 ms) once.
+    return Authority(backend, cert.public_bytes(Encoding.PEM), key)

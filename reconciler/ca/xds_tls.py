@@ -15,6 +15,10 @@ ca.crt is also the record of which CA proxies were given: a CA is never made ane
 ca.crt rewritten, while ca.crt names a CA whose key is not in ca.pem (`KeyMissing`, or
 `KeyFileUnusable` for another CA's ca.pem); `check_state(rotate_missing=True)` accepts that
 at start, and says what it means for proxies.
+
+With a keys directory (`serve --keys-dir`), the CA is read from `xds-ca.crt` and `xds-ca.key`
+there and never made; ca.pem is not used, and server.pem (this replica's) stays in the state
+directory, so every replica presents a certificate from the same CA.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from reconciler.ca.keys_dir import read_xds_ca
 from reconciler.ca.statefiles import (
     ROTATE_FLAG,
     KeyFileUnusable,
@@ -55,6 +60,7 @@ __all__ = [
     "check_state",
     "load_or_create",
     "fingerprint",
+    "new_ca",
 ]
 
 DIRECTORY = "xds-tls"
@@ -136,6 +142,11 @@ def _read_pair(path: Path) -> tuple[list[x509.Certificate], ec.EllipticCurvePriv
         ) from None
 
 
+def new_ca() -> bytes:
+    """A new xDS CA: its certificate, then its private key (PEM)."""
+    return _new_ca()
+
+
 def _new_ca() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
@@ -211,12 +222,18 @@ def _canonical(names: Iterable[str]) -> set[str]:
     return out
 
 
-def check_state(state_dir: str | Path, *, rotate_missing: bool = False) -> str | None:
+def check_state(state_dir: str | Path, *, rotate_missing: bool = False, keys_dir: str | Path | None = None) -> str | None:
     """Check the CA and server key files before serving, so an unusable or lost one stops the
     start. With `rotate_missing`, a CA key that is not the one proxies were given (lost, or
     another CA's) is accepted: ca.crt gets the control plane's CA certificate, made anew when
-    there is none. Returns what that means for proxies, else None."""
+    there is none. Returns what that means for proxies, else None. With `keys_dir`, the CA is
+    the keys directory's (`xds-ca.crt`, `xds-ca.key`), which must be there."""
     directory = Path(state_dir) / DIRECTORY
+    if keys_dir is not None:
+        read_xds_ca(Path(keys_dir))
+        if (directory / "server.pem").exists():
+            _read_pair(directory / "server.pem")
+        return None
     ca_file, public, server_file = directory / "ca.pem", ca_cert_path(state_dir), directory / "server.pem"
     ca_cert = _read_pair(ca_file)[0][0] if ca_file.exists() else None
     rotated = None
@@ -278,8 +295,12 @@ def _fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()[:16]
 
 
-def load_or_create(state_dir: str | Path, names: Sequence[str], *, now: float | None = None) -> XdsCertificate:
-    """The CA (created once) and a server certificate for `names` (reissued when needed).
+def load_or_create(
+    state_dir: str | Path, names: Sequence[str], *, now: float | None = None, keys_dir: str | Path | None = None
+) -> XdsCertificate:
+    """The CA (created once; with `keys_dir`, read from there) and a server certificate for
+    `names` (reissued when needed), kept in the state directory: each replica has its own, all
+    from the same CA, so a proxy trusts whichever replica it reaches.
 
     Raises `KeyFileUnusable` for a key file that cannot be used and `KeyMissing` when the CA
     key is gone but proxies were given its certificate (`check_state` rotates on request).
@@ -290,11 +311,14 @@ def load_or_create(state_dir: str | Path, names: Sequence[str], *, now: float | 
         directory.chmod(0o755)  # ca.crt must be readable by whoever starts the proxies
     ca_file = directory / "ca.pem"
     public = ca_cert_path(state_dir)
-    if not ca_file.exists():
-        _check_given(ca_file, public, None)
-        create_private_once(ca_file, _new_ca())
-    (ca_cert, *_), ca_key = _read_pair(ca_file)
-    _check_given(ca_file, public, ca_cert)
+    if keys_dir is not None:
+        ca_cert, ca_key = read_xds_ca(Path(keys_dir))
+    else:
+        if not ca_file.exists():
+            _check_given(ca_file, public, None)
+            create_private_once(ca_file, _new_ca())
+        (ca_cert, *_), ca_key = _read_pair(ca_file)
+        _check_given(ca_file, public, ca_cert)
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
     if not public.exists() or public.read_bytes() != ca_pem:
         write_public(public, ca_pem)  # absent, or unreadable: it is only a copy

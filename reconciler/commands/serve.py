@@ -135,6 +135,14 @@ def run_serve(settings: ServeSettings) -> None:
     help="Read the mesh CAs, token signing keys, xDS TLS CA and admin token from this directory "
     "(made by `reconciler keys init`, mounted from a Secret) and never generate them: how replicas share keys.",
 )
+@click.option(
+    "--registration-heartbeat",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="Seconds between rewrites of this replica's ref of dataplanes registered at connect; "
+    "another replica's count until 3 heartbeats old (docs/operations.md).",
+)
 def serve_command(
     repo: str,
     branch: str,
@@ -162,6 +170,7 @@ def serve_command(
     compact_outbounds: int | None,
     rotate_missing_keys: bool,
     keys_dir: str | None,
+    registration_heartbeat: float,
 ) -> None:
     """Watch the repository, reconcile each new commit and serve it over xDS.
 
@@ -198,5 +207,6 @@ def serve_command(
             api_address=api_address,
             compact_outbounds=compact_outbounds,
             keys_dir=keys_dir,
+            registration_heartbeat=registration_heartbeat,
         )
     )

@@ -34,9 +34,12 @@ from reconciler.errors import escape_control
 __all__ = ["run_issue", "write_token", "run_rotate_key", "run_inspect", "inspect_text", "token_group"]
 
 
-def run_issue(state_dir: str, mesh: str, name: str | None, tags: Iterable[str], valid_for: str, workload: str = "") -> str:
+def run_issue(
+    state_dir: str, mesh: str, name: str | None, tags: Iterable[str], valid_for: str, workload: str = "", keys_dir: str | None = None
+) -> str:
     """A signed token for dataplane `name` (or any dataplane with `tags`) of `mesh`; with
-    `workload`, only for dataplanes labelled `kuma.io/workload: <workload>`."""
+    `workload`, only for dataplanes labelled `kuma.io/workload: <workload>`. With `keys_dir`,
+    signed with the newest key of the shared keys directory (accepted by every replica)."""
     try:
         seconds = parse_duration(valid_for)
         tag_map = parse_tags(tags)
@@ -47,16 +50,26 @@ def run_issue(state_dir: str, mesh: str, name: str | None, tags: Iterable[str], 
     if seconds <= 0:
         raise click.UsageError("--valid-for must be positive")
     with _usable_keys():
-        if not SigningKeys.open(state_dir, create=False).key_ids():
-            click.echo(
-                f"note: no signing key in {state_dir}: created one; only a control plane with --state-dir {state_dir} accepts this token",
-                err=True,
-            )
-        keys = SigningKeys.open(state_dir)
+        keys = _shared_keys(keys_dir) if keys_dir else _state_keys(state_dir)
     try:
         return issue_token(keys, mesh=mesh, name=name or "", tags=tag_map, valid_for=seconds, workload=workload)
     except ValueError as e:  # a validity past year 9999
         raise click.UsageError(str(e)) from None
+
+
+def _shared_keys(keys_dir: str) -> SigningKeys:
+    if not Path(keys_dir).is_dir():
+        raise click.UsageError(f"no keys directory {keys_dir}: make it with `reconciler keys init --out {keys_dir}`")
+    return SigningKeys.open_shared(keys_dir)
+
+
+def _state_keys(state_dir: str) -> SigningKeys:
+    if not SigningKeys.open(state_dir, create=False).key_ids():
+        click.echo(
+            f"note: no signing key in {state_dir}: created one; only a control plane with --state-dir {state_dir} accepts this token",
+            err=True,
+        )
+    return SigningKeys.open(state_dir)
 
 
 @contextlib.contextmanager
@@ -89,18 +102,18 @@ def run_rotate_key(state_dir: str) -> str:
     )
 
 
-def run_inspect(token: str, state_dir: str | None) -> dict[str, Any]:
-    """The claims of a token; with a state directory, also whether its signature and expiry check out."""
+def run_inspect(token: str, state_dir: str | None, keys_dir: str | None = None) -> dict[str, Any]:
+    """The claims of a token; with a state (or keys) directory, also whether its signature and expiry check out."""
     try:
         _, claims, _, _ = decode_unverified(token)
     except TokenError as e:
         raise InvalidConfig(str(e)) from None
     doc = claims.to_json() | {"revocationSecret": revocation_secret_name(claims.mesh)}
-    if state_dir is not None:
-        if not (Path(state_dir) / "dataplane-tokens").is_dir():
+    if keys_dir is not None or state_dir is not None:
+        if keys_dir is None and not (Path(str(state_dir)) / "dataplane-tokens").is_dir():
             raise click.UsageError(f"no signing keys in {state_dir}")
         with _usable_keys():
-            keys = SigningKeys.open(state_dir, create=False)
+            keys = _shared_keys(keys_dir) if keys_dir else SigningKeys.open(str(state_dir), create=False)
         try:
             verify_token(token, keys)
             doc["verified"] = "valid"
@@ -127,6 +140,13 @@ def inspect_text(doc: dict[str, Any]) -> str:
     return "\n".join(map(escape_control, lines))
 
 
+keys_dir_option = click.option(
+    "--keys-dir",
+    default=None,
+    help="The shared keys directory of `serve --keys-dir` (made by `reconciler keys init`): its signing keys, not the state directory's.",
+)
+
+
 @click.group("token")
 def token_group() -> None:
     """Dataplane tokens: what a proxy presents to prove which dataplane it is."""
@@ -149,6 +169,7 @@ def token_group() -> None:
     help="Also bind to a workload: only dataplanes labelled kuma.io/workload=<this> (needed when a MeshIdentity makes the SPIFFE id from that label).",
 )
 @click.option("--valid-for", default="24h", show_default=True, help="How long the token is valid (24h, 30m, 7d).")
+@keys_dir_option
 @click.option(
     "-o",
     "--output",
@@ -156,10 +177,17 @@ def token_group() -> None:
     help="Write the token to this file (mode 0600) instead of printing it.",
 )
 def token_issue(
-    state_dir: str, mesh: str, name: str | None, tags: tuple[str, ...], workload: str, valid_for: str, output: str | None
+    state_dir: str,
+    mesh: str,
+    name: str | None,
+    tags: tuple[str, ...],
+    workload: str,
+    valid_for: str,
+    keys_dir: str | None,
+    output: str | None,
 ) -> None:
-    """Issue a dataplane token, signed with the control plane's key in the state directory."""
-    issued = run_issue(state_dir, mesh, name, tags, valid_for, workload)
+    """Issue a dataplane token, signed with the control plane's key in the state directory (or the keys directory)."""
+    issued = run_issue(state_dir, mesh, name, tags, valid_for, workload, keys_dir)
     if output:
         write_token(output, issued)
     else:
@@ -176,12 +204,13 @@ def token_rotate_key(state_dir: str) -> None:
 @token_group.command("inspect")
 @click.option("--file", "token_file", type=click.Path(exists=True, dir_okay=False), help="Read the token from this file.")
 @state_dir_option("Also verify signature and expiry with the signing keys of this state directory.", default=None)
+@keys_dir_option
 @format_option
 @click.argument("value", required=False)
-def token_inspect(token_file: str | None, state_dir: str | None, fmt: str, value: str | None) -> None:
+def token_inspect(token_file: str | None, state_dir: str | None, keys_dir: str | None, fmt: str, value: str | None) -> None:
     """Show a token's ID (what revocation names), mesh, name, tags and expiry."""
     if bool(token_file) == bool(value):
         raise click.UsageError("give the token, or --file")
     text = Path(token_file).read_text(encoding="utf-8") if token_file else value or ""
-    doc = run_inspect(text, state_dir)
+    doc = run_inspect(text, state_dir, keys_dir)
     click.echo(json.dumps(doc, indent=2) if fmt == "json" else inspect_text(doc))

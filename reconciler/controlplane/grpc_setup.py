@@ -8,9 +8,11 @@ settings say `xds_tls: none`.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import grpc
 
+from reconciler.ca.keys_dir import XDS_CA_CERT
 from reconciler.ca.signing_keys import SigningKeys
 from reconciler.ca.statefiles import ROTATE_FLAG
 from reconciler.ca.xds_tls import ca_cert_path, default_names, load_or_create
@@ -43,7 +45,12 @@ class Admission:
             return None
         auth = self._auth
         if auth is None:
-            keys = SigningKeys.open(self.settings.state_dir, rotate_missing=self.settings.rotate_missing_keys)
+            keys_dir = self.settings.keys_dir
+            keys = (
+                SigningKeys.open_shared(keys_dir)
+                if keys_dir
+                else SigningKeys.open(self.settings.state_dir, rotate_missing=self.settings.rotate_missing_keys)
+            )
             auth = self._auth = DataplaneAuthenticator(keys)
             lost = (
                 [
@@ -113,9 +120,10 @@ def make_grpc_server(
             log.warning("xds served without tls", extra={"address": address})
             return server, server.add_insecure_port(address)
         names = default_names(settings.address, settings.xds_tls_names)
-        state_dir = settings.state_dir
-        port = server.add_secure_port(address, server_credentials(lambda: load_or_create(state_dir, names)))
+        state_dir, keys_dir = settings.state_dir, settings.keys_dir
+        port = server.add_secure_port(address, server_credentials(lambda: load_or_create(state_dir, names, keys_dir=keys_dir)))
     except RuntimeError as e:  # taken between the check and the bind
         raise SetupError(f"cannot serve xDS on {address}: {e}") from None
-    log.info("xds tls", extra={"ca_cert": str(ca_cert_path(state_dir)), "names": ",".join(names)})
+    ca_cert = Path(keys_dir) / XDS_CA_CERT if keys_dir else ca_cert_path(state_dir)
+    log.info("xds tls", extra={"ca_cert": str(ca_cert), "names": ",".join(names)})
     return server, port

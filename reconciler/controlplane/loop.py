@@ -157,7 +157,7 @@ class Reconciler:
                 if rejection is not None:
                     raise Rejected(rejection)
                 try:
-                    build = await asyncio.to_thread(self.engine.build, evaluation.snapshot, list(self.store.registered.values()))
+                    build = await asyncio.to_thread(self.engine.build, evaluation.snapshot, self.store.registrations())
                 except CaError as e:
                     attempt = Attempt(
                         evaluation.revision,
@@ -304,7 +304,7 @@ class Reconciler:
             if applied is None:
                 return
             try:
-                build = await asyncio.to_thread(self.engine.build, applied.snapshot, list(self.store.registered.values()))
+                build = await asyncio.to_thread(self.engine.build, applied.snapshot, self.store.registrations())
             except (CaError, InternalError) as e:  # the proxies keep the config they have
                 # ...but certificates due for renewal are not renewed: not Ready, and try again.
                 self.rebuild_failure = f"rebuilding the applied revision ({reason}) failed: {e}; proxies keep their config, certificates are not renewed until it succeeds (retrying every {REBUILD_RETRY:g}s)"

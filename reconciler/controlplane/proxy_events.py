@@ -23,9 +23,10 @@ from reconciler.api.metrics import type_label
 from reconciler.controlplane import rollback
 from reconciler.controlplane.grpc_setup import Admission
 from reconciler.controlplane.loop import Reconciler
+from reconciler.controlplane.registrations import RegistrationSync
 from reconciler.xds.admission import split_node_id
 from reconciler.xds.cache import NodeConfig
-from reconciler.xds.registration import DATAPLANE_METADATA_KEY, registered_dataplane
+from reconciler.xds.registration import DATAPLANE_METADATA_KEY, dataplane_from_text, metadata_text
 from reconciler.xds.security import current_call
 
 __all__ = ["ProxyEvents"]
@@ -51,6 +52,8 @@ class ProxyEvents:
         """Open streams per node id (a proxy may hold a SotW and a delta stream)."""
         self._pushes: dict[str, _Push] = {}
         """Each proxy's push in flight."""
+        self.shared: RegistrationSync | None = None
+        """Where registrations are shared with the other replicas (controlplane/registrations.py)."""
 
     async def on_open(self, node: base_pb2.Node, mode: str) -> str:
         node_id = str(node.id)
@@ -64,18 +67,21 @@ class ProxyEvents:
             claims = auth.authenticate(node, call, mesh, name)
             auth.authorize(claims, mesh, name, check_tags=False)
         raw = node.metadata.fields.get(DATAPLANE_METADATA_KEY) if node.HasField("metadata") else None
+        text = metadata_text(raw) if raw is not None else None
         resource = (
-            await asyncio.to_thread(registered_dataplane, node_id, raw, self.store.applied.model.meshes if self.store.applied else None)
-            if raw is not None
+            await asyncio.to_thread(dataplane_from_text, node_id, text, self.store.applied.model.meshes if self.store.applied else None)
+            if text is not None
             else None
         )
         if auth is not None and claims is not None:
             auth.authorize(claims, mesh, name, resource)
         if call is not None:
             call.node_id, call.claims = node_id, claims
-        if resource is not None:
+        if resource is not None and text is not None:
             previous = self.store.registered.get(node_id)
             self.store.registered[node_id] = resource
+            if self.shared is not None:
+                self.shared.register(node_id, text)
             if previous != resource:
                 await self.reconciler.rebuild(f"registered {node_id}")
         self._streams[node_id] = self._streams.get(node_id, 0) + 1
@@ -99,6 +105,8 @@ class ProxyEvents:
         status.connected, status.streams, status.disconnected_at = False, 0, time.time()
         self.reconciler.acks.check()
         if self.store.registered.pop(node_id, None) is not None:
+            if self.shared is not None:
+                self.shared.register(node_id, None)
             await self.reconciler.rebuild(f"unregistered {node_id}")
 
     def on_sent(self, node_id: str, type_url: str, version: str, revision: str) -> None:
@@ -116,6 +124,14 @@ class ProxyEvents:
         t.acked_version, t.acked_revision = version, revision
         self.metrics.xds_acks.labels(type=type_label(type_url)).inc()
         self._answered(node_id, type_url, nacked=False)
+        self.reconciler.acks.check(node_id)
+
+    def on_resumed(self, node_id: str, type_url: str, version: str, revision: str) -> None:
+        t = self.store.proxy(node_id).type(type_url)
+        t.sent_version = t.acked_version = version
+        t.sent_revision = t.acked_revision = revision
+        t.resumed += 1
+        self.metrics.xds_resumed.labels(type=type_label(type_url)).inc()
         self.reconciler.acks.check(node_id)
 
     def on_config(self, node_id: str, config: NodeConfig) -> None:

@@ -144,7 +144,7 @@ async def _roll_back(r: Reconciler, bad: str) -> None:
         nacks = [(p.node_id, t, " ".join(msg.split())) for p in r.store.proxies.values() for t, msg in p.rejected(bad)]
         try:
             evaluation = await asyncio.to_thread(r.engine.evaluate, good)
-            build = await asyncio.to_thread(r.engine.build, evaluation.snapshot, list(r.store.registered.values()))
+            build = await asyncio.to_thread(r.engine.build, evaluation.snapshot, r.store.registrations())
         except (SourceError, GitError, CaError, InternalError, KeyError, ValueError, OSError) as e:
             log.error("rollback after NACK failed", extra={"revision": good[:12], "error": str(e)})
             return

@@ -28,6 +28,7 @@ import grpc
 
 from reconciler.api.admin_token import AdminToken, AdminTokenError
 from reconciler.api.admin_token import load_or_create as load_admin_token
+from reconciler.api.admin_token import load_shared as load_shared_admin_token
 from reconciler.api.gui import gui_routes
 from reconciler.api.kuma import kuma_routes
 from reconciler.api.metrics import Metrics
@@ -42,6 +43,7 @@ from reconciler.controlplane.commit_diff import commit_diff
 from reconciler.controlplane.grpc_setup import Admission, make_grpc_server
 from reconciler.controlplane.loop import Reconciler
 from reconciler.controlplane.proxy_events import ProxyEvents
+from reconciler.controlplane.registrations import RegistrationSync, replica_id
 from reconciler.controlplane.settings import ServeSettings, SetupError
 from reconciler.controlplane.watch import Watcher
 from reconciler.history import branch_history
@@ -72,6 +74,7 @@ class ControlPlane:
         self.admission = Admission(settings, self.store)
         self.proxy_events = ProxyEvents(self.reconciler, self.admission)
         self.watcher = Watcher(self.reconciler)
+        self.registrations: RegistrationSync | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: ApiServer | None = None
         self.admin_token: AdminToken | None = None
@@ -102,7 +105,8 @@ class ControlPlane:
         Path(self.settings.state_dir).mkdir(parents=True, exist_ok=True)
         self._load_setup()
         try:
-            self.admin_token = load_admin_token(self.settings.state_dir)
+            keys_dir = self.settings.keys_dir
+            self.admin_token = load_shared_admin_token(keys_dir) if keys_dir else load_admin_token(self.settings.state_dir)
         except AdminTokenError as e:
             raise SetupError(str(e)) from None
         # Both ports are checked before anything is read or served (the xDS port where its
@@ -112,7 +116,9 @@ class ControlPlane:
             raise SetupError(f"cannot serve the API on {self.settings.api_address}:{self.settings.api_port}: {api_in_use}")
         repo = await asyncio.to_thread(self.mirror.open)
         self.reconciler.engine = Engine(
-            GitSource(repo, self.settings.path), CertificateProvider(CaStore(self.settings.state_dir)), self.settings.compact_outbounds
+            GitSource(repo, self.settings.path),
+            CertificateProvider(CaStore(self.settings.state_dir, self.settings.keys_dir)),
+            self.settings.compact_outbounds,
         )
         self._grpc, self.xds_port = make_grpc_server(self.settings, self.admission, self.cache, self.proxy_events)
         self.reconciler.listeners.append(self.admission.recheck_streams)
@@ -131,6 +137,14 @@ class ControlPlane:
             self.api_port = await self._http.start(self.settings.api_address, self.settings.api_port)
         except OSError as e:  # taken between the check and the bind
             raise SetupError(f"cannot serve the API on {self.settings.api_address}:{self.settings.api_port}: {e.strerror or e}") from None
+        self.registrations = RegistrationSync(
+            self.reconciler,
+            replica_id(self.settings.state_dir),
+            heartbeat=self.settings.registration_heartbeat,
+            poll=self.settings.fetch_interval if self.mirror.remote else self.settings.poll_interval,
+        )
+        self.proxy_events.shared = self.registrations
+        self.registrations.start()
         self.watcher.start()
         log.info("admin token", extra={"path": str(self.admin_token.path), "token_id": self.admin_token.id})
         log.info(
@@ -162,10 +176,13 @@ class ControlPlane:
                     "commit signatures verified",
                     extra={"allowed_signers": rec.signatures.allowed_signers or "-", "gpg_keyring": rec.signatures.gpg_keyring or "-"},
                 )
-            # Every key file of the state directory, now: an unusable or lost one stops the start.
-            rotated = CaStore(s.state_dir).check_keys(rotate_missing=s.rotate_missing_keys)
+            # Every key file of the state directory (or the keys directory), now: an unusable or
+            # lost one stops the start.
+            if s.keys_dir is not None and not Path(s.keys_dir).is_dir():
+                raise SetupError(f"the keys directory {s.keys_dir} does not exist: make it with `reconciler keys init --out {s.keys_dir}`")
+            rotated = CaStore(s.state_dir, s.keys_dir).check_keys(rotate_missing=s.rotate_missing_keys)
             if s.xds_tls != "none":
-                rotated += [r for r in [check_xds_tls(s.state_dir, rotate_missing=s.rotate_missing_keys)] if r]
+                rotated += [r for r in [check_xds_tls(s.state_dir, rotate_missing=s.rotate_missing_keys, keys_dir=s.keys_dir)] if r]
             self.admission.authenticator()
         except (CredentialError, SignatureSetupError, StateFileError) as e:
             raise SetupError(str(e)) from None
@@ -180,6 +197,8 @@ class ControlPlane:
         self.reconciler.stopping.set()
         self.xds_serving = False
         self.reconciler.renewal.cancel()
+        if self.registrations is not None:
+            await self.registrations.stop()
         await self.watcher.stop()
         if self._http is not None:
             await self._http.stop()

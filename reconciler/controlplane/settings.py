@@ -60,6 +60,9 @@ class ServeSettings:
     """Read the shared keys (mesh CAs, token signing keys, the xDS TLS CA, the admin token) from
     this directory, a mounted Kubernetes Secret made by `reconciler keys init`, and never
     generate them: every replica of an HA install reads the same keys (docs/operations.md)."""
+    registration_heartbeat: float = 30.0
+    """Seconds between rewrites of this replica's registrations ref while it has any; another
+    replica's registrations count until 3 heartbeats old (reconciler/source/registry.py)."""
     compact_outbounds: int | None = None
     """Proxies with at least this many outbounds get the compact outbound shape (one listener
     for all of them); None: Kuma's shape unless a Dataplane's label asks (reconciler/mesh/shape.py)."""

@@ -133,7 +133,12 @@ class DeltaStream:
             else:
                 state.nacked = {}
                 self.server.callbacks.on_ack(self.node_id, type_url, req.response_nonce, state.sent_revision)
-        await self.push(type_url, force=first)
+        # A reconnecting client that names what it has gets only what differs; when nothing
+        # does, nothing is sent (it was served this content before, here or by another replica).
+        nonce = state.nonce
+        await self.push(type_url, force=first and not req.initial_resource_versions)
+        if first and state.nonce == nonce and self.config is not None:
+            self.server.callbacks.on_resumed(self.node_id, type_url, "", self.config.revision)
 
     async def on_config(self, config: NodeConfig | None) -> None:
         self.config = config

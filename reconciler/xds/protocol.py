@@ -62,6 +62,11 @@ class StreamCallbacks(Protocol):
 
     def on_nack(self, node_id: str, type_url: str, version: str, revision: str, message: str) -> None: ...
 
+    def on_resumed(self, node_id: str, type_url: str, version: str, revision: str) -> None:
+        """A reconnecting proxy already has this type's current config (it was served by this
+        or another replica): nothing is sent, and what it has counts as acknowledged."""
+        ...
+
     def on_config(self, node_id: str, config: NodeConfig) -> None:
         """The stream has pushed everything that changed up to this config of the node."""
         ...
@@ -83,6 +88,9 @@ class NoCallbacks:
         pass
 
     def on_nack(self, node_id: str, type_url: str, version: str, revision: str, message: str) -> None:
+        pass
+
+    def on_resumed(self, node_id: str, type_url: str, version: str, revision: str) -> None:
         pass
 
     def on_config(self, node_id: str, config: NodeConfig) -> None:

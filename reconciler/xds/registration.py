@@ -23,7 +23,7 @@ from reconciler.source.loader import load_file
 from reconciler.validate import validate_resource
 from reconciler.xds.server import XdsRejected
 
-__all__ = ["DATAPLANE_METADATA_KEY", "registered_dataplane"]
+__all__ = ["DATAPLANE_METADATA_KEY", "registered_dataplane", "metadata_text", "dataplane_from_text"]
 
 DATAPLANE_METADATA_KEY = "dataplane.resource"
 """Node metadata field carrying the Dataplane of a proxy not declared in git (as kuma-dp does)."""
@@ -33,21 +33,32 @@ def registered_dataplane(node_id: str, raw: Any, meshes: Collection[str] | None)
     """The Dataplane in `raw` (the metadata value: a YAML/JSON string or a struct), checked:
     one Dataplane, named by the node id, valid, in one of `meshes` (the applied revision's;
     None before any is applied)."""
+    return dataplane_from_text(node_id, metadata_text(raw), meshes)
+
+
+def _too_large(size: int) -> XdsRejected:
+    limit = MAX_DATAPLANE_METADATA_BYTES
+    return XdsRejected(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"{DATAPLANE_METADATA_KEY} is {size:,} bytes; the limit is {limit:,} ({limit // 1024} KiB) for one Dataplane",
+    )
+
+
+def metadata_text(raw: Any) -> str:
+    """The metadata value as text (a struct as JSON), bounded before it is converted: what
+    another replica is given to register the same Dataplane (reconciler/source/registry.py)."""
+    if raw.ByteSize() > MAX_DATAPLANE_METADATA_BYTES:
+        raise _too_large(raw.ByteSize())
+    return str(raw.string_value) if raw.HasField("string_value") else json.dumps(json_format.MessageToDict(raw.struct_value))
+
+
+def dataplane_from_text(node_id: str, text: str, meshes: Collection[str] | None) -> Resource:
+    """`registered_dataplane` of the metadata's text."""
     mesh, _, name = node_id.partition(".")
     limit = MAX_DATAPLANE_METADATA_BYTES
-
-    def too_large(size: int) -> XdsRejected:
-        return XdsRejected(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"{DATAPLANE_METADATA_KEY} is {size:,} bytes; the limit is {limit:,} ({limit // 1024} KiB) for one Dataplane",
-        )
-
-    if raw.ByteSize() > limit:
-        raise too_large(raw.ByteSize())
-    text = raw.string_value if raw.HasField("string_value") else json.dumps(json_format.MessageToDict(raw.struct_value))
     data = text.encode()
     if len(data) > limit:
-        raise too_large(len(data))
+        raise _too_large(len(data))
     result = load_file(f"<node {node_id} metadata>", data, budget=dataplane_metadata_budget(), max_bytes=limit)
     problems: list[Problem] = list(result.problems)
     resources = [r for r in result.resources if r.type == "Dataplane"]

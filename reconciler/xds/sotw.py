@@ -5,7 +5,8 @@
 - a NACK (error_detail) is recorded and the rejected content is never re-sent, only newer
   content; an ACK with a changed subscription is always answered, even when nothing changed
   (Envoy re-requests EDS after a cluster change and stalls 15 s if unanswered); LDS and CDS
-  are full state; an initial request is always answered;
+  are full state; an initial request is answered, unless it already names the version we would
+  send (a reconnect to a replica serving the same commit: nothing is pushed);
 - updates go out in the order CDS, EDS, LDS, RDS, SDS, and clusters that disappear are
   removed only after the listeners and routes that used them (make before break).
 """
@@ -78,6 +79,17 @@ class SotwStream:
             "sent", extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "version": version, "count": len(resources)}
         )
 
+    def _resume(self, type_url: str, resources: list[XdsResource]) -> None:
+        """A new stream's first request already holds what we would send (the proxy was served
+        this content before it reconnected, here or by another replica with the same commit):
+        as go-control-plane does, nothing is sent, so a reconnect changes nothing in Envoy."""
+        state = self.types[type_url]
+        state.sent_version = state.acked_version = _set_version(resources)
+        state.sent = {r.name: r for r in resources}
+        state.sent_revision = self.config.revision if self.config else ""
+        self.server.callbacks.on_resumed(self.node_id, type_url, state.sent_version, state.sent_revision)
+        log.debug("resumed", extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "version": state.sent_version})
+
     async def on_request(self, req: discovery_pb2.DiscoveryRequest) -> None:
         type_url = req.type_url
         state = self.types.get(type_url)
@@ -112,7 +124,11 @@ class SotwStream:
             state = self.types.setdefault(type_url, _SotwType())
             state.names = names
             if self.config is not None:
-                await self.send(type_url, _select(self.config, type_url, names))
+                resources = _select(self.config, type_url, names)
+                if not req.response_nonce and req.version_info and req.version_info == _set_version(resources):
+                    self._resume(type_url, resources)
+                else:
+                    await self.send(type_url, resources)
             return
         if req.response_nonce != state.nonce:
             return  # stale: a newer response is in flight and its ACK/NACK will follow

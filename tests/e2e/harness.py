@@ -257,6 +257,8 @@ class ControlPlaneProcess(_Process):
         given = dict(zip(extra, extra[1:], strict=False))
         self.dataplane_auth = dataplane_auth and given.get("--dataplane-auth", "dpToken") != "none"
         self.xds_tls = xds_tls and given.get("--xds-tls", "builtin") != "none"
+        self.keys_dir = given.get("--keys-dir")
+        """`serve --keys-dir`: tokens are issued from the shared keys directory, as every replica accepts them."""
         if not dataplane_auth and "--dataplane-auth" not in given:
             extra += ["--dataplane-auth", "none"]
         if not xds_tls and "--xds-tls" not in given:
@@ -300,8 +302,9 @@ class ControlPlaneProcess(_Process):
         return self.state_dir / "xds-tls" / "ca.crt" if self.xds_tls else None
 
     def issue_token(self, name: str | None = None, mesh: str = "default", *, tags: Iterable[str] = (), valid_for: str = "24h") -> str:
-        """A dataplane token from `reconciler token issue --state-dir <this control plane's state>`."""
-        args = [PYTHON, "-m", "reconciler", "token", "issue", "--state-dir", str(self.state_dir), "--mesh", mesh, "--valid-for", valid_for]
+        """A dataplane token from `reconciler token issue --state-dir <this control plane's state>` (or `--keys-dir`)."""
+        keys = ["--keys-dir", self.keys_dir] if self.keys_dir else ["--state-dir", str(self.state_dir)]
+        args = [PYTHON, "-m", "reconciler", "token", "issue", *keys, "--mesh", mesh, "--valid-for", valid_for]
         if name:
             args += ["--name", name]
         for t in tags:

@@ -77,6 +77,10 @@ class Recorder:
         self.events.append(("nack", type_url, revision, message))
         self.calls.append(("nack", node_id, type_url, version, revision))
 
+    def on_resumed(self, node_id: str, type_url: str, version: str, revision: str) -> None:
+        self.events.append(("resumed", type_url, revision))
+        self.calls.append(("resumed", node_id, type_url, version, revision))
+
     def on_config(self, node_id: str, config: NodeConfig) -> None:
         self.events.append(("config", node_id, config.revision))
 

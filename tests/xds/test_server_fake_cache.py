@@ -328,3 +328,46 @@ def test_a_watcher_that_refuses_the_node_ends_its_stream_with_the_given_status(h
     assert ended.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert ended.value.details() == "token revoked"
     eventually(lambda: h.server.recorder.of("close") == [("close", NODE)])
+
+
+# -- a proxy that reconnects (to this replica or another) -------------------------------------------------
+def test_sotw_reconnect_that_names_the_current_version_gets_nothing_and_counts_as_acked(h: Harness) -> None:
+    h.start(NODE, "r1", cluster("a"), cluster("b"))
+    first = h.client()
+    first.send(CLUSTER, first=True)
+    served = first.recv()
+    first.ack(served)
+    first.close()
+    # A new stream whose first request names the version it holds: as go-control-plane, no response.
+    again = h.client()
+    again.send(CLUSTER, version=served.version_info, first=True)
+    assert again.nothing()
+    eventually(lambda: ("resumed", NODE, CLUSTER, served.version_info, "r1") in h.server.recorder.calls)
+    # It is still watched: the next change reaches it.
+    h.push(NODE, h.fake.config("r2", cluster("a"), cluster("b"), cluster("c")))
+    assert names(again.recv()) == ["a", "b", "c"]
+
+
+def test_sotw_reconnect_holding_an_older_version_gets_the_current_one(h: Harness) -> None:
+    h.start(NODE, "r2", cluster("a"), cluster("b"))
+    c = h.client()
+    c.send(CLUSTER, version="0123456789abcdef", first=True)
+    assert names(c.recv()) == ["a", "b"]
+    assert not any(call[0] == "resumed" for call in h.server.recorder.calls)
+
+
+def test_delta_reconnect_that_has_every_resource_gets_nothing(h: Harness) -> None:
+    h.start(NODE, "r1", cluster("a"), cluster("b"))
+    first = h.client(delta=True)
+    first.send_delta(CLUSTER, first=True)
+    served = first.recv()
+    first.send_delta(CLUSTER, nonce=served.nonce)
+    first.close()
+    again = h.client(delta=True)
+    again.send_delta(CLUSTER, initial={r.name: r.version for r in served.resources}, first=True)
+    assert again.nothing()
+    eventually(lambda: ("resumed", CLUSTER, "r1") in h.server.recorder.events)
+    # One resource the client lacks: only that one is sent.
+    stale = h.client(delta=True)
+    stale.send_delta(CLUSTER, initial={"a": served.resources[0].version}, first=True)
+    assert [r.name for r in stale.recv().resources] == ["b"]
