@@ -1,8 +1,9 @@
 """One replica's view of some repositories: every resource version of every proxy.
 
-`python -m tests.replicas.probe NOW STATE_DIR REPO...` prints, as JSON, what `versions` returns
-for each repository, computed in a process of its own (its own string hashing, its own CA
-objects read from STATE_DIR/<repo name>), as another control-plane replica would.
+`python -m tests.replicas.probe NOW STATE_DIR KEYS_DIR REPO...` prints, as JSON, what `versions`
+returns for each repository, computed in a process of its own (its own string hashing, its own
+CA objects read from STATE_DIR/<repo name>, or KEYS_DIR/<repo name> unless KEYS_DIR is `-`), as
+another control-plane replica would.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ Versions = dict[str, dict[str, str]]
 """node id → "<type url> <resource name>" → version."""
 
 
-def versions(repo: Path, state_dir: Path, now: float) -> Versions:
-    """Build HEAD of `repo` as `reconciler serve` does, the CA state kept in `state_dir`, at `now`."""
-    engine = Engine(GitSource(str(repo)), CertificateProvider(CaStore(state_dir / repo.name), clock=lambda: now))
+def versions(repo: Path, state_dir: Path, now: float, keys_dir: Path | None = None) -> Versions:
+    """Build HEAD of `repo` as `reconciler serve` does at `now`, its state in `state_dir` and,
+    with `keys_dir` (`serve --keys-dir`), its builtin CAs read from there."""
+    store = CaStore(state_dir / repo.name, keys_dir / repo.name if keys_dir is not None else None)
+    engine = Engine(GitSource(str(repo)), CertificateProvider(store, clock=lambda: now))
     evaluation = engine.evaluate("HEAD")
     if not evaluation.report.valid:
         raise AssertionError(f"{repo.name} is not valid: " + "; ".join(p.render() for p in evaluation.report.errors))
@@ -31,8 +34,9 @@ def versions(repo: Path, state_dir: Path, now: float) -> Versions:
 
 
 def main(argv: list[str]) -> None:
-    now, state_dir, repos = float(argv[0]), Path(argv[1]), [Path(a) for a in argv[2:]]
-    json.dump({repo.name: versions(repo, state_dir, now) for repo in repos}, sys.stdout)
+    now, state_dir, repos = float(argv[0]), Path(argv[1]), [Path(a) for a in argv[3:]]
+    keys_dir = Path(argv[2]) if argv[2] != "-" else None
+    json.dump({repo.name: versions(repo, state_dir, now, keys_dir) for repo in repos}, sys.stdout)
 
 
 if __name__ == "__main__":

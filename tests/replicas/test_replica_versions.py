@@ -2,8 +2,9 @@
 that reconnects to another replica (or to one that restarted) gets no push.
 
 Replica A builds in this process; replicas B and C build in processes of their own (other
-string hashing, their own copies of the CA read from the shared state directory), through
-tests/replicas/probe.py. The repositories: example-repo (mTLS, MeshIdentity, MeshTrust,
+string hashing, their own copies of the CA), through tests/replicas/probe.py. The CAs are
+shared as one state directory, or as the production layout: a keys directory made by
+`keys init` (read by `serve --keys-dir`) and a state directory of each replica's own. The repositories: example-repo (mTLS, MeshIdentity, MeshTrust,
 MeshMetric, MeshTrace, MeshAccessLog, a gateway), a provided ECDSA mesh CA next to a mesh with
 only a MeshIdentity, and the golden inputs of the policies whose output is most varied.
 """
@@ -17,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from reconciler.ca.derivation import window_at
+from reconciler.ca.keys_init import builtin_cas, make_keys
+from reconciler.reconcile import Engine
+from reconciler.source.git import GitSource
 from reconciler.xds.resources import SECRET
 from tests.gitops.helpers import ALLOW_ALL
 from tests.replicas.probe import Versions, versions
@@ -116,21 +121,40 @@ def repos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return out
 
 
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("state")
+@dataclass(frozen=True)
+class Layout:
+    """Where replicas keep their CAs: one shared state directory, or each its own state
+    directory and one keys directory (`serve --keys-dir`, made by `keys init`)."""
+
+    state_a: Path
+    state_others: Path
+    keys: Path | None
+
+
+@pytest.fixture(scope="module", params=["shared-state-dir", "keys-dir"])
+def layout(request: pytest.FixtureRequest, repos: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Layout:
+    if request.param == "shared-state-dir":
+        state = tmp_path_factory.mktemp("state")
+        return Layout(state, state, None)
+    keys = tmp_path_factory.mktemp("keys")
+    for repo in repos:
+        cas = builtin_cas(Engine(GitSource(str(repo))).evaluate("HEAD").snapshot)
+        if cas:
+            make_keys(keys / repo.name, cas)
+    return Layout(tmp_path_factory.mktemp("state-a"), tmp_path_factory.mktemp("state-others"), keys)
 
 
 @pytest.fixture(scope="module")
-def replica_a(repos: list[Path], state_dir: Path) -> dict[str, Versions]:
-    """The first replica: it creates the builtin CAs in the shared state directory."""
-    return {repo.name: versions(repo, state_dir, NOW) for repo in repos}
+def replica_a(repos: list[Path], layout: Layout) -> dict[str, Versions]:
+    """The first replica (with a shared state directory, it creates the builtin CAs there)."""
+    return {repo.name: versions(repo, layout.state_a, NOW, layout.keys) for repo in repos}
 
 
-def _other_process(repos: list[Path], state_dir: Path, now: float, hash_seed: str) -> dict[str, Versions]:
+def _other_process(repos: list[Path], layout: Layout, now: float, hash_seed: str) -> dict[str, Versions]:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    keys = str(layout.keys) if layout.keys is not None else "-"
     done = subprocess.run(
-        [sys.executable, "-m", "tests.replicas.probe", repr(now), str(state_dir), *map(str, repos)],
+        [sys.executable, "-m", "tests.replicas.probe", repr(now), str(layout.state_others), keys, *map(str, repos)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -157,9 +181,9 @@ def test_every_proxy_of_every_repository_has_resources(replica_a: dict[str, Vers
 
 @pytest.mark.parametrize("hash_seed", ["1", "2"])
 def test_replicas_in_other_processes_serve_identical_versions(
-    repos: list[Path], state_dir: Path, replica_a: dict[str, Versions], hash_seed: str
+    repos: list[Path], layout: Layout, replica_a: dict[str, Versions], hash_seed: str
 ) -> None:
-    other = _other_process(repos, state_dir, NOW + 30, hash_seed)
+    other = _other_process(repos, layout, NOW + 30, hash_seed)
     assert other.keys() == replica_a.keys()
     differing = {
         f"{repo} {node} {key}"
@@ -172,18 +196,16 @@ def test_replicas_in_other_processes_serve_identical_versions(
     assert other == replica_a
 
 
-def test_a_replica_restarted_later_in_the_window_serves_the_same(
-    repos: list[Path], state_dir: Path, replica_a: dict[str, Versions]
-) -> None:
-    restarted = {repo.name: versions(repo, state_dir, WINDOW.end - 60) for repo in repos[:2]}
+def test_a_replica_restarted_later_in_the_window_serves_the_same(repos: list[Path], layout: Layout, replica_a: dict[str, Versions]) -> None:
+    restarted = {repo.name: versions(repo, layout.state_a, WINDOW.end - 60, layout.keys) for repo in repos[:2]}
     for repo in MTLS_REPOS:
         assert restarted[repo] == replica_a[repo]
 
 
 def test_the_next_window_renews_every_certificate_and_changes_nothing_else(
-    repos: list[Path], state_dir: Path, replica_a: dict[str, Versions]
+    repos: list[Path], layout: Layout, replica_a: dict[str, Versions]
 ) -> None:
-    renewed = {repo.name: versions(repo, state_dir, WINDOW.end) for repo in repos[:2]}
+    renewed = {repo.name: versions(repo, layout.state_a, WINDOW.end, layout.keys) for repo in repos[:2]}
     for repo in MTLS_REPOS:
         before, after = replica_a[repo], renewed[repo]
         assert after.keys() == before.keys()
