@@ -36,7 +36,9 @@ def ads_source() -> config_source_pb2.ConfigSource:
 
 def pack(message: Message) -> any_pb2.Any:
     out = any_pb2.Any()
-    out.Pack(message)
+    # Deterministic: map fields (a Struct's, e.g. an access log's JSON format) would otherwise be
+    # written in insertion order, which can follow string hashing, so replicas would disagree.
+    out.Pack(message, deterministic=True)
     return out
 
 

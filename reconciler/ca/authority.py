@@ -4,13 +4,15 @@ A mesh CA is an RSA root (Kuma's builtin CA; `RSAbits`, default 2048, and `expir
 default 10 years) or a certificate and key the user provides. Workload certificates carry the
 proxy's SPIFFE ids (`spiffe://<mesh>/<service>`, one per inbound service) and Kuma's tag
 URIs (`kuma://<tag>/<value>`) as URI SANs, and an ECDSA P-256 key: cheap to make for
-thousands of proxies and short lifetimes.
+thousands of proxies and short lifetimes. They are deterministic (ca/derivation.py): the same
+CA, proxy and time window give the same bytes on every replica.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from reconciler.ca.derivation import WorkloadSeed, backdate, derive, window_at
 from reconciler.x509_checks import ca_certificate_problems, kuma_lifetime_seconds
 
 __all__ = [
@@ -76,10 +79,9 @@ class WorkloadCertificate:
     spiffe_ids: tuple[str, ...]
     issuer: str
     """Fingerprint of the signing CA."""
-
-    def renew_at(self, fraction: float = 0.8) -> float:
-        """When to replace it: after `fraction` of its lifetime (Kuma renews before expiry)."""
-        return self.not_before + (self.not_after - self.not_before) * fraction
+    renew_at: float
+    """When to replace it: the end of the window it was issued in (80% of its lifetime after the
+    window start). Before then, issuing again gives this very certificate."""
 
 
 def _now() -> dt.datetime:
@@ -141,22 +143,25 @@ def load_authority(name: str, cert_pem: bytes, key_pem: bytes) -> Authority:
 
 
 def issue_workload(
-    ca: Authority, spiffe_ids: Sequence[str], tag_uris: Iterable[str], validity: float, *, now: float | None = None
+    ca: Authority, spiffe_ids: Sequence[str], tag_uris: Iterable[str], validity: float, *, now: float | None = None, holder: str = ""
 ) -> WorkloadCertificate:
-    """A certificate for one proxy, valid for `validity` seconds from now."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = dt.datetime.fromtimestamp(now, dt.UTC) if now is not None else _now()
-    # Backdate a little: clocks of other hosts may lag.
-    not_before = start - dt.timedelta(seconds=min(60.0, validity / 10))
+    """The certificate of proxy `holder` (`mesh/name`) for the window `now` falls in: valid from
+    the window start (backdated a little) for `validity` seconds. The same arguments within one
+    window give the same bytes (key, serial, dates and signature), on any host with the CA key."""
+    tags = sorted(set(tag_uris))
+    window = window_at(time.time() if now is None else now, validity)
+    key, serial = derive(ca.key, WorkloadSeed(holder, tuple(spiffe_ids), tuple(tags), validity, window, ca.fingerprint))
+    start = dt.datetime.fromtimestamp(window.start, dt.UTC)
+    not_before = start - dt.timedelta(seconds=backdate(validity))
     not_after = start + dt.timedelta(seconds=validity)
-    uris = [x509.UniformResourceIdentifier(u) for u in list(spiffe_ids) + sorted(set(tag_uris))]
+    uris = [x509.UniformResourceIdentifier(u) for u in list(spiffe_ids) + tags]
     issuer_cert = ca.certificate
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mesh-reconciler")]))
         .issuer_name(issuer_cert.subject)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial)
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -182,7 +187,11 @@ def issue_workload(
     # trusting an id it does not have. X.509 forbids an empty SAN extension.
     if uris:
         builder = builder.add_extension(x509.SubjectAlternativeName(uris), critical=True)
-    cert = builder.sign(ca.key, hashes.SHA256())
+    # RSA PKCS#1 v1.5 signatures are deterministic; ECDSA ones are when asked (RFC 6979).
+    if isinstance(ca.key, ec.EllipticCurvePrivateKey):
+        cert = builder.sign(ca.key, hashes.SHA256(), ecdsa_deterministic=True)
+    else:
+        cert = builder.sign(ca.key, hashes.SHA256())
     return WorkloadCertificate(
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
         key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
@@ -190,4 +199,5 @@ def issue_workload(
         not_after=not_after.timestamp(),
         spiffe_ids=tuple(spiffe_ids),
         issuer=ca.fingerprint,
+        renew_at=window.end,
     )

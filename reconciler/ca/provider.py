@@ -6,10 +6,12 @@ sources: a mesh Secret, inline bytes, an inline string or a file). mTLS is off w
 `enabledBackend` is empty. `mode` is STRICT (default) or PERMISSIVE; `dpCert.rotation.expiration`
 sets the certificates' lifetime (default 24h).
 
-Certificates are issued once per proxy identity and reused until 80% of their lifetime has
-passed; `next_renewal()` tells the control plane when to rebuild so they are replaced before
+Certificates are issued per proxy identity and time window (ca/derivation.py): the same on
+every replica and after a restart, reused until their window ends (80% of their lifetime after
+its start); `next_renewal()` tells the control plane when to rebuild so they are replaced before
 they expire. When the enabled CA changes, the previous CA stays trusted for one certificate
-lifetime, so proxies on old and new certificates keep talking during the switch.
+lifetime (until the certificate window in which that lifetime ends is over), so proxies on old
+and new certificates keep talking during the switch.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.ca.authority import Authority, CaError, WorkloadCertificate, issue_workload, load_authority, parse_kuma_duration
+from reconciler.ca.derivation import window_at
 from reconciler.ca.identity import Identity, identity_authority, trusted_bundles
 from reconciler.ca.store import CaStore
 from reconciler.ca.subject import SERVICE_TAG, ProxySubject
@@ -32,7 +35,6 @@ __all__ = ["ProxyTls", "MeshTls", "CertificateProvider", "DEFAULT_CERT_VALIDITY"
 
 DEFAULT_CERT_VALIDITY = 24 * 3600.0
 DEFAULT_CA_VALIDITY = 10 * 365 * 86400.0
-RENEW_FRACTION = 0.8
 
 
 def spiffe_id(mesh: str, service: str) -> str:
@@ -130,8 +132,13 @@ class CertificateProvider:
         validity = parse_kuma_duration(((backend.get("dpCert") or {}).get("rotation") or {}).get("expiration"), DEFAULT_CERT_VALIDITY)
         now = self.clock()
         self.store.activate(mesh.name, authority, now)
+        # Decided per certificate window, not per moment: replicas (which all rebuild at window
+        # ends) then drop a retired CA from the bundle at the same rebuild, whenever else they build.
+        window_start = window_at(now, validity).start
         trusted = [authority.cert_pem] + [
-            r.cert_pem for r in self.store.retired(mesh.name) if r.retired_at > now - validity and r.fingerprint != authority.fingerprint
+            r.cert_pem
+            for r in self.store.retired(mesh.name)
+            if r.retired_at + validity > window_start and r.fingerprint != authority.fingerprint
         ]
         mode = str(backend.get("mode") or "STRICT")
         if mode in ("0", "1"):
@@ -158,8 +165,9 @@ class CertificateProvider:
         now = self.clock()
         with self._lock:
             cert = self._certs.get(key)
-            if cert is None or now >= cert.renew_at(RENEW_FRACTION):
-                cert = issue_workload(authority, ids, tag_uris, validity, now=now)
+            # renew_at is the end of the certificate's window: issuing earlier would give it again.
+            if cert is None or now >= cert.renew_at:
+                cert = issue_workload(authority, ids, tag_uris, validity, now=now, holder=f"{dp.mesh}/{dp.name}")
                 self._certs = {k: v for k, v in self._certs.items() if k[:2] != key[:2]}
                 self._certs[key] = cert
         return ProxyTls(
@@ -173,5 +181,5 @@ class CertificateProvider:
 
     def next_renewal(self) -> float | None:
         with self._lock:
-            times = [c.renew_at(RENEW_FRACTION) for c in self._certs.values()]
+            times = [c.renew_at for c in self._certs.values()]
         return min(times) if times else None

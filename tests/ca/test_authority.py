@@ -90,7 +90,8 @@ def test_a_workload_certificate_carries_its_ids_and_lifetime_and_is_signed_by_th
     assert san.value.get_values_for_type(x509.UniformResourceIdentifier) == ["spiffe://default/web", "kuma://team/a", "kuma://version/v2"]
     assert parsed.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
     assert (cert.not_before, cert.not_after) == (NOW - 60.0, NOW + 3600.0)  # backdated by a minute for lagging clocks
-    assert cert.renew_at() == pytest.approx(cert.not_before + 0.8 * (cert.not_after - cert.not_before))
+    # NOW starts a window (of 0.8 × 3600 s): renewed at its end, 80% of the lifetime after NOW.
+    assert cert.renew_at == NOW + 0.8 * 3600.0
     assert cert.issuer == root.fingerprint and cert.spiffe_ids == ("spiffe://default/web",)
     public = root.certificate.public_key()
     assert isinstance(public, rsa.RSAPublicKey)
