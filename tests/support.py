@@ -3,6 +3,7 @@ Envoy config generated for a proxy with its consistency checked (`generate_check
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -10,6 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from reconciler.errors import Problem
 from reconciler.model import Snapshot
@@ -32,6 +36,9 @@ __all__ = [
     "served_listener",
     "assert_consistent",
     "generate_checked",
+    "mesh",
+    "ALLOW_ALL",
+    "self_signed_ec_ca",
 ]
 
 GIT_ENV = {
@@ -240,3 +247,45 @@ def engine_generation_checked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setattr(module, "generate", generate)
     yield
     assert not found, "inconsistent Envoy config generated:\n" + "\n".join(found)
+
+
+def mesh(name: str = "default", mtls: bool = False, backend: str = "ca-1") -> str:
+    text = f"type: Mesh\nname: {name}\n"
+    if mtls:
+        text += f"mtls:\n  enabledBackend: {backend}\n  backends:\n    - name: {backend}\n      type: builtin\n"
+    return text
+
+
+ALLOW_ALL = """\
+type: MeshTrafficPermission
+mesh: default
+name: allow-all
+spec:
+  targetRef:
+    kind: Mesh
+  from:
+    - targetRef:
+        kind: Mesh
+      default:
+        action: Allow
+"""
+
+
+def self_signed_ec_ca(common_name: str) -> tuple[bytes, bytes]:
+    """A CA a user would provide: ECDSA P-256, valid 2020-2040; (certificate PEM, PKCS#8 key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), pem

@@ -4,7 +4,6 @@ provider renews once per window, at its end, and never reissues the same certifi
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from reconciler.ca.provider import CertificateProvider, ProxyTls
 from reconciler.ca.store import CaStore
 from reconciler.model import Resource
 from tests.ca.conftest import Inbound, Proxy
+from tests.support import self_signed_ec_ca
 
 DAY = 24 * 3600.0
 WINDOW = window_at(1_800_000_000.0, DAY)
@@ -47,22 +47,7 @@ def _parsed(cert: WorkloadCertificate) -> x509.Certificate:
 @pytest.fixture(scope="module")
 def ec_root() -> Authority:
     """A provided ECDSA P-256 CA: its signatures are random unless asked to be deterministic."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "provided ecdsa")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-        .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return load_authority("given", cert.public_bytes(serialization.Encoding.PEM), pem)
+    return load_authority("given", *self_signed_ec_ca("provided ecdsa"))
 
 
 @pytest.mark.parametrize("ca_name", ["root", "ec_root"])

@@ -21,33 +21,9 @@ import pytest
 from tests.api.support import request
 from tests.e2e.ha import Replicas, Traffic, make_keys, responses_received
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
-from tests.support import dataplane_yaml
+from tests.support import ALLOW_ALL, dataplane_yaml, mesh
 
 pytestmark = pytest.mark.envoy
-
-MESH = """\
-type: Mesh
-name: default
-mtls:
-  enabledBackend: ca-1
-  backends:
-    - name: ca-1
-      type: builtin
-"""
-
-ALLOW_ALL = """\
-type: MeshTrafficPermission
-name: allow-all
-mesh: default
-spec:
-  targetRef:
-    kind: Mesh
-  from:
-    - targetRef:
-        kind: Mesh
-      default:
-        action: Allow
-"""
 
 HEADER_ROUTE = """\
 type: MeshHTTPRoute
@@ -86,7 +62,7 @@ class Ha:
     def files(self, *, route: bool = False) -> dict[str, str | None]:
         p = self.ports
         return {
-            "meshes/default.yaml": MESH,
+            "meshes/default.yaml": mesh(mtls=True),
             "policies/allow.yaml": ALLOW_ALL,
             "dataplanes/web.yaml": dataplane_yaml("web", "web", p["web_in"], p["web_app"], {"backend": p["web_to_backend"]}),
             "dataplanes/backend.yaml": dataplane_yaml("backend-1", "backend", p["backend_in"], self.backend.port),

@@ -11,16 +11,9 @@ from pathlib import Path
 
 from reconciler.dataplane.envoy_binary import find_envoy
 from tests.e2e.harness import http_get, wait_until
-from tests.support import GIT_ENV, dataplane_yaml
+from tests.support import ALLOW_ALL, GIT_ENV, dataplane_yaml, mesh
 
 __all__ = ["mesh", "dataplane", "ALLOW_ALL", "deny_from", "StaticEnvoy", "fresh_shell_env", "reconciler_cmd"]
-
-
-def mesh(name: str = "default", mtls: bool = False, backend: str = "ca-1") -> str:
-    text = f"type: Mesh\nname: {name}\n"
-    if mtls:
-        text += f"mtls:\n  enabledBackend: {backend}\n  backends:\n    - name: {backend}\n      type: builtin\n"
-    return text
 
 
 def dataplane(
@@ -29,21 +22,6 @@ def dataplane(
     """A Universal Dataplane on 127.0.0.1 with one HTTP inbound; labelled app=<service>."""
     service = service or name
     return dataplane_yaml(name, service, inbound_port, service_port, outbounds, labels={"app": service}, admin_port=admin_port)
-
-
-ALLOW_ALL = """\
-type: MeshTrafficPermission
-mesh: default
-name: allow-all
-spec:
-  targetRef:
-    kind: Mesh
-  from:
-    - targetRef:
-        kind: Mesh
-      default:
-        action: Allow
-"""
 
 
 def deny_from(source: str, destination: str) -> str:

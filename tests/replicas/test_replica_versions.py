@@ -12,7 +12,6 @@ only a MeshIdentity, and the golden inputs of the policies whose output is most 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import shutil
@@ -22,18 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from reconciler.ca.derivation import window_at
 from reconciler.ca.keys_init import builtin_cas, make_keys
 from reconciler.reconcile import Engine
 from reconciler.source.git import GitSource
 from reconciler.xds.resources import SECRET
-from tests.gitops.helpers import ALLOW_ALL
 from tests.replicas.probe import Versions, versions
-from tests.support import GitRepo, dataplane_yaml
+from tests.support import ALLOW_ALL, GitRepo, dataplane_yaml, self_signed_ec_ca
 
 ROOT = Path(__file__).parents[2]
 WINDOW = window_at(1_800_000_000.0, 24 * 3600.0)
@@ -44,28 +39,9 @@ MTLS_REPOS = ("example", "provided-ecdsa-and-identity")
 """Repositories whose every proxy has a workload certificate."""
 
 
-def _ecdsa_ca() -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "payments CA")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-        .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return cert.public_bytes(serialization.Encoding.PEM), pem
-
-
 def _two_meshes() -> dict[str, str | bytes | None]:
     """`payments` signs with a provided ECDSA CA (STRICT); `default` has only a MeshIdentity."""
-    cert, key = _ecdsa_ca()
+    cert, key = self_signed_ec_ca("payments CA")
     files: dict[str, str | bytes | None] = {
         "meshes/default.yaml": "type: Mesh\nname: default\n",
         "meshes/payments.yaml": """\

@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
 from tests.e2e.tcp import EchoServer
-from tests.support import dataplane_yaml
+from tests.support import ALLOW_ALL, dataplane_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -44,20 +44,6 @@ mtls:
           expiration: {expiration}
 {conf}"""
 
-
-ALLOW_ALL = """\
-type: MeshTrafficPermission
-name: allow-all
-mesh: default
-spec:
-  targetRef:
-    kind: Mesh
-  from:
-    - targetRef:
-        kind: Mesh
-      default:
-        action: Allow
-"""
 
 DENY_WEB = """\
 type: MeshTrafficPermission

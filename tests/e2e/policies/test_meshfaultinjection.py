@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, wait_until
-from tests.support import dataplane_yaml
+from tests.support import ALLOW_ALL, dataplane_yaml
 
 pytestmark = pytest.mark.envoy
 
@@ -25,19 +25,6 @@ pytestmark = pytest.mark.envoy
 MESH = "type: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\n"
 MTLS_MESH = MESH + "mtls:\n  enabledBackend: ca-1\n  backends:\n    - name: ca-1\n      type: builtin\n"
 # With mTLS and no default policies, traffic needs an explicit permission.
-ALLOW_ALL = """\
-type: MeshTrafficPermission
-mesh: default
-name: allow-all
-spec:
-  targetRef:
-    kind: Mesh
-  from:
-    - targetRef:
-        kind: Mesh
-      default:
-        action: Allow
-"""
 PROXIES = ("default.web", "default.backend-1")
 
 
