@@ -144,10 +144,6 @@ def _read_pair(path: Path) -> tuple[list[x509.Certificate], ec.EllipticCurvePriv
 
 def new_ca() -> bytes:
     """A new xDS CA: its certificate, then its private key (PEM)."""
-    return _new_ca()
-
-
-def _new_ca() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -245,7 +241,7 @@ def check_state(state_dir: str | Path, *, rotate_missing: bool = False, keys_dir
         old = _given_ca(public)
         assert old is not None
         if ca_cert is None:
-            create_private_once(ca_file, _new_ca())  # the server certificate is reissued from it at start
+            create_private_once(ca_file, new_ca())  # the server certificate is reissued from it at start
             ca_cert = _read_pair(ca_file)[0][0]
         write_public(public, ca_cert.public_bytes(serialization.Encoding.PEM))
         rotated = (
@@ -316,7 +312,7 @@ def load_or_create(
     else:
         if not ca_file.exists():
             _check_given(ca_file, public, None)
-            create_private_once(ca_file, _new_ca())
+            create_private_once(ca_file, new_ca())
         (ca_cert, *_), ca_key = _read_pair(ca_file)
         _check_given(ca_file, public, ca_cert)
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)

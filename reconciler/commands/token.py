@@ -143,6 +143,7 @@ def inspect_text(doc: dict[str, Any]) -> str:
 keys_dir_option = click.option(
     "--keys-dir",
     default=None,
+    envvar="RECONCILER_KEYS_DIR",  # as serve: one setting for the commands run beside a replica
     help="The shared keys directory of `serve --keys-dir` (made by `reconciler keys init`): its signing keys, not the state directory's.",
 )
 

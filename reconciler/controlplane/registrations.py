@@ -4,7 +4,8 @@ This replica writes its registrations to its own ref when they change (batched f
 `BATCH` seconds) and every `heartbeat` while it has any, and reads the other replicas' refs
 every poll: a change among them rebuilds the applied commit, so a consumer served here gets the
 endpoints of a proxy connected to another replica. Git errors are logged and retried at the
-next round; they never touch serving.
+next round; they never touch serving. Refs of replicas dead for `FORGET_AFTER` TTLs are
+deleted, so replicas that get a new id at every restart leave nothing behind.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ log = logging.getLogger("reconciler.controlplane")
 BATCH = 0.2
 """Seconds a registration waits for others before this replica's ref is written."""
 ID_FILE = "replica-id"
+FORGET_AFTER = 10
+"""TTLs after its last heartbeat when a dead replica's ref is deleted (ignored after one)."""
 
 
 def replica_id(state_dir: str) -> str:
@@ -53,6 +56,7 @@ class RegistrationSync:
         self._dirty.set()  # a restarted replica clears what its previous life left in its ref
         self._published = 0.0
         self._polled = 0.0
+        self._forgot = 0.0
         self._parsed: dict[tuple[str, str, bool], Resource | None] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -106,6 +110,9 @@ class RegistrationSync:
             return
         async with r.lock:
             peers = await asyncio.to_thread(registry.read_peers, r.mirror, self.replica, self.ttl)
+        if time.monotonic() - self._forgot >= self.heartbeat:  # housekeeping: once a heartbeat is plenty
+            self._forgot = time.monotonic()
+            await self._git("deleting the refs of dead replicas", registry.forget_dead, r.mirror, self.replica, FORGET_AFTER * self.ttl)
         meshes = r.store.applied.model.meshes if r.store.applied else None
         found: dict[str, Resource] = {}
         for peer in sorted(peers, key=lambda p: p.heartbeat):  # the freshest wins a node both claim

@@ -32,7 +32,7 @@ from reconciler.source.git import SourceError
 from reconciler.source.refs import PIN_REF, commit_of_ref, delete_ref, write_ref
 from reconciler.source.remote import GitCredentials, make_callbacks
 
-__all__ = ["PIN_LOG_REF", "REMOTE_PIN_REF", "PinConflict", "share_pin", "swap_remote_pin", "fetch_refspecs"]
+__all__ = ["PIN_LOG_REF", "REMOTE_PIN_REF", "PinConflict", "share_pin", "fetch_refspecs"]
 
 PIN_LOG_REF = "refs/reconciler/pin-log"
 """A commit per pin or resume made through any replica; fast-forward only."""
@@ -59,27 +59,6 @@ def fetch_refspecs(branch: str) -> list[str]:
     return [f"+refs/heads/{branch}:refs/heads/{branch}", f"+{PIN_REF}:{REMOTE_PIN_REF}", f"+{PIN_LOG_REF}:{PIN_LOG_REF}"]
 
 
-def swap_remote_pin(
-    mirror: pygit2.Repository,
-    url: str,
-    new: str | None,
-    expected: str | None,
-    message: str,
-    credentials: GitCredentials | None,
-) -> None:
-    """Set (or with `new` None, delete) the remote's pin if it still is `expected`; then log it."""
-    if new == expected:
-        return
-    line = f"{message} [host {socket.gethostname()}]"
-    if url.startswith("file://"):
-        remote = _open_local(url)
-        _swap_in_place(remote, PIN_REF, new, expected)
-        _append_log_in_place(remote, line)
-    else:
-        _swap_by_push(mirror, new, expected, credentials)
-        _append_log_by_push(mirror, line, credentials)
-
-
 def share_pin(
     mirror: pygit2.Repository,
     url: str,
@@ -88,8 +67,18 @@ def share_pin(
     message: str,
     credentials: GitCredentials | None,
 ) -> None:
-    """`swap_remote_pin`, then the same in the mirror (with a reflog entry), as the next fetch would."""
-    swap_remote_pin(mirror, url, new, expected, message, credentials)
+    """Set (or with `new` None, delete) the remote's pin if it still is `expected`, log it, then
+    do the same in the mirror (with a reflog entry), as the next fetch would."""
+    if new == expected:
+        return
+    line = f"{message} [host {socket.gethostname()}]"
+    if url.startswith("file://"):
+        remote = _open_local(url)
+        _swap_in_place(remote, PIN_REF, new, expected)
+        _append_log_in_place(remote, line)
+    else:
+        _push(mirror, PIN_REF, new, expected, credentials)
+        _append_log_by_push(mirror, line, credentials)
     if new is None:
         delete_ref(mirror, PIN_REF)
     else:
@@ -184,10 +173,6 @@ def _push(mirror: pygit2.Repository, name: str, new: str | None, expected: str |
             mirror.references.delete(_PUSHING)
     if name in push.rejected:  # the server found another value under its lock
         raise PinConflict(expected, _advertised(origin, credentials, name))
-
-
-def _swap_by_push(mirror: pygit2.Repository, new: str | None, expected: str | None, credentials: GitCredentials | None) -> None:
-    _push(mirror, PIN_REF, new, expected, credentials)
 
 
 def _append_log_by_push(mirror: pygit2.Repository, line: str, credentials: GitCredentials | None) -> None:

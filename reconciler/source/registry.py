@@ -8,7 +8,9 @@ own, `refs/reconciler/replicas/<replica-id>`: a commit with one file, `dataplane
 (`{"replica", "heartbeat", "dataplanes": {node id: Dataplane YAML}}`), written again when its
 registrations change and every heartbeat while it has any. A replica writes only its own
 ref, so no write races another; a ref whose heartbeat is older than the TTL belongs to a
-replica that died and is ignored (its proxies register again with the replica they move to).
+replica that died and is ignored (its proxies register again with the replica they move to),
+and one much older is deleted (`forget_dead`): a replica whose state directory is new after
+every restart (an emptyDir) has a new id each time, and its old refs would otherwise pile up.
 
 For a remote repository the ref is pushed (`+`, the replica owns it) and every replica's refs
 are fetched with pruning; a local repository is shared by the processes that open it.
@@ -27,7 +29,7 @@ from reconciler.source.mirror import Mirror
 from reconciler.source.refs import commit_of_ref, delete_ref
 from reconciler.source.remote import make_callbacks
 
-__all__ = ["REPLICAS_PREFIX", "FILE", "PeerRegistrations", "publish", "fetch_peers", "read_peers"]
+__all__ = ["REPLICAS_PREFIX", "FILE", "PeerRegistrations", "publish", "fetch_peers", "read_peers", "forget_dead"]
 
 REPLICAS_PREFIX = "refs/reconciler/replicas/"
 FILE = "dataplanes.json"
@@ -81,8 +83,25 @@ def fetch_peers(mirror: Mirror) -> None:
 def read_peers(mirror: Mirror, exclude: str, ttl: float, now: float | None = None) -> list[PeerRegistrations]:
     """The registrations of the other replicas whose heartbeat is younger than `ttl` seconds;
     an unreadable ref is skipped (it cannot take serving down)."""
-    repo = mirror.repository
     now = time.time() if now is None else now
+    return [p for p in _peers(mirror, exclude) if now - p.heartbeat <= ttl]
+
+
+def forget_dead(mirror: Mirror, exclude: str, older_than: float, now: float | None = None) -> list[str]:
+    """Delete the refs of replicas whose heartbeat is older than `older_than` seconds, here and
+    on the remote; returns their ids. A replica that was only cut off from git writes its ref
+    again at its next heartbeat, so nothing live is lost."""
+    now = time.time() if now is None else now
+    dead = [p.replica for p in _peers(mirror, exclude) if now - p.heartbeat > older_than]
+    for replica in dead:
+        delete_ref(mirror.repository, REPLICAS_PREFIX + replica)
+        if mirror.remote:
+            _push(mirror, f":{REPLICAS_PREFIX}{replica}")
+    return dead
+
+
+def _peers(mirror: Mirror, exclude: str) -> list[PeerRegistrations]:
+    repo = mirror.repository
     out = []
     for name in repo.references:
         if not name.startswith(REPLICAS_PREFIX) or name == REPLICAS_PREFIX + exclude:
@@ -95,6 +114,5 @@ def read_peers(mirror: Mirror, exclude: str, ttl: float, now: float | None = Non
             dataplanes = {str(k): str(v) for k, v in dict(doc["dataplanes"]).items()}
         except (KeyError, ValueError, TypeError, pygit2.GitError):
             continue
-        if now - heartbeat <= ttl:
-            out.append(PeerRegistrations(name.removeprefix(REPLICAS_PREFIX), heartbeat, dataplanes))
+        out.append(PeerRegistrations(name.removeprefix(REPLICAS_PREFIX), heartbeat, dataplanes))
     return out

@@ -79,12 +79,12 @@ class SotwStream:
             "sent", extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "version": version, "count": len(resources)}
         )
 
-    def _resume(self, type_url: str, resources: list[XdsResource]) -> None:
+    def _resume(self, type_url: str, resources: list[XdsResource], version: str) -> None:
         """A new stream's first request already holds what we would send (the proxy was served
         this content before it reconnected, here or by another replica with the same commit):
         as go-control-plane does, nothing is sent, so a reconnect changes nothing in Envoy."""
         state = self.types[type_url]
-        state.sent_version = state.acked_version = _set_version(resources)
+        state.sent_version = state.acked_version = version
         state.sent = {r.name: r for r in resources}
         state.sent_revision = self.config.revision if self.config else ""
         self.server.callbacks.on_resumed(self.node_id, type_url, state.sent_version, state.sent_revision)
@@ -126,7 +126,7 @@ class SotwStream:
             if self.config is not None:
                 resources = _select(self.config, type_url, names)
                 if not req.response_nonce and req.version_info and req.version_info == _set_version(resources):
-                    self._resume(type_url, resources)
+                    self._resume(type_url, resources, req.version_info)
                 else:
                     await self.send(type_url, resources)
             return

@@ -153,3 +153,12 @@ def test_token_issue_from_a_keys_dir_that_does_not_exist_says_how_to_make_it(tmp
     assert result.exit_code == 2
     assert f"reconciler keys init --out {tmp_path / 'none'}" in result.output
     assert not (tmp_path / "none").exists()
+
+
+def test_token_commands_read_the_keys_dir_from_the_environment_as_serve_does(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    assert run("keys", "init", "--out", str(keys)).exit_code == 0
+    env = {"RECONCILER_KEYS_DIR": str(keys)}
+    token = CliRunner().invoke(cli, ["token", "issue", "--name", "web"], env=env, catch_exceptions=False).output.strip()
+    assert "verified:  valid" in CliRunner().invoke(cli, ["token", "inspect", token], env=env).output
+    assert "verified:  valid" in run("token", "inspect", "--keys-dir", str(keys), token).output

@@ -69,3 +69,24 @@ def test_an_unreadable_registrations_ref_is_skipped(tmp_path: Path) -> None:
     repo.create_reference_direct(registry.REPLICAS_PREFIX + "broken", head, True)  # a commit without dataplanes.json
     registry.fetch_peers(b)
     assert [p.replica for p in registry.read_peers(b, "replica-b", ttl=90, now=1001.0)] == ["replica-a"]
+
+
+def test_the_refs_of_replicas_long_dead_are_deleted_on_the_remote_and_a_live_one_comes_back(tmp_path: Path) -> None:
+    bare, a, b = _mirrors(tmp_path)
+    registry.publish(a, "replica-a", {"default.web": WEB}, now=1000.0)
+    c = Mirror(f"file://{bare}", "main", str(tmp_path / "c"))
+    c.open()
+    for m in (b, c):
+        registry.fetch_peers(m)
+    # Past the TTL but not long dead: ignored, kept.
+    assert registry.forget_dead(b, "replica-b", older_than=900, now=1500.0) == []
+    assert _remote_refs(bare) == ["refs/reconciler/replicas/replica-a"]
+    assert registry.forget_dead(b, "replica-b", older_than=900, now=2000.0) == ["replica-a"]
+    assert _remote_refs(bare) == []
+    assert registry.read_peers(b, "replica-b", ttl=90, now=2000.0) == []
+    # Replica C forgets it too before fetching: deleting what is gone on the remote is no error.
+    assert registry.forget_dead(c, "replica-c", older_than=900, now=2000.0) == ["replica-a"]
+    # Replica A was only cut off: its next heartbeat writes the ref again.
+    registry.publish(a, "replica-a", {"default.web": WEB}, now=2010.0)
+    registry.fetch_peers(b)
+    assert [p.replica for p in registry.read_peers(b, "replica-b", ttl=90, now=2011.0)] == ["replica-a"]
