@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -161,7 +162,7 @@ def _telemetry_arrives_where_the_demo_says(output: str, state: Path, base: int) 
     request = urllib.request.Request(zipkin, json.dumps(posted).encode(), {"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=5) as answer:
         assert answer.status == 202
-    assert posted[0] in [json.loads(x) for x in Path(spans_file).read_text().splitlines()]
+    assert posted[0] in _written_spans(Path(spans_file))
 
     frontend_url = _printed(output, r"^\s+frontend-1\s+curl (http://127\.0\.0\.1:\d+)/\s+→ backend$").group(1)
     for i in range(5):
@@ -181,8 +182,7 @@ def _telemetry_arrives_where_the_demo_says(output: str, state: Path, base: int) 
 
     def spans_by_trace() -> dict[str, set[str]]:
         by_trace: dict[str, set[str]] = {}
-        for line in Path(spans_file).read_text().splitlines() if Path(spans_file).exists() else ():
-            span = json.loads(line)
+        for span in _written_spans(Path(spans_file)):
             by_trace.setdefault(span["traceId"], set()).add(f"{span['id']} {span.get('kind')}")
         return by_trace
 
@@ -190,8 +190,15 @@ def _telemetry_arrives_where_the_demo_says(output: str, state: Path, base: int) 
     # (a client and a server span; with B3's shared span context they have the same id).
     wait_until(lambda: any(len(ids) >= 2 for ids in spans_by_trace().values()), 30, 0.5, f"two spans of one trace in {spans_file}")
     # The example's MeshTrace tags every span with `environment: demo`.
-    spans = [json.loads(x) for x in Path(spans_file).read_text().splitlines()]
+    spans = _written_spans(Path(spans_file))
     assert all(s.get("tags", {}).get("environment") == "demo" for s in spans if s != posted[0])
+
+
+def _written_spans(spans_file: Path) -> list[Any]:
+    """The spans of the file's complete lines: sidecars keep posting while the test reads, so
+    the last line may still be being written."""
+    text = spans_file.read_text() if spans_file.exists() else ""
+    return [json.loads(line) for line in text.split("\n")[:-1] if line]
 
 
 def test_demo_serves_the_example_follows_the_printed_push_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
