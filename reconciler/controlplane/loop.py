@@ -67,6 +67,9 @@ class Reconciler:
         self.renewal = RenewalTimer(self.rebuild)
         self.fetch_failing_since: float | None = None
         """`time.time()` of the first of the fetches failing in a row; None after a good one (readiness)."""
+        self.pinning: str | None = None
+        """The revision a rollback through this replica is pinning: whichever reconcile applies it
+        first (the watch loop may see the pin before the rollback's own reconcile) records it as the rollback."""
 
     @property
     def branch(self) -> str:
@@ -145,6 +148,8 @@ class Reconciler:
 
     async def reconcile_to(self, revision: str, reason: str, *, pinned: bool = False) -> Attempt:
         assert self.engine is not None
+        if pinned and revision == self.pinning:
+            reason = "rollback"
         async with self.lock:
             applied = self.store.applied
             last = self.store.last_attempt

@@ -75,13 +75,17 @@ async def pin(r: Reconciler, rev: str, *, force: bool = False, requested_by: str
             extra={"revision": sha[:12], "branch": branch, "token_id": requested_by or "-"},
         )
     message = f"reconciler rollback: pin {sha[:12]} (serving {served}, {who})"
-    if r.mirror.remote:
-        refused = await _share(r, sha, message)
-        if refused is not None:
-            return refused
-    else:
-        await asyncio.to_thread(r.mirror.write_ref, PIN_REF, sha, message)
-    attempt = await r.reconcile("rollback", fetch=False)
+    r.pinning = sha
+    try:
+        if r.mirror.remote:
+            refused = await _share(r, sha, message)
+            if refused is not None:
+                return refused
+        else:
+            await asyncio.to_thread(r.mirror.write_ref, PIN_REF, sha, message)
+        attempt = await r.reconcile("rollback", fetch=False)
+    finally:
+        r.pinning = None
     if attempt.outcome == "unchanged" and r.store.applied is not None and r.store.applied.revision == sha:
         last = r.store.last_attempt
         if served != sha[:12] and last is not None and last.revision == sha and last.outcome == "applied":
