@@ -43,7 +43,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
     answer depends on the text only, and real files repeat the same keys and values, so short
     plain scalars' tags are kept (in a bounded table shared by all loaders; emptied when full,
     so that a file of unique values cannot grow it). Quoted scalars are strings, as PyYAML says
-    when no path resolvers are registered (the safe loader has none).
+    when no path resolvers are registered (the safe loader has none, and this one refuses them).
     """
 
     _resolved: dict[str, str] = {}
@@ -62,6 +62,13 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
                     resolved.clear()
                 resolved[value] = tag
         return tag
+
+    # Without path resolvers PyYAML's versions do nothing, at the cost of two calls per node.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
 
 
 assert not _BaseLoader.yaml_path_resolvers, "quoted scalars resolve to str only without path resolvers"
