@@ -76,6 +76,9 @@ def _all(checks: list[Check]) -> Check:
         return _always
     if len(checks) == 1:
         return checks[0]
+    if len(checks) == 2:  # the most common case (a type and the keywords of that type)
+        first, second = checks
+        return lambda value: first(value) and second(value)
     frozen = tuple(checks)
 
     def check(value: Any) -> bool:
@@ -93,7 +96,7 @@ class _Compiler:
 
     def __init__(self, documents: Mapping[str, Any]) -> None:
         self.documents = documents
-        self.targets: dict[str, list[Check]] = {}
+        self.targets: dict[str, list[Check]] = {}  # [] while its target is being compiled
 
     def compile(self, schema: Any, base: str) -> Check:
         if schema is True:
@@ -112,19 +115,21 @@ class _Compiler:
         uri = urljoin(base, ref)
         cell = self.targets.get(uri)
         if cell is None:
-            # The cell is registered before compiling its target, so a recursive schema
-            # ends at its own $ref instead of compiling forever.
-            cell = self.targets[uri] = [_never]
+            # The cell is registered before compiling its target, so a recursive schema ends
+            # at its own $ref instead of compiling forever.
+            cell = self.targets[uri] = []
             document_uri, fragment = urldefrag(uri)
             document = self.documents.get(document_uri)
             if document is None:
                 raise Unsupported(f"$ref to an unknown document {document_uri}")
-            cell[0] = self.compile(_pointer(document, fragment), document_uri)
+            cell.append(self.compile(_pointer(document, fragment), document_uri))
+        if cell:
+            return cell[0]  # compiled: the $ref costs nothing at check time
 
-        def check(value: Any) -> bool:
+        def recursive(value: Any) -> bool:
             return cell[0](value)
 
-        return check
+        return recursive
 
 
 def _pointer(document: Any, fragment: str) -> Any:
