@@ -29,7 +29,49 @@ __all__ = ["YamlDocument", "YamlError", "BudgetExceeded", "NodeBudget", "parse_d
 MAX_DEPTH = 64
 """Nesting depth of a document; Kuma resources need fewer than 20 levels."""
 
-_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR_TAG = "tag:yaml.org,2002:str"
+_RESOLVED_MAX = 8192
+_RESOLVED_LENGTH = 64
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """The safe loader, with the tag of plain scalars remembered.
+
+    Even libyaml's loader asks Python for the tag of every scalar, which tries the implicit
+    resolvers' regular expressions one by one: a fifth of composing a real repository. The
+    answer depends on the text only, and real files repeat the same keys and values, so short
+    plain scalars' tags are kept (in a bounded table shared by all loaders; emptied when full,
+    so that a file of unique values cannot grow it). Quoted scalars are strings, as PyYAML says
+    when no path resolvers are registered (the safe loader has none, and this one refuses them).
+    """
+
+    _resolved: dict[str, str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        if not implicit[0]:
+            return _STR_TAG
+        resolved = _Loader._resolved
+        tag = resolved.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(value) <= _RESOLVED_LENGTH:
+                if len(resolved) >= _RESOLVED_MAX:
+                    resolved.clear()
+                resolved[value] = tag
+        return tag
+
+    # Without path resolvers PyYAML's versions do nothing, at the cost of two calls per node.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+
+assert not _BaseLoader.yaml_path_resolvers, "quoted scalars resolve to str only without path resolvers"
 
 _BOOL_TRUE = {"yes", "true", "on", "y"}
 _constructor = yaml.constructor.SafeConstructor()
@@ -153,7 +195,14 @@ class _Builder:
                 raise YamlError(f'duplicate key "{key}" in the same mapping', key_node.start_mark.line + 1)
             child = f"{pointer}/{escape_pointer_token(key)}"
             self.lines[child] = own_line
-            out[key] = self.build(value_node, child, depth + 1, value_line, value_expanding)
+            if value_node.__class__ is yaml.ScalarNode and depth < MAX_DEPTH:
+                # What build() does for a scalar, without a call per value (most values are scalars).
+                self.spent += 1
+                if self.spent > self.allowance:
+                    raise _OutOfBudget(value_line)
+                out[key] = value_node.value if value_node.tag == _STR_TAG else _scalar(value_node)
+            else:
+                out[key] = self.build(value_node, child, depth + 1, value_line, value_expanding)
         for key, value in merged.items():
             out.setdefault(key, value)
         return out
@@ -175,7 +224,7 @@ class _Builder:
 
 def _scalar(node: yaml.ScalarNode) -> Any:
     tag = node.tag
-    if tag == "tag:yaml.org,2002:str":
+    if tag == _STR_TAG:
         return node.value
     if tag == "tag:yaml.org,2002:null":
         return None

@@ -23,8 +23,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from reconciler.errors import Path, Violation
+from reconciler.validate.schema_check import Check, Unsupported, compile_check
 
-__all__ = ["schema_dir", "load_schemas", "validator_for", "schema_violations", "status_kinds", "SCHEMA_BASE", "STATUS_SCHEMA"]
+__all__ = ["schema_dir", "load_schemas", "validator_for", "check_for", "schema_violations", "status_kinds", "SCHEMA_BASE", "STATUS_SCHEMA"]
 
 SCHEMA_BASE = "https://mesh-reconciler.dev/schemas/"
 
@@ -55,11 +56,17 @@ _Validator = jsonschema.validators.extend(Draft202012Validator, type_checker=_TY
 
 
 @cache
+def _documents() -> Mapping[str, dict[str, Any]]:
+    """Every schema file by the URI its `$ref`s use."""
+    return {schema.get("$id") or SCHEMA_BASE + stem + ".json": schema for stem, schema in load_schemas().items()}
+
+
+@cache
 def _registry() -> referencing.Registry[Any]:
-    pairs = []
-    for stem, schema in load_schemas().items():
-        uri = schema.get("$id") or SCHEMA_BASE + stem + ".json"
-        pairs.append((uri, referencing.Resource.from_contents(schema, default_specification=referencing.jsonschema.DRAFT202012)))
+    pairs = [
+        (uri, referencing.Resource.from_contents(schema, default_specification=referencing.jsonschema.DRAFT202012))
+        for uri, schema in _documents().items()
+    ]
     return referencing.Registry().with_resources(pairs)
 
 
@@ -94,18 +101,42 @@ def _no_status(kind: str) -> str:
 
 
 @cache
-def validator_for(kind: str) -> Any | None:
+def _kind_schema(kind: str) -> dict[str, Any] | None:
+    """The schema a document of `kind` is checked against, with its `$id` and status."""
     schema = load_schemas().get(kind)
     if schema is None or kind == STATUS_SCHEMA:
         return None
     if "$id" not in schema:
         schema = {**schema, "$id": SCHEMA_BASE + kind + ".json"}
-    schema = _with_status(kind, schema)
+    return _with_status(kind, schema)
+
+
+@cache
+def validator_for(kind: str) -> Any | None:
+    schema = _kind_schema(kind)
+    if schema is None:
+        return None
     return _Validator(schema, registry=_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+@cache
+def check_for(kind: str) -> Check | None:
+    """The kind's schema compiled to a yes/no check (validate/schema_check.py); None when the
+    kind has no schema or its schema uses a keyword that only jsonschema knows."""
+    schema = _kind_schema(kind)
+    if schema is None:
+        return None
+    try:
+        return compile_check(schema, schema["$id"], _documents())
+    except Unsupported:
+        return None
 
 
 def schema_violations(kind: str, document: Mapping[str, Any]) -> list[Violation]:
     """Violations of the kind's schema by a Universal document; [] when the kind has none."""
+    check = check_for(kind)
+    if check is not None and check(document):
+        return []  # valid: jsonschema would find nothing, and it costs 20 times more
     validator = validator_for(kind)
     if validator is None:
         return []
