@@ -2,8 +2,9 @@
 clusters, the commits that change it, and the client's bootstrap from `reconciler bootstrap`.
 
 The mesh is the project's real model: N services, each a Dataplane with one inbound (its
-endpoint), and one client Dataplane with an outbound to each, in the compact outbound shape
-(one listener bound to every outbound address) so that Envoy's work is mostly the clusters.
+endpoint), and one client Dataplane with an outbound to each, in the outbound shape asked for:
+Kuma's (a listener per outbound, the default) or compact (one listener bound to every outbound
+address).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ OUTBOUND_PORT_BASE = 20000
 class MeshRepo:
     """A bare repository (what `serve` watches) holding N services and their client, and a clone that pushes to it."""
 
-    def __init__(self, root: Path, n: int, port_base: int) -> None:
+    def __init__(self, root: Path, n: int, port_base: int, shape: str = "kuma") -> None:
         root.mkdir(parents=True, exist_ok=True)
+        self.shape = shape
         self.remote = ConfigRemote(root)
         # Outbound addresses on a /16 of the loopback range nothing else here uses, one per service.
         self.block = random.randrange(64, 250)
@@ -66,7 +68,7 @@ class MeshRepo:
             "mesh: default",
             f"name: {CLIENT}",
             "labels:",
-            "  reconciler.io/outbound-shape: compact",
+            f"  reconciler.io/outbound-shape: {self.shape}",
             "networking:",
             "  address: 127.0.0.1",
             "  inbound:",

@@ -8,9 +8,10 @@ installed or started, the script says why and exits 2.
 What is served, to one Envoy (the same binary, run-dataplane's flags, --concurrency 1):
 
   ours       a bare git repository with a Mesh (mTLS off), N services, each a Dataplane with one
-             inbound on 127.0.0.1:<its own port>, and one client Dataplane with N outbounds in the
-             compact outbound shape (one listener for every outbound address), so that the client's
-             Envoy has N outbound clusters whose endpoints arrive by EDS. `reconciler serve` runs as
+             inbound on 127.0.0.1:<its own port>, and one client Dataplane with N outbounds (each
+             on its own loopback address and port) in Kuma's outbound shape (a listener per
+             outbound; --shape compact: one listener bound to every outbound address), so that the
+             client's Envoy has N outbound clusters whose endpoints arrive by EDS. `reconciler serve` runs as
              its own process with --xds-tls none --dataplane-auth none; the Envoy gets its
              bootstrap from `reconciler bootstrap` and streams ADS (state of the world).
   sovereign  the same N clusters, each STATIC with the same one endpoint inline, from a Python
@@ -22,14 +23,16 @@ Figures, per run (runs alternate between the two):
   server ready     the server process started -> ours: the commit applied (/status);
                    sovereign: /healthcheck answers
   Envoy clusters   Envoy started (with the server ready) -> every one of the N clusters active and
-                   none warming (cluster_manager gauges, read every 0.1 s)
+                   none warming (the first and last cluster polled every 0.1 s in /config_dump,
+                   then the cluster_manager gauges)
   cold             server ready + Envoy clusters: from nothing to an Envoy holding the N clusters
   endpoint change  one service's endpoint port changed (ours: `git push` of that Dataplane;
                    sovereign: its data file replaced) -> Envoy's config_dump shows the new port
   new cluster      one service added (ours: its Dataplane and one more outbound in one push) ->
                    the cluster is active in Envoy with its endpoint
 
-Usage: .venv/bin/python bench/vs_sovereign.py [--clusters 10000] [--runs 3] [--updates 3] [--json FILE] [--keep DIR]
+Usage: .venv/bin/python bench/vs_sovereign.py [--clusters 10000] [--runs 3] [--updates 3] [--shape kuma|compact]
+                                              [--json FILE] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -76,8 +79,8 @@ def service(i: int) -> str:
     return f"svc-{i}"
 
 
-def run_ours(n: int, updates: int, work: Path, timeout: float) -> dict[str, Any]:
-    repo = MeshRepo(work / "repo", n, SERVICE_PORT_BASE)
+def run_ours(n: int, updates: int, work: Path, timeout: float, shape: str) -> dict[str, Any]:
+    repo = MeshRepo(work / "repo", n, SERVICE_PORT_BASE, shape)
     cp = ControlPlaneProcess(repo.remote.bare, work / "state", xds_tls=False, dataplane_auth=False)
     envoy: Envoy | None = None
     try:
@@ -89,7 +92,7 @@ def run_ours(n: int, updates: int, work: Path, timeout: float) -> dict[str, Any]
         envoy = Envoy(repo.bootstrap(cp, admin_port), work, "client")
         admin = envoy.admin
         envoy.start()
-        seen = wait_clusters(envoy, n, timeout)
+        seen = wait_clusters(envoy, n, [service(0), service(n - 1)], timeout)
         result = cold_figures(envoy, server_ready, seen.at - envoy.launched, seen.slowest_read_s, n, timeout)
 
         def change(j: int) -> Callable[[], bool]:
@@ -103,7 +106,7 @@ def run_ours(n: int, updates: int, work: Path, timeout: float) -> dict[str, Any]
             return lambda: endpoint_ports(admin, service(i)) == {port}
 
         result |= update_figures(change, add, updates, timeout)
-        return result | {"server": "ours", "launcher": "reconciler bootstrap + envoy --concurrency 1, ADS (SotW)"}
+        return result | {"server": "ours", "launcher": f"reconciler bootstrap + envoy --concurrency 1, ADS (SotW), {shape} shape"}
     finally:
         if envoy is not None:
             envoy.stop()
@@ -120,7 +123,7 @@ def run_sovereign(exe: Path, n: int, updates: int, work: Path, timeout: float) -
         envoy = Envoy(rest_bootstrap(started.port, free_port()), work, "client")
         try:
             envoy.start()
-            seen = wait_clusters(envoy, n, timeout)
+            seen = wait_clusters(envoy, n, [service(0), service(n - 1)], timeout)
             result = cold_figures(envoy, server_ready, seen.at - envoy.launched, seen.slowest_read_s, n, timeout)
 
             def change(j: int) -> Callable[[], bool]:
@@ -142,18 +145,20 @@ def run_sovereign(exe: Path, n: int, updates: int, work: Path, timeout: float) -
 
 
 def cold_figures(envoy: Envoy, server_ready: float, envoy_clusters: float, slowest_read: float, n: int, timeout: float) -> dict[str, Any]:
+    # Envoy settles (ours: its listeners too, after the clusters) before it is asked for the
+    # names of every cluster, and before the updates are timed.
+    settled = wait_for(lambda: admin_ready(envoy.admin), timeout, interval=0.1, what="Envoy /ready LIVE")
     names = active_cluster_names(envoy.admin)
     missing = [service(i) for i in range(n) if service(i) not in names]
     if missing:
         raise AssertionError(f"{len(missing)} clusters missing in Envoy, e.g. {missing[:3]}")
-    # Envoy settles (ours: its listener too) before the updates are timed.
-    wait_for(lambda: admin_ready(envoy.admin), timeout, interval=0.1, what="Envoy /ready LIVE")
     return {
         "server_ready_s": server_ready,
         "envoy_clusters_s": envoy_clusters,
         "cold_s": server_ready + envoy_clusters,
         "clusters_active": len(names),
-        "slowest_stats_read_s": slowest_read,
+        "slowest_probe_s": slowest_read,
+        "envoy_ready_s": settled - envoy.launched,
     }
 
 
@@ -216,8 +221,8 @@ def line(r: dict[str, Any]) -> str:
     adds = " ".join(f"{v * 1000:.0f}" for v in r["new_cluster_s"])
     return (
         f"{r['server']:>9} run {r['run']}: cold {r['cold_s']:.2f} s (server ready {r['server_ready_s']:.2f} s + Envoy clusters "
-        f"{r['envoy_clusters_s']:.2f} s; slowest stats read {r['slowest_stats_read_s']:.2f} s), endpoint change ms [{ups}], "
-        f"new cluster ms [{adds}], load {r['load']:.1f}"
+        f"{r['envoy_clusters_s']:.2f} s; slowest probe {r['slowest_probe_s']:.2f} s; /ready {r['envoy_ready_s']:.1f} s after Envoy's start), "
+        f"endpoint change ms [{ups}], new cluster ms [{adds}], load {r['load']:.1f}"
     )
 
 
@@ -234,7 +239,7 @@ def measure(exe: Path, args: argparse.Namespace, root: Path) -> list[dict[str, A
             load = os.getloadavg()[0]
             work = root / f"{server}-{r}"
             if server == "ours":
-                result = run_ours(args.clusters, args.updates, work, args.timeout)
+                result = run_ours(args.clusters, args.updates, work, args.timeout, args.shape)
             else:
                 result = run_sovereign(exe, args.clusters, args.updates, work, args.timeout)
             result |= {"run": r, "load": load, "clusters": args.clusters}
@@ -250,6 +255,7 @@ def main() -> int:
     ap.add_argument("--clusters", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3, help="cold starts of each server (the table shows medians)")
     ap.add_argument("--updates", type=int, default=3, help="updates of each kind per run")
+    ap.add_argument("--shape", choices=("kuma", "compact"), default="kuma", help="our client's outbound shape (docs/xds.md)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds any one step may take")
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (repositories, logs, bootstraps)")
