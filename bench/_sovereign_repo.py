@@ -104,9 +104,9 @@ class MeshRepo:
         self.head = git(work, "rev-parse", "HEAD").stdout.strip()
         return self.head
 
-    def bootstrap(self, cp: ControlPlaneProcess, admin_port: int) -> dict[str, Any]:
+    def bootstrap(self, cp: ControlPlaneProcess, admin_port: int, xds_mode: str = "sotw") -> dict[str, Any]:
         """The client's bootstrap, as `reconciler bootstrap` prints it (plaintext xDS, no token)."""
         args = [sys.executable, "-m", "reconciler", "bootstrap", "--cp-address", cp.xds, "--api-address", cp.api]
-        args += ["--mesh", "default", "--name", CLIENT, "--admin-port", str(admin_port), "--xds-tls", "none"]
+        args += ["--mesh", "default", "--name", CLIENT, "--admin-port", str(admin_port), "--xds-tls", "none", "--xds-mode", xds_mode]
         result = subprocess.run(args, capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
         return json.loads(result.stdout)  # type: ignore[no-any-return]

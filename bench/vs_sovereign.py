@@ -13,7 +13,8 @@ What is served, to one Envoy (the same binary, run-dataplane's flags, --concurre
              outbound; --shape compact: one listener bound to every outbound address), so that the
              client's Envoy has N outbound clusters whose endpoints arrive by EDS. `reconciler serve` runs as
              its own process with --xds-tls none --dataplane-auth none; the Envoy gets its
-             bootstrap from `reconciler bootstrap` and streams ADS (state of the world).
+             bootstrap from `reconciler bootstrap` and streams ADS (state of the world;
+             --xds-mode delta: delta xDS).
   sovereign  the same N clusters, each STATIC with the same one endpoint inline, from a Python
              template whose data file is re-read as soon as it changes (sovereign's best case:
              its own file sources are polled every 30 s by default). No listeners.
@@ -31,7 +32,7 @@ Figures, per run (runs alternate between the two):
   new cluster      one service added (ours: its Dataplane and one more outbound in one push) ->
                    the cluster is active in Envoy with its endpoint
 
-Usage: .venv/bin/python bench/vs_sovereign.py [--clusters 10000] [--runs 3] [--updates 3] [--shape kuma|compact]
+Usage: .venv/bin/python bench/vs_sovereign.py [--clusters 10000] [--runs 3] [--updates 3] [--shape kuma|compact] [--xds-mode sotw|delta]
                                               [--json FILE] [--keep DIR]
 """
 
@@ -79,7 +80,7 @@ def service(i: int) -> str:
     return f"svc-{i}"
 
 
-def run_ours(n: int, updates: int, work: Path, timeout: float, shape: str) -> dict[str, Any]:
+def run_ours(n: int, updates: int, work: Path, timeout: float, shape: str, xds_mode: str) -> dict[str, Any]:
     repo = MeshRepo(work / "repo", n, SERVICE_PORT_BASE, shape)
     cp = ControlPlaneProcess(repo.remote.bare, work / "state", xds_tls=False, dataplane_auth=False)
     envoy: Envoy | None = None
@@ -89,7 +90,7 @@ def run_ours(n: int, updates: int, work: Path, timeout: float, shape: str) -> di
         cp.wait_applied(repo.head, timeout=timeout)
         server_ready = time.monotonic() - launched
         admin_port = free_port()
-        envoy = Envoy(repo.bootstrap(cp, admin_port), work, "client")
+        envoy = Envoy(repo.bootstrap(cp, admin_port, xds_mode), work, "client")
         admin = envoy.admin
         envoy.start()
         seen = wait_clusters(envoy, n, [service(0), service(n - 1)], timeout)
@@ -106,7 +107,7 @@ def run_ours(n: int, updates: int, work: Path, timeout: float, shape: str) -> di
             return lambda: endpoint_ports(admin, service(i)) == {port}
 
         result |= update_figures(change, add, updates, timeout)
-        return result | {"server": "ours", "launcher": f"reconciler bootstrap + envoy --concurrency 1, ADS (SotW), {shape} shape"}
+        return result | {"server": "ours", "launcher": f"reconciler bootstrap + envoy --concurrency 1, ADS ({xds_mode}), {shape} shape"}
     finally:
         if envoy is not None:
             envoy.stop()
@@ -184,8 +185,9 @@ def summary(results: list[dict[str, Any]], n: int) -> str:
     for r in results:
         by[r["server"]].append(r)
     rows = [
-        "| server | cold: server ready + Envoy has every cluster | server ready | Envoy: start -> clusters | endpoint change -> Envoy has it | new cluster -> Envoy has it | runs |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| server | cold: server ready + Envoy has every cluster | server ready | Envoy: start -> clusters "
+        "| endpoint change -> Envoy has it | new cluster -> Envoy has it | runs | how |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     med: dict[str, dict[str, float]] = {}
     for name, runs in by.items():
@@ -199,7 +201,7 @@ def summary(results: list[dict[str, Any]], n: int) -> str:
         ups = sum(len(r["endpoint_change_s"]) for r in runs)
         rows.append(
             f"| {name} | {m['cold_s']:.2f} s ({colds}) | {m['server_ready_s']:.2f} s | {m['envoy_clusters_s']:.2f} s | "
-            f"{m['endpoint_change_s'] * 1000:,.0f} ms | {m['new_cluster_s'] * 1000:,.0f} ms | {len(runs)} ({ups} updates of each kind) |"
+            f"{m['endpoint_change_s'] * 1000:,.0f} ms | {m['new_cluster_s'] * 1000:,.0f} ms | {len(runs)} ({ups} updates of each kind) | {runs[0]['launcher']} |"
         )
     text = "\n".join(rows)
     if "ours" in med and "sovereign" in med:
@@ -239,7 +241,7 @@ def measure(exe: Path, args: argparse.Namespace, root: Path) -> list[dict[str, A
             load = os.getloadavg()[0]
             work = root / f"{server}-{r}"
             if server == "ours":
-                result = run_ours(args.clusters, args.updates, work, args.timeout, args.shape)
+                result = run_ours(args.clusters, args.updates, work, args.timeout, args.shape, args.xds_mode)
             else:
                 result = run_sovereign(exe, args.clusters, args.updates, work, args.timeout)
             result |= {"run": r, "load": load, "clusters": args.clusters}
@@ -256,6 +258,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="cold starts of each server (the table shows medians)")
     ap.add_argument("--updates", type=int, default=3, help="updates of each kind per run")
     ap.add_argument("--shape", choices=("kuma", "compact"), default="kuma", help="our client's outbound shape (docs/xds.md)")
+    ap.add_argument("--xds-mode", choices=("sotw", "delta"), default="sotw", help="our client's ADS flavour (state of the world or delta)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds any one step may take")
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (repositories, logs, bootstraps)")
