@@ -1,8 +1,8 @@
 """The same N clusters (default 10,000) served to one real Envoy by this project and by sovereign.
 
 sovereign is the Python xDS server on PyPI (pinned in bench/_sovereign.py); Envoy polls it over
-REST (api_type REST) every 5 s, the refresh_delay of sovereign's own example bootstrap. It is
-installed on first use into a venv of its own under ~/.cache/mesh-reconciler; if it cannot be
+REST (api_type REST) with refresh_delay 5 s, that of sovereign's own example bootstrap (Envoy
+adds a jitter of up to one refresh_delay, so it polls every 5-10 s). It is installed on first use into a venv of its own under ~/.cache/mesh-reconciler; if it cannot be
 installed or started, the script says why and exits 2.
 
 What is served, to one Envoy (the same binary, run-dataplane's flags, --concurrency 1):
@@ -10,9 +10,10 @@ What is served, to one Envoy (the same binary, run-dataplane's flags, --concurre
   ours       a bare git repository with a Mesh (mTLS off), N services, each a Dataplane with one
              inbound on 127.0.0.1:<its own port>, and one client Dataplane with N outbounds (each
              on its own loopback address and port) in Kuma's outbound shape (a listener per
-             outbound; --shape compact: one listener bound to every outbound address), so that the
-             client's Envoy has N outbound clusters whose endpoints arrive by EDS. `reconciler serve` runs as
-             its own process with --xds-tls none --dataplane-auth none; the Envoy gets its
+             outbound; --shape compact: one listener bound to every outbound address, which at
+             10,000 needs more than 20,000 open files when an outbound is added), so that the
+             client's Envoy has N outbound clusters whose endpoints arrive by EDS. `reconciler
+             serve` runs as its own process with --xds-tls none --dataplane-auth none; the Envoy gets its
              bootstrap from `reconciler bootstrap` and streams ADS (state of the world;
              --xds-mode delta: delta xDS).
   sovereign  the same N clusters, each STATIC with the same one endpoint inline, from a Python
