@@ -22,6 +22,7 @@ from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.model import MeshModel
 from reconciler.policies.core.match import PolicyIndex
 from reconciler.views.proxy import ProxyView, policy_indexes, proxy_views
+from reconciler.views.same import SameViews
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import ProxyResources
 
@@ -74,8 +75,9 @@ def render(
     viewed = time.perf_counter()
     resources: dict[str, ProxyResources] = {}
     if generate_config:
+        same = SameViews()
         for node, view in views.items():
-            if previous is not None and previous.get(node) == view:
+            if previous is not None and same.same(previous.get(node), view):
                 continue
             try:
                 resources[node] = generate(view)
