@@ -28,6 +28,7 @@ from reconciler.source.git import GitError, GitSource, SourceError
 from reconciler.validate import Report, ResourceValidator, validate
 from reconciler.validate.bugs import describe_bug
 from reconciler.views.proxy import ProxyView
+from reconciler.views.reuse import Reuse
 from reconciler.xds.resources import ProxyResources
 
 __all__ = ["Engine", "Evaluation", "Build", "InternalError"]
@@ -78,6 +79,7 @@ class Engine:
         self.validator = ResourceValidator()
         self.certs = certs or CertificateProvider()
         self._views: dict[str, ProxyView] = {}
+        self._reuse = Reuse()
 
     def evaluate(self, revision: str) -> Evaluation:
         """Read and validate one commit (parses only blobs not seen before).
@@ -121,6 +123,7 @@ class Engine:
             self.certs,
             self.compact_outbounds,
             previous=self._views,
+            reuse=self._reuse,
             on_bug=lambda e, doing: _bug(e, doing, revision),
             timings=timings,
         )
@@ -135,6 +138,7 @@ class Engine:
 
     def forget(self) -> None:
         self._views = {}
+        self._reuse = Reuse()
 
 
 def _bug(error: Exception, doing: str, revision: str) -> InternalError:
