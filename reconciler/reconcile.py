@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
+from reconciler.mesh.dataplanes import DataplaneCache
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.model import Resource, Snapshot
 from reconciler.render import render
@@ -80,6 +81,7 @@ class Engine:
         self.certs = certs or CertificateProvider()
         self._views: dict[str, ProxyView] = {}
         self._reuse = Reuse()
+        self._dataplanes = DataplaneCache()
 
     def evaluate(self, revision: str) -> Evaluation:
         """Read and validate one commit (parses only blobs not seen before).
@@ -112,7 +114,8 @@ class Engine:
         revision = snapshot.revision or ""
         started = time.perf_counter()
         try:
-            model = build_mesh_model(snapshot.resources, registered)
+            model = build_mesh_model(snapshot.resources, registered, self._dataplanes.convert)
+            self._dataplanes.settle()
         except CaError:
             raise
         except Exception as e:
