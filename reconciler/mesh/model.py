@@ -197,6 +197,8 @@ class MeshModel:
 def _str_map(value: Any) -> FrozenDict:
     if not isinstance(value, Mapping):
         return FrozenDict()
+    if isinstance(value, FrozenDict) and all(isinstance(v, str) for v in value.values()):
+        return value  # the resource's own (frozen, string keys): no copy per inbound and outbound
     return FrozenDict({str(k): str(v) for k, v in value.items()})
 
 
