@@ -11,7 +11,11 @@ of every changed proxy (push), without sockets. Then three commits:
 
 For each: seconds per phase, proxies regenerated, and the process's RSS (VmRSS, VmHWM).
 
-Usage: .venv/bin/python bench/reconcile_scale.py [--proxies 1000 10000] [--runs 1] [--profile FILE]
+With --serve: `reconciler serve` in its own process on the same repository: seconds from its
+start to the commit applied, the phases of /status's lastAttempt, its RSS then (no proxy has
+connected) and its peak RSS.
+
+Usage: .venv/bin/python bench/reconcile_scale.py [--proxies 1000 10000] [--runs 1] [--profile FILE] [--serve]
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from xds_scale import build_repo, dataplane, git  # noqa: E402
+from xds_scale import build_repo, dataplane, git, start_cp  # noqa: E402
 
 from reconciler.reconcile import Engine  # noqa: E402
 from reconciler.source.git import GitSource  # noqa: E402
@@ -99,13 +104,47 @@ def measure(n: int, services: int, root: Path, profile: str | None) -> dict[str,
     return out
 
 
+def serve_cold(n: int, services: int, root: Path) -> dict[str, float]:
+    """`reconciler serve` as its own process: seconds from its start until /status shows the
+    commit applied (and lastAttempt's phases), its RSS then and its peak RSS (VmHWM)."""
+    bare, _ = build_repo(root, n, services)
+    started = time.perf_counter()
+    cp, _, api_port = start_cp(bare, root)
+    try:
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/status", timeout=30) as r:
+                status = json.loads(r.read())
+            if status.get("lastAppliedRevision"):
+                break
+            time.sleep(0.1)
+        applied = time.perf_counter() - started
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{cp.pid}/status").read_text().splitlines() if ":" in line)
+        attempt = status.get("lastAttempt") or {}
+        return {
+            "start_to_applied_s": applied,
+            **{f"{k}_s": v for k, v in (attempt.get("phaseSeconds") or {}).items()},
+            "rss_mib": int(fields["VmRSS"].split()[0]) / 1024,
+            "peak_rss_mib": int(fields["VmHWM"].split()[0]) / 1024,
+        }
+    finally:
+        cp.terminate()
+        cp.wait(10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--proxies", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--services", type=int, default=50)
     ap.add_argument("--runs", type=int, default=1, help="runs per size in fresh processes would be fairer; here: in this process")
     ap.add_argument("--profile", help="write a cProfile of each case to PROFILE.<case>")
+    ap.add_argument("--serve", action="store_true", help="measure `reconciler serve`'s cold start in its own process instead")
     args = ap.parse_args()
+    if args.serve:
+        for n in args.proxies:
+            with tempfile.TemporaryDirectory() as tmp:
+                figures = serve_cold(n, args.services, Path(tmp))
+            print(f"{n:>6} serve: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()), flush=True)
+        return
     asyncio.set_event_loop(asyncio.new_event_loop())  # ConfigCache makes asyncio events
     results = {}
     for n in args.proxies:
