@@ -26,17 +26,19 @@ import cProfile
 import gc
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from xds_scale import build_repo, dataplane, git, start_cp  # noqa: E402
+from xds_scale import build_repo, dataplane, free_port, git  # noqa: E402
 
 from reconciler.reconcile import Engine  # noqa: E402
 from reconciler.source.git import GitSource  # noqa: E402
@@ -108,15 +110,23 @@ def serve_cold(n: int, services: int, root: Path) -> dict[str, float]:
     """`reconciler serve` as its own process: seconds from its start until /status shows the
     commit applied (and lastAttempt's phases), its RSS then and its peak RSS (VmHWM)."""
     bare, _ = build_repo(root, n, services)
+    api_port = free_port()
+    args = ["serve", "--repo", str(bare), "--state-dir", str(root / "state"), "--xds-port", str(free_port()), "--api-port", str(api_port)]
+    args += ["--dataplane-auth", "none", "--xds-tls", "none"]
     started = time.perf_counter()
-    cp, _, api_port = start_cp(bare, root)
+    with open(root / "cp.log", "w") as log:
+        cp = subprocess.Popen([sys.executable, "-m", "reconciler", *args], stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
     try:
-        while True:
-            with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/status", timeout=30) as r:
-                status = json.loads(r.read())
-            if status.get("lastAppliedRevision"):
-                break
-            time.sleep(0.1)
+        status: dict[str, Any] = {}
+        while not status.get("lastAppliedRevision"):
+            if cp.poll() is not None:
+                raise RuntimeError(f"serve exited with {cp.returncode}; see {root / 'cp.log'}")
+            time.sleep(0.2)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/status", timeout=30) as r:
+                    status = json.loads(r.read())
+            except OSError:
+                continue
         applied = time.perf_counter() - started
         fields = dict(line.split(":", 1) for line in Path(f"/proc/{cp.pid}/status").read_text().splitlines() if ":" in line)
         attempt = status.get("lastAttempt") or {}
@@ -128,7 +138,11 @@ def serve_cold(n: int, services: int, root: Path) -> dict[str, float]:
         }
     finally:
         cp.terminate()
-        cp.wait(10)
+        try:
+            cp.wait(30)
+        except subprocess.TimeoutExpired:
+            cp.kill()
+            cp.wait()
 
 
 def main() -> None:
