@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -74,6 +75,38 @@ class Origin:
         return self.line
 
 
+_INTERNED_UP_TO = 256
+"""Strings of a spec up to this length are interned: keys and tag values repeat in every
+document (10,000 Dataplanes hold "kuma.io/service" 110,000 times), one copy is enough."""
+
+_SHARED_LEAVES: dict[tuple[tuple[str, type, Any], ...], FrozenDict] = {}
+"""Small mappings of plain values (tags, ports) frozen once and shared by every document that
+holds an equal one. Bounded: emptied when it reaches `_SHARED_MAX` (sharing is only a saving)."""
+_SHARED_MAX = 20_000
+_LEAF_TYPES = (str, int, float, bool, type(None))
+
+
+def _frozen(value: Any) -> Any:
+    """`freeze(value)`, with short strings interned and small leaf mappings shared."""
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= _INTERNED_UP_TO else value
+    if isinstance(value, Mapping):
+        items = [(sys.intern(str(k)), _frozen(v)) for k, v in value.items()]
+        if len(items) > 8 or not all(type(v) in _LEAF_TYPES for _, v in items):
+            return FrozenDict(items)
+        # The type is part of the key: {"a": 1} and {"a": True} are equal, and not the same document.
+        key = tuple((k, type(v), v) for k, v in items)
+        shared = _SHARED_LEAVES.get(key)
+        if shared is None:
+            if len(_SHARED_LEAVES) >= _SHARED_MAX:
+                _SHARED_LEAVES.clear()
+            shared = _SHARED_LEAVES[key] = FrozenDict(items)
+        return shared
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     """One Kuma resource in Universal form.
@@ -108,7 +141,7 @@ class Resource:
         status: Mapping[str, Any] | None = None,
     ) -> Resource:
         key = ResourceKey(type, mesh, name)
-        frozen_spec = freeze(spec)
+        frozen_spec = _frozen(spec)
         frozen_labels = freeze(labels or {})
         frozen_status = None if status is None else freeze(status)
         hashed: list[Any] = [type, mesh, name, frozen_labels, frozen_spec]

@@ -14,13 +14,16 @@ GitError, OSError: the read is retried) and CaError (a CA that cannot be used).
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
+from reconciler.mesh.dataplanes import DataplaneCache
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.model import Resource, Snapshot
 from reconciler.render import render
@@ -28,6 +31,7 @@ from reconciler.source.git import GitError, GitSource, SourceError
 from reconciler.validate import Report, ResourceValidator, validate
 from reconciler.validate.bugs import describe_bug
 from reconciler.views.proxy import ProxyView
+from reconciler.views.reuse import Reuse
 from reconciler.xds.resources import ProxyResources
 
 __all__ = ["Engine", "Evaluation", "Build", "InternalError"]
@@ -78,6 +82,8 @@ class Engine:
         self.validator = ResourceValidator()
         self.certs = certs or CertificateProvider()
         self._views: dict[str, ProxyView] = {}
+        self._reuse = Reuse()
+        self._dataplanes = DataplaneCache()
 
     def evaluate(self, revision: str) -> Evaluation:
         """Read and validate one commit (parses only blobs not seen before).
@@ -85,6 +91,10 @@ class Engine:
         Raises SourceError (and git or file errors) when the commit cannot be read, and
         InternalError when loading or validating it hits a bug.
         """
+        with _no_cyclic_gc():
+            return self._evaluate(revision)
+
+    def _evaluate(self, revision: str) -> Evaluation:
         started = time.perf_counter()
         commit = self.source.resolve(revision)
         sha = str(commit.id)
@@ -107,10 +117,15 @@ class Engine:
         Raises CaError when a mesh's CA cannot be used (a provided CA that does not load),
         and InternalError when building the model or generating a proxy's config hits a bug.
         """
+        with _no_cyclic_gc():
+            return self._build(snapshot, registered)
+
+    def _build(self, snapshot: Snapshot, registered: Iterable[Resource]) -> Build:
         revision = snapshot.revision or ""
         started = time.perf_counter()
         try:
-            model = build_mesh_model(snapshot.resources, registered)
+            model = build_mesh_model(snapshot.resources, registered, self._dataplanes.convert)
+            self._dataplanes.settle()
         except CaError:
             raise
         except Exception as e:
@@ -121,6 +136,7 @@ class Engine:
             self.certs,
             self.compact_outbounds,
             previous=self._views,
+            reuse=self._reuse,
             on_bug=lambda e, doing: _bug(e, doing, revision),
             timings=timings,
         )
@@ -135,6 +151,25 @@ class Engine:
 
     def forget(self) -> None:
         self._views = {}
+        self._reuse = Reuse()
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused while a commit is read, validated, built and generated.
+
+    Those phases allocate millions of objects that stay alive (the model, the views, the
+    config), and each allocation burst made the collector walk them again: at 3,000 proxies a
+    cold reconcile took twice as long with it on. They make little cyclic garbage, and what
+    they make is collected by the first collection after (reference counting frees the rest
+    as usual)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _bug(error: Exception, doing: str, revision: str) -> InternalError:

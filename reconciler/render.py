@@ -22,6 +22,8 @@ from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.model import MeshModel
 from reconciler.policies.core.match import PolicyIndex
 from reconciler.views.proxy import ProxyView, policy_indexes, proxy_views
+from reconciler.views.reuse import Reuse
+from reconciler.views.same import SameViews
 from reconciler.xds.generate import generate
 from reconciler.xds.resources import ProxyResources
 
@@ -49,6 +51,7 @@ def render(
     indexes: Mapping[str, PolicyIndex] | None = None,
     only: Collection[str] | None = None,
     previous: Mapping[str, ProxyView] | None = None,
+    reuse: Reuse | None = None,
     generate_config: bool = True,
     on_bug: BugReporter | None = None,
     timings: MutableMapping[str, float] | None = None,
@@ -57,6 +60,7 @@ def render(
 
     Certificates come from `certs` (a throwaway in-memory CA when None); `compact_outbounds` is
     serve's --compact-outbounds. Without `generate_config`, only the views are computed.
+    `reuse` (the server's) keeps the views whose inputs did not change since its last render.
     `timings`, when given, gets the seconds spent on the views added to "build" and on the
     Envoy config as "generate" (the server's phase metrics).
     Raises CaError when a mesh's CA cannot be used.
@@ -64,7 +68,7 @@ def render(
     started = time.perf_counter()
     try:
         indexes = indexes if indexes is not None else policy_indexes(model)
-        views = proxy_views(model, certs, compact_outbounds, indexes, only)
+        views = proxy_views(model, certs, compact_outbounds, indexes, only, reuse)
     except CaError:
         raise
     except Exception as e:
@@ -74,8 +78,9 @@ def render(
     viewed = time.perf_counter()
     resources: dict[str, ProxyResources] = {}
     if generate_config:
+        same = SameViews()
         for node, view in views.items():
-            if previous is not None and previous.get(node) == view:
+            if previous is not None and same.same(previous.get(node), view):
                 continue
             try:
                 resources[node] = generate(view)

@@ -64,6 +64,10 @@ class Attempt:
     """What started it: start, resume, watch, api, webhook, rollback, rollback-on-nack."""
     to: str = ""
     """For rolled-back and rejected-by-proxies: the revision serving moved to."""
+    phases: Mapping[str, float] = field(default_factory=dict, compare=False)
+    """Seconds per reconcile phase it went through (load, validate, build, generate, push)."""
+    proxies_changed: int | None = None
+    """For an applied commit: how many proxies got new config (the others were not regenerated)."""
 
     def to_json(self, branch: str) -> dict[str, Any]:
         out = {
@@ -78,6 +82,10 @@ class Attempt:
             out["trigger"] = self.trigger
         if self.to:
             out["to"] = revision_string(branch, self.to)
+        if self.phases:
+            out["phaseSeconds"] = {phase: round(seconds, 4) for phase, seconds in self.phases.items()}
+        if self.proxies_changed is not None:
+            out["proxiesChanged"] = self.proxies_changed
         return out
 
 
@@ -337,6 +345,7 @@ class Store:
             "pinnedRevision": revision_string(self.branch, self.pin),
             "conditions": self.conditions(),
             "lastFailure": self.last_failure.to_json(self.branch) if self.last_failure else None,
+            "lastAttempt": attempt.to_json(self.branch) if attempt else None,
             "resources": len(self.applied.snapshot) if self.applied else 0,
             "proxies": {
                 p.node_id: p.to_json(self.current_generation(p.node_id)) for p in sorted(self.proxies.values(), key=lambda p: p.node_id)

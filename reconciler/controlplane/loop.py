@@ -192,7 +192,7 @@ class Reconciler:
                 rolled_back = await self._rolled_back(applied.revision, evaluation.revision) if pinned and applied is not None else None
                 # From here to recording the attempt nothing awaits: a status read in between
                 # would see the new revision with the old conditions.
-                self.publish(build, evaluation.revision)
+                push = self.publish(build, evaluation.revision)
                 self.store.apply(Applied(evaluation.revision, evaluation.snapshot, build.model, time.time(), shapes(build)))
                 how = f"pinned by refs/reconciler/pin, {reason}" if pinned else reason
                 ref_update = (APPLIED_REF, evaluation.revision, f"reconciler: applied {evaluation.revision[:12]} ({how})")
@@ -206,6 +206,8 @@ class Reconciler:
                     evaluation.report.warnings,
                     duration=time.perf_counter() - started,
                     trigger=reason,
+                    phases={**evaluation.timings, **build.timings, "push": push},
+                    proxies_changed=len(build.changed),
                 )
                 self.acks.check()
             except Rejected as rejected:
@@ -230,7 +232,13 @@ class Reconciler:
             self.metrics.reconcile_duration.observe(attempt.duration)
             log.info(
                 "reconciled",
-                extra={"revision": revision[:12], "outcome": attempt.outcome, "reason": reason, "ms": round(attempt.duration * 1000, 1)},
+                extra={
+                    "revision": revision[:12],
+                    "outcome": attempt.outcome,
+                    "reason": reason,
+                    "ms": round(attempt.duration * 1000, 1),
+                    **{f"{phase}_ms": round(seconds * 1000, 1) for phase, seconds in attempt.phases.items()},
+                },
             )
             self.tell(attempt)
             return attempt
@@ -298,21 +306,24 @@ class Reconciler:
             return attempt
 
     # -- publishing ---------------------------------------------------------------------
-    def publish(self, build: Build, revision: str) -> None:
-        """Into the xDS cache, which wakes the streams of the proxies whose config changed (the `push` phase)."""
+    def publish(self, build: Build, revision: str) -> float:
+        """Into the xDS cache, which wakes the streams of the proxies whose config changed (the
+        `push` phase); returns its seconds."""
         assert self.engine is not None
         started = time.perf_counter()
         for node_id, resources in build.changed.items():
             self.cache.set(node_id, resources, revision)
         for node_id in build.removed:
             self.cache.remove(node_id)
-        self.metrics.phase_duration.labels(phase="push").observe(time.perf_counter() - started)
+        push = time.perf_counter() - started
+        self.metrics.phase_duration.labels(phase="push").observe(push)
         self.engine.commit(build)
         self.rebuild_failure = None
         loop = asyncio.get_running_loop()
         loop.call_later(2.0, release_free_memory)
         # Rebuild when the first proxy certificate is due, so it is replaced before it expires.
         self.renewal.at(loop, self.engine.certs.next_renewal(), stopping=self.stopping.is_set())
+        return push
 
     async def rebuild(self, reason: str) -> None:
         """Regenerate from the applied commit after a runtime change (a dataplane came or went)."""

