@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -16,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 __all__ = [
     "Readiness",
@@ -29,6 +31,7 @@ __all__ = [
     "process_started",
     "prometheus_totals",
     "rss_mib",
+    "stop_process",
     "wait_ready",
 ]
 
@@ -186,3 +189,17 @@ def wait_ready(
                 last = {**stats, "addresses": counted}
         time.sleep(interval)
     raise TimeoutError(f"Envoy not ready after {timeout:.0f} s (last stats: {last})")
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, log: IO[bytes] | None = None) -> None:
+    """Stop a child started in its own session (Envoy, sovereign's gunicorn master, which stops
+    its workers on SIGTERM): SIGTERM, then SIGKILL to its whole group after 15 s; close its log."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    if log is not None:
+        log.close()

@@ -1,30 +1,32 @@
-"""sovereign (the Python xDS server on PyPI) for bench/vs_sovereign.py: its own venv, its config,
-its process, and the bootstrap of an Envoy that polls it over REST.
+"""sovereign (the Python xDS server on PyPI) for bench/vs_sovereign.py and bench/envoy_outbounds.py:
+its own venv, its config, its process, and the bootstrap of an Envoy that polls it over REST.
 
-sovereign is never a dependency of the project: it is installed on first use into a venv of its
-own under the user's cache directory, so every worktree and every run shares one install.
+sovereign is never a dependency of the project: it is installed on first use (or by `make
+bench-deps`) into a venv of its own, bench/.venv-sovereign.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from _envoy_support import stop_process
 
 __all__ = [
     "POLL_INTERVAL_S",
     "SOVEREIGN_VERSION",
     "SovereignUnavailable",
     "Started",
+    "clusters_template",
     "install",
     "rest_bootstrap",
     "sovereign_server",
@@ -66,8 +68,8 @@ class SovereignUnavailable(RuntimeError):
 
 
 def venv_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "mesh-reconciler" / f"sovereign-venv-{SOVEREIGN_VERSION}"
+    """bench/.venv-sovereign, as `make bench-deps` makes it (ignored by git)."""
+    return Path(__file__).resolve().parent / ".venv-sovereign"
 
 
 def install() -> Path:
@@ -122,14 +124,17 @@ class Started:
 
 
 @contextmanager
-def sovereign_server(exe: Path, work: Path, clusters_file: Path, port: int) -> Iterator[Started]:
-    """sovereign on 127.0.0.1:`port`, serving the clusters of `clusters_file` from a Python template."""
+def sovereign_server(exe: Path, work: Path, templates: Mapping[str, str], port: int) -> Iterator[Started]:
+    """sovereign on 127.0.0.1:`port`, serving each resource type of `templates` (type, e.g.
+    "clusters" → the source of its Python template)."""
     work.mkdir(parents=True, exist_ok=True)
-    template = work / "clusters_template.py"
-    template.write_text(TEMPLATE.format(path=str(clusters_file)))
-    spec = {"type": "clusters", "spec": {"protocol": "python", "serialization": "raw", "path": str(template)}}
+    specs = []
+    for kind, source in templates.items():
+        template = work / f"{kind}_template.py"
+        template.write_text(source)
+        specs.append({"type": kind, "spec": {"protocol": "python", "serialization": "raw", "path": str(template)}})
     config = work / "sovereign.yaml"
-    config.write_text(json.dumps({"templates": {"default": [spec]}}))  # JSON is YAML
+    config.write_text(json.dumps({"templates": {"default": specs}}))  # JSON is YAML
     env = {
         **os.environ,
         "SOVEREIGN_CONFIG": f"file://{config}",
@@ -157,18 +162,16 @@ def sovereign_server(exe: Path, work: Path, clusters_file: Path, port: int) -> I
                 time.sleep(0.02)
         yield Started(port, proc.pid, launched, time.monotonic())
     finally:
-        if proc.poll() is None:
-            proc.terminate()  # gunicorn's master stops its workers
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-        log.close()
+        stop_process(proc, log)
 
 
-def rest_bootstrap(port: int, admin_port: int) -> dict[str, Any]:
-    """An Envoy that polls sovereign's /v3/discovery:clusters every POLL_INTERVAL_S."""
+def clusters_template(clusters_file: Path) -> str:
+    """The template of bench/vs_sovereign.py: the clusters of `clusters_file`, re-read when it changes."""
+    return TEMPLATE.format(path=str(clusters_file))
+
+
+def rest_bootstrap(port: int, admin_port: int, *, listeners: bool = False) -> dict[str, Any]:
+    """An Envoy that polls sovereign's /v3/discovery:clusters (and :listeners) every POLL_INTERVAL_S."""
     rest = {
         "resource_api_version": "V3",
         "api_config_source": {
@@ -184,7 +187,7 @@ def rest_bootstrap(port: int, admin_port: int) -> dict[str, Any]:
     return {
         "node": {"id": "client", "cluster": "client"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
-        "dynamic_resources": {"cds_config": rest},
+        "dynamic_resources": {"cds_config": rest, **({"lds_config": rest} if listeners else {})},
         "static_resources": {
             "clusters": [
                 {

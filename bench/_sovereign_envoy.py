@@ -5,9 +5,7 @@ from its admin port: how many clusters are active, and which endpoint one cluste
 from __future__ import annotations
 
 import json
-import os
 import resource
-import signal
 import subprocess
 import time
 import urllib.error
@@ -17,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _envoy_support import admin_get, gauges
+from _envoy_support import admin_get, gauges, stop_process
 
 from reconciler.dataplane.launcher import envoy_command
 
@@ -65,16 +63,8 @@ class Envoy:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self.log.close()
+        if self.proc is not None:
+            stop_process(self.proc, self.log)
 
 
 @dataclass

@@ -47,9 +47,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +65,10 @@ from _envoy_support import (  # noqa: E402
     process_started,
     prometheus_totals,
     rss_mib,
+    stop_process,
     wait_ready,
 )
+from _sovereign import SOVEREIGN_VERSION, install, rest_bootstrap, sovereign_server  # noqa: E402
 
 from reconciler.dataplane.envoy_binary import find_envoy  # noqa: E402
 from reconciler.dataplane.launcher import envoy_command  # noqa: E402
@@ -77,8 +78,6 @@ SHAPES = ("kuma", "compact", "sovereign")
 SHAPE_LABEL = "reconciler.io/outbound-shape"
 UPSTREAMS = 4
 OUTBOUND_PORT_BASE = 20000
-SOVEREIGN_VERSION = "0.32.12"
-SOVEREIGN_VENV = ROOT / "bench" / ".venv-sovereign"
 # Envoy's own apply times (histograms, ms) and initial-fetch timeouts, from /stats/prometheus.
 HISTOGRAMS = "update_duration|initialization_time_ms|init_fetch_timeout"
 
@@ -172,16 +171,8 @@ class DirectEnvoy:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self.log.close()
+        if self.proc is not None:
+            stop_process(self.proc, self.log)
 
 
 def run_dataplane_has_concurrency() -> bool:
@@ -342,18 +333,6 @@ def _wait_child(parent: int, alive: Callable[[], bool], timeout: float = 30) -> 
 # ---------------------------------------------------------------------------- sovereign
 
 
-def sovereign_bin() -> Path:
-    """bench/.venv-sovereign/bin/sovereign, installing it from PyPI the first time."""
-    exe = SOVEREIGN_VENV / "bin" / "sovereign"
-    if not exe.exists():
-        print(f"installing sovereign=={SOVEREIGN_VERSION} into {SOVEREIGN_VENV.relative_to(ROOT)} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(SOVEREIGN_VENV)], check=True)
-        subprocess.run(
-            [str(SOVEREIGN_VENV / "bin" / "pip"), "install", "--quiet", f"sovereign=={SOVEREIGN_VERSION}"], check=True, timeout=900
-        )
-    return exe
-
-
 def sovereign_resources(outs: list[Outbound]) -> dict[str, list[dict[str, Any]]]:
     """The logical config of our client, written the way a sovereign user would: each listener's
     routes inline, each cluster with its endpoints inline (STATIC): over REST an EDS cluster
@@ -418,99 +397,24 @@ def sovereign_resources(outs: list[Outbound]) -> dict[str, list[dict[str, Any]]]
     return {"clusters": clusters, "listeners": listeners}
 
 
-@contextmanager
-def sovereign_server(work: Path, outs: list[Outbound]) -> Iterator[int]:
-    """sovereign on a free loopback port, serving `outs` from two Python templates."""
-    exe = sovereign_bin()
+def sovereign_templates(work: Path, outs: list[Outbound]) -> dict[str, str]:
+    """sovereign's templates for `outs`: each returns resources built once, so each poll costs
+    sovereign only its own work. They carry their @type already: sovereign adds it in place after
+    hashing, so a shared object without it would hash differently on the next poll and make Envoy
+    apply everything again."""
     work.mkdir(parents=True, exist_ok=True)
-    specs = []
+    templates = {}
     for kind, items in sovereign_resources(outs).items():
         data = work / f"{kind}.json"
         data.write_text(json.dumps(items))
-        template = work / f"{kind}_template.py"
-        # The resources are built once: each poll costs sovereign only its own work. They carry
-        # their @type already: sovereign adds it in place after hashing, so a shared object without
-        # it would hash differently on the next poll and make Envoy apply everything again.
-        template.write_text(
-            f"import json\nRESOURCES = json.load(open({str(data)!r}))\n\ndef call(*args, **kwargs):\n    return RESOURCES\n"
-        )
-        specs.append({"type": kind, "spec": {"protocol": "python", "serialization": "raw", "path": str(template)}})
-    config = work / "sovereign.yaml"
-    config.write_text(json.dumps({"templates": {"default": specs}}))  # JSON is YAML
-    port = free_port()
-    env = {
-        **os.environ,
-        "SOVEREIGN_CONFIG": f"file://{config}",
-        "SOVEREIGN_HOST": "127.0.0.1",
-        "SOVEREIGN_PORT": str(port),
-        # gunicorn closes an idle connection after 5 s by default; Envoy, busy applying 10,000 clusters
-        # for longer than that, reuses it for its first LDS poll, fails and waits a refresh_delay.
-        "SOVEREIGN_KEEPALIVE": "120",
-    }
-    log = open(work / "sovereign.log", "ab")  # noqa: SIM115 (the child process writes to it)
-    proc = subprocess.Popen([str(exe)], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"sovereign exited ({proc.returncode}):\n{(work / 'sovereign.log').read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("sovereign did not answer its healthcheck in 60 s") from None
-                time.sleep(0.2)
-        yield port
-    finally:
-        if proc.poll() is None:
-            proc.terminate()  # gunicorn's master stops its workers
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-        log.close()
-
-
-def sovereign_bootstrap(port: int, admin_port: int) -> dict[str, Any]:
-    # Envoy's REST default request_timeout (1 s) is shorter than rendering 10,000 listeners.
-    rest = {
-        "resource_api_version": "V3",
-        "api_config_source": {
-            "api_type": "REST",
-            "transport_api_version": "V3",
-            "cluster_names": ["sovereign"],
-            "refresh_delay": "5s",
-            "request_timeout": "30s",
-        },
-    }
-    return {
-        "node": {"id": "client", "cluster": "client"},
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
-        "dynamic_resources": {"cds_config": rest, "lds_config": rest},
-        "static_resources": {
-            "clusters": [
-                {
-                    "name": "sovereign",
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": "sovereign",
-                        "endpoints": [
-                            {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}
-                        ],
-                    },
-                }
-            ]
-        },
-    }
+        templates[kind] = f"import json\nRESOURCES = json.load(open({str(data)!r}))\n\ndef call(*args, **kwargs):\n    return RESOURCES\n"
+    return templates
 
 
 def run_sovereign(work: Path, outs: list[Outbound], timeout: float) -> dict[str, Any]:
-    with sovereign_server(work, outs) as port:
+    with sovereign_server(install(), work, sovereign_templates(work, outs), free_port()) as started:
         admin_port = free_port()
-        envoy = DirectEnvoy(sovereign_bootstrap(port, admin_port), work, "client")
+        envoy = DirectEnvoy(rest_bootstrap(started.port, admin_port, listeners=True), work, "client")
         try:
             launched = boottime()
             envoy.start()

@@ -60,6 +60,7 @@ from _sovereign import (  # noqa: E402
     POLL_INTERVAL_S,
     SOVEREIGN_VERSION,
     SovereignUnavailable,
+    clusters_template,
     install,
     rest_bootstrap,
     sovereign_server,
@@ -120,7 +121,7 @@ def run_sovereign(exe: Path, n: int, updates: int, work: Path, timeout: float) -
     data = work / "clusters.json"
     clusters = [static_cluster(service(i), SERVICE_PORT_BASE + i) for i in range(n)]
     write_clusters(data, clusters)
-    with sovereign_server(exe, work, data, free_port()) as started:
+    with sovereign_server(exe, work, {"clusters": clusters_template(data)}, free_port()) as started:
         server_ready = started.healthy - started.launched
         envoy = Envoy(rest_bootstrap(started.port, free_port()), work, "client")
         try:
