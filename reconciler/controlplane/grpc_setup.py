@@ -111,6 +111,13 @@ def make_grpc_server(
     )
     ads = AdsServer(AuthorizedWatcher(cache, admission.refusal), callbacks, first_request_timeout=settings.xds_first_request_timeout)
     add_ads_server(server, ads)
+    stop = server.stop
+
+    async def stopping(grace: float | None) -> None:
+        ads.stopping = True  # the streams it cancels end with "server shutdown" in the log
+        await stop(grace)
+
+    server.stop = stopping
     address = f"{settings.address}:{settings.xds_port}"
     in_use = listen_error(settings.address, settings.xds_port)
     if in_use is not None:
