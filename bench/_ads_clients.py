@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import multiprocessing as mp
+import os
 import random
 import time
 from collections import Counter
@@ -26,6 +27,8 @@ EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
 RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 BACKOFF_BASE, BACKOFF_MAX = 0.5, 30.0
+DETAILS = bool(os.environ.get("XDS_SCALE_DETAILS"))
+"""Also count each status with its details and the phase the stream was in."""
 
 
 def version_of(payload: bytes) -> str:
@@ -48,6 +51,8 @@ class SimProxy:
     ended: Counter[str] = field(default_factory=Counter)
     synced_at: float = 0.0
     target: dict[str, Any] | None = None
+    phase: str = "idle"
+    """Where the current stream is: opening, written (first request sent), served (a response read)."""
     reached_at: float = 0.0
 
     def reached(self) -> bool:
@@ -133,6 +138,8 @@ class Client:
                 self.proxy.ended["OK"] += 1
             except grpc.aio.AioRpcError as e:
                 self.proxy.ended[e.code().name] += 1
+                if DETAILS:
+                    self.proxy.ended[f"{e.code().name}: {e.details()} [{self.proxy.phase}]"] += 1
             if self.stopped:
                 return
             attempt = 0 if self.proxy.responses > served_before else attempt + 1
@@ -146,6 +153,7 @@ class Client:
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self.channel)
         p = self.proxy
         node = base_pb2.Node(id=p.node_id)
+        p.phase = "opening"
         if p.delta:
             call = stub.DeltaAggregatedResources()
             for i, t in enumerate((CDS, LDS, EDS, RDS)):
@@ -169,7 +177,9 @@ class Client:
                     req.node.CopyFrom(node)
                 await call.write(req)
         self.call = call
+        p.phase = "written"
         async for response in call:
+            p.phase = "served"
             await self._on_response(call, response)
 
     async def _on_response(self, call: Any, response: Any) -> None:
@@ -240,11 +250,17 @@ async def _serve_commands(conn: Connection, address: str, ids: list[int], delta:
                     "synced": sorted(p.synced_at for p in proxies.values() if p.synced_at),
                     "retries": sum(p.retries for p in proxies.values()),
                     "ended": sum((p.ended for p in proxies.values()), Counter()),
+                    "unsynced": [
+                        (p.node_id, p.phase, str(c.channel.get_state()), p.retries, dict(p.ended))
+                        for c in clients
+                        if not (p := c.proxy).synced_at
+                    ][:20],
                 }
             )
         elif cmd == "target":  # arg: {"ids": [...] or None, "endpoints_plus": {cluster: n}, "listeners": changed or not}
             marks = {i: p.responses for i, p in proxies.items()}
-            chosen = proxies.keys() if arg["ids"] is None else set(arg["ids"]) & proxies.keys()
+            synced = {i for i, p in proxies.items() if p.synced_at}
+            chosen = synced if arg["ids"] is None else set(arg["ids"]) & synced
             for i in chosen:
                 p = proxies[i]
                 p.reached_at = 0.0

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@x"}
 OUTBOUNDS = 10
 ONE_SERVICE = "svc-7"
+CONNECT_TIMEOUT = 180.0
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -165,7 +167,8 @@ def wait_all(workers: Workers, proxies: int, timeout: float) -> dict[str, Any]:
             for s in status:
                 for code, n in s["ended"].items():
                     ended[code] = ended.get(code, 0) + n
-            return {"synced": synced, "retries": sum(s["retries"] for s in status), "ended": ended}
+            unsynced = [u for s in status for u in s["unsynced"]]
+            return {"synced": synced, "retries": sum(s["retries"] for s in status), "ended": ended, "unsynced": unsynced}
         time.sleep(0.5)
 
 
@@ -177,7 +180,7 @@ def pushed(workers: Workers, work: Path, message: str, ids: list[int] | None, ch
     git(work, "commit", "-q", "-m", message)
     git(work, "push", "-q", "origin", "main")
     t0 = time.time()
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 300
     while True:
         reached = workers.ask("reached")
         waiting = sum(r["waiting"] for r in reached)
@@ -207,7 +210,7 @@ def connect(address: str, proxies: int, delta: bool) -> tuple[Workers, dict[str,
     workers.ask("status")  # the processes are up and have built their clients
     started = time.time()
     workers.ask("connect")
-    result = wait_all(workers, proxies, 600)
+    result = wait_all(workers, proxies, CONNECT_TIMEOUT)
     connect_s = (result["synced"][-1] - started) if len(result["synced"]) == proxies else float("nan")
     return workers, result, connect_s
 
@@ -227,7 +230,7 @@ def measure(proxies: int, services: int, root: Path, delta: bool) -> dict[str, A
         cpu0, rss0 = proc_stats(cp.proc.pid)
         out["rss_before_connect_mib"] = round(rss0)
         workers, conn, out["connect_s"] = connect(f"127.0.0.1:{cp.xds_port}", proxies, delta)
-        out.update(synced=len(conn["synced"]), retries=conn["retries"], streams_ended=conn["ended"])
+        out.update(synced=len(conn["synced"]), retries=conn["retries"], streams_ended=conn["ended"], unsynced=conn["unsynced"])
         time.sleep(2)
         cpu1, rss1 = proc_stats(cp.proc.pid)
         out["cpu_connect_s"] = round(cpu1 - cpu0, 2)
@@ -300,6 +303,7 @@ def main() -> int:
     ap.add_argument("--delta", action="store_true", help="delta xDS clients instead of state of the world")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the control plane and the clients too
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server and the clients inherit it
     if hard < 2 * max(args.proxies) + 1000:
