@@ -154,7 +154,12 @@ class ControlPlane:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(30)
+        try:
+            self.proc.wait(120)
+        except subprocess.TimeoutExpired:
+            print(f"the control plane did not stop within 120 s of SIGTERM; killed (pid {self.proc.pid})", file=sys.stderr)
+            self.proc.kill()
+            self.proc.wait()
 
 
 def wait_all(workers: Workers, proxies: int, timeout: float) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,12 +19,15 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
+from reconciler.controlplane.grpc_setup import CONNECT_STORM_OPTIONS
 from reconciler.xds.cache import ConfigCache
 from reconciler.xds.resources import CLUSTER, LISTENER, ProxyResources
 from reconciler.xds.server import AdsServer, NoCallbacks, add_ads_server
 from tests.xds.ads_support import cla, cluster, listener
 
 PROXIES = 300
+QUEUED = 1_500
+"""Streams that arrive while the server's loop is busy: more than gRPC core queues by default."""
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 """Without it, every channel to the same address shares one subchannel: one TCP connection."""
 
@@ -31,7 +35,8 @@ OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 class Served:
     """A real ADS server on its own loop in a thread, with a config for every proxy."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: list[tuple[str, Any]] | None = None) -> None:
+        self.options = options or []
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -40,12 +45,12 @@ class Served:
         self.port = self.call(self._start())
 
     async def _start(self) -> int:
-        self.grpc = grpc.aio.server()
+        self.grpc = grpc.aio.server(options=self.options)
         add_ads_server(self.grpc, self.ads)
         port = self.grpc.add_insecure_port("127.0.0.1:0")
         await self.grpc.start()
         shared = ProxyResources.build([cluster("svc-0"), cla("svc-0"), listener("outbound:svc-0")])
-        for i in range(PROXIES):
+        for i in range(QUEUED):
             self.cache.set(f"default.dp-{i}", shared, "r1")
         return int(port)
 
@@ -60,7 +65,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    s = Served()
+    s = Served(CONNECT_STORM_OPTIONS)
     yield s
     s.stop()
 
@@ -97,6 +102,36 @@ def test_a_connect_storm_of_hundreds_of_proxies_is_served_in_full(served: Served
     failed = [r for r in results if isinstance(r, BaseException)]
     assert failed == []
     assert all(r == ["Cluster", "Listener"] for r in results)
+
+
+async def first_response(port: int, node_id: str, opened: asyncio.Event, go: asyncio.Event) -> int:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=OWN_CONNECTION) as channel:
+        await channel.channel_ready()
+        opened.set()
+        await go.wait()
+        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(timeout=30)
+        await call.write(first_request(node_id))
+        response = await call.read()
+        call.cancel()
+        return len(response.resources)
+
+
+def test_streams_that_arrive_while_the_server_is_busy_are_queued_not_refused(served: Served) -> None:
+    """gRPC core refuses streams at random once 1,000 wait for the servicer, by default; the
+    servicer takes them one by one from its event loop, so a busy loop makes them wait."""
+
+    async def storm() -> list[Any]:
+        opened, go = [asyncio.Event() for _ in range(QUEUED)], asyncio.Event()
+        clients = [asyncio.ensure_future(first_response(served.port, f"default.dp-{i}", opened[i], go)) for i in range(QUEUED)]
+        await asyncio.gather(*(e.wait() for e in opened))
+        served.loop.call_soon_threadsafe(time.sleep, 2)  # the server's loop is busy (a reconcile, say)
+        await asyncio.sleep(0.1)
+        go.set()  # every proxy opens its stream now
+        return await asyncio.gather(*clients, return_exceptions=True)
+
+    results = asyncio.run(storm())
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert results == [1] * QUEUED
 
 
 def ends(caplog: pytest.LogCaptureFixture, node_id: str) -> list[logging.LogRecord]:
