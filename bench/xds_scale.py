@@ -1,74 +1,90 @@
 """xDS at scale: N simulated proxies on real gRPC streams against `reconciler serve`.
 
-Builds a bare repository with one mesh of N dataplanes; each proxy has one inbound and
-outbounds to 10 services (svc-0 among them, for every proxy). Starts the control plane as
-its own process, connects N ADS clients that behave like Envoy (wildcard CDS/LDS, EDS/RDS for
-what they learn, ACK every response), then `git push`es a commit that adds an endpoint to
-svc-0 — a change every proxy must receive — and measures:
+Builds a bare repository with one mesh of N dataplanes; each has one inbound and outbounds to
+10 services (svc-0 among them). Starts the control plane as its own process and measures, per N:
 
-  connect     time until all N proxies have ACKed their first full config
-  push→ACK    time from `git push` returning to the last proxy ACKing the new endpoints
-  server      CPU seconds used and RSS growth of the control plane, per proxy
+  cold        process start → /readyz answers 200 (the first reconcile), and the reconcile's
+              phase timings from /metrics
+  rss0        server RSS once ready, before any proxy connects
+  connect     N proxies, each on its own TCP connection (bench/_ads_clients.py, in several
+              processes), open their streams at once → the last one has ACKed a full config;
+              the streams the server ended (by status code) and the clients' retries
+  global      a commit adds a service svc-new and an outbound to it on every dataplane:
+              `git push` returned → each proxy has ACKed its endpoints and new listeners (p50/p99)
+  one         a commit adds an endpoint to svc-7: push → each consumer of svc-7 has ACKed it;
+              every other proxy must have been sent nothing
+  per proxy   (RSS with every proxy connected − rss0) / N
 
-Usage: .venv/bin/python bench/xds_scale.py [--proxies 100 1000] [--services 50]
+then checks correctness: a fresh control plane started cold on the final commit serves freshly
+connected proxies exactly the resource versions the benchmark's proxies hold (non-zero exit on any
+mismatch). `--delta` runs delta xDS clients instead of SotW ones.
+
+Usage: .venv/bin/python bench/xds_scale.py [--proxies 100 1000 10000] [--delta] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-import grpc
-from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import base_pb2
-from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.listener.v3 import listener_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ads_clients import Workers
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
-RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@x"}
 OUTBOUNDS = 10
+ONE_SERVICE = "svc-7"
+CONNECT_TIMEOUT = 180.0
 
 
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=ENV, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def dataplane(i: int, services: int, service: str | None = None) -> str:
-    svc = service or f"svc-{i % services}"
+def targets(i: int, services: int) -> list[str]:
+    return ["svc-0"] + [f"svc-{(i + k) % (services - 1) + 1}" for k in range(1, OUTBOUNDS)]
+
+
+def dataplane(name: str, i: int, service: str, outbound: list[str]) -> str:
     lines = [
         "type: Dataplane",
         "mesh: default",
-        f"name: dp-{i}",
+        f"name: {name}",
         "networking:",
         f"  address: 10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}",
         "  inbound:",
         "    - port: 8080",
         "      servicePort: 9090",
         "      tags:",
-        f"        kuma.io/service: {svc}",
+        f"        kuma.io/service: {service}",
         "        kuma.io/protocol: http",
-        "  outbound:",
     ]
-    targets = ["svc-0"] + [f"svc-{(i + k) % (services - 1) + 1}" for k in range(1, OUTBOUNDS)]
-    for n, target in enumerate(targets):
+    if outbound:
+        lines.append("  outbound:")
+    for n, target in enumerate(outbound):
         lines += [f"    - port: {20000 + n}", "      tags:", f"        kuma.io/service: {target}"]
     return "\n".join(lines) + "\n"
+
+
+def write_dataplanes(work: Path, proxies: int, services: int, extra: list[str]) -> None:
+    for i in range(proxies):
+        (work / "dataplanes" / f"dp-{i}.yaml").write_text(dataplane(f"dp-{i}", i, f"svc-{i % services}", targets(i, services) + extra))
+
+
+def commit(work: Path, message: str) -> None:
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", message)
+    git(work, "push", "-q", "origin", "main")
 
 
 def build_repo(root: Path, proxies: int, services: int) -> tuple[Path, Path]:
@@ -77,114 +93,18 @@ def build_repo(root: Path, proxies: int, services: int) -> tuple[Path, Path]:
     git(root, "init", "-q", "-b", "main", str(work))
     (work / "mesh.yaml").write_text("type: Mesh\nname: default\n")
     (work / "dataplanes").mkdir()
-    for i in range(proxies):
-        (work / "dataplanes" / f"dp-{i}.yaml").write_text(dataplane(i, services))
-    git(work, "add", "-A")
-    git(work, "commit", "-q", "-m", "seed")
+    write_dataplanes(work, proxies, services, [])
     git(work, "remote", "add", "origin", str(bare))
-    git(work, "push", "-q", "origin", "main")
+    commit(work, "seed")
     return bare, work
 
 
 def proc_stats(pid: int) -> tuple[float, float]:
     """(CPU seconds, RSS MiB) of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS")) / 1024
-    return cpu, rss
-
-
-class Proxy:
-    """An ADS client that behaves like Envoy's SotW subscription logic."""
-
-    def __init__(self, node_id: str) -> None:
-        self.node_id = node_id
-        self.queue: asyncio.Queue[discovery_pb2.DiscoveryRequest | None] = asyncio.Queue()
-        self.subscribed: dict[str, list[str]] = {}
-        self.synced = asyncio.Event()
-        self.acked_types: set[str] = set()
-        self.svc0_endpoints = 0
-        self.target_endpoints = -1
-        self.reached_target = asyncio.Event()
-        self.reached_at = 0.0
-        self.last: dict[str, discovery_pb2.DiscoveryResponse] = {}
-
-    async def requests(self):  # type: ignore[no-untyped-def]
-        while True:
-            item = await self.queue.get()
-            if item is None:
-                return
-            yield item
-
-    def request(
-        self, type_url: str, names: list[str] | None = None, response: discovery_pb2.DiscoveryResponse | None = None, first: bool = False
-    ) -> None:
-        req = discovery_pb2.DiscoveryRequest(type_url=type_url, resource_names=names or [])
-        if first:
-            req.node.CopyFrom(base_pb2.Node(id=self.node_id))
-        if response is not None:
-            req.version_info, req.response_nonce = response.version_info, response.nonce
-        self.queue.put_nowait(req)
-
-    async def run(self, channel: grpc.aio.Channel) -> None:
-        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-        call = stub.StreamAggregatedResources(self.requests())
-        self.request(CDS, first=True)
-        self.request(LDS)
-        async for response in call:
-            t = response.type_url
-            names = self.subscribed.get(t)
-            if t == CDS:
-                clusters = sorted(cluster_pb2.Cluster.FromString(a.value).name for a in response.resources)
-                eds = [c for c in clusters if not c.startswith("localhost:")]
-                self.request(CDS, response=response)
-                if eds != self.subscribed.get(EDS):
-                    self.subscribed[EDS] = eds
-                    self.request(EDS, eds, response=self.last.get(EDS))
-            elif t == LDS:
-                routes = sorted({_rds(a.value) for a in response.resources} - {""})
-                self.request(LDS, response=response)
-                # Sidecar routes are inline in their listeners; RDS only for those that name one.
-                if routes and routes != self.subscribed.get(RDS):
-                    self.subscribed[RDS] = routes
-                    self.request(RDS, routes, response=self.last.get(RDS))
-            else:
-                if t == EDS:
-                    for a in response.resources:
-                        cla = endpoint_pb2.ClusterLoadAssignment.FromString(a.value)
-                        if cla.cluster_name == "svc-0":
-                            self.svc0_endpoints = sum(len(x.lb_endpoints) for x in cla.endpoints)
-                self.request(t, names, response=response)
-                if t == EDS and self.svc0_endpoints == self.target_endpoints and not self.reached_target.is_set():
-                    self.reached_at = time.perf_counter()
-                    self.reached_target.set()
-            self.last[t] = response
-            self.acked_types.add(t)
-            if self.acked_types >= {CDS, EDS, LDS} | ({RDS} if self.subscribed.get(RDS) else set()):
-                self.synced.set()
-
-
-def _rds(payload: bytes) -> str:
-    listener = listener_pb2.Listener.FromString(payload)
-    for chain in listener.filter_chains:
-        for f in chain.filters:
-            if f.name == "envoy.filters.network.http_connection_manager":
-                hcm = hcm_pb2.HttpConnectionManager()
-                f.typed_config.Unpack(hcm)
-                return hcm.rds.route_config_name
-    return ""
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer")
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS"))
+    return cpu, rss / 1024
 
 
 def free_port() -> int:
@@ -195,121 +115,221 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_cp(bare: Path, root: Path) -> tuple[subprocess.Popen[bytes], int, int]:
-    xds_port, api_port = free_port(), free_port()
-    cp = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "serve",
-            "--repo",
-            str(bare),
-            "--state-dir",
-            str(root / "state"),
-            "--xds-port",
-            str(xds_port),
-            "--api-port",
-            str(api_port),
-            "--poll-interval",
-            "1",
-            # The simulated proxies measure xDS work, not TLS handshakes or token checks.
-            "--dataplane-auth",
-            "none",
-            "--xds-tls",
-            "none",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "cp.log", "w"),  # noqa: SIM115 (the child process writes to it)
-        cwd=ROOT,
-    )
-    wait_http(f"http://127.0.0.1:{api_port}/status")
-    return cp, xds_port, api_port
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except OSError:
+        return 0, ""
 
 
-def baseline_rss(root: Path) -> float:
-    """RSS of a control plane serving a mesh with no dataplanes: the fixed cost."""
-    bare, _ = build_repo(root, 0, 50)
-    cp, _, _ = start_cp(bare, root)
+class ControlPlane:
+    """`reconciler serve` as its own process, from start until it is ready to serve."""
+
+    def __init__(self, bare: Path, state: Path, log: Path) -> None:
+        self.xds_port, self.api_port = free_port(), free_port()
+        cmd = [sys.executable, "-m", "reconciler", "serve", "--repo", str(bare), "--state-dir", str(state)]
+        cmd += ["--xds-port", str(self.xds_port), "--api-port", str(self.api_port), "--poll-interval", "1"]
+        # The simulated proxies measure xDS work, not TLS handshakes or token checks.
+        cmd += ["--dataplane-auth", "none", "--xds-tls", "none"]
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), cwd=ROOT)  # noqa: SIM115
+        deadline = time.monotonic() + 600
+        while http_get(f"http://127.0.0.1:{self.api_port}/readyz")[0] != 200:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"the control plane did not get ready; see {log}")
+            time.sleep(0.1)
+        self.cold_s = time.perf_counter() - started
+
+    def phases(self) -> dict[str, float]:
+        """Seconds per reconcile phase so far (sums of reconciler_reconcile_phase_duration_seconds)."""
+        out = {}
+        for line in http_get(f"http://127.0.0.1:{self.api_port}/metrics")[1].splitlines():
+            if line.startswith("reconciler_reconcile_phase_duration_seconds_sum{"):
+                phase = line.split('phase="', 1)[1].split('"', 1)[0]
+                out[phase] = round(float(line.rsplit(" ", 1)[1]), 3)
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(120)
+        except subprocess.TimeoutExpired:
+            print(f"the control plane did not stop within 120 s of SIGTERM; killed (pid {self.proc.pid})", file=sys.stderr)
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_all(workers: Workers, proxies: int, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = workers.ask("status")
+        synced = sorted(t for s in status for t in s["synced"])
+        if len(synced) >= proxies or time.monotonic() > deadline:
+            ended: dict[str, int] = {}
+            for s in status:
+                for code, n in s["ended"].items():
+                    ended[code] = ended.get(code, 0) + n
+            unsynced = [u for s in status for u in s["unsynced"]]
+            return {"synced": synced, "retries": sum(s["retries"] for s in status), "ended": ended, "unsynced": unsynced}
+        time.sleep(0.5)
+
+
+def pushed(workers: Workers, work: Path, message: str, ids: list[int] | None, change: dict[str, int], listeners: bool) -> dict[str, Any]:
+    """Commit and push; per targeted proxy, seconds from the push to its ACK of the change."""
+    workers.ask("clear")
+    workers.ask("target", {"ids": ids, "endpoints_plus": change, "listeners": listeners})
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", message)
+    git(work, "push", "-q", "origin", "main")
+    t0 = time.time()
+    deadline = time.monotonic() + 300
+    while True:
+        reached = workers.ask("reached")
+        waiting = sum(r["waiting"] for r in reached)
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    times = sorted(t - t0 for r in reached for t in r["times"])
+    time.sleep(2)  # anything else the server would send has gone out by now
+    others = [i for r in workers.ask("pushed") for i in r]
+    pct = lambda q: round(times[min(len(times) - 1, int(q * len(times)))], 3) if times else None  # noqa: E731
+    return {
+        "reached": len(times),
+        "waiting": waiting,
+        "p50_s": pct(0.5),
+        "p99_s": pct(0.99),
+        "max_s": pct(1.0),
+        "others_pushed": len(others),
+    }
+
+
+def processes_for(proxies: int) -> int:
+    return max(1, min(4, proxies // 1000))
+
+
+def connect(address: str, proxies: int, delta: bool) -> tuple[Workers, dict[str, Any], float]:
+    workers = Workers(address, proxies, processes_for(proxies), delta=delta)
+    workers.ask("status")  # the processes are up and have built their clients
+    started = time.time()
+    workers.ask("connect")
+    result = wait_all(workers, proxies, CONNECT_TIMEOUT)
+    connect_s = (result["synced"][-1] - started) if len(result["synced"]) == proxies else float("nan")
+    return workers, result, connect_s
+
+
+def measure(proxies: int, services: int, root: Path, delta: bool) -> dict[str, Any]:
+    bare, work = build_repo(root, proxies, services)
+    cp = ControlPlane(bare, root / "state", root / "cp.log")
+    out: dict[str, Any] = {
+        "proxies": proxies,
+        "mode": "delta" if delta else "sotw",
+        "cold_s": round(cp.cold_s, 2),
+        "cold_phases_s": cp.phases(),
+    }
+    workers = None
     try:
         time.sleep(1)
-        return proc_stats(cp.pid)[1]
+        cpu0, rss0 = proc_stats(cp.proc.pid)
+        out["rss_before_connect_mib"] = round(rss0)
+        workers, conn, out["connect_s"] = connect(f"127.0.0.1:{cp.xds_port}", proxies, delta)
+        out.update(synced=len(conn["synced"]), retries=conn["retries"], streams_ended=conn["ended"], unsynced=conn["unsynced"])
+        time.sleep(2)
+        cpu1, rss1 = proc_stats(cp.proc.pid)
+        out["cpu_connect_s"] = round(cpu1 - cpu0, 2)
+        out["rss_connected_mib"] = round(rss1)
+        out["kib_per_connected_proxy"] = round((rss1 - rss0) * 1024 / proxies, 1)
+
+        (work / "dataplanes" / "svc-new.yaml").write_text(dataplane("svc-new", proxies + 1, "svc-new", []))
+        write_dataplanes(work, proxies, services, ["svc-new"])
+        out["global_push"] = pushed(workers, work, "svc-new, called by every proxy", None, {"svc-new": 1}, True)
+        cpu2, _ = proc_stats(cp.proc.pid)
+        out["cpu_global_push_s"] = round(cpu2 - cpu1, 2)
+
+        consumers = [i for i in range(proxies) if ONE_SERVICE in targets(i, services)]
+        (work / "dataplanes" / "extra.yaml").write_text(dataplane("extra", proxies + 2, ONE_SERVICE, []))
+        out["one_service_push"] = pushed(workers, work, f"one more {ONE_SERVICE} endpoint", consumers, {ONE_SERVICE: 1}, False)
+        out["one_service_push"]["consumers"] = len(consumers)
+        out["cpu_one_service_push_s"] = round(proc_stats(cp.proc.pid)[0] - cpu2, 2)
+        out["streams_ended"] = wait_all(workers, 0, 0)["ended"]
+        held = {i: d for r in workers.ask("digest") for i, d in r.items()}
+        out["phases_s"] = cp.phases()
     finally:
-        cp.terminate()
-        cp.wait(10)
+        if workers is not None:
+            workers.close()
+        cp.stop()
+    out["mismatches"] = check(bare, root, proxies, delta, held)
+    return out
 
 
-async def measure(proxies: int, services: int, root: Path, baseline: float) -> dict[str, float]:
-    bare, work = build_repo(root, proxies, services)
-    cp, xds_port, api_port = start_cp(bare, root)
+def check(bare: Path, root: Path, proxies: int, delta: bool, held: dict[int, Any]) -> list[int]:
+    """Proxies whose resource versions differ from what a fresh, cold control plane on the
+    final commit serves to freshly connected proxies."""
+    cp = ControlPlane(bare, root / "fresh-state", root / "fresh-cp.log")
+    workers = None
     try:
-        cpu0, rss0 = proc_stats(cp.pid)
-        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") for _ in range(max(1, proxies // 50))]
-        clients = [Proxy(f"default.dp-{i}") for i in range(proxies)]
-        started = time.perf_counter()
-        tasks = [asyncio.create_task(c.run(channels[i % len(channels)])) for i, c in enumerate(clients)]
-        await asyncio.wait_for(asyncio.gather(*(c.synced.wait() for c in clients)), 300)
-        connect = time.perf_counter() - started
-        await asyncio.sleep(1)
-        cpu1, rss1 = proc_stats(cp.pid)
-
-        endpoints_before = clients[0].svc0_endpoints
-        for c in clients:
-            c.target_endpoints = endpoints_before + 1
-        (work / "dataplanes" / "dp-new.yaml").write_text(dataplane(proxies, services, service="svc-0").replace(f"dp-{proxies}", "dp-new"))
-        git(work, "add", "-A")
-        git(work, "commit", "-q", "-m", "one more svc-0 endpoint")
-        git(work, "push", "-q", "origin", "main")
-        pushed = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(c.reached_target.wait() for c in clients)), 120)
-        push_latency = max(c.reached_at for c in clients) - pushed
-        cpu2, peak = proc_stats(cp.pid)
-        await asyncio.sleep(3)  # steady state: the server hands freed memory back after a reconcile
-        rss2 = proc_stats(cp.pid)[1]
-        for c in clients:
-            c.queue.put_nowait(None)
-        for t in tasks:
-            t.cancel()
-        for ch in channels:
-            await ch.close()
-        return {
-            "proxies": proxies,
-            "connect_s": connect,
-            "push_to_last_ack_s": push_latency,
-            "cpu_connect_s": cpu1 - cpu0,
-            "cpu_push_s": cpu2 - cpu1,
-            "rss_empty_mesh_mib": baseline,
-            "rss_before_connect_mib": rss0,
-            "rss_mib": rss2,
-            "rss_right_after_push_mib": peak,
-            "kib_per_proxy": (rss2 - baseline) * 1024 / proxies,
-        }
+        workers, _, _ = connect(f"127.0.0.1:{cp.xds_port}", proxies, delta)
+        fresh = {i: d for r in workers.ask("digest") for i, d in r.items()}
     finally:
-        cp.terminate()
-        cp.wait(10)
+        if workers is not None:
+            workers.close()
+        cp.stop()
+    return sorted(i for i in range(proxies) if held.get(i) != fresh.get(i) or not fresh.get(i))
 
 
-def main() -> None:
+def report(results: list[dict[str, Any]]) -> None:
+    rows = [
+        ("reconcile from cold (start → ready)", lambda r: f"{r['cold_s']:.2f} s"),
+        ("server RSS before any proxy connects", lambda r: f"{r['rss_before_connect_mib']} MiB"),
+        ("connect + full sync", lambda r: f"{r['connect_s']:.2f} s ({r['synced']} synced, {r['retries']} retries)"),
+        ("streams ended by the server (codes)", lambda r: json.dumps(r["streams_ended"])),
+        ("global push → all ACK p50 / p99", lambda r: f"{r['global_push']['p50_s']} / {r['global_push']['p99_s']} s"),
+        ("one service → consumers ACK p50 / p99", lambda r: f"{r['one_service_push']['p50_s']} / {r['one_service_push']['p99_s']} s"),
+        ("  other proxies pushed", lambda r: str(r["one_service_push"]["others_pushed"])),
+        ("memory per connected proxy", lambda r: f"{r['kib_per_connected_proxy']} KiB"),
+        ("mismatches with a cold start", lambda r: str(len(r["mismatches"]))),
+    ]
+    print("| figure | " + " | ".join(f"{r['proxies']:,} {r['mode']}" for r in results) + " |")
+    print("| --- |" + " --- |" * len(results))
+    for name, cell in rows:
+        print(f"| {name} | " + " | ".join(cell(r) for r in results) + " |")
+    for a, b in zip(results, results[1:], strict=False):
+        growth = {k: round(b[k] / a[k], 2) for k in ("cold_s", "connect_s", "rss_before_connect_mib") if a.get(k)}
+        growth["global_p99"] = round((b["global_push"]["p99_s"] or 0) / (a["global_push"]["p99_s"] or 1), 2)
+        print(f"growth {a['proxies']:,} → {b['proxies']:,}: {growth}")
+
+
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--proxies", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--services", type=int, default=50)
+    ap.add_argument("--delta", action="store_true", help="delta xDS clients instead of state of the world")
+    ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the control plane and the clients too
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server and the clients inherit it
+    if hard < 2 * max(args.proxies) + 1000:
+        print(f"warning: open-file limit {hard} is low for {max(args.proxies)} proxies", file=sys.stderr)
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        baseline = baseline_rss(Path(tmp))
     for n in args.proxies:
         with tempfile.TemporaryDirectory() as tmp:
-            r = asyncio.run(measure(n, args.services, Path(tmp), baseline))
+            r = measure(n, args.services, Path(tmp), args.delta)
             results.append(r)
-            print(
-                f"{n:>5} proxies: connect+sync {r['connect_s']:.2f}s, push→last ACK {r['push_to_last_ack_s']:.2f}s, "
-                f"server CPU {r['cpu_connect_s']:.1f}s (connect) {r['cpu_push_s']:.2f}s (push), "
-                f"RSS {r['rss_mib']:.0f} MiB steady, {r['rss_right_after_push_mib']:.0f} MiB right after the push "
-                f"({r['rss_empty_mesh_mib']:.0f} MiB with no proxies; {r['kib_per_proxy']:.0f} KiB/proxy steady)",
-                flush=True,
-            )
-    print(json.dumps(results, indent=2))
+            print(json.dumps({k: v for k, v in r.items() if k != "mismatches"} | {"mismatches": len(r["mismatches"])}), flush=True)
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    bad = [r for r in results if r["mismatches"] or r["synced"] < r["proxies"]]
+    for r in bad:
+        print(
+            f"{r['proxies']} proxies: {len(r['mismatches'])} mismatches (first: {r['mismatches'][:5]}), {r['synced']} synced",
+            file=sys.stderr,
+        )
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,7 +24,17 @@ from reconciler.xds.cache import ConfigCache
 from reconciler.xds.security import StreamGuard, XdsCall, server_credentials
 from reconciler.xds.server import AdsServer, StreamCallbacks, add_ads_server
 
-__all__ = ["Admission", "make_grpc_server"]
+__all__ = ["Admission", "make_grpc_server", "CONNECT_STORM_OPTIONS"]
+
+CONNECT_STORM_OPTIONS = [
+    ("grpc.server.max_pending_requests", 1_000_000),
+    ("grpc.server.max_pending_requests_hard_limit", 1_000_000),
+    ("grpc.server_max_unrequested_time_in_server", 3600),
+]
+"""gRPC core queues the streams that arrive while the event loop is busy (the Python server
+takes them one at a time); past 1,000 queued it starts refusing them at random, past 3,000 it
+refuses all, and it cancels any queued 30 s. A connect storm of thousands of proxies must be
+queued, not refused: each stream is cheap once the loop gets to it."""
 
 log = logging.getLogger("reconciler.controlplane")
 
@@ -107,10 +117,18 @@ def make_grpc_server(
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ("grpc.so_reuseport", 0),
+            *CONNECT_STORM_OPTIONS,
         ],
     )
     ads = AdsServer(AuthorizedWatcher(cache, admission.refusal), callbacks, first_request_timeout=settings.xds_first_request_timeout)
     add_ads_server(server, ads)
+    stop = server.stop
+
+    async def stopping(grace: float | None) -> None:
+        ads.stopping = True  # the streams it cancels end with "server shutdown" in the log
+        await stop(grace)
+
+    server.stop = stopping
     address = f"{settings.address}:{settings.xds_port}"
     in_use = listen_error(settings.address, settings.xds_port)
     if in_use is not None:

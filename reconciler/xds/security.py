@@ -139,8 +139,7 @@ class StreamGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 with contextlib.suppress(asyncio.CancelledError):
                     await served
                 code, message = call.closed.result()
-                log.warning("stream closed", extra={"node": call.node_id, "reason": message})
-                await context.abort(code, message)
+                await context.abort(code, message)  # logged as the stream's end by the ADS server
             finally:
                 calls.discard(call)
                 if not served.done():  # this RPC was cancelled: end the stream's task before the RPC ends

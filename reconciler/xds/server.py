@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import grpc
 from envoy.config.core.v3 import base_pb2
@@ -30,7 +31,9 @@ from google.protobuf.message import DecodeError
 from reconciler.xds.cache import ConfigWatcher, NodeConfig
 from reconciler.xds.delta import DeltaStream
 from reconciler.xds.protocol import MALFORMED, NoCallbacks, StreamCallbacks, XdsRejected
+from reconciler.xds.security import current_call
 from reconciler.xds.sotw import SotwStream
+from reconciler.xds.stream_end import HALF_CLOSE_GRACE, PROXY_CLOSED, PROXY_GONE_DURING_WRITE, StreamEnd, StreamEnds, cancelled_end
 
 __all__ = ["AdsServer", "StreamCallbacks", "XdsRejected", "NoCallbacks", "add_ads_server", "FIRST_REQUEST_TIMEOUT"]
 
@@ -39,6 +42,23 @@ log = logging.getLogger(__name__)
 FIRST_REQUEST_TIMEOUT = 15.0
 """Seconds a new stream has to send its first request. Envoy sends it as soon as the stream
 opens; a proxy under heavy load still makes it in well under this."""
+
+
+ADMISSION_FAILED = "admission failed: internal error in the control plane (see its log)"
+
+
+class _Ended(Exception):
+    """How a stream ended on an exception (`cause`, re-raised to gRPC): its node id and end."""
+
+    def __init__(self, node_id: str, end: StreamEnd, cause: BaseException) -> None:
+        super().__init__(end.cause)
+        self.node_id, self.end, self.cause = node_id, end, cause
+
+
+@dataclass(slots=True)
+class _Stream:
+    node_id: str = ""
+    end: StreamEnd = PROXY_CLOSED
 
 
 class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]  # generated gRPC code is untyped
@@ -55,6 +75,9 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         self.control_plane = base_pb2.ControlPlane(identifier=control_plane_id)
         self.first_request_timeout = first_request_timeout
         self.streams = 0
+        self.ends = StreamEnds()
+        self.stopping = False
+        """Set when the gRPC server stops (grpc_setup), so the streams it cancels say so."""
 
     async def StreamAggregatedResources(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await self._serve(context, "sotw")
@@ -63,21 +86,34 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         await self._serve(context, "delta")
 
     async def _serve(self, context: grpc.aio.ServicerContext[Any, Any], mode: str) -> None:
+        stream = _Stream()
+        try:
+            await self._open_and_serve(context, mode, stream)
+        except asyncio.CancelledError:
+            stream.end = self._cancelled(context)
+            raise
+        except _Ended as e:
+            stream.node_id, stream.end = stream.node_id or e.node_id, e.end
+            raise e.cause from None
+        finally:
+            self.ends.record(stream.end, mode=mode, node_id=stream.node_id, peer=context.peer())
+
+    async def _open_and_serve(self, context: grpc.aio.ServicerContext[Any, Any], mode: str, served: _Stream) -> None:
+        """Serve one stream, noting its node id and how it ended in `served`; an end on an
+        exception (an abort, a bug) raises `_Ended`, which carries both."""
         try:
             first = await asyncio.wait_for(context.read(), self.first_request_timeout)
         except TimeoutError:
-            log.warning("stream closed: no first request", extra={"peer": context.peer(), "seconds": self.first_request_timeout})
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"no DiscoveryRequest within {self.first_request_timeout:g}s of opening the stream"
+            seconds = f"{self.first_request_timeout:g}"
+            await self._abort(
+                context, "", grpc.StatusCode.DEADLINE_EXCEEDED, f"no DiscoveryRequest within {seconds}s of opening the stream"
             )
-            return
         except DecodeError:
-            log.warning("stream closed: malformed request", extra={"peer": context.peer()})
-            await context.abort(MALFORMED.code, MALFORMED.message)
-            return
+            await self._abort(context, "", MALFORMED.code, MALFORMED.message)
         if first is grpc.aio.EOF:
+            await asyncio.sleep(HALF_CLOSE_GRACE)  # a reset stream is cancelled meanwhile
             return
-        node_id = await self._admit(context, first, mode)
+        node_id = served.node_id = await self._admit(context, first, mode)
         self.streams += 1
         try:
             stream: SotwStream | DeltaStream = (SotwStream if mode == "sotw" else DeltaStream)(self, node_id, context)
@@ -89,29 +125,43 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             finally:
                 reader.cancel()
         except XdsRejected as e:  # the watcher no longer admits this stream
-            log.warning("stream closed", extra={"node": node_id, "reason": e.message})
-            await context.abort(e.code, e.message)
+            await self._abort(context, node_id, e.code, e.message)
         except Exception as e:
             # A proxy that goes away while a response is being written fails that write inside
             # gRPC; the stream is over either way, which is not an error of the control plane.
             if not (context.cancelled() or context.done()):
-                raise
-            log.debug("stream ended by the proxy during a write", extra={"node": node_id, "error": type(e).__name__})
+                raise _Ended(
+                    node_id, StreamEnd(grpc.StatusCode.UNKNOWN, f"error in the control plane: {type(e).__name__}: {e}", True), e
+                ) from e
+            served.end = PROXY_GONE_DURING_WRITE
         finally:
             self.streams -= 1
             self.callbacks.on_close(node_id, mode)
+
+    @staticmethod
+    async def _abort(context: grpc.aio.ServicerContext[Any, Any], node_id: str, code: grpc.StatusCode, message: str) -> NoReturn:
+        try:
+            await context.abort(code, message)
+        except BaseException as e:  # how grpc.aio unwinds an aborted RPC
+            raise _Ended(node_id, StreamEnd(code, message, error=True), e) from None
+        raise AssertionError("context.abort returned")  # pragma: no cover
+
+    def _cancelled(self, context: grpc.aio.ServicerContext[Any, Any]) -> StreamEnd:
+        call = current_call()
+        if call is not None and call.closed.done():  # closed by the control plane (StreamGuard)
+            code, message = call.closed.result()
+            return StreamEnd(code, message, error=True)
+        return cancelled_end(context, self.stopping)
 
     async def _admit(self, context: grpc.aio.ServicerContext[Any, Any], first: Any, mode: str) -> str:
         """The node id `on_open` admits; otherwise the stream is aborted with a short status."""
         try:
             return await self.callbacks.on_open(first.node, mode)
         except XdsRejected as e:
-            log.warning("stream refused", extra={"node": first.node.id, "reason": e.message})
-            await context.abort(e.code, e.message)
+            await self._abort(context, str(first.node.id), e.code, e.message)
         except Exception:  # a bug must not hand the proxy a Python exception text (gRPC's UNKNOWN)
             log.exception("admission failed", extra={"node": first.node.id})
-            await context.abort(grpc.StatusCode.INTERNAL, "admission failed: internal error in the control plane (see its log)")
-        raise AssertionError("context.abort returned")  # pragma: no cover
+            await self._abort(context, str(first.node.id), grpc.StatusCode.INTERNAL, ADMISSION_FAILED)
 
     @staticmethod
     async def _read(context: grpc.aio.ServicerContext[Any, Any], requests: asyncio.Queue[Any]) -> None:
@@ -119,6 +169,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             while True:
                 msg = await context.read()
                 if msg is grpc.aio.EOF:
+                    await asyncio.sleep(HALF_CLOSE_GRACE)  # a reset stream is cancelled meanwhile
                     break
                 requests.put_nowait(msg)
         except DecodeError:
