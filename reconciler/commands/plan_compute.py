@@ -10,7 +10,7 @@ as `PlanSettings.check`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,9 +82,10 @@ def plan_snapshots(
         return PlanResult(base_rev, head_rev, report, diff(before_resources, after_resources), errors=(describe_bug(e, "building HEAD"),))
     # Resources are shared between proxies: their JSON and diffs are computed once for all.
     json_of = ResourceJson()
+    inbounds = _inbounds_by_node(before, after)
     proxies = []
     for node_id in sorted(set(before.views) | set(after.views)):
-        proxy = _proxy_plan(node_id, before, after, json_of)
+        proxy = _proxy_plan(node_id, before, after, json_of, inbounds.get(node_id, ()))
         if proxy is not None:
             proxies.append(proxy)
     if settings.check is not None:
@@ -138,7 +139,7 @@ class _Side:
         return out
 
 
-def _proxy_plan(node_id: str, before: _Side, after: _Side, json_of: ResourceJson) -> ProxyPlan | None:
+def _proxy_plan(node_id: str, before: _Side, after: _Side, json_of: ResourceJson, inbounds: Iterable[InboundKey]) -> ProxyPlan | None:
     old, new = before.config.get(node_id), after.config.get(node_id)
     deltas = resource_deltas(old, new, json_of)
     shape = _shape_text(before.views.get(node_id), after.views.get(node_id))
@@ -146,7 +147,7 @@ def _proxy_plan(node_id: str, before: _Side, after: _Side, json_of: ResourceJson
         return ProxyPlan(node_id, "added", deltas, shape=shape)
     if new is None:
         return ProxyPlan(node_id, "removed", deltas)
-    reach = _reach_changes(node_id, before.clients, after.clients)
+    reach = _reach_changes(inbounds, before.clients, after.clients)
     if not deltas and not reach:
         return None
     return ProxyPlan(node_id, "changed", deltas, reach, shape=shape)
@@ -172,11 +173,19 @@ def _shape_notes(after: _Side) -> list[str]:
     return out
 
 
+def _inbounds_by_node(before: _Side, after: _Side) -> dict[str, list[InboundKey]]:
+    """The inbounds both sides have, by proxy (found once, not once per proxy)."""
+    out: dict[str, list[InboundKey]] = {}
+    for key in before.clients.keys() & after.clients.keys():
+        out.setdefault(key.node_id, []).append(key)
+    return out
+
+
 def _reach_changes(
-    node_id: str, before: Mapping[InboundKey, frozenset[str]], after: Mapping[InboundKey, frozenset[str]]
+    inbounds: Iterable[InboundKey], before: Mapping[InboundKey, frozenset[str]], after: Mapping[InboundKey, frozenset[str]]
 ) -> tuple[ReachChange, ...]:
     out = []
-    for key in sorted(k for k in before.keys() & after.keys() if k.node_id == node_id):
+    for key in sorted(inbounds):
         lost, gained = before[key] - after[key], after[key] - before[key]
         if lost or gained:
             out.append(ReachChange(key, tuple(sorted(lost)), tuple(sorted(gained))))
