@@ -29,6 +29,7 @@ import hashlib
 import ipaddress
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,8 @@ def batchable(config: Mapping[str, Any], strings: dict[str, frozenset[str]] | No
         if address not in addresses:
             addresses.append(address)
     sockets = {item["name"]: _socket(item) for item in static.get("listeners", ())}
-    alone = [name for name, socket in sockets.items() if list(sockets.values()).count(socket) == 1]
+    uses = Counter(sockets.values())
+    alone = {name for name, socket in sockets.items() if uses[socket] == 1}
     shareable = {}
     for kind in ("clusters", "secrets", "listeners"):
         for item in static.get(kind, ()):
@@ -116,7 +118,7 @@ def batchable(config: Mapping[str, Any], strings: dict[str, frozenset[str]] | No
 
 def _socket(listener: Mapping[str, Any]) -> tuple[Any, ...]:
     socket = listener["address"]["socketAddress"]
-    return socket["address"], socket.get("portValue"), socket.get("protocol")
+    return socket["address"], socket.get("portValue")
 
 
 def _strings(value: Any) -> Iterator[str]:
