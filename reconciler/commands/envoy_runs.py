@@ -36,6 +36,9 @@ small enough that a rejected batch is bisected in a few runs."""
 CHUNK = 400
 """Configs read before their first runs start: enough to fill batches of neighbours."""
 
+STRINGS_KEPT = 50_000
+"""Resources whose strings are remembered (by text) for the next proxies that have them."""
+
 Progress = Callable[[int], None]
 """Called with the number of proxies whose verdict just became known."""
 
@@ -72,7 +75,8 @@ def check_with_envoy(
     workers = jobs or default_jobs()
     key_of: dict[str, str] = {}
     members: dict[str, int] = {}
-    distinct: dict[str, Mapping[str, Any]] = {}
+    held: dict[str, Mapping[str, Any]] = {}
+    """The configs not judged yet (a judged one is let go: 10,000 configs do not fit in memory)."""
     parts: dict[str, Batchable | None] = {}
     judged: dict[str, EnvoyVerdict] = {}
     strings: dict[str, frozenset[str]] = {}
@@ -83,9 +87,9 @@ def check_with_envoy(
         def run(unit: _Unit) -> EnvoyVerdict:
             next(runs)
             if len(unit.keys) == 1:
-                config = distinct[unit.keys[0]]
+                config = held[unit.keys[0]]
             else:
-                config = merged(distinct[unit.keys[0]], [p for k in unit.keys if (p := parts[k]) is not None])
+                config = merged(held[unit.keys[0]], [p for k in unit.keys if (p := parts[k]) is not None])
             path = Path(tmp) / f"{next(files):06d}.json"
             _write_private(path, json.dumps(config))
             try:
@@ -103,6 +107,7 @@ def check_with_envoy(
                 if verdict.ok or len(unit.keys) == 1:
                     for key in unit.keys:
                         judged[key] = verdict
+                        del held[key], parts[key]
                         if progress is not None:
                             progress(members[key])
                     continue
@@ -117,21 +122,27 @@ def check_with_envoy(
             for node_id in chunk:
                 config = configs[node_id]
                 key = key_of[node_id] = _content_key(config)
+                seen = key in members
                 members[key] = members.get(key, 0) + 1
-                if key in distinct:
+                if seen:
                     if key in judged and progress is not None:
                         progress(1)
                     continue
-                distinct[key] = config
+                held[key] = config
                 parts[key] = batchable(config, strings)
                 new.append(key)
-            for unit in _units(new, distinct, parts, workers):
+            if len(strings) > STRINGS_KEPT:
+                strings.clear()
+            for unit in _units(new, held, parts, workers):
                 pending[pool.submit(run, unit)] = unit
             settle(block=False)
+            # Build ahead of Envoy only so far: what waits for Envoy is held in memory.
+            while len(pending) > 4 * workers:
+                settle(block=True)
         while pending:
             settle(block=True)
     verdicts = {node_id: EnvoyVerdict(node_id, judged[key].ok, judged[key].message) for node_id, key in key_of.items()}
-    return EnvoyCheckResult(verdicts, len(distinct), next(runs))
+    return EnvoyCheckResult(verdicts, len(members), next(runs))
 
 
 def _content_key(config: Mapping[str, Any]) -> str:
