@@ -93,9 +93,10 @@ def build_repo(root: Path, proxies: int, services: int, mtls: bool) -> Path:
     return work
 
 
-def run_plan(work: Path, *extra: str) -> tuple[float, float, dict[str, object], str]:
-    """(wall seconds, peak RSS MiB, the JSON plan, the Envoy check's summary line on stderr)
-    of one `reconciler plan` subprocess."""
+def run_plan(work: Path, *extra: str) -> tuple[float, float, float, dict[str, object], str]:
+    """(wall seconds, CPU seconds with Envoy's, peak RSS MiB, the JSON plan, the Envoy check's
+    summary line on stderr) of one `reconciler plan` subprocess. On a shared machine the CPU
+    seconds compare better than the wall time."""
     args = ["/usr/bin/time", "-v", sys.executable, "-m", "reconciler", "plan", "--repo", str(work), "--base", "main", "--head", "head"]
     start = time.perf_counter()
     done = subprocess.run([*args, "--format", "json", *extra], cwd=ROOT, capture_output=True, text=True, check=False)
@@ -104,7 +105,8 @@ def run_plan(work: Path, *extra: str) -> tuple[float, float, dict[str, object], 
         raise SystemExit(f"plan failed ({done.returncode}): {done.stderr[-2000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
     summary = re.search(r"^envoy: \d+ prox.*$", done.stderr, re.MULTILINE)
-    return wall, (int(rss.group(1)) / 1024 if rss else 0.0), json.loads(done.stdout), summary.group(0) if summary else ""
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", done.stderr))
+    return wall, cpu, (int(rss.group(1)) / 1024 if rss else 0.0), json.loads(done.stdout), summary.group(0) if summary else ""
 
 
 def main() -> None:
@@ -115,16 +117,17 @@ def main() -> None:
     parser.add_argument("--mtls", action="store_true", help="mesh with mTLS: every proxy has its own certificate")
     parser.add_argument("--skip-no-envoy", action="store_true", help="do not also time --no-envoy-check")
     args = parser.parse_args()
-    print("proxies | affected | Envoy runs | distinct configs | plan s | RSS MiB | --no-envoy-check s | valid")
-    print("--- | --- | --- | --- | --- | --- | --- | ---")
+    print("proxies | affected | Envoy runs | distinct configs | plan s | CPU s | RSS MiB | --no-envoy-check s | valid")
+    print("--- | --- | --- | --- | --- | --- | --- | --- | ---")
     for n in args.proxies:
         services = args.services or max(OUTBOUNDS + 1, n // 10)
         with tempfile.TemporaryDirectory(prefix="plan-scale-") as tmp:
             work = build_repo(Path(tmp), n, services, args.mtls)
-            walls, rsss, doc, summary = [], [], {}, ""
+            walls, cpus, rsss, doc, summary = [], [], [], {}, ""
             for _ in range(args.repeat):
-                wall, rss, doc, summary = run_plan(work)
+                wall, cpu, rss, doc, summary = run_plan(work)
                 walls.append(wall)
+                cpus.append(cpu)
                 rsss.append(rss)
             bare = [] if args.skip_no_envoy else [run_plan(work, "--no-envoy-check")[0] for _ in range(args.repeat)]
             runs = re.search(r"in (\d+) envoy run", summary)
@@ -133,7 +136,7 @@ def main() -> None:
             assert isinstance(proxies, list)
             print(
                 f"{n} | {len(proxies)} | {runs.group(1) if runs else '?'} | {configs.group(1) if configs else '?'} | "
-                f"{statistics.median(walls):.1f} | {statistics.median(rsss):.0f} | "
+                f"{statistics.median(walls):.1f} | {statistics.median(cpus):.1f} | {statistics.median(rsss):.0f} | "
                 f"{statistics.median(bare) if bare else float('nan'):.1f} | {doc.get('valid')}",
                 flush=True,
             )
