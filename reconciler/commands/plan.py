@@ -13,20 +13,23 @@ A plan is valid when HEAD validates and Envoy accepts every changed proxy's conf
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import click
 
-from reconciler.commands.envoy_check import EnvoyVerdict, validate_with_envoy
+from reconciler.commands.envoy_check import EnvoyVerdict
+from reconciler.commands.envoy_runs import check_with_envoy
 from reconciler.commands.errors import EXIT_USAGE, RepositoryError, exit_code_of
 from reconciler.commands.mesh_warnings import with_mesh_warnings
 from reconciler.commands.options import compact_outbounds_option, path_option, repo_option
 from reconciler.commands.plan_compute import EnvoyCheck, PlanSettings, plan_snapshots, resource_deltas
+from reconciler.commands.plan_progress import envoy_progress, summary_line
 from reconciler.commands.plan_result import PairChange, Plan, PlanResult, ProxyPlan, ReachChange, ResourceDelta
 from reconciler.commands.read import open_source, read_snapshot
 from reconciler.commands.validate import bugs_as_one_line
-from reconciler.dataplane.envoy_binary import EnvoyNotFound
+from reconciler.dataplane.envoy_binary import EnvoyNotFound, find_envoy
 from reconciler.model import Snapshot
 from reconciler.source.git import GitSource, SourceError
 from reconciler.source.revisions import has_path
@@ -66,9 +69,11 @@ def run_plan(
     envoy: str | None = None,
     jobs: int | None = None,
     compact_outbounds: int | None = None,
+    progress: bool = False,
 ) -> PlanResult:
     """Plan the change from `base` to `head` of the repository at `repo`; `compact_outbounds`
-    as the server's --compact-outbounds, so that proxies get the outbound shape they would.
+    as the server's --compact-outbounds, so that proxies get the outbound shape they would;
+    with `progress`, the Envoy check's progress and summary go to stderr.
 
     A bug hit while reading or validating raises InternalBug (one line, exit 3); one hit while
     building HEAD is the plan's error, and one hit while building BASE a note.
@@ -81,18 +86,26 @@ def run_plan(
         base_invalid = report.valid and not validate(a).valid
     if not report.valid:
         return PlanResult(a.revision, b.revision, report)
-    settings = PlanSettings(compact_outbounds, _envoy_check(envoy, jobs) if envoy_check else None)
+    settings = PlanSettings(compact_outbounds, _envoy_check(envoy, jobs, progress) if envoy_check else None)
     return plan_snapshots(a, b, report, settings, base_invalid=base_invalid)
 
 
-def _envoy_check(envoy: str | None, jobs: int | None) -> EnvoyCheck:
-    """The real Envoy (`--mode validate`) as the plan's check; no binary: nothing is planned."""
+def _envoy_check(envoy: str | None, jobs: int | None, progress: bool = False) -> EnvoyCheck:
+    """The real Envoy (`--mode validate`) as the plan's check; no binary: nothing is planned.
+    With `progress`, how far it is goes to stderr (reconciler/commands/plan_progress.py)."""
 
     def check(configs: Mapping[str, Mapping[str, Any]]) -> Mapping[str, EnvoyVerdict]:
         try:
-            return validate_with_envoy(configs, envoy=envoy, jobs=jobs)
+            binary = envoy or find_envoy()
         except EnvoyNotFound as e:
             raise EnvoyUnavailable(f"{e}; or plan without it: --no-envoy-check") from None
+        if not progress or not configs:
+            return check_with_envoy(configs, envoy=binary, jobs=jobs).verdicts
+        start = time.monotonic()
+        with envoy_progress(len(configs)) as advance:
+            result = check_with_envoy(configs, envoy=binary, jobs=jobs, progress=advance)
+        click.echo(summary_line(result, time.monotonic() - start), err=True)
+        return result.verdicts
 
     return check
 
@@ -136,10 +149,12 @@ def plan_command(
 
     Exit 0 when HEAD is valid and Envoy accepts every changed proxy's config, 1 otherwise
     (the reasons are printed), 2 when a revision cannot be read or Envoy cannot be found.
+    The Envoy check's progress and a summary (proxies, distinct configs, Envoy runs) go to
+    stderr; stdout is only the plan.
     """
     from reconciler.commands.plan_render import plan_json, plan_markdown, plan_text
 
-    result = run_plan(repo, path, base, head, envoy_check=envoy_check, jobs=jobs, compact_outbounds=compact_outbounds)
+    result = run_plan(repo, path, base, head, envoy_check=envoy_check, jobs=jobs, compact_outbounds=compact_outbounds, progress=True)
     show = {"json": plan_json, "markdown": plan_markdown}.get(fmt, plan_text)
     click.echo(show(result))
     raise exit_code_of(result.valid)

@@ -10,7 +10,7 @@ as `PlanSettings.check`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,8 @@ from reconciler.ca.provider import CertificateProvider
 from reconciler.commands.envoy_check import EnvoyVerdict
 from reconciler.commands.plan_result import PairChange, PlanResult, ProxyPlan, ReachChange, ResourceDelta
 from reconciler.commands.reachability import InboundKey, inbound_clients
-from reconciler.diff import diff, diff_documents
+from reconciler.commands.resource_json import ResourceJson
+from reconciler.diff import diff
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.model import Resource, Snapshot
 from reconciler.policies.core.match import PolicyIndex
@@ -79,13 +80,16 @@ def plan_snapshots(
     except Exception as e:  # the server would reject HEAD with this message: say so, no traceback
         log.debug("internal error", exc_info=e)
         return PlanResult(base_rev, head_rev, report, diff(before_resources, after_resources), errors=(describe_bug(e, "building HEAD"),))
+    # Resources are shared between proxies: their JSON and diffs are computed once for all.
+    json_of = ResourceJson()
+    inbounds = _inbounds_by_node(before, after)
     proxies = []
     for node_id in sorted(set(before.views) | set(after.views)):
-        proxy = _proxy_plan(node_id, before, after)
+        proxy = _proxy_plan(node_id, before, after, json_of, inbounds.get(node_id, ()))
         if proxy is not None:
             proxies.append(proxy)
     if settings.check is not None:
-        proxies = _check_with_envoy(proxies, after, settings.check)
+        proxies = _check_with_envoy(proxies, after, settings.check, json_of)
     notes += _shape_notes(after)
     pairs_before, pairs_after = before.pairs(), after.pairs()
     return PlanResult(
@@ -135,15 +139,15 @@ class _Side:
         return out
 
 
-def _proxy_plan(node_id: str, before: _Side, after: _Side) -> ProxyPlan | None:
+def _proxy_plan(node_id: str, before: _Side, after: _Side, json_of: ResourceJson, inbounds: Iterable[InboundKey]) -> ProxyPlan | None:
     old, new = before.config.get(node_id), after.config.get(node_id)
-    deltas = resource_deltas(old, new)
+    deltas = resource_deltas(old, new, json_of)
     shape = _shape_text(before.views.get(node_id), after.views.get(node_id))
     if old is None:
         return ProxyPlan(node_id, "added", deltas, shape=shape)
     if new is None:
         return ProxyPlan(node_id, "removed", deltas)
-    reach = _reach_changes(node_id, before.clients, after.clients)
+    reach = _reach_changes(inbounds, before.clients, after.clients)
     if not deltas and not reach:
         return None
     return ProxyPlan(node_id, "changed", deltas, reach, shape=shape)
@@ -169,30 +173,62 @@ def _shape_notes(after: _Side) -> list[str]:
     return out
 
 
+def _inbounds_by_node(before: _Side, after: _Side) -> dict[str, list[InboundKey]]:
+    """The inbounds both sides have, by proxy (found once, not once per proxy)."""
+    out: dict[str, list[InboundKey]] = {}
+    for key in before.clients.keys() & after.clients.keys():
+        out.setdefault(key.node_id, []).append(key)
+    return out
+
+
 def _reach_changes(
-    node_id: str, before: Mapping[InboundKey, frozenset[str]], after: Mapping[InboundKey, frozenset[str]]
+    inbounds: Iterable[InboundKey], before: Mapping[InboundKey, frozenset[str]], after: Mapping[InboundKey, frozenset[str]]
 ) -> tuple[ReachChange, ...]:
     out = []
-    for key in sorted(k for k in before.keys() & after.keys() if k.node_id == node_id):
+    for key in sorted(inbounds):
         lost, gained = before[key] - after[key], after[key] - before[key]
         if lost or gained:
             out.append(ReachChange(key, tuple(sorted(lost)), tuple(sorted(gained))))
     return tuple(out)
 
 
-def _check_with_envoy(proxies: list[ProxyPlan], after: _Side, check: EnvoyCheck) -> list[ProxyPlan]:
-    configs = {p.node_id: static_bootstrap_for(after.views[p.node_id], after.config[p.node_id]) for p in proxies if p.status != "removed"}
+def _check_with_envoy(proxies: list[ProxyPlan], after: _Side, check: EnvoyCheck, json_of: ResourceJson) -> list[ProxyPlan]:
+    configs = _Bootstraps([p.node_id for p in proxies if p.status != "removed"], after, json_of)
     verdicts = check(configs)
     return [ProxyPlan(p.node_id, p.status, p.resources, p.reach, verdicts.get(p.node_id), p.shape) for p in proxies]
 
 
+class _Bootstraps(Mapping[str, Mapping[str, Any]]):
+    """The static bootstrap of each proxy, built when the check asks for it: the check starts
+    Envoy on the first ones while the next ones are built."""
+
+    def __init__(self, node_ids: list[str], after: _Side, json_of: ResourceJson) -> None:
+        self._ids, self._after, self._json_of = node_ids, after, json_of
+        self._known = frozenset(node_ids)
+
+    def __getitem__(self, node_id: str) -> Mapping[str, Any]:
+        if node_id not in self._known:
+            raise KeyError(node_id)
+        return static_bootstrap_for(self._after.views[node_id], self._json_of.resources(self._after.config[node_id]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 # -- Envoy resource diff --------------------------------------------------------------------
-def _document(r: XdsResource) -> tuple[dict[str, Any], bool]:
-    return r.public_dict(), r.type_url == SECRET
+def resource_deltas(
+    old: ProxyResources | None, new: ProxyResources | None, json_of: ResourceJson | None = None
+) -> tuple[ResourceDelta, ...]:
+    """Envoy resources added, removed and changed between two configs of one proxy; `json_of`
+    shares the resources' JSON with other calls."""
+    json_of = json_of or ResourceJson()
 
+    def document(r: XdsResource) -> tuple[dict[str, Any], bool]:
+        return json_of.public(r), r.type_url == SECRET
 
-def resource_deltas(old: ProxyResources | None, new: ProxyResources | None) -> tuple[ResourceDelta, ...]:
-    """Envoy resources added, removed and changed between two configs of one proxy."""
     types = list(DISPLAY_ORDER) + sorted({t for side in (old, new) if side for t in side.by_type} - set(DISPLAY_ORDER))
     out = []
     for type_url in types:
@@ -203,14 +239,14 @@ def resource_deltas(old: ProxyResources | None, new: ProxyResources | None) -> t
             ra, rb = a.get(name), b.get(name)
             if ra is not None and rb is not None and ra == rb:
                 continue
-            da, secret_a = _document(ra) if ra is not None else (None, False)
-            db, secret_b = _document(rb) if rb is not None else (None, False)
+            da, secret_a = document(ra) if ra is not None else (None, False)
+            db, secret_b = document(rb) if rb is not None else (None, False)
             secret = secret_a or secret_b
             if da is None:
                 out.append(ResourceDelta(short, name, "added", None, db, (), secret))
             elif db is None:
                 out.append(ResourceDelta(short, name, "removed", da, None, (), secret))
             else:
-                fields = () if secret else tuple(diff_documents(da, db))
+                fields = () if secret or ra is None or rb is None else json_of.fields(ra, rb)
                 out.append(ResourceDelta(short, name, "changed", da, db, fields, secret or not fields))
     return tuple(out)

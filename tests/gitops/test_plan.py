@@ -44,9 +44,10 @@ def branch(repo: GitRepo, name: str, files: dict[str, str | bytes | None]) -> st
 
 
 def plan_cli(repo: GitRepo, head: str, *extra: str) -> tuple[int, str]:
+    """Exit code and stdout (the Envoy check's progress goes to stderr)."""
     result = CliRunner().invoke(cli, ["plan", "--repo", str(repo.path), "--base", "main", "--head", head, *extra])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout
 
 
 def test_plan_of_a_deny_permission_lists_exactly_the_affected_proxy_and_the_lost_pair(config_repo: GitRepo) -> None:
@@ -183,7 +184,7 @@ def test_plan_against_a_base_without_the_path_compares_with_nothing(tmp_path: Pa
         cli, ["plan", "--repo", str(repo.path), "--path", "mesh", "--base", "main", "--head", "first", "--format", "json"]
     )
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert [p["status"] for p in doc["proxies"]] == ["added", "added", "added"]
     assert len(doc["resources"]["added"]) == 5
     # Without mTLS every service may reach every other, itself included.
