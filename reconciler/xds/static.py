@@ -20,7 +20,6 @@ are pure: they take values and return JSON-compatible dicts.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 from collections.abc import Mapping
 from typing import Any
@@ -109,7 +108,7 @@ def _inline_routes(listener: JSON, routes: Mapping[str, JSON]) -> JSON:
         if route is None:
             return node
         out = {k: v for k, v in node.items() if k != "rds"}
-        out["routeConfig"] = copy.deepcopy(route)
+        out["routeConfig"] = route  # shared, never changed: every later step copies what it changes
         return out
 
     return _walk(listener, visit)  # type: ignore[no-any-return]
@@ -121,7 +120,7 @@ def _static_cluster(cluster: JSON, assignments: Mapping[str, JSON]) -> JSON:
     out = dict(cluster)
     eds = out.pop("edsClusterConfig") or {}
     name = eds.get("serviceName") or cluster.get("name", "")
-    assignment = copy.deepcopy(assignments.get(name) or {"clusterName": name})
+    assignment = dict(assignments.get(name) or {"clusterName": name})  # only its top level changes
     assignment["clusterName"] = cluster.get("name", name)
     out["type"] = "STATIC" if all(_is_ip(a) for a in _endpoint_addresses(assignment)) else "STRICT_DNS"
     out["loadAssignment"] = assignment
