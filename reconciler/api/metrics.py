@@ -99,6 +99,12 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        self.xds_stream_ends = Counter(
+            "reconciler_xds_stream_ends",
+            "ADS streams ended, by mode (sotw, delta) and gRPC status code (the log line says why).",
+            ["mode", "code"],
+            registry=r,
+        )
         self.xds_acks = Counter("reconciler_xds_acks", "xDS responses acknowledged by proxies, by type.", ["type"], registry=r)
         self.xds_nacks = Counter("reconciler_xds_nacks", "xDS responses rejected by proxies, by type.", ["type"], registry=r)
         self.push_ack_latency = Histogram(

@@ -134,6 +134,9 @@ class ProxyEvents:
         self.metrics.xds_resumed.labels(type=type_label(type_url)).inc()
         self.reconciler.acks.check(node_id)
 
+    def on_stream_end(self, mode: str, code: str) -> None:
+        self.metrics.xds_stream_ends.labels(mode=mode, code=code).inc()
+
     def on_config(self, node_id: str, config: NodeConfig) -> None:
         status = self.store.proxy(node_id)
         status.revision, status.generation = config.revision, config.generation

@@ -71,6 +71,10 @@ class StreamCallbacks(Protocol):
         """The stream has pushed everything that changed up to this config of the node."""
         ...
 
+    def on_stream_end(self, mode: str, code: str) -> None:
+        """A stream ended ("sotw" or "delta", the gRPC status code's name); already logged."""
+        ...
+
 
 class NoCallbacks:
     """Admit every node under its own id; record nothing."""
@@ -94,6 +98,9 @@ class NoCallbacks:
         pass
 
     def on_config(self, node_id: str, config: NodeConfig) -> None:
+        pass
+
+    def on_stream_end(self, mode: str, code: str) -> None:
         pass
 
 

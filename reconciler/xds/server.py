@@ -97,6 +97,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             raise e.cause from None
         finally:
             self.ends.record(stream.end, mode=mode, node_id=stream.node_id, peer=context.peer())
+            self.callbacks.on_stream_end(mode, stream.end.code.name)
 
     async def _open_and_serve(self, context: grpc.aio.ServicerContext[Any, Any], mode: str, served: _Stream) -> None:
         """Serve one stream, noting its node id and how it ended in `served`; an end on an

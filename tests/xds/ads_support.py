@@ -84,6 +84,9 @@ class Recorder:
     def on_config(self, node_id: str, config: NodeConfig) -> None:
         self.events.append(("config", node_id, config.revision))
 
+    def on_stream_end(self, mode: str, code: str) -> None:
+        self.events.append(("end", mode, code))
+
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         return [e for e in self.events if e[0] == kind]
 
