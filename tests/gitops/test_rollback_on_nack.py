@@ -99,7 +99,13 @@ def test_commit_envoy_rejects_is_rolled_back_and_not_retried_until_the_branch_mo
             # Nor after a restart: the refusal is in the history log.
             cp.stop()
             cp.start()
-            status = cp.wait_applied(good, ["default.web"])
+            cp.wait_applied(good, ["default.web"])
+            # Envoy asks for listeners once its clusters are warm: "synced" may come first.
+            status = wait_until(
+                lambda: (st := cp.status()) and "LDS" in st["proxies"]["default.web"]["types"] and st,
+                10,
+                what="web's LDS after the restart",
+            )
             assert conditions(status)["Ready"]["reason"] == "ProxiesRejected"
             assert (
                 "nack" not in status["proxies"]["default.web"]["types"]["LDS"]
