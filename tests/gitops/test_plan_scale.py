@@ -164,7 +164,10 @@ def test_identical_configs_are_checked_once() -> None:
 
 def plan_process(repo: GitRepo, stderr: int) -> subprocess.CompletedProcess[bytes]:
     args = [sys.executable, "-m", "reconciler", "plan", "--repo", str(repo.path), "--base", "main", "--head", "timeout"]
-    return subprocess.run(args, stdout=subprocess.PIPE, stderr=stderr, check=False, timeout=120)
+    # Kuma's outbound shape, as the in-process plan it is compared with (the compact pass of
+    # `make test` sets RECONCILER_COMPACT_OUTBOUNDS, which only the CLI reads).
+    env = {k: v for k, v in os.environ.items() if k != "RECONCILER_COMPACT_OUTBOUNDS"}
+    return subprocess.run(args, stdout=subprocess.PIPE, stderr=stderr, check=False, timeout=120, env=env)
 
 
 def test_progress_goes_to_stderr_and_the_plan_on_stdout_is_unchanged(many: GitRepo) -> None:
