@@ -86,10 +86,10 @@ def admin_get(admin: str, path: str, timeout: float = 10.0) -> str:
         return str(r.read().decode())
 
 
-def gauges(admin: str, names: tuple[str, ...] = READY_GAUGES) -> dict[str, int]:
+def gauges(admin: str, names: tuple[str, ...] = READY_GAUGES, timeout: float = 10.0) -> dict[str, int]:
     """Exact-name stats; one anchored regex keeps the admin thread's work small."""
     pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
-    text = admin_get(admin, "/stats?filter=" + urllib.parse.quote(pattern))
+    text = admin_get(admin, "/stats?filter=" + urllib.parse.quote(pattern), timeout)
     out: dict[str, int] = {}
     for line in text.splitlines():
         key, _, value = line.partition(": ")

@@ -105,7 +105,10 @@ def wait_clusters(envoy: Envoy, dynamic: int, sample: list[str], timeout: float,
         reads += 1
         slowest = max(slowest, answered - asked)
         if sampled == len(sample):
-            last = gauges(envoy.admin, CLUSTER_GAUGES)
+            try:
+                last = gauges(envoy.admin, CLUSTER_GAUGES, timeout=60)
+            except OSError:  # Envoy's main thread is busy applying clusters: ask again
+                continue
             active = last.get("cluster_manager.active_clusters", 0)
             if last.get("cluster_manager.warming_clusters") == 0 and active >= dynamic + envoy.static_clusters:
                 return ClusterWait(answered, active, reads, slowest)

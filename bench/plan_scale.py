@@ -26,22 +26,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support import mesh_timeout  # noqa: E402
+
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@x"}
 OUTBOUNDS = 10
-TIMEOUT_POLICY = """\
-type: MeshTimeout
-mesh: default
-name: a-timeout
-spec:
-  targetRef:
-    kind: Mesh
-  to:
-    - targetRef:
-        kind: Mesh
-      default:
-        connectionTimeout: 3s
-        idleTimeout: 30s
-"""
+TIMEOUT_POLICY = mesh_timeout("a-timeout", "connectionTimeout: 3s\nidleTimeout: 30s")
 
 
 def git(cwd: Path, *args: str) -> str:

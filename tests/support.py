@@ -249,6 +249,16 @@ def engine_generation_checked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     assert not found, "inconsistent Envoy config generated:\n" + "\n".join(found)
 
 
+def mesh_timeout(name: str, default: str, mesh: str = "default") -> str:
+    """A MeshTimeout from the whole mesh to the whole mesh; `default` is its conf's YAML, e.g.
+    "connectionTimeout: 3s" or "http:\n  requestTimeout: 5s"."""
+    conf = "".join(f"        {line}\n" for line in default.splitlines())
+    return (
+        f"type: MeshTimeout\nmesh: {mesh}\nname: {name}\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n"
+        f"    - targetRef:\n        kind: Mesh\n      default:\n{conf}"
+    )
+
+
 def mesh(name: str = "default", mtls: bool = False, backend: str = "ca-1") -> str:
     text = f"type: Mesh\nname: {name}\n"
     if mtls:

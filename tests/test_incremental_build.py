@@ -17,27 +17,14 @@ from reconciler.ca.provider import CertificateProvider
 from reconciler.reconcile import Engine
 from reconciler.source.git import GitSource
 from reconciler.xds.resources import SHORT_NAMES, ProxyResources
-from tests.support import ALLOW_ALL, GitRepo, dataplane_yaml, mesh
+from tests.support import ALLOW_ALL, GitRepo, dataplane_yaml, mesh, mesh_timeout
 
 Versions = dict[str, dict[tuple[str, str], str]]
 
 
 def timeout(name: str, seconds: int) -> str:
     """Every outbound's request timeout (named to win over Kuma's default MeshTimeout: on a tie the smaller name wins)."""
-    return f"""\
-type: MeshTimeout
-mesh: default
-name: {name}
-spec:
-  targetRef:
-    kind: Mesh
-  to:
-    - targetRef:
-        kind: Mesh
-      default:
-        http:
-          requestTimeout: {seconds}s
-"""
+    return mesh_timeout(name, f"http:\n  requestTimeout: {seconds}s")
 
 
 def mesh_service(port: int, app: str) -> str:

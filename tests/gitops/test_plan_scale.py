@@ -17,25 +17,13 @@ from reconciler.commands.envoy_runs import check_with_envoy
 from reconciler.commands.plan import run_plan
 from reconciler.commands.plan_render import plan_text
 from tests.gitops.helpers import ALLOW_ALL, dataplane, mesh
-from tests.support import GitRepo, git
+from tests.support import GitRepo, git, mesh_timeout
 
 pytestmark = pytest.mark.envoy
 
 SERVICES = 12
 BROKEN = (2, 5, 9)
-TIMEOUT = """\
-type: MeshTimeout
-mesh: default
-name: a-timeout
-spec:
-  targetRef:
-    kind: Mesh
-  to:
-    - targetRef:
-        kind: Mesh
-      default:
-        connectionTimeout: 3s
-"""
+TIMEOUT = mesh_timeout("a-timeout", "connectionTimeout: 3s")
 
 
 def proxy(k: int, clash: bool = False) -> str:

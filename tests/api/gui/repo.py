@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
+from tests.support import mesh_timeout
+
 __all__ = ["timeout_policy"]
 
 
 def timeout_policy(timeout: str, name: str = "quick") -> str:
-    return f"""\
-type: MeshTimeout
-mesh: default
-name: {name}
-spec:
-  targetRef:
-    kind: Mesh
-  to:
-    - targetRef:
-        kind: Mesh
-      default:
-        connectionTimeout: {timeout}
-"""
+    return mesh_timeout(name, f"connectionTimeout: {timeout}")
