@@ -33,7 +33,7 @@ from reconciler.xds.delta import DeltaStream
 from reconciler.xds.protocol import MALFORMED, NoCallbacks, StreamCallbacks, XdsRejected
 from reconciler.xds.security import current_call
 from reconciler.xds.sotw import SotwStream
-from reconciler.xds.stream_end import HALF_CLOSE_GRACE, PROXY_CLOSED, PROXY_GONE_DURING_WRITE, StreamEnd, StreamEnds, cancelled_end
+from reconciler.xds.stream_end import HALF_CLOSE_GRACE, PROXY_CLOSED, PROXY_GONE_DURING_WRITE, StreamEnd, cancelled_end, log_end
 
 __all__ = ["AdsServer", "StreamCallbacks", "XdsRejected", "NoCallbacks", "add_ads_server", "FIRST_REQUEST_TIMEOUT"]
 
@@ -75,7 +75,6 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         self.control_plane = base_pb2.ControlPlane(identifier=control_plane_id)
         self.first_request_timeout = first_request_timeout
         self.streams = 0
-        self.ends = StreamEnds()
         self.stopping = False
         """Set when the gRPC server stops (grpc_setup), so the streams it cancels say so."""
 
@@ -96,7 +95,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             stream.node_id, stream.end = stream.node_id or e.node_id, e.end
             raise e.cause from None
         finally:
-            self.ends.record(stream.end, mode=mode, node_id=stream.node_id, peer=context.peer())
+            log_end(stream.end, mode=mode, node_id=stream.node_id, peer=context.peer())
             self.callbacks.on_stream_end(mode, stream.end.code.name)
 
     async def _open_and_serve(self, context: grpc.aio.ServicerContext[Any, Any], mode: str, served: _Stream) -> None:

@@ -9,20 +9,19 @@ and any other cancellation is the proxy's. A stream whose requests end without a
 soon after was half-closed by the proxy (Envoy never does that; a test client may).
 
 Normal ends (the proxy went away, the server stopped) are logged at info, errors (refused,
-malformed, no first request, an exception in the control plane) at warning; `StreamEnds`
-counts them by mode and code for the metrics.
+malformed, no first request, an exception in the control plane) at warning; the server's
+callbacks count them by mode and code (`reconciler_xds_stream_ends_total`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-__all__ = ["StreamEnd", "StreamEnds", "cancelled_end", "HALF_CLOSE_GRACE"]
+__all__ = ["StreamEnd", "log_end", "cancelled_end", "HALF_CLOSE_GRACE"]
 
 # Logged under the server's name, as the streams' other lines.
 log = logging.getLogger("reconciler.xds.server")
@@ -54,13 +53,7 @@ def cancelled_end(context: grpc.aio.ServicerContext[Any, Any], stopping: bool) -
     return StreamEnd(grpc.StatusCode.CANCELLED, "proxy cancelled the stream or closed its connection")
 
 
-class StreamEnds:
-    """Logs each stream's end once and counts ends by (mode, code name)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str]] = Counter()
-
-    def record(self, end: StreamEnd, *, mode: str, node_id: str, peer: str) -> None:
-        self.counts[(mode, end.code.name)] += 1
-        extra = {"node": node_id or "-", "mode": mode, "code": end.code.name, "cause": end.cause, "peer": peer}
-        log.log(logging.WARNING if end.error else logging.INFO, "stream ended", extra=extra)
+def log_end(end: StreamEnd, *, mode: str, node_id: str, peer: str) -> None:
+    """The one line a stream's end gets (its count is the callbacks' `on_stream_end`)."""
+    extra = {"node": node_id or "-", "mode": mode, "code": end.code.name, "cause": end.cause, "peer": peer}
+    log.log(logging.WARNING if end.error else logging.INFO, "stream ended", extra=extra)
