@@ -173,7 +173,13 @@ def wait_all(workers: Workers, proxies: int, timeout: float) -> dict[str, Any]:
                 for code, n in s["ended"].items():
                     ended[code] = ended.get(code, 0) + n
             unsynced = [u for s in status for u in s["unsynced"]]
-            return {"synced": synced, "retries": sum(s["retries"] for s in status), "ended": ended, "unsynced": unsynced}
+            return {
+                "synced": synced,
+                "retries": sum(s["retries"] for s in status),
+                "ended": ended,
+                "unsynced": unsynced,
+                "messages": (sum(s["responses"] for s in status), sum(s["requests"] for s in status)),
+            }
         time.sleep(0.5)
 
 
@@ -206,6 +212,11 @@ def pushed(workers: Workers, work: Path, message: str, ids: list[int] | None, ch
     }
 
 
+def per_proxy(now: tuple[int, int], before: tuple[int, int], proxies: int) -> dict[str, float]:
+    """Responses and requests per proxy between two counts of the clients' messages."""
+    return {"responses": round((now[0] - before[0]) / proxies, 2), "requests": round((now[1] - before[1]) / proxies, 2)}
+
+
 def processes_for(proxies: int) -> int:
     return max(1, min(4, proxies // 1000))
 
@@ -236,6 +247,8 @@ def measure(proxies: int, services: int, root: Path, delta: bool) -> dict[str, A
         out["rss_before_connect_mib"] = round(rss0)
         workers, conn, out["connect_s"] = connect(f"127.0.0.1:{cp.xds_port}", proxies, delta)
         out.update(synced=len(conn["synced"]), retries=conn["retries"], streams_ended=conn["ended"], unsynced=conn["unsynced"])
+        seen = conn["messages"]
+        out["per_proxy_connect"] = per_proxy(seen, (0, 0), proxies)
         time.sleep(2)
         cpu1, rss1 = proc_stats(cp.proc.pid)
         out["cpu_connect_s"] = round(cpu1 - cpu0, 2)
@@ -246,6 +259,8 @@ def measure(proxies: int, services: int, root: Path, delta: bool) -> dict[str, A
         write_dataplanes(work, proxies, services, ["svc-new"])
         out["global_push"] = pushed(workers, work, "svc-new, called by every proxy", None, {"svc-new": 1}, True)
         cpu2, _ = proc_stats(cp.proc.pid)
+        seen, before = wait_all(workers, 0, 0)["messages"], seen
+        out["per_proxy_global_push"] = per_proxy(seen, before, proxies)
         out["cpu_global_push_s"] = round(cpu2 - cpu1, 2)
 
         consumers = [i for i in range(proxies) if ONE_SERVICE in targets(i, services)]
@@ -253,6 +268,8 @@ def measure(proxies: int, services: int, root: Path, delta: bool) -> dict[str, A
         out["one_service_push"] = pushed(workers, work, f"one more {ONE_SERVICE} endpoint", consumers, {ONE_SERVICE: 1}, False)
         out["one_service_push"]["consumers"] = len(consumers)
         out["cpu_one_service_push_s"] = round(proc_stats(cp.proc.pid)[0] - cpu2, 2)
+        seen, before = wait_all(workers, 0, 0)["messages"], seen
+        out["per_consumer_one_service_push"] = per_proxy(seen, before, len(consumers))
         out["streams_ended"] = wait_all(workers, 0, 0)["ended"]
         held = {i: d for r in workers.ask("digest") for i, d in r.items()}
         out["phases_s"] = cp.phases()
