@@ -231,7 +231,13 @@ class Client:
                 table.update(_payload_names(t, [r.resource]))
             await self._write(call, discovery_pb2.DeltaDiscoveryRequest(type_url=t, response_nonce=response.nonce))
         else:
-            table = self.payloads[t] = _payload_names(t, response.resources)
+            table = _payload_names(t, response.resources)
+            if t not in (CDS, LDS):
+                # Only LDS and CDS responses are the whole state; for the other types the proxy
+                # keeps what a response leaves out, as long as it still asks for it (as Envoy does).
+                wanted = set(p.subscribed.get(t, []))
+                table = {n: r for n, r in self.payloads.get(t, {}).items() if n in wanted} | table
+            self.payloads[t] = table
             p.sotw_versions[t] = response.version_info
             names = p.subscribed.get(t, [])
             await self._write(

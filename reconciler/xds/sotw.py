@@ -8,7 +8,15 @@
   are full state; an initial request is answered, unless it already names the version we would
   send (a reconnect to a replica serving the same commit: nothing is pushed);
 - updates go out in the order CDS, EDS, LDS, RDS, SDS, and clusters that disappear are
-  removed only after the listeners and routes that used them (make before break).
+  removed only after the listeners and routes that used them (make before break);
+- a push of endpoints alone carries only the ClusterLoadAssignments that changed: the xDS
+  protocol groups every SotW type but LDS and CDS as delta does ("Grouping Resources into
+  Responses"), and Envoy keeps the assignments a response leaves out. The response's version is
+  still that of the whole subscribed set, so ACKs, resumes and NACKs mean what they did. Each
+  consumer of a service that gained one endpoint gets that service's assignment, not the
+  hundreds of endpoints of every service it calls. Answers to requests, re-warming after a
+  cluster change, and pushes to a proxy that has not ACKed the last response still carry the
+  whole set.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from reconciler.xds.cache import NodeConfig
 from reconciler.xds.protocol import DEPENDENTS, WILDCARD_TYPES, StreamHost
 from reconciler.xds.protocol import select as _select
 from reconciler.xds.protocol import set_version as _set_version
-from reconciler.xds.resources import CLUSTER, SHORT_NAMES, TYPE_ORDER, XdsResource
+from reconciler.xds.resources import CLUSTER, ENDPOINT, SHORT_NAMES, TYPE_ORDER, XdsResource
 
 __all__ = ["SotwStream"]
 
@@ -55,7 +63,11 @@ class SotwStream:
         self.config: NodeConfig | None = server.watcher.fetch(node_id)
         self.rewarm: set[str] = set()
 
-    async def send(self, type_url: str, resources: list[XdsResource], *, record: bool = True) -> None:
+    async def send(
+        self, type_url: str, resources: list[XdsResource], *, record: bool = True, changed: list[XdsResource] | None = None
+    ) -> None:
+        """Send `resources` as the type's state; with `changed`, only those go on the wire (the
+        proxy keeps the rest: see the module's notes)."""
         state = self.types[type_url]
         self.rewarm.update(DEPENDENTS.get(type_url, ()))
         self.rewarm.discard(type_url)
@@ -65,7 +77,7 @@ class SotwStream:
             version_info=version,
             type_url=type_url,
             nonce=nonce,
-            resources=[r.as_any() for r in resources],
+            resources=[r.as_any() for r in (resources if changed is None else changed)],
             control_plane=self.server.control_plane,
         )
         state.nonce = nonce
@@ -168,8 +180,18 @@ class SotwStream:
                 if stale:
                     final_cds = resources
                     resources = sorted(resources + stale, key=lambda r: r.name)
+            elif type_url == ENDPOINT and type_url not in self.rewarm and state.acked_version == state.sent_version:
+                # The proxy confirmed it holds what was last sent (after a NACK, or with a
+                # response in flight, what it holds is not known: it gets the whole set).
+                await self.send(type_url, resources, changed=_changed(resources, state.sent))
+                continue
             await self.send(type_url, resources)
         if final_cds is not None:
             await self.send(CLUSTER, final_cds)
             # Removing clusters rebuilds none: nothing to warm again.
             self.rewarm.difference_update(DEPENDENTS[CLUSTER])
+
+
+def _changed(resources: list[XdsResource], held: dict[str, XdsResource]) -> list[XdsResource]:
+    """Those of `resources` the proxy does not hold at their version."""
+    return [r for r in resources if (h := held.get(r.name)) is None or h.version != r.version]

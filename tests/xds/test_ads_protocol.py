@@ -166,6 +166,47 @@ def test_a_changed_cluster_gets_its_unchanged_endpoints_again(server: Server, cl
     assert client.nothing()
 
 
+def test_an_endpoint_change_sends_only_the_changed_assignment_with_the_whole_sets_version(server: Server, client: Client) -> None:
+    server.set("r1", cluster("a"), cluster("b"), cla("a"), cla("b"))
+    client.send(CLUSTER, first=True)
+    client.ack(client.recv())
+    client.send(ENDPOINT, ["a", "b"])
+    eds = client.recv()
+    assert names(eds) == ["a", "b"]
+    client.ack(eds, ["a", "b"])
+    assert client.nothing()
+
+    server.set("r2", cluster("a"), cluster("b"), cla("a", port=2), cla("b"))
+    push = client.recv()
+    # Envoy keeps b's endpoints: a SotW EDS response need not repeat what did not change.
+    assert (push.type_url, names(push)) == (ENDPOINT, ["a"])
+    # Its version is the whole set's, as a proxy connecting now is told: ACKs and resumes hold.
+    fresh = Client(server.port)
+    try:
+        fresh.send(ENDPOINT, ["a", "b"], first=True)
+        whole = fresh.recv()
+    finally:
+        fresh.close()
+    assert names(whole) == ["a", "b"] and whole.version_info == push.version_info
+    client.ack(push, ["a", "b"])
+    assert client.nothing()
+
+
+def test_an_endpoint_change_while_the_last_response_is_unacked_sends_the_whole_set(server: Server, client: Client) -> None:
+    server.set("r1", cluster("a"), cluster("b"), cla("a"), cla("b"))
+    client.send(CLUSTER, first=True)
+    client.ack(client.recv())
+    client.send(ENDPOINT, ["a", "b"])
+    eds = client.recv()
+    client.ack(eds, ["a", "b"])
+    server.set("r2", cluster("a"), cluster("b"), cla("a", port=2), cla("b"))
+    rejected = client.recv()
+    client.send(ENDPOINT, ["a", "b"], version=eds.version_info, nonce=rejected.nonce, error="bad endpoint")
+    # After a NACK what the proxy holds is not known: the next change carries every assignment.
+    server.set("r3", cluster("a"), cluster("b"), cla("a", port=3), cla("b"))
+    assert names(client.recv()) == ["a", "b"]
+
+
 def test_api_listeners_are_served_by_name_only(server: Server, client: Client) -> None:
     hcm_listener = listener_pb2.Listener(name="backend", api_listener=api_listener_pb2.ApiListener())
     api = resource(LISTENER, "backend", hcm_listener, by_name_only=True)

@@ -1,0 +1,89 @@
+"""A real Envoy (state of the world) given only the endpoints that changed.
+
+When a service gains an endpoint, the control plane's EDS push carries that service's
+ClusterLoadAssignment alone (the xDS protocol groups SotW EDS as delta does); Envoy must keep
+every other cluster's endpoints and take the new one, and the proxy must count as synced. Both
+are checked here with traffic and with Envoy's own stats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
+
+pytestmark = pytest.mark.envoy
+
+
+def service(name: str, service: str, port: int) -> str:
+    return (
+        f"type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: 127.0.0.1\n  inbound:\n"
+        f"    - port: {port}\n      tags:\n        kuma.io/service: {service}\n        kuma.io/protocol: http\n"
+    )
+
+
+def client(ports: dict[str, int]) -> str:
+    outbounds = "".join(f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in ports.items())
+    return f"type: Dataplane\nmesh: default\nname: client\nnetworking:\n  address: 127.0.0.1\n  outbound:\n{outbounds}"
+
+
+@dataclass
+class Mesh:
+    remote: ConfigRemote
+    cp: ControlPlaneProcess
+    envoy: EnvoyProcess
+    ports: dict[str, int]
+    workloads: dict[str, Workload]
+
+    def answer(self, svc: str) -> tuple[int, str]:
+        return http_get(f"http://127.0.0.1:{self.ports[svc]}/")
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    root = tmp_path_factory.mktemp("endpoint-push")
+    remote = ConfigRemote(root)
+    ports = {"svc-a": free_port(), "svc-b": free_port()}
+    with Workload("a-1") as a1, Workload("a-2") as a2, Workload("b-1") as b1:
+        sha = remote.push(
+            {
+                "mesh.yaml": "type: Mesh\nname: default\n",
+                "a-1.yaml": service("a-1", "svc-a", a1.port),
+                "b-1.yaml": service("b-1", "svc-b", b1.port),
+                "client.yaml": client(ports),
+            }
+        )
+        cp = ControlPlaneProcess(remote.bare, root / "state", dataplane_auth=False)
+        cp.start()
+        try:
+            cp.wait_applied(sha, timeout=60)
+            envoy = EnvoyProcess(cp, root / "envoys", name="client")
+            envoy.start()
+            try:
+                yield Mesh(remote, cp, envoy, ports, {"a-1": a1, "a-2": a2, "b-1": b1})
+            finally:
+                envoy.stop()
+        finally:
+            cp.stop()
+
+
+def test_a_new_endpoint_reaches_envoy_which_keeps_the_endpoints_of_the_other_services(mesh: Mesh) -> None:
+    wait_until(lambda: mesh.answer("svc-a") == (200, "a-1\n") and mesh.answer("svc-b") == (200, "b-1\n"), 30, what="both services")
+    before = mesh.envoy.stats("cluster.svc-")
+
+    sha = mesh.remote.push({"a-2.yaml": service("a-2", "svc-a", mesh.workloads["a-2"].port)}, "a second svc-a endpoint")
+    mesh.cp.wait_applied(sha, proxies=["default.client"], timeout=30)
+
+    def both_a_endpoints() -> bool:
+        return {mesh.answer("svc-a")[1] for _ in range(20)} == {"a-1\n", "a-2\n"}
+
+    wait_until(both_a_endpoints, 30, what="svc-a answered by a-1 and a-2")
+    # svc-b was not in the push: Envoy updated svc-a alone and kept svc-b's endpoint.
+    after = mesh.envoy.stats("cluster.svc-")
+    assert after["cluster.svc-a.update_success"] == before["cluster.svc-a.update_success"] + 1
+    assert after["cluster.svc-b.update_success"] == before["cluster.svc-b.update_success"]
+    assert after["cluster.svc-b.membership_total"] == 1
+    assert all(mesh.answer("svc-b") == (200, "b-1\n") for _ in range(5))
