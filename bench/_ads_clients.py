@@ -60,9 +60,11 @@ class SimProxy:
         t = self.target
         if t is None:
             return False
-        lds_from = t["lds_from"]
-        return all(self.endpoints.get(c, 0) >= n for c, n in t["endpoints"].items()) and (
-            lds_from is None or self.held.get(LDS) != lds_from
+        lds_from, cds_from = t["lds_from"], t.get("cds_from")
+        return (
+            all(self.endpoints.get(c, 0) >= n for c, n in t["endpoints"].items())
+            and (lds_from is None or self.held.get(LDS) != lds_from)
+            and (cds_from is None or self.held.get(CDS) != cds_from)
         )
 
     def after_response(self) -> None:
@@ -303,7 +305,7 @@ async def _serve_commands(conn: Connection, address: str, ids: list[int], delta:
                     ][:20],
                 }
             )
-        elif cmd == "target":  # arg: {"ids": [...] or None, "endpoints_plus": {cluster: n}, "listeners": changed or not}
+        elif cmd == "target":  # arg: {"ids": [...] or None, "endpoints_plus": {cluster: n}, "listeners"/"clusters": changed or not}
             marks = {i: p.responses for i, p in proxies.items()}
             synced = {i for i, p in proxies.items() if p.synced_at}
             chosen = synced if arg["ids"] is None else set(arg["ids"]) & synced
@@ -312,7 +314,12 @@ async def _serve_commands(conn: Connection, address: str, ids: list[int], delta:
                 p.reached_at = 0.0
                 plus = arg["endpoints_plus"]
                 lds_from = dict(p.held.get(LDS, {})) if arg["listeners"] else None
-                p.target = {"endpoints": {c: p.endpoints.get(c, 0) + n for c, n in plus.items()}, "lds_from": lds_from}
+                cds_from = dict(p.held.get(CDS, {})) if arg.get("clusters") else None
+                p.target = {
+                    "endpoints": {c: p.endpoints.get(c, 0) + n for c, n in plus.items()},
+                    "lds_from": lds_from,
+                    "cds_from": cds_from,
+                }
             conn.send(None)
         elif cmd == "reached":
             targeted = [p for p in proxies.values() if p.target is not None]

@@ -13,6 +13,9 @@ Builds a bare repository with one mesh of N dataplanes; each has one inbound and
               `git push` returned → each proxy has ACKed its endpoints and new listeners (p50/p99)
   one         a commit adds an endpoint to svc-7: push → each consumer of svc-7 has ACKed it;
               every other proxy must have been sent nothing
+  policy      a commit adds one Mesh-wide MeshTimeout (one file; every proxy's clusters
+              change): push → each proxy has ACKed its new clusters. Unlike `global`,
+              whose commit rewrites all N dataplane files, this measures the fan-out alone
   per proxy   (RSS with every proxy connected − rss0) / N
 
 then checks correctness: a fresh control plane started cold on the final commit serves freshly
@@ -44,6 +47,21 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@x"}
 OUTBOUNDS = 10
 ONE_SERVICE = "svc-7"
+MESH_TIMEOUT = """type: MeshTimeout
+mesh: default
+name: bench-timeout
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+    - targetRef:
+        kind: Mesh
+      default:
+        idleTimeout: 20s
+        connectionTimeout: 3s
+"""
+"""A change of one file that every proxy sees: its outbound clusters change. Its name
+sorts before Kuma's default MeshTimeout (mesh-timeout-all-default), which wins a tie otherwise."""
 CONNECT_TIMEOUT = 180.0
 
 
@@ -183,10 +201,12 @@ def wait_all(workers: Workers, proxies: int, timeout: float) -> dict[str, Any]:
         time.sleep(0.5)
 
 
-def pushed(workers: Workers, work: Path, message: str, ids: list[int] | None, change: dict[str, int], listeners: bool) -> dict[str, Any]:
+def pushed(
+    workers: Workers, work: Path, message: str, ids: list[int] | None, change: dict[str, int], listeners: bool, *, clusters: bool = False
+) -> dict[str, Any]:
     """Commit and push; per targeted proxy, seconds from the push to its ACK of the change."""
     workers.ask("clear")
-    workers.ask("target", {"ids": ids, "endpoints_plus": change, "listeners": listeners})
+    workers.ask("target", {"ids": ids, "endpoints_plus": change, "listeners": listeners, "clusters": clusters})
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", message)
     git(work, "push", "-q", "origin", "main")
@@ -210,6 +230,11 @@ def pushed(workers: Workers, work: Path, message: str, ids: list[int] | None, ch
         "max_s": pct(1.0),
         "others_pushed": len(others),
     }
+
+
+def since(now: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    """Seconds per reconcile phase between two readings of the sums (the reconciles in between)."""
+    return {k: round(v - before.get(k, 0.0), 3) for k, v in now.items()}
 
 
 def per_proxy(now: tuple[int, int], before: tuple[int, int], proxies: int) -> dict[str, float]:
@@ -262,14 +287,27 @@ def measure(proxies: int, services: int, root: Path, delta: bool) -> dict[str, A
         seen, before = wait_all(workers, 0, 0)["messages"], seen
         out["per_proxy_global_push"] = per_proxy(seen, before, proxies)
         out["cpu_global_push_s"] = round(cpu2 - cpu1, 2)
+        mark = cp.phases()
+        out["global_push"]["phases_s"] = since(mark, out["cold_phases_s"])
 
         consumers = [i for i in range(proxies) if ONE_SERVICE in targets(i, services)]
         (work / "dataplanes" / "extra.yaml").write_text(dataplane("extra", proxies + 2, ONE_SERVICE, []))
         out["one_service_push"] = pushed(workers, work, f"one more {ONE_SERVICE} endpoint", consumers, {ONE_SERVICE: 1}, False)
         out["one_service_push"]["consumers"] = len(consumers)
+        mark, before_phases = cp.phases(), mark
+        out["one_service_push"]["phases_s"] = since(mark, before_phases)
         out["cpu_one_service_push_s"] = round(proc_stats(cp.proc.pid)[0] - cpu2, 2)
         seen, before = wait_all(workers, 0, 0)["messages"], seen
         out["per_consumer_one_service_push"] = per_proxy(seen, before, len(consumers))
+
+        cpu3 = proc_stats(cp.proc.pid)[0]
+        (work / "policies").mkdir(exist_ok=True)
+        (work / "policies" / "timeout.yaml").write_text(MESH_TIMEOUT)
+        out["mesh_policy_push"] = pushed(workers, work, "a Mesh-wide MeshTimeout", None, {}, False, clusters=True)
+        out["cpu_mesh_policy_push_s"] = round(proc_stats(cp.proc.pid)[0] - cpu3, 2)
+        out["mesh_policy_push"]["phases_s"] = since(cp.phases(), mark)
+        seen, before = wait_all(workers, 0, 0)["messages"], seen
+        out["per_proxy_mesh_policy_push"] = per_proxy(seen, before, proxies)
         out["streams_ended"] = wait_all(workers, 0, 0)["ended"]
         held = {i: d for r in workers.ask("digest") for i, d in r.items()}
         out["phases_s"] = cp.phases()
@@ -305,6 +343,10 @@ def report(results: list[dict[str, Any]]) -> None:
         ("global push → all ACK p50 / p99", lambda r: f"{r['global_push']['p50_s']} / {r['global_push']['p99_s']} s"),
         ("one service → consumers ACK p50 / p99", lambda r: f"{r['one_service_push']['p50_s']} / {r['one_service_push']['p99_s']} s"),
         ("  other proxies pushed", lambda r: str(r["one_service_push"]["others_pushed"])),
+        (
+            "Mesh-wide policy (one file) → all ACK p50 / p99",
+            lambda r: f"{r['mesh_policy_push']['p50_s']} / {r['mesh_policy_push']['p99_s']} s",
+        ),
         ("memory per connected proxy", lambda r: f"{r['kib_per_connected_proxy']} KiB"),
         ("mismatches with a cold start", lambda r: str(len(r["mismatches"]))),
     ]
