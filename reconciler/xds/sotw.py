@@ -208,8 +208,9 @@ class SotwStream:
                 resources = sorted(resources + stale, key=lambda r: r.name)
             eds = self.types.get(ENDPOINT)
             if eds is not None and eds.names is not None:
-                # Envoy asks for a new (or rebuilt) cluster's endpoints once it has the cluster.
-                self.awaited_eds |= eds_names(r for r in resources if state.sent.get(r.name) != r)
+                # Envoy asks for a new cluster's endpoints once it has the cluster (a changed one
+                # keeps its EDS name, subscribed already, and gets its endpoints again: rewarm).
+                self.awaited_eds |= eds_names(r for r in resources if r.name not in state.sent)
                 self.awaited_eds -= eds.names
         await self.send(type_url, resources)
 
