@@ -128,8 +128,14 @@ def _config_dump(admin: str, query: str) -> dict[str, Any]:
     return json.loads(admin_get(admin, "/config_dump?" + query, timeout=120))  # type: ignore[no-any-return]
 
 
-def active_cluster_names(admin: str) -> set[str]:
-    dump = _config_dump(admin, "resource=dynamic_active_clusters&mask=cluster.name")
+def active_cluster_names(admin: str, attempts: int = 5) -> set[str]:
+    for attempt in range(attempts):
+        try:
+            dump = _config_dump(admin, "resource=dynamic_active_clusters&mask=cluster.name")
+            break
+        except OSError:  # Envoy's main thread still applying config on a busy machine: ask again
+            if attempt == attempts - 1:
+                raise
     return {c["cluster"]["name"] for c in dump.get("configs", [])}
 
 

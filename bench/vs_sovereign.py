@@ -31,7 +31,13 @@ Figures, per run (runs alternate between the two):
   endpoint change  one service's endpoint port changed (ours: `git push` of that Dataplane;
                    sovereign: its data file replaced) -> Envoy's config_dump shows the new port
   new cluster      one service added (ours: its Dataplane and one more outbound in one push) ->
-                   the cluster is active in Envoy with its endpoint
+                   the cluster is active in Envoy with its endpoint. Envoy answers its admin
+                   port on the thread that applies config, so this is also when Envoy is done
+                   applying the full listener set (state of the world: all N+1 listeners) that
+                   follows the cluster
+  cluster warm     ours only: the same push -> Envoy ACKs the CDS update in our /status (Envoy
+                   ACKs it once the new cluster is warm, with its endpoints), read from the
+                   server, not from Envoy's busy admin port
 
 Usage: .venv/bin/python bench/vs_sovereign.py [--clusters 10000] [--runs 3] [--updates 3] [--shape kuma|compact] [--xds-mode sotw|delta]
                                               [--json FILE] [--keep DIR]
@@ -47,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -103,17 +110,33 @@ def run_ours(n: int, updates: int, work: Path, timeout: float, shape: str, xds_m
             repo.push({repo.service_path(n // 2): repo.service_dataplane(n // 2, port)}, f"svc-{n // 2}: port {port}")
             return lambda: endpoint_ports(admin, service(n // 2)) == {port}
 
+        warm: list[float] = []
+
         def add(j: int) -> Callable[[], bool]:
             i, port = n + j, SERVICE_PORT_BASE + n + j
             repo.push(repo.add_service(i, port), f"svc-{i}")
+            threading.Thread(target=lambda: warm.append(cds_acked(cp, repo.head, timeout)), daemon=True).start()
             return lambda: endpoint_ports(admin, service(i)) == {port}
 
         result |= update_figures(change, add, updates, timeout)
+        result["new_cluster_warm_s"] = warm
         return result | {"server": "ours", "launcher": f"reconciler bootstrap + envoy --concurrency 1, ADS ({xds_mode}), {shape} shape"}
     finally:
         if envoy is not None:
             envoy.stop()
         cp.stop()
+
+
+def cds_acked(cp: ControlPlaneProcess, head: str, timeout: float) -> float:
+    """Seconds from now until our /status shows the client's CDS update of commit `head` ACKed."""
+    started = time.monotonic()
+
+    def acked() -> bool:
+        status = cp.status() or {}
+        cds = status.get("proxies", {}).get("default.client", {}).get("types", {}).get("CDS", {})
+        return str(cds.get("ackedRevision", "")).rpartition(":")[2] == head
+
+    return wait_for(acked, timeout, interval=0.05, what="CDS ACK") - started
 
 
 def run_sovereign(exe: Path, n: int, updates: int, work: Path, timeout: float) -> dict[str, Any]:
@@ -223,10 +246,12 @@ def summary(results: list[dict[str, Any]], n: int) -> str:
 def line(r: dict[str, Any]) -> str:
     ups = " ".join(f"{v * 1000:.0f}" for v in r["endpoint_change_s"])
     adds = " ".join(f"{v * 1000:.0f}" for v in r["new_cluster_s"])
+    warm_s = r.get("new_cluster_warm_s")
+    warm = f", new cluster warm (CDS ACKed) ms [{' '.join(f'{v * 1000:.0f}' for v in warm_s)}]" if warm_s else ""
     return (
         f"{r['server']:>9} run {r['run']}: cold {r['cold_s']:.2f} s (server ready {r['server_ready_s']:.2f} s + Envoy clusters "
         f"{r['envoy_clusters_s']:.2f} s; slowest probe {r['slowest_probe_s']:.2f} s; /ready {r['envoy_ready_s']:.1f} s after Envoy's start), "
-        f"endpoint change ms [{ups}], new cluster ms [{adds}], load {r['load']:.1f}"
+        f"endpoint change ms [{ups}], new cluster ms [{adds}]{warm}, load {r['load']:.1f}"
     )
 
 

@@ -16,7 +16,13 @@
   consumer of a service that gained one endpoint gets that service's assignment, not the
   hundreds of endpoints of every service it calls. Answers to requests, re-warming after a
   cluster change, and pushes to a proxy that has not ACKed the last response still carry the
-  whole set.
+  whole set;
+- when a CDS update adds EDS clusters, what follows EDS (LDS, RDS, SDS, the removal of stale
+  clusters) is held until Envoy's EDS request naming the new clusters is answered, or until it
+  ACKs or NACKs that CDS update. Envoy reads the stream in order on its main thread: an LDS
+  response sent right behind the CDS update would be applied before the new clusters' endpoints
+  (at 10,000 listeners that takes Envoy 10-25 s, and the new clusters wait for it, past their
+  15 s initial fetch timeout).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from reconciler.xds.protocol import DEPENDENTS, WILDCARD_TYPES, StreamHost
 from reconciler.xds.protocol import select as _select
 from reconciler.xds.protocol import set_version as _set_version
 from reconciler.xds.resources import CLUSTER, ENDPOINT, SHORT_NAMES, TYPE_ORDER, XdsResource
+from reconciler.xds.warming import eds_names
 
 __all__ = ["SotwStream"]
 
@@ -62,6 +69,11 @@ class SotwStream:
         self.nonces = itertools.count(1)
         self.config: NodeConfig | None = server.watcher.fetch(node_id)
         self.rewarm: set[str] = set()
+        self.awaited_eds: set[str] = set()
+        """EDS names of clusters just sent that Envoy has not asked for yet: while there are any,
+        the types after EDS are held back (see the module docstring)."""
+        self.final_cds: list[XdsResource] | None = None
+        """The CDS update without the stale clusters, sent once the listeners and routes are."""
 
     async def send(
         self, type_url: str, resources: list[XdsResource], *, record: bool = True, changed: list[XdsResource] | None = None
@@ -103,6 +115,12 @@ class SotwStream:
         log.debug("resumed", extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "version": state.sent_version})
 
     async def on_request(self, req: discovery_pb2.DiscoveryRequest) -> None:
+        await self._answer(req)
+        eds = self.types.get(ENDPOINT)
+        if req.type_url == ENDPOINT and self.awaited_eds and eds is not None and (eds.names is None or self.awaited_eds <= eds.names):
+            await self._release()  # the new clusters' endpoints are on their way: what follows may go
+
+    async def _answer(self, req: discovery_pb2.DiscoveryRequest) -> None:
         type_url = req.type_url
         state = self.types.get(type_url)
         log.debug(
@@ -144,16 +162,22 @@ class SotwStream:
             return
         if req.response_nonce != state.nonce:
             return  # stale: a newer response is in flight and its ACK/NACK will follow
+        answered_version, answered_revision = state.sent_version, state.sent_revision
+        if type_url == CLUSTER and self.awaited_eds:
+            # Envoy is done with the CDS update (clusters it never asks endpoints for warmed or
+            # timed out): what was held goes out before the ACK is counted, so no status shows
+            # the proxy in sync while it lacks them.
+            await self._release()
         if req.HasField("error_detail"):
-            state.nacked_version = state.sent_version
-            self.server.callbacks.on_nack(self.node_id, type_url, state.sent_version, state.sent_revision, req.error_detail.message)
+            state.nacked_version = answered_version
+            self.server.callbacks.on_nack(self.node_id, type_url, answered_version, answered_revision, req.error_detail.message)
             log.warning(
                 "config rejected by proxy",
                 extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "error": req.error_detail.message},
             )
         else:
             state.acked_version = req.version_info
-            self.server.callbacks.on_ack(self.node_id, type_url, req.version_info, state.sent_revision)
+            self.server.callbacks.on_ack(self.node_id, type_url, req.version_info, answered_revision)
         if names != state.names or (type_url in self.rewarm and self.config is not None):
             state.names = names
             resources = _select(self.config, type_url, names)
@@ -165,28 +189,51 @@ class SotwStream:
         self.config = config
         if config is None:
             return
-        final_cds: list[XdsResource] | None = None
         for type_url in TYPE_ORDER:
-            state = self.types.get(type_url)
-            if state is None or state.names == set():
-                continue  # not subscribed, or no longer subscribed to anything of this type
-            resources = _select(config, type_url, state.names)
-            version = _set_version(resources)
-            if version == state.nacked_version or (version == state.sent_version and type_url not in self.rewarm):
-                continue
-            if type_url == CLUSTER:
-                names = {r.name for r in resources}
-                stale = [r for n, r in state.sent.items() if n not in names]
-                if stale:
-                    final_cds = resources
-                    resources = sorted(resources + stale, key=lambda r: r.name)
-            elif type_url == ENDPOINT and type_url not in self.rewarm and state.acked_version == state.sent_version:
-                # The proxy confirmed it holds what was last sent (after a NACK, or with a
-                # response in flight, what it holds is not known: it gets the whole set).
-                await self.send(type_url, resources, changed=_changed(resources, state.sent))
-                continue
-            await self.send(type_url, resources)
-        if final_cds is not None:
+            if self.awaited_eds and type_url not in (CLUSTER, ENDPOINT):
+                return  # held until Envoy asks for the new clusters' endpoints (_release)
+            await self._push(type_url, config)
+        await self._remove_stale_clusters()
+
+    async def _release(self) -> None:
+        """Send what was held back while Envoy had not asked for the new clusters' endpoints."""
+        self.awaited_eds = set()
+        if self.config is None:
+            return
+        for type_url in TYPE_ORDER[TYPE_ORDER.index(ENDPOINT) + 1 :]:
+            await self._push(type_url, self.config)
+        await self._remove_stale_clusters()
+
+    async def _push(self, type_url: str, config: NodeConfig) -> None:
+        state = self.types.get(type_url)
+        if state is None or state.names == set():
+            return  # not subscribed, or no longer subscribed to anything of this type
+        resources = _select(config, type_url, state.names)
+        version = _set_version(resources)
+        if version == state.nacked_version or (version == state.sent_version and type_url not in self.rewarm):
+            return
+        if type_url == CLUSTER:
+            names = {r.name for r in resources}
+            stale = [r for n, r in state.sent.items() if n not in names]
+            self.final_cds = resources if stale else None
+            if stale:
+                resources = sorted(resources + stale, key=lambda r: r.name)
+            eds = self.types.get(ENDPOINT)
+            if eds is not None and eds.names is not None:
+                # Envoy asks for a new cluster's endpoints once it has the cluster (a changed one
+                # keeps its EDS name, subscribed already, and gets its endpoints again: rewarm).
+                self.awaited_eds |= eds_names(r for r in resources if r.name not in state.sent)
+                self.awaited_eds -= eds.names
+        elif type_url == ENDPOINT and type_url not in self.rewarm and state.acked_version == state.sent_version:
+            # The proxy confirmed it holds what was last sent (after a NACK, or with a response
+            # in flight, what it holds is not known: it gets the whole set).
+            await self.send(type_url, resources, changed=_changed(resources, state.sent))
+            return
+        await self.send(type_url, resources)
+
+    async def _remove_stale_clusters(self) -> None:
+        if self.final_cds is not None:
+            final_cds, self.final_cds = self.final_cds, None
             await self.send(CLUSTER, final_cds)
             # Removing clusters rebuilds none: nothing to warm again.
             self.rewarm.difference_update(DEPENDENTS[CLUSTER])

@@ -135,14 +135,45 @@ def test_updates_go_out_cds_eds_lds_rds_and_stale_clusters_are_removed_last(serv
     assert client.nothing()
 
     server.set("r2", cluster("new"), cla("new"), cla("old"), listener("l", 2), route("rt", "new"))
-    sequence = [client.recv() for _ in range(5)]
-    assert [(r.type_url, names(r)) for r in sequence] == [
+    cds, eds = client.recv(), client.recv()
+    assert [(r.type_url, names(r)) for r in (cds, eds)] == [
         (CLUSTER, ["new", "old"]),  # new cluster added, old one kept while still referenced
         (ENDPOINT, ["old"]),  # the subscription as it stands; Envoy asks for `new` next
+    ]
+    # The listener that routes to `new` waits until Envoy has asked for `new`'s endpoints: sent
+    # right away, it would be applied before them (10-25 s at 10,000 listeners) while `new` warms.
+    assert client.nothing()
+    client.send(ENDPOINT, ["new", "old"], version=eds.version_info, nonce=eds.nonce)
+    sequence = [client.recv() for _ in range(4)]
+    assert [(r.type_url, names(r)) for r in sequence] == [
+        (ENDPOINT, ["new", "old"]),
         (LISTENER, ["l"]),
         (ROUTE, ["rt"]),
         (CLUSTER, ["new"]),  # the stale cluster goes last
     ]
+
+
+def test_what_follows_a_new_cluster_is_sent_once_the_proxy_acks_the_clusters_without_asking_for_endpoints(
+    server: Server, client: Client
+) -> None:
+    # A proxy that never asks for the new cluster's endpoints (it rejected the cluster, or it
+    # times out waiting) ACKs or NACKs the CDS update once done with it: nothing stays held.
+    server.set("r1", cluster("a"), cla("a"), listener("l"))
+    client.send(CLUSTER, first=True)
+    client.ack(client.recv())
+    client.send(ENDPOINT, ["a"])
+    client.ack(client.recv(), ["a"])
+    client.send(LISTENER)
+    first_lds = client.recv()
+    client.ack(first_lds)
+    server.set("r2", cluster("a"), cluster("b"), cla("a"), cla("b"), listener("l", 2))
+    cds, eds = client.recv(), client.recv()
+    assert (cds.type_url, eds.type_url) == (CLUSTER, ENDPOINT)
+    assert client.nothing()
+    client.ack(cds)
+    lds = client.recv()
+    assert (lds.type_url, names(lds)) == (LISTENER, ["l"])
+    assert lds.version_info != first_lds.version_info
 
 
 def test_a_changed_cluster_gets_its_unchanged_endpoints_again(server: Server, client: Client) -> None:
