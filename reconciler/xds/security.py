@@ -75,11 +75,12 @@ def server_credentials(load: Callable[[], XdsCertificate]) -> grpc.ServerCredent
 
 
 # -- stream guard -------------------------------------------------------------------------------
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class XdsCall:
     """One ADS stream as admission sees it."""
 
     metadata: Mapping[str, str]
+    """The stream's `authorization` header, if any: the only one admission reads."""
     peer: str
     node_id: str = ""
     claims: DataplaneClaims | None = None
@@ -122,7 +123,12 @@ class StreamGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         calls = self.calls
 
         async def guarded(request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-            metadata = {m.key.lower(): m.value for m in context.invocation_metadata() or () if isinstance(m.value, str)}
+            # Only the header admission reads is kept, for the life of the stream.
+            metadata = {
+                key: m.value
+                for m in context.invocation_metadata() or ()
+                if (key := m.key.lower()) == AUTHORIZATION_HEADER and isinstance(m.value, str)
+            }
             call = XdsCall(metadata, context.peer())
             calls.add(call)
             reset = _CURRENT.set(call)

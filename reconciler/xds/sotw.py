@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
 from reconciler.xds.cache import NodeConfig
-from reconciler.xds.protocol import DEPENDENTS, WILDCARD_TYPES, StreamHost
+from reconciler.xds.protocol import DEPENDENTS, WILDCARD_TYPES, StreamHost, known_type
 from reconciler.xds.protocol import select as _select
 from reconciler.xds.protocol import set_version as _set_version
 from reconciler.xds.resources import CLUSTER, SHORT_NAMES, TYPE_ORDER, XdsResource
@@ -35,17 +37,22 @@ log = logging.getLogger("reconciler.xds.server")
 
 @dataclass(slots=True)
 class _SotwType:
-    names: set[str] | None = None
-    """None is a wildcard subscription."""
+    names: tuple[str, ...] | None = None
+    """The names subscribed to, sorted and interned (a tuple costs a fifth of a set); None is
+    a wildcard subscription."""
     nonce: str = ""
     sent_version: str = ""
-    sent: dict[str, XdsResource] = field(default_factory=dict)
+    sent_clusters: tuple[XdsResource, ...] = ()
+    """CDS only: the clusters last sent, to remove them after what uses them (the resources
+    are the cache's, shared by every stream)."""
     sent_revision: str = ""
     acked_version: str = ""
     nacked_version: str = ""
 
 
 class SotwStream:
+    __slots__ = ("server", "node_id", "context", "types", "nonces", "config", "rewarm")
+
     def __init__(self, server: StreamHost, node_id: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.server = server
         self.node_id = node_id
@@ -70,7 +77,7 @@ class SotwStream:
         )
         state.nonce = nonce
         state.sent_version = version
-        state.sent = {r.name: r for r in resources}
+        state.sent_clusters = tuple(resources) if type_url == CLUSTER else ()
         state.sent_revision = self.config.revision if self.config else ""
         await self.context.write(response)
         if record:
@@ -85,13 +92,13 @@ class SotwStream:
         as go-control-plane does, nothing is sent, so a reconnect changes nothing in Envoy."""
         state = self.types[type_url]
         state.sent_version = state.acked_version = version
-        state.sent = {r.name: r for r in resources}
+        state.sent_clusters = tuple(resources) if type_url == CLUSTER else ()
         state.sent_revision = self.config.revision if self.config else ""
         self.server.callbacks.on_resumed(self.node_id, type_url, state.sent_version, state.sent_revision)
         log.debug("resumed", extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "version": state.sent_version})
 
     async def on_request(self, req: discovery_pb2.DiscoveryRequest) -> None:
-        type_url = req.type_url
+        type_url = known_type(req.type_url)
         state = self.types.get(type_url)
         log.debug(
             "request",
@@ -104,12 +111,10 @@ class SotwStream:
                 "nack": req.HasField("error_detail"),
             },
         )
-        names: set[str] | None = set(req.resource_names) - {"*"} if req.resource_names else None
-        if req.resource_names and "*" in req.resource_names:
-            names = None
+        names = _subscription(req.resource_names)
         if names is None and type_url not in WILDCARD_TYPES:
-            names = set()  # an empty subscription to a non-wildcard type asks for nothing
-        if state is not None and req.response_nonce and names == set():
+            names = ()  # an empty subscription to a non-wildcard type asks for nothing
+        if state is not None and req.response_nonce and names == ():
             # Envoy dropped every resource of this type (mTLS turned off: no secret is referenced).
             # It ignores responses for a type it no longer watches, even one in flight (the stale
             # nonce shows it has not read it): nothing sent is awaited any more.
@@ -118,7 +123,7 @@ class SotwStream:
                 state.acked_version = state.sent_version
                 self.server.callbacks.on_ack(self.node_id, type_url, state.sent_version, state.sent_revision)
             return
-        if state is None or not req.response_nonce or (state.names == set() and names):
+        if state is None or not req.response_nonce or (state.names == () and names):
             # A new subscription (or a reconnect, or a type subscribed again after Envoy dropped
             # it: its nonce is of a response before the one it ignored): answered with what we have now.
             state = self.types.setdefault(type_url, _SotwType())
@@ -140,8 +145,9 @@ class SotwStream:
                 extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "error": req.error_detail.message},
             )
         else:
-            state.acked_version = req.version_info
-            self.server.callbacks.on_ack(self.node_id, type_url, req.version_info, state.sent_revision)
+            # The version sent, not the request's copy of it, is kept (and shared with the status).
+            state.acked_version = state.sent_version if req.version_info == state.sent_version else req.version_info
+            self.server.callbacks.on_ack(self.node_id, type_url, state.acked_version, state.sent_revision)
         if names != state.names or (type_url in self.rewarm and self.config is not None):
             state.names = names
             resources = _select(self.config, type_url, names)
@@ -156,7 +162,7 @@ class SotwStream:
         final_cds: list[XdsResource] | None = None
         for type_url in TYPE_ORDER:
             state = self.types.get(type_url)
-            if state is None or state.names == set():
+            if state is None or state.names == ():
                 continue  # not subscribed, or no longer subscribed to anything of this type
             resources = _select(config, type_url, state.names)
             version = _set_version(resources)
@@ -164,7 +170,7 @@ class SotwStream:
                 continue
             if type_url == CLUSTER:
                 names = {r.name for r in resources}
-                stale = [r for n, r in state.sent.items() if n not in names]
+                stale = [r for r in state.sent_clusters if r.name not in names]
                 if stale:
                     final_cds = resources
                     resources = sorted(resources + stale, key=lambda r: r.name)
@@ -173,3 +179,11 @@ class SotwStream:
             await self.send(CLUSTER, final_cds)
             # Removing clusters rebuilds none: nothing to warm again.
             self.rewarm.difference_update(DEPENDENTS[CLUSTER])
+
+
+def _subscription(resource_names: Sequence[str]) -> tuple[str, ...] | None:
+    """The names a request subscribes to, sorted and interned (every stream that names a
+    resource holds one string for it); None for a wildcard (no names, or "*")."""
+    if not resource_names or "*" in resource_names:
+        return None
+    return tuple(sorted({sys.intern(n) for n in resource_names}))
