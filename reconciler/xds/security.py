@@ -28,6 +28,7 @@ from reconciler.ca.tokens import (
     DataplaneClaims,
 )
 from reconciler.ca.xds_tls import XdsCertificate
+from reconciler.xds.futures import first_done
 
 if TYPE_CHECKING:
     pass
@@ -137,7 +138,7 @@ class StreamGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             finally:
                 _CURRENT.reset(reset)
             try:
-                await asyncio.wait({served, call.closed}, return_when=asyncio.FIRST_COMPLETED)
+                await first_done(served, call.closed)
                 if served.done():
                     served.result()
                     return

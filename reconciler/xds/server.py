@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 
 from reconciler.xds.cache import ConfigWatcher
 from reconciler.xds.delta import DeltaStream
+from reconciler.xds.futures import first_done
 from reconciler.xds.protocol import MALFORMED, NoCallbacks, StreamCallbacks, XdsRejected
 from reconciler.xds.security import current_call
 from reconciler.xds.sotw import SotwStream
@@ -205,26 +206,6 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
                     change = self.watcher.changed(stream.node_id, generation)
         finally:
             next_request.cancel()  # `change` may be shared with the node's other streams: never cancelled
-
-
-async def first_done(a: asyncio.Future[Any], b: asyncio.Future[Any]) -> None:
-    """Return once `a` or `b` is done. `asyncio.wait` does the same with a task's worth of
-    frames and sets per call; a stream spends its life here (issue 16: memory per proxy)."""
-    if a.done() or b.done():
-        return
-    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def wake(_: asyncio.Future[Any]) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    a.add_done_callback(wake)
-    b.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        a.remove_done_callback(wake)
-        b.remove_done_callback(wake)
 
 
 def add_ads_server(server: grpc.aio.Server, ads: AdsServer) -> None:
