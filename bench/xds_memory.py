@@ -6,9 +6,12 @@ connects N simulated proxies from worker processes (bench/_ads_clients.py, each 
 connection) and reports (RSS with every proxy connected and synced − RSS before) / N, the same
 figure as xds_scale.py's "memory per connected proxy".
 
-  --floor       instead of the control plane, a trivial grpc.aio ADS server whose streams read
-                the proxies' requests and never answer: gRPC's own cost of one idle stream on
-                its own connection, the part no code of ours can cut (only gRPC options)
+  --floor       instead of the control plane, a trivial grpc.aio ADS server (with the control
+                plane's gRPC options) whose streams read the proxies' requests and never answer:
+                gRPC's own cost of one idle stream on its own connection, the part no code of
+                ours can cut (only gRPC options)
+  --answer      with --floor: each stream answers every request that is not an ACK once, with
+                an empty response of its type (gRPC's cost of a stream that has written)
   --option K=V  a gRPC server option, to see what it does to that cost
   --trace       tracemalloc snapshots before and after the connect: the Python allocations
                 kept per proxy, grouped by file:line (gRPC core's C allocations are not traced;
@@ -78,8 +81,9 @@ def settled() -> int:
 class FloorServer:
     """ADS with nothing behind it: each stream reads requests until the proxy goes."""
 
-    def __init__(self, loop: Loop, options: list[tuple[str, Any]]) -> None:
+    def __init__(self, loop: Loop, options: list[tuple[str, Any]], *, answer: bool) -> None:
         self.loop = loop
+        self.answer = answer
         self.streams = 0
         self.port = loop.call(self._start(options))
 
@@ -87,7 +91,7 @@ class FloorServer:
         import grpc
         from envoy.service.discovery.v3 import ads_pb2_grpc
 
-        from reconciler.controlplane.grpc_setup import CONNECT_STORM_OPTIONS
+        from reconciler.controlplane.grpc_setup import CONNECT_STORM_OPTIONS, MEMORY_OPTIONS
 
         floor = self
 
@@ -98,7 +102,7 @@ class FloorServer:
             async def DeltaAggregatedResources(self, request_iterator: Any, context: Any) -> None:
                 await floor._idle(context)
 
-        self.server = grpc.aio.server(options=[*CONNECT_STORM_OPTIONS, *options])
+        self.server = grpc.aio.server(options=[*CONNECT_STORM_OPTIONS, *MEMORY_OPTIONS, *options])
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(Idle(), self.server)
         port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
@@ -106,11 +110,16 @@ class FloorServer:
 
     async def _idle(self, context: Any) -> None:
         import grpc
+        from envoy.service.discovery.v3 import discovery_pb2
 
         first = True
-        while (await context.read()) is not grpc.aio.EOF:
+        while (req := await context.read()) is not grpc.aio.EOF:
             if first:
                 self.streams, first = self.streams + 1, False
+            if self.answer and not req.response_nonce:
+                delta = isinstance(req, discovery_pb2.DeltaDiscoveryRequest)
+                cls = discovery_pb2.DeltaDiscoveryResponse if delta else discovery_pb2.DiscoveryResponse
+                await context.write(cls(type_url=req.type_url, nonce="1"))
 
     def stop(self) -> None:
         self.loop.call(self.server.stop(None))
@@ -143,13 +152,15 @@ def top(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, proxies: int,
     return lines
 
 
-def one_run(proxies: int, delta: bool, floor: bool, options: list[tuple[str, Any]], trace: bool, limit: int) -> dict[str, Any]:
+def one_run(
+    proxies: int, delta: bool, floor: bool, options: list[tuple[str, Any]], trace: bool, limit: int, *, answer: bool = False
+) -> dict[str, Any]:
     loop = Loop()
     with tempfile.TemporaryDirectory(prefix="xds-memory-") as tmp:
         root = Path(tmp)
         server: Any
         if floor:
-            server = FloorServer(loop, options)
+            server = FloorServer(loop, options, answer=answer)
             address = f"127.0.0.1:{server.port}"
         else:
             bare, _ = build_repo(root, proxies, SERVICES)
@@ -190,7 +201,7 @@ def one_run(proxies: int, delta: bool, floor: bool, options: list[tuple[str, Any
 
 def in_process_of_its_own() -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        argv = [a for a in sys.argv[1:]]
+        argv = list(sys.argv[1:])
         subprocess.run([sys.executable, __file__, *argv, "--runs", "1", "--json", f.name], check=True, stdout=subprocess.DEVNULL)
         return dict(json.loads(Path(f.name).read_text())["runs"][0])
 
@@ -201,6 +212,7 @@ def main() -> None:
     parser.add_argument("--delta", action="store_true")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--floor", action="store_true")
+    parser.add_argument("--answer", action="store_true")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--top", type=int, default=25)
@@ -210,12 +222,18 @@ def main() -> None:
     runs = []
     for i in range(args.runs):
         # Each run in a fresh process: memory a run freed would make the next one look cheaper.
-        r = one_run(args.proxies, args.delta, args.floor, options, args.trace, args.top) if args.runs == 1 else in_process_of_its_own()
+        r = (
+            one_run(args.proxies, args.delta, args.floor, options, args.trace, args.top, answer=args.answer)
+            if args.runs == 1
+            else in_process_of_its_own()
+        )
         runs.append(r)
         print(f"run {i + 1}: {r['kib_per_proxy']} KiB per proxy (RSS before {r['rss_before_mib']} MiB)", flush=True)
         for line in r.get("trace", []):
             print(line)
-    what = "gRPC floor (idle streams)" if args.floor else "control plane"
+    what = (
+        ("gRPC floor (streams answered once per type)" if args.answer else "gRPC floor (idle streams)") if args.floor else "control plane"
+    )
     median = statistics.median(r["kib_per_proxy"] for r in runs)
     print(f"{what}, {args.proxies} {'delta' if args.delta else 'SotW'} proxies, options {options}: median {median} KiB per proxy")
     if args.json:
