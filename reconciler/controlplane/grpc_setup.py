@@ -38,8 +38,8 @@ queued, not refused: each stream is cheap once the loop gets to it."""
 
 MEMORY_OPTIONS = [("grpc.enable_channelz", 0)]
 """gRPC core keeps channelz records (counters, a trace) for every connection; nothing here serves
-the channelz service that would read them. Off, each connected proxy costs 0.6 KiB less
-(bench/xds_memory.py --floor). No other option lowers gRPC's per-connection memory measurably:
+the channelz service that would read them. Off, each connected proxy costs 0.5–0.9 KiB less
+(bench/xds_memory.py, alternating runs). No other option lowers gRPC's per-connection memory:
 read chunk sizes, HPACK table sizes, BDP probing, the stream window and the write buffer
 leave it within 0.1 KiB."""
 
