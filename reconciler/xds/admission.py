@@ -19,6 +19,7 @@ reconciler.xds.security.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -260,7 +261,7 @@ class AuthorizedWatcher:
     `refusal(call)` says why `call` may no longer be served (None: it may); it must read the
     same state the config was built from, which holds because the control plane publishes a
     build and records its snapshot without awaiting in between. A refused stream gets
-    `XdsRejected` from `fetch`/`wait`, which the ADS server turns into the stream's status.
+    `XdsRejected` from `fetch`, which the ADS server turns into the stream's status.
     Streams outside a `StreamGuard` (no current call) are not checked.
     """
 
@@ -272,10 +273,8 @@ class AuthorizedWatcher:
         self._check(node_id)
         return self.watcher.fetch(node_id)
 
-    async def wait(self, node_id: str, after_generation: int) -> NodeConfig | None:
-        config = await self.watcher.wait(node_id, after_generation)
-        self._check(node_id)
-        return config
+    def changed(self, node_id: str, after_generation: int) -> asyncio.Future[None]:
+        return self.watcher.changed(node_id, after_generation)  # the stream `fetch`es (checked) what changed
 
     def _check(self, node_id: str) -> None:
         call = current_call()

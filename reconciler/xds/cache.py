@@ -1,7 +1,7 @@
 """Per-node resource sets with change notification. Knows nothing about gRPC.
 
 The reconciler `set`s each proxy's resources (tagged with the revision they come from); the
-xDS server `fetch`es them and `wait`s for the node's generation to move. A `set` whose
+xDS server `fetch`es them and awaits `changed` for the node's generation to move. A `set` whose
 content equals what is there (same resource versions) changes nothing and wakes nobody.
 
 Thread-safety: a ConfigCache belongs to one asyncio event loop; call its methods from that
@@ -32,8 +32,10 @@ class ConfigWatcher(Protocol):
 
     def fetch(self, node_id: str) -> NodeConfig | None: ...
 
-    async def wait(self, node_id: str, after_generation: int) -> NodeConfig | None:
-        """Return once the node changed after `after_generation`: its new config, or None if removed."""
+    def changed(self, node_id: str, after_generation: int) -> asyncio.Future[None]:
+        """A future done once the node changed after `after_generation` (a newer generation, or
+        removed); `fetch` then says what it has. The future may be shared by every stream of the
+        node: await it or add callbacks, never cancel it."""
         ...
 
 
@@ -44,7 +46,9 @@ def _versions(resources: ProxyResources) -> dict[str, dict[str, str]]:
 class ConfigCache:
     def __init__(self) -> None:
         self._nodes: dict[str, NodeConfig] = {}
-        self._changed: dict[str, asyncio.Event] = {}
+        self._changed: dict[str, asyncio.Future[None]] = {}
+        """Per node waited on, one future for all its streams: a bare future, not an Event with
+        its deque of waiters, nor a task per stream (issue 16: memory per connected proxy)."""
         self._generation = 0
 
     def fetch(self, node_id: str) -> NodeConfig | None:
@@ -72,17 +76,23 @@ class ConfigCache:
             self._notify(node_id)
 
     def _notify(self, node_id: str) -> None:
-        event = self._changed.pop(node_id, None)
-        if event is not None:
-            event.set()
+        changed = self._changed.pop(node_id, None)
+        if changed is not None and not changed.done():
+            changed.set_result(None)
 
     async def wait(self, node_id: str, after_generation: int) -> NodeConfig | None:
         """Wait for a change of the node (newer generation, or removal); return its config."""
+        await self.changed(node_id, after_generation)
+        return self._nodes.get(node_id)
+
+    def changed(self, node_id: str, after_generation: int) -> asyncio.Future[None]:
+        """Done once the node changed after `after_generation` (newer generation, or removal)."""
         config = self._nodes.get(node_id)
         if config is not None and config.generation > after_generation:
-            return config
-        event = self._changed.get(node_id)
-        if event is None:
-            event = self._changed[node_id] = asyncio.Event()
-        await event.wait()
-        return self._nodes.get(node_id)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        changed = self._changed.get(node_id)
+        if changed is None or changed.done():
+            changed = self._changed[node_id] = asyncio.get_running_loop().create_future()
+        return changed

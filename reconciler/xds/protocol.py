@@ -7,14 +7,15 @@ needs sent again while it warms.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import sys
+from collections.abc import Collection, Iterable
 from typing import Protocol
 
 import grpc
 from envoy.config.core.v3 import base_pb2
 
 from reconciler.xds.cache import ConfigWatcher, NodeConfig
-from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, XdsResource
+from reconciler.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPE_ORDER, XdsResource
 
 __all__ = [
     "XdsRejected",
@@ -26,6 +27,7 @@ __all__ = [
     "DEPENDENTS",
     "set_version",
     "select",
+    "known_type",
 ]
 
 WILDCARD_TYPES = frozenset({LISTENER, CLUSTER})
@@ -112,15 +114,25 @@ class StreamHost(Protocol):
     control_plane: base_pb2.ControlPlane
 
 
+_KNOWN_TYPES = {t: t for t in TYPE_ORDER}
+
+
+def known_type(type_url: str) -> str:
+    """The module's own string for a type URL a request names: one object for every stream's
+    per-type state, not a copy decoded from each request."""
+    return _KNOWN_TYPES.get(type_url, type_url)
+
+
 def set_version(resources: Iterable[XdsResource]) -> str:
-    """The version of a SotW response: a hash of its resources' names and versions."""
+    """The version of a SotW response: a hash of its resources' names and versions. Interned:
+    the proxies that get the same set keep one string."""
     h = hashlib.sha256()
     for r in resources:
         h.update(f"{r.name}\0{r.version}\0".encode())
-    return h.hexdigest()[:16]
+    return sys.intern(h.hexdigest()[:16])
 
 
-def select(config: NodeConfig | None, type_url: str, names: set[str] | None) -> list[XdsResource]:
+def select(config: NodeConfig | None, type_url: str, names: Collection[str] | None) -> list[XdsResource]:
     """What a SotW subscription (`names`, None for wildcard) gets of the node's config."""
     if config is None:
         return []

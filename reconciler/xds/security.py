@@ -28,6 +28,7 @@ from reconciler.ca.tokens import (
     DataplaneClaims,
 )
 from reconciler.ca.xds_tls import XdsCertificate
+from reconciler.xds.futures import first_done
 
 if TYPE_CHECKING:
     pass
@@ -75,11 +76,12 @@ def server_credentials(load: Callable[[], XdsCertificate]) -> grpc.ServerCredent
 
 
 # -- stream guard -------------------------------------------------------------------------------
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class XdsCall:
     """One ADS stream as admission sees it."""
 
     metadata: Mapping[str, str]
+    """The stream's `authorization` header, if any: the only one admission reads."""
     peer: str
     node_id: str = ""
     claims: DataplaneClaims | None = None
@@ -122,7 +124,12 @@ class StreamGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         calls = self.calls
 
         async def guarded(request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-            metadata = {m.key.lower(): m.value for m in context.invocation_metadata() or () if isinstance(m.value, str)}
+            # Only the header admission reads is kept, for the life of the stream.
+            metadata = {
+                key: m.value
+                for m in context.invocation_metadata() or ()
+                if (key := m.key.lower()) == AUTHORIZATION_HEADER and isinstance(m.value, str)
+            }
             call = XdsCall(metadata, context.peer())
             calls.add(call)
             reset = _CURRENT.set(call)
@@ -131,7 +138,7 @@ class StreamGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             finally:
                 _CURRENT.reset(reset)
             try:
-                await asyncio.wait({served, call.closed}, return_when=asyncio.FIRST_COMPLETED)
+                await first_done(served, call.closed)
                 if served.done():
                     served.result()
                     return

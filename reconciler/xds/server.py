@@ -28,8 +28,9 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc
 from google.protobuf.message import DecodeError
 
-from reconciler.xds.cache import ConfigWatcher, NodeConfig
+from reconciler.xds.cache import ConfigWatcher
 from reconciler.xds.delta import DeltaStream
+from reconciler.xds.futures import first_done
 from reconciler.xds.protocol import MALFORMED, NoCallbacks, StreamCallbacks, XdsRejected
 from reconciler.xds.security import current_call
 from reconciler.xds.sotw import SotwStream
@@ -117,13 +118,10 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         self.streams += 1
         try:
             stream: SotwStream | DeltaStream = (SotwStream if mode == "sotw" else DeltaStream)(self, node_id, context)
-            requests: asyncio.Queue[Any] = asyncio.Queue()
-            requests.put_nowait(first)
-            reader = asyncio.ensure_future(self._read(context, requests))
-            try:
-                await self._loop(stream, requests)
-            finally:
-                reader.cancel()
+            pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            pending.set_result(first)
+            del first  # not kept for the life of the stream (Envoy's node lists its extensions: kilobytes)
+            await self._loop(stream, context, pending)
         except XdsRejected as e:  # the watcher no longer admits this stream
             await self._abort(context, node_id, e.code, e.message)
         except Exception as e:
@@ -164,48 +162,50 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
             await self._abort(context, str(first.node.id), grpc.StatusCode.INTERNAL, ADMISSION_FAILED)
 
     @staticmethod
-    async def _read(context: grpc.aio.ServicerContext[Any, Any], requests: asyncio.Queue[Any]) -> None:
+    async def _next_request(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        """The stream's next request; MALFORMED for bytes that do not decode; None once the proxy
+        is gone or has half-closed. One read at a time, no queue: gRPC holds what comes meanwhile."""
         try:
-            while True:
-                msg = await context.read()
-                if msg is grpc.aio.EOF:
-                    await asyncio.sleep(HALF_CLOSE_GRACE)  # a reset stream is cancelled meanwhile
-                    break
-                requests.put_nowait(msg)
+            msg = await context.read()
         except DecodeError:
-            requests.put_nowait(MALFORMED)
+            return MALFORMED
         except (asyncio.CancelledError, grpc.aio.AioRpcError, grpc.RpcError):
-            pass
-        finally:
-            requests.put_nowait(None)
+            return None
+        if msg is grpc.aio.EOF:
+            await asyncio.sleep(HALF_CLOSE_GRACE)  # a reset stream is cancelled meanwhile
+            return None
+        return msg
 
-    async def _loop(self, stream: SotwStream | DeltaStream, requests: asyncio.Queue[Any]) -> None:
-        next_request: asyncio.Future[Any] = asyncio.ensure_future(requests.get())
+    async def _loop(
+        self, stream: SotwStream | DeltaStream, context: grpc.aio.ServicerContext[Any, Any], next_request: asyncio.Future[Any]
+    ) -> None:
+        """Hand each request (the first one is `next_request`) and each change of the node's
+        config to the stream, one at a time, requests first."""
         generation = stream.config.generation if stream.config else -1
         if stream.config is not None:
             self.callbacks.on_config(stream.node_id, stream.config)
-        change: asyncio.Future[NodeConfig | None] = asyncio.ensure_future(self.watcher.wait(stream.node_id, generation))
+        change = self.watcher.changed(stream.node_id, generation)
         try:
             while True:
-                done, _ = await asyncio.wait({next_request, change}, return_when=asyncio.FIRST_COMPLETED)
-                if next_request in done:
+                await first_done(next_request, change)
+                if next_request.done():
                     req = next_request.result()
                     if req is None:
                         return
                     if isinstance(req, XdsRejected):
                         raise req
                     await stream.on_request(req)
-                    next_request = asyncio.ensure_future(requests.get())
-                if change in done:
-                    config = change.result()
+                    del req
+                    next_request = asyncio.ensure_future(self._next_request(context))
+                if change.done():
+                    config = self.watcher.fetch(stream.node_id)
                     await stream.on_config(config)
                     if config is not None:
                         generation = config.generation
                         self.callbacks.on_config(stream.node_id, config)
-                    change = asyncio.ensure_future(self.watcher.wait(stream.node_id, generation))
+                    change = self.watcher.changed(stream.node_id, generation)
         finally:
-            next_request.cancel()
-            change.cancel()
+            next_request.cancel()  # `change` may be shared with the node's other streams: never cancelled
 
 
 def add_ads_server(server: grpc.aio.Server, ads: AdsServer) -> None:

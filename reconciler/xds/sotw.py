@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
 from reconciler.xds.cache import NodeConfig
-from reconciler.xds.protocol import DEPENDENTS, WILDCARD_TYPES, StreamHost
+from reconciler.xds.protocol import DEPENDENTS, WILDCARD_TYPES, StreamHost, known_type
 from reconciler.xds.protocol import select as _select
 from reconciler.xds.protocol import set_version as _set_version
 from reconciler.xds.resources import CLUSTER, ENDPOINT, SHORT_NAMES, TYPE_ORDER, XdsResource
@@ -44,23 +46,31 @@ from reconciler.xds.warming import eds_names
 
 __all__ = ["SotwStream"]
 
+_HELD = (CLUSTER, ENDPOINT)
+
 # Logged under the server's name, as before the split, so log settings that name it still apply.
 log = logging.getLogger("reconciler.xds.server")
 
 
 @dataclass(slots=True)
 class _SotwType:
-    names: set[str] | None = None
-    """None is a wildcard subscription."""
+    names: tuple[str, ...] | None = None
+    """The names subscribed to, sorted and interned (a tuple costs a fifth of a set); None is
+    a wildcard subscription."""
     nonce: str = ""
     sent_version: str = ""
-    sent: dict[str, XdsResource] = field(default_factory=dict)
+    held: tuple[XdsResource, ...] = ()
+    """CDS and EDS only: the resources last sent (the cache's, shared by every stream). CDS:
+    to remove stale clusters after what uses them; EDS: to send only the assignments that
+    changed."""
     sent_revision: str = ""
     acked_version: str = ""
     nacked_version: str = ""
 
 
 class SotwStream:
+    __slots__ = ("server", "node_id", "context", "types", "nonces", "config", "rewarm", "awaited_eds", "final_cds")
+
     def __init__(self, server: StreamHost, node_id: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.server = server
         self.node_id = node_id
@@ -94,7 +104,7 @@ class SotwStream:
         )
         state.nonce = nonce
         state.sent_version = version
-        state.sent = {r.name: r for r in resources}
+        state.held = tuple(resources) if type_url in _HELD else ()
         state.sent_revision = self.config.revision if self.config else ""
         await self.context.write(response)
         if record:
@@ -109,7 +119,7 @@ class SotwStream:
         as go-control-plane does, nothing is sent, so a reconnect changes nothing in Envoy."""
         state = self.types[type_url]
         state.sent_version = state.acked_version = version
-        state.sent = {r.name: r for r in resources}
+        state.held = tuple(resources) if type_url in _HELD else ()
         state.sent_revision = self.config.revision if self.config else ""
         self.server.callbacks.on_resumed(self.node_id, type_url, state.sent_version, state.sent_revision)
         log.debug("resumed", extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "version": state.sent_version})
@@ -117,11 +127,16 @@ class SotwStream:
     async def on_request(self, req: discovery_pb2.DiscoveryRequest) -> None:
         await self._answer(req)
         eds = self.types.get(ENDPOINT)
-        if req.type_url == ENDPOINT and self.awaited_eds and eds is not None and (eds.names is None or self.awaited_eds <= eds.names):
+        if (
+            req.type_url == ENDPOINT
+            and self.awaited_eds
+            and eds is not None
+            and (eds.names is None or self.awaited_eds.issubset(eds.names))
+        ):
             await self._release()  # the new clusters' endpoints are on their way: what follows may go
 
     async def _answer(self, req: discovery_pb2.DiscoveryRequest) -> None:
-        type_url = req.type_url
+        type_url = known_type(req.type_url)
         state = self.types.get(type_url)
         log.debug(
             "request",
@@ -134,12 +149,10 @@ class SotwStream:
                 "nack": req.HasField("error_detail"),
             },
         )
-        names: set[str] | None = set(req.resource_names) - {"*"} if req.resource_names else None
-        if req.resource_names and "*" in req.resource_names:
-            names = None
+        names = _subscription(req.resource_names)
         if names is None and type_url not in WILDCARD_TYPES:
-            names = set()  # an empty subscription to a non-wildcard type asks for nothing
-        if state is not None and req.response_nonce and names == set():
+            names = ()  # an empty subscription to a non-wildcard type asks for nothing
+        if state is not None and req.response_nonce and names == ():
             # Envoy dropped every resource of this type (mTLS turned off: no secret is referenced).
             # It ignores responses for a type it no longer watches, even one in flight (the stale
             # nonce shows it has not read it): nothing sent is awaited any more.
@@ -148,7 +161,7 @@ class SotwStream:
                 state.acked_version = state.sent_version
                 self.server.callbacks.on_ack(self.node_id, type_url, state.sent_version, state.sent_revision)
             return
-        if state is None or not req.response_nonce or (state.names == set() and names):
+        if state is None or not req.response_nonce or (state.names == () and names):
             # A new subscription (or a reconnect, or a type subscribed again after Envoy dropped
             # it: its nonce is of a response before the one it ignored): answered with what we have now.
             state = self.types.setdefault(type_url, _SotwType())
@@ -176,8 +189,9 @@ class SotwStream:
                 extra={"node": self.node_id, "type": SHORT_NAMES.get(type_url, type_url), "error": req.error_detail.message},
             )
         else:
-            state.acked_version = req.version_info
-            self.server.callbacks.on_ack(self.node_id, type_url, req.version_info, answered_revision)
+            # The version sent, not the request's copy of it, is kept (and shared with the status).
+            state.acked_version = state.sent_version if req.version_info == state.sent_version else req.version_info
+            self.server.callbacks.on_ack(self.node_id, type_url, state.acked_version, answered_revision)
         if names != state.names or (type_url in self.rewarm and self.config is not None):
             state.names = names
             resources = _select(self.config, type_url, names)
@@ -206,7 +220,7 @@ class SotwStream:
 
     async def _push(self, type_url: str, config: NodeConfig) -> None:
         state = self.types.get(type_url)
-        if state is None or state.names == set():
+        if state is None or state.names == ():
             return  # not subscribed, or no longer subscribed to anything of this type
         resources = _select(config, type_url, state.names)
         version = _set_version(resources)
@@ -214,7 +228,7 @@ class SotwStream:
             return
         if type_url == CLUSTER:
             names = {r.name for r in resources}
-            stale = [r for n, r in state.sent.items() if n not in names]
+            stale = [r for r in state.held if r.name not in names]
             self.final_cds = resources if stale else None
             if stale:
                 resources = sorted(resources + stale, key=lambda r: r.name)
@@ -222,12 +236,13 @@ class SotwStream:
             if eds is not None and eds.names is not None:
                 # Envoy asks for a new cluster's endpoints once it has the cluster (a changed one
                 # keeps its EDS name, subscribed already, and gets its endpoints again: rewarm).
-                self.awaited_eds |= eds_names(r for r in resources if r.name not in state.sent)
-                self.awaited_eds -= eds.names
+                sent = {r.name for r in state.held}
+                self.awaited_eds |= eds_names(r for r in resources if r.name not in sent)
+                self.awaited_eds.difference_update(eds.names)
         elif type_url == ENDPOINT and type_url not in self.rewarm and state.acked_version == state.sent_version:
             # The proxy confirmed it holds what was last sent (after a NACK, or with a response
             # in flight, what it holds is not known: it gets the whole set).
-            await self.send(type_url, resources, changed=_changed(resources, state.sent))
+            await self.send(type_url, resources, changed=_changed(resources, state.held))
             return
         await self.send(type_url, resources)
 
@@ -239,6 +254,15 @@ class SotwStream:
             self.rewarm.difference_update(DEPENDENTS[CLUSTER])
 
 
-def _changed(resources: list[XdsResource], held: dict[str, XdsResource]) -> list[XdsResource]:
+def _changed(resources: list[XdsResource], held: tuple[XdsResource, ...]) -> list[XdsResource]:
     """Those of `resources` the proxy does not hold at their version."""
-    return [r for r in resources if (h := held.get(r.name)) is None or h.version != r.version]
+    versions = {r.name: r.version for r in held}
+    return [r for r in resources if versions.get(r.name) != r.version]
+
+
+def _subscription(resource_names: Sequence[str]) -> tuple[str, ...] | None:
+    """The names a request subscribes to, sorted and interned (every stream that names a
+    resource holds one string for it); None for a wildcard (no names, or "*")."""
+    if not resource_names or "*" in resource_names:
+        return None
+    return tuple(sorted({sys.intern(n) for n in resource_names}))

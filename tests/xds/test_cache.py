@@ -3,7 +3,8 @@
 What the module promises: a `set` whose resources have the same versions changes nothing and
 wakes nobody (only the revision label moves); a real change gets a new generation and wakes
 the watchers of that node, and of no other node; `remove` wakes the node's watchers with None;
-`wait` returns at once when the node already changed after the generation asked about.
+`wait` (and `changed`, which it awaits) returns at once when the node already changed after
+the generation asked about.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The ADS server against a fake cache, as go-control-plane tests its server: the watcher is a
-tiny object the test drives (what `fetch` returns, when `wait` wakes, and with what), while
+tiny object the test drives (what `fetch` returns, when `changed` wakes, and with what), while
 the gRPC server and the client streams are real, on 127.0.0.1.
 
 This pins what the server does with what the watcher tells it, apart from ConfigCache's own
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,13 +27,16 @@ OTHER = "default.other"
 
 
 class FakeCache:
-    """A ConfigWatcher by hand. `fetch` returns the node's current config; `wait` hands out,
-    in order, what the test `push`es for that node (a config, None for "removed", or an
-    exception to raise), and records the generation each watch was opened after."""
+    """A ConfigWatcher by hand. `fetch` returns the node's current config; each watch
+    (`changed`) takes, in order, one of what the test `push`es for that node (a config, None
+    for "removed", or an exception the next `fetch` raises), and records the generation each
+    watch was opened after."""
 
     def __init__(self) -> None:
         self.current: dict[str, NodeConfig] = {}
-        self.queues: dict[str, asyncio.Queue[NodeConfig | None | Exception]] = {}
+        self.queues: dict[str, deque[NodeConfig | None | Exception]] = {}
+        self.watches: dict[str, asyncio.Future[None]] = {}
+        self.raising: dict[str, Exception] = {}
         self.waits: list[tuple[str, int]] = []
         self.generation = 0
 
@@ -41,22 +45,34 @@ class FakeCache:
         return NodeConfig(ProxyResources.build(items), revision, self.generation)
 
     def fetch(self, node_id: str) -> NodeConfig | None:
+        error = self.raising.pop(node_id, None)
+        if error is not None:
+            raise error
         return self.current.get(node_id)
 
-    async def wait(self, node_id: str, after_generation: int) -> NodeConfig | None:
+    def changed(self, node_id: str, after_generation: int) -> asyncio.Future[None]:
         self.waits.append((node_id, after_generation))
-        item = await self.queues.setdefault(node_id, asyncio.Queue()).get()
-        if isinstance(item, Exception):
-            raise item
-        if item is not None:
-            self.current[node_id] = item
-        else:
-            self.current.pop(node_id, None)
-        return item
+        watch = self.watches[node_id] = asyncio.get_running_loop().create_future()
+        self._deliver(node_id)
+        return watch
 
     def push(self, node_id: str, item: NodeConfig | None | Exception) -> None:
         """Wake the node's watch (call on the server's loop)."""
-        self.queues.setdefault(node_id, asyncio.Queue()).put_nowait(item)
+        self.queues.setdefault(node_id, deque()).append(item)
+        self._deliver(node_id)
+
+    def _deliver(self, node_id: str) -> None:
+        queue = self.queues.get(node_id)
+        if node_id not in self.watches or not queue:
+            return
+        item = queue.popleft()
+        if isinstance(item, Exception):
+            self.raising[node_id] = item
+        elif item is not None:
+            self.current[node_id] = item
+        else:
+            self.current.pop(node_id, None)
+        self.watches.pop(node_id).set_result(None)
 
 
 class Harness:
