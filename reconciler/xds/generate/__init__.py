@@ -23,11 +23,11 @@ from reconciler.policies.meshproxypatch.envoy import Generated, apply_modificati
 from reconciler.policies.plugins import plugins
 from reconciler.views.proxy import ProxyView
 from reconciler.xds.generate import names
-from reconciler.xds.generate.api_listener import api_listener
+from reconciler.xds.generate.api_listener import outbound_api_listener
 from reconciler.xds.generate.compact import compact_outbound_listeners
 from reconciler.xds.generate.gateway import gateway_resources
 from reconciler.xds.generate.inbound import inbound_resources
-from reconciler.xds.generate.outbound import outbound_context, outbound_resources
+from reconciler.xds.generate.outbound import outbound_resources
 from reconciler.xds.generate.tls import secrets
 from reconciler.xds.resources import CLUSTER, LISTENER, ProxyResources, XdsResource, resource
 
@@ -50,7 +50,7 @@ def generate(view: ProxyView) -> ProxyResources:
         for r in outbound_resources(outbound, mesh, view.tls is not None, facts):
             (outbound_listeners if r.type_url == LISTENER and r.name == own else items).append(r)
         if outbound.protocol in HTTP_PROTOCOLS:
-            items.append(api_listener(outbound_context(outbound, mesh, facts), outbound.routes))
+            items.append(outbound_api_listener(outbound, mesh, facts))
     if view.shape.shape == "compact":
         outbound_listeners = compact_outbound_listeners(outbound_listeners)
     items.extend(outbound_listeners)
