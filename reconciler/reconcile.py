@@ -30,7 +30,6 @@ from reconciler.render import render
 from reconciler.source.git import GitError, GitSource, SourceError
 from reconciler.validate import Report, ResourceValidator, validate
 from reconciler.validate.bugs import describe_bug
-from reconciler.validate.read_ahead import PARALLEL_FROM, read_ahead
 from reconciler.views.proxy import ProxyView
 from reconciler.views.reuse import Reuse
 from reconciler.xds.resources import ProxyResources
@@ -77,18 +76,8 @@ class Build:
 
 
 class Engine:
-    def __init__(
-        self,
-        source: GitSource,
-        certs: CertificateProvider | None = None,
-        compact_outbounds: int | None = None,
-        *,
-        parallel_from: int = PARALLEL_FROM,
-    ) -> None:
-        """`parallel_from`: unread files from which a commit is parsed and validated in worker
-        processes too (reconciler.validate.read_ahead)."""
+    def __init__(self, source: GitSource, certs: CertificateProvider | None = None, compact_outbounds: int | None = None) -> None:
         self.source = source
-        self.parallel_from = parallel_from
         self.compact_outbounds = compact_outbounds
         self.validator = ResourceValidator()
         self.certs = certs or CertificateProvider()
@@ -110,8 +99,7 @@ class Engine:
         commit = self.source.resolve(revision)
         sha = str(commit.id)
         try:
-            ahead = read_ahead(self.source, self.source.unread_blobs(commit), self.validator, least=self.parallel_from)
-            snapshot = self.source.snapshot_of(commit, ahead)
+            snapshot = self.source.snapshot_of(commit)
         except _READ_ERRORS:
             raise
         except Exception as e:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 
@@ -35,7 +35,7 @@ from reconciler.source.budgets import (
     commit_too_large,
     commit_too_many_entries,
 )
-from reconciler.source.loader import FileResult, ParsedFile, file_result, is_config_file, load_file, oversized_file
+from reconciler.source.loader import FileResult, is_config_file, load_file, oversized_file
 from reconciler.source.lru import BoundedLRU
 from reconciler.source.yamldoc import NodeBudget
 
@@ -111,8 +111,6 @@ class _Walk:
     read: int = 0
     """Bytes of the files read so far."""
     files: int = 0
-    ahead: Mapping[tuple[str, str], ParsedFile | FileResult] = field(default_factory=dict)
-    """Files parsed ahead (in other processes), by (path, blob id)."""
     blobs: list[tuple[tuple[str, str], FileResult]] = field(default_factory=list)
     trees: list[tuple[tuple[str, str], _TreeResult]] = field(default_factory=list)
 
@@ -188,22 +186,7 @@ class GitSource:
         commit = self.resolve(rev)
         return self.snapshot_of(commit)
 
-    def snapshot_of(self, commit: pygit2.Commit, ahead: Mapping[tuple[str, str], ParsedFile | FileResult] | None = None) -> Snapshot:
-        """The snapshot of `commit`; `ahead` holds files parsed ahead by (path, blob id), each
-        used as the cache is: only when it fits what is left of the commit's budget."""
-        tree = self._top(commit)
-        walk = _Walk(commit_budget(self.max_commit_nodes), self.max_commit_bytes, self.max_commit_entries, ahead=ahead or {})
-        try:
-            result = self._read_tree(tree, self.path, walk)
-        except _CommitOverBudget as e:
-            return _over_budget(str(commit.id), e.problem, walk.files)
-        for blob_key, parsed in walk.blobs:
-            self._blobs.remember(blob_key, parsed, parsed.nodes, parsed.size)
-        for tree_key, subtree in walk.trees:
-            self._trees.remember(tree_key, subtree, subtree.nodes, subtree.size)
-        return _assemble(str(commit.id), result.files, result.warnings, result.count)
-
-    def _top(self, commit: pygit2.Commit) -> pygit2.Tree:
+    def snapshot_of(self, commit: pygit2.Commit) -> Snapshot:
         tree = commit.tree
         if self.path:
             try:
@@ -214,29 +197,16 @@ class GitSource:
             if not isinstance(obj, pygit2.Tree):
                 raise SourceError(f"path {self.path!r} is not a directory at commit {str(commit.id)[:12]}")
             tree = obj
-        return tree
-
-    def unread_blobs(self, commit: pygit2.Commit) -> list[tuple[str, str]]:
-        """(path, blob id) of the config files that reading `commit` would parse (those the
-        caches do not hold), so that they can be parsed ahead in other processes."""
-        out: list[tuple[str, str]] = []
-        stack = [(self._top(commit), self.path)]
-        entries = 0
-        while stack and entries <= self.max_commit_entries:
-            tree, prefix = stack.pop()
-            if (prefix, str(tree.id)) in self._trees:
-                continue
-            for entry in tree:
-                entries += 1
-                name = entry.name or ""
-                path = f"{prefix}/{name}" if prefix else name
-                if name.startswith(".") or entry.filemode in (_FILEMODE_LINK, _FILEMODE_COMMIT):
-                    continue
-                if entry.type_str == "tree":
-                    stack.append((self.repo[entry.id], path))  # type: ignore[arg-type]
-                elif entry.type_str == "blob" and is_config_file(path) and (path, str(entry.id)) not in self._blobs:
-                    out.append((path, str(entry.id)))
-        return out
+        walk = _Walk(commit_budget(self.max_commit_nodes), self.max_commit_bytes, self.max_commit_entries)
+        try:
+            result = self._read_tree(tree, self.path, walk)
+        except _CommitOverBudget as e:
+            return _over_budget(str(commit.id), e.problem, walk.files)
+        for blob_key, parsed in walk.blobs:
+            self._blobs.remember(blob_key, parsed, parsed.nodes, parsed.size)
+        for tree_key, subtree in walk.trees:
+            self._trees.remember(tree_key, subtree, subtree.nodes, subtree.size)
+        return _assemble(str(commit.id), result.files, result.warnings, result.count)
 
     def _read_tree(self, tree: pygit2.Tree, prefix: str, walk: _Walk) -> _TreeResult:
         key = (prefix, str(tree.id))
@@ -298,11 +268,6 @@ class GitSource:
             result = oversized_file(path, size)
         elif not walk.fits(0, size):
             raise _CommitOverBudget(commit_too_large(path, walk.max_bytes))
-        elif (ahead := walk.ahead.get(key)) is not None and not ahead.over_budget and walk.fits(ahead.nodes, ahead.size):
-            # Parsed elsewhere with a budget of its own; it fits what is left of the commit's,
-            # so parsing it here would have given the same result.
-            walk.charge(ahead.nodes, ahead.size)
-            result = ahead if isinstance(ahead, FileResult) else file_result(ahead)
         else:
             walk.read += size
             result = load_file(path, blob.data, walk.budget)  # type: ignore[attr-defined]

@@ -28,10 +28,7 @@ from reconciler.types import DEFAULT_MESH, ResourceKey
 
 __all__ = [
     "FileResult",
-    "ParsedFile",
     "load_file",
-    "parse_file",
-    "file_result",
     "oversized_file",
     "is_config_file",
     "KUBERNETES_API_VERSION",
@@ -79,37 +76,8 @@ def load_file(
     """Parse one file within `budget` (a fresh `file_budget()` by default) and, when given,
     what is left of its commit's budget, which it draws from. Pure apart from that draw: the
     same path, bytes and budgets always give the same result."""
-    return file_result(parse_file(path, data, commit, budget=budget, max_bytes=max_bytes))
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedFile:
-    """One file's YAML documents, read but not yet made into resources.
-
-    The half of `load_file` a worker process can do: it holds plain values and line maps only,
-    so it is cheap to send back; `file_result` makes the resources in the process that keeps them.
-    """
-
-    path: str
-    documents: tuple[YamlDocument, ...]
-    nodes: int
-    size: int
-    failure: Problem | None = None
-    """What stopped the file (then `documents` is empty)."""
-    over_budget: bool = False
-
-
-def parse_file(
-    path: str,
-    data: bytes,
-    commit: NodeBudget | None = None,
-    *,
-    budget: NodeBudget | None = None,
-    max_bytes: int = MAX_FILE_BYTES,
-) -> ParsedFile:
-    """The documents of one file, within the budgets of `load_file`."""
     if len(data) > max_bytes:
-        return ParsedFile(path, (), 0, 0, _file_problem(path, 1, _oversized_message(len(data), max_bytes)))
+        return oversized_file(path, len(data), max_bytes)
     budgets = [budget or file_budget()]
     if commit is not None:
         budgets.append(commit)
@@ -118,43 +86,30 @@ def parse_file(
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        message = f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8"
-        return ParsedFile(path, (), 0, len(data), _file_problem(path, line, message))
-    try:
-        documents = tuple(parse_documents(text, budgets))
-    except YamlError as e:
-        # A broken document makes the rest of the stream unreadable: the file fails as a whole.
-        failed = Problem(path, e.line, None, "", e.message)
-        return ParsedFile(path, (), budgets[0].spent - before, len(data), failed, isinstance(e, BudgetExceeded))
-    return ParsedFile(path, documents, budgets[0].spent - before, len(data))
-
-
-def file_result(parsed: ParsedFile) -> FileResult:
-    """The resources and problems of a parsed file."""
-    path = parsed.path
-    if parsed.failure is not None:
-        return FileResult(path, (), (parsed.failure,), parsed.nodes, parsed.size, parsed.over_budget)
+        return _failed(path, line, f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8", len(data))
     resources: list[Resource] = []
     problems: list[Problem] = []
-    for doc in parsed.documents:
-        resource, doc_problems = _to_resource(path, doc)
-        problems.extend(doc_problems)
-        if resource is not None:
-            resources.append(resource)
-    return FileResult(path, tuple(resources), tuple(problems), parsed.nodes, parsed.size)
+    try:
+        for doc in parse_documents(text, budgets):
+            resource, doc_problems = _to_resource(path, doc)
+            problems.extend(doc_problems)
+            if resource is not None:
+                resources.append(resource)
+    except YamlError as e:
+        # A broken document makes the rest of the stream unreadable: the file fails as a whole,
+        # and what was built before a budget ran out is dropped with `resources`.
+        failed = (Problem(path, e.line, None, "", e.message),)
+        return FileResult(path, (), failed, budgets[0].spent - before, len(data), isinstance(e, BudgetExceeded))
+    return FileResult(path, tuple(resources), tuple(problems), budgets[0].spent - before, len(data))
 
 
 def oversized_file(path: str, size: int, limit: int = MAX_FILE_BYTES) -> FileResult:
     """The result for a file too large to read; callers check the size before reading it."""
-    return FileResult(path, (), (_file_problem(path, 1, _oversized_message(size, limit)),))
+    return _failed(path, 1, f"file is {size:,} bytes; the limit is {amount(limit)}: split it into smaller files")
 
 
-def _oversized_message(size: int, limit: int) -> str:
-    return f"file is {size:,} bytes; the limit is {amount(limit)}: split it into smaller files"
-
-
-def _file_problem(path: str, line: int, message: str) -> Problem:
-    return Problem(path, line, None, "", message)
+def _failed(path: str, line: int, message: str, size: int = 0) -> FileResult:
+    return FileResult(path, (), (Problem(path, line, None, "", message),), size=size)
 
 
 def _to_resource(path: str, doc: YamlDocument) -> tuple[Resource | None, list[Problem]]:

@@ -112,29 +112,20 @@ class ResourceValidator:
         self._size = size
         self.computed = 0
 
-    @staticmethod
-    def key_of(resource: Resource) -> tuple[str, int, str] | None:
-        """What the memo knows a resource by (None: a resource read from no file, never memoized)."""
-        origin = resource.origin
-        return None if origin is None else (origin.file, origin.document, resource.digest)
-
-    def remember(self, key: tuple[str, int, str], problems: tuple[Problem, ...]) -> None:
-        """The problems `validate_resource` found for the resource of `key` (in another process)."""
-        self._memo[key] = problems
-        self.computed += 1
-        while len(self._memo) > self._size:
-            self._memo.popitem(last=False)
-
     def __call__(self, resource: Resource) -> tuple[Problem, ...]:
-        key = self.key_of(resource)
-        if key is None:
+        origin = resource.origin
+        if origin is None:
             return validate_resource(resource)
+        key = (origin.file, origin.document, resource.digest)
         hit = self._memo.get(key)
         if hit is not None:
             self._memo.move_to_end(key)
             return hit
         result = validate_resource(resource)
-        self.remember(key, result)
+        self.computed += 1
+        self._memo[key] = result
+        while len(self._memo) > self._size:
+            self._memo.popitem(last=False)
         return result
 
 
