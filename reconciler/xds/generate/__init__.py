@@ -86,19 +86,22 @@ def _otel_backends(resources: tuple[Resource, ...]) -> tuple[OtelBackend, ...]:
 def _proxy_resources(view: ProxyView, facts: ProxyFacts) -> list[XdsResource]:
     """What plugins add to the proxy as a whole, from every conf of their kind on it."""
     out: list[XdsResource] = []
+    places: list[Mapping[str, Mapping[str, Any]]] | None = None
     for plugin in plugins():
         if plugin.proxy_resources is None:
             continue
-        confs = _every_conf(view, plugin.kind)
+        if places is None:  # the same for every plugin: gathered once per proxy
+            places = _conf_places(view)
+        confs = _every_conf(places, plugin.kind)
         if confs:
             for type_url, name, message in plugin.proxy_resources(view.confs.get(plugin.kind), confs, facts):
                 out.append(resource(type_url, name, message))
     return out
 
 
-def _every_conf(view: ProxyView, kind: str) -> list[Mapping[str, Any]]:
-    """Each distinct conf of `kind` on the proxy: proxy-wide first, then inbounds, outbounds
-    (and their routes and backends) and gateway listeners and routes."""
+def _conf_places(view: ProxyView) -> list[Mapping[str, Mapping[str, Any]]]:
+    """Where confs sit on the proxy: proxy-wide first, then inbounds, outbounds (and their
+    routes and backends) and gateway listeners and routes."""
     places: list[Mapping[str, Mapping[str, Any]]] = [view.confs]
     places += [i.confs for i in view.inbounds]
     for o in view.outbounds:
@@ -107,6 +110,11 @@ def _every_conf(view: ProxyView, kind: str) -> list[Mapping[str, Any]]:
         for listener in view.gateway.listeners:
             places.append(listener.confs)
             places += [r.confs for h in listener.hostnames for host in h.hosts for r in host.routes]
+    return places
+
+
+def _every_conf(places: list[Mapping[str, Mapping[str, Any]]], kind: str) -> list[Mapping[str, Any]]:
+    """Each distinct conf of `kind` in `places`, in their order."""
     out: list[Mapping[str, Any]] = []
     for confs in places:
         conf = confs.get(kind)
