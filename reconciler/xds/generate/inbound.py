@@ -32,7 +32,24 @@ def _ctx(inbound: Inbound, mesh: str, proxy: ProxyFacts | None) -> HookContext:
 
 @lru_cache(maxsize=65536)
 def local_cluster(inbound: Inbound, confs: Confs, mesh: str, proxy: ProxyFacts | None = None) -> XdsResource:
-    name = names.local_cluster(inbound.service_port)
+    """The static cluster to the workload at the inbound's service address. Only that address
+    differs between the proxies of a service (it defaults to each proxy's own address), so the
+    cluster is made and given to the hooks once per service, and copied with the address set.
+    No `cluster` hook reads the load assignment (load balancing has its own hook)."""
+    cluster = cluster_pb2.Cluster()
+    cluster.CopyFrom(_local_cluster_template(inbound.service, inbound.service_port, inbound.protocol, confs, mesh, proxy))
+    endpoint = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint
+    endpoint.address.CopyFrom(socket_address(inbound.service_address, inbound.service_port))
+    return resource(CLUSTER, cluster.name, cluster)
+
+
+@lru_cache(maxsize=4096)
+def _local_cluster_template(
+    service: str, service_port: int, protocol: str, confs: Confs, mesh: str, proxy: ProxyFacts | None
+) -> cluster_pb2.Cluster:
+    """The local cluster of a service, its endpoint's address left for `local_cluster` to set.
+    Never changed after it is made: callers copy it."""
+    name = names.local_cluster(service_port)
     cluster = cluster_pb2.Cluster(
         name=name,
         alt_stat_name=names.stat_prefix(name),
@@ -40,20 +57,13 @@ def local_cluster(inbound: Inbound, confs: Confs, mesh: str, proxy: ProxyFacts |
         connect_timeout=duration(LOCAL_CONNECT_TIMEOUT),
         load_assignment=endpoint_pb2.ClusterLoadAssignment(
             cluster_name=name,
-            endpoints=[
-                endpoint_components_pb2.LocalityLbEndpoints(
-                    lb_endpoints=[
-                        endpoint_components_pb2.LbEndpoint(
-                            endpoint=endpoint_components_pb2.Endpoint(address=socket_address(inbound.service_address, inbound.service_port))
-                        )
-                    ]
-                )
-            ],
+            endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint_components_pb2.LbEndpoint()])],
         ),
-        typed_extension_protocol_options=upstream_protocol_options(inbound.protocol),
+        typed_extension_protocol_options=upstream_protocol_options(protocol),
     )
-    apply_hooks("cluster", cluster, confs, _ctx(inbound, mesh, proxy))
-    return resource(CLUSTER, name, cluster)
+    ctx = HookContext("inbound", service, name, protocol, mesh, proxy=proxy)
+    apply_hooks("cluster", cluster, confs, ctx)
+    return cluster
 
 
 def inbound_route_config(inbound: Inbound, confs: Confs, mesh: str, proxy: ProxyFacts | None = None) -> route_pb2.RouteConfiguration:
