@@ -67,17 +67,25 @@ def _local_cluster_template(
 
 
 def inbound_route_config(inbound: Inbound, confs: Confs, mesh: str, proxy: ProxyFacts | None = None) -> route_pb2.RouteConfiguration:
-    """Everything to the workload; Kuma names the table after the service."""
-    cluster = names.local_cluster(inbound.service_port)
+    """Everything to the workload; Kuma names the table after the service. The same for every
+    proxy of a service, so made once: the caller copies it into its listener, never changes it."""
+    table = inbound.service or names.inbound_listener(inbound.address, inbound.port)
+    return _route_config(table, inbound.service, inbound.service_port, inbound.protocol, confs, mesh, proxy)
+
+
+@lru_cache(maxsize=4096)
+def _route_config(
+    table: str, service: str, service_port: int, protocol: str, confs: Confs, mesh: str, proxy: ProxyFacts | None
+) -> route_pb2.RouteConfiguration:
+    cluster = names.local_cluster(service_port)
     route = route_components_pb2.Route(
         match=route_components_pb2.RouteMatch(prefix="/"),
         route=route_components_pb2.RouteAction(cluster=cluster, timeout=duration(0)),
     )
-    apply_hooks("route", route, confs, _ctx(inbound, mesh, proxy))
-    service = inbound.service or names.inbound_listener(inbound.address, inbound.port)
+    apply_hooks("route", route, confs, HookContext("inbound", service, cluster, protocol, mesh, proxy=proxy))
     return route_pb2.RouteConfiguration(
-        name=names.inbound_route(service),
-        virtual_hosts=[route_components_pb2.VirtualHost(name=service, domains=["*"], routes=[route])],
+        name=names.inbound_route(table),
+        virtual_hosts=[route_components_pb2.VirtualHost(name=table, domains=["*"], routes=[route])],
     )
 
 
