@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from xds_scale import build_repo, dataplane, free_port, git  # noqa: E402
+from xds_scale import build_repo, dataplane, free_port, git, targets  # noqa: E402
 
 from reconciler.reconcile import Engine  # noqa: E402
 from reconciler.source.git import GitSource  # noqa: E402
@@ -98,12 +98,12 @@ def measure(n: int, services: int, root: Path, profile: str | None) -> dict[str,
     rss, hwm = rss_mib()
     out["cold"] |= {"rss_mib": rss, "peak_rss_mib": hwm}
 
-    moved = dataplane(7, services).replace("address: 10.0.0.7", "address: 10.9.9.7")
+    moved = dataplane("dp-7", 7, f"svc-{7 % services}", targets(7, services)).replace("address: 10.0.0.7", "address: 10.9.9.7")
     (work / "dataplanes" / "dp-7.yaml").write_text(moved)
     commit(work, "dp-7 moves")
     out["one-file"] = reconcile(engine, cache, prof("one-file"))
 
-    (work / "dataplanes" / "dp-new.yaml").write_text(dataplane(n, services, service="svc-0").replace(f"dp-{n}", "dp-new"))
+    (work / "dataplanes" / "dp-new.yaml").write_text(dataplane("dp-new", n, "svc-0", targets(n, services)))
     commit(work, "one more svc-0 endpoint")
     out["global"] = reconcile(engine, cache, prof("global"))
 

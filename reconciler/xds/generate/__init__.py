@@ -23,11 +23,11 @@ from reconciler.policies.meshproxypatch.envoy import Generated, apply_modificati
 from reconciler.policies.plugins import plugins
 from reconciler.views.proxy import ProxyView
 from reconciler.xds.generate import names
-from reconciler.xds.generate.api_listener import api_listener
+from reconciler.xds.generate.api_listener import outbound_api_listener
 from reconciler.xds.generate.compact import compact_outbound_listeners
 from reconciler.xds.generate.gateway import gateway_resources
 from reconciler.xds.generate.inbound import inbound_resources
-from reconciler.xds.generate.outbound import outbound_context, outbound_resources
+from reconciler.xds.generate.outbound import outbound_resources
 from reconciler.xds.generate.tls import secrets
 from reconciler.xds.resources import CLUSTER, LISTENER, ProxyResources, XdsResource, resource
 
@@ -50,7 +50,7 @@ def generate(view: ProxyView) -> ProxyResources:
         for r in outbound_resources(outbound, mesh, view.tls is not None, facts):
             (outbound_listeners if r.type_url == LISTENER and r.name == own else items).append(r)
         if outbound.protocol in HTTP_PROTOCOLS:
-            items.append(api_listener(outbound_context(outbound, mesh, facts), outbound.routes))
+            items.append(outbound_api_listener(outbound, mesh, facts))
     if view.shape.shape == "compact":
         outbound_listeners = compact_outbound_listeners(outbound_listeners)
     items.extend(outbound_listeners)
@@ -86,19 +86,22 @@ def _otel_backends(resources: tuple[Resource, ...]) -> tuple[OtelBackend, ...]:
 def _proxy_resources(view: ProxyView, facts: ProxyFacts) -> list[XdsResource]:
     """What plugins add to the proxy as a whole, from every conf of their kind on it."""
     out: list[XdsResource] = []
+    places: list[Mapping[str, Mapping[str, Any]]] | None = None
     for plugin in plugins():
         if plugin.proxy_resources is None:
             continue
-        confs = _every_conf(view, plugin.kind)
+        if places is None:  # the same for every plugin: gathered once per proxy
+            places = _conf_places(view)
+        confs = _every_conf(places, plugin.kind)
         if confs:
             for type_url, name, message in plugin.proxy_resources(view.confs.get(plugin.kind), confs, facts):
                 out.append(resource(type_url, name, message))
     return out
 
 
-def _every_conf(view: ProxyView, kind: str) -> list[Mapping[str, Any]]:
-    """Each distinct conf of `kind` on the proxy: proxy-wide first, then inbounds, outbounds
-    (and their routes and backends) and gateway listeners and routes."""
+def _conf_places(view: ProxyView) -> list[Mapping[str, Mapping[str, Any]]]:
+    """Where confs sit on the proxy: proxy-wide first, then inbounds, outbounds (and their
+    routes and backends) and gateway listeners and routes."""
     places: list[Mapping[str, Mapping[str, Any]]] = [view.confs]
     places += [i.confs for i in view.inbounds]
     for o in view.outbounds:
@@ -107,6 +110,11 @@ def _every_conf(view: ProxyView, kind: str) -> list[Mapping[str, Any]]:
         for listener in view.gateway.listeners:
             places.append(listener.confs)
             places += [r.confs for h in listener.hostnames for host in h.hosts for r in host.routes]
+    return places
+
+
+def _every_conf(places: list[Mapping[str, Mapping[str, Any]]], kind: str) -> list[Mapping[str, Any]]:
+    """Each distinct conf of `kind` in `places`, in their order."""
     out: list[Mapping[str, Any]] = []
     for confs in places:
         conf = confs.get(kind)

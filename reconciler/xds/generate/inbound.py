@@ -32,7 +32,24 @@ def _ctx(inbound: Inbound, mesh: str, proxy: ProxyFacts | None) -> HookContext:
 
 @lru_cache(maxsize=65536)
 def local_cluster(inbound: Inbound, confs: Confs, mesh: str, proxy: ProxyFacts | None = None) -> XdsResource:
-    name = names.local_cluster(inbound.service_port)
+    """The static cluster to the workload at the inbound's service address. Only that address
+    differs between the proxies of a service (it defaults to each proxy's own address), so the
+    cluster is made and given to the hooks once per service, and copied with the address set.
+    No `cluster` hook reads the load assignment (load balancing has its own hook)."""
+    cluster = cluster_pb2.Cluster()
+    cluster.CopyFrom(_local_cluster_template(inbound.service, inbound.service_port, inbound.protocol, confs, mesh, proxy))
+    endpoint = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint
+    endpoint.address.CopyFrom(socket_address(inbound.service_address, inbound.service_port))
+    return resource(CLUSTER, cluster.name, cluster)
+
+
+@lru_cache(maxsize=4096)
+def _local_cluster_template(
+    service: str, service_port: int, protocol: str, confs: Confs, mesh: str, proxy: ProxyFacts | None
+) -> cluster_pb2.Cluster:
+    """The local cluster of a service, its endpoint's address left for `local_cluster` to set.
+    Never changed after it is made: callers copy it."""
+    name = names.local_cluster(service_port)
     cluster = cluster_pb2.Cluster(
         name=name,
         alt_stat_name=names.stat_prefix(name),
@@ -40,34 +57,35 @@ def local_cluster(inbound: Inbound, confs: Confs, mesh: str, proxy: ProxyFacts |
         connect_timeout=duration(LOCAL_CONNECT_TIMEOUT),
         load_assignment=endpoint_pb2.ClusterLoadAssignment(
             cluster_name=name,
-            endpoints=[
-                endpoint_components_pb2.LocalityLbEndpoints(
-                    lb_endpoints=[
-                        endpoint_components_pb2.LbEndpoint(
-                            endpoint=endpoint_components_pb2.Endpoint(address=socket_address(inbound.service_address, inbound.service_port))
-                        )
-                    ]
-                )
-            ],
+            endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint_components_pb2.LbEndpoint()])],
         ),
-        typed_extension_protocol_options=upstream_protocol_options(inbound.protocol),
+        typed_extension_protocol_options=upstream_protocol_options(protocol),
     )
-    apply_hooks("cluster", cluster, confs, _ctx(inbound, mesh, proxy))
-    return resource(CLUSTER, name, cluster)
+    ctx = HookContext("inbound", service, name, protocol, mesh, proxy=proxy)
+    apply_hooks("cluster", cluster, confs, ctx)
+    return cluster
 
 
 def inbound_route_config(inbound: Inbound, confs: Confs, mesh: str, proxy: ProxyFacts | None = None) -> route_pb2.RouteConfiguration:
-    """Everything to the workload; Kuma names the table after the service."""
-    cluster = names.local_cluster(inbound.service_port)
+    """Everything to the workload; Kuma names the table after the service. The same for every
+    proxy of a service, so made once: the caller copies it into its listener, never changes it."""
+    table = inbound.service or names.inbound_listener(inbound.address, inbound.port)
+    return _route_config(table, inbound.service, inbound.service_port, inbound.protocol, confs, mesh, proxy)
+
+
+@lru_cache(maxsize=4096)
+def _route_config(
+    table: str, service: str, service_port: int, protocol: str, confs: Confs, mesh: str, proxy: ProxyFacts | None
+) -> route_pb2.RouteConfiguration:
+    cluster = names.local_cluster(service_port)
     route = route_components_pb2.Route(
         match=route_components_pb2.RouteMatch(prefix="/"),
         route=route_components_pb2.RouteAction(cluster=cluster, timeout=duration(0)),
     )
-    apply_hooks("route", route, confs, _ctx(inbound, mesh, proxy))
-    service = inbound.service or names.inbound_listener(inbound.address, inbound.port)
+    apply_hooks("route", route, confs, HookContext("inbound", service, cluster, protocol, mesh, proxy=proxy))
     return route_pb2.RouteConfiguration(
-        name=names.inbound_route(service),
-        virtual_hosts=[route_components_pb2.VirtualHost(name=service, domains=["*"], routes=[route])],
+        name=names.inbound_route(table),
+        virtual_hosts=[route_components_pb2.VirtualHost(name=table, domains=["*"], routes=[route])],
     )
 
 
