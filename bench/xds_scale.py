@@ -43,23 +43,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ads_clients import Workers
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support import mesh_timeout
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@x"}
 OUTBOUNDS = 10
 ONE_SERVICE = "svc-7"
-MESH_TIMEOUT = """type: MeshTimeout
-mesh: default
-name: bench-timeout
-spec:
-  targetRef:
-    kind: Mesh
-  to:
-    - targetRef:
-        kind: Mesh
-      default:
-        idleTimeout: 20s
-        connectionTimeout: 3s
-"""
+MESH_TIMEOUT = mesh_timeout("bench-timeout", "idleTimeout: 20s\nconnectionTimeout: 3s")
 """A change of one file that every proxy sees: its outbound clusters change. Its name
 sorts before Kuma's default MeshTimeout (mesh-timeout-all-default), which wins a tie otherwise."""
 CONNECT_TIMEOUT = 180.0
