@@ -9,14 +9,16 @@
   send (a reconnect to a replica serving the same commit: nothing is pushed);
 - updates go out in the order CDS, EDS, LDS, RDS, SDS, and clusters that disappear are
   removed only after the listeners and routes that used them (make before break);
-- a push of endpoints alone carries only the ClusterLoadAssignments that changed: the xDS
-  protocol groups every SotW type but LDS and CDS as delta does ("Grouping Resources into
-  Responses"), and Envoy keeps the assignments a response leaves out. The response's version is
-  still that of the whole subscribed set, so ACKs, resumes and NACKs mean what they did. Each
-  consumer of a service that gained one endpoint gets that service's assignment, not the
-  hundreds of endpoints of every service it calls. Answers to requests, re-warming after a
-  cluster change, and pushes to a proxy that has not ACKed the last response still carry the
-  whole set;
+- an EDS response to a proxy that ACKed the last one carries only the ClusterLoadAssignments it
+  lacks: those that changed, those it newly asks for, and those of clusters a CDS update changed
+  (Envoy rebuilds such a cluster, which warms until it has its endpoints again; an unchanged
+  cluster is kept as it is). The xDS protocol groups every SotW type but LDS and CDS as delta
+  does ("Grouping Resources into Responses"), and Envoy keeps the assignments a response leaves
+  out. The response's version is still that of the whole subscribed set, so ACKs, resumes and
+  NACKs mean what they did. A consumer of a service that gained one endpoint gets that service's
+  assignment, not the hundreds of endpoints of every service it calls; a proxy given a new
+  cluster gets that cluster's. First answers, answers to a NACK and pushes to a proxy with an
+  EDS response in flight still carry the whole set;
 - when a CDS update adds EDS clusters, what follows EDS (LDS, RDS, SDS, the removal of stale
   clusters) is held until Envoy's EDS request naming the new clusters is answered, or until it
   ACKs or NACKs that CDS update. Envoy reads the stream in order on its main thread: an LDS
@@ -69,7 +71,7 @@ class _SotwType:
 
 
 class SotwStream:
-    __slots__ = ("server", "node_id", "context", "types", "nonces", "config", "rewarm", "awaited_eds", "final_cds")
+    __slots__ = ("server", "node_id", "context", "types", "nonces", "config", "rewarm", "rebuilt", "awaited_eds", "final_cds")
 
     def __init__(self, server: StreamHost, node_id: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.server = server
@@ -79,6 +81,9 @@ class SotwStream:
         self.nonces = itertools.count(1)
         self.config: NodeConfig | None = server.watcher.fetch(node_id)
         self.rewarm: set[str] = set()
+        self.rebuilt: set[str] = set()
+        """EDS names of the clusters changed or added by CDS updates since the last EDS response:
+        Envoy rebuilds those clusters, and each warms until it gets its endpoints again."""
         self.awaited_eds: set[str] = set()
         """EDS names of clusters just sent that Envoy has not asked for yet: while there are any,
         the types after EDS are held back (see the module docstring)."""
@@ -102,6 +107,12 @@ class SotwStream:
             resources=[r.as_any() for r in (resources if changed is None else changed)],
             control_plane=self.server.control_plane,
         )
+        if type_url == CLUSTER:
+            # After a CDS NACK what Envoy built is not known: every cluster counts as rebuilt.
+            rebuilt = resources if state.acked_version != state.sent_version else _changed(resources, state.held)
+            self.rebuilt |= eds_names(rebuilt)
+        elif type_url == ENDPOINT:
+            self.rebuilt.clear()
         state.nonce = nonce
         state.sent_version = version
         state.held = tuple(resources) if type_url in _HELD else ()
@@ -195,7 +206,13 @@ class SotwStream:
         if names != state.names or (type_url in self.rewarm and self.config is not None):
             state.names = names
             resources = _select(self.config, type_url, names)
-            if not req.HasField("error_detail") or _set_version(resources) != state.nacked_version:
+            if req.HasField("error_detail"):
+                if _set_version(resources) != state.nacked_version:
+                    await self.send(type_url, resources)
+            elif type_url == ENDPOINT:
+                # An ACK: the proxy holds what was sent, and needs only what it asks for anew.
+                await self.send(type_url, resources, changed=self._eds_changes(resources, state))
+            else:
                 await self.send(type_url, resources)
 
     async def on_config(self, config: NodeConfig | None) -> None:
@@ -239,12 +256,23 @@ class SotwStream:
                 sent = {r.name for r in state.held}
                 self.awaited_eds |= eds_names(r for r in resources if r.name not in sent)
                 self.awaited_eds.difference_update(eds.names)
-        elif type_url == ENDPOINT and type_url not in self.rewarm and state.acked_version == state.sent_version:
-            # The proxy confirmed it holds what was last sent (after a NACK, or with a response
-            # in flight, what it holds is not known: it gets the whole set).
-            await self.send(type_url, resources, changed=_changed(resources, state.held))
+        elif type_url == ENDPOINT and (changed := self._eds_changes(resources, state)) is not None:
+            if not changed and version == state.sent_version:
+                self.rewarm.discard(ENDPOINT)  # no subscribed cluster was rebuilt: none warms
+                return
+            await self.send(type_url, resources, changed=changed)
             return
         await self.send(type_url, resources)
+
+    def _eds_changes(self, resources: list[XdsResource], state: _SotwType) -> list[XdsResource] | None:
+        """The assignments an EDS response must carry when the proxy confirmed it holds what
+        was last sent: those that changed or are newly subscribed, and those of clusters it
+        rebuilt. None when what it holds is not known (after a NACK, or with a response in
+        flight): then it gets them all."""
+        if state.acked_version != state.sent_version:
+            return None
+        held = {r.name: r.version for r in state.held}
+        return [r for r in resources if held.get(r.name) != r.version or r.name in self.rebuilt]
 
     async def _remove_stale_clusters(self) -> None:
         if self.final_cds is not None:

@@ -1,9 +1,11 @@
-"""A real Envoy (state of the world) given only the endpoints that changed.
+"""A real Envoy (state of the world, then delta) given only the endpoints it lacks.
 
 When a service gains an endpoint, the control plane's EDS push carries that service's
-ClusterLoadAssignment alone (the xDS protocol groups SotW EDS as delta does); Envoy must keep
-every other cluster's endpoints and take the new one, and the proxy must count as synced. Both
-are checked here with traffic and with Envoy's own stats.
+ClusterLoadAssignment alone (the xDS protocol groups SotW EDS as delta does); when a CDS update
+adds a cluster or changes one, the endpoints of that cluster alone follow. Envoy must keep
+every other cluster's endpoints, warm the new and rebuilt clusters without waiting for its 15 s
+initial fetch timeout, and the proxy must count as synced. Checked with traffic and with
+Envoy's own stats; the tests run in order on one Envoy per xDS mode.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ def service(name: str, service: str, port: int) -> str:
     )
 
 
+TIMEOUT = """type: MeshTimeout
+mesh: default
+name: a-connect
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+    - targetRef:
+        kind: Mesh
+      default:
+        connectionTimeout: 2s
+"""
+"""Every outbound cluster gets another connect timeout: Envoy rebuilds them all."""
+
+
 def client(ports: dict[str, int]) -> str:
     outbounds = "".join(f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in ports.items())
     return f"type: Dataplane\nmesh: default\nname: client\nnetworking:\n  address: 127.0.0.1\n  outbound:\n{outbounds}"
@@ -42,12 +59,12 @@ class Mesh:
         return http_get(f"http://127.0.0.1:{self.ports[svc]}/")
 
 
-@pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    root = tmp_path_factory.mktemp("endpoint-push")
+@pytest.fixture(scope="module", params=["sotw", "delta"])
+def mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    root = tmp_path_factory.mktemp(f"endpoint-push-{request.param}")
     remote = ConfigRemote(root)
     ports = {"svc-a": free_port(), "svc-b": free_port()}
-    with Workload("a-1") as a1, Workload("a-2") as a2, Workload("b-1") as b1:
+    with Workload("a-1") as a1, Workload("a-2") as a2, Workload("b-1") as b1, Workload("c-1") as c1:
         sha = remote.push(
             {
                 "mesh.yaml": "type: Mesh\nname: default\n",
@@ -60,10 +77,10 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         cp.start()
         try:
             cp.wait_applied(sha, timeout=60)
-            envoy = EnvoyProcess(cp, root / "envoys", name="client")
+            envoy = EnvoyProcess(cp, root / "envoys", name="client", mode=request.param)
             envoy.start()
             try:
-                yield Mesh(remote, cp, envoy, ports, {"a-1": a1, "a-2": a2, "b-1": b1})
+                yield Mesh(remote, cp, envoy, ports, {"a-1": a1, "a-2": a2, "b-1": b1, "c-1": c1})
             finally:
                 envoy.stop()
         finally:
@@ -87,3 +104,38 @@ def test_a_new_endpoint_reaches_envoy_which_keeps_the_endpoints_of_the_other_ser
     assert after["cluster.svc-b.update_success"] == before["cluster.svc-b.update_success"]
     assert after["cluster.svc-b.membership_total"] == 1
     assert all(mesh.answer("svc-b") == (200, "b-1\n") for _ in range(5))
+
+
+def test_a_new_service_is_served_at_once_and_the_others_endpoints_are_not_sent_again(mesh: Mesh) -> None:
+    before = mesh.envoy.stats("cluster.svc-")
+    mesh.ports["svc-c"] = free_port()
+    sha = mesh.remote.push(
+        {"c-1.yaml": service("c-1", "svc-c", mesh.workloads["c-1"].port), "client.yaml": client(mesh.ports)}, "svc-c, called by the client"
+    )
+    mesh.cp.wait_applied(sha, proxies=["default.client"], timeout=30)
+    # Well under Envoy's 15 s initial fetch timeout: the new cluster got its endpoints when it asked.
+    wait_until(lambda: mesh.answer("svc-c") == (200, "c-1\n"), 10, what="svc-c served")
+    after = mesh.envoy.stats("cluster.")
+    assert after["cluster.svc-c.membership_total"] == 1
+    assert after["cluster.svc-a.update_success"] == before["cluster.svc-a.update_success"]
+    assert after["cluster.svc-b.update_success"] == before["cluster.svc-b.update_success"]
+    assert mesh.answer("svc-b") == (200, "b-1\n")
+
+
+def test_clusters_a_policy_changes_warm_again_with_their_endpoints(mesh: Mesh) -> None:
+    before = mesh.envoy.stats("cluster")
+    sha = mesh.remote.push({"timeout.yaml": TIMEOUT}, "another connect timeout for every outbound")
+    mesh.cp.wait_applied(sha, proxies=["default.client"], timeout=30)
+
+    def rebuilt_and_warm() -> bool:
+        stats = mesh.envoy.stats("cluster")
+        return (
+            stats["cluster_manager.cluster_modified"] > before["cluster_manager.cluster_modified"]
+            and stats["cluster_manager.warming_clusters"] == 0
+            and all(stats[f"cluster.{svc}.update_success"] > before[f"cluster.{svc}.update_success"] for svc in ("svc-a", "svc-b"))
+        )
+
+    # Each rebuilt cluster got its endpoints again, well within Envoy's 15 s initial fetch timeout.
+    wait_until(rebuilt_and_warm, 10, what="the rebuilt clusters warm, with their endpoints")
+    assert mesh.answer("svc-b") == (200, "b-1\n")
+    assert {mesh.answer("svc-a")[1] for _ in range(20)} == {"a-1\n", "a-2\n"}

@@ -88,9 +88,9 @@ def test_stale_nonce_request_is_ignored(server: Server, client: Client) -> None:
     # A request still carrying the older nonce (sent before the client saw `newer`) is stale.
     client.send(ENDPOINT, ["a", "b"], version=eds.version_info, nonce=eds.nonce)
     assert client.nothing()
-    # ACKing the latest nonce with the new subscription is answered.
+    # ACKing the latest nonce with the new subscription is answered, with what the client lacks.
     client.send(ENDPOINT, ["a", "b"], version=newer.version_info, nonce=newer.nonce)
-    assert names(client.recv()) == ["a", "b"]
+    assert names(client.recv()) == ["b"]
 
 
 def test_nack_is_recorded_and_the_rejected_content_is_never_resent(server: Server, client: Client) -> None:
@@ -117,9 +117,11 @@ def test_changed_subscription_is_answered_even_when_nothing_changed(server: Serv
     assert names(first) == ["a"]
     client.ack(first, ["a"])
     assert client.nothing()
-    # After a CDS change Envoy re-requests EDS for the clusters it now has.
+    # After a CDS change Envoy re-requests EDS for the clusters it now has: it gets the one it
+    # lacks (it keeps `a`), with the version of the whole set.
     client.send(ENDPOINT, ["a", "b"], version=first.version_info, nonce=first.nonce)
-    assert names(client.recv()) == ["a", "b"]
+    second = client.recv()
+    assert names(second) == ["b"] and second.version_info != first.version_info
 
 
 def test_updates_go_out_cds_eds_lds_rds_and_stale_clusters_are_removed_last(server: Server, client: Client) -> None:
@@ -127,7 +129,8 @@ def test_updates_go_out_cds_eds_lds_rds_and_stale_clusters_are_removed_last(serv
     client.send(CLUSTER, first=True)
     client.ack(client.recv())
     client.send(ENDPOINT, ["old"])
-    client.ack(client.recv(), ["old"])
+    eds = client.recv()
+    client.ack(eds, ["old"])
     client.send(LISTENER)
     client.ack(client.recv())
     client.send(ROUTE, ["rt"])
@@ -135,18 +138,17 @@ def test_updates_go_out_cds_eds_lds_rds_and_stale_clusters_are_removed_last(serv
     assert client.nothing()
 
     server.set("r2", cluster("new"), cla("new"), cla("old"), listener("l", 2), route("rt", "new"))
-    cds, eds = client.recv(), client.recv()
-    assert [(r.type_url, names(r)) for r in (cds, eds)] == [
-        (CLUSTER, ["new", "old"]),  # new cluster added, old one kept while still referenced
-        (ENDPOINT, ["old"]),  # the subscription as it stands; Envoy asks for `new` next
-    ]
+    cds = client.recv()
+    # New cluster added, old one kept while still referenced. `old` is unchanged: Envoy keeps it
+    # (warm), so its endpoints are not sent again.
+    assert (cds.type_url, names(cds)) == (CLUSTER, ["new", "old"])
     # The listener that routes to `new` waits until Envoy has asked for `new`'s endpoints: sent
     # right away, it would be applied before them (10-25 s at 10,000 listeners) while `new` warms.
     assert client.nothing()
     client.send(ENDPOINT, ["new", "old"], version=eds.version_info, nonce=eds.nonce)
     sequence = [client.recv() for _ in range(4)]
     assert [(r.type_url, names(r)) for r in sequence] == [
-        (ENDPOINT, ["new", "old"]),
+        (ENDPOINT, ["new"]),
         (LISTENER, ["l"]),
         (ROUTE, ["rt"]),
         (CLUSTER, ["new"]),  # the stale cluster goes last
@@ -167,9 +169,9 @@ def test_what_follows_a_new_cluster_is_sent_once_the_proxy_acks_the_clusters_wit
     first_lds = client.recv()
     client.ack(first_lds)
     server.set("r2", cluster("a"), cluster("b"), cla("a"), cla("b"), listener("l", 2))
-    cds, eds = client.recv(), client.recv()
-    assert (cds.type_url, eds.type_url) == (CLUSTER, ENDPOINT)
-    assert client.nothing()
+    cds = client.recv()
+    assert cds.type_url == CLUSTER
+    assert client.nothing()  # `a` is unchanged (no endpoints again) and the listener is held
     client.ack(cds)
     lds = client.recv()
     assert (lds.type_url, names(lds)) == (LISTENER, ["l"])
@@ -236,6 +238,24 @@ def test_an_endpoint_change_while_the_last_response_is_unacked_sends_the_whole_s
     # After a NACK what the proxy holds is not known: the next change carries every assignment.
     server.set("r3", cluster("a"), cluster("b"), cla("a", port=3), cla("b"))
     assert names(client.recv()) == ["a", "b"]
+
+
+def test_a_cds_update_resends_the_endpoints_of_the_changed_clusters_only(server: Server, client: Client) -> None:
+    server.set("r1", cluster("a"), cluster("b"), cla("a"), cla("b"))
+    client.send(CLUSTER, first=True)
+    client.ack(client.recv())
+    client.send(ENDPOINT, ["a", "b"])
+    client.ack(client.recv(), ["a", "b"])
+    assert client.nothing()
+    # `a` gets other settings: Envoy rebuilds it, and it warms until it has its endpoints again;
+    # `b` is kept as it is and needs nothing.
+    server.set("r2", cluster("a", timeout=9), cluster("b"), cla("a"), cla("b"))
+    cds, eds = client.recv(), client.recv()
+    assert (cds.type_url, names(cds)) == (CLUSTER, ["a", "b"])
+    assert (eds.type_url, names(eds)) == (ENDPOINT, ["a"])
+    client.ack(cds)
+    client.ack(eds, ["a", "b"])
+    assert client.nothing()
 
 
 def test_api_listeners_are_served_by_name_only(server: Server, client: Client) -> None:
@@ -314,6 +334,23 @@ def test_delta_nack_is_recorded_and_not_resent(server: Server, delta: Client) ->
     assert [e[:3] for e in server.recorder.of("nack")] == [("nack", LISTENER, "r2")]
     server.set("r3", listener("l", 3))
     assert resource_names(delta.recv()) == ["l"]
+
+
+def test_delta_cds_update_resends_the_endpoints_of_the_changed_clusters_only(server: Server, delta: Client) -> None:
+    server.set("r1", cluster("a"), cluster("b"), cla("a"), cla("b"))
+    delta.send_delta(CLUSTER, first=True)
+    cds = delta.recv()
+    delta.send_delta(CLUSTER, nonce=cds.nonce)
+    delta.send_delta(ENDPOINT, subscribe=["a", "b"])
+    eds = delta.recv()
+    assert resource_names(eds) == ["a", "b"]
+    delta.send_delta(ENDPOINT, nonce=eds.nonce)
+    assert delta.nothing()
+    server.set("r2", cluster("a", timeout=9), cluster("b"), cla("a"), cla("b"))
+    changed_cds, again = delta.recv(), delta.recv()
+    assert resource_names(changed_cds) == ["a"]
+    # Envoy rebuilds `a`, which warms until it has its endpoints again; `b` is kept as it is.
+    assert (again.type_url, resource_names(again)) == (ENDPOINT, ["a"])
 
 
 def test_streams_report_open_and_close(server: Server) -> None:
