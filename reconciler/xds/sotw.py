@@ -108,8 +108,9 @@ class SotwStream:
             control_plane=self.server.control_plane,
         )
         if type_url == CLUSTER:
-            # After a CDS NACK what Envoy built is not known: every cluster counts as rebuilt.
-            rebuilt = resources if state.acked_version != state.sent_version else _changed(resources, state.held)
+            # After a CDS NACK what Envoy built is not known: every cluster counts as rebuilt. (The
+            # clusters of an update still in flight were counted when it was sent.)
+            rebuilt = resources if state.nacked_version == state.sent_version else _changed(resources, state.held)
             self.rebuilt |= eds_names(rebuilt)
         elif type_url == ENDPOINT:
             self.rebuilt.clear()
