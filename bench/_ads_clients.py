@@ -55,6 +55,10 @@ class SimProxy:
     phase: str = "idle"
     """Where the current stream is: opening, written (first request sent), served (a response read)."""
     reached_at: float = 0.0
+    cds_changed: bool = False
+    """The target's clusters arrived (a CDS update that differs from `cds_from`)."""
+    rewarmed: bool = False
+    """An EDS response came after them."""
 
     def reached(self) -> bool:
         t = self.target
@@ -64,12 +68,20 @@ class SimProxy:
         return (
             all(self.endpoints.get(c, 0) >= n for c, n in t["endpoints"].items())
             and (lds_from is None or self.held.get(LDS) != lds_from)
-            and (cds_from is None or self.held.get(CDS) != cds_from)
+            and (cds_from is None or (self.held.get(CDS) != cds_from and self.rewarmed))
         )
 
-    def after_response(self) -> None:
+    def after_response(self, type_url: str) -> None:
         now = time.time()
         self.responses += 1
+        t = self.target
+        if t is not None and t.get("cds_from") is not None:
+            # Changed clusters warm until their endpoints come again: the change is applied once
+            # an EDS response follows the CDS update that changed them.
+            if type_url == CDS and self.held.get(CDS) != t["cds_from"]:
+                self.cds_changed = True
+            elif type_url == EDS and self.cds_changed:
+                self.rewarmed = True
         if not self.synced_at and {CDS, EDS, LDS} <= self.held.keys() and (RDS in self.held or not self.subscribed.get(RDS)):
             self.synced_at = now
         if self.target is not None and not self.reached_at and self.reached():
@@ -256,7 +268,7 @@ class Client:
             await self._subscribe(call, EDS, sorted(n for n, r in table.items() if r.eds))
         elif t == LDS:
             await self._subscribe(call, RDS, sorted({name for r in table.values() for name in r.routes}))
-        p.after_response()
+        p.after_response(t)
 
     async def _subscribe(self, call: Any, type_url: str, wanted: list[str]) -> None:
         from envoy.service.discovery.v3 import discovery_pb2
@@ -312,6 +324,7 @@ async def _serve_commands(conn: Connection, address: str, ids: list[int], delta:
             for i in chosen:
                 p = proxies[i]
                 p.reached_at = 0.0
+                p.cds_changed = p.rewarmed = False
                 plus = arg["endpoints_plus"]
                 lds_from = dict(p.held.get(LDS, {})) if arg["listeners"] else None
                 cds_from = dict(p.held.get(CDS, {})) if arg.get("clusters") else None

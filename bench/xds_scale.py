@@ -14,8 +14,9 @@ Builds a bare repository with one mesh of N dataplanes; each has one inbound and
   one         a commit adds an endpoint to svc-7: push → each consumer of svc-7 has ACKed it;
               every other proxy must have been sent nothing
   policy      a commit adds one Mesh-wide MeshTimeout (one file; every proxy's clusters
-              change): push → each proxy has ACKed its new clusters. Unlike `global`,
-              whose commit rewrites all N dataplane files, this measures the fan-out alone
+              change): push → each proxy has ACKed its new clusters and the endpoints that
+              re-warm them. Unlike `global`, whose commit rewrites all N dataplane files, this
+              measures the fan-out alone
   per proxy   (RSS with every proxy connected − rss0) / N
 
 then checks correctness: a fresh control plane started cold on the final commit serves freshly
