@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
+from tests.support import mesh_timeout
 
 pytestmark = pytest.mark.envoy
 
@@ -27,18 +28,7 @@ def service(name: str, service: str, port: int) -> str:
     )
 
 
-TIMEOUT = """type: MeshTimeout
-mesh: default
-name: a-connect
-spec:
-  targetRef:
-    kind: Mesh
-  to:
-    - targetRef:
-        kind: Mesh
-      default:
-        connectionTimeout: 2s
-"""
+TIMEOUT = mesh_timeout("a-connect", "connectionTimeout: 2s")
 """Every outbound cluster gets another connect timeout: Envoy rebuilds them all."""
 
 

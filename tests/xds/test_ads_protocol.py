@@ -199,7 +199,9 @@ def test_a_changed_cluster_gets_its_unchanged_endpoints_again(server: Server, cl
     assert client.nothing()
 
 
-def test_an_endpoint_change_sends_only_the_changed_assignment_with_the_whole_sets_version(server: Server, client: Client) -> None:
+def holding_a_and_b(server: Server, client: Client) -> Any:
+    """The client holds clusters a and b and both their assignments, every response ACKed;
+    returns the EDS response."""
     server.set("r1", cluster("a"), cluster("b"), cla("a"), cla("b"))
     client.send(CLUSTER, first=True)
     client.ack(client.recv())
@@ -208,6 +210,11 @@ def test_an_endpoint_change_sends_only_the_changed_assignment_with_the_whole_set
     assert names(eds) == ["a", "b"]
     client.ack(eds, ["a", "b"])
     assert client.nothing()
+    return eds
+
+
+def test_an_endpoint_change_sends_only_the_changed_assignment_with_the_whole_sets_version(server: Server, client: Client) -> None:
+    holding_a_and_b(server, client)
 
     server.set("r2", cluster("a"), cluster("b"), cla("a", port=2), cla("b"))
     push = client.recv()
@@ -225,13 +232,8 @@ def test_an_endpoint_change_sends_only_the_changed_assignment_with_the_whole_set
     assert client.nothing()
 
 
-def test_an_endpoint_change_while_the_last_response_is_unacked_sends_the_whole_set(server: Server, client: Client) -> None:
-    server.set("r1", cluster("a"), cluster("b"), cla("a"), cla("b"))
-    client.send(CLUSTER, first=True)
-    client.ack(client.recv())
-    client.send(ENDPOINT, ["a", "b"])
-    eds = client.recv()
-    client.ack(eds, ["a", "b"])
+def test_an_endpoint_change_after_a_nack_sends_the_whole_set(server: Server, client: Client) -> None:
+    eds = holding_a_and_b(server, client)
     server.set("r2", cluster("a"), cluster("b"), cla("a", port=2), cla("b"))
     rejected = client.recv()
     client.send(ENDPOINT, ["a", "b"], version=eds.version_info, nonce=rejected.nonce, error="bad endpoint")
@@ -241,12 +243,7 @@ def test_an_endpoint_change_while_the_last_response_is_unacked_sends_the_whole_s
 
 
 def test_a_cds_update_resends_the_endpoints_of_the_changed_clusters_only(server: Server, client: Client) -> None:
-    server.set("r1", cluster("a"), cluster("b"), cla("a"), cla("b"))
-    client.send(CLUSTER, first=True)
-    client.ack(client.recv())
-    client.send(ENDPOINT, ["a", "b"])
-    client.ack(client.recv(), ["a", "b"])
-    assert client.nothing()
+    holding_a_and_b(server, client)
     # `a` gets other settings: Envoy rebuilds it, and it warms until it has its endpoints again;
     # `b` is kept as it is and needs nothing.
     server.set("r2", cluster("a", timeout=9), cluster("b"), cla("a"), cla("b"))
