@@ -1,7 +1,7 @@
 """What grpc.aio itself costs the server per proxy: the floor under `reconciler serve`'s xDS figures.
 
-A bare grpc.aio server with the same gRPC options as `reconciler serve` (CONNECT_STORM_OPTIONS)
-answers every DiscoveryRequest that carries no response nonce with a canned DiscoveryResponse of
+A bare grpc.aio server with the same gRPC options as `reconciler serve` (bench/xds_memory.py's
+FloorServer, on a loop thread of this process) answers every DiscoveryRequest that carries no response nonce with a canned DiscoveryResponse of
 `--resources` resources of `--bytes` bytes each, and takes every other request (an ACK) without
 answering. N simulated proxies, each on its own TCP connection and driven from client processes
 as in bench/xds_scale.py, open a stream, send `--responses` initial requests (one per type), ACK
@@ -22,63 +22,19 @@ import os
 import resource
 import sys
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 METHOD = f"/{SERVICE}/StreamAggregatedResources"
 
 
-def _cpu_seconds() -> float:
-    fields = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _raise_nofile() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-async def _serve(conn: Connection, resources: int, size: int) -> None:
-    import grpc
-    from envoy.service.discovery.v3 import discovery_pb2
-    from google.protobuf import any_pb2
-
-    from reconciler.controlplane.grpc_setup import CONNECT_STORM_OPTIONS
-
-    canned = [any_pb2.Any(type_url="type.googleapis.com/bench", value=os.urandom(size)) for _ in range(resources)]
-    nonces = iter(range(1, 1 << 62))
-
-    async def stream(requests: Any, context: Any) -> None:
-        async for request in requests:
-            if not request.response_nonce:
-                response = discovery_pb2.DiscoveryResponse(
-                    version_info="1", type_url=request.type_url, nonce=str(next(nonces)), resources=canned
-                )
-                await context.write(response)
-
-    handler = grpc.stream_stream_rpc_method_handler(
-        stream,
-        request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
-        response_serializer=discovery_pb2.DiscoveryResponse.SerializeToString,
-    )
-    server = grpc.aio.server(options=CONNECT_STORM_OPTIONS)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"StreamAggregatedResources": handler}),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    loop = asyncio.get_running_loop()
-    conn.send(port)
-    while (await loop.run_in_executor(None, conn.recv)) == "cpu":
-        conn.send(_cpu_seconds())
-    await server.stop(0)
-
-
-def _server(conn: Connection, resources: int, size: int) -> None:
-    _raise_nofile()
-    asyncio.run(_serve(conn, resources, size))
 
 
 async def _proxies(port: int, ids: list[int], responses: int) -> None:
@@ -114,25 +70,26 @@ def _client(port: int, ids: list[int], responses: int) -> None:
 
 
 def measure(proxies: int, responses: int, resources: int, size: int) -> dict[str, Any]:
+    from google.protobuf import any_pb2
+    from xds_memory import FloorServer, Loop
+
+    _raise_nofile()
+    canned = [any_pb2.Any(type_url="type.googleapis.com/bench", value=os.urandom(size)) for _ in range(resources)]
+    loop = Loop()
+    server = FloorServer(loop, [], answer=True, resources=canned)
     ctx = mp.get_context("spawn")  # gRPC must not be forked
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_server, args=(child, resources, size), daemon=True)
-    server.start()
-    port = parent.recv()
     processes = max(1, min(4, proxies // 1000))
-    clients = [ctx.Process(target=_client, args=(port, list(range(k, proxies, processes)), responses)) for k in range(processes)]
-    parent.send("cpu")
-    cpu0 = parent.recv()
-    started = time.perf_counter()
+    clients = [ctx.Process(target=_client, args=(server.port, list(range(k, proxies, processes)), responses)) for k in range(processes)]
+    # The server is this process's loop thread; the clients run in processes of their own, so
+    # this process's CPU is the server's (and its own idle wait).
+    cpu0, started = time.process_time(), time.perf_counter()
     for c in clients:
         c.start()
     for c in clients:
         c.join(600)
-    wall = time.perf_counter() - started
-    parent.send("cpu")
-    cpu = parent.recv() - cpu0
-    parent.send("stop")
-    server.join(30)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    server.stop()
+    loop.close()
     failed = [c.exitcode for c in clients if c.exitcode != 0]
     return {
         "proxies": proxies,

@@ -81,9 +81,11 @@ def settled() -> int:
 class FloorServer:
     """ADS with nothing behind it: each stream reads requests until the proxy goes."""
 
-    def __init__(self, loop: Loop, options: list[tuple[str, Any]], *, answer: bool) -> None:
+    def __init__(self, loop: Loop, options: list[tuple[str, Any]], *, answer: bool, resources: list[Any] | None = None) -> None:
         self.loop = loop
         self.answer = answer
+        self.resources = resources or []
+        """What each answer carries (`Any`s): none for --answer; bench/grpc_floor.py gives some."""
         self.streams = 0
         self.port = loop.call(self._start(options))
 
@@ -119,7 +121,10 @@ class FloorServer:
             if self.answer and not req.response_nonce:
                 delta = isinstance(req, discovery_pb2.DeltaDiscoveryRequest)
                 cls = discovery_pb2.DeltaDiscoveryResponse if delta else discovery_pb2.DiscoveryResponse
-                await context.write(cls(type_url=req.type_url, nonce="1"))
+                resources = (
+                    [discovery_pb2.Resource(name=str(i), resource=r) for i, r in enumerate(self.resources)] if delta else self.resources
+                )
+                await context.write(cls(type_url=req.type_url, nonce="1", resources=resources))
 
     def stop(self) -> None:
         self.loop.call(self.server.stop(None))

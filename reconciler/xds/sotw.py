@@ -272,8 +272,7 @@ class SotwStream:
         flight): then it gets them all."""
         if state.acked_version != state.sent_version:
             return None
-        held = {r.name: r.version for r in state.held}
-        return [r for r in resources if held.get(r.name) != r.version or r.name in self.rebuilt]
+        return _changed(resources, state.held, also=self.rebuilt)
 
     async def _remove_stale_clusters(self) -> None:
         if self.final_cds is not None:
@@ -283,10 +282,10 @@ class SotwStream:
             self.rewarm.difference_update(DEPENDENTS[CLUSTER])
 
 
-def _changed(resources: list[XdsResource], held: tuple[XdsResource, ...]) -> list[XdsResource]:
-    """Those of `resources` the proxy does not hold at their version."""
+def _changed(resources: list[XdsResource], held: tuple[XdsResource, ...], also: set[str] | None = None) -> list[XdsResource]:
+    """Those of `resources` the proxy does not hold at their version, and those named in `also`."""
     versions = {r.name: r.version for r in held}
-    return [r for r in resources if versions.get(r.name) != r.version]
+    return [r for r in resources if versions.get(r.name) != r.version or (also is not None and r.name in also)]
 
 
 def _subscription(resource_names: Sequence[str]) -> tuple[str, ...] | None:

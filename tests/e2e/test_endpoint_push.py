@@ -16,25 +16,22 @@ from dataclasses import dataclass
 import pytest
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, wait_until
-from tests.support import mesh_timeout
+from tests.support import dataplane_yaml, mesh_timeout
 
 pytestmark = pytest.mark.envoy
 
 
 def service(name: str, service: str, port: int) -> str:
-    return (
-        f"type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: 127.0.0.1\n  inbound:\n"
-        f"    - port: {port}\n      tags:\n        kuma.io/service: {service}\n        kuma.io/protocol: http\n"
-    )
+    """A Dataplane whose endpoint is the workload itself (mTLS off: no sidecar in front of it)."""
+    return dataplane_yaml(name, service, port, port)
 
 
 TIMEOUT = mesh_timeout("a-connect", "connectionTimeout: 2s")
 """Every outbound cluster gets another connect timeout: Envoy rebuilds them all."""
 
 
-def client(ports: dict[str, int]) -> str:
-    outbounds = "".join(f"    - port: {port}\n      tags:\n        kuma.io/service: {svc}\n" for svc, port in ports.items())
-    return f"type: Dataplane\nmesh: default\nname: client\nnetworking:\n  address: 127.0.0.1\n  outbound:\n{outbounds}"
+def client(inbound: int, ports: dict[str, int]) -> str:
+    return dataplane_yaml("client", "client", inbound, inbound, ports)
 
 
 @dataclass
@@ -43,7 +40,9 @@ class Mesh:
     cp: ControlPlaneProcess
     envoy: EnvoyProcess
     ports: dict[str, int]
+    """Service → the client's outbound port for it."""
     workloads: dict[str, Workload]
+    client_inbound: int
 
     def answer(self, svc: str) -> tuple[int, str]:
         return http_get(f"http://127.0.0.1:{self.ports[svc]}/")
@@ -54,13 +53,14 @@ def mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     root = tmp_path_factory.mktemp(f"endpoint-push-{request.param}")
     remote = ConfigRemote(root)
     ports = {"svc-a": free_port(), "svc-b": free_port()}
+    client_inbound = free_port()
     with Workload("a-1") as a1, Workload("a-2") as a2, Workload("b-1") as b1, Workload("c-1") as c1:
         sha = remote.push(
             {
                 "mesh.yaml": "type: Mesh\nname: default\n",
                 "a-1.yaml": service("a-1", "svc-a", a1.port),
                 "b-1.yaml": service("b-1", "svc-b", b1.port),
-                "client.yaml": client(ports),
+                "client.yaml": client(client_inbound, ports),
             }
         )
         cp = ControlPlaneProcess(remote.bare, root / "state", dataplane_auth=False)
@@ -70,7 +70,7 @@ def mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             envoy = EnvoyProcess(cp, root / "envoys", name="client", mode=request.param)
             envoy.start()
             try:
-                yield Mesh(remote, cp, envoy, ports, {"a-1": a1, "a-2": a2, "b-1": b1, "c-1": c1})
+                yield Mesh(remote, cp, envoy, ports, {"a-1": a1, "a-2": a2, "b-1": b1, "c-1": c1}, client_inbound)
             finally:
                 envoy.stop()
         finally:
@@ -100,7 +100,8 @@ def test_a_new_service_is_served_at_once_and_the_others_endpoints_are_not_sent_a
     before = mesh.envoy.stats("cluster.svc-")
     mesh.ports["svc-c"] = free_port()
     sha = mesh.remote.push(
-        {"c-1.yaml": service("c-1", "svc-c", mesh.workloads["c-1"].port), "client.yaml": client(mesh.ports)}, "svc-c, called by the client"
+        {"c-1.yaml": service("c-1", "svc-c", mesh.workloads["c-1"].port), "client.yaml": client(mesh.client_inbound, mesh.ports)},
+        "svc-c, called by the client",
     )
     mesh.cp.wait_applied(sha, proxies=["default.client"], timeout=30)
     # Well under Envoy's 15 s initial fetch timeout: the new cluster got its endpoints when it asked.
