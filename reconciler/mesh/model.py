@@ -21,6 +21,7 @@ from typing import Any
 from reconciler.frozen import FrozenDict
 from reconciler.kind_names import POLICY_KINDS
 from reconciler.mesh.secret_data import with_secret_data
+from reconciler.mesh.transparent import BackendRef, DnsRecord, Redirect, redirect_from_spec
 from reconciler.model import Resource
 from reconciler.types import ResourceKey
 
@@ -37,6 +38,10 @@ __all__ = [
     "build_mesh_model",
     "dataplane_from_resource",
     "HTTP_PROTOCOLS",
+    "Redirect",
+    "BackendRef",
+    "DnsRecord",
+    "redirect_from_spec",
 ]
 
 SERVICE_TAG = "kuma.io/service"
@@ -96,6 +101,8 @@ class Dataplane:
     transparent_proxying: bool = False
     """`networking.transparentProxying` is declared: traffic to its inbound ports is redirected
     to its sidecar, even when an inbound is the workload's own address and port."""
+    redirect: Redirect | None = None
+    """The declared `transparentProxying` itself (None when absent)."""
 
     @property
     def node_id(self) -> str:
@@ -176,6 +183,14 @@ class MeshModel:
 
     externals: tuple[Resource, ...] = ()
     """MeshExternalService resources."""
+    virtual_outbounds: Mapping[str, tuple[Outbound, ...]] = field(default_factory=dict)
+    """By mesh: the outbounds every transparent proxy of the mesh gets at the VIPs (Kuma's
+    VIPOutbounds and the MeshService, MeshExternalService and MeshMultiZoneService outbounds),
+    before `reachableServices`/`reachableBackends` narrow them (reconciler/mesh/vips.py)."""
+    dns: Mapping[str, tuple[DnsRecord, ...]] = field(default_factory=dict)
+    """By mesh: every name its DNS proxies answer, sorted by name (reconciler/mesh/vips.py)."""
+    vips: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    """(mesh, hostname entry) → VIP, the allocation to persist (reconciler/mesh/vips.py)."""
 
     def external_specs(self, mesh: str) -> dict[str, Mapping[str, Any]]:
         """Specs by name; TLS data sources that name a Secret carry its bytes (mesh/secret_data.py)."""
@@ -255,6 +270,7 @@ def dataplane_from_resource(resource: Resource, *, registered: bool = False) -> 
         labels=resource.labels,
         registered=registered,
         transparent_proxying=bool(net.get("transparentProxying") or net.get("transparent_proxying")),
+        redirect=redirect_from_spec(net.get("transparentProxying") or net.get("transparent_proxying")),
     )
 
 
