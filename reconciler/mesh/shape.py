@@ -28,9 +28,13 @@ class ShapeChoice:
     """Why, in words a user can act on: the label, the threshold, or the default."""
 
 
-def outbound_shape(labels: Mapping[str, str], outbounds: int, compact_from: int | None) -> ShapeChoice:
+def outbound_shape(labels: Mapping[str, str], outbounds: int, compact_from: int | None, *, transparent: bool = False) -> ShapeChoice:
     """The label wins; then the threshold; else Kuma's shape. A proxy without outbounds
-    has nothing to shape and keeps Kuma's."""
+    has nothing to shape and keeps Kuma's. A transparent proxy always keeps Kuma's: its
+    passthrough listener hands each redirected connection to the listener of the original
+    destination, so each outbound needs a listener of its own."""
+    if transparent:
+        return ShapeChoice("kuma", "transparent proxying (the passthrough listener needs one listener per outbound)")
     forced = labels.get(SHAPE_LABEL)
     if forced in SHAPES:
         return ShapeChoice(forced, f"label {SHAPE_LABEL}: {forced}")  # type: ignore[arg-type]

@@ -67,6 +67,6 @@ def redirect_from_spec(tp: Any) -> Redirect | None:
         inbound_port=int(_either(tp, "redirectPortInbound", "redirect_port_inbound") or 15006),
         outbound_port=int(_either(tp, "redirectPortOutbound", "redirect_port_outbound") or 15001),
         ip_family_mode=str(_either(tp, "ipFamilyMode", "ip_family_mode") or "DualStack"),
-        reachable_services=tuple(str(s) for s in services) if isinstance(services, list) else None,
+        reachable_services=tuple(str(s) for s in services) if isinstance(services, list | tuple) else None,
         reachable_backends=refs,
     )

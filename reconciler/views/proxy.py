@@ -20,6 +20,7 @@ from reconciler.mesh.external import external_backend
 from reconciler.mesh.model import HTTP_PROTOCOLS, Dataplane, Inbound, MeshInfo, MeshModel, Outbound, Service, mesh_service_cluster_name
 from reconciler.mesh.routing import BackendCluster, RouteView, WeightedCluster, http_backend, resolve_backend
 from reconciler.mesh.shape import ShapeChoice, outbound_shape
+from reconciler.mesh.transparent import DnsRecord
 from reconciler.policies.core.destination import DISPLAY_NAME_LABEL
 from reconciler.policies.core.match import (
     Destination,
@@ -35,6 +36,7 @@ from reconciler.policies.plugins import plugins
 from reconciler.views.gateway import GatewayView, gateway_view
 from reconciler.views.identities import NODE, mesh_tls, service_identities, trust_domains, workload_identities
 from reconciler.views.reuse import Reuse, Reuser, ViewBasis
+from reconciler.views.transparent import transparent_reach
 
 __all__ = ["OutboundView", "InboundView", "ProxyView", "proxy_view", "proxy_views", "policy_indexes", "destination_of"]
 
@@ -92,6 +94,8 @@ class ProxyView:
     """Listeners, routes and backends of a builtin gateway (reconciler/views/gateway.py)."""
     shape: ShapeChoice = ShapeChoice("kuma", "the default")
     """Kuma's listener per outbound, or one compact listener for all (reconciler/mesh/shape.py)."""
+    dns: tuple[DnsRecord, ...] = ()
+    """A transparent proxy's DNS records, served to its sidecar on `/dns` (views/transparent.py)."""
 
     @property
     def node_id(self) -> str:
@@ -294,11 +298,12 @@ def proxy_view(
     outbound_kinds = [p.kind for p in plugins() if p.outbound or p.proxy_wide]
     inbound_kinds = [p.kind for p in plugins() if p.inbound or p.proxy_wide]
     alike = _alike(dp, index, outbound_kinds)
-    outbounds = tuple(_shared_outbound_view(model, index, dp, o, outbound_kinds, ids, alike) for o in dp.outbounds)
+    reached, dns = transparent_reach(model, dp)
+    outbounds = tuple(_shared_outbound_view(model, index, dp, o, outbound_kinds, ids, alike) for o in reached)
     inbounds = tuple(InboundView(i, _inbound_confs(dp, i, index, inbound_kinds, proxy_tls is not None)) for i in dp.inbounds)
     confs = _confs_for([p.kind for p in plugins()], lambda k: single_conf(k, dp, index))
-    shape = outbound_shape(dp.labels, len(dp.outbounds), compact_from)
-    return ProxyView(dp, mesh, outbounds, inbounds, confs, proxy_tls, gateway_view(model, index, dp, ids), shape)
+    shape = outbound_shape(dp.labels, len(reached), compact_from, transparent=dp.redirect is not None)
+    return ProxyView(dp, mesh, outbounds, inbounds, confs, proxy_tls, gateway_view(model, index, dp, ids), shape, dns)
 
 
 _ROUTE_KINDS = ("MeshHTTPRoute", "MeshTCPRoute")

@@ -3,7 +3,8 @@
 A sidecar's view is a function of: its Dataplane; its mesh (the Mesh resource, its policies
 with Kuma's defaults, gateways, secrets, MeshIdentities, MeshTrusts, MeshExternalServices, the
 mesh CA, the SPIFFE ids of its services); the Service each outbound targets (with its endpoints);
-its certificate; and serve's --compact-outbounds. When all of those equal what the last build
+its certificate; and serve's --compact-outbounds. A transparent proxy's also depends on its
+mesh's virtual outbounds and DNS records (views/transparent.py). When all of those equal what the last build
 saw, its last view is the answer and building it again would give an equal one — at 10,000
 proxies that is most of the cost of a commit that changes one file.
 
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.ca.provider import MeshTls, ProxyTls
-from reconciler.mesh.model import Dataplane, MeshModel, Service
+from reconciler.mesh.model import Dataplane, MeshModel, Outbound, Service
+from reconciler.views.transparent import transparent_dns, transparent_outbounds
 
 __all__ = ["ViewBasis", "Reuse", "Reuser"]
 
@@ -69,7 +71,14 @@ class _Reuser:
             return None
         if old.tls != proxy_tls or not (old.dataplane is dp or old.dataplane == dp):
             return None
-        for o in dp.outbounds:
+        outbounds: tuple[Outbound, ...] = dp.outbounds
+        if dp.redirect is not None:
+            # A transparent proxy's outbounds also come from its mesh's VIPs, and its DNS records
+            # from the mesh's names: both are computed again (cheap next to a view) and compared.
+            outbounds = transparent_outbounds(self.model, dp)
+            if tuple(v.outbound for v in old.outbounds) != outbounds or old.dns != transparent_dns(self.model, dp, outbounds):
+                return None
+        for o in outbounds:
             if not self._service_same(self.last.model.service_for(dp, o), self.model.service_for(dp, o)):
                 return None
         return old

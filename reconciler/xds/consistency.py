@@ -12,6 +12,11 @@ and then it warms forever or answers 503. `problems` lists such dangling referen
   and aggregate clusters name clusters; the bootstrap's static clusters (`ads_cluster`, see
   reconciler/dataplane/bootstrap.py) count as existing.
 
+One dangling reference is Kuma's on purpose and accepted: a transparent proxy's
+`outbound:passthrough:ipv4` (and `:ipv6`) listener names its same-named cluster even when the
+Mesh turns passthrough off and the cluster is not generated; Envoy then closes the connections
+no outbound claims, which is what passthrough off means (xds/generate/transparent.py).
+
 The tests run it on every proxy they generate (tests/support.py `generate_checked`); the
 server does not run it.
 """
@@ -31,6 +36,9 @@ BOOTSTRAP_CLUSTERS = frozenset({"ads_cluster"})
 
 _REFERRING_TYPES = (CLUSTER, LISTENER, ROUTE)
 
+_PASSTHROUGH_OFF = frozenset(f"outbound:passthrough:ipv{family}" for family in (4, 6))
+"""Listeners that may name their own missing cluster (see the module docstring)."""
+
 
 def problems(resources: ProxyResources, *, static_clusters: frozenset[str] = BOOTSTRAP_CLUSTERS) -> list[str]:
     """Every reference from one resource to another that the proxy is not served, as one line each."""
@@ -44,6 +52,8 @@ def problems(resources: ProxyResources, *, static_clusters: frozenset[str] = BOO
             if type_url == CLUSTER:
                 refs.extend(_eds_reference(name, doc))
             for target, ref_name, where in refs:
+                if type_url == LISTENER and target == CLUSTER and name in _PASSTHROUGH_OFF and ref_name == name:
+                    continue
                 if ref_name not in served[target]:
                     out.append(f"{SHORT_NAMES[type_url]} {name!r}: {where} names {SHORT_NAMES[target]} {ref_name!r}, which is not served")
     return out

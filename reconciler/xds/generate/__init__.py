@@ -1,5 +1,7 @@
 """generate(ProxyView) → ProxyResources: the Envoy config of one sidecar, as Kuma builds it in
-Universal mode without transparent proxying. Pure; pieces shared between proxies are memoized.
+Universal mode. Pure; pieces shared between proxies are memoized. A transparent proxy also gets
+Kuma's passthrough listeners and clusters, its inbound and outbound listeners do not bind
+(reconciler/xds/generate/transparent.py), and its sidecar's DNS records (dns.py).
 A proxy in the compact outbound shape gets its outbound listeners folded into one
 (reconciler/xds/generate/compact.py). A MeshProxyPatch selecting the proxy is applied last, on
 the finished resources (reconciler/policies/meshproxypatch/envoy.py): patched resources are new
@@ -25,10 +27,12 @@ from reconciler.views.proxy import ProxyView
 from reconciler.xds.generate import names
 from reconciler.xds.generate.api_listener import outbound_api_listener
 from reconciler.xds.generate.compact import compact_outbound_listeners
+from reconciler.xds.generate.dns import dns_body, with_dns_route
 from reconciler.xds.generate.gateway import gateway_resources
 from reconciler.xds.generate.inbound import inbound_resources
 from reconciler.xds.generate.outbound import outbound_resources
 from reconciler.xds.generate.tls import secrets
+from reconciler.xds.generate.transparent import mesh_allows_passthrough, no_bind, transparent_resources
 from reconciler.xds.resources import CLUSTER, LISTENER, ProxyResources, XdsResource, resource
 
 __all__ = ["generate"]
@@ -41,8 +45,11 @@ def generate(view: ProxyView) -> ProxyResources:
     mesh = view.dataplane.mesh
     mode = view.tls.mode if view.tls is not None else None
     facts = proxy_facts(view)
+    redirect = view.dataplane.redirect if view.gateway is None else None
     for inbound in view.inbounds:
         items.extend(inbound_resources(inbound, mesh, mode, view.tls.trust_domains if view.tls is not None else (), facts))
+    if redirect is not None:
+        items = [no_bind(r) if r.type_url == LISTENER else r for r in items]
     inbound_count = len(items)
     outbound_listeners: list[XdsResource] = []
     for outbound in view.outbounds:
@@ -53,16 +60,26 @@ def generate(view: ProxyView) -> ProxyResources:
             items.append(outbound_api_listener(outbound, mesh, facts))
     if view.shape.shape == "compact":
         outbound_listeners = compact_outbound_listeners(outbound_listeners)
+    if redirect is not None:
+        outbound_listeners = [no_bind(r) for r in outbound_listeners]
     items.extend(outbound_listeners)
+    transparent = list(transparent_resources(redirect, mesh_allows_passthrough(view.mesh.resource.spec))) if redirect is not None else []
+    items.extend(transparent)
     gateway = list(gateway_resources(view.gateway, mesh, view.tls is not None, facts)) if view.gateway is not None else []
     items.extend(gateway)
     items.extend(_proxy_resources(view, facts))
+    if redirect is not None:
+        items = with_dns_route(items, dns_body(view.dns, mesh, view.dataplane.labels))
     if view.tls is not None:
         items.extend(secrets(view.tls))
     patch = view.confs.get(PROXY_PATCH)
     if patch:
         # Kuma's origins: what the inbound, outbound and gateway generators made (secrets are not patched).
-        origins = {id(r): "inbound" for r in items[:inbound_count]} | {id(r): "gateway" for r in gateway}
+        origins = (
+            {id(r): "inbound" for r in items[:inbound_count]}
+            | {id(r): "gateway" for r in gateway}
+            | {id(r): "transparent" for r in transparent}
+        )
         tags = {names.outbound_listener(o.outbound.address, o.outbound.port): o.outbound.tags for o in view.outbounds}
         items, problems = _patched(items, origins, tags, patch, view.node_id)
         return replace(ProxyResources.build(items), problems=tuple(f"MeshProxyPatch: {p}" for p in problems))

@@ -1,0 +1,159 @@
+"""Kuma's TransparentProxyGenerator: the listeners and clusters of a transparent proxy.
+
+iptables in the workload's network namespace sends its outbound TCP to `redirectPortOutbound`
+and the inbound to `redirectPortInbound`. There Envoy listens on 0.0.0.0 (and `::`) with
+`use_original_dst`: it hands each connection to the listener bound to its original
+destination (an outbound at a VIP, an inbound at the Dataplane's address), so those listeners
+take `bind_to_port: false` (Kuma's TransparentProxyingConfigurer). A connection no listener
+claims stays on the passthrough listener:
+
+- outbound: a TCP proxy to `outbound:passthrough:ipv4`, an ORIGINAL_DST cluster (the
+  destination the application asked for). When the Mesh turns passthrough off
+  (`networking.outbound.passthrough: false`) the cluster is not generated, as in Kuma: the TCP
+  proxy then names a cluster Envoy does not have and closes the connection;
+- inbound: a TCP proxy to `inbound:passthrough:ipv4`, ORIGINAL_DST with the upstream source
+  127.0.0.6, so the redirection rules let its connection to the application through;
+- `self_transparentproxy_no_destination_inbound`: Kuma's static cluster without endpoints.
+
+The IPv6 twins (`...:ipv6` on `::`, source `::6`) come with them unless the Dataplane's
+`ipFamilyMode` is `IPv4` (Kuma's EnabledIPv6). Names, fields and order follow Kuma v2.14.3's
+goldens (pkg/xds/generator/testdata/transparent-proxy) with its legacy (non-unified) naming.
+
+The builders of the listeners and clusters use only Envoy's messages, so the MeshPassthrough
+effect can be given the outbound listener to rewrite (`outbound_passthrough_listener`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from google.protobuf import wrappers_pb2
+
+from reconciler.envoy_builders import duration, pack, socket_address
+from reconciler.mesh.transparent import Redirect
+from reconciler.views.transparent import ipv6_enabled
+from reconciler.xds.resources import CLUSTER, LISTENER, XdsResource, resource
+
+__all__ = [
+    "NO_DESTINATION_CLUSTER",
+    "inbound_passthrough_listener",
+    "mesh_allows_passthrough",
+    "no_bind",
+    "outbound_passthrough_listener",
+    "passthrough_cluster",
+    "passthrough_name",
+    "transparent_resources",
+]
+
+NO_DESTINATION_CLUSTER = "self_transparentproxy_no_destination_inbound"
+CONNECT_TIMEOUT = 5.0
+"""Kuma's DefaultTimeout of its generated clusters."""
+
+_ALL = {4: "0.0.0.0", 6: "::"}
+_INBOUND_SOURCE = {4: "127.0.0.6", 6: "::6"}
+
+
+def passthrough_name(direction: str, family: int = 4) -> str:
+    """`outbound:passthrough:ipv4` and its kin: the listener and its cluster share the name."""
+    return f"{direction}:passthrough:ipv{family}"
+
+
+def _stat(name: str) -> str:
+    return name.replace(":", "_")
+
+
+def _tcp_chain(name: str) -> listener_components_pb2.FilterChain:
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=_stat(name), cluster=name)
+    return listener_components_pb2.FilterChain(
+        filters=[listener_components_pb2.Filter(name="envoy.filters.network.tcp_proxy", typed_config=pack(proxy))]
+    )
+
+
+def outbound_passthrough_listener(port: int, family: int = 4) -> listener_pb2.Listener:
+    """The listener iptables sends outbound TCP to: `use_original_dst`, and one default filter
+    chain (a TCP proxy to the same-named ORIGINAL_DST cluster) for what no outbound claims."""
+    name = passthrough_name("outbound", family)
+    return listener_pb2.Listener(
+        name=name,
+        address=socket_address(_ALL[family], port),
+        filter_chains=[_tcp_chain(name)],
+        use_original_dst=wrappers_pb2.BoolValue(value=True),
+        traffic_direction=base_pb2.OUTBOUND,
+    )
+
+
+def inbound_passthrough_listener(port: int, family: int = 4) -> listener_pb2.Listener:
+    """The listener iptables sends inbound TCP to; what no inbound listener claims goes on to
+    the original destination (Kuma without strict inbound ports)."""
+    name = passthrough_name("inbound", family)
+    return listener_pb2.Listener(
+        name=name,
+        address=socket_address(_ALL[family], port),
+        filter_chains=[_tcp_chain(name)],
+        use_original_dst=wrappers_pb2.BoolValue(value=True),
+        traffic_direction=base_pb2.INBOUND,
+        enable_reuse_port=wrappers_pb2.BoolValue(value=False),
+    )
+
+
+def passthrough_cluster(direction: str, family: int = 4) -> cluster_pb2.Cluster:
+    """An ORIGINAL_DST cluster; the inbound one connects from 127.0.0.6 (`::6`)."""
+    name = passthrough_name(direction, family)
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        alt_stat_name=_stat(name),
+        type=cluster_pb2.Cluster.ORIGINAL_DST,
+        lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED,
+        connect_timeout=duration(CONNECT_TIMEOUT),
+    )
+    if direction == "inbound":
+        cluster.upstream_bind_config.CopyFrom(
+            address_pb2.BindConfig(source_address=address_pb2.SocketAddress(address=_INBOUND_SOURCE[family], port_value=0))
+        )
+    return cluster
+
+
+def _no_destination_cluster() -> cluster_pb2.Cluster:
+    return cluster_pb2.Cluster(
+        name=NO_DESTINATION_CLUSTER,
+        alt_stat_name=NO_DESTINATION_CLUSTER,
+        type=cluster_pb2.Cluster.STATIC,
+        connect_timeout=duration(CONNECT_TIMEOUT),
+    )
+
+
+def mesh_allows_passthrough(mesh_spec: Mapping[str, Any] | None) -> bool:
+    """The Mesh's `networking.outbound.passthrough`, true when unset (Kuma's IsPassthrough)."""
+    outbound = ((mesh_spec or {}).get("networking") or {}).get("outbound") or {}
+    return outbound.get("passthrough") is not False
+
+
+@lru_cache(maxsize=1024)
+def transparent_resources(redirect: Redirect, passthrough: bool) -> tuple[XdsResource, ...]:
+    """Every resource the transparent-proxy generator adds for this redirection (shared by
+    every proxy with the same ports, family mode and Mesh passthrough)."""
+    families = (4, 6) if ipv6_enabled(redirect) else (4,)
+    out = [resource(CLUSTER, NO_DESTINATION_CLUSTER, _no_destination_cluster())]
+    for family in families:
+        out.append(resource(LISTENER, passthrough_name("outbound", family), outbound_passthrough_listener(redirect.outbound_port, family)))
+        if passthrough:
+            out.append(resource(CLUSTER, passthrough_name("outbound", family), passthrough_cluster("outbound", family)))
+        out.append(resource(LISTENER, passthrough_name("inbound", family), inbound_passthrough_listener(redirect.inbound_port, family)))
+        out.append(resource(CLUSTER, passthrough_name("inbound", family), passthrough_cluster("inbound", family)))
+    return tuple(out)
+
+
+@lru_cache(maxsize=65536)
+def no_bind(listener: XdsResource) -> XdsResource:
+    """The listener with `bind_to_port: false`: the passthrough listener hands it its connections.
+    A new resource: the listener given may be shared with proxies that bind."""
+    message = listener.message()
+    assert isinstance(message, listener_pb2.Listener)
+    message.bind_to_port.CopyFrom(wrappers_pb2.BoolValue(value=False))
+    return resource(LISTENER, listener.name, message, by_name_only=listener.by_name_only)
