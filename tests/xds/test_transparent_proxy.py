@@ -252,3 +252,14 @@ def test_a_transparent_proxys_view_is_built_again_when_its_meshs_virtual_outboun
     assert _addresses(changed["default.web-1"]) == [("240.0.0.1", 80)]
     renamed = replace(fewer, dns={"default": (DnsRecord("backend.other", ("240.0.0.1",)),)})
     assert [r.name for r in proxy_views(renamed, reuse=reuse)["default.web-1"].dns] == ["backend.other"]
+
+
+def test_a_meshproxypatch_finds_the_passthrough_listeners_by_kumas_origin() -> None:
+    patch = (
+        "type: MeshProxyPatch\nmesh: default\nname: tp\nspec:\n  targetRef:\n    kind: Mesh\n  default:\n    appendModifications:\n"
+        "      - listener:\n          operation: Patch\n          match:\n            origin: transparent\n"
+        "          value: |\n            perConnectionBufferLimitBytes: 1024\n"
+    )
+    _, resources = _generated(_web("ipFamilyMode: IPv4"), patch)
+    patched = {n for n, r in resources.of(LISTENER).items() if r.to_dict().get("perConnectionBufferLimitBytes") == 1024}
+    assert patched == {"outbound:passthrough:ipv4", "inbound:passthrough:ipv4"}

@@ -134,17 +134,20 @@ def mesh_allows_passthrough(mesh_spec: Mapping[str, Any] | None) -> bool:
     return outbound.get("passthrough") is not False
 
 
-@lru_cache(maxsize=1024)
 def transparent_resources(redirect: Redirect, passthrough: bool) -> tuple[XdsResource, ...]:
-    """Every resource the transparent-proxy generator adds for this redirection (shared by
-    every proxy with the same ports, family mode and Mesh passthrough)."""
-    families = (4, 6) if ipv6_enabled(redirect) else (4,)
+    """Every resource the transparent-proxy generator adds for this redirection."""
+    return _transparent_resources(redirect.outbound_port, redirect.inbound_port, ipv6_enabled(redirect), passthrough)
+
+
+@lru_cache(maxsize=1024)
+def _transparent_resources(outbound_port: int, inbound_port: int, ipv6: bool, passthrough: bool) -> tuple[XdsResource, ...]:
+    """Shared by every proxy with the same ports, IP families and Mesh passthrough."""
     out = [resource(CLUSTER, NO_DESTINATION_CLUSTER, _no_destination_cluster())]
-    for family in families:
-        out.append(resource(LISTENER, passthrough_name("outbound", family), outbound_passthrough_listener(redirect.outbound_port, family)))
+    for family in (4, 6) if ipv6 else (4,):
+        out.append(resource(LISTENER, passthrough_name("outbound", family), outbound_passthrough_listener(outbound_port, family)))
         if passthrough:
             out.append(resource(CLUSTER, passthrough_name("outbound", family), passthrough_cluster("outbound", family)))
-        out.append(resource(LISTENER, passthrough_name("inbound", family), inbound_passthrough_listener(redirect.inbound_port, family)))
+        out.append(resource(LISTENER, passthrough_name("inbound", family), inbound_passthrough_listener(inbound_port, family)))
         out.append(resource(CLUSTER, passthrough_name("inbound", family), passthrough_cluster("inbound", family)))
     return tuple(out)
 
