@@ -20,6 +20,7 @@ drops the declared ones of a transparent proxy instead: docs/networking.md says 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from ipaddress import IPv4Address, ip_address
 
 from reconciler.mesh.model import Dataplane, MeshModel, Outbound
@@ -79,12 +80,14 @@ def _mesh_services_mode(model: MeshModel, mesh: str) -> str:
 
 def _selected_backends(model: MeshModel, dp: Dataplane, tp: Redirect, virtual: Iterable[Outbound]) -> Selected | None:
     """Kuma's GetReachableBackends: None when every backend is reachable, else the selected ones."""
+    declared: list[BackendRef] = [(k, n, p, {}) for k, n, p in (o.backend_ref for o in dp.outbounds if o.backend_ref is not None)]
+    if not declared and tp.reachable_backends is None:
+        return None  # the common case, answered without looking at the mesh's resources
     ports: dict[tuple[str, str], set[int]] = {}
     for o in virtual:
         if o.backend_ref is not None:
             ports.setdefault(o.backend_ref[:2], set()).add(o.backend_ref[2])
-    labels = _labels_by_backend(model, dp.mesh)
-    declared: list[BackendRef] = [(k, n, p, {}) for k, n, p in (o.backend_ref for o in dp.outbounds if o.backend_ref is not None)]
+    labels = _labels_by_backend(model, dp.mesh) if any(ref[3] for ref in tp.reachable_backends or ()) else {}
     out = _resolve(declared, ports, labels)
     if out:
         return out
@@ -147,15 +150,16 @@ def transparent_dns(model: MeshModel, dp: Dataplane, outbounds: Iterable[Outboun
         return ()
     addresses = {o.address for o in outbounds}
     v6 = ipv6_enabled(tp)
-    out: list[DnsRecord] = []
-    for record in records:
-        if not any(ip in addresses for ip in record.ips):
-            continue
-        ips = list(record.ips)
-        if v6:
-            ips += [m for m in (to_v6(ip) for ip in record.ips) if m not in ips]
-        out.append(DnsRecord(record.name, tuple(ips)))
+    out = [_with_v6(record) if v6 else record for record in records if any(ip in addresses for ip in record.ips)]
     return tuple(sorted(out, key=lambda r: r.name))
+
+
+@lru_cache(maxsize=65536)
+def _with_v6(record: DnsRecord) -> DnsRecord:
+    """The record answering also with each IPv4 VIP's IPv6 form (computed once per record, not per proxy)."""
+    ips = list(record.ips)
+    ips += [m for m in (to_v6(ip) for ip in record.ips) if m not in ips]
+    return DnsRecord(record.name, tuple(ips))
 
 
 def transparent_reach(model: MeshModel, dp: Dataplane) -> tuple[tuple[Outbound, ...], tuple[DnsRecord, ...]]:

@@ -14,6 +14,7 @@ before the policy plugins).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
@@ -74,5 +75,11 @@ def with_dns_route(items: list[XdsResource], body: str) -> list[XdsResource]:
             routes += [(path, text) for path, text in _served(existing) if path != DNS_PATH]
         else:
             out.append(r)
-    out.append(resource(LISTENER, LISTENER_NAME, dynamic_config_listener(routes)))
+    out.append(_listener(tuple(routes)))
     return out
+
+
+@lru_cache(maxsize=4096)
+def _listener(routes: tuple[tuple[str, str], ...]) -> XdsResource:
+    """Proxies with the same documents share one listener (most of a mesh's proxies reach the same VIPs)."""
+    return resource(LISTENER, LISTENER_NAME, dynamic_config_listener(routes))
