@@ -162,7 +162,7 @@ _SAME_LISTENER = {
     for v in (4, 6)
 }
 """Kuma's legacy and unified names of its transparent-proxy listeners: a patch naming either
-matches both (this control plane generates neither, but a patch may add one)."""
+matches both (this control plane generates the legacy names, xds/generate/transparent.py)."""
 
 
 def _listener_name_is(wanted: Any, actual: str) -> bool:

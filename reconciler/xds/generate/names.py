@@ -10,6 +10,7 @@ dashboards written for Kuma find the same names. See docs/xds.md.
 | outbound route configuration  | `outbound:<service>` (inline)          |
 | outbound cluster, endpoints   | `<service>` (MeshService: `<mesh>_<name>___msvc_<port>`) |
 | gRPC API listener             | `<service>`                            |
+| passthrough listener, cluster | `outbound:passthrough:ipv4`, `inbound:passthrough:ipv4` (and `ipv6`); transparent.py |
 """
 
 from __future__ import annotations
