@@ -263,3 +263,12 @@ def test_a_meshproxypatch_finds_the_passthrough_listeners_by_kumas_origin() -> N
     _, resources = _generated(_web("ipFamilyMode: IPv4"), patch)
     patched = {n for n, r in resources.of(LISTENER).items() if r.to_dict().get("perConnectionBufferLimitBytes") == 1024}
     assert patched == {"outbound:passthrough:ipv4", "inbound:passthrough:ipv4"}
+
+
+def test_declared_backend_ref_outbounds_select_the_backends_as_in_kuma() -> None:
+    declared = _web().replace(
+        "  transparentProxying:",
+        "  outbound:\n    - port: 10005\n      backendRef:\n        kind: MeshService\n        name: api\n        port: 8080\n  transparentProxying:",
+    )
+    view = _view(_model(API, declared))
+    assert _addresses(view) == [("127.0.0.1", 10005), ("240.0.0.1", 80), ("240.0.0.2", 80), ("240.0.0.3", 8080)]
