@@ -77,7 +77,7 @@ def test_no_policy_changes_nothing_and_inputs_stay_as_given() -> None:
     conf = {"appendMatch": [{"type": "IP", "value": "10.0.0.1", "port": 80, "protocol": "tcp"}]}
     done = configure_passthrough(conf, True, ipv4)
     assert to_json(ipv4) == before, "the generator's listener is not changed in place"
-    assert [c.name for c in done.ipv4.filter_chains] == ["meshpassthrough_tcp_10.0.0.1_80"]  # type: ignore[union-attr]
+    assert [c.name for c in done.ipv4.filter_chains] == ["meshpassthrough_tcp_10.0.0.1_80"]
 
 
 def test_matched_without_matches_refuses_everything() -> None:
@@ -103,6 +103,6 @@ def test_http2_and_grpc_clusters_speak_http2_and_ipv6_proxies_trust_loopback_v6(
         "meshpassthrough_http2_h2.example.com_9000": ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"],
         "meshpassthrough_http_10.0.0.9_80": [],
     }
-    internal = compact(_plain(to_json(done.ipv4)))["chains"][0]["http"]["internal"]  # type: ignore[arg-type]
+    internal = compact(_plain(to_json(done.ipv4)))["chains"][0]["http"]["internal"]
     assert internal == ["127.0.0.1/32", "::1/128"]
-    assert [c.name for c in done.ipv6.filter_chains] == ["meshpassthrough_http2_9000"]  # type: ignore[union-attr]
+    assert [c.name for c in done.ipv6.filter_chains] == ["meshpassthrough_http2_9000"]
