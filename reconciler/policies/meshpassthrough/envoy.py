@@ -58,6 +58,7 @@ __all__ = [
     "KIND",
     "Passthrough",
     "configure_passthrough",
+    "mesh_passthrough",
     "passthrough_cluster",
     "cluster_name",
     "filter_chain_name",
@@ -120,6 +121,14 @@ def passthrough_cluster(name: str, protocol: str = "tcp") -> cluster_pb2.Cluster
         for key, value in upstream_protocol_options(protocol).items():
             out.typed_extension_protocol_options[key].CopyFrom(value)
     return out
+
+
+def mesh_passthrough(mesh_spec: Mapping[str, Any] | None) -> bool:
+    """Kuma's Mesh.IsPassthrough: the Mesh's `networking.outbound.passthrough`, true when unset
+    (`ProxyView.mesh.resource.spec`)."""
+    outbound = ((mesh_spec or {}).get("networking") or {}).get("outbound") or {}
+    value = outbound.get("passthrough") if isinstance(outbound, Mapping) else None
+    return value is not False
 
 
 def configure_passthrough(

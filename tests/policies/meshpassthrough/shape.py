@@ -38,7 +38,7 @@ def _compact_chain(chain: dict[str, Any]) -> dict[str, Any]:
     if config["@type"] == _TCP:
         out["tcp"] = {"cluster": config["cluster"], "stat": config["statPrefix"]}
         return out
-    hosts = []
+    hosts: list[Any] = []
     for host in config["routeConfig"]["virtualHosts"]:
         if host["name"] == "no_match":
             hosts.append("no_match")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from envoy.config.cluster.v3 import cluster_pb2
 
-from reconciler.policies.meshpassthrough.envoy import IPV4, IPV6, configure_passthrough
+from reconciler.policies.meshpassthrough.envoy import IPV4, IPV6, configure_passthrough, mesh_passthrough
 from reconciler.policies.meshpassthrough.order import ordered_matchers
 from reconciler.policies.meshproxypatch.envoyjson import to_json
 from tests.policies.meshpassthrough.cases import CASES, catch_all_listener, run
@@ -77,6 +77,7 @@ def test_no_policy_changes_nothing_and_inputs_stay_as_given() -> None:
     conf = {"appendMatch": [{"type": "IP", "value": "10.0.0.1", "port": 80, "protocol": "tcp"}]}
     done = configure_passthrough(conf, True, ipv4)
     assert to_json(ipv4) == before, "the generator's listener is not changed in place"
+    assert done.ipv4 is not None
     assert [c.name for c in done.ipv4.filter_chains] == ["meshpassthrough_tcp_10.0.0.1_80"]
 
 
@@ -105,4 +106,11 @@ def test_http2_and_grpc_clusters_speak_http2_and_ipv6_proxies_trust_loopback_v6(
     }
     internal = compact(_plain(to_json(done.ipv4)))["chains"][0]["http"]["internal"]
     assert internal == ["127.0.0.1/32", "::1/128"]
+    assert done.ipv6 is not None
     assert [c.name for c in done.ipv6.filter_chains] == ["meshpassthrough_http2_9000"]
+
+
+def test_the_mesh_allows_passthrough_unless_it_says_false() -> None:
+    assert mesh_passthrough(None) and mesh_passthrough({}) and mesh_passthrough({"networking": {"outbound": {}}})
+    assert mesh_passthrough({"networking": {"outbound": {"passthrough": True}}})
+    assert not mesh_passthrough({"networking": {"outbound": {"passthrough": False}}})
