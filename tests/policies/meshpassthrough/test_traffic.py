@@ -31,10 +31,12 @@ from reconciler.policies.meshpassthrough.envoy import IPV4, NO_MATCH_MESSAGE, co
 from reconciler.policies.meshproxypatch.envoyjson import to_json
 from tests.e2e.harness import wait_until
 from tests.policies.meshpassthrough.cases import catch_all_listener
+from tests.support import self_signed_ec_ca
 
 SUBNET = "10.231.7"
 CLIENT_IP, SERVER_IP = f"{SUBNET}.1", f"{SUBNET}.2"
 SERVER_PORTS = (8080, 8081, 8082)
+TLS_PORT = 8443
 NOBODY = 65534
 REDIRECT_PORT = 15001
 ADMIN_PORT = 9901  # inside the client namespace: nothing else listens there
@@ -50,6 +52,38 @@ servers = [http.server.ThreadingHTTPServer((sys.argv[1], int(p)), H) for p in sy
 for s in servers[1:]: threading.Thread(target=s.serve_forever, daemon=True).start()
 print("ready", flush=True)
 servers[0].serve_forever()
+"""
+
+_TLS_SERVER = """
+import socket, ssl, sys, threading
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+listener = socket.create_server((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+def serve(conn):
+    try:
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(16)
+            tls.sendall(b"tls server")
+    except Exception:
+        pass
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+_TLS_CLIENT = """
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as raw:
+        with ctx.wrap_socket(raw, server_hostname=sys.argv[3]) as tls:
+            tls.sendall(b"hello")
+            print("ok", tls.recv(100).decode(), sep="\\n", end="")
+except Exception as e:
+    print("refused", type(e).__name__, sep="\\n", end="")
 """
 
 _CLIENT = """
@@ -129,10 +163,15 @@ def _process(args: list[str], ready: str | None = None) -> Iterator[subprocess.P
 
 
 @pytest.fixture(scope="module")
-def network() -> Iterator[tuple[str, str]]:
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    cert, key = self_signed_ec_ca("external.test")
+    folder = tmp_path_factory.mktemp("tls-server")
+    (folder / "cert.pem").write_bytes(cert)
+    (folder / "key.pem").write_bytes(key)
     with _namespaces() as (client, server):
         server_args = ["ip", "netns", "exec", server, sys.executable, "-c", _SERVER, SERVER_IP, *map(str, SERVER_PORTS)]
-        with _process(server_args, ready="ready"):
+        tls_args = ["ip", "netns", "exec", server, sys.executable, "-c", _TLS_SERVER, SERVER_IP, str(TLS_PORT)]
+        with _process(server_args, ready="ready"), _process([*tls_args, str(folder / "cert.pem"), str(folder / "key.pem")], ready="ready"):
             yield client, server
 
 
@@ -141,6 +180,11 @@ def _get(client: str, port: int, host: str = "") -> tuple[str, str]:
     done = subprocess.run(args, capture_output=True, text=True, timeout=20, check=True)
     status, _, body = done.stdout.partition("\n")
     return status, body
+
+
+def _tls(client: str, server_name: str) -> str:
+    args = ["ip", "netns", "exec", client, sys.executable, "-c", _TLS_CLIENT, SERVER_IP, str(TLS_PORT), server_name]
+    return subprocess.run(args, capture_output=True, text=True, timeout=20, check=True).stdout.split("\n")[0]
 
 
 @contextmanager
@@ -181,6 +225,7 @@ def test_without_a_policy_the_mesh_passthrough_lets_everything_out(network: tupl
     client, _ = network
     with _sidecar(client, None, mesh_passthrough=True):
         assert _get(client, 8082) == ("200", f"server 8082 host {SERVER_IP}:8082")
+        assert _tls(client, "api.other.test") == "ok"
 
 
 def test_passthrough_off_only_listed_destinations_leave(network: tuple[str, str]) -> None:
@@ -190,6 +235,7 @@ def test_passthrough_off_only_listed_destinations_leave(network: tuple[str, str]
         "appendMatch": [
             {"type": "IP", "value": SERVER_IP, "port": 8080, "protocol": "tcp"},
             {"type": "Domain", "value": "allowed.test", "port": 8081, "protocol": "http"},
+            {"type": "Domain", "value": "*.allowed.test", "port": TLS_PORT, "protocol": "tls"},
         ],
     }
     with _sidecar(client, conf, mesh_passthrough=False):
@@ -202,6 +248,9 @@ def test_passthrough_off_only_listed_destinations_leave(network: tuple[str, str]
         started = time.monotonic()
         assert _get(client, 8082)[0] == "refused"
         assert time.monotonic() - started < 10
+        # TLS by SNI: a name the wildcard covers leaves, another name on the same port does not.
+        assert _tls(client, "api.allowed.test") == "ok"
+        assert _tls(client, "api.other.test") == "refused"
 
 
 def test_passthrough_mode_all_reopens_a_closed_mesh(network: tuple[str, str]) -> None:
