@@ -15,6 +15,7 @@ from reconciler.policies.meshfaultinjection import envoy as meshfaultinjection
 from reconciler.policies.meshhealthcheck import envoy as meshhealthcheck
 from reconciler.policies.meshloadbalancingstrategy import envoy as meshloadbalancingstrategy
 from reconciler.policies.meshmetric import envoy as meshmetric
+from reconciler.policies.meshpassthrough import envoy as meshpassthrough
 from reconciler.policies.meshproxypatch import envoy as meshproxypatch
 from reconciler.policies.meshratelimit import envoy as meshratelimit
 from reconciler.policies.meshretry import envoy as meshretry
@@ -42,6 +43,7 @@ _BY_KIND: dict[str, Plugin] = {
         meshtrace.PLUGIN,
         meshmetric.PLUGIN,
         meshaccesslog.PLUGIN,
+        meshpassthrough.PLUGIN,
     )
 }
 
