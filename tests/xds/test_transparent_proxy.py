@@ -272,3 +272,39 @@ def test_declared_backend_ref_outbounds_select_the_backends_as_in_kuma() -> None
     )
     view = _view(_model(API, declared))
     assert _addresses(view) == [("127.0.0.1", 10005), ("240.0.0.1", 80), ("240.0.0.2", 80), ("240.0.0.3", 8080)]
+
+
+PASSTHROUGH_OFF = "type: Mesh\nname: default\nnetworking:\n  outbound:\n    passthrough: false\n"
+LET_OUT = """\
+type: MeshPassthrough
+mesh: default
+name: let-out
+spec:
+  targetRef:
+    kind: Mesh
+  default:
+    passthroughMode: Matched
+    appendMatch:
+      - type: IP
+        value: 10.250.0.9
+        port: 8080
+        protocol: tcp
+"""
+
+
+def test_a_meshpassthrough_rewrites_the_outbound_passthrough_listener_of_a_transparent_proxy() -> None:
+    _, resources = _generated(_web(), LET_OUT, mesh=PASSTHROUGH_OFF)
+    listener = resources.of(LISTENER)["outbound:passthrough:ipv4"].message()
+    matched = [c for c in listener.filter_chains if c.filter_chain_match.destination_port.value == 8080]
+    assert [r.address_prefix for r in matched[0].filter_chain_match.prefix_ranges] == ["10.250.0.9"]
+    assert "meshpassthrough_tcp_10.250.0.9_8080" in resources.of(CLUSTER)
+    # What the policy does not list has no way out: the catch-all passthrough cluster is not served.
+    assert "outbound:passthrough:ipv4" not in resources.of(CLUSTER)
+    # The inbound side is untouched.
+    assert "inbound:passthrough:ipv4" in resources.of(CLUSTER)
+
+
+def test_mode_all_reopens_a_passthrough_off_mesh_for_the_proxies_it_selects() -> None:
+    policy = LET_OUT.replace("passthroughMode: Matched", "passthroughMode: All").split("    appendMatch:")[0]
+    _, resources = _generated(_web(), policy, mesh=PASSTHROUGH_OFF)
+    assert "outbound:passthrough:ipv4" in resources.of(CLUSTER)

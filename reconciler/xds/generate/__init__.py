@@ -20,6 +20,7 @@ from reconciler.frozen import freeze
 from reconciler.mesh.model import HTTP_PROTOCOLS
 from reconciler.model import Resource
 from reconciler.policies.core.plugin import OtelBackend, ProxyFacts
+from reconciler.policies.meshpassthrough.envoy import KIND as PASSTHROUGH
 from reconciler.policies.meshproxypatch.envoy import KIND as PROXY_PATCH
 from reconciler.policies.meshproxypatch.envoy import Generated, apply_modifications
 from reconciler.policies.plugins import plugins
@@ -32,7 +33,7 @@ from reconciler.xds.generate.gateway import gateway_resources
 from reconciler.xds.generate.inbound import inbound_resources
 from reconciler.xds.generate.outbound import outbound_resources
 from reconciler.xds.generate.tls import secrets
-from reconciler.xds.generate.transparent import mesh_allows_passthrough, no_bind, transparent_resources
+from reconciler.xds.generate.transparent import no_bind, transparent_resources
 from reconciler.xds.resources import CLUSTER, LISTENER, ProxyResources, XdsResource, resource
 
 __all__ = ["generate"]
@@ -63,7 +64,9 @@ def generate(view: ProxyView) -> ProxyResources:
     if redirect is not None:
         outbound_listeners = [no_bind(r) for r in outbound_listeners]
     items.extend(outbound_listeners)
-    transparent = list(transparent_resources(redirect, mesh_allows_passthrough(view.mesh.resource.spec))) if redirect is not None else []
+    transparent = (
+        list(transparent_resources(redirect, view.mesh.resource.spec, view.confs.get(PASSTHROUGH))) if redirect is not None else []
+    )
     items.extend(transparent)
     gateway = list(gateway_resources(view.gateway, mesh, view.tls is not None, facts)) if view.gateway is not None else []
     items.extend(gateway)

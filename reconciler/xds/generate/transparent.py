@@ -25,6 +25,7 @@ effect can be given the outbound listener to rewrite (`outbound_passthrough_list
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -36,20 +37,24 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import wrappers_pb2
 
 from reconciler.envoy_builders import duration, pack, socket_address
+from reconciler.frozen import freeze
 from reconciler.mesh.transparent import Redirect
+from reconciler.policies.meshpassthrough.envoy import configure_passthrough, mesh_passthrough
+from reconciler.policies.meshpassthrough.envoy import passthrough_cluster as original_dst_cluster
 from reconciler.views.transparent import ipv6_enabled
 from reconciler.xds.resources import CLUSTER, LISTENER, XdsResource, resource
 
 __all__ = [
     "NO_DESTINATION_CLUSTER",
     "inbound_passthrough_listener",
-    "mesh_allows_passthrough",
     "no_bind",
     "outbound_passthrough_listener",
     "passthrough_cluster",
     "passthrough_name",
     "transparent_resources",
 ]
+
+log = logging.getLogger(__name__)
 
 NO_DESTINATION_CLUSTER = "self_transparentproxy_no_destination_inbound"
 CONNECT_TIMEOUT = 5.0
@@ -104,14 +109,7 @@ def inbound_passthrough_listener(port: int, family: int = 4) -> listener_pb2.Lis
 
 def passthrough_cluster(direction: str, family: int = 4) -> cluster_pb2.Cluster:
     """An ORIGINAL_DST cluster; the inbound one connects from 127.0.0.6 (`::6`)."""
-    name = passthrough_name(direction, family)
-    cluster = cluster_pb2.Cluster(
-        name=name,
-        alt_stat_name=_stat(name),
-        type=cluster_pb2.Cluster.ORIGINAL_DST,
-        lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED,
-        connect_timeout=duration(CONNECT_TIMEOUT),
-    )
+    cluster = original_dst_cluster(passthrough_name(direction, family))
     if direction == "inbound":
         cluster.upstream_bind_config.CopyFrom(
             address_pb2.BindConfig(source_address=address_pb2.SocketAddress(address=_INBOUND_SOURCE[family], port_value=0))
@@ -128,15 +126,40 @@ def _no_destination_cluster() -> cluster_pb2.Cluster:
     )
 
 
-def mesh_allows_passthrough(mesh_spec: Mapping[str, Any] | None) -> bool:
-    """The Mesh's `networking.outbound.passthrough`, true when unset (Kuma's IsPassthrough)."""
-    outbound = ((mesh_spec or {}).get("networking") or {}).get("outbound") or {}
-    return outbound.get("passthrough") is not False
+def transparent_resources(
+    redirect: Redirect, mesh_spec: Mapping[str, Any] | None, conf: Mapping[str, Any] | None
+) -> tuple[XdsResource, ...]:
+    """Every resource the transparent-proxy generator adds for this redirection, with the
+    proxy's MeshPassthrough `conf` (None: no MeshPassthrough selects it) applied to the
+    outbound passthrough listeners and clusters."""
+    ipv6 = ipv6_enabled(redirect)
+    passthrough = mesh_passthrough(mesh_spec)
+    base = _transparent_resources(redirect.outbound_port, redirect.inbound_port, ipv6, passthrough)
+    return base if conf is None else _with_mesh_passthrough(base, freeze(conf), passthrough, ipv6)
 
 
-def transparent_resources(redirect: Redirect, passthrough: bool) -> tuple[XdsResource, ...]:
-    """Every resource the transparent-proxy generator adds for this redirection."""
-    return _transparent_resources(redirect.outbound_port, redirect.inbound_port, ipv6_enabled(redirect), passthrough)
+_OUTBOUND = "outbound:passthrough:"
+
+
+@lru_cache(maxsize=256)
+def _with_mesh_passthrough(
+    base: tuple[XdsResource, ...], conf: Mapping[str, Any], passthrough: bool, ipv6: bool
+) -> tuple[XdsResource, ...]:
+    """`base` with MeshPassthrough's listeners and clusters in place of the outbound passthrough
+    ones (reconciler/policies/meshpassthrough/envoy.py). Shared by the proxies with one conf."""
+    listeners = {r.name: r.message() for r in base if r.type_url == LISTENER and r.name.startswith(_OUTBOUND)}
+    clusters = [r.message() for r in base if r.type_url == CLUSTER and r.name.startswith(_OUTBOUND)]
+    kept = [r for r in base if not r.name.startswith(_OUTBOUND)]
+    v4, v6 = listeners.get(passthrough_name("outbound", 4)), listeners.get(passthrough_name("outbound", 6))
+    try:
+        done = configure_passthrough(conf, passthrough, v4, v6, clusters, ipv6_enabled=ipv6)
+    except ValueError as e:
+        # Kuma fails such a proxy's config; here nothing leaves the mesh until the policies agree.
+        log.warning("MeshPassthrough: %s; no traffic leaves the mesh from this proxy", e)
+        return (*kept, *(resource(LISTENER, name, message) for name, message in listeners.items()))
+    made = [resource(LISTENER, m.name, m) for m in (done.ipv4, done.ipv6) if m is not None]
+    made += [resource(CLUSTER, c.name, c) for c in done.clusters]
+    return (*kept, *made)
 
 
 @lru_cache(maxsize=1024)
