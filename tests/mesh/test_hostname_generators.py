@@ -15,7 +15,7 @@ def generator(name: str, template: str, selector: str = "meshService", labels: s
 
 
 def service(name: str, labels: str = "", kind: str = "MeshService", mesh: str = "default") -> str:
-    spec = "  match: {type: HostnameGenerator, port: 443, protocol: tls}\n  endpoints: [{address: a.example, port: 443}]\n"
+    spec = "  match: {type: HostnameGenerator, port: 443, protocol: tcp}\n  endpoints: [{address: a.example, port: 443}]\n"
     if kind != "MeshExternalService":
         spec = "  ports: [{port: 80, appProtocol: http}]\n"
     label_text = f"labels: {{{labels}}}\n" if labels else ""

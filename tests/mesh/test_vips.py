@@ -44,7 +44,7 @@ type: MeshExternalService
 mesh: default
 name: httpbin
 spec:
-  match: {type: HostnameGenerator, port: 443, protocol: tls}
+  match: {type: HostnameGenerator, port: 443, protocol: tcp}
   endpoints: [{address: httpbin.org, port: 443}]
 ---
 type: MeshMultiZoneService
