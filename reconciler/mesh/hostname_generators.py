@@ -164,8 +164,28 @@ def _parsed(template: str) -> Template:
     return found
 
 
+_RENDERED: dict[tuple[str, str, str, str, Mapping[str, str], str], str | ValueError] = {}
+"""Renderings before, by everything they read: a commit renders again only what it changed."""
+
+
 def render_hostname(template: str, resource: Resource, zone: str = LOCAL_ZONE) -> str:
     """Kuma's EvaluateTemplate for one resource; raises ValueError with Kuma's message when it fails."""
+    key = (template, resource.type, resource.mesh, resource.name, resource.labels, zone)
+    found = _RENDERED.get(key)
+    if found is None:
+        try:
+            found = _render(template, resource, zone)
+        except ValueError as e:
+            found = e
+        if len(_RENDERED) > 65536:
+            _RENDERED.clear()
+        _RENDERED[key] = found
+    if isinstance(found, ValueError):
+        raise ValueError(str(found))
+    return found
+
+
+def _render(template: str, resource: Resource, zone: str) -> str:
     labels = computed_labels(resource, zone)
 
     def label(key: object) -> str:
