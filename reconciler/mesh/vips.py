@@ -21,7 +21,9 @@ taken in sorted order, the range's network and broadcast addresses are never use
 `kuma.io/service` range skips the three /8 ranges of the MeshService family (Kuma's
 sequential allocation never reaches them; a hash would). Every VIP a `previous` allocation
 gives (`serve` keeps it in its state directory as vips.json) is kept first, so a VIP never
-moves while its entry exists, whatever is added around it.
+moves while its entry exists, whatever is added around it. A VIP written in a MeshService's
+(MeshExternalService's, MeshMultiZoneService's) `status` in git, as Kuma exports it, is kept
+before either.
 """
 
 from __future__ import annotations
@@ -206,6 +208,18 @@ def _ports(resource: Resource) -> list[int]:
     return [int(p.get("port") or 0) for p in resource.spec.get("ports") or () if isinstance(p, Mapping)]
 
 
+def _written_vips(family: Iterable[Resource]) -> dict[tuple[str, str], str]:
+    """VIPs a `status` committed to git already gives (a resource exported from Kuma keeps its
+    address, as Kuma's allocator keeps a resource's VIPs); they win over `previous`."""
+    out: dict[tuple[str, str], str] = {}
+    for r in family:
+        status = r.status or {}
+        vip = status.get("vip") if r.type == "MeshExternalService" else next(iter(status.get("vips") or ()), None)
+        if isinstance(vip, Mapping) and isinstance(vip.get("ip"), str):
+            out[(r.mesh, f"{r.type}:{r.name}")] = vip["ip"]
+    return out
+
+
 def _exclusive(mesh: Resource) -> bool:
     services = mesh.spec.get("meshServices")
     return isinstance(services, Mapping) and services.get("mode") == "Exclusive"
@@ -234,7 +248,7 @@ def mesh_addresses(
     family = sorted((r for r in resources if r.type in ADDRESS_KINDS and r.mesh in meshes), key=lambda r: (r.type, r.name))
     entries = [(mesh, service_entry(s)) for mesh, names in services.items() for s in names]
     entries += [(r.mesh, f"{r.type}:{r.name}") for r in family]
-    vips = allocate(entries, previous)
+    vips = allocate(entries, {**(previous or {}), **_written_vips(family)})
     hostnames = generate_hostnames(generators_of(resources), family) if family else {}
 
     outbounds: dict[str, list[VirtualOutbound]] = {m: [] for m in meshes}

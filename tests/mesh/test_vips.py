@@ -181,8 +181,26 @@ def test_serve_keeps_vips_across_restarts_and_derives_what_plan_derives(tmp_path
     assert restarted.vips[("default", "service:a")] == "240.1.2.3"
     assert {r.name: r.ips for r in restarted.dns["default"]}["a.mesh"] == ("240.1.2.3",)
     assert restarted.vips[("default", "service:b")] == served.vips[("default", "service:b")]
+    # The commit's new service is a new virtual outbound of the long-lived engine's model.
+    c = restarted.vips[("default", "service:c")]
+    assert [(o.port, o.service) for o in restarted.virtual_outbounds["default"] if o.address == c] == [(80, "c")]
     assert json.loads((state / VIPS_FILE).read_text())["meshes"]["default"]["service:c"] == restarted.vips[("default", "service:c")]
 
     # A damaged file is not fatal: VIPs are derived again.
     (state / VIPS_FILE).write_text("{not json")
     assert build(engine(repo, state), first).vips == served.vips
+
+
+def test_a_vip_written_in_git_status_is_kept() -> None:
+    # A MeshService exported from Kuma (kumactl get ... -o yaml) carries its status: its VIP stays.
+    written = MESH_SERVICE.replace(
+        "    - {port: 9090, name: admin}\n", "    - {port: 9090, name: admin}\nstatus:\n  vips: [{ip: 241.0.0.5}]\n"
+    )
+    written = written.replace(
+        "  endpoints: [{address: httpbin.org, port: 443}]\n",
+        "  endpoints: [{address: httpbin.org, port: 443}]\nstatus:\n  vip: {ip: 242.0.0.5}\n",
+    )
+    model = model_of(dps("a") + written, {("default", "MeshService:billing"): "241.0.0.9"})
+    assert model.vips[("default", "MeshService:billing")] == "241.0.0.5"
+    assert model.vips[("default", "MeshExternalService:httpbin")] == "242.0.0.5"
+    assert ("241.0.0.5", 9090) in {(o.address, o.port) for o in model.virtual_outbounds["default"]}
