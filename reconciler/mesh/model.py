@@ -379,18 +379,5 @@ def build_mesh_model(
     inbounds = (ServiceInbound(dp.mesh, i.service, i.port, i.ignored) for dp in dataplanes.values() for i in dp.inbounds)
     found = mesh_addresses({m: info.resource for m, info in meshes.items()}, inbounds, resources, previous_vips)
     virtual = {m: tuple(Outbound(o.address, o.port, o.service, o.tags, o.backend_ref) for o in obs) for m, obs in found.outbounds.items()}
-    return MeshModel(
-        meshes,
-        dataplanes,
-        services,
-        policies,
-        gateways,
-        secrets,
-        identities,
-        trusts,
-        externals,
-        virtual_outbounds=virtual,
-        dns=found.dns,
-        vips=found.vips,
-        addresses=found.resources,
-    )
+    addresses = (virtual, found.dns, found.vips, found.resources)  # the fields after `externals`, in order (mypy checks their types)
+    return MeshModel(meshes, dataplanes, services, policies, gateways, secrets, identities, trusts, externals, *addresses)
