@@ -15,14 +15,17 @@ GitError, OSError: the read is retried) and CaError (a CA that cannot be used).
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
+from reconciler.ca.statefiles import write_public
 from reconciler.mesh.dataplanes import DataplaneCache
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.model import Resource, Snapshot
@@ -34,7 +37,7 @@ from reconciler.views.proxy import ProxyView
 from reconciler.views.reuse import Reuse
 from reconciler.xds.resources import ProxyResources
 
-__all__ = ["Engine", "Evaluation", "Build", "InternalError"]
+__all__ = ["Engine", "Evaluation", "Build", "InternalError", "VIPS_FILE", "read_vips", "write_vips"]
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +78,41 @@ class Build:
     """Seconds spent in the phases `build` (mesh model and proxy views) and `generate` (Envoy config)."""
 
 
+VIPS_FILE = "vips.json"
+"""The VIP allocation `serve` keeps in its state directory (docs/networking.md)."""
+
+
+def read_vips(path: Path) -> dict[tuple[str, str], str]:
+    """(mesh, hostname entry) → VIP from `path`; empty when it is absent or unreadable (then the
+    VIPs are derived again from the commit, as `plan` derives them: nothing is lost but stability
+    across a collision, so a damaged file is reported and not fatal)."""
+    try:
+        doc = json.loads(path.read_text())
+        return {(str(mesh), str(entry)): str(vip) for mesh, entries in doc["meshes"].items() for entry, vip in entries.items()}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        log.warning("cannot read the VIP allocation; deriving VIPs again", extra={"path": str(path), "error": str(e)})
+        return {}
+
+
+def write_vips(path: Path, vips: Mapping[tuple[str, str], str]) -> None:
+    meshes: dict[str, dict[str, str]] = {}
+    for (mesh, entry), vip in sorted(vips.items()):
+        meshes.setdefault(mesh, {})[entry] = vip
+    write_public(path, (json.dumps({"version": 1, "meshes": meshes}, indent=1, sort_keys=True) + "\n").encode())
+
+
 class Engine:
-    def __init__(self, source: GitSource, certs: CertificateProvider | None = None, compact_outbounds: int | None = None) -> None:
+    def __init__(
+        self,
+        source: GitSource,
+        certs: CertificateProvider | None = None,
+        compact_outbounds: int | None = None,
+        vips_file: Path | None = None,
+    ) -> None:
+        """`vips_file`: where the VIP allocation is kept between runs (read now, written after each
+        published build); None: VIPs are derived from each commit alone, as `plan` does."""
         self.source = source
         self.compact_outbounds = compact_outbounds
         self.validator = ResourceValidator()
@@ -84,6 +120,8 @@ class Engine:
         self._views: dict[str, ProxyView] = {}
         self._reuse = Reuse()
         self._dataplanes = DataplaneCache()
+        self._vips_file = vips_file
+        self._vips: Mapping[tuple[str, str], str] = read_vips(vips_file) if vips_file is not None else {}
 
     def evaluate(self, revision: str) -> Evaluation:
         """Read and validate one commit (parses only blobs not seen before).
@@ -124,7 +162,7 @@ class Engine:
         revision = snapshot.revision or ""
         started = time.perf_counter()
         try:
-            model = build_mesh_model(snapshot.resources, registered, self._dataplanes.convert)
+            model = build_mesh_model(snapshot.resources, registered, self._dataplanes.convert, previous_vips=self._vips)
             self._dataplanes.settle()
         except CaError:
             raise
@@ -146,8 +184,15 @@ class Engine:
         return Build(model, views, changed, removed, timings)
 
     def commit(self, build: Build) -> None:
-        """Remember what was published, so the next build can skip unchanged proxies."""
+        """Remember what was published, so the next build can skip unchanged proxies and keeps its VIPs."""
         self._views = build.views
+        if build.model.vips != self._vips:
+            self._vips = build.model.vips
+            if self._vips_file is not None:
+                try:
+                    write_vips(self._vips_file, self._vips)
+                except OSError as e:  # serving goes on; the VIPs stay in memory until the next write
+                    log.error("cannot write the VIP allocation", extra={"path": str(self._vips_file), "error": str(e)})
 
     def forget(self) -> None:
         self._views = {}

@@ -48,7 +48,7 @@ from reconciler.controlplane.settings import ServeSettings, SetupError
 from reconciler.controlplane.watch import Watcher
 from reconciler.history import branch_history
 from reconciler.ports import listen_error
-from reconciler.reconcile import Engine
+from reconciler.reconcile import VIPS_FILE, Engine
 from reconciler.source.git import GitSource, SourceError
 from reconciler.source.mirror import Mirror
 from reconciler.source.remote import CredentialError, GitCredentials, redact_url
@@ -119,6 +119,7 @@ class ControlPlane:
             GitSource(repo, self.settings.path),
             CertificateProvider(CaStore(self.settings.state_dir, self.settings.keys_dir)),
             self.settings.compact_outbounds,
+            vips_file=Path(self.settings.state_dir) / VIPS_FILE,
         )
         self._grpc, self.xds_port = make_grpc_server(self.settings, self.admission, self.cache, self.proxy_events)
         self.reconciler.listeners.append(self.admission.recheck_streams)

@@ -22,6 +22,7 @@ from reconciler.frozen import FrozenDict
 from reconciler.kind_names import POLICY_KINDS
 from reconciler.mesh.secret_data import with_secret_data
 from reconciler.mesh.transparent import BackendRef, DnsRecord, Redirect, redirect_from_spec
+from reconciler.mesh.vips import ResourceAddresses, ServiceInbound, mesh_addresses
 from reconciler.model import Resource
 from reconciler.types import ResourceKey
 
@@ -64,6 +65,8 @@ class Inbound:
     tags: Mapping[str, str]
     name: str = ""
     ready: bool = True
+    ignored: bool = False
+    """`state: Ignored`: no endpoint and no VIP (Kuma's Ignored inbound)."""
 
     @property
     def service(self) -> str:
@@ -191,6 +194,9 @@ class MeshModel:
     """By mesh: every name its DNS proxies answer, sorted by name (reconciler/mesh/vips.py)."""
     vips: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """(mesh, hostname entry) → VIP, the allocation to persist (reconciler/mesh/vips.py)."""
+    addresses: Mapping[tuple[str, str, str], ResourceAddresses] = field(default_factory=dict)
+    """(kind, mesh, name) → VIP and hostnames of each MeshService, MeshExternalService and
+    MeshMultiZoneService: their `status.vips` and `status.addresses` (reconciler/mesh/vips.py)."""
 
     def external_specs(self, mesh: str) -> dict[str, Mapping[str, Any]]:
         """Specs by name; TLS data sources that name a Secret carry its bytes (mesh/secret_data.py)."""
@@ -239,6 +245,7 @@ def dataplane_from_resource(resource: Resource, *, registered: bool = False) -> 
                 tags=_str_map(raw.get("tags")),
                 name=str(raw.get("name") or ""),
                 ready=ready,
+                ignored=state == "Ignored",
             )
         )
     outbounds = []
@@ -293,12 +300,17 @@ DataplaneOf = Callable[[Resource, bool], "Dataplane"]
 
 
 def build_mesh_model(
-    resources: Iterable[Resource], registered: Iterable[Resource] = (), dataplane_of: DataplaneOf | None = None
+    resources: Iterable[Resource],
+    registered: Iterable[Resource] = (),
+    dataplane_of: DataplaneOf | None = None,
+    *,
+    previous_vips: Mapping[tuple[str, str], str] | None = None,
 ) -> MeshModel:
     """The mesh model of an applied snapshot plus dataplanes registered at runtime.
 
     A registered dataplane with the same identity as one in git is ignored: git wins.
     `dataplane_of` lets the server reuse the Dataplanes of resources it converted before.
+    `previous_vips`: an earlier allocation (`MeshModel.vips`) whose VIPs are kept (mesh/vips.py).
     """
     convert = dataplane_of or (lambda r, registered: dataplane_from_resource(r, registered=registered))
     resources = list(resources)
@@ -364,4 +376,8 @@ def build_mesh_model(
     identities = tuple(r for r in resources if r.type == "MeshIdentity" and r.mesh in meshes)
     trusts = tuple(r for r in resources if r.type == "MeshTrust" and r.mesh in meshes)
     externals = tuple(r for r in resources if r.type == "MeshExternalService" and r.mesh in meshes)
-    return MeshModel(meshes, dataplanes, services, policies, gateways, secrets, identities, trusts, externals)
+    inbounds = (ServiceInbound(dp.mesh, i.service, i.port, i.ignored) for dp in dataplanes.values() for i in dp.inbounds)
+    found = mesh_addresses({m: info.resource for m, info in meshes.items()}, inbounds, resources, previous_vips)
+    virtual = {m: tuple(Outbound(o.address, o.port, o.service, o.tags, o.backend_ref) for o in obs) for m, obs in found.outbounds.items()}
+    addresses = (virtual, found.dns, found.vips, found.resources)  # the fields after `externals`, in order (mypy checks their types)
+    return MeshModel(meshes, dataplanes, services, policies, gateways, secrets, identities, trusts, externals, *addresses)

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from reconciler.api.backend import ApiBackend
+from reconciler.api.kuma.addresses import address_status
 from reconciler.api.kuma.catalog import Catalog, catalog_of, times_of
 from reconciler.api.kuma.descriptors import KindDescriptor, by_path, descriptor_of, descriptors
 from reconciler.api.kuma.errors import InvalidParameter, KumaError, not_found
@@ -85,7 +86,12 @@ class _Views:
         return catalog_of(self.cp.store)
 
     def _item(self, catalog: Catalog, d: KindDescriptor, r: Resource) -> dict[str, Any]:
-        return item_json(d, r, times_of(self.cp.store, catalog, r))
+        item = item_json(d, r, times_of(self.cp.store, catalog, r))
+        applied = self.cp.store.applied
+        status = address_status(applied.model if applied is not None else None, r)
+        if status is not None:
+            item["status"] = status
+        return item
 
     @staticmethod
     def _mesh(catalog: Catalog, request: web.Request) -> str:
