@@ -1,0 +1,87 @@
+"""Small servers and a client the redirect tests run inside namespaces (`python probes.py ...`).
+
+    server PORT...       TCP on 0.0.0.0:PORT; each connection is answered with
+                         "<listening port> <original destination>" (SO_ORIGINAL_DST, which
+                         iptables' REDIRECT keeps) and closed
+    udp PORT TEXT        UDP on 0.0.0.0:PORT; each datagram is answered with TEXT
+    client UID tcp|udp HOST PORT
+                         switches to UID (and gid UID), then connects (or sends one datagram)
+                         and prints the answer; "error: ..." when there is none
+
+A server prints "ready" once it listens, and runs until terminated.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import sys
+
+SO_ORIGINAL_DST = 80
+"""linux/netfilter_ipv4.h: the destination a connection had before NAT."""
+
+
+def _original_destination(conn: socket.socket) -> str:
+    try:
+        raw = conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
+    except OSError:  # no conntrack entry in this namespace: nothing was translated
+        host, port = conn.getsockname()[:2]
+        return f"{host}:{port}"
+    port = struct.unpack("!H", raw[2:4])[0]
+    return f"{socket.inet_ntoa(raw[4:8])}:{port}"
+
+
+def serve(ports: list[int]) -> None:
+    listeners = []
+    for port in ports:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
+        s.listen(64)
+        listeners.append(s)
+    print("ready", flush=True)
+    while True:
+        readable, _, _ = select.select(listeners, [], [])
+        for s in readable:
+            conn, _ = s.accept()
+            with conn:
+                conn.sendall(f"{s.getsockname()[1]} {_original_destination(conn)}\n".encode())
+
+
+def serve_udp(port: int, text: str) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    print("ready", flush=True)
+    while True:
+        _, peer = s.recvfrom(2048)
+        s.sendto(text.encode(), peer)
+
+
+def client(uid: int, proto: str, host: str, port: int) -> None:
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.settimeout(3)
+        try:
+            if proto == "tcp":
+                s.connect((host, port))
+                print(s.recv(200).decode().strip())
+            else:
+                s.sendto(b"query", (host, port))
+                print(s.recv(200).decode().strip())
+        except OSError as e:
+            print(f"error: {e}")
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    if command == "server":
+        serve([int(a) for a in args])
+    elif command == "udp":
+        serve_udp(int(args[0]), args[1])
+    else:
+        client(int(args[0]), args[1], args[2], int(args[3]))
