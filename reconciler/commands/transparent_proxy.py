@@ -10,7 +10,7 @@ import click
 
 from reconciler.commands.errors import EXIT_INVALID, CommandExit
 
-__all__ = ["transparent_proxy_group", "tproxy_options", "config_from_options"]
+__all__ = ["transparent_proxy_group", "tproxy_options", "tproxy_option_names", "config_from_options"]
 
 
 def _ports(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[int, ...]:
@@ -97,6 +97,11 @@ _NAMES = (
     "redirect_inbound_insert_instead_of_append",
     "redirect_outbound_insert_instead_of_append",
 )
+
+
+def tproxy_option_names() -> tuple[str, ...]:
+    """The parameter names `tproxy_options` adds."""
+    return _NAMES
 
 
 def tproxy_options(f: Any) -> Any:

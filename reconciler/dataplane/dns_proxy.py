@@ -15,8 +15,8 @@ every other question to the first nameserver of /etc/resolv.conf.
 It listens on UDP and TCP (kuma-dp listens on UDP only; TCP lets a client retry a truncated
 answer). Messages are built and parsed by dnspython.
 
-Run beside Envoy by run-dataplane (services.DnsProxyService) as its own process, so that it can
-run as the proxy's uid, whose traffic the redirect leaves alone:
+Run beside Envoy by run-dataplane (dns_service.DnsProxyService) as a process of its own, so that
+it can run as the proxy's uid, whose traffic the redirect leaves alone; alone, it runs as
 `python -m reconciler.dataplane.dns_proxy --work-dir DIR [--port 15053] [--upstream HOST:PORT]`.
 """
 
@@ -43,7 +43,16 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-__all__ = ["DEFAULT_PORT", "Records", "RecordSource", "records_from_document", "DnsProxy", "DynamicRecords", "upstream_from_resolv_conf"]
+__all__ = [
+    "DEFAULT_PORT",
+    "Records",
+    "RecordSource",
+    "records_from_document",
+    "DnsProxy",
+    "DynamicRecords",
+    "upstream_from_resolv_conf",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -263,9 +272,11 @@ class DynamicRecords:
             self._stop.wait(self._interval)
 
 
-async def _serve(proxy: DnsProxy) -> None:
+async def serve(proxy: DnsProxy, on_ready: Callable[[DnsProxy], None] | None = None) -> None:
+    """Run `proxy` until SIGTERM or SIGINT; `on_ready` is called once it listens."""
     await proxy.start()
-    print(f"dns proxy listening on {proxy.host}:{proxy.port} (udp, tcp)", flush=True)
+    if on_ready is not None:
+        on_ready(proxy)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -288,7 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     records = DynamicRecords(Path(args.work_dir))
     records.start()
     try:
-        asyncio.run(_serve(DnsProxy(records, upstream=upstream, host=args.host, port=args.port)))
+        asyncio.run(
+            serve(
+                DnsProxy(records, upstream=upstream, host=args.host, port=args.port),
+                on_ready=lambda p: print(f"dns proxy listening on {p.host}:{p.port} (udp, tcp)", flush=True),
+            )
+        )
     finally:
         records.stop()
     return 0

@@ -4,6 +4,8 @@
                          "<listening port> <original destination>" (SO_ORIGINAL_DST, which
                          iptables' REDIRECT keeps) and closed
     udp PORT TEXT        UDP on 0.0.0.0:PORT; each datagram is answered with TEXT
+    dns PORT IP          a nameserver on 0.0.0.0:PORT (UDP) answering every A question with IP
+    resolve UID NAME     switches to UID and resolves NAME (A) with /etc/resolv.conf's nameserver
     client UID tcp|udp HOST PORT
                          switches to UID (and gid UID), then connects (or sends one datagram)
                          and prints the answer; "error: ..." when there is none
@@ -59,6 +61,35 @@ def serve_udp(port: int, text: str) -> None:
         s.sendto(text.encode(), peer)
 
 
+def serve_dns(port: int, ip: str) -> None:
+    import dns.message
+    import dns.rrset
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    print("ready", flush=True)
+    while True:
+        data, peer = s.recvfrom(2048)
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        response.answer.append(dns.rrset.from_text(query.question[0].name, 5, "IN", "A", ip))
+        s.sendto(response.to_wire(), peer)
+
+
+def resolve(uid: int, name: str) -> None:
+    """As UID, resolve NAME with the nameserver of /etc/resolv.conf; print the addresses or the error."""
+    import dns.resolver
+
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    try:
+        answer = dns.resolver.resolve(name, "A", lifetime=5)
+        print(" ".join(sorted(r.to_text() for r in answer)))
+    except Exception as e:
+        print(f"error: {type(e).__name__}: {e}")
+
+
 def client(uid: int, proto: str, host: str, port: int) -> None:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     os.setgroups([])
@@ -81,6 +112,10 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "server":
         serve([int(a) for a in args])
+    elif command == "dns":
+        serve_dns(int(args[0]), args[1])
+    elif command == "resolve":
+        resolve(int(args[0]), args[1])
     elif command == "udp":
         serve_udp(int(args[0]), args[1])
     else:
