@@ -18,15 +18,17 @@ API
   `subnet` defaults to a /24 in 10.0.0.0/8 chosen per network; nothing is added to the host's
   own namespace: the bridge lives in a hub namespace and every link is a veth pair between it
   and a workload namespace, so traffic stays inside the namespaces the test made.
-- `Network.add(hint, *, extra_addresses=0, resolv_conf=None) -> Namespace`: a namespace named
-  `<hint>-<unique>` (at most 15 characters), loopback up, `eth0` with the next address(es) of
-  the subnet, a default route via eth0. `resolv_conf` is written to /etc/netns/<name>/resolv.conf,
+- `Network.add(hint, *, extra_addresses=0, resolv_conf=None, ipv6=False) -> Namespace`: a
+  namespace named `<hint>-<unique>` (at most 15 characters), loopback up, `eth0` with the next
+  address(es) of the subnet, a default route via eth0; with `ipv6`, also an address of the
+  network's ULA /64 (`Namespace.address6`, usable at once: no duplicate address detection). `resolv_conf` is written to /etc/netns/<name>/resolv.conf,
   which `ip netns exec` mounts over /etc/resolv.conf for processes it starts.
 - `Namespace.run(argv, check=True, timeout=30, **kwargs) -> CompletedProcess[str]` and
   `Namespace.popen(argv, **kwargs) -> Popen` run `argv` inside the namespace (through
   `ip netns exec`); `user=`/`group=` (subprocess's own) run it as another uid. Processes from
   `popen` are terminated (then killed) when the network closes, before the namespaces go.
-- `Namespace.name`, `.address`, `.addresses`, `.prefix` (the subnet's prefix length).
+- `Namespace.name`, `.address`, `.addresses`, `.prefix` (the subnet's prefix length), `.address6`
+  (None without `ipv6`).
 - `Network.close()`: stops the processes, deletes the namespaces and /etc/netns/<name>.
 """
 
@@ -82,6 +84,7 @@ class Namespace:
         self.addresses = addresses
         self.address = addresses[0]
         self.prefix = prefix
+        self.address6: str | None = None
 
     def argv(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]
@@ -125,6 +128,8 @@ class Network:
         self._tag = tag[:5]
         self.subnet = ipaddress.ip_network(subnet or f"10.{200 + int(tag[5:7], 16) % 50}.{int(tag[7:9], 16)}.0/24")
         self._hosts = self.subnet.hosts()
+        self.subnet6 = ipaddress.ip_network(f"fd{tag[9:11]}:{tag[11:15]}:{tag[15:19]}::/64")
+        self._hosts6 = self.subnet6.hosts()
         self._names: list[str] = []
         self._processes: list[subprocess.Popen[Any]] = []
         self.namespaces: list[Namespace] = []
@@ -149,7 +154,7 @@ class Network:
     def _exec(ns: str, *argv: str) -> None:
         subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True, text=True, timeout=30)
 
-    def add(self, hint: str, *, extra_addresses: int = 0, resolv_conf: str | None = None) -> Namespace:
+    def add(self, hint: str, *, extra_addresses: int = 0, resolv_conf: str | None = None, ipv6: bool = False) -> Namespace:
         name = self._new_name(hint)
         index = len(self.namespaces)
         outside, inside = f"v{self._tag}{index}h", f"v{self._tag}{index}n"
@@ -170,6 +175,10 @@ class Network:
             (_NETNS_ETC / name).mkdir(parents=True, exist_ok=True)
             (_NETNS_ETC / name / "resolv.conf").write_text(resolv_conf)
         namespace = Namespace(self, name, addresses, self.subnet.prefixlen)
+        if ipv6:
+            namespace.address6 = str(next(self._hosts6))
+            self._exec(name, "ip", "-6", "addr", "add", f"{namespace.address6}/64", "dev", "eth0", "nodad")
+            self._exec(name, "ip", "-6", "route", "add", "default", "dev", "eth0")
         self.namespaces.append(namespace)
         return namespace
 

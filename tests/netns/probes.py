@@ -1,6 +1,6 @@
 """Small servers and a client the redirect tests run inside namespaces (`python probes.py ...`).
 
-    server PORT...       TCP on 0.0.0.0:PORT; each connection is answered with
+    server PORT...       TCP on 0.0.0.0:PORT and [::]:PORT; each connection is answered with
                          "<listening port> <original destination>" (SO_ORIGINAL_DST, which
                          iptables' REDIRECT keeps) and closed
     udp PORT TEXT        UDP on 0.0.0.0:PORT; each datagram is answered with TEXT
@@ -26,23 +26,30 @@ SO_ORIGINAL_DST = 80
 
 
 def _original_destination(conn: socket.socket) -> str:
+    ipv6 = conn.family == socket.AF_INET6
     try:
-        raw = conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
+        # IP6T_SO_ORIGINAL_DST has the same number, at the IPv6 level.
+        raw = conn.getsockopt(socket.IPPROTO_IPV6 if ipv6 else socket.SOL_IP, SO_ORIGINAL_DST, 28 if ipv6 else 16)
     except OSError:  # no conntrack entry in this namespace: nothing was translated
         host, port = conn.getsockname()[:2]
-        return f"{host}:{port}"
+        return f"[{host}]:{port}" if ipv6 else f"{host}:{port}"
     port = struct.unpack("!H", raw[2:4])[0]
+    if ipv6:
+        return f"[{socket.inet_ntop(socket.AF_INET6, raw[8:24])}]:{port}"
     return f"{socket.inet_ntoa(raw[4:8])}:{port}"
 
 
 def serve(ports: list[int]) -> None:
     listeners = []
     for port in ports:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port))
-        s.listen(64)
-        listeners.append(s)
+        for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((host, port))
+            s.listen(64)
+            listeners.append(s)
     print("ready", flush=True)
     while True:
         readable, _, _ = select.select(listeners, [], [])
@@ -95,7 +102,7 @@ def client(uid: int, proto: str, host: str, port: int) -> None:
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-    with socket.socket(socket.AF_INET, kind) as s:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as s:
         s.settimeout(3)
         try:
             if proto == "tcp":

@@ -127,3 +127,21 @@ def test_uninstall_restores_direct_traffic_and_keeps_other_rules() -> None:
         saved = s.app.run(["iptables-save"]).stdout
         assert "KUMA_MESH" not in saved and "kuma/mesh" not in saved
         assert "--dport 9999 -j RETURN" in saved
+
+
+def test_dualstack_redirects_ipv6_with_ip6tables_and_uninstall_removes_both() -> None:
+    with Network() as net:
+        peer = net.add("peer", ipv6=True)
+        app = net.add("app", ipv6=True)
+        _start(peer, "server", "8080")
+        _start(app, "server", "15001", "15006")
+        assert peer.address6 is not None and app.address6 is not None
+        install(app, "--ip-family-mode", "dualstack")
+        assert ask(app, APP_UID, "tcp", peer.address6, 8080) == f"15001 [{peer.address6}]:8080"
+        assert ask(app, PROXY_UID, "tcp", peer.address6, 8080) == f"8080 [{peer.address6}]:8080"
+        assert ask(peer, 0, "tcp", app.address6, 9000) == f"15006 [{app.address6}]:9000"
+        assert ask(app, APP_UID, "tcp", peer.address, 8080) == f"15001 {peer.address}:8080"
+
+        app.run([*RECONCILER, "transparent-proxy", "uninstall"])
+        assert ask(app, APP_UID, "tcp", peer.address6, 8080) == f"8080 [{peer.address6}]:8080"
+        assert "KUMA_MESH" not in app.run(["ip6tables-save"]).stdout + app.run(["iptables-save"]).stdout

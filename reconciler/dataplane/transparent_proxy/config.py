@@ -183,9 +183,9 @@ def parse_exclude_ips(values: tuple[str, ...] | list[str], *, ipv6: bool) -> lis
 
 
 def resolve_uid(user: str) -> str:
-    """The uid of `user` (a uid or a username). Empty: uid 5678 when the password database has
-    it, else the user kuma-dp, else 5678 anyway: iptables matches a bare uid, and a sidecar
-    started as root switches to it without needing an account (Kuma insists on an account)."""
+    """The uid of `user` (a uid or a username). Empty: 5678 (Kuma looks for an account with uid
+    5678, then for the user kuma-dp); with neither account, 5678 anyway: iptables matches a bare
+    uid, and a sidecar started as root switches to it without an account (Kuma insists on one)."""
     if user:
         if user.isdigit():
             return user
@@ -194,9 +194,13 @@ def resolve_uid(user: str) -> str:
         except KeyError:
             raise ConfigError(f"the specified UID or username ('{user}') does not refer to a valid user on the host") from None
     try:
-        return str(pwd.getpwnam(DEFAULT_USERNAME).pw_uid)
+        pwd.getpwuid(int(DEFAULT_UID))
     except KeyError:
-        return DEFAULT_UID
+        try:
+            return str(pwd.getpwnam(DEFAULT_USERNAME).pw_uid)
+        except KeyError:
+            pass
+    return DEFAULT_UID
 
 
 def nameservers(resolv_conf: str, *, ipv6: bool) -> list[str]:
