@@ -236,7 +236,8 @@ class DnsProxy:
 
 class DynamicRecords:
     """The `/dns` document of the Envoy running in `work_dir`, polled in a daemon thread; until
-    the first document comes, no name is known (every query is forwarded)."""
+    the first document comes, no name is known (every query is forwarded); when a poll fails,
+    the last records stay."""
 
     def __init__(self, work_dir: Path, interval: float = POLL_INTERVAL) -> None:
         self._work_dir = work_dir
@@ -256,8 +257,8 @@ class DynamicRecords:
         if document is not None:
             self._records = records_from_document(document)
             log.info("DNS records loaded", extra={"names": len(self._records.ipv4)})
-        elif etag is None:
-            self._records = Records()
+        # Nothing fetched (Envoy replacing its listener, a restart): the last records stay, and
+        # the next fetch asks without an ETag so that it gets the whole document.
         self._etag = etag
 
     def start(self) -> None:

@@ -218,3 +218,7 @@ def test_records_come_from_the_dns_document_polled_with_its_etag(tmp_path: Path)
         server.shutdown()
         server.server_close()
         thread.join(TIMEOUT)
+    # The listener gone for a moment (Envoy replacing it): the names stay answerable.
+    (tmp_path / SOCKET).unlink()
+    records.poll()
+    assert records().knows("other.mesh.")
