@@ -143,13 +143,24 @@ def _cleanup(family: Family) -> bool:
 def install(cfg: Config) -> Plan:
     """Replace any earlier redirect of this namespace with the one `cfg` describes."""
     made = plan(cfg)
-    for family, text in made.families:
-        _cleanup(family)
-        if family.ipv6:
-            # The inbound passthrough cluster binds ::6 (Kuma adds it to loopback the same way).
-            subprocess.run(["ip", "-6", "addr", "add", "::6/128", "dev", loopback_name()], capture_output=True, check=False)
-        _run([_tool(f"{_prefix(family)}-restore"), "--noflush"], text)
-        log.info("transparent proxy rules installed", extra={"family": family.name, "uid": made.uid})
+    done: list[Family] = []
+    try:
+        for family, text in made.families:
+            _cleanup(family)
+            if family.ipv6:
+                # The inbound passthrough cluster binds ::6 (Kuma adds it to loopback the same way).
+                subprocess.run(["ip", "-6", "addr", "add", "::6/128", "dev", loopback_name()], capture_output=True, check=False)
+            done.append(family)
+            _run([_tool(f"{_prefix(family)}-restore"), "--noflush"], text)
+            log.info("transparent proxy rules installed", extra={"family": family.name, "uid": made.uid})
+    except TransparentProxyError:
+        # Half a redirect (IPv4 without IPv6) is worse than none: take back what went in.
+        for family in done:
+            try:
+                _cleanup(family)
+            except TransparentProxyError:
+                continue
+        raise
     return made
 
 
