@@ -273,9 +273,19 @@ class DynamicRecords:
             self._stop.wait(self._interval)
 
 
-async def serve(proxy: DnsProxy, on_ready: Callable[[DnsProxy], None] | None = None) -> None:
-    """Run `proxy` until SIGTERM or SIGINT; `on_ready` is called once it listens."""
+async def serve(proxy: DnsProxy, on_ready: Callable[[DnsProxy], None] | None = None, *, also_ipv6: bool = False) -> None:
+    """Run `proxy` until SIGTERM or SIGINT; `on_ready` is called once it listens. `also_ipv6`:
+    the same proxy on [::1] too, where ip6tables redirects IPv6 queries (when this namespace
+    has IPv6 loopback at all)."""
     await proxy.start()
+    proxies = [proxy]
+    if also_ipv6:
+        twin = DnsProxy(proxy._records, upstream=proxy.upstream, host="::1", port=proxy.port, upstream_timeout=proxy._timeout)
+        try:
+            await twin.start()
+            proxies.append(twin)
+        except OSError as e:
+            log.info("DNS proxy not listening on [::1]", extra={"error": str(e)})
     if on_ready is not None:
         on_ready(proxy)
     stop = asyncio.Event()
@@ -283,7 +293,8 @@ async def serve(proxy: DnsProxy, on_ready: Callable[[DnsProxy], None] | None = N
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    await proxy.close()
+    for p in proxies:
+        await p.close()
 
 
 def main(argv: list[str] | None = None) -> int:

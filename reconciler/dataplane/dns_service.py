@@ -57,7 +57,7 @@ def _child(work_dir: Path, port: int, run_as: tuple[int, int] | None, ready: int
         os.close(ready)
 
     try:
-        asyncio.run(serve(DnsProxy(records, upstream=upstream_from_resolv_conf(), port=port), on_ready=started))
+        asyncio.run(serve(DnsProxy(records, upstream=upstream_from_resolv_conf(), port=port), on_ready=started, also_ipv6=True))
     finally:
         records.stop()
     return 0

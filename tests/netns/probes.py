@@ -5,7 +5,8 @@
                          iptables' REDIRECT keeps) and closed
     udp PORT TEXT        UDP on 0.0.0.0:PORT; each datagram is answered with TEXT
     dns PORT IP          a nameserver on 0.0.0.0:PORT (UDP) answering every A question with IP
-    resolve UID NAME     switches to UID and resolves NAME (A) with /etc/resolv.conf's nameserver
+    resolve UID NAME [SERVER]
+                         switches to UID and resolves NAME (A) with /etc/resolv.conf's nameserver (or SERVER)
     client UID tcp|udp HOST PORT
                          switches to UID (and gid UID), then connects (or sends one datagram)
                          and prints the answer; "error: ..." when there is none
@@ -83,15 +84,18 @@ def serve_dns(port: int, ip: str) -> None:
         s.sendto(response.to_wire(), peer)
 
 
-def resolve(uid: int, name: str) -> None:
-    """As UID, resolve NAME with the nameserver of /etc/resolv.conf; print the addresses or the error."""
+def resolve(uid: int, name: str, server: str | None = None) -> None:
+    """As UID, resolve NAME with the nameserver of /etc/resolv.conf (or SERVER); print the addresses or the error."""
     import dns.resolver
 
+    resolver = dns.resolver.Resolver()
+    if server:
+        resolver.nameservers = [server]
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
     try:
-        answer = dns.resolver.resolve(name, "A", lifetime=5)
+        answer = resolver.resolve(name, "A", lifetime=5)
         print(" ".join(sorted(r.to_text() for r in answer)))
     except Exception as e:
         print(f"error: {type(e).__name__}: {e}")
@@ -122,7 +126,7 @@ if __name__ == "__main__":
     elif command == "dns":
         serve_dns(int(args[0]), args[1])
     elif command == "resolve":
-        resolve(int(args[0]), args[1])
+        resolve(int(args[0]), args[1], args[2] if len(args) > 2 else None)
     elif command == "udp":
         serve_udp(int(args[0]), args[1])
     else:

@@ -69,8 +69,8 @@ def _wait(check: object, what: str) -> None:
 
 def test_run_dataplane_installs_the_redirect_runs_as_the_proxy_uid_and_removes_it(tmp_path: Path) -> None:
     with Network() as net:
-        peer = net.add("peer")
-        app = net.add("app", resolv_conf=f"nameserver {peer.address}\n")
+        peer = net.add("peer", ipv6=True)
+        app = net.add("app", ipv6=True, resolv_conf=f"nameserver {peer.address}\nnameserver {peer.address6}\n")
         _start(peer, "dns", "53", "192.0.2.99")
         _start(peer, "server", "8080")
         sidecar = app.popen(
@@ -86,8 +86,6 @@ def test_run_dataplane_installs_the_redirect_runs_as_the_proxy_uid_and_removes_i
                 "--admin-port",
                 "9901",
                 "--transparent-proxy",
-                "--ip-family-mode",
-                "ipv4",
                 "--kuma-dp-user",
                 str(PROXY_UID),
                 "--redirect-dns",
@@ -110,6 +108,11 @@ def test_run_dataplane_installs_the_redirect_runs_as_the_proxy_uid_and_removes_i
             # The application's query is redirected to the DNS proxy, which forwards it (as the
             # proxy uid, so not redirected again) to the peer's nameserver.
             assert app.run([sys.executable, PROBES, "resolve", str(APP_UID), "anything.example"]).stdout.strip() == "192.0.2.99"
+            # Over IPv6 too: ip6tables sends the query to the proxy on [::1], which forwards it
+            # to the first nameserver.
+            assert (
+                app.run([sys.executable, PROBES, "resolve", str(APP_UID), "v6.example", str(peer.address6)]).stdout.strip() == "192.0.2.99"
+            )
             # And its TCP goes to Envoy's outbound port (Envoy, with no config yet, has no listener there).
             assert not ask(app, APP_UID, "tcp", peer.address, 8080).startswith("8080")
         finally:
