@@ -145,6 +145,10 @@ class DnsProxy:
         self._transport: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
 
+    def on_host(self, host: str) -> DnsProxy:
+        """The same resolver (records, upstream, port) listening on another address."""
+        return DnsProxy(self._records, upstream=self.upstream, host=host, port=self.port, upstream_timeout=self._timeout)
+
     def answer(self, query: dns.message.Message) -> dns.message.Message | None:
         """The authoritative answer for a mesh name, or None to forward the query."""
         if len(query.question) == 0:
@@ -280,7 +284,7 @@ async def serve(proxy: DnsProxy, on_ready: Callable[[DnsProxy], None] | None = N
     await proxy.start()
     proxies = [proxy]
     if also_ipv6:
-        twin = DnsProxy(proxy._records, upstream=proxy.upstream, host="::1", port=proxy.port, upstream_timeout=proxy._timeout)
+        twin = proxy.on_host("::1")
         try:
             await twin.start()
             proxies.append(twin)

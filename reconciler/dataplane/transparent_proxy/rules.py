@@ -191,7 +191,7 @@ def _nat(cfg: Config, family: Family, uid: str, loopback: str, dns_servers: Sequ
         for port in cfg.exclude_outbound_ports:
             outbound.append(f"outbound port {port} is excluded", "-p", "tcp", "--dport", str(port), "-j", "RETURN")
     outbound.append(
-        "the proxy's inbound passthrough (source " + family.passthrough_source + ")",
+        f"the proxy's inbound passthrough (source {family.passthrough_source})",
         "-s",
         family.passthrough_source,
         "-o",
