@@ -308,3 +308,14 @@ def test_mode_all_reopens_a_passthrough_off_mesh_for_the_proxies_it_selects() ->
     policy = LET_OUT.replace("passthroughMode: Matched", "passthroughMode: All").split("    appendMatch:")[0]
     _, resources = _generated(_web(), policy, mesh=PASSTHROUGH_OFF)
     assert "outbound:passthrough:ipv4" in resources.of(CLUSTER)
+
+
+def test_a_transparent_proxys_local_clusters_connect_from_the_passthrough_source() -> None:
+    # The redirect sends the proxy's own connections to this host's address back to its inbound
+    # port, except those from 127.0.0.6 (Kuma's inbound generator binds the same source).
+    _, resources = _generated(_web().replace("address: 127.0.0.1", "address: 10.1.2.3"))
+    local = [c.message() for name, c in resources.of(CLUSTER).items() if name.startswith("localhost:")]
+    assert local and all(c.upstream_bind_config.source_address.address == "127.0.0.6" for c in local)
+    plain_dataplane = _web().replace("address: 127.0.0.1", "address: 10.1.2.3").replace("  transparentProxying:", "  x:")
+    plain = generate_checked(_view(_model(plain_dataplane)))
+    assert not [c for n, c in plain.of(CLUSTER).items() if n.startswith("localhost:") and c.message().HasField("upstream_bind_config")]

@@ -33,7 +33,7 @@ from reconciler.xds.generate.gateway import gateway_resources
 from reconciler.xds.generate.inbound import inbound_resources
 from reconciler.xds.generate.outbound import outbound_resources
 from reconciler.xds.generate.tls import secrets
-from reconciler.xds.generate.transparent import no_bind, transparent_resources
+from reconciler.xds.generate.transparent import from_passthrough_source, no_bind, transparent_resources
 from reconciler.xds.resources import CLUSTER, LISTENER, ProxyResources, XdsResource, resource
 
 __all__ = ["generate"]
@@ -50,7 +50,7 @@ def generate(view: ProxyView) -> ProxyResources:
     for inbound in view.inbounds:
         items.extend(inbound_resources(inbound, mesh, mode, view.tls.trust_domains if view.tls is not None else (), facts))
     if redirect is not None:
-        items = [no_bind(r) if r.type_url == LISTENER else r for r in items]
+        items = [no_bind(r) if r.type_url == LISTENER else from_passthrough_source(r) for r in items]
     inbound_count = len(items)
     outbound_listeners: list[XdsResource] = []
     for outbound in view.outbounds:

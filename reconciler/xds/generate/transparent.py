@@ -25,6 +25,7 @@ effect can be given the outbound listener to rewrite (`outbound_passthrough_list
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping
 from functools import lru_cache
@@ -47,6 +48,7 @@ from reconciler.xds.resources import CLUSTER, LISTENER, XdsResource, resource
 __all__ = [
     "NO_DESTINATION_CLUSTER",
     "inbound_passthrough_listener",
+    "from_passthrough_source",
     "no_bind",
     "outbound_passthrough_listener",
     "passthrough_cluster",
@@ -183,3 +185,22 @@ def no_bind(listener: XdsResource) -> XdsResource:
     assert isinstance(message, listener_pb2.Listener)
     message.bind_to_port.CopyFrom(wrappers_pb2.BoolValue(value=False))
     return resource(LISTENER, listener.name, message, by_name_only=listener.by_name_only)
+
+
+@lru_cache(maxsize=65536)
+def from_passthrough_source(cluster: XdsResource) -> XdsResource:
+    """An inbound's local cluster, connecting from 127.0.0.6 (`::6`) when the workload is not on
+    loopback: the redirect sends the proxy's own connections to this host's address back to the
+    inbound port, except those from that source (Kuma's inbound generator does the same)."""
+    if cluster.type_url != CLUSTER or not cluster.name.startswith("localhost:"):
+        return cluster
+    message = cluster.message()
+    assert isinstance(message, cluster_pb2.Cluster)
+    endpoints = [e.endpoint.address.socket_address.address for group in message.load_assignment.endpoints for e in group.lb_endpoints]
+    if not endpoints or any(ipaddress.ip_address(a).is_loopback for a in endpoints):
+        return cluster
+    family = 6 if ipaddress.ip_address(endpoints[0]).version == 6 else 4
+    message.upstream_bind_config.CopyFrom(
+        address_pb2.BindConfig(source_address=address_pb2.SocketAddress(address=_INBOUND_SOURCE[family], port_value=0))
+    )
+    return resource(CLUSTER, cluster.name, message, by_name_only=cluster.by_name_only)
