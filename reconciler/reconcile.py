@@ -17,13 +17,14 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.mesh.dataplanes import DataplaneCache
+from reconciler.mesh.health import HealthReport, health_aware
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.model import Resource, Snapshot
 from reconciler.render import render
@@ -84,6 +85,9 @@ class Engine:
         self._views: dict[str, ProxyView] = {}
         self._reuse = Reuse()
         self._dataplanes = DataplaneCache()
+        self.health: Mapping[str, HealthReport] = {}
+        """Each proxy's last health report (HDS): its unhealthy inbounds are no endpoints. The
+        control plane replaces the mapping, never changes it, as a build reads it in its thread."""
 
     def evaluate(self, revision: str) -> Evaluation:
         """Read and validate one commit (parses only blobs not seen before).
@@ -124,7 +128,7 @@ class Engine:
         revision = snapshot.revision or ""
         started = time.perf_counter()
         try:
-            model = build_mesh_model(snapshot.resources, registered, self._dataplanes.convert)
+            model = build_mesh_model(snapshot.resources, registered, health_aware(self._dataplanes.convert, self.health))
             self._dataplanes.settle()
         except CaError:
             raise

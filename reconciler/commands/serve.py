@@ -22,6 +22,7 @@ from reconciler.source.git import SourceError
 
 if TYPE_CHECKING:
     from reconciler.controlplane import ServeSettings
+    from reconciler.xds.hds_specifier import HdsSettings
 
 __all__ = ["run_serve", "serve_command"]
 
@@ -85,6 +86,14 @@ def run_serve(settings: ServeSettings) -> None:
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a new xDS stream has to send its first request before it is closed.",
+)
+@click.option(
+    "--hds-interval",
+    default=5.0,
+    show_default=True,
+    envvar="KUMA_DP_SERVER_HDS_INTERVAL",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between the health reports sidecars send over HDS (Kuma's dpServer.hds.interval).",
 )
 @click.option(
     "--fetch-interval",
@@ -157,6 +166,7 @@ def serve_command(
     xds_tls: str,
     xds_tls_san: tuple[str, ...],
     xds_first_request_timeout: float,
+    hds_interval: float,
     fetch_interval: float,
     git_token_file: str | None,
     git_username: str,
@@ -193,6 +203,7 @@ def serve_command(
             xds_tls=xds_tls,
             xds_tls_names=xds_tls_san,
             xds_first_request_timeout=xds_first_request_timeout,
+            hds=HdsSettings(interval=hds_interval),
             fetch_interval=fetch_interval,
             git_username=git_username,
             git_token_file=git_token_file,
