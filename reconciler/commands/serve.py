@@ -22,7 +22,6 @@ from reconciler.source.git import SourceError
 
 if TYPE_CHECKING:
     from reconciler.controlplane import ServeSettings
-    from reconciler.xds.hds_specifier import HdsSettings
 
 __all__ = ["run_serve", "serve_command"]
 
@@ -188,6 +187,7 @@ def serve_command(
     read, or a key is lost (without --rotate-missing-keys).
     """
     from reconciler.controlplane import ServeSettings
+    from reconciler.xds.hds_specifier import HdsSettings
 
     run_serve(
         ServeSettings(

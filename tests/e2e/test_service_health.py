@@ -1,0 +1,149 @@
+"""Kuma's Universal service probes with real Envoys: a workload that stops answering leaves its
+consumers' endpoints, and comes back when it answers again.
+
+Two `backend` workloads behind sidecars whose inbounds declare a `serviceProbe` (a TCP check
+every second, unhealthy after 2 failures); one `client` sidecar (no probe) calls backend. The
+control plane hands each sidecar its checks over HDS and asks for reports every second
+(`serve --hds-interval 1`). Stopping backend-1's workload must take its endpoint out of the
+client's EDS within checks × threshold + one report + one push, every request then answered by
+backend-2, and `/status` and Kuma's API must show the inbound unhealthy; starting it again must
+bring it back. The tests run in order on one control plane and one Envoy per Dataplane.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, serving, wait_until
+from tests.support import dataplane_yaml
+
+pytestmark = pytest.mark.envoy
+
+CHECK_INTERVAL = 1.0
+UNHEALTHY_THRESHOLD = 2
+HDS_INTERVAL = 1.0
+PUSH_ALLOWANCE = 4.0
+"""Seconds for the rebuild, the EDS push and Envoy applying it on a loaded two-core machine."""
+BOUND = CHECK_INTERVAL * UNHEALTHY_THRESHOLD + HDS_INTERVAL + PUSH_ALLOWANCE
+PROBE = f"""\
+      serviceProbe:
+        interval: {CHECK_INTERVAL:g}s
+        timeout: 1s
+        unhealthyThreshold: {UNHEALTHY_THRESHOLD}
+        healthyThreshold: 1
+        tcp: {{}}
+"""
+
+
+def backend(name: str, inbound: int, workload: int) -> str:
+    text = dataplane_yaml(name, "backend", inbound, workload)
+    head, tags, rest = text.partition("      tags:\n")
+    return head + PROBE + tags + rest
+
+
+@dataclass
+class Mesh:
+    cp: ControlPlaneProcess
+    envoys: dict[str, EnvoyProcess]
+    workloads: dict[str, Workload]
+    inbounds: dict[str, int]
+    outbound: int
+
+    def call(self) -> str:
+        return http_get(f"http://127.0.0.1:{self.outbound}/", timeout=3)[1].strip()
+
+    def client_endpoints(self) -> set[int]:
+        """The ports of the `backend` cluster's hosts in the client's Envoy (its EDS)."""
+        text = http_get(self.envoys["client"].admin + "/clusters")[1]
+        return {
+            int(line.split("::")[1].rpartition(":")[2])
+            for line in text.splitlines()
+            if line.startswith("backend::") and "::cx_total::" in line
+        }
+
+    def proxy_status(self, name: str) -> dict[str, Any]:
+        status = self.cp.status() or {}
+        return status.get("proxies", {}).get(f"default.{name}", {})  # type: ignore[no-any-return]
+
+    def kuma_inbound(self, name: str) -> dict[str, Any]:
+        return self.cp.get(f"/meshes/default/dataplanes/{name}")["networking"]["inbound"][0]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    root: Path = tmp_path_factory.mktemp("service-health")
+    remote = ConfigRemote(root)
+    inbounds = {"backend-1": free_port(), "backend-2": free_port(), "client": free_port()}
+    outbound = free_port()
+    with Workload("backend-1") as w1, Workload("backend-2") as w2:
+        workloads = {"backend-1": w1, "backend-2": w2}
+        sha = remote.push(
+            {
+                "mesh.yaml": "type: Mesh\nname: default\n",
+                "backend-1.yaml": backend("backend-1", inbounds["backend-1"], w1.port),
+                "backend-2.yaml": backend("backend-2", inbounds["backend-2"], w2.port),
+                "client.yaml": dataplane_yaml("client", "client", inbounds["client"], inbounds["client"], {"backend": outbound}),
+            }
+        )
+        cp = ControlPlaneProcess(remote.bare, root / "state", extra=["--hds-interval", f"{HDS_INTERVAL:g}"])
+        with serving(cp, root / "envoys", ["backend-1", "backend-2", "client"], sha) as envoys:
+            m = Mesh(cp, envoys, workloads, inbounds, outbound)
+            try:
+                yield m
+            finally:
+                for w in m.workloads.values():
+                    w.__exit__(None, None, None)
+
+
+def test_sidecars_report_health_and_both_backends_serve(mesh: Mesh) -> None:
+    # Every sidecar holds an HDS stream (admitted with its dataplane token) and reports.
+    wait_until(lambda: all("health" in mesh.proxy_status(n) for n in mesh.envoys), 30, what="a health report from every sidecar")
+    assert mesh.proxy_status("backend-1")["health"] == {"envoy": True, "ports": {str(mesh.workloads["backend-1"].port): True}}
+    wait_until(lambda: mesh.client_endpoints() == {mesh.inbounds["backend-1"], mesh.inbounds["backend-2"]}, 30, what="both endpoints")
+    wait_until(lambda: {mesh.call() for _ in range(20)} == {"backend-1", "backend-2"}, 30, what="both backends answering")
+
+
+def test_a_stopped_workload_leaves_the_consumers_endpoints(mesh: Mesh) -> None:
+    port = mesh.workloads["backend-1"].port
+    mesh.workloads["backend-1"].__exit__(None, None, None)
+    stopped = time.monotonic()
+    wait_until(lambda: mesh.client_endpoints() == {mesh.inbounds["backend-2"]}, 30, interval=0.1, what="backend-1 out of the client's EDS")
+    took = time.monotonic() - stopped
+    print(f"backend-1 left the client's EDS {took:.2f}s after its workload stopped (bound {BOUND:g}s)")
+    assert took < BOUND, f"{took:.2f}s: more than checks × threshold + one report + one push"
+    assert all(mesh.call() == "backend-2" for _ in range(20))
+    assert mesh.proxy_status("backend-1")["health"]["ports"] == {str(port): False}
+    assert mesh.kuma_inbound("backend-1")["health"] == {"ready": False}
+    assert mesh.kuma_inbound("backend-1")["state"] == "NotReady"
+    backend_1 = next(d for d in mesh.cp.get("/status/dataplanes") if d["name"] == "backend-1")
+    assert [i["ready"] for i in backend_1["inbounds"]] == [False]
+
+
+def test_the_workload_answering_again_returns(mesh: Mesh) -> None:
+    again = Workload("backend-1", port=mesh.workloads["backend-1"].port)
+    mesh.workloads["backend-1"] = again.__enter__()
+    started = time.monotonic()
+    wait_until(
+        lambda: mesh.client_endpoints() == {mesh.inbounds["backend-1"], mesh.inbounds["backend-2"]},
+        30,
+        interval=0.1,
+        what="backend-1 back in the client's EDS",
+    )
+    print(f"backend-1 returned to the client's EDS {time.monotonic() - started:.2f}s after its workload started")
+    assert time.monotonic() - started < BOUND
+    wait_until(lambda: {mesh.call() for _ in range(20)} == {"backend-1", "backend-2"}, 10, what="both backends answering again")
+    assert mesh.kuma_inbound("backend-1")["health"] == {"ready": True}
+
+
+def test_a_sidecar_without_service_probe_is_never_marked(mesh: Mesh) -> None:
+    # The client's inbound has no probe: only Envoy's own readiness counts, and Envoy is ready.
+    assert mesh.proxy_status("client")["health"] == {"envoy": True, "ports": {}}
+    client = next(d for d in mesh.cp.get("/status/dataplanes") if d["name"] == "client")
+    assert [i["ready"] for i in client["inbounds"]] == [True]
+    assert mesh.kuma_inbound("client")["health"] == {"ready": True}
