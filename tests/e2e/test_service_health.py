@@ -12,13 +12,17 @@ bring it back. The tests run in order on one control plane and one Envoy per Dat
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.health.v3 import hds_pb2, hds_pb2_grpc
 
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, serving, wait_until
 from tests.support import dataplane_yaml
@@ -147,3 +151,50 @@ def test_a_sidecar_without_service_probe_is_never_marked(mesh: Mesh) -> None:
     client = next(d for d in mesh.cp.get("/status/dataplanes") if d["name"] == "client")
     assert [i["ready"] for i in client["inbounds"]] == [True]
     assert mesh.kuma_inbound("client")["health"] == {"ready": True}
+
+
+HDS_METHOD = "/envoy.service.health.v3.HealthDiscoveryService/StreamHealthCheck"
+
+
+def _hds_first_answer(cp: ControlPlaneProcess, node_id: str, token: str | None) -> hds_pb2.HealthCheckSpecifier:
+    """Open an HDS stream as `node_id` (over the control plane's TLS, with `token` in node
+    metadata as run-dataplane sends it) and return the first specifier, or raise how it ended."""
+    assert cp.ca_cert is not None
+    credentials = grpc.ssl_channel_credentials(root_certificates=cp.ca_cert.read_bytes())
+    node = base_pb2.Node(id=node_id)
+    if token is not None:
+        node.metadata.fields["dataplane.token"].string_value = token
+    first = hds_pb2.HealthCheckRequestOrEndpointHealthResponse(health_check_request=hds_pb2.HealthCheckRequest(node=node))
+    with grpc.secure_channel(cp.xds, credentials) as channel:
+        stub = hds_pb2_grpc.HealthDiscoveryServiceStub(channel)
+        done = threading.Event()
+
+        def requests() -> Iterator[hds_pb2.HealthCheckRequestOrEndpointHealthResponse]:
+            yield first
+            done.wait(10)
+
+        try:
+            for answer in stub.StreamHealthCheck(requests(), timeout=10):
+                return answer  # type: ignore[no-any-return]
+        finally:
+            done.set()
+    raise AssertionError("the stream ended without an answer")
+
+
+def test_hds_admits_a_proxy_by_its_dataplane_token_as_ads_does(mesh: Mesh) -> None:
+    with pytest.raises(grpc.RpcError) as no_token:
+        _hds_first_answer(mesh.cp, "default.backend-2", None)
+    assert no_token.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as other_name:
+        _hds_first_answer(mesh.cp, "default.backend-2", mesh.cp.issue_token("backend-1"))
+    assert other_name.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    answer = _hds_first_answer(mesh.cp, "default.backend-2", mesh.cp.issue_token("backend-2"))
+    admin, workload = answer.cluster_health_checks
+    assert admin.cluster_name == "kuma:envoy:admin"
+    assert admin.locality_endpoints[0].endpoints[0].address.socket_address.port_value == mesh.envoys["backend-2"].admin_port
+    assert workload.cluster_name == f"localhost:{mesh.workloads['backend-2'].port}"
+    assert workload.health_checks[0].unhealthy_threshold.value == UNHEALTHY_THRESHOLD
+    assert answer.interval.ToTimedelta().total_seconds() == HDS_INTERVAL
+    # The real sidecar's stream is still open: backend-2 keeps its health and its endpoint.
+    assert mesh.proxy_status("backend-2")["health"]["envoy"] is True
+    assert mesh.inbounds["backend-2"] in mesh.client_endpoints()
