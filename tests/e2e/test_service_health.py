@@ -12,6 +12,7 @@ bring it back. The tests run in order on one control plane and one Envoy per Dat
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.health.v3 import hds_pb2, hds_pb2_grpc
 
-from tests.e2e.harness import ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, serving, wait_until
+from tests.e2e.harness import PYTHON, ConfigRemote, ControlPlaneProcess, EnvoyProcess, Workload, free_port, http_get, serving, wait_until
 from tests.support import dataplane_yaml
 
 pytestmark = pytest.mark.envoy
@@ -127,6 +128,11 @@ def test_a_stopped_workload_leaves_the_consumers_endpoints(mesh: Mesh) -> None:
     assert mesh.kuma_inbound("backend-1")["state"] == "NotReady"
     backend_1 = next(d for d in mesh.cp.get("/status/dataplanes") if d["name"] == "backend-1")
     assert [i["ready"] for i in backend_1["inbounds"]] == [False]
+    status = subprocess.run(
+        [PYTHON, "-m", "reconciler", "status", "--server", mesh.cp.api], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    assert f"unhealthy: default.backend-1: service probe failing on workload port {port}" in status
+    assert "default.backend-2: " not in status.partition("unhealthy:")[2]
 
 
 def test_the_workload_answering_again_returns(mesh: Mesh) -> None:
