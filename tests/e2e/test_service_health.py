@@ -76,6 +76,9 @@ class Mesh:
         status = self.cp.status() or {}
         return status.get("proxies", {}).get(f"default.{name}", {})  # type: ignore[no-any-return]
 
+    def pushes(self, name: str) -> dict[str, int]:
+        return {t: s["pushes"] for t, s in self.proxy_status(name)["types"].items()}
+
     def kuma_inbound(self, name: str) -> dict[str, Any]:
         return self.cp.get(f"/meshes/default/dataplanes/{name}")["networking"]["inbound"][0]  # type: ignore[no-any-return]
 
@@ -116,6 +119,7 @@ def test_sidecars_report_health_and_both_backends_serve(mesh: Mesh) -> None:
 
 def test_a_stopped_workload_leaves_the_consumers_endpoints(mesh: Mesh) -> None:
     port = mesh.workloads["backend-1"].port
+    pushes = {name: mesh.pushes(name) for name in mesh.envoys}
     mesh.workloads["backend-1"].__exit__(None, None, None)
     stopped = time.monotonic()
     wait_until(lambda: mesh.client_endpoints() == {mesh.inbounds["backend-2"]}, 30, interval=0.1, what="backend-1 out of the client's EDS")
@@ -123,6 +127,10 @@ def test_a_stopped_workload_leaves_the_consumers_endpoints(mesh: Mesh) -> None:
     print(f"backend-1 left the client's EDS {took:.2f}s after its workload stopped (bound {BOUND:g}s)")
     assert took < BOUND, f"{took:.2f}s: more than checks × threshold + one report + one push"
     assert all(mesh.call() == "backend-2" for _ in range(20))
+    # Only the consumer of backend got a push, and of its endpoints alone.
+    after = {name: mesh.pushes(name) for name in mesh.envoys}
+    assert after["backend-1"] == pushes["backend-1"] and after["backend-2"] == pushes["backend-2"]
+    assert {t for t, n in after["client"].items() if n != pushes["client"].get(t)} == {"EDS"}
     assert mesh.proxy_status("backend-1")["health"]["ports"] == {str(port): False}
     assert mesh.kuma_inbound("backend-1")["health"] == {"ready": False}
     assert mesh.kuma_inbound("backend-1")["state"] == "NotReady"
