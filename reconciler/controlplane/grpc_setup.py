@@ -132,7 +132,10 @@ def make_grpc_server(
     ads = AdsServer(AuthorizedWatcher(cache, admission.refusal), callbacks, first_request_timeout=settings.xds_first_request_timeout)
     add_ads_server(server, ads)
     if health is not None:
-        add_hds_server(server, HdsServer(health, first_request_timeout=settings.xds_first_request_timeout))
+        add_hds_server(
+            server,
+            HdsServer(health, refresh_interval=settings.hds.refresh_interval, first_request_timeout=settings.xds_first_request_timeout),
+        )
     stop = server.stop
 
     async def stopping(grace: float | None) -> None:

@@ -56,8 +56,9 @@ class HdsSettings:
     enabled: bool = True
     interval: float = 5.0
     """Seconds between the health reports Envoy sends."""
-    refresh_interval: float = 10.0
-    """Seconds between regenerations of a connected proxy's specifier (sent when it changed)."""
+    refresh_interval: float = 1.0
+    """Seconds between checks of a connected proxy's specifier (sent when it changed). Kuma
+    regenerates every 10 s; here a check is a lookup while the served commit is unchanged."""
     check_defaults: CheckDefaults = CheckDefaults()
 
 

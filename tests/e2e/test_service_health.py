@@ -134,6 +134,8 @@ def test_a_stopped_workload_leaves_the_consumers_endpoints(mesh: Mesh) -> None:
     assert mesh.proxy_status("backend-1")["health"]["ports"] == {str(port): False}
     assert mesh.kuma_inbound("backend-1")["health"] == {"ready": False}
     assert mesh.kuma_inbound("backend-1")["state"] == "NotReady"
+    insight = mesh.cp.get("/meshes/default/service-insights/backend")
+    assert (insight["status"], insight["dataplanes"]["online"], insight["dataplanes"]["offline"]) == ("partially_degraded", 1, 1)
     backend_1 = next(d for d in mesh.cp.get("/status/dataplanes") if d["name"] == "backend-1")
     assert [i["ready"] for i in backend_1["inbounds"]] == [False]
     status = subprocess.run(
