@@ -12,6 +12,7 @@ bring it back. The tests run in order on one control plane and one Envoy per Dat
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import threading
 import time
@@ -52,6 +53,24 @@ def backend(name: str, inbound: int, workload: int) -> str:
     return head + PROBE + tags + rest
 
 
+def probes(port: int, workload: int) -> str:
+    """Kuma's virtual probes: one endpoint to the inbound's workload, one to a port no inbound has."""
+    return f"""\
+probes:
+  port: {port}
+  endpoints:
+    - inboundPort: {workload}
+      inboundPath: /healthz
+      path: /probes/backend
+    - inboundPort: {NO_INBOUND_PORT}
+      inboundPath: /ready
+      path: /probes/elsewhere?verbose=1
+"""
+
+
+NO_INBOUND_PORT = 9
+
+
 @dataclass
 class Mesh:
     cp: ControlPlaneProcess
@@ -59,6 +78,8 @@ class Mesh:
     workloads: dict[str, Workload]
     inbounds: dict[str, int]
     outbound: int
+    probe_port: int
+    """backend-2's virtual probes (`probes.port`)."""
 
     def call(self) -> str:
         return http_get(f"http://127.0.0.1:{self.outbound}/", timeout=3)[1].strip()
@@ -88,20 +109,20 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     root: Path = tmp_path_factory.mktemp("service-health")
     remote = ConfigRemote(root)
     inbounds = {"backend-1": free_port(), "backend-2": free_port(), "client": free_port()}
-    outbound = free_port()
+    outbound, probe_port = free_port(), free_port()
     with Workload("backend-1") as w1, Workload("backend-2") as w2:
         workloads = {"backend-1": w1, "backend-2": w2}
         sha = remote.push(
             {
                 "mesh.yaml": "type: Mesh\nname: default\n",
                 "backend-1.yaml": backend("backend-1", inbounds["backend-1"], w1.port),
-                "backend-2.yaml": backend("backend-2", inbounds["backend-2"], w2.port),
+                "backend-2.yaml": backend("backend-2", inbounds["backend-2"], w2.port) + probes(probe_port, w2.port),
                 "client.yaml": dataplane_yaml("client", "client", inbounds["client"], inbounds["client"], {"backend": outbound}),
             }
         )
         cp = ControlPlaneProcess(remote.bare, root / "state", extra=["--hds-interval", f"{HDS_INTERVAL:g}"])
         with serving(cp, root / "envoys", ["backend-1", "backend-2", "client"], sha) as envoys:
-            m = Mesh(cp, envoys, workloads, inbounds, outbound)
+            m = Mesh(cp, envoys, workloads, inbounds, outbound, probe_port)
             try:
                 yield m
             finally:
@@ -214,3 +235,28 @@ def test_hds_admits_a_proxy_by_its_dataplane_token_as_ads_does(mesh: Mesh) -> No
     # The real sidecar's stream is still open: backend-2 keeps its health and its endpoint.
     assert mesh.proxy_status("backend-2")["health"]["envoy"] is True
     assert mesh.inbounds["backend-2"] in mesh.client_endpoints()
+
+
+def _request(port: int, method: str, path: str) -> tuple[int, str, str]:
+    """(status, Location header, body) without following redirects."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path)
+        r = conn.getresponse()
+        return r.status, r.getheader("Location") or "", r.read().decode()
+    finally:
+        conn.close()
+
+
+def test_virtual_probes_reach_the_workload_at_its_health_path(mesh: Mesh) -> None:
+    workload = mesh.workloads["backend-2"]
+    before = workload.requests["/healthz"]
+    assert _request(mesh.probe_port, "GET", "/probes/backend")[::2] == (200, "backend-2\n")
+    assert workload.requests["/healthz"] == before + 1
+    # No inbound has that workload port: the prober is sent there (Kuma's redirect).
+    status, location, _ = _request(mesh.probe_port, "GET", "/probes/elsewhere")
+    assert (status, location) == (301, f"http://127.0.0.1:{NO_INBOUND_PORT}/ready")
+    # GET of the declared paths only.
+    assert _request(mesh.probe_port, "POST", "/probes/backend")[0] == 404
+    assert _request(mesh.probe_port, "GET", "/healthz")[0] == 404
+    assert workload.requests["/healthz"] == before + 1
