@@ -25,7 +25,7 @@ from envoy.service.health.v3 import hds_pb2, hds_pb2_grpc
 from google.protobuf.message import DecodeError
 
 from reconciler.xds.protocol import XdsRejected
-from reconciler.xds.server import FIRST_REQUEST_TIMEOUT
+from reconciler.xds.server import ADMISSION_FAILED, FIRST_REQUEST_TIMEOUT
 from reconciler.xds.stream_end import HALF_CLOSE_GRACE
 
 __all__ = ["HdsServer", "HealthCallbacks", "add_hds_server"]
@@ -72,9 +72,17 @@ class HdsServer(hds_pb2_grpc.HealthDiscoveryServiceServicer):  # type: ignore[mi
             node_id = await self.callbacks.on_hds_open(node)
         except XdsRejected as e:
             await _abort(context, e.code, e.message)
+        except Exception:  # a bug must not hand the proxy a Python exception text
+            log.exception("hds admission failed", extra={"node": node.id})
+            await _abort(context, grpc.StatusCode.INTERNAL, ADMISSION_FAILED)
         self.streams += 1
         try:
             await self._serve(node_id, node, context)
+        except Exception:
+            # A proxy that goes away while its specifier is written fails that write: the stream
+            # is over, which is no error of the control plane.
+            if not (context.cancelled() or context.done()):
+                raise
         finally:
             self.streams -= 1
             self.callbacks.on_hds_close(node_id)
