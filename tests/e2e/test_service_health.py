@@ -260,3 +260,14 @@ def test_virtual_probes_reach_the_workload_at_its_health_path(mesh: Mesh) -> Non
     assert _request(mesh.probe_port, "POST", "/probes/backend")[0] == 404
     assert _request(mesh.probe_port, "GET", "/healthz")[0] == 404
     assert workload.requests["/healthz"] == before + 1
+
+
+def test_health_is_forgotten_when_the_proxy_disconnects(mesh: Mesh) -> None:
+    mesh.workloads["backend-1"].__exit__(None, None, None)
+    wait_until(lambda: mesh.proxy_status("backend-1")["health"]["ports"] != {}, 10, what="backend-1 reported")
+    wait_until(lambda: not all(mesh.proxy_status("backend-1")["health"]["ports"].values()), 10, what="backend-1 unhealthy")
+    mesh.envoys["backend-1"].stop()
+    wait_until(lambda: "health" not in mesh.proxy_status("backend-1"), 10, what="backend-1's health forgotten")
+    assert mesh.proxy_status("backend-1")["connected"] is False
+    # As with no HDS data in Kuma: no health written over the Dataplane git declares.
+    assert "health" not in mesh.kuma_inbound("backend-1")
