@@ -90,7 +90,6 @@ def run_serve(settings: ServeSettings) -> None:
     "--hds-interval",
     default=5.0,
     show_default=True,
-    envvar="KUMA_DP_SERVER_HDS_INTERVAL",
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds between the health reports sidecars send over HDS (Kuma's dpServer.hds.interval).",
 )
