@@ -27,6 +27,7 @@ from reconciler.ca.authority import CaError
 from reconciler.ca.provider import CertificateProvider
 from reconciler.ca.statefiles import write_public
 from reconciler.mesh.dataplanes import DataplaneCache
+from reconciler.mesh.health import HealthReport, health_aware
 from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.model import Resource, Snapshot
 from reconciler.render import render
@@ -122,6 +123,9 @@ class Engine:
         self._dataplanes = DataplaneCache()
         self._vips_file = vips_file
         self._vips: Mapping[tuple[str, str], str] = read_vips(vips_file) if vips_file is not None else {}
+        self.health: Mapping[str, HealthReport] = {}
+        """Each proxy's last health report (HDS): its unhealthy inbounds are no endpoints. The
+        control plane replaces the mapping, never changes it, as a build reads it in its thread."""
 
     def evaluate(self, revision: str) -> Evaluation:
         """Read and validate one commit (parses only blobs not seen before).
@@ -162,7 +166,8 @@ class Engine:
         revision = snapshot.revision or ""
         started = time.perf_counter()
         try:
-            model = build_mesh_model(snapshot.resources, registered, self._dataplanes.convert, previous_vips=self._vips)
+            convert = health_aware(self._dataplanes.convert, self.health)
+            model = build_mesh_model(snapshot.resources, registered, convert, previous_vips=self._vips)
             self._dataplanes.settle()
         except CaError:
             raise

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.errors import Problem
+from reconciler.mesh.health import HealthReport
 from reconciler.mesh.model import MeshModel
 from reconciler.mesh.shape import ShapeChoice
 from reconciler.model import Resource, Snapshot
@@ -207,6 +208,8 @@ class Store:
         """Dataplanes registered by proxies connected here, by node id."""
         self.peer_registered: dict[str, Resource] = {}
         """Dataplanes registered by proxies connected to other replicas (source/registry.py)."""
+        self.health: dict[str, HealthReport] = {}
+        """The last health report of each proxy with an HDS stream here (controlplane/health.py)."""
         self.proxies: dict[str, ProxyStatus] = {}
         self.lockouts: list[Callable[[], list[Lockout]]] = []
         """Sources of what keeps proxies out (asked each time conditions are read)."""
@@ -348,7 +351,8 @@ class Store:
             "lastAttempt": attempt.to_json(self.branch) if attempt else None,
             "resources": len(self.applied.snapshot) if self.applied else 0,
             "proxies": {
-                p.node_id: p.to_json(self.current_generation(p.node_id)) for p in sorted(self.proxies.values(), key=lambda p: p.node_id)
+                p.node_id: p.to_json(self.current_generation(p.node_id)) | _health_json(self.health.get(p.node_id))
+                for p in sorted(self.proxies.values(), key=lambda p: p.node_id)
             },
         }
 
@@ -367,7 +371,10 @@ class Store:
                     "source": ("registered" if dp.registered else "git") if dp else "unknown",
                     "connected": bool(proxy and proxy.connected),
                     "adminPort": dp.admin_port if dp else None,
-                    "inbounds": [{"address": i.address, "port": i.port, "service": i.service, "protocol": i.protocol} for i in dp.inbounds]
+                    "inbounds": [
+                        {"address": i.address, "port": i.port, "service": i.service, "protocol": i.protocol, "ready": i.ready}
+                        for i in dp.inbounds
+                    ]
                     if dp
                     else [],
                     "outbounds": [
@@ -386,3 +393,7 @@ class Store:
 
 def _shape_json(choice: ShapeChoice | None) -> dict[str, str] | None:
     return {"shape": choice.shape, "reason": choice.reason} if choice is not None else None
+
+
+def _health_json(report: HealthReport | None) -> dict[str, Any]:
+    return {"health": report.to_json()} if report is not None else {}

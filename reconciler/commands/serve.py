@@ -87,6 +87,13 @@ def run_serve(settings: ServeSettings) -> None:
     help="Seconds a new xDS stream has to send its first request before it is closed.",
 )
 @click.option(
+    "--hds-interval",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between the health reports sidecars send over HDS (Kuma's dpServer.hds.interval).",
+)
+@click.option(
     "--fetch-interval",
     default=60.0,
     show_default=True,
@@ -157,6 +164,7 @@ def serve_command(
     xds_tls: str,
     xds_tls_san: tuple[str, ...],
     xds_first_request_timeout: float,
+    hds_interval: float,
     fetch_interval: float,
     git_token_file: str | None,
     git_username: str,
@@ -178,6 +186,7 @@ def serve_command(
     read, or a key is lost (without --rotate-missing-keys).
     """
     from reconciler.controlplane import ServeSettings
+    from reconciler.xds.hds_specifier import HdsSettings
 
     run_serve(
         ServeSettings(
@@ -193,6 +202,7 @@ def serve_command(
             xds_tls=xds_tls,
             xds_tls_names=xds_tls_san,
             xds_first_request_timeout=xds_first_request_timeout,
+            hds=HdsSettings(interval=hds_interval),
             fetch_interval=fetch_interval,
             git_username=git_username,
             git_token_file=git_token_file,

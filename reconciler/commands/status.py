@@ -60,6 +60,13 @@ def status_text(status: dict[str, Any]) -> str:
                     f"{node:<32} {('yes' if p['connected'] else 'no'):<10} {t:<5} {s.get('ackedRevision', '')[:12]:<14} "
                     + (f"{nack['revision'][:12]}: {nack['message']}" if nack else "")
                 )
+    for node, p in proxies.items():  # the service probes' verdicts (HDS): only what takes endpoints out
+        health = p.get("health") or {}
+        failing = [port for port, ok in health.get("ports", {}).items() if not ok]
+        if health and not health.get("envoy", True):
+            lines.append(f"unhealthy: {node}: Envoy not ready (every inbound out of its services' endpoints)")
+        elif failing:
+            lines.append(f"unhealthy: {node}: service probe failing on workload port {', '.join(failing)}")
     # File names, messages and node ids came from pushers and proxies: one line each, as text.
     return "\n".join(map(escape_control, lines))
 
@@ -68,6 +75,7 @@ def status_text(status: dict[str, Any]) -> str:
 @click.option("--server", default="http://127.0.0.1:5681", show_default=True, help="The control plane's HTTP API.")
 @format_option
 def status_command(server: str, fmt: str) -> None:
-    """What the running server applies and attempted, and each proxy's ACK/NACK per type."""
+    """What the running server applies and attempted, each proxy's ACK/NACK per type, and the
+    proxies whose service probes fail."""
     doc = fetch_json(server, "/status")
     click.echo(json.dumps(doc, indent=2) if fmt == "json" else status_text(doc))

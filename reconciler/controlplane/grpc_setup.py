@@ -1,4 +1,4 @@
-"""The xDS side's setup: token admission of proxies and the gRPC server that serves ADS.
+"""The xDS side's setup: token admission of proxies and the gRPC server that serves ADS and HDS.
 
 `Admission` owns the dataplane-token authenticator (its signing keys live in the state
 directory) and the stream guard; `make_grpc_server` binds the port, over TLS unless the
@@ -21,6 +21,7 @@ from reconciler.ports import listen_error
 from reconciler.store import Attempt, Lockout, Store
 from reconciler.xds.admission import AuthorizedWatcher, DataplaneAuthenticator
 from reconciler.xds.cache import ConfigCache
+from reconciler.xds.hds import HdsServer, HealthCallbacks, add_hds_server
 from reconciler.xds.security import StreamGuard, XdsCall, server_credentials
 from reconciler.xds.server import AdsServer, StreamCallbacks, add_ads_server
 
@@ -109,10 +110,10 @@ class Admission:
 
 
 def make_grpc_server(
-    settings: ServeSettings, admission: Admission, cache: ConfigCache, callbacks: StreamCallbacks
+    settings: ServeSettings, admission: Admission, cache: ConfigCache, callbacks: StreamCallbacks, health: HealthCallbacks | None = None
 ) -> tuple[grpc.aio.Server, int]:
-    """The xDS gRPC server with ADS registered, bound to the xDS port: over TLS unless
-    `xds_tls` is none, each stream behind the guard that admission and revocation use.
+    """The xDS gRPC server with ADS (and HDS, given `health`) registered, bound to the xDS port:
+    over TLS unless `xds_tls` is none, each stream behind the guard that admission and revocation use.
 
     The port is this process's alone: gRPC's default SO_REUSEPORT would let a second
     control plane (with another CA and other keys) share it and take half the proxies.
@@ -130,6 +131,11 @@ def make_grpc_server(
     )
     ads = AdsServer(AuthorizedWatcher(cache, admission.refusal), callbacks, first_request_timeout=settings.xds_first_request_timeout)
     add_ads_server(server, ads)
+    if health is not None:
+        add_hds_server(
+            server,
+            HdsServer(health, refresh_interval=settings.hds.refresh_interval, first_request_timeout=settings.xds_first_request_timeout),
+        )
     stop = server.stop
 
     async def stopping(grace: float | None) -> None:

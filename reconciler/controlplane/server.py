@@ -41,6 +41,7 @@ from reconciler.ca.xds_tls import check_state as check_xds_tls
 from reconciler.controlplane import rollback
 from reconciler.controlplane.commit_diff import commit_diff
 from reconciler.controlplane.grpc_setup import Admission, make_grpc_server
+from reconciler.controlplane.health import HealthEvents
 from reconciler.controlplane.loop import Reconciler
 from reconciler.controlplane.proxy_events import ProxyEvents
 from reconciler.controlplane.registrations import RegistrationSync, replica_id
@@ -73,6 +74,7 @@ class ControlPlane:
         self.reconciler = Reconciler(settings, self.store, self.cache, self.mirror, self.metrics)
         self.admission = Admission(settings, self.store)
         self.proxy_events = ProxyEvents(self.reconciler, self.admission)
+        self.health = HealthEvents(self.reconciler, self.admission, settings.hds)
         self.watcher = Watcher(self.reconciler)
         self.registrations: RegistrationSync | None = None
         self._grpc: grpc.aio.Server | None = None
@@ -121,7 +123,9 @@ class ControlPlane:
             self.settings.compact_outbounds,
             vips_file=Path(self.settings.state_dir) / VIPS_FILE,
         )
-        self._grpc, self.xds_port = make_grpc_server(self.settings, self.admission, self.cache, self.proxy_events)
+        self._grpc, self.xds_port = make_grpc_server(
+            self.settings, self.admission, self.cache, self.proxy_events, self.health if self.settings.hds.enabled else None
+        )
         self.reconciler.listeners.append(self.admission.recheck_streams)
         # Kuma's read API and the GUI first: their fixed paths (`/meshes/{mesh}/dataplanes/_overview`)
         # must match before the patterns that would take them as a name.

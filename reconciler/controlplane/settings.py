@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.xds.hds_specifier import HdsSettings
 from reconciler.xds.server import FIRST_REQUEST_TIMEOUT
 
 __all__ = ["ServeSettings", "SetupError", "REBUILD_RETRY"]
@@ -30,6 +31,8 @@ class ServeSettings:
     """Extra DNS names or IP addresses for the xDS server certificate."""
     xds_first_request_timeout: float = FIRST_REQUEST_TIMEOUT
     """Seconds a new xDS stream has to send its first request (with the node) before it is closed."""
+    hds: HdsSettings = HdsSettings()
+    """Kuma's `dpServer.hds`: the service probes sidecars run and report (reconciler/xds/hds.py)."""
     fetch_interval: float = 60.0
     """Remote repositories: seconds between fetches. A webhook, `reconcile --server`, `rollback`
     and `resume` fetch at once; `poll_interval` still governs how often the mirror's refs

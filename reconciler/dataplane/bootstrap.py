@@ -1,4 +1,5 @@
-"""Envoy bootstrap for a dataplane: node identity, admin on loopback, ADS to the control plane."""
+"""Envoy bootstrap for a dataplane: node identity, admin on loopback, ADS to the control plane,
+and HDS (Kuma's service probes, reconciler/xds/hds.py) over the same cluster, as kuma-dp's."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def bootstrap(
     ca_cert: str | None = None,
     cluster: str | None = None,
     ca_cert_pem: str | None = None,
+    hds: bool = True,
 ) -> dict[str, Any]:
     """The bootstrap Envoy starts with; everything else arrives over ADS.
 
@@ -32,8 +34,10 @@ def bootstrap(
     `ca_cert_pem` (the certificate itself) or `ca_cert` (a PEM file Envoy reads) is the CA
     that verifies the control plane's xDS certificate. TLS is used when either is given, and
     the certificate must name `cp_host` (DNS or IP subject alternative name), as kuma-dp checks.
+    `hds`: Envoy also opens Kuma's health-check stream, and the node tells the control plane
+    where its admin listens (`dataplane.admin.port`), which HDS probes for Envoy's readiness.
     """
-    metadata: dict[str, Any] = {}
+    metadata: dict[str, Any] = {"dataplane.admin.port": str(admin_port), "dataplane.admin.address": admin_address}
     if dataplane is not None:
         metadata["dataplane.resource"] = dataplane
     if token is not None:
@@ -77,7 +81,7 @@ def bootstrap(
         if not _is_ip(cp_host):
             tls_context["sni"] = cp_host  # SNI carries host names only (RFC 6066)
         ads_cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": tls_context}
-    return {
+    config: dict[str, Any] = {
         "node": {"id": f"{mesh}.{name}", "cluster": cluster or name, "metadata": metadata},
         "admin": {"address": {"socket_address": {"address": admin_address, "port_value": admin_port}}},
         "dynamic_resources": {
@@ -92,6 +96,14 @@ def bootstrap(
         },
         "static_resources": {"clusters": [ads_cluster]},
     }
+    if hds:
+        config["hds_config"] = {
+            "api_type": "GRPC",
+            "transport_api_version": "V3",
+            "set_node_on_first_message_only": True,
+            "grpc_services": [grpc_service],
+        }
+    return config
 
 
 def _is_ip(host: str) -> bool:

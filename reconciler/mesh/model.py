@@ -20,6 +20,7 @@ from typing import Any
 
 from reconciler.frozen import FrozenDict
 from reconciler.kind_names import POLICY_KINDS
+from reconciler.mesh.probes import VirtualProbes, probes_from_spec
 from reconciler.mesh.secret_data import with_secret_data
 from reconciler.mesh.transparent import BackendRef, DnsRecord, Redirect, redirect_from_spec
 from reconciler.mesh.vips import ResourceAddresses, ServiceInbound, mesh_addresses
@@ -106,6 +107,8 @@ class Dataplane:
     to its sidecar, even when an inbound is the workload's own address and port."""
     redirect: Redirect | None = None
     """The declared `transparentProxying` itself (None when absent)."""
+    probes: VirtualProbes | None = None
+    """The declared `probes` (Kuma's virtual probes, reconciler/xds/probes.py)."""
 
     @property
     def node_id(self) -> str:
@@ -278,6 +281,7 @@ def dataplane_from_resource(resource: Resource, *, registered: bool = False) -> 
         registered=registered,
         transparent_proxying=bool(net.get("transparentProxying") or net.get("transparent_proxying")),
         redirect=redirect_from_spec(net.get("transparentProxying") or net.get("transparent_proxying")),
+        probes=probes_from_spec(spec.get("probes")),
     )
 
 

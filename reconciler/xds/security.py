@@ -3,7 +3,7 @@ guard that can close an admitted stream later (when its token is revoked).
 
 - `server_credentials` serves the certificate of `reconciler.ca.xds_tls`, reissuing it from
   the same CA before it expires without a restart.
-- `StreamGuard` is a grpc.aio interceptor around the ADS methods. Each stream gets an
+- `StreamGuard` is a grpc.aio interceptor around the ADS methods and HDS's stream. Each stream gets an
   `XdsCall`: its request metadata (kuma-dp sends the token as `authorization`), the identity
   admission gave it, and `close(code, message)` to end it with a status. The admission
   callback finds the call of the stream it is admitting with `current_call()`.
@@ -49,6 +49,7 @@ TOKEN_METADATA_KEY = "dataplane.token"
 AUTHORIZATION_HEADER = "authorization"
 """gRPC request header with the dataplane token (what kuma-dp's bootstrap sends)."""
 ADS_SERVICE = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
+HDS_SERVICE = "/envoy.service.health.v3.HealthDiscoveryService/"
 
 
 # -- TLS ----------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class StreamGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or not method.startswith(ADS_SERVICE) or handler.stream_stream is None:
+        if handler is None or not method.startswith((ADS_SERVICE, HDS_SERVICE)) or handler.stream_stream is None:
             return handler
         behavior = handler.stream_stream
         calls = self.calls

@@ -1,5 +1,6 @@
 """Every resource Kuma's API lists, as Kuma's store would hold it: the applied commit's
-resources, the dataplanes registered at connect time (not in git), and Kuma's default
+resources, the dataplanes registered at connect time (not in git) with the health their
+sidecars report (`inbound[].state`, `health.ready`, as Kuma's HDS writes them), and Kuma's default
 policies of each mesh that serving applies (policies/defaults.py), which Kuma creates in its
 store with the mesh.
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from reconciler.mesh.health import spec_with_health
 from reconciler.model import Resource
 from reconciler.policies.defaults import default_policies
 from reconciler.store import ResourceTime, Store
@@ -54,6 +56,11 @@ def catalog_of(store: Store) -> Catalog:
         if r.key not in seen:  # git wins over a registration of the same name
             seen[r.key] = r
             registered.add(r.key)
+    for node_id, report in store.health.items():  # Kuma's HDS writes each inbound's health into the stored Dataplane
+        dp_mesh, _, dp_name = node_id.partition(".")
+        found = seen.get(ResourceKey("Dataplane", dp_mesh, dp_name))
+        if found is not None:
+            seen[found.key] = replace(found, spec=spec_with_health(found.spec, report))
     defaults = set()
     for mesh in [r for r in seen.values() if r.type == "Mesh"]:
         for policy in default_policies(mesh):
