@@ -25,7 +25,6 @@ from reconciler.views.proxy import ProxyView, policy_indexes, proxy_views
 from reconciler.views.reuse import Reuse
 from reconciler.views.same import SameViews
 from reconciler.xds.generate import generate
-from reconciler.xds.probes import with_virtual_probes
 from reconciler.xds.resources import ProxyResources
 
 __all__ = ["Rendering", "render", "BugReporter"]
@@ -84,7 +83,7 @@ def render(
             if previous is not None and same.same(previous.get(node), view):
                 continue
             try:
-                resources[node] = with_virtual_probes(generate(view), view.dataplane)
+                resources[node] = generate(view)
             except Exception as e:
                 if on_bug is None:
                     raise

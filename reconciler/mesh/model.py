@@ -108,7 +108,7 @@ class Dataplane:
     redirect: Redirect | None = None
     """The declared `transparentProxying` itself (None when absent)."""
     probes: VirtualProbes | None = None
-    """The declared `probes` (Kuma's virtual probes, reconciler/xds/probes.py)."""
+    """The declared `probes` (Kuma's virtual probes, reconciler/xds/generate/probes.py)."""
 
     @property
     def node_id(self) -> str:

@@ -4,7 +4,7 @@ Kuma exposes the workload's HTTP health endpoints on a plain-HTTP port of the si
 prober outside the mesh (kubelet on Kubernetes, a load balancer on Universal) can reach them
 while the inbound itself wants mTLS: `GET <address>:<probes.port><path>` is sent to the inbound
 whose workload port is `inboundPort`, at `inboundPath`. The listener is
-reconciler/xds/probes.py; the fields are validated in reconciler/kinds/dataplane.py.
+reconciler/xds/generate/probes.py; the fields are validated in reconciler/kinds/dataplane.py.
 """
 
 from __future__ import annotations

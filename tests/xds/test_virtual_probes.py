@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.mesh.model import build_mesh_model
 from reconciler.render import render
-from reconciler.xds.probes import PROBE_LISTENER
+from reconciler.xds.generate.probes import PROBE_LISTENER
 from reconciler.xds.resources import LISTENER
 from tests.support import snapshot_of_text
 

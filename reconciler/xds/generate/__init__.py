@@ -32,6 +32,7 @@ from reconciler.xds.generate.dns import dns_body, with_dns_route
 from reconciler.xds.generate.gateway import gateway_resources
 from reconciler.xds.generate.inbound import inbound_resources
 from reconciler.xds.generate.outbound import outbound_resources
+from reconciler.xds.generate.probes import probe_listener
 from reconciler.xds.generate.tls import secrets
 from reconciler.xds.generate.transparent import from_passthrough_source, no_bind, transparent_resources
 from reconciler.xds.resources import CLUSTER, LISTENER, ProxyResources, XdsResource, resource
@@ -73,6 +74,9 @@ def generate(view: ProxyView) -> ProxyResources:
     items.extend(_proxy_resources(view, facts))
     if redirect is not None:
         items = with_dns_route(items, dns_body(view.dns, mesh, view.dataplane.labels))
+    probes = probe_listener(view.dataplane, frozenset(r.name for r in items if r.type_url == CLUSTER))
+    if probes is not None:
+        items.append(probes)
     if view.tls is not None:
         items.extend(secrets(view.tls))
     patch = view.confs.get(PROXY_PATCH)

@@ -5,7 +5,8 @@ A GET of an endpoint's `path` (matched exactly) goes to the local cluster of the
 workload port is `inboundPort`, its path rewritten to `inboundPath`; when no inbound has that
 workload port (no local cluster to send it to) the prober is redirected there instead, as Kuma
 does. With transparent proxying the listener does not bind (the redirection brings the traffic).
-Other methods and paths get 404. Added to each sidecar's generated config by reconciler/render.py.
+Other methods and paths get 404. The generator adds it before MeshProxyPatch runs, as Kuma's
+probe generator runs before the policies.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from google.protobuf import wrappers_pb2
 
 from reconciler.envoy_builders import pack, socket_address
 from reconciler.mesh.model import Dataplane
-from reconciler.xds.resources import CLUSTER, LISTENER, ProxyResources, resource
+from reconciler.xds.resources import LISTENER, XdsResource, resource
 
-__all__ = ["PROBE_LISTENER", "PROBE_ROUTE_CONFIG", "with_virtual_probes"]
+__all__ = ["PROBE_LISTENER", "PROBE_ROUTE_CONFIG", "probe_listener"]
 
 PROBE_LISTENER = "probe:listener"
 PROBE_ROUTE_CONFIG = "probe:route_configuration"
@@ -49,11 +50,11 @@ def _routes(dp: Dataplane, clusters: frozenset[str]) -> list[route_components_pb
     return routes
 
 
-def with_virtual_probes(resources: ProxyResources, dp: Dataplane) -> ProxyResources:
-    """`resources` with the probe listener of `dp` when it declares `probes` (sidecars only)."""
+def probe_listener(dp: Dataplane, clusters: frozenset[str]) -> XdsResource | None:
+    """The probe listener of `dp` when it declares `probes` (sidecars only); `clusters`: the
+    names of the proxy's clusters (a probe goes to a local one only when it exists)."""
     if dp.probes is None or dp.gateway is not None:
-        return resources
-    clusters = frozenset(resources.of(CLUSTER))
+        return None
     hcm = hcm_pb2.HttpConnectionManager(
         stat_prefix="probe_listener",
         route_config=route_pb2.RouteConfiguration(
@@ -80,6 +81,4 @@ def with_virtual_probes(resources: ProxyResources, dp: Dataplane) -> ProxyResour
     )
     if dp.transparent_proxying:
         listener.bind_to_port.CopyFrom(wrappers_pb2.BoolValue(value=False))
-    listeners = {**resources.of(LISTENER), PROBE_LISTENER: resource(LISTENER, PROBE_LISTENER, listener)}
-    by_type = {**resources.by_type, LISTENER: dict(sorted(listeners.items()))}
-    return ProxyResources(by_type, resources.problems)
+    return resource(LISTENER, PROBE_LISTENER, listener)
