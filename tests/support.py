@@ -281,6 +281,30 @@ spec:
 """
 
 
+HTTPBIN_EXTERNAL = """\
+type: MeshExternalService
+mesh: default
+name: httpbin
+spec:
+  match: {type: HostnameGenerator, port: 443, protocol: tcp}
+  endpoints: [{address: httpbin.org, port: 443}]
+"""
+"""A MeshExternalService on port 443 (its hostname comes from a HostnameGenerator)."""
+
+
+def mesh_passthrough(name: str, mode: str, *matches: tuple[str, str, int, str]) -> str:
+    """A MeshPassthrough on the whole mesh with `passthroughMode: mode` and an `appendMatch`
+    entry per (type, value, port, protocol)."""
+    text = f"type: MeshPassthrough\nmesh: default\nname: {name}\nspec:\n  targetRef:\n    kind: Mesh\n  default:\n"
+    text += f"    passthroughMode: {mode}\n"
+    if matches:
+        text += "    appendMatch:\n" + "".join(
+            f"      - type: {kind}\n        value: {value}\n        port: {port}\n        protocol: {protocol}\n"
+            for kind, value, port, protocol in matches
+        )
+    return text
+
+
 def self_signed_ec_ca(common_name: str) -> tuple[bytes, bytes]:
     """A CA a user would provide: ECDSA P-256, valid 2020-2040; (certificate PEM, PKCS#8 key PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())

@@ -18,7 +18,7 @@ from reconciler.mesh.model import MeshModel, build_mesh_model
 from reconciler.mesh.vips import KIND_RANGES, SERVICE_RANGE, Range, allocate
 from reconciler.reconcile import VIPS_FILE, Engine
 from reconciler.source.git import GitSource
-from tests.support import GitRepo, dataplane_yaml, mesh, snapshot_of_text
+from tests.support import HTTPBIN_EXTERNAL, GitRepo, dataplane_yaml, mesh, snapshot_of_text
 
 
 def model_of(text: str, previous: dict[tuple[str, str], str] | None = None) -> MeshModel:
@@ -29,7 +29,8 @@ def dps(*services: str, mesh_name: str = "default") -> str:
     return "---\n".join(dataplane_yaml(f"{s}-1", s, 18000 + i, 9000 + i, mesh=mesh_name) for i, s in enumerate(services))
 
 
-MESH_SERVICE = """\
+MESH_SERVICE = (
+    """\
 ---
 type: MeshService
 mesh: default
@@ -40,13 +41,9 @@ spec:
     - {port: 8080, targetPort: 9100, appProtocol: http}
     - {port: 9090, name: admin}
 ---
-type: MeshExternalService
-mesh: default
-name: httpbin
-spec:
-  match: {type: HostnameGenerator, port: 443, protocol: tcp}
-  endpoints: [{address: httpbin.org, port: 443}]
----
+"""
+    + HTTPBIN_EXTERNAL
+    + """---
 type: MeshMultiZoneService
 mesh: default
 name: global-billing
@@ -54,6 +51,7 @@ spec:
   selector: {meshService: {matchLabels: {app: billing}}}
   ports: [{port: 8080, appProtocol: http}]
 """
+)
 
 
 def in_cidr(ip: str, cidr: str) -> bool:

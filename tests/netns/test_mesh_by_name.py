@@ -33,6 +33,8 @@ import pytest
 from tests.e2e.harness import ConfigRemote, http_get, wait_until
 from tests.netns.harness import Namespace, Network, skip_reason
 from tests.netns.test_redirect import RECONCILER
+from tests.support import ALLOW_ALL, mesh_passthrough
+from tests.support import mesh as mesh_yaml
 
 _SKIP = skip_reason()
 pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
@@ -42,31 +44,7 @@ XDS_PORT, API_PORT = 15678, 15681
 APP_PORT = 8080
 OUTSIDE_PORTS = (8080, 8081)
 
-MESH = """\
-type: Mesh
-name: default
-mtls:
-  enabledBackend: ca-1
-  backends:
-    - name: ca-1
-      type: builtin
-networking:
-  outbound:
-    passthrough: false
-"""
-ALLOW = """\
-type: MeshTrafficPermission
-mesh: default
-name: allow-all
-spec:
-  targetRef:
-    kind: Mesh
-  from:
-    - targetRef:
-        kind: Mesh
-      default:
-        action: Allow
-"""
+MESH = mesh_yaml(mtls=True) + "networking:\n  outbound:\n    passthrough: false\n"
 ROUTE = """\
 type: MeshHTTPRoute
 mesh: default
@@ -256,7 +234,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         remote.push(
             {
                 "mesh.yaml": MESH,
-                "allow.yaml": ALLOW,
+                "allow.yaml": ALLOW_ALL,
                 "route.yaml": ROUTE,
                 "meshservice.yaml": MESH_SERVICE,
                 "short-names.yaml": SHORT_NAMES,
@@ -329,21 +307,7 @@ def test_passthrough_off_refuses_outside_addresses_until_a_meshpassthrough_lists
     mesh.eventually("http://backend.mesh/", '"app": "backend"', timeout=45)
     assert mesh.get(listed).startswith("error"), "the mesh's passthrough is off: nothing outside it is reachable"
     assert mesh.get("http://outside.example:8080/").startswith("error")
-    policy = f"""\
-type: MeshPassthrough
-mesh: default
-name: let-out
-spec:
-  targetRef:
-    kind: Mesh
-  default:
-    passthroughMode: Matched
-    appendMatch:
-      - type: IP
-        value: {mesh.outside.address}
-        port: {OUTSIDE_PORTS[0]}
-        protocol: tcp
-"""
+    policy = mesh_passthrough("let-out", "Matched", ("IP", mesh.outside.address, OUTSIDE_PORTS[0], "tcp"))
     mesh.push({"passthrough.yaml": policy}, "let the web reach one outside port")
     try:
         assert mesh.eventually(listed, f"outside {OUTSIDE_PORTS[0]}") == f"200 outside {OUTSIDE_PORTS[0]}"

@@ -18,7 +18,7 @@ from reconciler.mesh.shape import SHAPE_LABEL
 from reconciler.views.proxy import ProxyView, proxy_view, proxy_views
 from reconciler.views.reuse import Reuse
 from reconciler.xds.resources import CLUSTER, LISTENER, ProxyResources
-from tests.support import dataplane_yaml, generate_checked, snapshot_of_text
+from tests.support import dataplane_yaml, generate_checked, mesh_passthrough, snapshot_of_text
 
 BACKEND = dataplane_yaml("backend-1", "backend", 8080, 18080)
 VIRTUAL = (
@@ -275,21 +275,7 @@ def test_declared_backend_ref_outbounds_select_the_backends_as_in_kuma() -> None
 
 
 PASSTHROUGH_OFF = "type: Mesh\nname: default\nnetworking:\n  outbound:\n    passthrough: false\n"
-LET_OUT = """\
-type: MeshPassthrough
-mesh: default
-name: let-out
-spec:
-  targetRef:
-    kind: Mesh
-  default:
-    passthroughMode: Matched
-    appendMatch:
-      - type: IP
-        value: 10.250.0.9
-        port: 8080
-        protocol: tcp
-"""
+LET_OUT = mesh_passthrough("let-out", "Matched", ("IP", "10.250.0.9", 8080, "tcp"))
 
 
 def test_a_meshpassthrough_rewrites_the_outbound_passthrough_listener_of_a_transparent_proxy() -> None:
@@ -305,7 +291,7 @@ def test_a_meshpassthrough_rewrites_the_outbound_passthrough_listener_of_a_trans
 
 
 def test_mode_all_reopens_a_passthrough_off_mesh_for_the_proxies_it_selects() -> None:
-    policy = LET_OUT.replace("passthroughMode: Matched", "passthroughMode: All").split("    appendMatch:")[0]
+    policy = mesh_passthrough("let-all-out", "All")
     _, resources = _generated(_web(), policy, mesh=PASSTHROUGH_OFF)
     assert "outbound:passthrough:ipv4" in resources.of(CLUSTER)
 

@@ -14,9 +14,10 @@ from reconciler.mesh.model import build_mesh_model
 from reconciler.source.git import GitSource
 from tests.api.support import request
 from tests.e2e.harness import ConfigRemote, ControlPlaneProcess
-from tests.support import dataplane_yaml, mesh
+from tests.support import HTTPBIN_EXTERNAL, dataplane_yaml, mesh
 
-RESOURCES = """\
+RESOURCES = (
+    """\
 type: MeshService
 mesh: default
 name: billing
@@ -25,13 +26,9 @@ spec:
   selector: {dataplaneTags: {kuma.io/service: billing}}
   ports: [{port: 8080, targetPort: 9100, appProtocol: http}]
 ---
-type: MeshExternalService
-mesh: default
-name: httpbin
-spec:
-  match: {type: HostnameGenerator, port: 443, protocol: tcp}
-  endpoints: [{address: httpbin.org, port: 443}]
----
+"""
+    + HTTPBIN_EXTERNAL
+    + """---
 type: MeshMultiZoneService
 mesh: default
 name: all-billing
@@ -46,6 +43,7 @@ spec:
     meshService: {matchLabels: {team: payments}}
   template: '{{ .Name }}.{{ label "team" }}.internal'
 """
+)
 ORDERS = """\
 type: MeshService
 mesh: default
