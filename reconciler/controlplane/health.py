@@ -74,8 +74,10 @@ class HealthEvents:
         self.admission = admission
         self.settings = settings
         self._streams: dict[str, int] = {}
-        self._specs: dict[str, tuple[Applied, hds_pb2.HealthCheckSpecifier | None]] = {}
-        """node id → the specifier computed for an applied revision (recomputed when it changes)."""
+        self._specs: dict[str, dict[tuple[str, str, str], tuple[Applied, hds_pb2.HealthCheckSpecifier | None]]] = {}
+        """node id → its admin metadata (port, address, socket) → the specifier computed for an
+        applied revision (recomputed when it changes). Two streams of one node id may report
+        different admin ports: each gets the checks of its own Envoy."""
         self._declared: tuple[Applied | None, dict[str, Resource]] = (None, {})
         self._pending = False
 
@@ -102,14 +104,16 @@ class HealthEvents:
         applied = self.store.applied
         if applied is None:
             return None
-        known = self._specs.get(node_id)
+        admin = (_metadata(node, ADMIN_PORT_METADATA), _metadata(node, ADMIN_ADDRESS_METADATA), _metadata(node, ADMIN_SOCKET_METADATA))
+        specs = self._specs.setdefault(node_id, {})
+        known = specs.get(admin)
         if known is not None and known[0] is applied:
             return known[1]
-        spec = self._compute(applied, node_id, node)
-        self._specs[node_id] = (applied, spec)
+        spec = self._compute(applied, node_id, admin)
+        specs[admin] = (applied, spec)
         return spec
 
-    def _compute(self, applied: Applied, node_id: str, node: base_pb2.Node) -> hds_pb2.HealthCheckSpecifier | None:
+    def _compute(self, applied: Applied, node_id: str, admin: tuple[str, str, str]) -> hds_pb2.HealthCheckSpecifier | None:
         dp = applied.model.dataplanes.get(node_id)
         if dp is None or dp.gateway is not None:
             return None  # Kuma probes sidecars' inbounds only
@@ -118,14 +122,14 @@ class HealthEvents:
             resource = self.store.registered.get(node_id) or self.store.peer_registered.get(node_id)
         if resource is None:
             return None
-        admin_port = _metadata(node, ADMIN_PORT_METADATA)
+        admin_port, admin_address, admin_socket = admin
         return specifier(
             dp,
             resource.spec,
             self.settings,
             admin_port=int(admin_port) if admin_port.isdigit() else None,
-            admin_address=_metadata(node, ADMIN_ADDRESS_METADATA),
-            admin_socket=_metadata(node, ADMIN_SOCKET_METADATA),
+            admin_address=admin_address,
+            admin_socket=admin_socket,
         )
 
     def _declared_of(self, applied: Applied) -> Mapping[str, Resource]:

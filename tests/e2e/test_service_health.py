@@ -193,7 +193,7 @@ def test_a_sidecar_without_service_probe_is_never_marked(mesh: Mesh) -> None:
 HDS_METHOD = "/envoy.service.health.v3.HealthDiscoveryService/StreamHealthCheck"
 
 
-def _hds_first_answer(cp: ControlPlaneProcess, node_id: str, token: str | None) -> hds_pb2.HealthCheckSpecifier:
+def _hds_first_answer(cp: ControlPlaneProcess, node_id: str, token: str | None, admin_port: int = 0) -> hds_pb2.HealthCheckSpecifier:
     """Open an HDS stream as `node_id` (over the control plane's TLS, with `token` in node
     metadata as run-dataplane sends it) and return the first specifier, or raise how it ended."""
     assert cp.ca_cert is not None
@@ -201,6 +201,8 @@ def _hds_first_answer(cp: ControlPlaneProcess, node_id: str, token: str | None) 
     node = base_pb2.Node(id=node_id)
     if token is not None:
         node.metadata.fields["dataplane.token"].string_value = token
+    if admin_port:
+        node.metadata.fields["dataplane.admin.port"].string_value = str(admin_port)
     first = hds_pb2.HealthCheckRequestOrEndpointHealthResponse(health_check_request=hds_pb2.HealthCheckRequest(node=node))
     with grpc.secure_channel(cp.xds, credentials) as channel:
         stub = hds_pb2_grpc.HealthDiscoveryServiceStub(channel)
@@ -225,10 +227,15 @@ def test_hds_admits_a_proxy_by_its_dataplane_token_as_ads_does(mesh: Mesh) -> No
     with pytest.raises(grpc.RpcError) as other_name:
         _hds_first_answer(mesh.cp, "default.backend-2", mesh.cp.issue_token("backend-1"))
     assert other_name.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    answer = _hds_first_answer(mesh.cp, "default.backend-2", mesh.cp.issue_token("backend-2"))
+    token = mesh.cp.issue_token("backend-2")
+    answer = _hds_first_answer(mesh.cp, "default.backend-2", token, admin_port=mesh.envoys["backend-2"].admin_port)
     admin, workload = answer.cluster_health_checks
     assert admin.cluster_name == "kuma:envoy:admin"
     assert admin.locality_endpoints[0].endpoints[0].address.socket_address.port_value == mesh.envoys["backend-2"].admin_port
+    # A stream that reports no admin port gets Kuma's default (9901), and not the checks of the
+    # sidecar's own stream, which keep its real admin port.
+    bare = _hds_first_answer(mesh.cp, "default.backend-2", token)
+    assert bare.cluster_health_checks[0].locality_endpoints[0].endpoints[0].address.socket_address.port_value == 9901
     assert workload.cluster_name == f"localhost:{mesh.workloads['backend-2'].port}"
     assert workload.health_checks[0].unhealthy_threshold.value == UNHEALTHY_THRESHOLD
     assert answer.interval.ToTimedelta().total_seconds() == HDS_INTERVAL
