@@ -307,11 +307,11 @@ def _transparent_proxy(flags: dict[str, Any], dataplane_text: str | None) -> _Tr
     import pwd
 
     from reconciler.dataplane.transparent_proxy import TransparentProxyError, install
+    from reconciler.mesh.transparent import Redirect, redirect_from_spec
 
-    tp = ((json.loads(dataplane_text).get("networking") or {}).get("transparentProxying") or {}) if dataplane_text else {}
-    cfg = config_from_options(
-        flags, inbound_port=int(tp.get("redirectPortInbound") or 15006), outbound_port=int(tp.get("redirectPortOutbound") or 15001)
-    )
+    networking = (json.loads(dataplane_text).get("networking") or {}) if dataplane_text else {}
+    declared = redirect_from_spec(networking.get("transparentProxying") or networking.get("transparent_proxying")) or Redirect()
+    cfg = config_from_options(flags, inbound_port=declared.inbound_port, outbound_port=declared.outbound_port)
     try:
         made = install(cfg)
     except TransparentProxyError as e:
