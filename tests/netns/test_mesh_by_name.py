@@ -122,10 +122,12 @@ OUTSIDE = textwrap.dedent(
 # What the web application runs: a plain HTTP GET, resolving the name with the system resolver.
 GET = textwrap.dedent(
     """
-    import sys, urllib.request
+    import sys, urllib.error, urllib.request
     try:
         with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
             print(r.status, r.read().decode())
+    except urllib.error.HTTPError as e:
+        print(e.code, e.read().decode())
     except Exception as e:
         print("error", type(e).__name__, e)
     """
@@ -134,7 +136,17 @@ GET = textwrap.dedent(
 NAMESERVER = str(Path(__file__).with_name("probes.py"))
 
 
-def _dataplane(name: str, address: str) -> str:
+PROBE = """\
+      serviceProbe:
+        interval: 1s
+        timeout: 1s
+        healthyThreshold: 1
+        unhealthyThreshold: 1
+        tcp: {}
+"""
+
+
+def _dataplane(name: str, address: str, probe: str = "") -> str:
     return f"""\
 type: Dataplane
 mesh: default
@@ -146,7 +158,7 @@ networking:
       tags:
         kuma.io/service: {name}
         kuma.io/protocol: http
-  transparentProxying:
+{probe}  transparentProxying:
     redirectPortInbound: 15006
     redirectPortOutbound: 15001
 """
@@ -161,6 +173,7 @@ class Mesh:
     outside: Namespace
     remote: ConfigRemote
     logs: Path
+    backend_app: subprocess.Popen[Any]
 
     def api(self, path: str) -> Any:
         with self.cp.entered():
@@ -175,7 +188,7 @@ class Mesh:
         wait_until(applied, 30, what=f"commit {sha[:8]} applied\n{self.log_tail()}")
 
     def get(self, url: str) -> str:
-        """What the web application gets for `url`: `200 <body>`, or `error <why>`."""
+        """What the web application gets for `url`: `<status> <body>`, or `error <why>` without an answer."""
         return self.web.run([sys.executable, "-c", GET, url], check=False, timeout=20).stdout.strip()
 
     def eventually(self, url: str, expected: str, timeout: float = 30.0) -> str:
@@ -239,7 +252,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
                 "meshservice.yaml": MESH_SERVICE,
                 "short-names.yaml": SHORT_NAMES,
                 "web.yaml": _dataplane("web", web.address),
-                "backend.yaml": _dataplane("backend", backend.address),
+                "backend.yaml": _dataplane("backend", backend.address, PROBE),
             },
             "a mesh of two transparent proxies",
         )
@@ -247,12 +260,12 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         cp_log = open(logs / "control-plane.log", "ab")  # noqa: SIM115
         serve = [*RECONCILER, "-v", "serve", "--repo", str(remote.bare), "--state-dir", str(state), "--address", cp.address]
         serve += ["--api-address", cp.address, "--xds-port", str(XDS_PORT), "--api-port", str(API_PORT), "--poll-interval", "0.5"]
-        serve += ["--xds-tls", "none", "--dataplane-auth", "none"]
+        serve += ["--xds-tls", "none", "--dataplane-auth", "none", "--hds-interval", "1"]
         cp.popen(serve, stdout=cp_log, stderr=subprocess.STDOUT)
         outside.popen([sys.executable, NAMESERVER, "dns", "53", outside.address], stdout=subprocess.DEVNULL)
         outside.popen([sys.executable, "-c", OUTSIDE, *map(str, OUTSIDE_PORTS)])
-        backend.popen([sys.executable, "-c", ECHO, str(APP_PORT)])
-        result = Mesh(net, cp, web, backend, outside, remote, logs)
+        app = backend.popen([sys.executable, "-c", ECHO, str(APP_PORT)])
+        result = Mesh(net, cp, web, backend, outside, remote, logs, app)
 
         def serving() -> bool:
             try:
@@ -323,3 +336,27 @@ def test_passthrough_off_refuses_outside_addresses_until_a_meshpassthrough_lists
     while time.monotonic() < deadline and not mesh.get(listed).startswith("error"):
         time.sleep(0.5)
     assert mesh.get(listed).startswith("error")
+
+
+def _endpoints_of_backend(mesh: Mesh) -> list[str]:
+    """The backend's addresses in the web sidecar's clusters (Envoy's admin, inside `web`)."""
+    with mesh.web.entered():
+        clusters = http_get("http://127.0.0.1:9901/clusters")[1]
+    return sorted({line.split("::")[0] for line in clusters.splitlines() if f"::{mesh.backend.address}:{APP_PORT}::" in line})
+
+
+def test_a_workload_that_stops_answering_leaves_its_consumers_endpoints_and_returns(mesh: Mesh) -> None:
+    # Last in the module: it stops the backend's application. The backend's sidecar probes it
+    # (serviceProbe, over HDS, from 127.0.0.6 past the redirect), and the control plane takes it
+    # out of web's endpoints: web's sidecar has no backend host left, not a failing one.
+    mesh.eventually("http://backend.mesh/", '"app": "backend"', timeout=45)
+    assert _endpoints_of_backend(mesh) == ["backend", "default_backend___msvc_80"]
+    mesh.backend_app.terminate()
+    mesh.backend_app.wait(10)
+    wait_until(lambda: not _endpoints_of_backend(mesh), 20, interval=0.3, what=f"the backend out of web's endpoints\n{mesh.log_tail()}")
+    inbound = mesh.api("/meshes/default/dataplanes/backend")["networking"]["inbound"][0]
+    assert inbound["health"] == {"ready": False}, inbound
+    assert mesh.get("http://backend.mesh/") == "503 no healthy upstream"
+    mesh.backend.popen([sys.executable, "-c", ECHO, str(APP_PORT)])
+    mesh.eventually("http://backend.mesh/", '"app": "backend"', timeout=20)
+    assert _endpoints_of_backend(mesh) == ["backend", "default_backend___msvc_80"]
