@@ -80,7 +80,10 @@ class HdsServer(hds_pb2_grpc.HealthDiscoveryServiceServicer):  # type: ignore[mi
             await self._serve(node_id, node, context)
         except Exception:
             # A proxy that goes away while its specifier is written fails that write: the stream
-            # is over, which is no error of the control plane.
+            # is over, which is no error of the control plane (its cancellation may be seen a
+            # moment later, as on ADS).
+            if not (context.cancelled() or context.done()):
+                await asyncio.sleep(HALF_CLOSE_GRACE)
             if not (context.cancelled() or context.done()):
                 raise
         finally:

@@ -127,6 +127,10 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
         except Exception as e:
             # A proxy that goes away while a response is being written fails that write inside
             # gRPC; the stream is over either way, which is not an error of the control plane.
+            # Its cancellation may be seen a moment after the failed write (under load): wait for
+            # it as for a half-close (the task is cancelled meanwhile, or the context says so).
+            if not (context.cancelled() or context.done()):
+                await asyncio.sleep(HALF_CLOSE_GRACE)
             if not (context.cancelled() or context.done()):
                 raise _Ended(
                     node_id, StreamEnd(grpc.StatusCode.UNKNOWN, f"error in the control plane: {type(e).__name__}: {e}", True), e

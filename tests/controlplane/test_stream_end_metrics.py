@@ -25,13 +25,13 @@ def test_stream_ends_are_counted_by_mode_and_code(tmp_path: Path) -> None:
         client = AdsClient(cp.target, delta=True)
         client.open("default.web")
         client.wait_types(LISTENER, CLUSTER)
-        client.close()  # the proxy goes away: its connection closes
+        client.drop()  # the proxy goes away: its connection closes
         wait_until(lambda: ended("delta", "CANCELLED") == 1, 10, what="the delta stream's end counted")
         assert ended("sotw", "CANCELLED") == 0
         client = AdsClient(cp.target)
         client.open("default.web")
         client.wait_types(LISTENER, CLUSTER)
-        client.close()
+        client.drop()
         wait_until(lambda: ended("sotw", "CANCELLED") == 1, 10, what="the SotW stream's end counted")
         assert ended("delta", "CANCELLED") == 1
     finally:

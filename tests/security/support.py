@@ -175,3 +175,9 @@ class AdsClient:
     def close(self) -> None:
         self.requests.put(None)
         self.channel.close()
+
+    def drop(self) -> None:
+        """The proxy vanishes: its connection closes with no half-close before it (`close` half-closes
+        first, and a server that sees the half-close alone answers OK instead of counting a cancel)."""
+        self.channel.close()
+        self.requests.put(None)
