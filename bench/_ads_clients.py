@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from _hds_clients import HdsClient, hds_summary
+
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -291,16 +293,17 @@ class Client:
             )
 
 
-async def _serve_commands(conn: Connection, address: str, ids: list[int], delta: bool) -> None:
+async def _serve_commands(conn: Connection, address: str, ids: list[int], delta: bool, hds: bool) -> None:
     loop = asyncio.get_running_loop()
     proxies = {i: SimProxy(f"default.dp-{i}", delta) for i in ids}
     clients = [Client(p, address, i) for i, p in proxies.items()]
+    health = [HdsClient(c.channel, c.proxy.node_id) for c in clients] if hds else []
     tasks: list[asyncio.Task[None]] = []
     marks: dict[int, int] = {}
     while True:
         cmd, arg = await loop.run_in_executor(None, conn.recv)
         if cmd == "connect":
-            tasks = [asyncio.create_task(c.run()) for c in clients]
+            tasks = [asyncio.create_task(c.run()) for c in clients] + [asyncio.create_task(h.run()) for h in health]
             conn.send(None)
         elif cmd == "status":
             conn.send(
@@ -316,6 +319,7 @@ async def _serve_commands(conn: Connection, address: str, ids: list[int], delta:
                         if not (p := c.proxy).synced_at
                     ][:20],
                 }
+                | hds_summary([h.state for h in health])
             )
         elif cmd == "target":  # arg: {"ids": [...] or None, "endpoints_plus": {cluster: n}, "listeners"/"clusters": changed or not}
             marks = {i: p.responses for i, p in proxies.items()}
@@ -349,6 +353,7 @@ async def _serve_commands(conn: Connection, address: str, ids: list[int], delta:
             for c in clients:
                 c.stopped = True
                 c.call.cancel() if hasattr(c, "call") else None
+            await asyncio.gather(*(h.stop() for h in health))
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -357,25 +362,25 @@ async def _serve_commands(conn: Connection, address: str, ids: list[int], delta:
             return
 
 
-def _worker(conn: Connection, address: str, ids: list[int], delta: bool) -> None:
+def _worker(conn: Connection, address: str, ids: list[int], delta: bool, hds: bool) -> None:
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(_serve_commands(conn, address, ids, delta))
+    asyncio.run(_serve_commands(conn, address, ids, delta, hds))
 
 
 class Workers:
-    """Client processes, each driving a share of the proxies; commands go to all of them."""
+    """Client processes, each driving a share of the proxies (with `hds`, an HDS stream each too)."""
 
-    def __init__(self, address: str, proxies: int, processes: int, *, delta: bool) -> None:
+    def __init__(self, address: str, proxies: int, processes: int, *, delta: bool, hds: bool = False) -> None:
         ctx = mp.get_context("spawn")  # gRPC must not be forked
         self.conns: list[Connection] = []
         self.procs = []
         for k in range(processes):
             parent, child = ctx.Pipe()
             ids = list(range(k, proxies, processes))
-            proc = ctx.Process(target=_worker, args=(child, address, ids, delta), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, address, ids, delta, hds), daemon=True)
             proc.start()
             self.conns.append(parent)
             self.procs.append(proc)

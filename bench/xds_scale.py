@@ -23,7 +23,14 @@ then checks correctness: a fresh control plane started cold on the final commit 
 connected proxies exactly the resource versions the benchmark's proxies hold (non-zero exit on any
 mismatch). `--delta` runs delta xDS clients instead of SotW ones.
 
-Usage: .venv/bin/python bench/xds_scale.py [--proxies 100 1000 10000] [--delta] [--json FILE]
+  idle        with every proxy connected and nothing committed, over `--idle` seconds (30): the
+              server's CPU (/proc utime+stime), its builds and the xDS responses it sends
+  --hds       each proxy also opens an HDS stream on its connection, as Envoy does
+              (bench/_hds_clients.py), and reports its endpoints healthy every `interval` (serve's
+              --hds-interval, 5 s); one Dataplane in ten declares a `serviceProbe`. Memory per
+              proxy is read once every proxy has its specifier and has sent a report
+
+Usage: .venv/bin/python bench/xds_scale.py [--proxies 100 1000 10000] [--delta] [--hds] [--idle S] [--json FILE]
 """
 
 from __future__ import annotations
@@ -37,12 +44,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ads_clients import Workers
+from _control_plane import ControlPlane, free_port, proc_stats  # noqa: F401  # free_port: bench/reconcile_scale.py imports it from here
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support import mesh_timeout
@@ -55,6 +62,9 @@ MESH_TIMEOUT = mesh_timeout("bench-timeout", "idleTimeout: 20s\nconnectionTimeou
 """A change of one file that every proxy sees: its outbound clusters change. Its name
 sorts before Kuma's default MeshTimeout (mesh-timeout-all-default), which wins a tie otherwise."""
 CONNECT_TIMEOUT = 180.0
+PROBED = 10
+"""With --hds, one Dataplane in PROBED declares a serviceProbe."""
+HDS_KEYS = ("hds_specifiers", "hds_reports", "hds_with_workload_checks", "hds_retries")
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -65,7 +75,7 @@ def targets(i: int, services: int) -> list[str]:
     return ["svc-0"] + [f"svc-{(i + k) % (services - 1) + 1}" for k in range(1, OUTBOUNDS)]
 
 
-def dataplane(name: str, i: int, service: str, outbound: list[str]) -> str:
+def dataplane(name: str, i: int, service: str, outbound: list[str], *, probe: bool = False) -> str:
     lines = [
         "type: Dataplane",
         "mesh: default",
@@ -75,6 +85,7 @@ def dataplane(name: str, i: int, service: str, outbound: list[str]) -> str:
         "  inbound:",
         "    - port: 8080",
         "      servicePort: 9090",
+        *(["      serviceProbe:", "        interval: 1s", "        tcp: {}"] if probe else []),
         "      tags:",
         f"        kuma.io/service: {service}",
         "        kuma.io/protocol: http",
@@ -86,9 +97,11 @@ def dataplane(name: str, i: int, service: str, outbound: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_dataplanes(work: Path, proxies: int, services: int, extra: list[str]) -> None:
+def write_dataplanes(work: Path, proxies: int, services: int, extra: list[str], *, probes: bool = False) -> None:
+    """With `probes`, every tenth Dataplane's inbound declares a `serviceProbe` (an HDS workload check)."""
     for i in range(proxies):
-        (work / "dataplanes" / f"dp-{i}.yaml").write_text(dataplane(f"dp-{i}", i, f"svc-{i % services}", targets(i, services) + extra))
+        text = dataplane(f"dp-{i}", i, f"svc-{i % services}", targets(i, services) + extra, probe=probes and i % PROBED == 0)
+        (work / "dataplanes" / f"dp-{i}.yaml").write_text(text)
 
 
 def commit(work: Path, message: str) -> None:
@@ -97,79 +110,16 @@ def commit(work: Path, message: str) -> None:
     git(work, "push", "-q", "origin", "main")
 
 
-def build_repo(root: Path, proxies: int, services: int) -> tuple[Path, Path]:
+def build_repo(root: Path, proxies: int, services: int, *, probes: bool = False) -> tuple[Path, Path]:
     bare, work = root / "config.git", root / "work"
     git(root, "init", "-q", "--bare", "-b", "main", str(bare))
     git(root, "init", "-q", "-b", "main", str(work))
     (work / "mesh.yaml").write_text("type: Mesh\nname: default\n")
     (work / "dataplanes").mkdir()
-    write_dataplanes(work, proxies, services, [])
+    write_dataplanes(work, proxies, services, [], probes=probes)
     git(work, "remote", "add", "origin", str(bare))
     commit(work, "seed")
     return bare, work
-
-
-def proc_stats(pid: int) -> tuple[float, float]:
-    """(CPU seconds, RSS MiB) of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS"))
-    return cpu, rss / 1024
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, ""
-    except OSError:
-        return 0, ""
-
-
-class ControlPlane:
-    """`reconciler serve` as its own process, from start until it is ready to serve."""
-
-    def __init__(self, bare: Path, state: Path, log: Path) -> None:
-        self.xds_port, self.api_port = free_port(), free_port()
-        cmd = [sys.executable, "-m", "reconciler", "serve", "--repo", str(bare), "--state-dir", str(state)]
-        cmd += ["--xds-port", str(self.xds_port), "--api-port", str(self.api_port), "--poll-interval", "1"]
-        # The simulated proxies measure xDS work, not TLS handshakes or token checks.
-        cmd += ["--dataplane-auth", "none", "--xds-tls", "none"]
-        started = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), cwd=ROOT)  # noqa: SIM115
-        deadline = time.monotonic() + 600
-        while http_get(f"http://127.0.0.1:{self.api_port}/readyz")[0] != 200:
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"the control plane did not get ready; see {log}")
-            time.sleep(0.1)
-        self.cold_s = time.perf_counter() - started
-
-    def phases(self) -> dict[str, float]:
-        """Seconds per reconcile phase so far (sums of reconciler_reconcile_phase_duration_seconds)."""
-        out = {}
-        for line in http_get(f"http://127.0.0.1:{self.api_port}/metrics")[1].splitlines():
-            if line.startswith("reconciler_reconcile_phase_duration_seconds_sum{"):
-                phase = line.split('phase="', 1)[1].split('"', 1)[0]
-                out[phase] = round(float(line.rsplit(" ", 1)[1]), 3)
-        return out
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            print(f"the control plane did not stop within 120 s of SIGTERM; killed (pid {self.proc.pid})", file=sys.stderr)
-            self.proc.kill()
-            self.proc.wait()
 
 
 def wait_all(workers: Workers, proxies: int, timeout: float) -> dict[str, Any]:
@@ -183,7 +133,13 @@ def wait_all(workers: Workers, proxies: int, timeout: float) -> dict[str, Any]:
                 for code, n in s["ended"].items():
                     ended[code] = ended.get(code, 0) + n
             unsynced = [u for s in status for u in s["unsynced"]]
+            hds_ended: dict[str, int] = {}
+            for s in status:
+                for code, n in s["hds_ended"].items():
+                    hds_ended[code] = hds_ended.get(code, 0) + n
             return {
+                **{k: sum(s[k] for s in status) for k in HDS_KEYS},
+                "hds_ended": hds_ended,
                 "synced": synced,
                 "retries": sum(s["retries"] for s in status),
                 "ended": ended,
@@ -238,8 +194,8 @@ def processes_for(proxies: int) -> int:
     return max(1, min(4, proxies // 1000))
 
 
-def connect(address: str, proxies: int, delta: bool) -> tuple[Workers, dict[str, Any], float]:
-    workers = Workers(address, proxies, processes_for(proxies), delta=delta)
+def connect(address: str, proxies: int, delta: bool, hds: bool = False) -> tuple[Workers, dict[str, Any], float]:
+    workers = Workers(address, proxies, processes_for(proxies), delta=delta, hds=hds)
     workers.ask("status")  # the processes are up and have built their clients
     started = time.time()
     workers.ask("connect")
@@ -248,12 +204,39 @@ def connect(address: str, proxies: int, delta: bool) -> tuple[Workers, dict[str,
     return workers, result, connect_s
 
 
-def measure(proxies: int, services: int, root: Path, delta: bool) -> dict[str, Any]:
-    bare, work = build_repo(root, proxies, services)
+def settle_hds(workers: Workers, proxies: int, timeout: float) -> dict[str, Any]:
+    """Wait until every proxy has its specifier and has sent a health report."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = wait_all(workers, 0, 0)
+        if (status["hds_specifiers"] >= proxies and status["hds_reports"] >= proxies) or time.monotonic() > deadline:
+            return status
+        time.sleep(0.5)
+
+
+def idle(cp: ControlPlane, workers: Workers, proxies: int, seconds: float) -> dict[str, Any]:
+    """All connected, nothing committed: the server's CPU, builds and xDS responses over `seconds`."""
+    cpu0, builds0, pushes0 = proc_stats(cp.proc.pid)[0], cp.builds(), cp.metric("reconciler_xds_pushes_total")
+    status0 = wait_all(workers, 0, 0)
+    time.sleep(seconds)
+    cpu1, builds1, pushes1 = proc_stats(cp.proc.pid)[0], cp.builds(), cp.metric("reconciler_xds_pushes_total")
+    status1 = wait_all(workers, 0, 0)
+    return {
+        "seconds": seconds,
+        "cpu_pct": round((cpu1 - cpu0) / seconds * 100, 1),
+        "builds": builds1 - builds0,
+        "xds_responses_sent": int(pushes1 - pushes0),
+        "hds_reports": status1["hds_reports"] - status0["hds_reports"],
+        "hds_specifiers": status1["hds_specifiers"] - status0["hds_specifiers"],
+    }
+
+
+def measure(proxies: int, services: int, root: Path, delta: bool, hds: bool = False, idle_s: float = 30.0) -> dict[str, Any]:
+    bare, work = build_repo(root, proxies, services, probes=hds)
     cp = ControlPlane(bare, root / "state", root / "cp.log")
     out: dict[str, Any] = {
         "proxies": proxies,
-        "mode": "delta" if delta else "sotw",
+        "mode": ("delta" if delta else "sotw") + ("+hds" if hds else ""),
         "cold_s": round(cp.cold_s, 2),
         "cold_phases_s": cp.phases(),
     }
@@ -262,18 +245,29 @@ def measure(proxies: int, services: int, root: Path, delta: bool) -> dict[str, A
         time.sleep(1)
         cpu0, rss0 = proc_stats(cp.proc.pid)
         out["rss_before_connect_mib"] = round(rss0)
-        workers, conn, out["connect_s"] = connect(f"127.0.0.1:{cp.xds_port}", proxies, delta)
+        builds0 = cp.builds()
+        workers, conn, out["connect_s"] = connect(f"127.0.0.1:{cp.xds_port}", proxies, delta, hds)
         out.update(synced=len(conn["synced"]), retries=conn["retries"], streams_ended=conn["ended"], unsynced=conn["unsynced"])
         seen = conn["messages"]
         out["per_proxy_connect"] = per_proxy(seen, (0, 0), proxies)
         time.sleep(2)
         cpu1, rss1 = proc_stats(cp.proc.pid)
         out["cpu_connect_s"] = round(cpu1 - cpu0, 2)
+        if hds:
+            started = time.time()
+            status = settle_hds(workers, proxies, 60)
+            out["hds_settle_s"] = round(time.time() - started, 2)
+            out["hds"] = {k: status[k] for k in (*HDS_KEYS, "hds_ended")}
+            time.sleep(2)
+            rss1 = proc_stats(cp.proc.pid)[1]
         out["rss_connected_mib"] = round(rss1)
         out["kib_per_connected_proxy"] = round((rss1 - rss0) * 1024 / proxies, 1)
+        out["builds_while_connecting"] = cp.builds() - builds0
+        out["idle"] = idle(cp, workers, proxies, idle_s)
+        cpu1 = proc_stats(cp.proc.pid)[0]
 
         (work / "dataplanes" / "svc-new.yaml").write_text(dataplane("svc-new", proxies + 1, "svc-new", []))
-        write_dataplanes(work, proxies, services, ["svc-new"])
+        write_dataplanes(work, proxies, services, ["svc-new"], probes=hds)
         out["global_push"] = pushed(workers, work, "svc-new, called by every proxy", None, {"svc-new": 1}, True)
         cpu2, _ = proc_stats(cp.proc.pid)
         seen, before = wait_all(workers, 0, 0)["messages"], seen
@@ -340,6 +334,14 @@ def report(results: list[dict[str, Any]]) -> None:
             lambda r: f"{r['mesh_policy_push']['p50_s']} / {r['mesh_policy_push']['p99_s']} s",
         ),
         ("memory per connected proxy", lambda r: f"{r['kib_per_connected_proxy']} KiB"),
+        ("builds while connecting", lambda r: str(r["builds_while_connecting"])),
+        (
+            "idle, all connected: server CPU, builds, xDS responses",
+            lambda r: (
+                f"{r['idle']['cpu_pct']}% of a core, {r['idle']['builds']}, {r['idle']['xds_responses_sent']} (over {r['idle']['seconds']:g} s)"
+            ),
+        ),
+        ("  HDS reports in that time", lambda r: str(r["idle"]["hds_reports"]) if "hds" in r else "-"),
         ("mismatches with a cold start", lambda r: str(len(r["mismatches"]))),
     ]
     print("| figure | " + " | ".join(f"{r['proxies']:,} {r['mode']}" for r in results) + " |")
@@ -357,6 +359,8 @@ def main() -> int:
     ap.add_argument("--proxies", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--services", type=int, default=50)
     ap.add_argument("--delta", action="store_true", help="delta xDS clients instead of state of the world")
+    ap.add_argument("--hds", action="store_true", help="each proxy also holds an HDS stream and reports health (bench/_hds_clients.py)")
+    ap.add_argument("--idle", type=float, default=30.0, help="seconds to watch the server with every proxy connected and nothing changing")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the control plane and the clients too
@@ -367,7 +371,7 @@ def main() -> int:
     results = []
     for n in args.proxies:
         with tempfile.TemporaryDirectory() as tmp:
-            r = measure(n, args.services, Path(tmp), args.delta)
+            r = measure(n, args.services, Path(tmp), args.delta, args.hds, args.idle)
             results.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "mismatches"} | {"mismatches": len(r["mismatches"])}), flush=True)
     report(results)

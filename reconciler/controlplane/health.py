@@ -8,6 +8,8 @@ inbounds it finds unhealthy are no endpoints, so the consumers of their services
 they, get new endpoints, through the same memoized build a registration takes. Reports that
 arrive while a rebuild waits are taken by that rebuild. When the proxy's last HDS stream ends
 its report is forgotten and its inbounds count as ready again, as Kuma does with no HDS data.
+A report that takes no inbound out, where none was out before (a proxy's first, all healthy,
+report), is kept for the API but rebuilds nothing: the build would be the same.
 """
 
 from __future__ import annotations
@@ -141,10 +143,14 @@ class HealthEvents:
         if node_id not in self._streams:
             return
         report = report_of(response)
-        if self.store.health.get(node_id) == report:
-            return
         before = self.store.health.get(node_id)
+        if before == report:
+            return
         self.store.health[node_id] = report
+        if _all_ready(before) and _all_ready(report):
+            # A proxy's first report, all healthy, takes no inbound out: the build would equal the
+            # last one. Without this every connecting proxy cost a rebuild (249 for 1,000 proxies).
+            return
         log.info("health changed", extra={"node": node_id, "health": _describe(report), "before": _describe(before) if before else "-"})
         self._changed(f"health of {node_id}")
 
@@ -155,7 +161,7 @@ class HealthEvents:
             return
         self._streams.pop(node_id, None)
         self._specs.pop(node_id, None)
-        if self.store.health.pop(node_id, None) is not None:
+        if not _all_ready(self.store.health.pop(node_id, None)):
             self._changed(f"health of {node_id} forgotten (disconnected)")
 
     def _changed(self, reason: str) -> None:
@@ -170,6 +176,11 @@ class HealthEvents:
     async def _rebuild(self, reason: str) -> None:
         self._pending = False
         await self.reconciler.rebuild(reason)
+
+
+def _all_ready(report: HealthReport | None) -> bool:
+    """The report takes no inbound out, as no report does (mesh/health.py's with_health)."""
+    return report is None or (report.envoy and all(report.ports.values()))
 
 
 def _describe(report: HealthReport) -> str:

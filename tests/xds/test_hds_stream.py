@@ -137,3 +137,25 @@ def test_the_specifier_goes_out_reports_come_in_and_a_change_is_sent_on_the_open
         with pytest.raises(StopIteration):
             next(answers)
     assert server.recorder.closed.get(timeout=5) == "default.web"
+
+
+def test_a_malformed_report_ends_the_stream_and_its_health_is_forgotten(server: Server) -> None:
+    server.recorder.spec = _spec(5)
+    while not server.recorder.closed.empty():
+        server.recorder.closed.get()
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        method = channel.stream_stream(
+            "/envoy.service.health.v3.HealthDiscoveryService/StreamHealthCheck",
+            request_serializer=lambda raw: raw,
+            response_deserializer=hds_pb2.HealthCheckSpecifier.FromString,
+        )
+        outgoing: queue.Queue[bytes | None] = queue.Queue()
+        outgoing.put(_hello("default.web").SerializeToString())
+        answers = method(iter(lambda: outgoing.get(timeout=10), None), timeout=10)
+        assert next(answers) == _spec(5)
+        outgoing.put(b"\x12\xff")  # field 2 (endpoint_health_response) with a length past the end
+        with pytest.raises(grpc.RpcError) as ended:
+            next(answers)
+        outgoing.put(None)
+    assert (ended.value.code(), ended.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "malformed EndpointHealthResponse")
+    assert server.recorder.closed.get(timeout=5) == "default.web"
