@@ -94,6 +94,15 @@ def run_serve(settings: ServeSettings) -> None:
     help="Seconds between the health reports sidecars send over HDS (Kuma's dpServer.hds.interval).",
 )
 @click.option(
+    "--hds/--no-hds",
+    "hds_enabled",
+    default=True,
+    show_default=True,
+    help="Serve Kuma's service health probes over HDS (dpServer.hds.enabled). Each sidecar then holds a second stream "
+    "(about 35 KiB and a report every --hds-interval; docs/performance.md); without it, Envoy's HDS stream is refused "
+    "and retried with backoff, and no inbound is taken out for failing probes.",
+)
+@click.option(
     "--fetch-interval",
     default=60.0,
     show_default=True,
@@ -165,6 +174,7 @@ def serve_command(
     xds_tls_san: tuple[str, ...],
     xds_first_request_timeout: float,
     hds_interval: float,
+    hds_enabled: bool,
     fetch_interval: float,
     git_token_file: str | None,
     git_username: str,
@@ -202,7 +212,7 @@ def serve_command(
             xds_tls=xds_tls,
             xds_tls_names=xds_tls_san,
             xds_first_request_timeout=xds_first_request_timeout,
-            hds=HdsSettings(interval=hds_interval),
+            hds=HdsSettings(enabled=hds_enabled, interval=hds_interval),
             fetch_interval=fetch_interval,
             git_username=git_username,
             git_token_file=git_token_file,

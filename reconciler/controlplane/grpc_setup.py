@@ -131,7 +131,7 @@ def make_grpc_server(
     )
     ads = AdsServer(AuthorizedWatcher(cache, admission.refusal), callbacks, first_request_timeout=settings.xds_first_request_timeout)
     add_ads_server(server, ads)
-    if health is not None:
+    if health is not None and settings.hds.enabled:
         add_hds_server(
             server,
             HdsServer(health, refresh_interval=settings.hds.refresh_interval, first_request_timeout=settings.xds_first_request_timeout),

@@ -101,3 +101,32 @@ def test_only_reports_that_change_an_inbound_rebuild(tmp_path: Path) -> None:
         outgoing.put(None)
         channel.close()
         cp.stop()
+
+
+def test_serve_without_hds_refuses_the_stream_and_keeps_serving_xds(tmp_path: Path) -> None:
+    # `serve --no-hds` (Kuma's dpServer.hds.enabled: false): the sidecar's HDS stream is answered
+    # UNIMPLEMENTED, so no report can take an inbound out, while ADS serves as before.
+    from reconciler.xds.hds_specifier import HdsSettings
+    from reconciler.xds.resources import CLUSTER, LISTENER
+    from tests.security.support import AdsClient
+
+    repo = GitRepo(tmp_path / "repo")
+    sha = repo.commit({"mesh.yaml": mesh(), "web.yaml": dataplane_yaml("web", "web", 8080, WORKLOAD_PORT)})
+    cp = LocalControlPlane(repo.path, tmp_path / "state", dataplane_auth="none", xds_tls="none", hds=HdsSettings(enabled=False))
+    try:
+        cp.wait_applied(sha)
+        node = base_pb2.Node(id="default.web")
+        first = Message(health_check_request=hds_pb2.HealthCheckRequest(node=node))
+        with grpc.insecure_channel(cp.target) as channel:
+            stream = hds_pb2_grpc.HealthDiscoveryServiceStub(channel).StreamHealthCheck(iter([first]), timeout=10)
+            try:
+                next(stream)
+                raise AssertionError("an HDS answer from a control plane serving without HDS")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNIMPLEMENTED, e
+        client = AdsClient(cp.target)
+        client.open("default.web")
+        client.wait_types(LISTENER, CLUSTER)
+        client.close()
+    finally:
+        cp.stop()
