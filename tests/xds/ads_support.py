@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -91,21 +92,19 @@ class Recorder:
         return [e for e in self.events if e[0] == kind]
 
 
-class Server:
-    """grpc.aio ADS server on a loop in a thread; `set` changes the cache from the test."""
+class LoopServer:
+    """A grpc.aio server on 127.0.0.1 (a free port) with its event loop in a thread; `add`
+    registers the services on it, in the loop (grpc.aio servers belong to one)."""
 
-    def __init__(self, watcher: ConfigWatcher | None = None) -> None:
+    def __init__(self, add: Callable[[grpc.aio.Server], None]) -> None:
         self.loop = asyncio.new_event_loop()
-        self.cache = ConfigCache()
-        self.watcher: ConfigWatcher = watcher if watcher is not None else self.cache
-        self.recorder = Recorder()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.port = self.call(self._start())
+        self.port = self.call(self._start(add))
 
-    async def _start(self) -> int:
+    async def _start(self, add: Callable[[grpc.aio.Server], None]) -> int:
         self.grpc = grpc.aio.server()
-        add_ads_server(self.grpc, AdsServer(self.watcher, self.recorder))
+        add(self.grpc)
         port = self.grpc.add_insecure_port("127.0.0.1:0")
         await self.grpc.start()
         return int(port)
@@ -113,16 +112,26 @@ class Server:
     def call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
+    def stop(self) -> None:
+        self.call(self.grpc.stop(0))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class Server(LoopServer):
+    """The ADS server on a LoopServer; `set` changes the cache from the test."""
+
+    def __init__(self, watcher: ConfigWatcher | None = None) -> None:
+        self.cache = ConfigCache()
+        self.watcher: ConfigWatcher = watcher if watcher is not None else self.cache
+        self.recorder = Recorder()
+        super().__init__(lambda server: add_ads_server(server, AdsServer(self.watcher, self.recorder)))
+
     def set(self, revision: str, *items: XdsResource) -> None:
         async def update() -> None:
             self.cache.set(NODE, ProxyResources.build(items), revision)
 
         self.call(update())
-
-    def stop(self) -> None:
-        self.call(self.grpc.stop(0))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 class Client:

@@ -3,7 +3,6 @@ how it admits, what it sends, what it hands on, and how it ends."""
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from envoy.service.health.v3 import hds_pb2, hds_pb2_grpc
 from reconciler.xds.hds import HdsServer, add_hds_server
 from reconciler.xds.protocol import XdsRejected
 from reconciler.xds.server import ADMISSION_FAILED
+from tests.xds.ads_support import LoopServer
 
 
 def _spec(interval: int) -> hds_pb2.HealthCheckSpecifier:
@@ -50,25 +50,12 @@ class Recorder:
         self.closed.put(node_id)
 
 
-class Server:
+class Server(LoopServer):
     def __init__(self) -> None:
         self.recorder = Recorder()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-
-    async def _start(self) -> int:
-        self.grpc = grpc.aio.server()
-        add_hds_server(self.grpc, HdsServer(self.recorder, refresh_interval=0.1, first_request_timeout=0.5))
-        port = self.grpc.add_insecure_port("127.0.0.1:0")
-        await self.grpc.start()
-        return int(port)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.grpc.stop(0), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        super().__init__(
+            lambda grpc_server: add_hds_server(grpc_server, HdsServer(self.recorder, refresh_interval=0.1, first_request_timeout=0.5))
+        )
 
 
 @pytest.fixture(scope="module")

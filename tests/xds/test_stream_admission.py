@@ -8,7 +8,6 @@ DiscoveryRequest; never gRPC's UNKNOWN with a Python exception's text.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from reconciler.xds.cache import ConfigCache
 from reconciler.xds.resources import CLUSTER
 from reconciler.xds.server import AdsServer, NoCallbacks, XdsRejected, add_ads_server
+from tests.xds.ads_support import LoopServer
 
 SOTW_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 
@@ -37,34 +37,20 @@ class Admission(NoCallbacks):
         return str(node.id)
 
 
-class Server:
-    def __init__(self, first_request_timeout: float) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.port = asyncio.run_coroutine_threadsafe(self._start(first_request_timeout), self.loop).result(10)
-
-    async def _start(self, timeout: float) -> int:
-        self.grpc = grpc.aio.server()
-        add_ads_server(self.grpc, AdsServer(ConfigCache(), Admission(), first_request_timeout=timeout))
-        port = self.grpc.add_insecure_port("127.0.0.1:0")
-        await self.grpc.start()
-        return int(port)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.grpc.stop(0), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+def _server(first_request_timeout: float) -> LoopServer:
+    return LoopServer(
+        lambda grpc_server: add_ads_server(grpc_server, AdsServer(ConfigCache(), Admission(), first_request_timeout=first_request_timeout))
+    )
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    s = Server(first_request_timeout=0.3)
+def server() -> Iterator[LoopServer]:
+    s = _server(first_request_timeout=0.3)
     yield s
     s.stop()
 
 
-def end_of(server: Server, *requests: bytes) -> grpc.RpcError:
+def end_of(server: LoopServer, *requests: bytes) -> grpc.RpcError:
     """Send these raw messages on a SotW stream, keep it open, and return how it ended."""
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         call: Any = channel.stream_stream(SOTW_METHOD, request_serializer=lambda b: b, response_deserializer=lambda b: b)
@@ -90,17 +76,17 @@ def request(node_id: str) -> bytes:
     return bytes(req.SerializeToString())
 
 
-def test_stream_without_a_first_request_is_closed_after_the_limit(server: Server) -> None:
+def test_stream_without_a_first_request_is_closed_after_the_limit(server: LoopServer) -> None:
     error = end_of(server)
     assert (error.code(), error.details()) == (grpc.StatusCode.DEADLINE_EXCEEDED, "no DiscoveryRequest within 0.3s of opening the stream")
 
 
-def test_refused_stream_gets_the_status_admission_chose(server: Server) -> None:
+def test_refused_stream_gets_the_status_admission_chose(server: LoopServer) -> None:
     error = end_of(server, request("default.refused"))
     assert (error.code(), error.details()) == (grpc.StatusCode.PERMISSION_DENIED, "not this one")
 
 
-def test_failing_admission_is_internal_with_a_short_message_not_the_exception_text(server: Server) -> None:
+def test_failing_admission_is_internal_with_a_short_message_not_the_exception_text(server: LoopServer) -> None:
     error = end_of(server, request("default.buggy"))
     assert (error.code(), error.details()) == (
         grpc.StatusCode.INTERNAL,
@@ -111,7 +97,7 @@ def test_failing_admission_is_internal_with_a_short_message_not_the_exception_te
 @pytest.mark.parametrize(
     "requests", [[b"\xff\xff\xff\xff"], [request("default.web"), b"\x0a\xff"]], ids=["first_request", "after_admission"]
 )
-def test_bytes_that_are_not_a_discovery_request_are_invalid_argument(server: Server, requests: list[bytes]) -> None:
+def test_bytes_that_are_not_a_discovery_request_are_invalid_argument(server: LoopServer, requests: list[bytes]) -> None:
     error = end_of(server, *requests)
     assert (error.code(), error.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT,

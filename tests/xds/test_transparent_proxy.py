@@ -305,3 +305,13 @@ def test_a_transparent_proxys_local_clusters_connect_from_the_passthrough_source
     plain_dataplane = _web().replace("address: 127.0.0.1", "address: 10.1.2.3").replace("  transparentProxying:", "  x:")
     plain = generate_checked(_view(_model(plain_dataplane)))
     assert not [c for n, c in plain.of(CLUSTER).items() if n.startswith("localhost:") and c.message().HasField("upstream_bind_config")]
+
+
+def test_meshpassthroughs_that_disagree_on_a_port_leave_nothing_out_and_say_why() -> None:
+    # Each policy is valid alone; merged, port 80 would carry HTTP and HTTP/2 (Kuma fails such
+    # a proxy's config). Nothing leaves the mesh, and the proxy's problems (what `plan` lists) say why.
+    http = mesh_passthrough("http-out", "Matched", ("Domain", "a.example", 80, "http"))
+    http2 = mesh_passthrough("http2-out", "Matched", ("Domain", "b.example", 80, "http2"))
+    _, resources = _generated(_web(), http, http2, mesh=PASSTHROUGH_OFF)
+    assert [p for p in resources.problems if p.startswith("MeshPassthrough: ")], resources.problems
+    assert not [n for n in resources.of(CLUSTER) if n.startswith(("outbound:passthrough", "meshpassthrough_"))]

@@ -65,9 +65,11 @@ def generate(view: ProxyView) -> ProxyResources:
     if redirect is not None:
         outbound_listeners = [no_bind(r) for r in outbound_listeners]
     items.extend(outbound_listeners)
-    transparent = (
-        list(transparent_resources(redirect, view.mesh.resource.spec, view.confs.get(PASSTHROUGH))) if redirect is not None else []
-    )
+    transparent: list[XdsResource] = []
+    passthrough_problem = None
+    if redirect is not None:
+        made, passthrough_problem = transparent_resources(redirect, view.mesh.resource.spec, view.confs.get(PASSTHROUGH))
+        transparent = list(made)
     items.extend(transparent)
     gateway = list(gateway_resources(view.gateway, mesh, view.tls is not None, facts)) if view.gateway is not None else []
     items.extend(gateway)
@@ -89,7 +91,10 @@ def generate(view: ProxyView) -> ProxyResources:
         )
         tags = {names.outbound_listener(o.outbound.address, o.outbound.port): o.outbound.tags for o in view.outbounds}
         items, problems = _patched(items, origins, tags, patch, view.node_id)
-        return replace(ProxyResources.build(items), problems=tuple(f"MeshProxyPatch: {p}" for p in problems))
+        patched = tuple(f"MeshProxyPatch: {p}" for p in problems)
+        return replace(ProxyResources.build(items), problems=(*((passthrough_problem,) if passthrough_problem else ()), *patched))
+    if passthrough_problem:
+        return replace(ProxyResources.build(items), problems=(passthrough_problem,))
     return ProxyResources.build(items)
 
 

@@ -130,14 +130,15 @@ def _no_destination_cluster() -> cluster_pb2.Cluster:
 
 def transparent_resources(
     redirect: Redirect, mesh_spec: Mapping[str, Any] | None, conf: Mapping[str, Any] | None
-) -> tuple[XdsResource, ...]:
+) -> tuple[tuple[XdsResource, ...], str | None]:
     """Every resource the transparent-proxy generator adds for this redirection, with the
     proxy's MeshPassthrough `conf` (None: no MeshPassthrough selects it) applied to the
-    outbound passthrough listeners and clusters."""
+    outbound passthrough listeners and clusters; and why MeshPassthrough could not be applied
+    (then nothing leaves the mesh from the proxy), or None."""
     ipv6 = ipv6_enabled(redirect)
     passthrough = mesh_passthrough(mesh_spec)
     base = _transparent_resources(redirect.outbound_port, redirect.inbound_port, ipv6, passthrough)
-    return base if conf is None else _with_mesh_passthrough(base, freeze(conf), passthrough, ipv6)
+    return (base, None) if conf is None else _with_mesh_passthrough(base, freeze(conf), passthrough, ipv6)
 
 
 _OUTBOUND = "outbound:passthrough:"
@@ -146,9 +147,10 @@ _OUTBOUND = "outbound:passthrough:"
 @lru_cache(maxsize=256)
 def _with_mesh_passthrough(
     base: tuple[XdsResource, ...], conf: Mapping[str, Any], passthrough: bool, ipv6: bool
-) -> tuple[XdsResource, ...]:
+) -> tuple[tuple[XdsResource, ...], str | None]:
     """`base` with MeshPassthrough's listeners and clusters in place of the outbound passthrough
-    ones (reconciler/policies/meshpassthrough/envoy.py). Shared by the proxies with one conf."""
+    ones (reconciler/policies/meshpassthrough/envoy.py), and the problem when it cannot be
+    applied. Shared by the proxies with one conf."""
     listeners = {r.name: r.message() for r in base if r.type_url == LISTENER and r.name.startswith(_OUTBOUND)}
     clusters = [r.message() for r in base if r.type_url == CLUSTER and r.name.startswith(_OUTBOUND)]
     kept = [r for r in base if not r.name.startswith(_OUTBOUND)]
@@ -156,12 +158,14 @@ def _with_mesh_passthrough(
     try:
         done = configure_passthrough(conf, passthrough, v4, v6, clusters, ipv6_enabled=ipv6)
     except ValueError as e:
-        # Kuma fails such a proxy's config; here nothing leaves the mesh until the policies agree.
-        log.warning("MeshPassthrough: %s; no traffic leaves the mesh from this proxy", e)
-        return (*kept, *(resource(LISTENER, name, message) for name, message in listeners.items()))
+        # Kuma fails such a proxy's config; here nothing leaves the mesh until the policies agree,
+        # and the proxy's problems say why (`plan` shows them).
+        problem = f"MeshPassthrough: {e}; no traffic leaves the mesh from this proxy"
+        log.warning(problem)
+        return (*kept, *(resource(LISTENER, name, message) for name, message in listeners.items())), problem
     made = [resource(LISTENER, m.name, m) for m in (done.ipv4, done.ipv6) if m is not None]
     made += [resource(CLUSTER, c.name, c) for c in done.clusters]
-    return (*kept, *made)
+    return (*kept, *made), None
 
 
 @lru_cache(maxsize=1024)
