@@ -1,19 +1,17 @@
 """MeshPassthrough with real traffic: a transparently proxied application reaches only what the
 policy lists when the Mesh's passthrough is off.
 
-The test makes two network namespaces joined by a veth pair on a private subnet: `client`
+The test makes two network namespaces on a private subnet (tests/netns/harness.py): `client`
 runs a real Envoy (as user nobody) and iptables redirecting the client's TCP to the subnet to
 Envoy's port 15001, as `reconciler transparent-proxy install` does; `server` runs plain HTTP
 servers outside any mesh. Envoy's config is the transparent proxy's passthrough listener as
-configure_passthrough rewrites it, plus the clusters it returns. Both namespaces (and with
-them the veth pair and every rule) are removed on every exit path.
+configure_passthrough rewrites it, plus the clusters it returns. The harness removes the
+namespaces (and with them every link and rule) on every exit path.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import random
 import shutil
 import subprocess
 import sys
@@ -30,6 +28,7 @@ from reconciler.dataplane.envoy_binary import EnvoyNotFound, find_envoy
 from reconciler.policies.meshpassthrough.envoy import IPV4, NO_MATCH_MESSAGE, configure_passthrough, passthrough_cluster
 from reconciler.policies.meshproxypatch.envoyjson import to_json
 from tests.e2e.harness import wait_until
+from tests.netns.harness import Network, skip_reason
 from tests.policies.meshpassthrough.cases import catch_all_listener
 from tests.support import self_signed_ec_ca
 
@@ -100,11 +99,11 @@ except Exception as e:
 
 
 def _missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to create network namespaces and iptables rules"
-    for tool in ("ip", "iptables", "setpriv"):
-        if shutil.which(tool) is None:
-            return f"needs `{tool}` (Debian: iproute2, iptables, util-linux)"
+    reason = skip_reason()
+    if reason is not None:
+        return reason
+    if shutil.which("setpriv") is None:
+        return "needs `setpriv` (Debian: util-linux)"
     try:
         find_envoy()
     except EnvoyNotFound as e:
@@ -115,33 +114,17 @@ def _missing() -> str | None:
 pytestmark = [pytest.mark.envoy, pytest.mark.skipif(_missing() is not None, reason=_missing() or "")]
 
 
-def _run(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=20)
-
-
 @contextmanager
 def _namespaces() -> Iterator[tuple[str, str]]:
-    tag = f"mpt{os.getpid() % 100000}{random.randrange(100)}"
-    client, server = f"{tag}c", f"{tag}s"
-    made: list[str] = []
-    try:
-        for ns in (client, server):
-            _run("ip", "netns", "add", ns)
-            made.append(ns)
-            _run("ip", "-n", ns, "link", "set", "lo", "up")
-        _run("ip", "link", "add", f"{tag}a", "netns", client, "type", "veth", "peer", "name", f"{tag}b", "netns", server)
-        for ns, dev, address in ((client, f"{tag}a", CLIENT_IP), (server, f"{tag}b", SERVER_IP)):
-            _run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", dev)
-            _run("ip", "-n", ns, "link", "set", dev, "up")
+    with Network(subnet=f"{SUBNET}.0/24") as net:
+        client, server = net.add("client"), net.add("server")
+        assert (client.address, server.address) == (CLIENT_IP, SERVER_IP)
         # The application's TCP to the subnet goes to Envoy; Envoy's own (user nobody) does not.
-        _run(
-            "ip", "netns", "exec", client, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", f"{SUBNET}.0/24",
-            "-m", "owner", "!", "--uid-owner", str(NOBODY), "-j", "REDIRECT", "--to-ports", str(REDIRECT_PORT),
+        client.run(
+            ["iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", f"{SUBNET}.0/24",
+             "-m", "owner", "!", "--uid-owner", str(NOBODY), "-j", "REDIRECT", "--to-ports", str(REDIRECT_PORT)]
         )  # fmt: skip
-        yield client, server
-    finally:
-        for ns in made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20, check=False)
+        yield client.name, server.name
 
 
 @contextmanager
